@@ -1,0 +1,3 @@
+#!/usr/bin/env node
+// Runs the compiled CLI (npm run build first; `npm start` does both).
+import '../dist/cli/index.js';

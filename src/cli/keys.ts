@@ -1,0 +1,81 @@
+import path from 'node:path';
+import { Option, type Command } from 'commander';
+import { loadConfig } from '../core/config.js';
+import { generateApiKey, hashApiKey, keyPrefix } from '../core/keys.js';
+import { openStore } from '../store/index.js';
+import type { Store } from '../store/store.js';
+
+interface StoreFlags {
+  config?: string;
+  dataDir?: string;
+}
+
+async function withStore<T>(flags: StoreFlags, fn: (store: Store) => Promise<T>): Promise<T> {
+  const config = loadConfig({ configFile: flags.config, dataDir: flags.dataDir });
+  const store = await openStore(config, path.resolve(config.server.dataDir));
+  try {
+    return await fn(store);
+  } finally {
+    await store.close();
+  }
+}
+
+function storeOptions(command: Command): Command {
+  return command
+    .addOption(new Option('-c, --config <file>', 'YAML config file'))
+    .addOption(new Option('--data-dir <dir>', 'data directory of the server (default ./data)'));
+}
+
+function parseDuration(text: string): number {
+  const match = /^(\d+)\s*(s|m|h|d)$/.exec(text.trim());
+  if (!match) throw new Error(`Invalid duration '${text}': use e.g. 30d, 12h, 15m`);
+  const unit = { s: 1, m: 60, h: 3600, d: 86400 }[match[2] as 's' | 'm' | 'h' | 'd'];
+  return Number(match[1]) * unit * 1000;
+}
+
+export function registerKeysCommand(program: Command): void {
+  const keys = program.command('keys').description('Create, list and revoke API keys (stored hashed; each bound to one organisation).');
+
+  storeOptions(keys.command('create'))
+    .description('Create a key. The key is printed once, alone on the last line of output.')
+    .requiredOption('--org <organisation>', 'organisation the key belongs to')
+    .option('--name <name>', 'a label for the key')
+    .option('--expires-in <duration>', 'expiry, e.g. 30d, 12h')
+    .option('--models <ids>', 'comma-separated model ids/aliases this key may use (default: all)')
+    .action(async (flags: StoreFlags & { org: string; name?: string; expiresIn?: string; models?: string }) => {
+      const key = generateApiKey();
+      const record = await withStore(flags, (store) =>
+        store.createKey({
+          organisation: flags.org,
+          name: flags.name,
+          hash: hashApiKey(key),
+          prefix: keyPrefix(key),
+          expiresAt: flags.expiresIn ? Date.now() + parseDuration(flags.expiresIn) : undefined,
+          allowedModels: flags.models ? flags.models.split(',').map((m) => m.trim()).filter(Boolean) : undefined,
+        }),
+      );
+      process.stdout.write(`Created key ${record.id} for organisation ${record.organisation}. It is shown once; store it now:\n${key}\n`);
+    });
+
+  storeOptions(keys.command('list'))
+    .description('List keys (never the keys themselves: id, organisation, prefix, state).')
+    .option('--org <organisation>', 'only this organisation')
+    .action(async (flags: StoreFlags & { org?: string }) => {
+      const rows = await withStore(flags, (store) => store.listKeys(flags.org));
+      const now = Date.now();
+      process.stdout.write('ID\tORGANISATION\tPREFIX\tNAME\tSTATE\tCREATED\n');
+      for (const k of rows) {
+        const state = k.revokedAt ? 'revoked' : k.expiresAt && k.expiresAt <= now ? 'expired' : 'active';
+        process.stdout.write(`${k.id}\t${k.organisation}\t${k.prefix}…\t${k.name ?? ''}\t${state}\t${new Date(k.createdAt).toISOString()}\n`);
+      }
+    });
+
+  storeOptions(keys.command('revoke'))
+    .description('Revoke a key by id; it is refused (401) at once.')
+    .argument('<id>', 'key id (from keys list)')
+    .action(async (id: string, flags: StoreFlags) => {
+      const revoked = await withStore(flags, (store) => store.revokeKey(id));
+      if (!revoked) throw new Error(`No active key with id ${id}`);
+      process.stdout.write(`Revoked ${id}\n`);
+    });
+}

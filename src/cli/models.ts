@@ -1,0 +1,45 @@
+import type { Command } from 'commander';
+import { ModelRegistry } from '../core/models.js';
+import { configOptions } from './options.js';
+import { configFromFlags, type ConfigFlags } from './serve.js';
+
+export function registerModelsCommand(program: Command): void {
+  const models = program.command('models').description('List the configured models, or download local ones.');
+
+  configOptions(models.command('list'))
+    .description('List every routable model: id, aliases, provider and upstream model.')
+    .action((flags: ConfigFlags) => {
+      const registry = new ModelRegistry(configFromFlags(flags));
+      process.stdout.write('ID\tALIASES\tPROVIDER\tUPSTREAM MODEL\tCONTEXT\tMODALITIES\n');
+      for (const m of registry.models) {
+        for (const d of m.deployments) {
+          process.stdout.write(`${m.id}\t${m.aliases.join(',')}\t${d.provider}\t${d.model}\t${m.contextLength}\t${m.modalities.join(',')}\n`);
+        }
+      }
+    });
+
+  configOptions(models.command('pull'))
+    .description('Download a local model (default: the default model) into the cache, with a progress bar; resumes an interrupted download and verifies it.')
+    .argument('[model]', 'model id/alias from the config, or a path, URL or hf: reference')
+    .action(async (name: string | undefined, flags: ConfigFlags) => {
+      const config = configFromFlags(flags);
+      const registry = new ModelRegistry(config);
+      const model = name ? registry.find(name) : registry.defaultModel;
+      const deployment = model?.deployments.find((d) => d.provider === 'local');
+      const source = deployment?.model ?? name;
+      if (!source) throw new Error('Nothing to pull');
+      if (model && !deployment) throw new Error(`Model '${model.id}' is not a local model`);
+      // TODO(spine): static import once src/providers/local/download.ts lands.
+      const downloadModule = '../providers/local/download.js';
+      const { pullModel } = (await import(downloadModule)) as {
+        pullModel: (source: string, o: { cacheDir?: string; sha256?: string; size?: number; progress: boolean }) => Promise<string>;
+      };
+      const file = await pullModel(source, {
+        cacheDir: config.local.cacheDir,
+        sha256: deployment?.sha256,
+        size: deployment?.size,
+        progress: true,
+      });
+      process.stdout.write(`${file}\n`);
+    });
+}

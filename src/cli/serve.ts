@@ -1,0 +1,54 @@
+import { Option, type Command } from 'commander';
+import { loadConfig } from '../core/config.js';
+import { createServer } from '../server/app.js';
+import { configOptions } from './options.js';
+
+export interface ConfigFlags {
+  config?: string;
+  dataDir?: string;
+  model?: string;
+  host?: string;
+  port?: string;
+  threads?: string;
+  logLevel?: string;
+}
+
+export function configFromFlags(flags: ConfigFlags) {
+  return loadConfig({
+    configFile: flags.config,
+    dataDir: flags.dataDir,
+    model: flags.model,
+    host: flags.host,
+    port: flags.port === undefined ? undefined : Number(flags.port),
+    threads: flags.threads === undefined ? undefined : Number(flags.threads),
+    logLevel: flags.logLevel,
+  });
+}
+
+export function registerServeCommand(program: Command): void {
+  configOptions(program.command('serve'))
+    .description('Start the gateway. With no config it serves the default local model on 127.0.0.1:8080.')
+    .addOption(new Option('--host <host>', 'listen address (env SWITCHBOARD_HOST; default 127.0.0.1)'))
+    .addOption(new Option('-p, --port <port>', 'listen port (env SWITCHBOARD_PORT; default 8080; 0 = any free port)'))
+    .addOption(new Option('--threads <n>', 'CPU threads per local model context (env SWITCHBOARD_THREADS; default 1)'))
+    .addOption(new Option('--log-level <level>', 'fatal|error|warn|info|debug|trace|silent'))
+    .addOption(new Option('--no-warm-up', 'do not load the default model before accepting requests'))
+    .action(async (flags: ConfigFlags & { warmUp: boolean }) => {
+      const config = configFromFlags(flags);
+      const server = await createServer({ config });
+      if (flags.warmUp) {
+        server.context.logger.info({ model: server.context.gateway.registry.defaultModel.id }, 'loading the default model');
+        await server.context.gateway.warmUp();
+      }
+      const url = await server.listen();
+      server.context.logger.info({ url, defaultModel: server.context.gateway.registry.defaultModel.id }, 'switchboard listening');
+      // A line tests and scripts can wait for.
+      process.stdout.write(`switchboard listening on ${url}\n`);
+      const stop = async () => {
+        await server.close().catch(() => undefined);
+        process.exit(0);
+      };
+      process.once('SIGINT', stop);
+      process.once('SIGTERM', stop);
+    });
+}

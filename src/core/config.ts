@@ -1,0 +1,205 @@
+// The configuration file (YAML), its schema, and the environment overrides.
+// With no file at all the server serves one local model, the default.
+
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { parse as parseYaml } from 'yaml';
+import { z } from 'zod';
+
+export const DEFAULT_LOCAL_MODEL_ID = 'qwen2.5-0.5b-instruct';
+/** Qwen2.5-0.5B-Instruct, Q4_K_M quantisation: small, multilingual, trained for tool calling. */
+export const DEFAULT_LOCAL_MODEL_SOURCE = 'hf:Qwen/Qwen2.5-0.5B-Instruct-GGUF/qwen2.5-0.5b-instruct-q4_k_m.gguf';
+
+const modalitySchema = z.enum(['text', 'image', 'video', 'document']);
+
+const pricingSchema = z
+  .object({
+    /** USD per million input tokens. */
+    input: z.number().nonnegative().default(0),
+    /** USD per million output tokens. */
+    output: z.number().nonnegative().default(0),
+    /** USD per million cached input tokens (cache reads); defaults to `input`. */
+    cachedInput: z.number().nonnegative().optional(),
+    /** USD per million cache-write tokens; defaults to `input`. */
+    cacheWrite: z.number().nonnegative().optional(),
+  })
+  .strict();
+
+/** One upstream that can serve a model: provider + upstream model + credentials. */
+const deploymentSchema = z
+  .object({
+    /** Optional name, shown in headers, logs and router status. */
+    name: z.string().optional(),
+    provider: z.string(),
+    /** Upstream model name; for `local`, a GGUF path, http(s) URL or hf: reference. */
+    model: z.string(),
+    baseUrl: z.string().optional(),
+    /** Name of the environment variable holding the API key (never the key itself). */
+    apiKeyEnv: z.string().optional(),
+    /** Extra request headers for the upstream. */
+    headers: z.record(z.string(), z.string()).optional(),
+    /** Expected sha256 of a downloaded local model file. */
+    sha256: z.string().optional(),
+    /** Expected size in bytes of a downloaded local model file. */
+    size: z.number().int().positive().optional(),
+    region: z.string().optional(),
+    weight: z.number().positive().default(1),
+    /** Max requests in flight on this deployment (0 = unlimited). */
+    maxConcurrent: z.number().int().nonnegative().default(0),
+    /** Provider-specific options, passed to the provider unchanged. */
+    options: z.record(z.string(), z.unknown()).optional(),
+  })
+  .strict();
+
+const modelSchema = z
+  .object({
+    id: z.string().min(1),
+    aliases: z.array(z.string()).default([]),
+    provider: z.string().optional(),
+    model: z.string().optional(),
+    baseUrl: z.string().optional(),
+    apiKeyEnv: z.string().optional(),
+    headers: z.record(z.string(), z.string()).optional(),
+    sha256: z.string().optional(),
+    size: z.number().int().positive().optional(),
+    region: z.string().optional(),
+    options: z.record(z.string(), z.unknown()).optional(),
+    contextLength: z.number().int().positive().default(4096),
+    modalities: z.array(modalitySchema).default(['text']),
+    pricing: pricingSchema.default({ input: 0, output: 0 }),
+    /** Several upstreams for one model; when absent, the model's own provider fields are the one deployment. */
+    deployments: z.array(deploymentSchema).optional(),
+    /** Router settings for this model (strategy, retries, fallbacks, timeouts). */
+    routing: z.record(z.string(), z.unknown()).optional(),
+    ownedBy: z.string().optional(),
+  })
+  .strict()
+  .refine((m) => m.deployments?.length || (m.provider && m.model), {
+    message: 'a model needs `provider` and `model`, or `deployments`',
+  });
+
+const localSchema = z
+  .object({
+    /** CPU threads per context. 1 is by far the fastest for small models on small machines (measured). */
+    threads: z.number().int().positive().default(1),
+    /** Sequences evaluated together in one context (batched). */
+    parallel: z.number().int().positive().default(4),
+    /** Requests that may wait for a free sequence before new ones get 429/503. */
+    queueLimit: z.number().int().nonnegative().default(64),
+    /** Context size per sequence, in tokens (capped by the model's own). */
+    contextSize: z.number().int().positive().optional(),
+    /** Where downloaded models are kept. */
+    cacheDir: z.string().optional(),
+    gpu: z.union([z.literal(false), z.literal('auto'), z.literal('cuda'), z.literal('vulkan'), z.literal('metal')]).default(false),
+  })
+  .strict();
+
+export const configSchema = z
+  .object({
+    server: z
+      .object({
+        host: z.string().default('127.0.0.1'),
+        port: z.number().int().min(0).max(65535).default(8080),
+        dataDir: z.string().default('./data'),
+        /** Whole-request body cap in bytes. */
+        bodyLimit: z.number().int().positive().default(25 * 1024 * 1024),
+        logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+        /** Admin key (raw) taken from this env var, for the admin API. */
+        adminKeyEnv: z.string().default('SWITCHBOARD_ADMIN_KEY'),
+      })
+      .strict()
+      .default({ host: '127.0.0.1', port: 8080, dataDir: './data', bodyLimit: 25 * 1024 * 1024, logLevel: 'info', adminKeyEnv: 'SWITCHBOARD_ADMIN_KEY' }),
+    local: localSchema.default({ threads: 1, parallel: 4, queueLimit: 64, gpu: false }),
+    defaultModel: z.string().optional(),
+    models: z.array(modelSchema).default([]),
+    /** Settings owned by later features (tools, router, limits, store…), validated by their owners. */
+    tools: z.unknown().optional(),
+    router: z.unknown().optional(),
+    limits: z.unknown().optional(),
+    store: z.unknown().optional(),
+    async: z.unknown().optional(),
+    artifacts: z.unknown().optional(),
+    mcp: z.unknown().optional(),
+  })
+  .strict();
+
+export type Config = z.infer<typeof configSchema>;
+export type ModelConfig = z.infer<typeof modelSchema>;
+export type DeploymentConfig = z.infer<typeof deploymentSchema>;
+export type Modality = z.infer<typeof modalitySchema>;
+
+export interface ConfigOverrides {
+  configFile?: string;
+  host?: string;
+  port?: number;
+  dataDir?: string;
+  /** Default local model: path, URL or hf: reference. */
+  model?: string;
+  threads?: number;
+  logLevel?: string;
+}
+
+export function defaultCacheDir(): string {
+  return process.env.SWITCHBOARD_CACHE_DIR ?? path.join(os.homedir(), '.cache', 'switchboard', 'models');
+}
+
+/** Model id for a local model source: the file name without `.gguf`. */
+export function localModelId(source: string): string {
+  const last = source.split(/[\\/]/).pop() ?? source;
+  return last.replace(/\.gguf$/i, '') || DEFAULT_LOCAL_MODEL_ID;
+}
+
+function formatZodError(error: z.ZodError): string {
+  return error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ');
+}
+
+/**
+ * Loads the config: file (flag, then SWITCHBOARD_CONFIG, then ./switchboard.yaml if present),
+ * then env vars, then CLI flags. Flags beat env beat file.
+ */
+export function loadConfig(overrides: ConfigOverrides = {}, env: NodeJS.ProcessEnv = process.env): Config {
+  const file = overrides.configFile ?? env.SWITCHBOARD_CONFIG ?? (fs.existsSync('switchboard.yaml') ? 'switchboard.yaml' : undefined);
+  let raw: Record<string, unknown> = {};
+  if (file) {
+    const text = fs.readFileSync(file, 'utf8');
+    raw = (parseYaml(text) as Record<string, unknown> | null) ?? {};
+  }
+  const parsed = configSchema.safeParse(raw);
+  if (!parsed.success) throw new Error(`Invalid config${file ? ` in ${file}` : ''}: ${formatZodError(parsed.error)}`);
+  const config = parsed.data;
+
+  const host = overrides.host ?? env.SWITCHBOARD_HOST;
+  const port = overrides.port ?? (env.SWITCHBOARD_PORT ? Number(env.SWITCHBOARD_PORT) : undefined);
+  const dataDir = overrides.dataDir ?? env.SWITCHBOARD_DATA_DIR;
+  const model = overrides.model ?? env.SWITCHBOARD_MODEL;
+  const threads = overrides.threads ?? (env.SWITCHBOARD_THREADS ? Number(env.SWITCHBOARD_THREADS) : undefined);
+  const logLevel = overrides.logLevel ?? env.SWITCHBOARD_LOG_LEVEL;
+  if (host) config.server.host = host;
+  if (port !== undefined && Number.isFinite(port)) config.server.port = port;
+  if (dataDir) config.server.dataDir = dataDir;
+  if (threads !== undefined && Number.isFinite(threads)) config.local.threads = threads;
+  if (logLevel) config.server.logLevel = logLevel as Config['server']['logLevel'];
+
+  if (model) {
+    // --model replaces the default local model (or adds it when the config has none).
+    const existing = config.models.find((m) => m.id === config.defaultModel && m.provider === 'local');
+    if (existing) existing.model = model;
+    else {
+      const id = localModelId(model);
+      config.models = config.models.filter((m) => m.id !== id);
+      config.models.unshift(modelSchema.parse({ id, provider: 'local', model, contextLength: 4096 }));
+      config.defaultModel = id;
+    }
+  }
+  if (config.models.length === 0) {
+    config.models.push(
+      modelSchema.parse({ id: DEFAULT_LOCAL_MODEL_ID, provider: 'local', model: DEFAULT_LOCAL_MODEL_SOURCE, contextLength: 32768, ownedBy: 'qwen' }),
+    );
+  }
+  if (!config.defaultModel) config.defaultModel = config.models[0]!.id;
+  if (!config.models.some((m) => m.id === config.defaultModel)) {
+    throw new Error(`Invalid config: defaultModel "${config.defaultModel}" is not one of the models`);
+  }
+  return config;
+}

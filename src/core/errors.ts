@@ -1,0 +1,105 @@
+// One error class carries every failure to the edge. Each dialect maps `kind` to its own
+// status and JSON shape; `code` is the stable, searchable name of the failure.
+
+export type ErrorKind =
+  | 'bad_request'
+  | 'auth'
+  | 'permission'
+  | 'not_found'
+  | 'conflict'
+  | 'payload_too_large'
+  | 'rate_limit'
+  | 'budget_exceeded'
+  | 'context_window'
+  | 'content_policy'
+  | 'timeout'
+  | 'upstream_5xx'
+  | 'upstream_invalid'
+  | 'unavailable'
+  | 'cancelled'
+  | 'internal';
+
+const STATUS_BY_KIND: Record<ErrorKind, number> = {
+  bad_request: 400,
+  auth: 401,
+  permission: 403,
+  not_found: 404,
+  conflict: 409,
+  payload_too_large: 413,
+  rate_limit: 429,
+  budget_exceeded: 429,
+  context_window: 400,
+  content_policy: 400,
+  timeout: 504,
+  upstream_5xx: 502,
+  upstream_invalid: 502,
+  unavailable: 503,
+  cancelled: 499,
+  internal: 500,
+};
+
+const RETRYABLE_KINDS = new Set<ErrorKind>(['rate_limit', 'timeout', 'upstream_5xx', 'unavailable']);
+
+export interface GatewayErrorOptions {
+  /** The request field at fault, for 400s. */
+  param?: string;
+  /** Stable machine-readable code; defaults to the kind. */
+  code?: string;
+  /** Seconds the client should wait (429, 503). */
+  retryAfter?: number;
+  retryable?: boolean;
+  status?: number;
+  cause?: unknown;
+  /** Provider that raised it, when upstream. */
+  provider?: string;
+  /** Field -> problems, for dialects that report validation per field (Eden). */
+  fieldErrors?: Record<string, string[]>;
+}
+
+export class GatewayError extends Error {
+  readonly kind: ErrorKind;
+  readonly status: number;
+  readonly param?: string;
+  readonly code: string;
+  readonly retryAfter?: number;
+  readonly retryable: boolean;
+  readonly provider?: string;
+  readonly fieldErrors?: Record<string, string[]>;
+
+  constructor(kind: ErrorKind, message: string, options: GatewayErrorOptions = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = 'GatewayError';
+    this.kind = kind;
+    this.status = options.status ?? STATUS_BY_KIND[kind];
+    this.param = options.param;
+    this.code = options.code ?? kind;
+    this.retryAfter = options.retryAfter;
+    this.retryable = options.retryable ?? RETRYABLE_KINDS.has(kind);
+    this.provider = options.provider;
+    this.fieldErrors = options.fieldErrors;
+  }
+}
+
+export function badRequest(message: string, param?: string, code = 'invalid_request'): GatewayError {
+  return new GatewayError('bad_request', message, { param, code });
+}
+
+export function isGatewayError(err: unknown): err is GatewayError {
+  return err instanceof GatewayError;
+}
+
+/** Normalises anything thrown into a GatewayError; Fastify's own errors keep their status. */
+export function toGatewayError(err: unknown): GatewayError {
+  if (err instanceof GatewayError) return err;
+  const e = err as { statusCode?: number; code?: string; message?: string; name?: string } | undefined;
+  if (e && e.name === 'AbortError') return new GatewayError('cancelled', 'The request was cancelled', { cause: err });
+  if (e && typeof e.statusCode === 'number') {
+    const status = e.statusCode;
+    if (status === 413) return new GatewayError('payload_too_large', 'The request body is larger than the 25 MB limit', { code: e.code ?? 'payload_too_large', cause: err });
+    if (status === 415) return new GatewayError('bad_request', e.message ?? 'Unsupported content type', { code: e.code ?? 'unsupported_media_type', status: 415, cause: err });
+    if (status >= 400 && status < 500) {
+      return new GatewayError('bad_request', e.message ?? 'Bad request', { code: e.code === 'FST_ERR_CTP_INVALID_JSON_BODY' || /JSON/.test(e.message ?? '') ? 'invalid_json' : e.code ?? 'invalid_request', status, cause: err });
+    }
+  }
+  return new GatewayError('internal', 'Internal error', { cause: err });
+}

@@ -1,0 +1,300 @@
+// The core every dialect calls: resolve the model, check what it can do, route to a provider,
+// and account for the result. Dialects get back a primed stream of canonical parts.
+
+import { randomUUID } from 'node:crypto';
+import type { Logger } from 'pino';
+import type { Config } from './config.js';
+import { GatewayError, badRequest, toGatewayError } from './errors.js';
+import type { ResolvedDeployment, ResolvedModel } from './models.js';
+import { ModelRegistry, costOf } from './models.js';
+import type { Capabilities, Provider, ProviderEnvironment, ProviderFactory } from './provider.js';
+import { Router } from './router/router.js';
+import type { PrimedStream } from './stream.js';
+import { mergeChoices, primeStream } from './stream.js';
+import { enforceStructuredOutput, compileSchema } from './structured-output.js';
+import type { ChatRequest, StreamPart, Usage } from './types.js';
+import { emptyUsage } from './types.js';
+import { estimateTokens } from './truncate.js';
+import type { Store } from '../store/store.js';
+
+export interface RequestContext {
+  requestId: string;
+  organisation: string;
+  keyId?: string;
+  dialect: string;
+  route: string;
+  correlationId?: string;
+  stream: boolean;
+  signal: AbortSignal;
+  /** performance.now() when the request arrived, for latency and overhead. */
+  startedAt: number;
+}
+
+export interface ChatResult {
+  stream: PrimedStream;
+  model: ResolvedModel;
+  deployment: ResolvedDeployment;
+  provider: string;
+  attempts: number;
+  /** Milliseconds from request arrival to the first content part. */
+  ttftMs: number;
+  /** Resolves when the stream has been consumed, with its usage and cost. */
+  done: Promise<ChatSummary>;
+}
+
+export interface ChatSummary {
+  usage: Usage;
+  cost: number;
+  status: number;
+  errorKind?: string;
+  latencyMs: number;
+}
+
+export type ChatObserver = (event: { context: RequestContext; model?: string; provider?: string; summary: ChatSummary }) => void;
+
+export class Gateway {
+  readonly registry: ModelRegistry;
+  readonly router = new Router();
+  private readonly providers = new Map<string, Provider>();
+  private readonly observers: ChatObserver[] = [];
+
+  constructor(
+    readonly config: Config,
+    readonly store: Store,
+    readonly logger: Logger,
+    private readonly factories: Record<string, ProviderFactory>,
+    readonly dataDir: string,
+  ) {
+    this.registry = new ModelRegistry(config);
+    for (const model of this.registry.models) {
+      for (const d of model.deployments) {
+        if (!factories[d.provider]) throw new Error(`Model '${model.id}' names an unknown provider '${d.provider}' (known: ${Object.keys(factories).join(', ')})`);
+      }
+    }
+  }
+
+  provider(name: string): Provider {
+    let provider = this.providers.get(name);
+    if (!provider) {
+      const env: ProviderEnvironment = { config: this.config, logger: this.logger.child({ provider: name }), dataDir: this.dataDir };
+      provider = this.factories[name]!(env);
+      this.providers.set(name, provider);
+    }
+    return provider;
+  }
+
+  /** Called for every finished chat call (metrics, usage, limits). */
+  onChatDone(observer: ChatObserver): void {
+    this.observers.push(observer);
+  }
+
+  capabilities(deployment: ResolvedDeployment): Capabilities {
+    return this.provider(deployment.provider).capabilities(deployment);
+  }
+
+  /** Refuses, with a 400 naming the field, what the model cannot do and the core cannot emulate. */
+  checkRequest(request: ChatRequest, model: ResolvedModel): void {
+    for (const message of request.messages) {
+      for (const part of message.content) {
+        if ((part.type === 'image' || part.type === 'video') && !model.modalities.includes(part.type)) {
+          throw badRequest(`The model '${model.id}' does not accept ${part.type} input`, 'messages', 'unsupported_modality');
+        }
+        if (part.type === 'document' && !model.modalities.includes('document')) {
+          throw badRequest(`The model '${model.id}' does not accept document input`, 'messages', 'unsupported_modality');
+        }
+      }
+    }
+    const caps = this.capabilities(model.deployments[0]!);
+    if (request.tools?.length && !caps.tools) throw badRequest(`The model '${model.id}' does not support tools`, 'tools', 'unsupported_parameter');
+    const sampling: Array<[keyof ChatRequest, Capabilities['sampling'][number], string]> = [
+      ['temperature', 'temperature', 'temperature'],
+      ['topP', 'topP', 'top_p'],
+      ['topK', 'topK', 'top_k'],
+      ['minP', 'minP', 'min_p'],
+      ['seed', 'seed', 'seed'],
+      ['presencePenalty', 'presencePenalty', 'presence_penalty'],
+      ['frequencyPenalty', 'frequencyPenalty', 'frequency_penalty'],
+      ['repetitionPenalty', 'repetitionPenalty', 'repetition_penalty'],
+    ];
+    for (const [field, cap, wire] of sampling) {
+      if (request[field] !== undefined && !caps.sampling.includes(cap)) {
+        throw badRequest(`The model '${model.id}' (provider ${model.deployments[0]!.provider}) does not support '${wire}'`, wire, 'unsupported_parameter');
+      }
+    }
+    if (request.stop?.length && !caps.sampling.includes('stop')) throw badRequest(`The model '${model.id}' does not support stop sequences`, 'stop', 'unsupported_parameter');
+    if (request.responseFormat?.type === 'json' && request.responseFormat.schema) compileSchema(request.responseFormat.schema);
+  }
+
+  /**
+   * Starts a chat call. Rejects for failures before the first content part (after routing,
+   * retries and fallbacks); later failures arrive as `error` parts in the stream.
+   */
+  async chat(request: ChatRequest, context: RequestContext): Promise<ChatResult> {
+    const model = this.registry.resolve(request.model);
+    this.checkRequest(request, model);
+    const n = request.n ?? 1;
+    let result;
+    try {
+      result = await this.router.route(
+        model,
+        (m, deployment, signal) => this.attempt(request, m, deployment, signal, context, n),
+        { signal: context.signal },
+      );
+    } catch (err) {
+      const error = toGatewayError(err);
+      this.finish(context, model.id, undefined, undefined, { usage: emptyUsage(), cost: 0, status: error.status, errorKind: error.kind, latencyMs: performance.now() - context.startedAt }, 1);
+      throw error;
+    }
+    const ttftMs = performance.now() - context.startedAt;
+    let resolveDone!: (s: ChatSummary) => void;
+    const done = new Promise<ChatSummary>((r) => (resolveDone = r));
+    const accounted = this.account(result.stream, result.model, result.deployment, context, ttftMs, result.attempts.length, resolveDone);
+    return {
+      stream: { head: result.stream.head, [Symbol.asyncIterator]: () => accounted[Symbol.asyncIterator]() },
+      model: result.model,
+      deployment: result.deployment,
+      provider: result.deployment.provider,
+      attempts: result.attempts.length,
+      ttftMs,
+      done,
+    };
+  }
+
+  private attempt(
+    request: ChatRequest,
+    model: ResolvedModel,
+    deployment: ResolvedDeployment,
+    signal: AbortSignal,
+    context: RequestContext,
+    n: number,
+  ): AsyncIterable<StreamPart> {
+    const provider = this.provider(deployment.provider);
+    const caps = provider.capabilities(deployment);
+    const callContext = { model, deployment, signal, requestId: context.requestId, logger: this.logger };
+    let stream: AsyncIterable<StreamPart>;
+    if (n > 1 && !caps.multipleChoices) {
+      // Emulate n by n independent calls; each is primed so a failure fails the whole request.
+      const single = { ...request, n: 1 };
+      stream = (async function* () {
+        const primed = await Promise.all(Array.from({ length: n }, () => primeStream(provider.stream(single, callContext))));
+        yield* mergeChoices(primed);
+      })();
+    } else {
+      stream = provider.stream(request, callContext);
+    }
+    if (request.responseFormat?.type === 'json') stream = enforceStructuredOutput(stream, request.responseFormat);
+    return stream;
+  }
+
+  private account(
+    stream: PrimedStream,
+    model: ResolvedModel,
+    deployment: ResolvedDeployment,
+    context: RequestContext,
+    ttftMs: number,
+    attempts: number,
+    resolveDone: (s: ChatSummary) => void,
+  ): AsyncIterable<StreamPart> {
+    const gateway = this;
+    return (async function* () {
+      let usage = emptyUsage();
+      const finishedChoices = new Set<number>();
+      let error: GatewayError | undefined;
+      let completed = false;
+      try {
+        for await (const part of stream) {
+          if (part.type === 'finish' && !finishedChoices.has(part.choice ?? 0)) {
+            finishedChoices.add(part.choice ?? 0);
+            const input = Math.max(usage.inputTokens, part.usage.inputTokens);
+            usage = {
+              ...usage,
+              ...part.usage,
+              inputTokens: input,
+              outputTokens: usage.outputTokens + part.usage.outputTokens,
+              totalTokens: input + usage.outputTokens + part.usage.outputTokens,
+            };
+          }
+          if (part.type === 'error') error = toGatewayError(part.error);
+          yield part;
+        }
+        completed = true;
+      } finally {
+        const status = error ? error.status : completed ? 200 : 499;
+        const summary: ChatSummary = {
+          usage,
+          cost: costOf(model.pricing, usage),
+          status,
+          errorKind: error?.kind ?? (completed ? undefined : 'cancelled'),
+          latencyMs: performance.now() - context.startedAt,
+        };
+        gateway.finish(context, model.id, deployment, ttftMs, summary, attempts);
+        resolveDone(summary);
+      }
+    })();
+  }
+
+  private finish(
+    context: RequestContext,
+    model: string | undefined,
+    deployment: ResolvedDeployment | undefined,
+    ttftMs: number | undefined,
+    summary: ChatSummary,
+    attempts: number,
+  ): void {
+    for (const observer of this.observers) {
+      try {
+        observer({ context, model, provider: deployment?.provider, summary });
+      } catch (err) {
+        this.logger.error({ err }, 'chat observer failed');
+      }
+    }
+    this.store
+      .logRequest({
+        id: context.requestId,
+        createdAt: Date.now(),
+        organisation: context.organisation,
+        keyId: context.keyId,
+        correlationId: context.correlationId,
+        dialect: context.dialect,
+        route: context.route,
+        model,
+        provider: deployment?.provider,
+        deployment: deployment?.name,
+        attempts,
+        status: summary.status,
+        errorKind: summary.errorKind,
+        latencyMs: summary.latencyMs,
+        ttftMs,
+        inputTokens: summary.usage.inputTokens,
+        outputTokens: summary.usage.outputTokens,
+        totalTokens: summary.usage.totalTokens,
+        cost: summary.cost,
+        stream: context.stream,
+      })
+      .catch((err: unknown) => this.logger.error({ err }, 'request log write failed'));
+  }
+
+  /** Exact prompt token count where the provider has a tokenizer, else an estimate. */
+  async countPromptTokens(request: ChatRequest): Promise<number> {
+    const model = this.registry.resolve(request.model);
+    const deployment = model.deployments[0]!;
+    const provider = this.provider(deployment.provider);
+    if (provider.countPromptTokens) return provider.countPromptTokens({ ...request, model: model.id }, deployment);
+    return estimateTokens(request);
+  }
+
+  /** Loads the default model's provider so the first request does not pay for it. */
+  async warmUp(): Promise<void> {
+    const d = this.registry.defaultModel.deployments[0]!;
+    await this.provider(d.provider).warmUp?.(d);
+  }
+
+  async close(): Promise<void> {
+    for (const provider of this.providers.values()) await provider.close?.().catch(() => undefined);
+    this.providers.clear();
+  }
+}
+
+export function newRequestId(prefix = 'req'): string {
+  return `${prefix}-${randomUUID().replace(/-/g, '').slice(0, 24)}`;
+}

@@ -1,0 +1,21 @@
+// API keys: random bearer tokens, stored only as sha256 hashes.
+
+import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+
+export function generateApiKey(): string {
+  return `sb-${randomBytes(24).toString('base64url')}`;
+}
+
+export function hashApiKey(key: string): string {
+  return createHash('sha256').update(key).digest('hex');
+}
+
+export function keyPrefix(key: string): string {
+  return key.slice(0, 8);
+}
+
+export function safeEqual(a: string, b: string): boolean {
+  const x = Buffer.from(a);
+  const y = Buffer.from(b);
+  return x.length === y.length && timingSafeEqual(x, y);
+}

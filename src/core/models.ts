@@ -1,0 +1,142 @@
+// The model registry: every routable id and alias, resolved to its deployments.
+
+import type { Config, DeploymentConfig, Modality, ModelConfig } from './config.js';
+import { GatewayError } from './errors.js';
+
+export interface Pricing {
+  input: number;
+  output: number;
+  cachedInput: number;
+  cacheWrite: number;
+}
+
+export interface ResolvedDeployment {
+  /** Stable name: the configured name or `<provider>:<model>#<index>`. */
+  name: string;
+  provider: string;
+  /** Upstream model name (or local model source). */
+  model: string;
+  baseUrl?: string;
+  /** Resolved from apiKeyEnv at load time; never logged. */
+  apiKey?: string;
+  headers?: Record<string, string>;
+  sha256?: string;
+  size?: number;
+  region?: string;
+  weight: number;
+  maxConcurrent: number;
+  options: Record<string, unknown>;
+}
+
+export interface ResolvedModel {
+  id: string;
+  aliases: string[];
+  contextLength: number;
+  modalities: Modality[];
+  pricing: Pricing;
+  deployments: ResolvedDeployment[];
+  routing: Record<string, unknown>;
+  ownedBy: string;
+  /** Seconds since epoch when the registry was built (OpenAI `created`). */
+  created: number;
+}
+
+function resolveDeployment(d: DeploymentConfig, index: number, env: NodeJS.ProcessEnv): ResolvedDeployment {
+  return {
+    name: d.name ?? `${d.provider}:${d.model}#${index}`,
+    provider: d.provider,
+    model: d.model,
+    baseUrl: d.baseUrl,
+    apiKey: d.apiKeyEnv ? env[d.apiKeyEnv] : undefined,
+    headers: d.headers,
+    sha256: d.sha256,
+    size: d.size,
+    region: d.region,
+    weight: d.weight,
+    maxConcurrent: d.maxConcurrent,
+    options: d.options ?? {},
+  };
+}
+
+function deploymentsOf(m: ModelConfig): DeploymentConfig[] {
+  if (m.deployments?.length) return m.deployments;
+  return [
+    {
+      provider: m.provider!,
+      model: m.model!,
+      baseUrl: m.baseUrl,
+      apiKeyEnv: m.apiKeyEnv,
+      headers: m.headers,
+      sha256: m.sha256,
+      size: m.size,
+      region: m.region,
+      weight: 1,
+      maxConcurrent: 0,
+      options: m.options,
+    },
+  ];
+}
+
+export class ModelRegistry {
+  private readonly byName = new Map<string, ResolvedModel>();
+  readonly models: ResolvedModel[];
+  readonly defaultModel: ResolvedModel;
+
+  constructor(config: Config, env: NodeJS.ProcessEnv = process.env) {
+    const created = Math.floor(Date.now() / 1000);
+    this.models = config.models.map((m) => ({
+      id: m.id,
+      aliases: [...m.aliases],
+      contextLength: m.contextLength,
+      modalities: m.modalities,
+      pricing: {
+        input: m.pricing.input,
+        output: m.pricing.output,
+        cachedInput: m.pricing.cachedInput ?? m.pricing.input,
+        cacheWrite: m.pricing.cacheWrite ?? m.pricing.input,
+      },
+      deployments: deploymentsOf(m).map((d, i) => resolveDeployment(d, i, env)),
+      routing: m.routing ?? {},
+      ownedBy: m.ownedBy ?? 'switchboard',
+      created,
+    }));
+    for (const model of this.models) {
+      this.byName.set(model.id, model);
+      for (const alias of model.aliases) if (!this.byName.has(alias)) this.byName.set(alias, model);
+    }
+    this.defaultModel = this.byName.get(config.defaultModel!)!;
+    // The default model always answers to `default` as well.
+    if (!this.defaultModel.aliases.includes('default')) this.defaultModel.aliases.push('default');
+    this.byName.set('default', this.defaultModel);
+  }
+
+  find(name: string): ResolvedModel | undefined {
+    return this.byName.get(name);
+  }
+
+  /** Resolves an id or alias, or throws a 404 naming the model. */
+  resolve(name: string | undefined, param = 'model'): ResolvedModel {
+    const model = this.byName.get(name ?? 'default');
+    if (!model) {
+      throw new GatewayError('not_found', `The model '${name}' does not exist or you do not have access to it.`, {
+        param,
+        code: 'model_not_found',
+      });
+    }
+    return model;
+  }
+
+  /** Every routable name: ids then aliases. */
+  names(): string[] {
+    return [...this.byName.keys()];
+  }
+}
+
+export function costOf(pricing: Pricing, usage: { inputTokens: number; outputTokens: number; cacheReadTokens?: number; cacheWriteTokens?: number }): number {
+  const cacheRead = usage.cacheReadTokens ?? 0;
+  const cacheWrite = usage.cacheWriteTokens ?? 0;
+  const plainInput = Math.max(0, usage.inputTokens - cacheRead - cacheWrite);
+  const usd =
+    (plainInput * pricing.input + cacheRead * pricing.cachedInput + cacheWrite * pricing.cacheWrite + usage.outputTokens * pricing.output) / 1e6;
+  return Math.round(usd * 1e10) / 1e10;
+}

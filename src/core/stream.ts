@@ -1,0 +1,261 @@
+// Helpers over async iterables of stream parts: priming (split "failed before content" from
+// "failed during"), merging n choices, and collecting a buffered response.
+
+import { GatewayError, toGatewayError } from './errors.js';
+import type { FinishReason, StreamPart, Usage } from './types.js';
+import { addUsage, emptyUsage } from './types.js';
+
+/** Parts that mean the response has begun: after one of these, failures are in-stream. */
+export function isContentPart(part: StreamPart): boolean {
+  return (
+    part.type === 'text-delta' ||
+    part.type === 'reasoning-delta' ||
+    part.type === 'tool-input-start' ||
+    part.type === 'tool-result' ||
+    part.type === 'finish'
+  );
+}
+
+export interface PrimedStream extends AsyncIterable<StreamPart> {
+  /** Parts read while priming, replayed first. */
+  readonly head: StreamPart[];
+}
+
+/**
+ * Reads `source` until its first content part. A failure before that rejects (so the caller can
+ * retry, fall back or answer with an HTTP error); afterwards failures become `error` parts.
+ */
+export async function primeStream(source: AsyncIterable<StreamPart>, onFirstContent?: () => void): Promise<PrimedStream> {
+  const iterator = source[Symbol.asyncIterator]();
+  const head: StreamPart[] = [];
+  let done = false;
+  try {
+    for (;;) {
+      const next = await iterator.next();
+      if (next.done) {
+        done = true;
+        break;
+      }
+      if (next.value.type === 'error') throw next.value.error;
+      head.push(next.value);
+      if (isContentPart(next.value)) break;
+    }
+  } catch (err) {
+    await iterator.return?.().catch(() => undefined);
+    throw toGatewayError(err);
+  }
+  onFirstContent?.();
+  return {
+    head,
+    async *[Symbol.asyncIterator]() {
+      let finished = false;
+      try {
+        for (const part of head) yield part;
+        if (done) return;
+        for (;;) {
+          let next: IteratorResult<StreamPart>;
+          try {
+            next = await iterator.next();
+          } catch (err) {
+            finished = true;
+            yield { type: 'error', error: toGatewayError(err) };
+            return;
+          }
+          if (next.done) {
+            finished = true;
+            return;
+          }
+          yield next.value;
+        }
+      } finally {
+        // The consumer stopped early (client gone): stop the upstream work too.
+        if (!finished && !done) await iterator.return?.().catch(() => undefined);
+      }
+    },
+  };
+}
+
+/** Interleaves several streams, tagging each part with its choice index. */
+export async function* mergeChoices(streams: AsyncIterable<StreamPart>[]): AsyncGenerator<StreamPart> {
+  const iterators = streams.map((s) => s[Symbol.asyncIterator]());
+  const pending = new Map<number, Promise<{ index: number; result: IteratorResult<StreamPart> }>>();
+  const pull = (index: number) => pending.set(index, iterators[index]!.next().then((result) => ({ index, result })));
+  iterators.forEach((_, i) => pull(i));
+  try {
+    while (pending.size > 0) {
+      const { index, result } = await Promise.race(pending.values());
+      if (result.done) {
+        pending.delete(index);
+        continue;
+      }
+      pull(index);
+      yield { ...result.value, choice: index } as StreamPart;
+    }
+  } finally {
+    await Promise.all(iterators.map((it) => it.return?.().catch(() => undefined)));
+  }
+}
+
+export interface CollectedToolCall {
+  id: string;
+  name: string;
+  arguments: string;
+  serverExecuted?: { serverName?: string };
+}
+
+export interface CollectedToolResult {
+  toolCallId: string;
+  toolName: string;
+  result: unknown;
+  isError?: boolean;
+  extra?: Record<string, unknown>;
+}
+
+/** One item of an assistant turn, in the order it was produced. */
+export type CollectedBlock =
+  | { type: 'text'; text: string }
+  | { type: 'reasoning'; text: string; signature?: string; redactedData?: string }
+  | { type: 'tool-call'; call: CollectedToolCall }
+  | { type: 'tool-result'; result: CollectedToolResult };
+
+export interface CollectedChoice {
+  index: number;
+  text: string;
+  reasoning: string;
+  reasoningSignature?: string;
+  toolCalls: CollectedToolCall[];
+  toolResults: CollectedToolResult[];
+  blocks: CollectedBlock[];
+  finishReason: FinishReason;
+  usage: Usage;
+  meanTokenProbability?: number;
+  rawResponse?: unknown;
+}
+
+export interface CollectedResponse {
+  model?: string;
+  responseId?: string;
+  choices: CollectedChoice[];
+  /** Summed over choices; the prompt counted once. */
+  usage: Usage;
+  /** Set when the stream ended with an error part. */
+  error?: GatewayError;
+}
+
+function newChoice(index: number): CollectedChoice {
+  return { index, text: '', reasoning: '', toolCalls: [], toolResults: [], blocks: [], finishReason: 'stop', usage: emptyUsage() };
+}
+
+/** Accumulates parts into a buffered response; usable incrementally via `add`. */
+export class ResponseCollector {
+  readonly response: CollectedResponse = { choices: [], usage: emptyUsage() };
+  private readonly toolInputs = new Map<string, CollectedToolCall>();
+  private readonly openBlocks = new Map<string, CollectedBlock>();
+
+  choice(index = 0): CollectedChoice {
+    let c = this.response.choices[index];
+    if (!c) {
+      c = newChoice(index);
+      this.response.choices[index] = c;
+    }
+    return c;
+  }
+
+  add(part: StreamPart): void {
+    const choice = this.choice(part.choice ?? 0);
+    const key = (id: string) => `${part.choice ?? 0}:${id}`;
+    switch (part.type) {
+      case 'start':
+        this.response.model ??= part.model;
+        this.response.responseId ??= part.responseId;
+        break;
+      case 'text-start': {
+        const block: CollectedBlock = { type: 'text', text: '' };
+        choice.blocks.push(block);
+        this.openBlocks.set(key(part.id), block);
+        break;
+      }
+      case 'text-delta': {
+        choice.text += part.delta;
+        let block = this.openBlocks.get(key(part.id));
+        if (!block) {
+          block = { type: 'text', text: '' };
+          choice.blocks.push(block);
+          this.openBlocks.set(key(part.id), block);
+        }
+        if (block.type === 'text') block.text += part.delta;
+        break;
+      }
+      case 'reasoning-start': {
+        const block: CollectedBlock = { type: 'reasoning', text: '', redactedData: part.redactedData };
+        choice.blocks.push(block);
+        this.openBlocks.set(key(part.id), block);
+        break;
+      }
+      case 'reasoning-delta': {
+        choice.reasoning += part.delta;
+        let block = this.openBlocks.get(key(part.id));
+        if (!block) {
+          block = { type: 'reasoning', text: '' };
+          choice.blocks.push(block);
+          this.openBlocks.set(key(part.id), block);
+        }
+        if (block.type === 'reasoning') block.text += part.delta;
+        break;
+      }
+      case 'reasoning-end': {
+        const block = this.openBlocks.get(key(part.id));
+        if (part.signature) {
+          choice.reasoningSignature = part.signature;
+          if (block?.type === 'reasoning') block.signature = part.signature;
+        }
+        break;
+      }
+      case 'tool-input-start': {
+        const call: CollectedToolCall = { id: part.id, name: part.toolName, arguments: '', serverExecuted: part.serverExecuted };
+        this.toolInputs.set(key(part.id), call);
+        choice.toolCalls.push(call);
+        choice.blocks.push({ type: 'tool-call', call });
+        break;
+      }
+      case 'tool-input-delta': {
+        const call = this.toolInputs.get(key(part.id));
+        if (call) call.arguments += part.delta;
+        break;
+      }
+      case 'tool-result': {
+        const result: CollectedToolResult = { toolCallId: part.toolCallId, toolName: part.toolName, result: part.result, isError: part.isError, extra: part.extra };
+        choice.toolResults.push(result);
+        choice.blocks.push({ type: 'tool-result', result });
+        break;
+      }
+      case 'finish': {
+        choice.finishReason = part.finishReason;
+        choice.usage = part.usage;
+        choice.meanTokenProbability = part.meanTokenProbability;
+        choice.rawResponse = part.rawResponse;
+        const u = this.response.usage;
+        // The prompt is shared by all choices: count it once.
+        const summed = addUsage(u, { ...part.usage, inputTokens: 0, totalTokens: part.usage.outputTokens });
+        summed.inputTokens = Math.max(u.inputTokens, part.usage.inputTokens);
+        summed.totalTokens = summed.inputTokens + summed.outputTokens;
+        this.response.usage = summed;
+        break;
+      }
+      case 'error':
+        this.response.error = toGatewayError(part.error);
+        break;
+      default:
+        break;
+    }
+  }
+}
+
+/** Collects a whole stream into a buffered response. An error part is thrown. */
+export async function collectStream(parts: AsyncIterable<StreamPart>): Promise<CollectedResponse> {
+  const collector = new ResponseCollector();
+  for await (const part of parts) collector.add(part);
+  if (collector.response.error) throw collector.response.error;
+  if (collector.response.choices.length === 0) collector.choice(0);
+  return collector.response;
+}

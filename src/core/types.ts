@@ -1,0 +1,189 @@
+// The canonical request and stream parts. Every dialect parses into ChatRequest and renders
+// StreamPart sequences; every provider consumes ChatRequest and produces StreamPart sequences.
+// Neither side knows the other exists.
+
+export type JsonSchema = Record<string, unknown>;
+
+export type MediaKind = 'image' | 'video' | 'document';
+
+export interface TextPart {
+  type: 'text';
+  text: string;
+  /** Anthropic-style prompt caching hint, passed through where a provider supports it. */
+  cacheControl?: Record<string, unknown>;
+}
+
+/** Image, video or document bytes (or an image URL the provider fetches itself). */
+export interface MediaPart {
+  type: MediaKind;
+  /** IANA media type checked from the bytes, e.g. image/png, application/pdf. */
+  mediaType: string;
+  /** Raw bytes; absent only for remote image URLs. */
+  data?: Uint8Array;
+  url?: string;
+  /** Optional label/file name (documents). */
+  name?: string;
+  cacheControl?: Record<string, unknown>;
+}
+
+export interface ReasoningPart {
+  type: 'reasoning';
+  text: string;
+  /** Provider signature proving the reasoning is unmodified (Anthropic thinking). */
+  signature?: string;
+  /** Opaque redacted reasoning payload, sent back unchanged. */
+  redactedData?: string;
+}
+
+export interface ToolCallPart {
+  type: 'tool-call';
+  id: string;
+  name: string;
+  /** JSON text of the arguments object. */
+  arguments: string;
+  /** Set when the gateway itself executed the call (server tools, MCP). */
+  serverExecuted?: { serverName?: string };
+}
+
+export interface ToolResultPart {
+  type: 'tool-result';
+  toolCallId: string;
+  name?: string;
+  content: Array<TextPart | MediaPart>;
+  isError?: boolean;
+}
+
+export type ContentPart = TextPart | MediaPart | ReasoningPart | ToolCallPart | ToolResultPart;
+
+export type Role = 'system' | 'user' | 'assistant' | 'tool';
+
+export interface Message {
+  role: Role;
+  content: ContentPart[];
+  /** Author name (OpenAI `name`). */
+  name?: string;
+}
+
+export interface ToolDefinition {
+  name: string;
+  description?: string;
+  parameters: JsonSchema;
+}
+
+export type ToolChoice =
+  | { type: 'auto' }
+  | { type: 'none' }
+  | { type: 'required' }
+  | { type: 'tool'; name: string };
+
+export type ResponseFormat =
+  | { type: 'text' }
+  | { type: 'json'; schema?: JsonSchema; name?: string };
+
+export type ReasoningEffort = 'none' | 'minimal' | 'low' | 'medium' | 'high' | 'xhigh';
+
+export interface ReasoningConfig {
+  enabled: boolean;
+  effort?: ReasoningEffort;
+  budgetTokens?: number;
+  /** Reason, but do not return the reasoning text to the client. */
+  exclude?: boolean;
+}
+
+export interface ChatRequest {
+  /** The model id or alias as the client wrote it. */
+  model: string;
+  messages: Message[];
+  maxTokens?: number;
+  temperature?: number;
+  topP?: number;
+  topK?: number;
+  minP?: number;
+  seed?: number;
+  stop?: string[];
+  presencePenalty?: number;
+  frequencyPenalty?: number;
+  repetitionPenalty?: number;
+  /** Number of independent choices (OpenAI `n`). */
+  n?: number;
+  tools?: ToolDefinition[];
+  toolChoice?: ToolChoice;
+  parallelToolCalls?: boolean;
+  responseFormat?: ResponseFormat;
+  reasoning?: ReasoningConfig;
+  /** Ask the provider for token probabilities (used for confidence_score). */
+  logprobs?: boolean;
+  /** Free-form, provider-specific pass-through options keyed by provider name. */
+  providerOptions?: Record<string, Record<string, unknown>>;
+}
+
+export interface Usage {
+  inputTokens: number;
+  outputTokens: number;
+  totalTokens: number;
+  cacheReadTokens?: number;
+  cacheWriteTokens?: number;
+  reasoningTokens?: number;
+}
+
+export type FinishReason = 'stop' | 'length' | 'tool-calls' | 'content-filter' | 'error' | 'other';
+
+/**
+ * Typed stream parts. Text, reasoning and tool input come as start/delta/end triples keyed by
+ * `id`, so renderers can translate partial tool arguments without guessing. `choice` is the
+ * index of the completion when n > 1 (absent means 0).
+ */
+export type StreamPart =
+  | { type: 'start'; model?: string; responseId?: string; choice?: number }
+  | { type: 'text-start'; id: string; choice?: number }
+  | { type: 'text-delta'; id: string; delta: string; choice?: number }
+  | { type: 'text-end'; id: string; choice?: number }
+  | { type: 'reasoning-start'; id: string; choice?: number; redactedData?: string }
+  | { type: 'reasoning-delta'; id: string; delta: string; choice?: number }
+  | { type: 'reasoning-end'; id: string; signature?: string; choice?: number }
+  | { type: 'tool-input-start'; id: string; toolName: string; choice?: number; serverExecuted?: { serverName?: string } }
+  | { type: 'tool-input-delta'; id: string; delta: string; choice?: number }
+  | { type: 'tool-input-end'; id: string; choice?: number }
+  /** Result of a tool the gateway executed itself (auto-execute, MCP). */
+  | { type: 'tool-result'; toolCallId: string; toolName: string; result: unknown; isError?: boolean; choice?: number; extra?: Record<string, unknown> }
+  | {
+      type: 'finish';
+      finishReason: FinishReason;
+      usage: Usage;
+      /** Mean probability (0..1) of the generated tokens, when the provider exposes it. */
+      meanTokenProbability?: number;
+      choice?: number;
+      /** Raw upstream response, for dialects that can show it (Eden show_original_response). */
+      rawResponse?: unknown;
+    }
+  | { type: 'error'; error: unknown; choice?: number };
+
+export type StreamPartType = StreamPart['type'];
+
+export function emptyUsage(): Usage {
+  return { inputTokens: 0, outputTokens: 0, totalTokens: 0 };
+}
+
+export function addUsage(a: Usage, b: Usage): Usage {
+  const sum = (x?: number, y?: number) => (x === undefined && y === undefined ? undefined : (x ?? 0) + (y ?? 0));
+  const out: Usage = {
+    inputTokens: a.inputTokens + b.inputTokens,
+    outputTokens: a.outputTokens + b.outputTokens,
+    totalTokens: a.totalTokens + b.totalTokens,
+  };
+  const cacheRead = sum(a.cacheReadTokens, b.cacheReadTokens);
+  const cacheWrite = sum(a.cacheWriteTokens, b.cacheWriteTokens);
+  const reasoning = sum(a.reasoningTokens, b.reasoningTokens);
+  if (cacheRead !== undefined) out.cacheReadTokens = cacheRead;
+  if (cacheWrite !== undefined) out.cacheWriteTokens = cacheWrite;
+  if (reasoning !== undefined) out.reasoningTokens = reasoning;
+  return out;
+}
+
+/** Text of all text parts of a message, joined. */
+export function messageText(message: Message): string {
+  return message.content
+    .filter((p): p is TextPart => p.type === 'text')
+    .map((p) => p.text)
+    .join('');
+}

@@ -1,0 +1,44 @@
+// Turns schema failures into one clear 400 that names the field and says why.
+
+import type { z } from 'zod';
+import { GatewayError } from './errors.js';
+
+/** `messages[0].content` style path, as OpenAI names parameters. */
+export function formatPath(path: ReadonlyArray<PropertyKey>): string {
+  let out = '';
+  for (const key of path) {
+    if (typeof key === 'number') out += `[${key}]`;
+    else out += out ? `.${String(key)}` : String(key);
+  }
+  return out;
+}
+
+function describeIssue(issue: z.core.$ZodIssue): { param: string; message: string } {
+  const base = formatPath(issue.path);
+  if (issue.code === 'unrecognized_keys') {
+    const keys = issue.keys.map((k) => (base ? `${base}.${k}` : k));
+    return { param: keys[0]!, message: `Unrecognized request argument supplied: ${keys.join(', ')}` };
+  }
+  if (issue.code === 'invalid_type' && issue.input === undefined) {
+    return { param: base, message: `Missing required parameter: '${base}'` };
+  }
+  return { param: base, message: `Invalid value for '${base || 'body'}': ${issue.message}` };
+}
+
+export function parseBody<T extends z.ZodType>(schema: T, body: unknown): z.infer<T> {
+  if (body === undefined || body === null || typeof body !== 'object' || Array.isArray(body)) {
+    throw new GatewayError('bad_request', 'The request body must be a JSON object', { code: 'invalid_body' });
+  }
+  const result = schema.safeParse(body);
+  if (result.success) return result.data;
+  const issues = result.error.issues;
+  const first = describeIssue(issues[0]!);
+  const fieldErrors: Record<string, string[]> = {};
+  for (const issue of issues) {
+    const d = describeIssue(issue);
+    (fieldErrors[d.param || 'body'] ??= []).push(d.message);
+  }
+  return (() => {
+    throw new GatewayError('bad_request', first.message, { param: first.param || undefined, code: 'invalid_request', fieldErrors });
+  })();
+}

@@ -1,0 +1,9 @@
+import type { Dialect } from '../../server/context.js';
+import { openAIErrorBody } from './errors.js';
+import { registerOpenAIRoutes } from './routes.js';
+
+export const openAIDialect: Dialect = {
+  name: 'openai',
+  renderError: (error) => ({ status: error.status, body: openAIErrorBody(error) }),
+  register: registerOpenAIRoutes,
+};

@@ -1,0 +1,133 @@
+// OpenAI wire request → canonical ChatRequest.
+
+import { badRequest } from '../../core/errors.js';
+import { imageFromBytes, parseDataUri } from '../../core/media.js';
+import type { ChatRequest, ContentPart, Message, ReasoningConfig, ToolChoice } from '../../core/types.js';
+import type { ChatCompletionMessage, ChatCompletionRequest } from './schema.js';
+
+type TextLike = string | Array<{ type: 'text'; text: string } | { type: 'refusal'; refusal: string }> | null | undefined;
+
+function textParts(content: TextLike): ContentPart[] {
+  if (content === null || content === undefined) return [];
+  if (typeof content === 'string') return content.length ? [{ type: 'text', text: content }] : [];
+  return content.map((p) => ({ type: 'text', text: p.type === 'text' ? p.text : p.refusal }));
+}
+
+async function userParts(message: Extract<ChatCompletionMessage, { role: 'user' }>, index: number): Promise<ContentPart[]> {
+  if (typeof message.content === 'string') return textParts(message.content);
+  const parts: ContentPart[] = [];
+  for (const [i, part] of message.content.entries()) {
+    const param = `messages[${index}].content[${i}]`;
+    if (part.type === 'text') parts.push({ type: 'text', text: part.text });
+    else if (part.type === 'image_url') {
+      const url = part.image_url.url;
+      const data = parseDataUri(url, `${param}.image_url.url`);
+      if (data) parts.push(await imageFromBytes(data.data, data.mediaType, `${param}.image_url.url`));
+      else if (/^https?:\/\//i.test(url)) parts.push({ type: 'image', mediaType: 'image/*', url });
+      else throw badRequest('image_url.url must be an http(s) URL or a base64 data URI', `${param}.image_url.url`, 'invalid_image_url');
+    } else if (part.type === 'input_audio') {
+      throw badRequest('Audio input is not supported', `${param}`, 'unsupported_modality');
+    } else {
+      throw badRequest('File content parts are not supported on this route; use the organisation chat API for documents', `${param}`, 'unsupported_modality');
+    }
+  }
+  return parts;
+}
+
+async function convertMessage(message: ChatCompletionMessage, index: number): Promise<Message> {
+  switch (message.role) {
+    case 'system':
+    case 'developer':
+      return { role: 'system', content: textParts(message.content), name: message.name };
+    case 'user':
+      return { role: 'user', content: await userParts(message, index), name: message.name };
+    case 'assistant': {
+      const content: ContentPart[] = [];
+      if (message.reasoning) content.push({ type: 'reasoning', text: message.reasoning });
+      content.push(...textParts(message.content));
+      for (const call of message.tool_calls ?? []) {
+        content.push({ type: 'tool-call', id: call.id, name: call.function.name, arguments: call.function.arguments });
+      }
+      return { role: 'assistant', content, name: message.name };
+    }
+    case 'tool':
+      return {
+        role: 'tool',
+        content: [{ type: 'tool-result', toolCallId: message.tool_call_id, content: textParts(message.content).filter((p) => p.type === 'text') }],
+      };
+  }
+}
+
+function toolChoice(choice: ChatCompletionRequest['tool_choice'], tools: ChatCompletionRequest['tools']): ToolChoice | undefined {
+  if (choice === undefined) return undefined;
+  if (typeof choice === 'string') {
+    if (choice !== 'none' && !tools?.length) throw badRequest(`tool_choice '${choice}' needs tools`, 'tool_choice');
+    return { type: choice };
+  }
+  if (!tools?.some((t) => t.function.name === choice.function.name)) {
+    throw badRequest(`tool_choice names '${choice.function.name}', which is not in tools`, 'tool_choice');
+  }
+  return { type: 'tool', name: choice.function.name };
+}
+
+function reasoningConfig(body: ChatCompletionRequest): ReasoningConfig | undefined {
+  const r = body.reasoning;
+  if (r) {
+    const enabled = r.enabled ?? (r.effort !== 'none');
+    return { enabled: enabled && r.effort !== 'none', effort: r.effort, budgetTokens: r.max_tokens, exclude: r.exclude };
+  }
+  if (body.reasoning_effort) return { enabled: body.reasoning_effort !== 'none', effort: body.reasoning_effort };
+  return undefined;
+}
+
+/** Checks that every tool message answers a tool call made earlier in the conversation. */
+function checkToolRoundTrips(messages: Message[]): void {
+  const calls = new Set<string>();
+  messages.forEach((m, i) => {
+    for (const part of m.content) {
+      if (part.type === 'tool-call') calls.add(part.id);
+      if (part.type === 'tool-result' && !calls.has(part.toolCallId)) {
+        throw badRequest(`messages[${i}].tool_call_id '${part.toolCallId}' does not answer any earlier tool call`, `messages[${i}].tool_call_id`);
+      }
+    }
+  });
+}
+
+export async function parseChatCompletionRequest(body: ChatCompletionRequest): Promise<ChatRequest> {
+  const messages = await Promise.all(body.messages.map((m, i) => convertMessage(m, i)));
+  checkToolRoundTrips(messages);
+  if (body.max_tokens != null && body.max_completion_tokens != null && body.max_tokens !== body.max_completion_tokens) {
+    throw badRequest('max_tokens and max_completion_tokens disagree; send one', 'max_completion_tokens');
+  }
+  const rf = body.response_format;
+  const request: ChatRequest = {
+    model: body.model,
+    messages,
+    maxTokens: body.max_completion_tokens ?? body.max_tokens ?? undefined,
+    temperature: body.temperature ?? undefined,
+    topP: body.top_p ?? undefined,
+    topK: body.top_k ?? undefined,
+    minP: body.min_p ?? undefined,
+    seed: body.seed ?? undefined,
+    stop: body.stop == null ? undefined : typeof body.stop === 'string' ? [body.stop] : body.stop,
+    presencePenalty: body.presence_penalty ?? undefined,
+    frequencyPenalty: body.frequency_penalty ?? undefined,
+    repetitionPenalty: body.repetition_penalty ?? undefined,
+    n: body.n ?? undefined,
+    tools: body.tools?.map((t) => ({
+      name: t.function.name,
+      description: t.function.description,
+      parameters: t.function.parameters ?? { type: 'object', properties: {} },
+    })),
+    toolChoice: toolChoice(body.tool_choice, body.tools),
+    parallelToolCalls: body.parallel_tool_calls,
+    responseFormat:
+      rf === undefined || rf.type === 'text'
+        ? undefined
+        : rf.type === 'json_object'
+          ? { type: 'json' }
+          : { type: 'json', schema: rf.json_schema.schema ?? {}, name: rf.json_schema.name },
+    reasoning: reasoningConfig(body),
+  };
+  return request;
+}

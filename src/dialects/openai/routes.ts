@@ -1,0 +1,117 @@
+// POST /v1/chat/completions (+ the seed's alias), GET /v1/models, GET /v1/sessions/:id.
+
+import { randomBytes } from 'node:crypto';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { GatewayError, toGatewayError } from '../../core/errors.js';
+import { checkSessionId, recordSessionTurn, withSessionHistory } from '../../core/sessions.js';
+import { ResponseCollector, collectStream } from '../../core/stream.js';
+import { truncatePrompt } from '../../core/truncate.js';
+import { parseBody } from '../../core/validation.js';
+import type { ServerContext } from '../../server/context.js';
+import { requestContext, servedByHeaders } from '../../server/context.js';
+import { SSE_HEADERS, StreamWriter } from '../../server/sse.js';
+import { openAIErrorBody } from './errors.js';
+import { parseChatCompletionRequest } from './parse-request.js';
+import { ChunkRenderer, renderCompletion } from './render.js';
+import { renderMessages } from './render-messages.js';
+import { chatCompletionRequestSchema } from './schema.js';
+
+/** The seed vendor's route trims prompts to 1500 tokens unless told otherwise (seed 004); /v1 does not. */
+const SEED_DEFAULT_TRUNCATE_LEN = 1500;
+
+function completionId(): string {
+  return `chatcmpl-${randomBytes(12).toString('base64url')}`;
+}
+
+async function chatCompletions(context: ServerContext, request: FastifyRequest, reply: FastifyReply, route: string, defaultTruncateLen?: number) {
+  const { gateway, store } = context;
+  const body = parseBody(chatCompletionRequestSchema, request.body);
+  const original = await parseChatCompletionRequest(body);
+  let chatRequest = original;
+  const organisation = request.auth!.organisation;
+  const sessionHeader = request.headers['x-session-id'];
+  const sessionId = typeof sessionHeader === 'string' && sessionHeader.length > 0 ? checkSessionId(sessionHeader) : undefined;
+  if (sessionId) chatRequest = await withSessionHistory(store, organisation, sessionId, chatRequest);
+  const truncateLen = body.prompt_truncate_len ?? defaultTruncateLen;
+  if (truncateLen !== undefined) {
+    chatRequest = (await truncatePrompt(chatRequest, truncateLen, (r) => gateway.countPromptTokens(r))).request;
+  }
+
+  const stream = body.stream === true;
+  const ctx = requestContext(request, reply, { dialect: 'openai', route, stream, organisation });
+  const result = await gateway.chat(chatRequest, ctx);
+  const meta = {
+    id: completionId(),
+    created: Math.floor(Date.now() / 1000),
+    model: result.model.id,
+    includeReasoning: !chatRequest.reasoning?.exclude,
+  };
+  const headers = servedByHeaders(result, request.arrivedAt, result.ttftMs);
+
+  if (!stream) {
+    const collected = await collectStream(result.stream);
+    const summary = await result.done;
+    if (sessionId) await recordSessionTurn(store, organisation, sessionId, original.messages, collected.choices[0]!);
+    return reply.headers(headers).send(renderCompletion(collected, meta, summary.cost));
+  }
+
+  reply.hijack();
+  const writer = new StreamWriter(reply.raw);
+  writer.start(200, { ...SSE_HEADERS, ...headers, 'x-request-id': String(request.id) });
+  const renderer = new ChunkRenderer(meta);
+  const collector = new ResponseCollector();
+  let failure: GatewayError | undefined;
+  try {
+    for await (const part of result.stream) {
+      if (writer.isClosed) break;
+      collector.add(part);
+      if (part.type === 'error') {
+        failure = toGatewayError(part.error);
+        break;
+      }
+      for (const chunk of renderer.render(part)) await writer.sse({ data: JSON.stringify(chunk) });
+    }
+    if (writer.isClosed) return;
+    if (failure) {
+      await writer.sse({ data: JSON.stringify(openAIErrorBody(failure)) });
+    } else {
+      const summary = await result.done;
+      await writer.sse({ data: JSON.stringify(renderer.usageChunk(summary.usage, summary.cost)) });
+      if (sessionId) await recordSessionTurn(store, organisation, sessionId, original.messages, collector.choice(0));
+    }
+    await writer.sse({ data: '[DONE]' });
+  } catch (err) {
+    // Nothing may escape after the headers are out: end with an error event instead.
+    context.logger.error({ err, reqId: request.id }, 'stream failed');
+    await writer.sse({ data: JSON.stringify(openAIErrorBody(toGatewayError(err))) }).catch(() => undefined);
+    await writer.sse({ data: '[DONE]' }).catch(() => undefined);
+  } finally {
+    writer.end();
+  }
+}
+
+export function registerOpenAIRoutes(app: FastifyInstance, context: ServerContext): void {
+  app.addHook('preHandler', async (request) => {
+    request.auth = await context.auth.authenticate(request);
+  });
+
+  app.post('/v1/chat/completions', (request, reply) => chatCompletions(context, request, reply, '/v1/chat/completions'));
+  app.post('/api/v3/inference/chat/completions', (request, reply) =>
+    chatCompletions(context, request, reply, '/api/v3/inference/chat/completions', SEED_DEFAULT_TRUNCATE_LEN),
+  );
+
+  app.get('/v1/models', async () => {
+    const data = [];
+    for (const model of context.gateway.registry.models) {
+      for (const id of [model.id, ...model.aliases]) data.push({ id, object: 'model', created: model.created, owned_by: model.ownedBy });
+    }
+    return { object: 'list', data };
+  });
+
+  app.get<{ Params: { id: string } }>('/v1/sessions/:id', async (request) => {
+    const id = checkSessionId(request.params.id, 'id');
+    const messages = await context.store.readSession(request.auth!.organisation, id);
+    if (!messages) throw new GatewayError('not_found', `No session '${id}'`, { param: 'id', code: 'session_not_found' });
+    return { id, object: 'chat.session', messages: renderMessages(messages) };
+  });
+}

@@ -1,0 +1,130 @@
+// The wire schema of POST /v1/chat/completions: OpenAI's fields plus seed 004's extensions.
+// Unknown fields are refused (as OpenAI does) so nothing is silently dropped.
+
+import { z } from 'zod';
+
+const nameSchema = z.string().regex(/^[A-Za-z0-9_]{1,64}$/, 'must be 1-64 characters of a-z, A-Z, 0-9 and underscores');
+
+const textPart = z.object({ type: z.literal('text'), text: z.string() }).strict();
+const imagePart = z
+  .object({
+    type: z.literal('image_url'),
+    image_url: z.object({ url: z.string().min(1), detail: z.enum(['auto', 'low', 'high']).optional() }).strict(),
+  })
+  .strict();
+const audioPart = z.object({ type: z.literal('input_audio'), input_audio: z.unknown() }).strict();
+const filePart = z
+  .object({
+    type: z.literal('file'),
+    file: z.object({ file_data: z.string().optional(), file_id: z.string().optional(), filename: z.string().optional() }).strict(),
+  })
+  .strict();
+const refusalPart = z.object({ type: z.literal('refusal'), refusal: z.string() }).strict();
+
+const userContentPart = z.discriminatedUnion('type', [textPart, imagePart, audioPart, filePart]);
+
+const toolCallSchema = z
+  .object({
+    id: z.string().min(1),
+    type: z.literal('function'),
+    function: z.object({ name: z.string().min(1), arguments: z.string() }).strict(),
+  })
+  .strict();
+
+const messageSchema = z.discriminatedUnion('role', [
+  z.object({ role: z.literal('system'), content: z.union([z.string(), z.array(textPart)]), name: nameSchema.optional() }).strict(),
+  z.object({ role: z.literal('developer'), content: z.union([z.string(), z.array(textPart)]), name: nameSchema.optional() }).strict(),
+  z.object({ role: z.literal('user'), content: z.union([z.string(), z.array(userContentPart).min(1)]), name: nameSchema.optional() }).strict(),
+  z
+    .object({
+      role: z.literal('assistant'),
+      content: z.union([z.string(), z.array(z.discriminatedUnion('type', [textPart, refusalPart])), z.null()]).optional(),
+      name: nameSchema.optional(),
+      tool_calls: z.array(toolCallSchema).optional(),
+      refusal: z.string().nullable().optional(),
+      /** Reasoning text sent back from an earlier turn (OpenRouter convention). */
+      reasoning: z.string().nullable().optional(),
+    })
+    .strict(),
+  z.object({ role: z.literal('tool'), content: z.union([z.string(), z.array(textPart)]), tool_call_id: z.string().min(1) }).strict(),
+]);
+
+const functionToolSchema = z
+  .object({
+    type: z.literal('function'),
+    function: z
+      .object({
+        name: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, 'must be 1-64 characters of a-z, A-Z, 0-9, underscores and dashes'),
+        description: z.string().optional(),
+        parameters: z.record(z.string(), z.unknown()).optional(),
+        strict: z.boolean().nullable().optional(),
+      })
+      .strict(),
+  })
+  .strict();
+
+const toolChoiceSchema = z.union([
+  z.enum(['none', 'auto', 'required']),
+  z.object({ type: z.literal('function'), function: z.object({ name: z.string().min(1) }).strict() }).strict(),
+]);
+
+const responseFormatSchema = z.discriminatedUnion('type', [
+  z.object({ type: z.literal('text') }).strict(),
+  z.object({ type: z.literal('json_object') }).strict(),
+  z
+    .object({
+      type: z.literal('json_schema'),
+      json_schema: z
+        .object({
+          name: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/),
+          description: z.string().optional(),
+          schema: z.record(z.string(), z.unknown()).optional(),
+          strict: z.boolean().nullable().optional(),
+        })
+        .strict(),
+    })
+    .strict(),
+]);
+
+const reasoningSchema = z
+  .object({
+    effort: z.enum(['xhigh', 'high', 'medium', 'low', 'minimal', 'none']).optional(),
+    max_tokens: z.number().int().positive().optional(),
+    exclude: z.boolean().optional(),
+    enabled: z.boolean().optional(),
+  })
+  .strict();
+
+export const chatCompletionRequestSchema = z
+  .object({
+    model: z.string().min(1),
+    messages: z.array(messageSchema).min(1),
+    max_tokens: z.number().int().min(1).nullable().optional(),
+    max_completion_tokens: z.number().int().min(1).nullable().optional(),
+    prompt_truncate_len: z.number().int().min(1).optional(),
+    temperature: z.number().min(0).max(2).nullable().optional(),
+    top_p: z.number().min(0).max(1).nullable().optional(),
+    top_k: z.number().int().min(0).nullable().optional(),
+    min_p: z.number().min(0).max(1).nullable().optional(),
+    seed: z.number().int().nullable().optional(),
+    stop: z.union([z.string(), z.array(z.string().min(1)).max(4)]).nullable().optional(),
+    presence_penalty: z.number().min(-2).max(2).nullable().optional(),
+    frequency_penalty: z.number().min(-2).max(2).nullable().optional(),
+    repetition_penalty: z.number().gt(0).max(2).nullable().optional(),
+    n: z.number().int().min(1).max(8).nullable().optional(),
+    stream: z.boolean().nullable().optional(),
+    stream_options: z.object({ include_usage: z.boolean().optional() }).strict().nullable().optional(),
+    tools: z.array(functionToolSchema).optional(),
+    tool_choice: toolChoiceSchema.optional(),
+    parallel_tool_calls: z.boolean().optional(),
+    response_format: responseFormatSchema.optional(),
+    reasoning: reasoningSchema.optional(),
+    reasoning_effort: z.enum(['none', 'minimal', 'low', 'medium', 'high', 'xhigh']).nullable().optional(),
+    logprobs: z.literal(false).nullable().optional(),
+    user: z.string().optional(),
+    metadata: z.record(z.string(), z.string()).nullable().optional(),
+  })
+  .strict();
+
+export type ChatCompletionRequest = z.infer<typeof chatCompletionRequestSchema>;
+export type ChatCompletionMessage = z.infer<typeof messageSchema>;

@@ -1,0 +1,5 @@
+// Every provider the config can name. Adding one is one folder and one line here.
+
+import type { ProviderFactory } from '../core/provider.js';
+
+export const providerFactories: Record<string, ProviderFactory> = {};

@@ -1,0 +1,127 @@
+// Builds the HTTP server: Fastify, the store, the core, and every dialect as its own plugin
+// (each with its own error shape).
+
+import path from 'node:path';
+import Fastify, { type FastifyInstance } from 'fastify';
+import pino, { type Logger } from 'pino';
+import type { Config } from '../core/config.js';
+import { Gateway } from '../core/gateway.js';
+import { newRequestId } from '../core/gateway.js';
+import { GatewayError, toGatewayError } from '../core/errors.js';
+import type { ProviderFactory } from '../core/provider.js';
+import { providerFactories } from '../providers/index.js';
+import { dialects } from '../dialects/index.js';
+import { openStore } from '../store/index.js';
+import type { Store } from '../store/store.js';
+import { Authenticator } from './auth.js';
+import type { Dialect, ServerContext } from './context.js';
+import { registerOperationalRoutes } from './operational.js';
+import { attachMetrics } from './metrics.js';
+
+export interface ServerOptions {
+  config: Config;
+  store?: Store;
+  logger?: Logger;
+  providers?: Record<string, ProviderFactory>;
+  env?: NodeJS.ProcessEnv;
+}
+
+export interface SwitchboardServer {
+  app: FastifyInstance;
+  context: ServerContext;
+  /** Starts listening; resolves with the bound URL. */
+  listen(): Promise<string>;
+  close(): Promise<void>;
+}
+
+export function isLoopbackHost(host: string): boolean {
+  return host === 'localhost' || host === '::1' || host === '[::1]' || /^127\.\d+\.\d+\.\d+$/.test(host);
+}
+
+function errorReply(dialect: Dialect, error: GatewayError, request: Parameters<Dialect['renderError']>[1]) {
+  const rendered = dialect.renderError(error, request);
+  const headers: Record<string, string> = { ...(rendered.headers ?? {}) };
+  if (error.retryAfter !== undefined) headers['retry-after'] = String(Math.max(0, Math.ceil(error.retryAfter)));
+  return { ...rendered, headers };
+}
+
+export async function createServer(options: ServerOptions): Promise<SwitchboardServer> {
+  const { config } = options;
+  const env = options.env ?? process.env;
+  const logger = options.logger ?? pino({ level: config.server.logLevel, base: { service: 'switchboard' } });
+  const dataDir = path.resolve(config.server.dataDir);
+  const store = options.store ?? (await openStore(config, dataDir));
+  const gateway = new Gateway(config, store, logger, options.providers ?? providerFactories, dataDir);
+  const auth = new Authenticator(store, env[config.server.adminKeyEnv]);
+  const context: ServerContext = { config, gateway, store, auth, logger, services: {} };
+  attachMetrics(gateway);
+
+  const app = Fastify({
+    logger: false,
+    bodyLimit: config.server.bodyLimit,
+    genReqId: () => newRequestId(),
+    requestIdHeader: false,
+    // Long generations: never cut a request for being slow.
+    requestTimeout: 0,
+    keepAliveTimeout: 65_000,
+  });
+  app.decorateRequest('auth', undefined);
+  app.decorateRequest('arrivedAt', 0);
+  app.addHook('onRequest', async (request, reply) => {
+    request.arrivedAt = performance.now();
+    reply.header('x-request-id', request.id);
+  });
+  app.addHook('onResponse', async (request, reply) => {
+    logger.info(
+      { reqId: request.id, method: request.method, url: request.url.split('?')[0], status: reply.statusCode, ms: +(performance.now() - request.arrivedAt).toFixed(2), org: request.auth?.organisation },
+      'request',
+    );
+  });
+
+  registerOperationalRoutes(app, context);
+
+  for (const dialect of dialects) {
+    await app.register(async (scope) => {
+      scope.setErrorHandler(async (err, request, reply) => {
+        const error = toGatewayError(err);
+        if (error.kind === 'internal') logger.error({ err, reqId: request.id }, 'unhandled error');
+        const { status, body, headers } = errorReply(dialect, error, request);
+        return reply.status(status).headers(headers).send(body);
+      });
+      await dialect.register(scope, context);
+    });
+  }
+
+  app.setNotFoundHandler(async (request, reply) => {
+    return reply.status(404).send({
+      error: { message: `Unknown route ${request.method} ${request.url.split('?')[0]}`, type: 'invalid_request_error', param: null, code: 'unknown_route' },
+    });
+  });
+  app.setErrorHandler(async (err, request, reply) => {
+    const error = toGatewayError(err);
+    if (error.kind === 'internal') logger.error({ err, reqId: request.id }, 'unhandled error');
+    return reply.status(error.status).send({ error: { message: error.message, type: error.kind, param: error.param ?? null, code: error.code } });
+  });
+
+  return {
+    app,
+    context,
+    async listen() {
+      const { host, port } = config.server;
+      const open = !(await auth.hasKeys());
+      if (open && !isLoopbackHost(host)) {
+        throw new Error(
+          `Refusing to listen on ${host}: no API key exists, so the server would be open to the network. Create one with 'switchboard keys create --org ORG' or listen on 127.0.0.1.`,
+        );
+      }
+      const url = await app.listen({ host, port });
+      if (open) logger.warn({ host }, 'no API keys configured: running OPEN (no authentication), bound to loopback only');
+      return url;
+    },
+    async close() {
+      await app.close();
+      await gateway.close();
+      if (!options.store) await store.close();
+    },
+  };
+}

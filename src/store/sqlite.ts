@@ -1,0 +1,276 @@
+// The embedded default store: one SQLite file in the data directory.
+
+import fs from 'node:fs';
+import path from 'node:path';
+import { randomBytes } from 'node:crypto';
+import Database from 'better-sqlite3';
+import type { Message } from '../core/types.js';
+import { messagesFromJson, messagesToJson } from './serialize.js';
+import type { ApiKeyRecord, NewApiKey, RequestLogEntry, RequestLogQuery, Store } from './store.js';
+
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS api_keys (
+  id TEXT PRIMARY KEY,
+  organisation TEXT NOT NULL,
+  name TEXT,
+  hash TEXT NOT NULL UNIQUE,
+  prefix TEXT NOT NULL,
+  created_at INTEGER NOT NULL,
+  revoked_at INTEGER,
+  expires_at INTEGER,
+  allowed_models TEXT,
+  limits TEXT
+);
+CREATE TABLE IF NOT EXISTS sessions (
+  organisation TEXT NOT NULL,
+  session_id TEXT NOT NULL,
+  seq INTEGER NOT NULL,
+  messages TEXT NOT NULL,
+  created_at INTEGER NOT NULL,
+  PRIMARY KEY (organisation, session_id, seq)
+);
+CREATE TABLE IF NOT EXISTS request_log (
+  id TEXT PRIMARY KEY,
+  created_at INTEGER NOT NULL,
+  organisation TEXT NOT NULL,
+  key_id TEXT,
+  correlation_id TEXT,
+  dialect TEXT NOT NULL,
+  route TEXT NOT NULL,
+  model TEXT,
+  provider TEXT,
+  deployment TEXT,
+  attempts INTEGER NOT NULL,
+  status INTEGER NOT NULL,
+  error_kind TEXT,
+  latency_ms REAL NOT NULL,
+  ttft_ms REAL,
+  input_tokens INTEGER NOT NULL,
+  output_tokens INTEGER NOT NULL,
+  total_tokens INTEGER NOT NULL,
+  cost REAL NOT NULL,
+  stream INTEGER NOT NULL,
+  body TEXT
+);
+CREATE INDEX IF NOT EXISTS request_log_org_time ON request_log (organisation, created_at);
+`;
+
+interface KeyRow {
+  id: string;
+  organisation: string;
+  name: string | null;
+  hash: string;
+  prefix: string;
+  created_at: number;
+  revoked_at: number | null;
+  expires_at: number | null;
+  allowed_models: string | null;
+  limits: string | null;
+}
+
+function keyFromRow(row: KeyRow): ApiKeyRecord {
+  return {
+    id: row.id,
+    organisation: row.organisation,
+    name: row.name ?? undefined,
+    hash: row.hash,
+    prefix: row.prefix,
+    createdAt: row.created_at,
+    revokedAt: row.revoked_at ?? undefined,
+    expiresAt: row.expires_at ?? undefined,
+    allowedModels: row.allowed_models ? (JSON.parse(row.allowed_models) as string[]) : undefined,
+    limits: row.limits ? (JSON.parse(row.limits) as Record<string, unknown>) : undefined,
+  };
+}
+
+interface LogRow {
+  id: string;
+  created_at: number;
+  organisation: string;
+  key_id: string | null;
+  correlation_id: string | null;
+  dialect: string;
+  route: string;
+  model: string | null;
+  provider: string | null;
+  deployment: string | null;
+  attempts: number;
+  status: number;
+  error_kind: string | null;
+  latency_ms: number;
+  ttft_ms: number | null;
+  input_tokens: number;
+  output_tokens: number;
+  total_tokens: number;
+  cost: number;
+  stream: number;
+  body: string | null;
+}
+
+function logFromRow(r: LogRow): RequestLogEntry {
+  return {
+    id: r.id,
+    createdAt: r.created_at,
+    organisation: r.organisation,
+    keyId: r.key_id ?? undefined,
+    correlationId: r.correlation_id ?? undefined,
+    dialect: r.dialect,
+    route: r.route,
+    model: r.model ?? undefined,
+    provider: r.provider ?? undefined,
+    deployment: r.deployment ?? undefined,
+    attempts: r.attempts,
+    status: r.status,
+    errorKind: r.error_kind ?? undefined,
+    latencyMs: r.latency_ms,
+    ttftMs: r.ttft_ms ?? undefined,
+    inputTokens: r.input_tokens,
+    outputTokens: r.output_tokens,
+    totalTokens: r.total_tokens,
+    cost: r.cost,
+    stream: r.stream === 1,
+    body: r.body ?? undefined,
+  };
+}
+
+export class SqliteStore implements Store {
+  readonly kind = 'sqlite';
+  readonly db: Database.Database;
+
+  constructor(file: string) {
+    if (file !== ':memory:') fs.mkdirSync(path.dirname(file), { recursive: true });
+    this.db = new Database(file);
+    this.db.pragma('journal_mode = WAL');
+    this.db.pragma('synchronous = NORMAL');
+    this.db.pragma('busy_timeout = 5000');
+    this.db.exec(SCHEMA);
+  }
+
+  static inDataDir(dataDir: string): SqliteStore {
+    return new SqliteStore(path.join(dataDir, 'switchboard.db'));
+  }
+
+  async createKey(key: NewApiKey): Promise<ApiKeyRecord> {
+    const record: ApiKeyRecord = { id: `key_${randomBytes(9).toString('base64url')}`, createdAt: Date.now(), ...key };
+    this.db
+      .prepare(
+        `INSERT INTO api_keys (id, organisation, name, hash, prefix, created_at, expires_at, allowed_models, limits)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      )
+      .run(
+        record.id,
+        record.organisation,
+        record.name ?? null,
+        record.hash,
+        record.prefix,
+        record.createdAt,
+        record.expiresAt ?? null,
+        record.allowedModels ? JSON.stringify(record.allowedModels) : null,
+        record.limits ? JSON.stringify(record.limits) : null,
+      );
+    return record;
+  }
+
+  async findKeyByHash(hash: string): Promise<ApiKeyRecord | undefined> {
+    const row = this.db.prepare('SELECT * FROM api_keys WHERE hash = ?').get(hash) as KeyRow | undefined;
+    return row ? keyFromRow(row) : undefined;
+  }
+
+  async listKeys(organisation?: string): Promise<ApiKeyRecord[]> {
+    const rows = (
+      organisation
+        ? this.db.prepare('SELECT * FROM api_keys WHERE organisation = ? ORDER BY created_at').all(organisation)
+        : this.db.prepare('SELECT * FROM api_keys ORDER BY created_at').all()
+    ) as KeyRow[];
+    return rows.map(keyFromRow);
+  }
+
+  async revokeKey(id: string): Promise<boolean> {
+    const result = this.db.prepare('UPDATE api_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL').run(Date.now(), id);
+    return result.changes > 0;
+  }
+
+  async countActiveKeys(): Promise<number> {
+    const row = this.db
+      .prepare('SELECT COUNT(*) AS n FROM api_keys WHERE revoked_at IS NULL AND (expires_at IS NULL OR expires_at > ?)')
+      .get(Date.now()) as { n: number };
+    return row.n;
+  }
+
+  async appendSession(organisation: string, sessionId: string, messages: Message[]): Promise<void> {
+    const append = this.db.transaction(() => {
+      const row = this.db
+        .prepare('SELECT COALESCE(MAX(seq), -1) AS seq FROM sessions WHERE organisation = ? AND session_id = ?')
+        .get(organisation, sessionId) as { seq: number };
+      this.db
+        .prepare('INSERT INTO sessions (organisation, session_id, seq, messages, created_at) VALUES (?, ?, ?, ?, ?)')
+        .run(organisation, sessionId, row.seq + 1, messagesToJson(messages), Date.now());
+    });
+    append();
+  }
+
+  async readSession(organisation: string, sessionId: string): Promise<Message[] | undefined> {
+    const rows = this.db
+      .prepare('SELECT messages FROM sessions WHERE organisation = ? AND session_id = ? ORDER BY seq')
+      .all(organisation, sessionId) as Array<{ messages: string }>;
+    if (rows.length === 0) return undefined;
+    return rows.flatMap((r) => messagesFromJson(r.messages));
+  }
+
+  async logRequest(e: RequestLogEntry): Promise<void> {
+    this.db
+      .prepare(
+        `INSERT INTO request_log (id, created_at, organisation, key_id, correlation_id, dialect, route, model, provider, deployment,
+          attempts, status, error_kind, latency_ms, ttft_ms, input_tokens, output_tokens, total_tokens, cost, stream, body)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      )
+      .run(
+        e.id,
+        e.createdAt,
+        e.organisation,
+        e.keyId ?? null,
+        e.correlationId ?? null,
+        e.dialect,
+        e.route,
+        e.model ?? null,
+        e.provider ?? null,
+        e.deployment ?? null,
+        e.attempts,
+        e.status,
+        e.errorKind ?? null,
+        e.latencyMs,
+        e.ttftMs ?? null,
+        e.inputTokens,
+        e.outputTokens,
+        e.totalTokens,
+        e.cost,
+        e.stream ? 1 : 0,
+        e.body ?? null,
+      );
+  }
+
+  async queryRequests(q: RequestLogQuery): Promise<RequestLogEntry[]> {
+    const where: string[] = [];
+    const args: unknown[] = [];
+    if (q.organisation) (where.push('organisation = ?'), args.push(q.organisation));
+    if (q.keyId) (where.push('key_id = ?'), args.push(q.keyId));
+    if (q.model) (where.push('model = ?'), args.push(q.model));
+    if (q.since !== undefined) (where.push('created_at >= ?'), args.push(q.since));
+    if (q.until !== undefined) (where.push('created_at < ?'), args.push(q.until));
+    const sql = `SELECT * FROM request_log ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY created_at DESC LIMIT ?`;
+    args.push(q.limit ?? 1000);
+    return (this.db.prepare(sql).all(...args) as LogRow[]).map(logFromRow);
+  }
+
+  async pruneRequests(before: number): Promise<number> {
+    return this.db.prepare('DELETE FROM request_log WHERE created_at < ?').run(before).changes;
+  }
+
+  async ping(): Promise<void> {
+    this.db.prepare('SELECT 1').get();
+  }
+
+  async close(): Promise<void> {
+    if (this.db.open) this.db.close();
+  }
+}

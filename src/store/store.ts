@@ -1,0 +1,85 @@
+// The one storage interface. SQLite is the embedded default; other back-ends implement the same.
+
+import type { Message } from '../core/types.js';
+
+export interface ApiKeyRecord {
+  id: string;
+  organisation: string;
+  name?: string;
+  /** sha256 hex of the raw key; the key itself is never stored. */
+  hash: string;
+  /** First characters of the key, to recognise it in listings. */
+  prefix: string;
+  createdAt: number;
+  revokedAt?: number;
+  expiresAt?: number;
+  allowedModels?: string[];
+  /** Limits and budgets (owned by the limits feature); stored as given. */
+  limits?: Record<string, unknown>;
+}
+
+export interface NewApiKey {
+  organisation: string;
+  name?: string;
+  hash: string;
+  prefix: string;
+  expiresAt?: number;
+  allowedModels?: string[];
+  limits?: Record<string, unknown>;
+}
+
+export interface RequestLogEntry {
+  id: string;
+  createdAt: number;
+  organisation: string;
+  keyId?: string;
+  correlationId?: string;
+  dialect: string;
+  route: string;
+  model?: string;
+  provider?: string;
+  deployment?: string;
+  attempts: number;
+  status: number;
+  errorKind?: string;
+  latencyMs: number;
+  ttftMs?: number;
+  inputTokens: number;
+  outputTokens: number;
+  totalTokens: number;
+  cost: number;
+  stream: boolean;
+  /** Request/response bodies, only when enabled for the organisation. */
+  body?: string;
+}
+
+export interface RequestLogQuery {
+  organisation?: string;
+  keyId?: string;
+  model?: string;
+  since?: number;
+  until?: number;
+  limit?: number;
+}
+
+export interface Store {
+  readonly kind: string;
+  createKey(key: NewApiKey): Promise<ApiKeyRecord>;
+  findKeyByHash(hash: string): Promise<ApiKeyRecord | undefined>;
+  listKeys(organisation?: string): Promise<ApiKeyRecord[]>;
+  revokeKey(id: string): Promise<boolean>;
+  /** Keys that are neither revoked nor expired. */
+  countActiveKeys(): Promise<number>;
+
+  /** Appends turns to a conversation kept server-side (X-Session-ID). */
+  appendSession(organisation: string, sessionId: string, messages: Message[]): Promise<void>;
+  readSession(organisation: string, sessionId: string): Promise<Message[] | undefined>;
+
+  logRequest(entry: RequestLogEntry): Promise<void>;
+  queryRequests(query: RequestLogQuery): Promise<RequestLogEntry[]>;
+  /** Deletes request-log rows older than the given time. */
+  pruneRequests(before: number): Promise<number>;
+
+  ping(): Promise<void>;
+  close(): Promise<void>;
+}

@@ -26,25 +26,14 @@ export function bearerToken(request: FastifyRequest): string | undefined {
 }
 
 export class Authenticator {
-  /** Cached "are there keys?" answer; refreshed on a short interval so CLI-created keys take effect. */
-  private activeKeys: { count: number; at: number } | undefined;
-
   constructor(
     private readonly store: Store,
     private readonly adminKey: string | undefined,
-    private readonly recheckMs = 1000,
   ) {}
 
+  /** Asked per request (an indexed COUNT): keys created by the CLI in another process apply at once. */
   async hasKeys(): Promise<boolean> {
-    const now = Date.now();
-    if (!this.activeKeys || now - this.activeKeys.at > this.recheckMs) {
-      this.activeKeys = { count: await this.store.countActiveKeys(), at: now };
-    }
-    return this.activeKeys.count > 0;
-  }
-
-  invalidate(): void {
-    this.activeKeys = undefined;
+    return (await this.store.countActiveKeys()) > 0;
   }
 
   isAdminToken(token: string | undefined): boolean {

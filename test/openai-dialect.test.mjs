@@ -1,0 +1,356 @@
+// The OpenAI dialect over HTTP, with the official `openai` client and raw SSE, against a
+// scripted provider whose canonical parts are known exactly.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import OpenAI from 'openai';
+import { GatewayError } from '../dist/core/errors.js';
+import { startServer, postJson, readSse } from './helpers/server.mjs';
+import { createScriptedFactory } from './helpers/scripted-provider.mjs';
+import { validateOpenAI } from './helpers/openai-schema.mjs';
+
+const PNG_1x1 = 'iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg==';
+
+let s;
+let scripted;
+let client;
+
+before(async () => {
+  scripted = createScriptedFactory({ GatewayError });
+  s = await startServer({
+    providers: { scripted: scripted.factory },
+    config: {
+      defaultModel: 'm1',
+      models: [
+        { id: 'm1', aliases: ['fast'], provider: 'scripted', model: 'x', pricing: { input: 1, output: 2 } },
+        { id: 'vision', provider: 'scripted', model: 'y', modalities: ['text', 'image'] },
+      ],
+    },
+  });
+  client = new OpenAI({ baseURL: `${s.url}/v1`, apiKey: 'unused-in-open-mode', maxRetries: 0 });
+});
+after(async () => s?.close());
+
+const user = (content) => [{ role: 'user', content }];
+
+test('buffered completion validates against OpenAI schema, with usage, cost and confidence_score', async () => {
+  const completion = await client.chat.completions.create({ model: 'm1', messages: user('hi') });
+  const check = validateOpenAI('CreateChatCompletionResponse', completion);
+  assert.ok(check.ok, check.errors.join('\n'));
+  assert.equal(completion.choices[0].message.content, 'Hello world');
+  assert.equal(completion.choices[0].finish_reason, 'stop');
+  assert.deepEqual(
+    { p: completion.usage.prompt_tokens, c: completion.usage.completion_tokens, t: completion.usage.total_tokens },
+    { p: 7, c: 2, t: 9 },
+  );
+  // pricing: 7 × $1/M + 2 × $2/M
+  assert.equal(completion.usage.cost, (7 * 1 + 2 * 2) / 1e6);
+  assert.equal(completion.confidence_score, 50);
+  assert.ok(Number.isInteger(completion.created));
+});
+
+test('streaming: role in the first delta, chunks validate, usage chunk then [DONE]', async () => {
+  const res = await fetch(`${s.url}/v1/chat/completions`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ model: 'm1', stream: true, messages: user('hi') }),
+  });
+  assert.equal(res.status, 200);
+  assert.match(res.headers.get('content-type'), /^text\/event-stream/);
+  assert.equal(res.headers.get('x-switchboard-provider'), 'scripted');
+  const { events } = await readSse(res);
+  assert.equal(events.at(-1).data, '[DONE]');
+  const chunks = events.slice(0, -1).map((e) => JSON.parse(e.data));
+  for (const chunk of chunks) {
+    const check = validateOpenAI('CreateChatCompletionStreamResponse', chunk);
+    assert.ok(check.ok, check.errors.join('\n'));
+  }
+  assert.deepEqual(chunks[0].choices[0].delta, { role: 'assistant', content: '' });
+  assert.equal(chunks.filter((c) => c.choices[0]?.delta?.role).length, 1, 'role only in the first delta');
+  assert.equal(chunks.map((c) => c.choices[0]?.delta?.content ?? '').join(''), 'Hello world');
+  const finish = chunks.find((c) => c.choices[0]?.finish_reason);
+  assert.equal(finish.choices[0].finish_reason, 'stop');
+  const last = chunks.at(-1);
+  assert.deepEqual(last.choices, []);
+  assert.equal(last.usage.total_tokens, 9);
+  assert.equal(new Set(chunks.map((c) => c.id)).size, 1, 'one id for every chunk');
+});
+
+test('streamed tool calls: index, id and name first, then argument fragments; the SDK reassembles them', async () => {
+  const stream = client.chat.completions.stream({
+    model: 'm1',
+    messages: user('script:tools'),
+    tools: [
+      { type: 'function', function: { name: 'get_weather', parameters: { type: 'object', properties: { location: { type: 'string' } } } } },
+      { type: 'function', function: { name: 'get_time', parameters: { type: 'object', properties: {} } } },
+    ],
+  });
+  const chunks = [];
+  for await (const chunk of stream) chunks.push(chunk);
+  const final = await stream.finalChatCompletion();
+  const calls = final.choices[0].message.tool_calls;
+  assert.deepEqual(
+    calls.map((c) => [c.id, c.function.name, JSON.parse(c.function.arguments)]),
+    [
+      ['call_a', 'get_weather', { location: 'Boston' }],
+      ['call_b', 'get_time', {}],
+    ],
+  );
+  assert.equal(final.choices[0].finish_reason, 'tool_calls');
+  const toolDeltas = chunks.flatMap((c) => c.choices[0]?.delta?.tool_calls ?? []);
+  assert.ok(toolDeltas.every((d) => Number.isInteger(d.index)), 'every tool delta has an index');
+  const firstOfB = toolDeltas.find((d) => d.index === 1);
+  assert.deepEqual([firstOfB.id, firstOfB.function.name, firstOfB.function.arguments], ['call_b', 'get_time', '']);
+});
+
+test('a tool result round trip reaches the provider as canonical tool parts', async () => {
+  const before = scripted.requests.length;
+  await client.chat.completions.create({
+    model: 'm1',
+    messages: [
+      { role: 'user', content: 'weather?' },
+      { role: 'assistant', content: null, tool_calls: [{ id: 'call_1', type: 'function', function: { name: 'get_weather', arguments: '{"location":"Oslo"}' } }] },
+      { role: 'tool', tool_call_id: 'call_1', content: '12 degrees' },
+    ],
+    tools: [{ type: 'function', function: { name: 'get_weather', parameters: { type: 'object' } } }],
+  });
+  const sent = scripted.requests[before];
+  assert.deepEqual(sent.messages[1].content[0], { type: 'tool-call', id: 'call_1', name: 'get_weather', arguments: '{"location":"Oslo"}' });
+  assert.equal(sent.messages[2].role, 'tool');
+  assert.equal(sent.messages[2].content[0].toolCallId, 'call_1');
+  assert.equal(sent.messages[2].content[0].content[0].text, '12 degrees');
+});
+
+test('an upstream failure before the first token is an HTTP error in OpenAI shape with Retry-After', async () => {
+  const res = await postJson(`${s.url}/v1/chat/completions`, { model: 'm1', messages: user('script:fail-before') });
+  assert.equal(res.status, 429);
+  assert.equal(res.headers.get('retry-after'), '7');
+  assert.ok(validateOpenAI('ErrorResponse', res.body).ok);
+  assert.equal(res.body.error.type, 'rate_limit_error');
+});
+
+test('a failure after the first token ends the stream with an error chunk and [DONE]; the SDK raises it', async () => {
+  const res = await fetch(`${s.url}/v1/chat/completions`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ model: 'm1', stream: true, messages: user('script:fail-after') }),
+  });
+  const { events } = await readSse(res);
+  assert.equal(events.at(-1).data, '[DONE]');
+  const error = JSON.parse(events.at(-2).data);
+  assert.equal(error.error.code, 'upstream_5xx');
+  assert.match(error.error.message, /reset/);
+  assert.equal(JSON.parse(events[1].data).choices[0].delta.content, 'partial');
+
+  const stream = await client.chat.completions.create({ model: 'm1', stream: true, messages: user('script:fail-after') });
+  await assert.rejects(async () => {
+    for await (const _ of stream);
+  }, /reset/);
+});
+
+test('n=2 returns two choices (emulated by two provider calls) with usage summed', async () => {
+  const before = scripted.requests.length;
+  const completion = await client.chat.completions.create({ model: 'm1', n: 2, messages: user('hi') });
+  assert.equal(completion.choices.length, 2);
+  assert.deepEqual(completion.choices.map((c) => c.index), [0, 1]);
+  assert.equal(scripted.requests.length - before, 2);
+  assert.equal(completion.usage.completion_tokens, 4);
+  assert.equal(completion.usage.prompt_tokens, 7);
+});
+
+test('reasoning is split from content, and dropped with reasoning.exclude', async () => {
+  const withReasoning = await postJson(`${s.url}/v1/chat/completions`, { model: 'm1', messages: user('script:reasoning'), reasoning: { effort: 'low' } });
+  assert.equal(withReasoning.body.choices[0].message.reasoning, 'Let me think.');
+  assert.equal(withReasoning.body.choices[0].message.content, 'Answer.');
+  assert.equal(scripted.requests.at(-1).reasoning.effort, 'low');
+  const excluded = await postJson(`${s.url}/v1/chat/completions`, { model: 'm1', messages: user('script:reasoning'), reasoning: { exclude: true } });
+  assert.equal(excluded.body.choices[0].message.reasoning, undefined);
+  assert.equal(excluded.body.choices[0].message.content, 'Answer.');
+  const res = await fetch(`${s.url}/v1/chat/completions`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ model: 'm1', stream: true, messages: user('script:reasoning') }),
+  });
+  const deltas = (await readSse(res)).events.slice(0, -1).map((e) => JSON.parse(e.data).choices[0]?.delta ?? {});
+  assert.equal(deltas.map((d) => d.reasoning ?? '').join(''), 'Let me think.');
+  assert.equal(deltas.map((d) => d.content ?? '').join(''), 'Answer.');
+});
+
+test('structured output is validated: a mismatch is an error, never a pass', async () => {
+  const schema = { type: 'object', properties: { ok: { type: 'boolean' } }, required: ['ok'] };
+  const good = await postJson(`${s.url}/v1/chat/completions`, {
+    model: 'm1',
+    messages: user('script:json'),
+    response_format: { type: 'json_schema', json_schema: { name: 'r', schema } },
+  });
+  assert.equal(good.status, 200);
+  assert.deepEqual(JSON.parse(good.body.choices[0].message.content), { ok: true });
+  const bad = await postJson(`${s.url}/v1/chat/completions`, {
+    model: 'm1',
+    messages: user('script:bad-json'),
+    response_format: { type: 'json_schema', json_schema: { name: 'r', schema } },
+  });
+  assert.equal(bad.status, 502);
+  assert.equal(bad.body.error.code, 'structured_output_invalid');
+});
+
+test('vision parts: data URIs are checked from the bytes; a text-only model refuses images', async () => {
+  const image = (url) => [{ role: 'user', content: [{ type: 'text', text: 'what is this?' }, { type: 'image_url', image_url: { url } }] }];
+  const refused = await postJson(`${s.url}/v1/chat/completions`, { model: 'm1', messages: image(`data:image/png;base64,${PNG_1x1}`) });
+  assert.equal(refused.status, 400);
+  assert.match(refused.body.error.message, /image/);
+  const accepted = await postJson(`${s.url}/v1/chat/completions`, { model: 'vision', messages: image(`data:image/png;base64,${PNG_1x1}`) });
+  assert.equal(accepted.status, 200);
+  const part = scripted.requests.at(-1).messages[0].content[1];
+  assert.equal(part.type, 'image');
+  assert.equal(part.mediaType, 'image/png');
+  const mismatch = await postJson(`${s.url}/v1/chat/completions`, { model: 'vision', messages: image(`data:image/jpeg;base64,${PNG_1x1}`) });
+  assert.equal(mismatch.status, 400);
+  assert.equal(mismatch.body.error.code, 'media_type_mismatch');
+  const remote = await postJson(`${s.url}/v1/chat/completions`, { model: 'vision', messages: image('https://example.com/cat.jpg') });
+  assert.equal(remote.status, 200);
+  assert.equal(scripted.requests.at(-1).messages[0].content[1].url, 'https://example.com/cat.jpg');
+});
+
+test('the alias route and model aliases (including "default") serve the same model', async () => {
+  for (const model of ['m1', 'fast', 'default']) {
+    const res = await postJson(`${s.url}/api/v3/inference/chat/completions`, { model, messages: user('hi') });
+    assert.equal(res.status, 200, model);
+    assert.equal(res.body.model, 'm1');
+  }
+});
+
+test('GET /v1/models lists every id and alias in OpenAI list format', async () => {
+  const list = await client.models.list();
+  const ids = list.data.map((m) => m.id);
+  for (const id of ['m1', 'fast', 'default', 'vision']) assert.ok(ids.includes(id), id);
+  const raw = await (await fetch(`${s.url}/v1/models`)).json();
+  const check = validateOpenAI('ListModelsResponse', raw);
+  assert.ok(check.ok, check.errors.join('\n'));
+});
+
+test('X-Session-ID keeps the conversation server-side and reads it back', async () => {
+  const sid = `sess-${Date.now()}`;
+  const sessionClient = new OpenAI({ baseURL: `${s.url}/v1`, apiKey: 'x', maxRetries: 0, defaultHeaders: { 'X-Session-ID': sid } });
+  await sessionClient.chat.completions.create({ model: 'm1', messages: [{ role: 'system', content: 'be brief' }, ...user('first question')] });
+  await sessionClient.chat.completions.create({ model: 'm1', messages: user('second question') });
+  const sent = scripted.requests.at(-1).messages.map((m) => [m.role, m.content.map((p) => p.text).join('')]);
+  assert.deepEqual(sent, [
+    ['user', 'first question'],
+    ['assistant', 'Hello world'],
+    ['user', 'second question'],
+  ]);
+  const session = await (await fetch(`${s.url}/v1/sessions/${sid}`)).json();
+  assert.deepEqual(
+    session.messages.map((m) => [m.role, m.content]),
+    [
+      ['user', 'first question'],
+      ['assistant', 'Hello world'],
+      ['user', 'second question'],
+      ['assistant', 'Hello world'],
+    ],
+  );
+  assert.equal((await fetch(`${s.url}/v1/sessions/nope-${Date.now()}`)).status, 404);
+});
+
+test('prompt_truncate_len drops the oldest non-system turns to fit', async () => {
+  // The scripted provider counts one token per word.
+  const messages = [
+    { role: 'system', content: 'sys prompt' },
+    { role: 'user', content: 'one two three four' },
+    { role: 'assistant', content: 'five six seven' },
+    { role: 'user', content: 'eight nine' },
+  ];
+  await postJson(`${s.url}/v1/chat/completions`, { model: 'm1', messages, prompt_truncate_len: 7 });
+  assert.deepEqual(
+    scripted.requests.at(-1).messages.map((m) => m.content[0].text),
+    ['sys prompt', 'five six seven', 'eight nine'],
+  );
+  await postJson(`${s.url}/v1/chat/completions`, { model: 'm1', messages, prompt_truncate_len: 100 });
+  assert.equal(scripted.requests.at(-1).messages.length, 4);
+});
+
+const MALFORMED = [
+  ['not json', '{"model": '],
+  ['array body', '[]'],
+  ['missing model', { messages: user('hi') }],
+  ['missing messages', { model: 'm1' }],
+  ['empty messages', { model: 'm1', messages: [] }],
+  ['unknown field', { model: 'm1', messages: user('hi'), frobnicate: true }],
+  ['bad role', { model: 'm1', messages: [{ role: 'wizard', content: 'hi' }] }],
+  ['content not string/array', { model: 'm1', messages: [{ role: 'user', content: 5 }] }],
+  ['temperature > 2', { model: 'm1', messages: user('hi'), temperature: 2.5 }],
+  ['temperature string', { model: 'm1', messages: user('hi'), temperature: 'hot' }],
+  ['top_p > 1', { model: 'm1', messages: user('hi'), top_p: 1.5 }],
+  ['negative top_k', { model: 'm1', messages: user('hi'), top_k: -1 }],
+  ['max_tokens 0', { model: 'm1', messages: user('hi'), max_tokens: 0 }],
+  ['max_tokens float', { model: 'm1', messages: user('hi'), max_tokens: 1.5 }],
+  ['n = 0', { model: 'm1', messages: user('hi'), n: 0 }],
+  ['n too big', { model: 'm1', messages: user('hi'), n: 100 }],
+  ['five stops', { model: 'm1', messages: user('hi'), stop: ['a', 'b', 'c', 'd', 'e'] }],
+  ['presence_penalty out of range', { model: 'm1', messages: user('hi'), presence_penalty: 3 }],
+  ['bad name', { model: 'm1', messages: [{ role: 'user', content: 'hi', name: 'has space' }] }],
+  ['tool without function', { model: 'm1', messages: user('hi'), tools: [{ type: 'function' }] }],
+  ['tool_choice unknown tool', { model: 'm1', messages: user('hi'), tools: [{ type: 'function', function: { name: 'a' } }], tool_choice: { type: 'function', function: { name: 'b' } } }],
+  ['tool_choice required without tools', { model: 'm1', messages: user('hi'), tool_choice: 'required' }],
+  ['tool message without id', { model: 'm1', messages: [{ role: 'tool', content: 'x' }] }],
+  ['tool result for unknown call', { model: 'm1', messages: [...user('hi'), { role: 'tool', tool_call_id: 'nope', content: 'x' }] }],
+  ['bad response_format', { model: 'm1', messages: user('hi'), response_format: { type: 'xml' } }],
+  ['bad reasoning effort', { model: 'm1', messages: user('hi'), reasoning: { effort: 'extreme' } }],
+  ['bad image url', { model: 'vision', messages: [{ role: 'user', content: [{ type: 'image_url', image_url: { url: 'ftp://x' } }] }] }],
+  ['bad base64 image', { model: 'vision', messages: [{ role: 'user', content: [{ type: 'image_url', image_url: { url: 'data:image/png;base64,!!!' } }] }] }],
+  ['not an image', { model: 'vision', messages: [{ role: 'user', content: [{ type: 'image_url', image_url: { url: `data:image/png;base64,${Buffer.from('hello').toString('base64')}` } }] }] }],
+  ['unknown model', { model: 'no-such-model', messages: user('hi') }],
+  ['bad session id', { model: 'm1', messages: user('hi') }, { 'x-session-id': 'has spaces and / slashes' }],
+  ['logprobs true', { model: 'm1', messages: user('hi'), logprobs: true }],
+  ['prompt_truncate_len 0', { model: 'm1', messages: user('hi'), prompt_truncate_len: 0 }],
+];
+
+test(`${MALFORMED.length} malformed or out-of-range requests each get a 4xx in OpenAI's shape, and the server keeps serving`, async () => {
+  for (const [name, body, headers] of MALFORMED) {
+    const res = await postJson(`${s.url}/v1/chat/completions`, body, headers);
+    assert.ok(res.status >= 400 && res.status < 500, `${name}: status ${res.status} ${res.text}`);
+    const check = validateOpenAI('ErrorResponse', res.body);
+    assert.ok(check.ok, `${name}: ${res.text}`);
+    assert.ok(res.body.error.message.length > 0, name);
+  }
+  const health = await fetch(`${s.url}/health`);
+  assert.equal(health.status, 200);
+  const ok = await client.chat.completions.create({ model: 'm1', messages: user('still there?') });
+  assert.equal(ok.choices[0].message.content, 'Hello world');
+});
+
+test('keys: with a key created by the CLI the server requires it; revoked keys are refused at once', async () => {
+  const cli = (...args) => execFileSync(process.execPath, ['bin/switchboard.js', ...args, '--data-dir', s.dataDir], { encoding: 'utf8' });
+  const out = cli('keys', 'create', '--org', 'acme');
+  const key = out.trim().split('\n').at(-1);
+  assert.match(key, /^sb-/);
+  try {
+    const anonymous = await postJson(`${s.url}/v1/chat/completions`, { model: 'm1', messages: user('hi') });
+    assert.equal(anonymous.status, 401);
+    assert.equal(anonymous.body.error.type, 'authentication_error');
+    const wrong = await postJson(`${s.url}/v1/chat/completions`, { model: 'm1', messages: user('hi') }, { authorization: 'Bearer sb-wrong' });
+    assert.equal(wrong.status, 401);
+    const keyed = new OpenAI({ baseURL: `${s.url}/v1`, apiKey: key, maxRetries: 0 });
+    const ok = await keyed.chat.completions.create({ model: 'm1', messages: user('hi') });
+    assert.equal(ok.choices[0].message.content, 'Hello world');
+    const list = cli('keys', 'list');
+    assert.match(list, /acme/);
+    assert.ok(!list.includes(key), 'keys list never prints the key');
+    const id = list.split('\n').find((l) => l.includes('acme')).split('\t')[0];
+    cli('keys', 'revoke', id);
+    await assert.rejects(keyed.chat.completions.create({ model: 'm1', messages: user('hi') }), (err) => err.status === 401);
+  } finally {
+    // Leave the shared server open again for the other tests.
+    s.server.context.store.db.prepare('DELETE FROM api_keys').run();
+  }
+});
+
+test('with no keys the server refuses to listen beyond loopback', async () => {
+  const { createServer } = await import('../dist/server/app.js');
+  const { loadConfig } = await import('../dist/core/config.js');
+  const config = loadConfig({ dataDir: `${s.dataDir}/other`, host: '0.0.0.0', port: 0 }, {});
+  const server = await createServer({ config, providers: { local: scripted.factory }, logger: (await import('pino')).default({ level: 'silent' }) });
+  await assert.rejects(server.listen(), /Refusing to listen on 0\.0\.0\.0/);
+  await server.close();
+});

@@ -1,0 +1,99 @@
+// The provider: capabilities, and one streamed call = build the body, POST it, turn the
+// response (SSE, or a buffered JSON completion) into canonical parts as the bytes arrive.
+
+import type { Logger } from 'pino';
+import { GatewayError } from '../../core/errors.js';
+import type { ResolvedDeployment } from '../../core/models.js';
+import type { Capabilities, Provider, ProviderCallContext } from '../../core/provider.js';
+import type { ChatRequest, StreamPart } from '../../core/types.js';
+import { buildRequestBody, supportedSampling } from './build-request.js';
+import { partsFromCompletionBody } from './convert-completion.js';
+import { errorFromResponse, errorFromTransport, type ResponseHeaders } from './errors.js';
+import { UpstreamClient, chatCompletionsTarget, requestHeaders } from './http.js';
+import { readOptions, type OpenAIDeploymentOptions } from './options.js';
+import { readServerSentEvents } from './sse.js';
+import { ChunkConverter, partsFromEvents } from './stream.js';
+
+function isJson(headers: ResponseHeaders): boolean {
+  const type = headers['content-type'];
+  return (Array.isArray(type) ? type[0] : type)?.includes('application/json') === true;
+}
+
+export class OpenAIProvider implements Provider {
+  readonly name = 'openai';
+  private readonly client = new UpstreamClient();
+  // Options are read once per deployment object, not once per request.
+  private readonly optionsCache = new WeakMap<ResolvedDeployment, OpenAIDeploymentOptions>();
+
+  constructor(private readonly logger: Logger) {}
+
+  private options(deployment: ResolvedDeployment): OpenAIDeploymentOptions {
+    let options = this.optionsCache.get(deployment);
+    if (!options) {
+      options = readOptions(deployment);
+      this.optionsCache.set(deployment, options);
+    }
+    return options;
+  }
+
+  capabilities(deployment: ResolvedDeployment): Capabilities {
+    return {
+      // The model config decides what a model accepts; this provider can send text and images.
+      modalities: ['text', 'image'],
+      tools: true,
+      structuredOutput: 'native',
+      reasoning: true,
+      multipleChoices: true,
+      logprobs: true,
+      sampling: supportedSampling(this.options(deployment)),
+    };
+  }
+
+  stream(request: ChatRequest, context: ProviderCallContext): AsyncIterable<StreamPart> {
+    return this.streamChat(request, context);
+  }
+
+  private async *streamChat(request: ChatRequest, context: ProviderCallContext): AsyncGenerator<StreamPart> {
+    const { deployment, signal } = context;
+    const options = this.options(deployment);
+    const body = JSON.stringify(buildRequestBody(request, deployment.model, options));
+    const target = chatCompletionsTarget(deployment);
+    if (signal.aborted) throw new GatewayError('cancelled', 'The request was cancelled', { provider: this.name });
+    let response;
+    try {
+      response = await this.client.post(target, requestHeaders(deployment, context.requestId), body, options, signal);
+    } catch (err) {
+      throw errorFromTransport(err, options, signal);
+    }
+    const converter = new ChunkConverter({ tagChoices: (request.n ?? 1) > 1, excludeReasoning: request.reasoning?.exclude === true });
+    try {
+      if (response.statusCode >= 300) {
+        const error = errorFromResponse(response.statusCode, response.headers, await response.body.text());
+        this.logger.debug({ deployment: deployment.name, status: response.statusCode, kind: error.kind }, 'upstream error response');
+        throw error;
+      }
+      if (isJson(response.headers)) {
+        // An upstream that ignored `stream: true` and answered with the whole completion.
+        yield* partsFromCompletionBody(await response.body.text(), converter);
+        return;
+      }
+      let invalidLine: string | undefined;
+      const events = readServerSentEvents(response.body, (line) => (invalidLine ??= line));
+      yield* partsFromEvents(events, converter, () => invalidLine);
+    } catch (err) {
+      throw errorFromTransport(err, options, signal);
+    } finally {
+      // Failed or stopped early (the client went away): close the connection so the upstream
+      // stops generating. A fully read body keeps its connection for the next request.
+      if (!response.body.readableEnded) response.body.destroy();
+    }
+  }
+
+  stats(): Record<string, number> {
+    return this.client.stats();
+  }
+
+  close(): Promise<void> {
+    return this.client.close();
+  }
+}

@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 import { ModelRegistry } from '../core/models.js';
+import { pullModel } from '../providers/local/download.js';
 import { configOptions } from './options.js';
 import { configFromFlags, type ConfigFlags } from './serve.js';
 
@@ -29,11 +30,6 @@ export function registerModelsCommand(program: Command): void {
       const source = deployment?.model ?? name;
       if (!source) throw new Error('Nothing to pull');
       if (model && !deployment) throw new Error(`Model '${model.id}' is not a local model`);
-      // TODO(spine): static import once src/providers/local/download.ts lands.
-      const downloadModule = '../providers/local/download.js';
-      const { pullModel } = (await import(downloadModule)) as {
-        pullModel: (source: string, o: { cacheDir?: string; sha256?: string; size?: number; progress: boolean }) => Promise<string>;
-      };
       const file = await pullModel(source, {
         cacheDir: config.local.cacheDir,
         sha256: deployment?.sha256,

@@ -1,0 +1,232 @@
+#!/usr/bin/env node
+// Gateway overhead: the same loopback OpenAI-compatible upstream called directly, through
+// Switchboard and through the Portkey gateway, buffered and streaming.
+//
+// Method (../docs/benchmarks.md): the gateway under test is pinned to core 1, the upstream and
+// the load generator to core 0; a fresh gateway per run; warm-up; RUNS runs; medians and ranges.
+//   throughput: autocannon, CONNECTIONS connections for DURATION seconds
+//   latency:    SEQUENTIAL keep-alive requests one after another (c = 1); total time for buffered,
+//               time to first byte for streams; "added" = gateway minus direct.
+//
+// Usage: node bench/overhead.mjs   (env: RUNS=5 DURATION=5 CONNECTIONS=32 SEQUENTIAL=200)
+import { spawn, execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import readline from 'node:readline';
+import { Pool } from 'undici';
+
+const RUNS = Number(process.env.RUNS ?? 5);
+const DURATION = Number(process.env.DURATION ?? 5);
+const CONNECTIONS = Number(process.env.CONNECTIONS ?? 32);
+const SEQUENTIAL = Number(process.env.SEQUENTIAL ?? 200);
+const root = path.resolve(path.dirname(new URL(import.meta.url).pathname), '..');
+const hasTaskset = (() => {
+  try {
+    execFileSync('taskset', ['-c', '0', 'true']);
+    return os.availableParallelism() >= 2;
+  } catch {
+    return false;
+  }
+})();
+const pinned = (core, cmd, args) => (hasTaskset ? ['taskset', ['-c', String(core), cmd, ...args]] : [cmd, args]);
+
+function start(core, cmd, args, env, readyPattern) {
+  const [c, a] = pinned(core, cmd, args);
+  const child = spawn(c, a, { cwd: root, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  let stderr = '';
+  child.stderr.on('data', (d) => (stderr += d));
+  return new Promise((resolve, reject) => {
+    const lines = readline.createInterface({ input: child.stdout });
+    lines.on('line', (line) => {
+      const match = readyPattern.exec(line);
+      if (match) resolve({ child, match });
+    });
+    child.once('exit', (code) => reject(new Error(`${cmd} ${args.join(' ')} exited ${code}: ${stderr}`)));
+  });
+}
+
+function stop(child) {
+  return new Promise((resolve) => {
+    if (child.exitCode !== null) return resolve();
+    child.once('exit', resolve);
+    child.kill('SIGTERM');
+  });
+}
+
+/** utime+stime of a process in milliseconds (Linux /proc). */
+function cpuMs(pid) {
+  try {
+    const fields = fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+    return ((Number(fields[11]) + Number(fields[12])) * 1000) / 100;
+  } catch {
+    return NaN;
+  }
+}
+
+function body(stream) {
+  return JSON.stringify({ model: 'bench', messages: [{ role: 'user', content: 'hi' }], max_tokens: 16, ...(stream ? { stream: true } : {}) });
+}
+
+async function autocannon(url, headers, stream) {
+  const args = ['node_modules/.bin/autocannon', '-c', String(CONNECTIONS), '-d', String(DURATION), '-m', 'POST', '-j', '-b', body(stream), '-H', 'content-type=application/json'];
+  for (const [k, v] of Object.entries(headers)) args.push('-H', `${k}=${v}`);
+  args.push(url);
+  const [c, a] = pinned(0, process.execPath, args);
+  const out = execFileSync(c, a, { cwd: root, maxBuffer: 64 * 1024 * 1024, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
+  const result = JSON.parse(out);
+  return { rps: result.requests.average, errors: result.errors + result.non2xx, total: result.requests.total };
+}
+
+async function sequential(origin, pathName, headers, stream, count) {
+  const pool = new Pool(origin, { connections: 1, pipelining: 1 });
+  const times = [];
+  try {
+    for (let i = 0; i < count; i++) {
+      const t0 = performance.now();
+      const res = await pool.request({ method: 'POST', path: pathName, headers: { 'content-type': 'application/json', ...headers }, body: body(stream) });
+      let first;
+      for await (const _chunk of res.body) first ??= performance.now();
+      const t = stream ? first - t0 : performance.now() - t0;
+      if (res.statusCode !== 200) throw new Error(`status ${res.statusCode}`);
+      times.push(t);
+    }
+  } finally {
+    await pool.close();
+  }
+  times.sort((a, b) => a - b);
+  const q = (p) => times[Math.min(times.length - 1, Math.floor(p * times.length))];
+  return { p50: q(0.5), p99: q(0.99) };
+}
+
+const median = (xs) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+};
+const range = (xs) => [Math.min(...xs), Math.max(...xs)];
+
+async function startSwitchboard(upstreamPort, dir) {
+  const config = path.join(dir, 'bench.yaml');
+  fs.writeFileSync(
+    config,
+    [
+      'server:',
+      '  logLevel: warn',
+      'defaultModel: bench',
+      'models:',
+      '  - id: bench',
+      '    provider: openai',
+      '    model: bench-upstream',
+      `    baseUrl: http://127.0.0.1:${upstreamPort}/v1`,
+      '',
+    ].join('\n'),
+  );
+  const { child, match } = await start(1, process.execPath, ['bin/switchboard.js', 'serve', '--config', config, '--data-dir', dir, '--port', '0', '--no-warm-up'], {}, /listening on (http:\/\/\S+)/);
+  return { child, url: match[1], headers: {} };
+}
+
+async function startPortkey(upstreamPort) {
+  const port = 18787;
+  const { child } = await start(1, process.execPath, ['node_modules/@portkey-ai/gateway/build/start-server.js', `--port=${port}`, '--headless'], {}, /./);
+  // Portkey prints before it listens: wait for the port.
+  for (let i = 0; i < 100; i++) {
+    try {
+      await fetch(`http://127.0.0.1:${port}/`);
+      break;
+    } catch {
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+  return {
+    child,
+    url: `http://127.0.0.1:${port}`,
+    headers: { 'x-portkey-provider': 'openai', 'x-portkey-custom-host': `http://127.0.0.1:${upstreamPort}/v1`, authorization: 'Bearer bench' },
+  };
+}
+
+async function measure(target, label) {
+  const origin = target.url;
+  const out = {};
+  // Warm-up: JIT, connection pools, SQLite statements.
+  await sequential(origin, '/v1/chat/completions', target.headers, false, 300);
+  await sequential(origin, '/v1/chat/completions', target.headers, true, 100);
+  for (const stream of [false, true]) {
+    const mode = stream ? 'stream' : 'buffered';
+    const cpuBefore = target.child ? cpuMs(target.child.pid) : NaN;
+    const load = await autocannon(`${origin}/v1/chat/completions`, target.headers, stream);
+    const cpuAfter = target.child ? cpuMs(target.child.pid) : NaN;
+    const lat = await sequential(origin, '/v1/chat/completions', target.headers, stream, SEQUENTIAL);
+    out[mode] = { ...load, ...lat, cpuPerRequestMs: (cpuAfter - cpuBefore) / load.total };
+    process.stderr.write(`  ${label} ${mode}: ${load.rps.toFixed(0)} req/s, p50 ${lat.p50.toFixed(2)} ms, p99 ${lat.p99.toFixed(2)} ms, errors ${load.errors}\n`);
+  }
+  return out;
+}
+
+async function main() {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sb-bench-'));
+  const upstream = await start(0, process.execPath, ['bench/upstream.mjs'], {}, /^(\d+)$/);
+  const upstreamPort = Number(upstream.match[1]);
+  const runs = [];
+  try {
+    for (let run = 1; run <= RUNS; run++) {
+      process.stderr.write(`run ${run}/${RUNS}\n`);
+      const result = {};
+      result.direct = await measure({ url: `http://127.0.0.1:${upstreamPort}`, headers: {} }, 'direct');
+      const sb = await startSwitchboard(upstreamPort, fs.mkdtempSync(path.join(dir, 'sb-')));
+      try {
+        result.switchboard = await measure(sb, 'switchboard');
+      } finally {
+        await stop(sb.child);
+      }
+      const pk = await startPortkey(upstreamPort);
+      try {
+        result.portkey = await measure(pk, 'portkey');
+      } finally {
+        await stop(pk.child);
+      }
+      runs.push(result);
+    }
+  } finally {
+    await stop(upstream.child);
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+
+  const summary = {};
+  for (const target of ['direct', 'switchboard', 'portkey']) {
+    for (const mode of ['buffered', 'stream']) {
+      const rs = runs.map((r) => r[target][mode]);
+      const direct = runs.map((r) => r.direct[mode]);
+      summary[`${target}/${mode}`] = {
+        rps: median(rs.map((r) => r.rps)),
+        rpsRange: range(rs.map((r) => r.rps)),
+        p50: median(rs.map((r) => r.p50)),
+        p99: median(rs.map((r) => r.p99)),
+        addedP50: median(rs.map((r, i) => r.p50 - direct[i].p50)),
+        addedP99: median(rs.map((r, i) => r.p99 - direct[i].p99)),
+        cpuPerRequestMs: median(rs.map((r) => r.cpuPerRequestMs)),
+        errors: rs.reduce((n, r) => n + r.errors, 0),
+      };
+    }
+  }
+  const report = {
+    date: new Date().toISOString(),
+    machine: `${os.cpus()[0]?.model ?? 'cpu'} × ${os.availableParallelism()}, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB, Node ${process.version}, pinned: ${hasTaskset}`,
+    settings: { RUNS, DURATION, CONNECTIONS, SEQUENTIAL, chunksPerStream: Number(process.env.CHUNKS ?? 20) },
+    summary,
+    runs,
+  };
+  fs.mkdirSync(path.join(root, 'bench', 'results'), { recursive: true });
+  fs.writeFileSync(path.join(root, 'bench', 'results', 'overhead.json'), JSON.stringify(report, null, 2));
+  const f = (x, d = 2) => (Number.isFinite(x) ? x.toFixed(d) : '—');
+  console.log(`| target | mode | req/s (median) | req/s range | p50 ms | p99 ms | added p50 ms | added p99 ms | CPU ms/req | errors |`);
+  console.log(`|---|---|---:|---:|---:|---:|---:|---:|---:|---:|`);
+  for (const [key, v] of Object.entries(summary)) {
+    const [target, mode] = key.split('/');
+    console.log(`| ${target} | ${mode} | ${f(v.rps, 0)} | ${f(v.rpsRange[0], 0)}–${f(v.rpsRange[1], 0)} | ${f(v.p50)} | ${f(v.p99)} | ${target === 'direct' ? '—' : f(v.addedP50)} | ${target === 'direct' ? '—' : f(v.addedP99)} | ${target === 'direct' ? '—' : f(v.cpuPerRequestMs, 3)} | ${v.errors} |`);
+  }
+}
+
+main().catch((err) => {
+  console.error(err);
+  process.exit(1);
+});

@@ -1,0 +1,73 @@
+// Canonical request → the Anthropic Messages request body and headers.
+//
+// Sampling: temperature, top_p, top_k and stop sequences are sent as is (seed, penalties and
+// min_p are refused by the core through capabilities). max_tokens is required upstream: the
+// request's, else deployment.options.maxTokens, else 4096. With thinking enabled, the thinking
+// budget is added on top so the answer keeps its own max_tokens (Anthropic requires
+// budget_tokens < max_tokens).
+//
+// request.providerOptions.anthropic is merged into the body last (metadata, service_tier, a
+// top-level cache_control, a hand-written `thinking`…), except `model`, `messages` and `stream`;
+// its `betas` (string[]) go to the `anthropic-beta` header instead.
+
+import type { ChatRequest, ReasoningConfig } from '../../core/types.js';
+import type { ResolvedDeployment } from '../../core/models.js';
+import type { AnthropicMessagesRequest } from './api.js';
+import type { AnthropicDeploymentOptions } from './options.js';
+import { MIN_THINKING_BUDGET, THINKING_BUDGET_BY_EFFORT } from './options.js';
+import type { JsonResponseTool } from './prepare-tools.js';
+import { prepareAnthropicTools } from './prepare-tools.js';
+import { convertToAnthropicMessages } from './convert-messages.js';
+
+const RESERVED = new Set(['model', 'messages', 'stream', 'betas']);
+
+export interface PreparedAnthropicRequest {
+  body: AnthropicMessagesRequest;
+  betas: string[];
+  jsonTool?: JsonResponseTool;
+  droppedUnsignedReasoning: number;
+}
+
+/** The thinking budget for a reasoning config, or undefined when thinking is off. */
+export function thinkingBudget(reasoning: ReasoningConfig | undefined, defaultBudget: number): number | undefined {
+  if (!reasoning || !reasoning.enabled || reasoning.effort === 'none') return undefined;
+  const budget = reasoning.budgetTokens ?? (reasoning.effort ? THINKING_BUDGET_BY_EFFORT[reasoning.effort] : defaultBudget);
+  return Math.max(MIN_THINKING_BUDGET, Math.floor(budget));
+}
+
+export function prepareAnthropicRequest(
+  request: ChatRequest,
+  deployment: ResolvedDeployment,
+  options: AnthropicDeploymentOptions,
+): PreparedAnthropicRequest {
+  const prompt = convertToAnthropicMessages(request.messages);
+  const budget = thinkingBudget(request.reasoning, options.defaultThinkingBudget);
+  const tools = prepareAnthropicTools(request, budget !== undefined);
+
+  const maxTokens = request.maxTokens ?? options.maxTokens;
+  const body: AnthropicMessagesRequest = {
+    model: deployment.model,
+    max_tokens: budget !== undefined ? maxTokens + budget : maxTokens,
+    messages: prompt.messages,
+    stream: true,
+  };
+  const system = prompt.system ? [...prompt.system] : [];
+  if (tools.systemInstruction) system.push({ type: 'text', text: tools.systemInstruction });
+  if (system.length) body.system = system;
+  if (tools.tools) body.tools = tools.tools;
+  if (tools.toolChoice) body.tool_choice = tools.toolChoice;
+  if (budget !== undefined) body.thinking = { type: 'enabled', budget_tokens: budget };
+  if (request.temperature !== undefined) body.temperature = request.temperature;
+  if (request.topP !== undefined) body.top_p = request.topP;
+  if (request.topK !== undefined) body.top_k = request.topK;
+  if (request.stop?.length) body.stop_sequences = request.stop;
+
+  const extra = request.providerOptions?.anthropic ?? {};
+  for (const [key, value] of Object.entries(extra)) {
+    if (!RESERVED.has(key) && value !== undefined) body[key] = value;
+  }
+  const extraBetas = extra.betas;
+  const betas = [...options.betas, ...(Array.isArray(extraBetas) ? extraBetas.filter((b): b is string => typeof b === 'string') : [])];
+
+  return { body, betas: [...new Set(betas)], jsonTool: tools.jsonTool, droppedUnsignedReasoning: prompt.droppedUnsignedReasoning };
+}

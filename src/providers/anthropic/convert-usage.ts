@@ -1,0 +1,33 @@
+// Anthropic usage → canonical usage.
+//
+// Anthropic reports `input_tokens` WITHOUT the cached part: cache reads and cache writes come
+// separately (`cache_read_input_tokens`, `cache_creation_input_tokens`). The canonical
+// `inputTokens` is the whole prompt: input_tokens + cache reads + cache writes, with the cached
+// parts repeated in `cacheReadTokens` / `cacheWriteTokens` (costOf prices them apart).
+// `message_start` carries the first counts; each `message_delta` carries cumulative counts that
+// replace them field by field.
+
+import type { Usage } from '../../core/types.js';
+import type { AnthropicUsage } from './api.js';
+
+/** Later non-null fields replace earlier ones (message_delta counts are cumulative). */
+export function mergeAnthropicUsage(base: AnthropicUsage, update: AnthropicUsage | undefined): AnthropicUsage {
+  if (!update) return base;
+  const out: AnthropicUsage = { ...base };
+  for (const key of ['input_tokens', 'output_tokens', 'cache_creation_input_tokens', 'cache_read_input_tokens'] as const) {
+    const value = update[key];
+    if (typeof value === 'number') out[key] = value;
+  }
+  return out;
+}
+
+export function convertAnthropicUsage(usage: AnthropicUsage): Usage {
+  const cacheRead = usage.cache_read_input_tokens;
+  const cacheWrite = usage.cache_creation_input_tokens;
+  const inputTokens = (usage.input_tokens ?? 0) + (cacheRead ?? 0) + (cacheWrite ?? 0);
+  const outputTokens = usage.output_tokens ?? 0;
+  const out: Usage = { inputTokens, outputTokens, totalTokens: inputTokens + outputTokens };
+  if (typeof cacheRead === 'number') out.cacheReadTokens = cacheRead;
+  if (typeof cacheWrite === 'number') out.cacheWriteTokens = cacheWrite;
+  return out;
+}

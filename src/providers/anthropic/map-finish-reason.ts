@@ -1,0 +1,22 @@
+// Anthropic `stop_reason` → canonical finish reason.
+
+import type { FinishReason } from '../../core/types.js';
+
+export function mapAnthropicFinishReason(stopReason: string | null | undefined, options: { jsonAnswered?: boolean } = {}): FinishReason {
+  switch (stopReason) {
+    case 'end_turn':
+    case 'stop_sequence':
+      return 'stop';
+    case 'max_tokens':
+    case 'model_context_window_exceeded':
+      return 'length';
+    case 'tool_use':
+      // The emulated JSON answer is a tool call upstream but a plain answer to the caller.
+      return options.jsonAnswered ? 'stop' : 'tool-calls';
+    case 'refusal':
+      return 'content-filter';
+    default:
+      // pause_turn (a server tool paused the turn) and anything new.
+      return 'other';
+  }
+}

@@ -1,0 +1,106 @@
+// Canonical request → ConverseStream input.
+//
+// inferenceConfig {maxTokens, temperature, topP, stopSequences}; top_k and reasoning go in
+// additionalModelRequestFields, by model family (see api.ts):
+//   claude: thinking {type:'enabled', budget_tokens} (budget added on top of maxTokens, which
+//           Claude requires to exceed the budget), top_k;
+//   nova:   reasoningConfig {type:'enabled', maxReasoningEffort low|medium|high}, inferenceConfig.topK.
+// request.providerOptions.bedrock: Converse's own top-level fields (guardrailConfig,
+// performanceConfig, requestMetadata, serviceTier, promptVariables, outputConfig,
+// additionalModelResponseFieldPaths) go top-level; `additionalModelRequestFields` and any other
+// key are merged into additionalModelRequestFields.
+
+import { badRequest } from '../../core/errors.js';
+import type { ChatRequest } from '../../core/types.js';
+import type { ResolvedDeployment } from '../../core/models.js';
+import type { AdditionalFields, BedrockDocument, ConverseStreamCommandInput, InferenceConfiguration } from './api.js';
+import type { BedrockDeploymentOptions } from './options.js';
+import { MIN_THINKING_BUDGET, THINKING_BUDGET_BY_EFFORT, novaEffort } from './options.js';
+import type { JsonResponseTool } from './prepare-tools.js';
+import { prepareBedrockTools } from './prepare-tools.js';
+import { convertToBedrockMessages } from './convert-messages.js';
+
+const TOP_LEVEL = new Set([
+  'guardrailConfig',
+  'performanceConfig',
+  'requestMetadata',
+  'serviceTier',
+  'promptVariables',
+  'outputConfig',
+  'additionalModelResponseFieldPaths',
+]);
+const RESERVED = new Set(['modelId', 'messages', 'system', 'inferenceConfig', 'toolConfig']);
+
+export interface PreparedBedrockRequest {
+  input: ConverseStreamCommandInput;
+  jsonTool?: JsonResponseTool;
+  droppedUnsignedReasoning: number;
+}
+
+function setPath(target: AdditionalFields, path: string, value: unknown): void {
+  const keys = path.split('.');
+  let node = target;
+  for (const key of keys.slice(0, -1)) {
+    const next = node[key];
+    node = (node[key] = next && typeof next === 'object' && !Array.isArray(next) ? (next as AdditionalFields) : {}) as AdditionalFields;
+  }
+  node[keys[keys.length - 1]!] = value;
+}
+
+function reasoningOn(request: ChatRequest): boolean {
+  const r = request.reasoning;
+  return !!r && r.enabled && r.effort !== 'none';
+}
+
+export function prepareBedrockRequest(request: ChatRequest, deployment: ResolvedDeployment, options: BedrockDeploymentOptions): PreparedBedrockRequest {
+  const prompt = convertToBedrockMessages(request.messages);
+  const reasoning = reasoningOn(request);
+  const tools = prepareBedrockTools(request, reasoning, prompt.hasToolBlocks);
+  const additional: AdditionalFields = {};
+  const inferenceConfig: InferenceConfiguration = {};
+
+  let maxTokens = request.maxTokens ?? options.maxTokens;
+  if (reasoning) {
+    const r = request.reasoning!;
+    if (options.family === 'claude') {
+      const budget = Math.max(MIN_THINKING_BUDGET, Math.floor(r.budgetTokens ?? (r.effort ? THINKING_BUDGET_BY_EFFORT[r.effort as keyof typeof THINKING_BUDGET_BY_EFFORT] : options.defaultThinkingBudget)));
+      additional.thinking = { type: 'enabled', budget_tokens: budget };
+      maxTokens = (maxTokens ?? 4096) + budget;
+    } else if (options.family === 'nova') {
+      additional.reasoningConfig = { type: 'enabled', maxReasoningEffort: novaEffort(r.effort, r.budgetTokens) };
+    } else {
+      throw badRequest(
+        `The Bedrock model '${deployment.model}' has no known reasoning control (set deployment.options.family to 'claude' or 'nova' if it is one)`,
+        'reasoning',
+        'unsupported_parameter',
+      );
+    }
+  }
+  if (maxTokens !== undefined) inferenceConfig.maxTokens = maxTokens;
+  if (request.temperature !== undefined) inferenceConfig.temperature = request.temperature;
+  if (request.topP !== undefined) inferenceConfig.topP = request.topP;
+  if (request.stop?.length) inferenceConfig.stopSequences = request.stop;
+  if (request.topK !== undefined) {
+    if (!options.topKField) throw badRequest(`The Bedrock model '${deployment.model}' does not support 'top_k'`, 'top_k', 'unsupported_parameter');
+    setPath(additional, options.topKField, request.topK);
+  }
+
+  const input: ConverseStreamCommandInput = { modelId: deployment.model, messages: prompt.messages };
+  const system = prompt.system ? [...prompt.system] : [];
+  if (tools.systemInstruction) system.push({ text: tools.systemInstruction });
+  if (system.length) input.system = system;
+  if (Object.keys(inferenceConfig).length) input.inferenceConfig = inferenceConfig;
+  if (tools.toolConfig) input.toolConfig = tools.toolConfig;
+
+  const extra = request.providerOptions?.bedrock ?? {};
+  const target = input as unknown as Record<string, unknown>;
+  for (const [key, value] of Object.entries(extra)) {
+    if (value === undefined || RESERVED.has(key)) continue;
+    if (TOP_LEVEL.has(key)) target[key] = value;
+    else if (key === 'additionalModelRequestFields' && value && typeof value === 'object') Object.assign(additional, value);
+    else additional[key] = value;
+  }
+  if (Object.keys(additional).length) input.additionalModelRequestFields = additional as BedrockDocument;
+
+  return { input, jsonTool: tools.jsonTool, droppedUnsignedReasoning: prompt.droppedUnsignedReasoning };
+}

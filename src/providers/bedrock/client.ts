@@ -1,0 +1,87 @@
+// One BedrockRuntimeClient per distinct (region, endpoint, credentials, attempts) configuration.
+//
+// region: deployment.region ?? AWS_REGION ?? AWS_DEFAULT_REGION ?? 'us-east-1'; endpoint:
+// deployment.baseUrl when set. Credentials: static keys from deployment.options (accessKeyId +
+// the secret read from the variable named by secretAccessKeyEnv), a Bedrock API key (the
+// deployment's apiKey, sent as Bearer), or else the SDK's default provider chain.
+
+import { createHash } from 'node:crypto';
+import { BedrockRuntimeClient, type BedrockRuntimeClientConfig } from '@aws-sdk/client-bedrock-runtime';
+import { GatewayError } from '../../core/errors.js';
+import type { ResolvedDeployment } from '../../core/models.js';
+import type { BedrockDeploymentOptions } from './options.js';
+
+export function bedrockRegion(deployment: ResolvedDeployment, env: NodeJS.ProcessEnv = process.env): string {
+  return deployment.region ?? env.AWS_REGION ?? env.AWS_DEFAULT_REGION ?? 'us-east-1';
+}
+
+export function bedrockClientConfig(
+  deployment: ResolvedDeployment,
+  options: BedrockDeploymentOptions,
+  env: NodeJS.ProcessEnv = process.env,
+): BedrockRuntimeClientConfig {
+  const config: BedrockRuntimeClientConfig = {
+    region: bedrockRegion(deployment, env),
+    maxAttempts: options.maxAttempts,
+  };
+  if (deployment.baseUrl) config.endpoint = deployment.baseUrl;
+  if (options.accessKeyId) {
+    const secretAccessKey = options.secretAccessKeyEnv ? env[options.secretAccessKeyEnv] : undefined;
+    if (!secretAccessKey) {
+      throw new GatewayError(
+        'auth',
+        `Deployment '${deployment.name}' sets accessKeyId but the secret variable ${options.secretAccessKeyEnv ?? '(secretAccessKeyEnv unset)'} is empty`,
+        { provider: 'bedrock', status: 502, code: 'upstream_credentials_missing', retryable: false },
+      );
+    }
+    const sessionToken = options.sessionTokenEnv ? env[options.sessionTokenEnv] : undefined;
+    config.credentials = { accessKeyId: options.accessKeyId, secretAccessKey, ...(sessionToken ? { sessionToken } : {}) };
+  } else if (deployment.apiKey) {
+    config.token = { token: deployment.apiKey };
+    config.authSchemePreference = ['httpBearerAuth'];
+  }
+  return config;
+}
+
+export class BedrockClientPool {
+  private readonly clients = new Map<string, BedrockRuntimeClient>();
+
+  get(deployment: ResolvedDeployment, options: BedrockDeploymentOptions): BedrockRuntimeClient {
+    const config = bedrockClientConfig(deployment, options);
+    const creds = config.credentials as { accessKeyId?: string; secretAccessKey?: string; sessionToken?: string } | undefined;
+    // Hashed so that no secret is kept as a map key.
+    const key = createHash('sha256').update(JSON.stringify([
+      config.region,
+      config.endpoint ?? null,
+      config.maxAttempts,
+      creds?.accessKeyId ?? null,
+      creds?.secretAccessKey ?? null,
+      creds?.sessionToken ?? null,
+      deployment.apiKey && !creds ? deployment.apiKey : null,
+      deployment.headers ?? null,
+    ])).digest('hex');
+    let client = this.clients.get(key);
+    if (!client) {
+      client = new BedrockRuntimeClient(config);
+      const headers = deployment.headers;
+      if (headers && Object.keys(headers).length) {
+        // Extra upstream headers (a proxy's), added before signing so they are signed too.
+        client.middlewareStack.add(
+          (next) => async (args) => {
+            const req = args.request as { headers?: Record<string, string> };
+            if (req.headers) Object.assign(req.headers, headers);
+            return next(args);
+          },
+          { step: 'build', name: 'switchboardExtraHeaders' },
+        );
+      }
+      this.clients.set(key, client);
+    }
+    return client;
+  }
+
+  close(): void {
+    for (const client of this.clients.values()) client.destroy();
+    this.clients.clear();
+  }
+}

@@ -1,0 +1,94 @@
+// Canonical tools, tool choice and JSON response format → Converse `toolConfig`.
+//
+// tools → [{toolSpec:{name, description, inputSchema:{json}}}]; tool choice auto → {auto:{}},
+// required → {any:{}}, tool → {tool:{name}}. Converse has no `none`: the tools are left out,
+// unless earlier turns hold toolUse/toolResult blocks — Converse then requires toolConfig, so the
+// tools are sent without a choice (the model may still call one). Converse has no switch for
+// parallel tool calls; parallelToolCalls is not sent.
+//
+// Structured output is emulated as on Anthropic: a `json_response` tool with the schema, forced
+// with {tool:{name}} (or {any:{}} beside the caller's tools; only asked for, with `auto` and a
+// system instruction, while reasoning is on, since Claude refuses forced tools when thinking).
+
+import type { ChatRequest, JsonSchema } from '../../core/types.js';
+import type { BedrockDocument, BedrockTool, BedrockToolChoice, ToolConfiguration } from './api.js';
+
+export interface JsonResponseTool {
+  name: string;
+  wrapped: boolean;
+}
+
+export interface PreparedBedrockTools {
+  toolConfig?: ToolConfiguration;
+  jsonTool?: JsonResponseTool;
+  systemInstruction?: string;
+}
+
+function inputSchema(parameters: JsonSchema | undefined): Record<string, unknown> {
+  if (!parameters || Object.keys(parameters).length === 0) return { type: 'object', properties: {} };
+  if (parameters.type === undefined && parameters.properties !== undefined) return { type: 'object', ...parameters };
+  return parameters;
+}
+
+function toolSpec(name: string, description: string | undefined, schema: Record<string, unknown>): BedrockTool {
+  return {
+    toolSpec: {
+      name,
+      ...(description ? { description } : {}),
+      inputSchema: { json: schema as BedrockDocument },
+    },
+  };
+}
+
+function isObjectSchema(schema: JsonSchema): boolean {
+  return schema.type === 'object' || (schema.type === undefined && typeof schema.properties === 'object');
+}
+
+export function emulatesJson(request: ChatRequest): boolean {
+  return request.responseFormat?.type === 'json' && request.toolChoice?.type !== 'none' && request.toolChoice?.type !== 'tool';
+}
+
+export function prepareBedrockTools(request: ChatRequest, reasoning: boolean, hasToolBlocks: boolean): PreparedBedrockTools {
+  const userTools = request.tools ?? [];
+  const tools: BedrockTool[] = userTools.map((t) => toolSpec(t.name, t.description, inputSchema(t.parameters)));
+
+  if (emulatesJson(request)) {
+    const format = request.responseFormat as Extract<ChatRequest['responseFormat'], { type: 'json' }>;
+    let name = 'json_response';
+    while (userTools.some((t) => t.name === name)) name = `_${name}`;
+    const schema = format.schema ?? { type: 'object', additionalProperties: true };
+    const wrapped = !isObjectSchema(schema);
+    tools.push(
+      toolSpec(
+        name,
+        `Respond with your final answer as the input of this tool${format.name ? ` (${format.name})` : ''}. Call it exactly once.`,
+        wrapped ? { type: 'object', properties: { value: schema }, required: ['value'] } : schema,
+      ),
+    );
+    const jsonTool = { name, wrapped };
+    if (reasoning) {
+      return {
+        toolConfig: { tools, toolChoice: { auto: {} } },
+        jsonTool,
+        systemInstruction: `When you give your final answer, call the ${name} tool with it; do not write it as text.`,
+      };
+    }
+    const toolChoice: BedrockToolChoice = userTools.length > 0 ? { any: {} } : { tool: { name } };
+    return { toolConfig: { tools, toolChoice }, jsonTool };
+  }
+
+  if (tools.length === 0) return {};
+  const choice = request.toolChoice;
+  switch (choice?.type) {
+    case undefined:
+      return { toolConfig: { tools } };
+    case 'auto':
+      return { toolConfig: { tools, toolChoice: { auto: {} } } };
+    case 'required':
+      return { toolConfig: { tools, toolChoice: { any: {} } } };
+    case 'tool':
+      return { toolConfig: { tools, toolChoice: { tool: { name: choice.name } } } };
+    case 'none':
+      return hasToolBlocks ? { toolConfig: { tools } } : {};
+  }
+}

@@ -1,0 +1,127 @@
+// The Bedrock provider: ConverseStream through @aws-sdk/client-bedrock-runtime (its default
+// HTTP/2 transport and SigV4 signing), every request streamed, each event converted as it comes.
+//
+// Timeouts (deployment.options) are the provider's own timers on an AbortController passed to
+// the SDK: connectTimeoutMs + firstByteTimeoutMs bound the wait for the response headers,
+// idleTimeoutMs the silence between two events. Both fail with kind `timeout`. The caller's
+// AbortSignal aborts the same controller.
+
+import { ConverseStreamCommand } from '@aws-sdk/client-bedrock-runtime';
+import { GatewayError } from '../../core/errors.js';
+import type { Capabilities, Provider, ProviderCallContext, ProviderFactory } from '../../core/provider.js';
+import type { ResolvedDeployment } from '../../core/models.js';
+import type { ChatRequest, StreamPart } from '../../core/types.js';
+import type { ConverseStreamOutput } from './api.js';
+import { BedrockClientPool } from './client.js';
+import { bedrockError } from './errors.js';
+import { bedrockOptions } from './options.js';
+import { prepareBedrockRequest } from './build-request.js';
+import { BedrockStreamConverter } from './stream.js';
+
+export function bedrockCapabilities(deployment: ResolvedDeployment): Capabilities {
+  const options = bedrockOptions(deployment.model, deployment.options);
+  const sampling: Capabilities['sampling'] = ['temperature', 'topP', 'stop'];
+  if (options.topKField) sampling.push('topK');
+  return {
+    modalities: ['text', 'image', 'video', 'document'],
+    tools: true,
+    // JSON output is emulated with a forced `json_response` tool call (see prepare-tools.ts).
+    structuredOutput: 'native',
+    // Reasoning is mapped for Claude (thinking) and Nova (reasoningConfig); refused otherwise.
+    reasoning: options.family !== 'other',
+    multipleChoices: false,
+    logprobs: false,
+    sampling,
+  };
+}
+
+/** Never-settling rejections must not become unhandled ones. */
+function quiet<T>(promise: Promise<T>): Promise<T> {
+  promise.catch(() => undefined);
+  return promise;
+}
+
+export class BedrockProvider implements Provider {
+  readonly name = 'bedrock';
+  private readonly pool = new BedrockClientPool();
+
+  capabilities(deployment: ResolvedDeployment): Capabilities {
+    return bedrockCapabilities(deployment);
+  }
+
+  async *stream(request: ChatRequest, context: ProviderCallContext): AsyncGenerator<StreamPart> {
+    const { deployment, signal } = context;
+    const options = bedrockOptions(deployment.model, deployment.options);
+    const prepared = prepareBedrockRequest(request, deployment, options);
+    if (prepared.droppedUnsignedReasoning > 0) {
+      context.logger.debug({ dropped: prepared.droppedUnsignedReasoning }, 'bedrock: reasoning parts without a signature were not sent back');
+    }
+    const client = this.pool.get(deployment, options);
+    if (signal.aborted) throw bedrockError(signal.reason, { signal });
+
+    const controller = new AbortController();
+    const onAbort = () => controller.abort(signal.reason);
+    signal.addEventListener('abort', onAbort, { once: true });
+    const aborted = quiet(
+      new Promise<never>((_, reject) => {
+        controller.signal.addEventListener('abort', () => reject(controller.signal.reason ?? new Error('aborted')), { once: true });
+      }),
+    );
+    let timedOut: 'first_byte' | 'idle' | undefined;
+    let timer: NodeJS.Timeout | undefined;
+    const arm = (ms: number, phase: 'first_byte' | 'idle') => {
+      clearTimeout(timer);
+      timer = setTimeout(() => {
+        timedOut = phase;
+        controller.abort(new Error(`bedrock ${phase} timeout`));
+      }, ms);
+    };
+
+    let iterator: AsyncIterator<ConverseStreamOutput> | undefined;
+    let complete = false;
+    try {
+      arm(options.connectTimeoutMs + options.firstByteTimeoutMs, 'first_byte');
+      const response = await Promise.race([
+        quiet(client.send(new ConverseStreamCommand(prepared.input), { abortSignal: controller.signal })),
+        aborted,
+      ]);
+      clearTimeout(timer);
+      if (!response.stream) {
+        throw new GatewayError('upstream_invalid', 'Bedrock answered ConverseStream without an event stream', { provider: 'bedrock', code: 'upstream_not_streaming' });
+      }
+      const converter = new BedrockStreamConverter({ model: deployment.model, responseId: response.$metadata.requestId, jsonTool: prepared.jsonTool, excludeReasoning: request.reasoning?.exclude === true });
+      const pending: StreamPart[] = [];
+      const emit = (part: StreamPart) => pending.push(part);
+      iterator = response.stream[Symbol.asyncIterator]();
+      for (;;) {
+        // The idle timer runs only while waiting on Bedrock, never while the consumer is slow.
+        arm(options.idleTimeoutMs, 'idle');
+        const next = await Promise.race([quiet(iterator.next()), aborted]);
+        clearTimeout(timer);
+        if (next.done) break;
+        converter.transform(next.value, emit);
+        for (const part of pending.splice(0)) yield part;
+        if (converter.finished) return; // messageStop and metadata are both in: nothing else follows
+      }
+      complete = true;
+      converter.flush(emit);
+      for (const part of pending.splice(0)) yield part;
+    } catch (err) {
+      throw bedrockError(err, { signal, timedOut });
+    } finally {
+      clearTimeout(timer);
+      signal.removeEventListener('abort', onAbort);
+      if (!complete) {
+        // Stopped early (finished, failed, or the consumer left): close the upstream stream.
+        if (!controller.signal.aborted) controller.abort(new Error('bedrock stream closed'));
+        if (iterator?.return) quiet(iterator.return());
+      }
+    }
+  }
+
+  async close(): Promise<void> {
+    this.pool.close();
+  }
+}
+
+export const createBedrockProvider: ProviderFactory = () => new BedrockProvider();

@@ -1,0 +1,184 @@
+// The spine end to end: the official `openai` client → Switchboard's OpenAI dialect → the
+// OpenAI-compatible provider → a loopback upstream speaking OpenAI's wire format, with faults.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import OpenAI from 'openai';
+import { startServer, postJson, readSse } from './helpers/server.mjs';
+import { startFakeOpenAI } from './helpers/fake-openai-upstream.mjs';
+
+let upstream;
+let s;
+let client;
+
+before(async () => {
+  upstream = await startFakeOpenAI();
+  s = await startServer({
+    env: { UPSTREAM_KEY: 'sk-upstream-secret' },
+    config: {
+      defaultModel: 'gpt',
+      models: [
+        {
+          id: 'gpt',
+          provider: 'openai',
+          model: 'gpt-upstream',
+          baseUrl: upstream.url,
+          apiKeyEnv: 'UPSTREAM_KEY',
+          options: { firstByteTimeoutMs: 300, idleTimeoutMs: 300 },
+          routing: { retries: 0 },
+          pricing: { input: 2, output: 4 },
+        },
+      ],
+    },
+  });
+  client = new OpenAI({ baseURL: `${s.url}/v1`, apiKey: 'x', maxRetries: 0 });
+});
+after(async () => {
+  await s?.close();
+  await upstream?.close();
+});
+
+const ask = (content, extra = {}) => ({ model: 'gpt', messages: [{ role: 'user', content }], ...extra });
+
+test('buffered: the upstream model name, the key from the env var, and usage with cost', async () => {
+  upstream.enqueue({ type: 'text', text: 'Paris is the capital.', chunks: 4, usage: { prompt_tokens: 11, completion_tokens: 5, total_tokens: 16 } });
+  const completion = await client.chat.completions.create(ask('Capital of France?', { temperature: 0.2, max_tokens: 20 }));
+  assert.equal(completion.choices[0].message.content, 'Paris is the capital.');
+  assert.equal(completion.usage.prompt_tokens, 11);
+  assert.equal(completion.usage.cost, (11 * 2 + 5 * 4) / 1e6);
+  const sent = upstream.requests.at(-1);
+  assert.equal(sent.body.model, 'gpt-upstream');
+  assert.equal(sent.headers.authorization, 'Bearer sk-upstream-secret');
+  assert.equal(sent.body.temperature, 0.2);
+  assert.equal(sent.body.max_tokens, 20);
+});
+
+test('streaming: the first bytes reach the client while the upstream is still generating', async () => {
+  let release;
+  const held = new Promise((r) => (release = r));
+  upstream.enqueue({
+    type: 'handler',
+    async handle(req, res) {
+      res.writeHead(200, { 'content-type': 'text/event-stream' });
+      const chunk = (delta, finish = null) =>
+        `data: ${JSON.stringify({ id: 'c1', object: 'chat.completion.chunk', created: 1, model: 'gpt-upstream', choices: [{ index: 0, delta, logprobs: null, finish_reason: finish }] })}\n\n`;
+      res.write(chunk({ role: 'assistant', content: 'first' }));
+      await held;
+      res.write(chunk({ content: ' second' }));
+      res.write(chunk({}, 'stop'));
+      res.end('data: [DONE]\n\n');
+    },
+  });
+  const stream = await client.chat.completions.create(ask('go', { stream: true }));
+  const seen = [];
+  for await (const chunk of stream) {
+    const delta = chunk.choices[0]?.delta?.content;
+    if (delta) {
+      seen.push(delta);
+      // Only now may the upstream continue: the first delta arrived unbuffered.
+      if (delta === 'first') release();
+    }
+  }
+  assert.deepEqual(seen, ['first', ' second']);
+});
+
+test('tool-call deltas and usage pass through the stream', async () => {
+  upstream.enqueue({
+    type: 'tool-calls',
+    calls: [
+      { id: 'call_1', name: 'lookup', arguments: '{"q":"weather in Oslo"}', split: 5 },
+      { id: 'call_2', name: 'clock', arguments: '{"tz":"CET"}', split: 3 },
+    ],
+    interleave: true,
+    usage: { prompt_tokens: 30, completion_tokens: 12, total_tokens: 42 },
+  });
+  const stream = client.chat.completions.stream(
+    ask('two tools', {
+      tools: [
+        { type: 'function', function: { name: 'lookup', parameters: { type: 'object', properties: { q: { type: 'string' } } } } },
+        { type: 'function', function: { name: 'clock', parameters: { type: 'object', properties: { tz: { type: 'string' } } } } },
+      ],
+    }),
+  );
+  let usage;
+  for await (const chunk of stream) if (chunk.usage) usage = chunk.usage;
+  const final = await stream.finalChatCompletion();
+  assert.deepEqual(
+    final.choices[0].message.tool_calls.map((c) => [c.id, c.function.name, JSON.parse(c.function.arguments)]),
+    [
+      ['call_1', 'lookup', { q: 'weather in Oslo' }],
+      ['call_2', 'clock', { tz: 'CET' }],
+    ],
+  );
+  assert.equal(final.choices[0].finish_reason, 'tool_calls');
+  assert.equal(usage.total_tokens, 42);
+});
+
+test('upstream 429 → 429 with Retry-After; 500 → 502; garbage → 502; all in OpenAI shape', async () => {
+  upstream.enqueue({ type: 'error', status: 429, headers: { 'retry-after': '3' } });
+  const limited = await postJson(`${s.url}/v1/chat/completions`, ask('x'));
+  assert.equal(limited.status, 429);
+  assert.equal(limited.headers.get('retry-after'), '3');
+  assert.equal(limited.body.error.type, 'rate_limit_error');
+
+  upstream.enqueue({ type: 'error', status: 500 });
+  const failed = await postJson(`${s.url}/v1/chat/completions`, ask('x'));
+  assert.equal(failed.status, 502);
+  assert.equal(failed.body.error.type, 'upstream_error');
+
+  upstream.enqueue({ type: 'garbage' });
+  const garbage = await postJson(`${s.url}/v1/chat/completions`, ask('x'));
+  assert.equal(garbage.status, 502);
+  assert.equal(garbage.body.error.code.length > 0, true);
+});
+
+test('an upstream that never answers → 504', async () => {
+  upstream.enqueue({ type: 'stall', phase: 'headers' });
+  const res = await postJson(`${s.url}/v1/chat/completions`, ask('x'));
+  assert.equal(res.status, 504);
+  assert.equal(res.body.error.type, 'timeout_error');
+});
+
+test('a reset mid-stream ends the client stream with an error chunk and [DONE], never silently', async () => {
+  upstream.enqueue({ type: 'reset', afterChunks: 2, text: 'abcdefgh', chunks: 4 });
+  const res = await fetch(`${s.url}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(ask('x', { stream: true })) });
+  assert.equal(res.status, 200);
+  const { events } = await readSse(res);
+  assert.equal(events.at(-1).data, '[DONE]');
+  const error = JSON.parse(events.at(-2).data);
+  assert.ok(error.error, 'an error chunk before [DONE]');
+  assert.equal(error.error.type, 'upstream_error');
+  assert.ok(events.some((e) => e.data.includes('"content"')), 'content came before the failure');
+});
+
+test('a stall after the first content token ends with an in-stream timeout error', async () => {
+  upstream.enqueue({
+    type: 'handler',
+    handle(req, res) {
+      res.writeHead(200, { 'content-type': 'text/event-stream' });
+      res.write(`data: ${JSON.stringify({ id: 'c1', object: 'chat.completion.chunk', created: 1, model: 'g', choices: [{ index: 0, delta: { role: 'assistant', content: 'tok' }, logprobs: null, finish_reason: null }] })}\n\n`);
+      // …and then nothing more.
+    },
+  });
+  const res = await fetch(`${s.url}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(ask('x', { stream: true })) });
+  const { events } = await readSse(res);
+  assert.equal(events.at(-1).data, '[DONE]');
+  assert.equal(JSON.parse(events.at(-2).data).error.type, 'timeout_error');
+});
+
+test('a client that disconnects mid-stream cancels the upstream request', async () => {
+  upstream.enqueue({ type: 'stall', phase: 'body' });
+  const controller = new AbortController();
+  const arrived = upstream.nextRequest();
+  const res = await fetch(`${s.url}/v1/chat/completions`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify(ask('x', { stream: true })),
+    signal: controller.signal,
+  });
+  const record = await arrived;
+  const reader = res.body.getReader();
+  await reader.read();
+  controller.abort();
+  const { completed } = await record.closed;
+  assert.equal(completed, false, 'the upstream connection was closed before its response finished');
+});

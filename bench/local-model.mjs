@@ -1,0 +1,140 @@
+#!/usr/bin/env node
+// Local model throughput: tokens/s of raw node-llama-cpp in-process vs the same model served
+// by Switchboard over HTTP, with 1 and 4 concurrent requests (sequences).
+//
+// Model: the test suite's tiny random-weight GGUF (generated if absent), or MODEL=path.gguf.
+// Usage: node bench/local-model.mjs   (env: RUNS=3 TOKENS=256 ROUNDS=4 THREADS=1 MODEL=…)
+import { spawn, execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import readline from 'node:readline';
+import { getLlama, LlamaLogLevel } from 'node-llama-cpp';
+
+const root = path.resolve(path.dirname(new URL(import.meta.url).pathname), '..');
+const RUNS = Number(process.env.RUNS ?? 3);
+const TOKENS = Number(process.env.TOKENS ?? 256);
+const ROUNDS = Number(process.env.ROUNDS ?? 4);
+const THREADS = Number(process.env.THREADS ?? 1);
+const MODEL = process.env.MODEL ?? path.join(root, '.cache/test-model/tiny-qwen2.gguf');
+const PROMPT = 'Write a long story about a lighthouse keeper and the sea.';
+const SAMPLING = { temperature: 0.8, topK: 40, topP: 0.95 };
+
+if (!fs.existsSync(MODEL)) execFileSync(process.execPath, [path.join(root, 'scripts/make-test-model.mjs')], { stdio: 'inherit' });
+
+const median = (xs) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+};
+
+/** Raw: the same prompt through the model's chat template, sampled token by token on c sequences. */
+async function rawTokensPerSecond(concurrency) {
+  const llama = await getLlama({ gpu: false, build: 'never', skipDownload: true, logLevel: LlamaLogLevel.error });
+  const model = await llama.loadModel({ modelPath: MODEL });
+  const context = await model.createContext({ sequences: 4, contextSize: Math.min(2048, model.trainContextSize), threads: THREADS });
+  const sequences = Array.from({ length: concurrency }, () => context.getSequence());
+  const prompt = model.tokenize(`<|im_start|>user\n${PROMPT}<|im_end|>\n<|im_start|>assistant\n`, true);
+  const results = [];
+  for (let run = 0; run < RUNS; run++) {
+    let tokens = 0;
+    const t0 = performance.now();
+    for (let round = 0; round < ROUNDS; round++) {
+      await Promise.all(
+        sequences.map(async (sequence, i) => {
+          await sequence.clearHistory();
+          let n = 0;
+          for await (const token of sequence.evaluate(prompt, { ...SAMPLING, seed: run * 100 + round * 10 + i })) {
+            if (model.isEogToken(token)) break;
+            if (++n >= TOKENS) break;
+          }
+          tokens += n;
+        }),
+      );
+    }
+    results.push(tokens / ((performance.now() - t0) / 1000));
+  }
+  await context.dispose();
+  await model.dispose();
+  await llama.dispose();
+  return median(results);
+}
+
+async function startServer(dataDir) {
+  const child = spawn(
+    process.execPath,
+    ['bin/switchboard.js', 'serve', '--model', MODEL, '--data-dir', dataDir, '--port', '0', '--threads', String(THREADS), '--log-level', 'warn'],
+    { cwd: root, stdio: ['ignore', 'pipe', 'inherit'] },
+  );
+  const url = await new Promise((resolve, reject) => {
+    readline.createInterface({ input: child.stdout }).on('line', (line) => {
+      const m = /listening on (\S+)/.exec(line);
+      if (m) resolve(m[1]);
+    });
+    child.once('exit', (code) => reject(new Error(`server exited ${code}`)));
+  });
+  return { child, url };
+}
+
+async function serverTokensPerSecond(url, concurrency) {
+  const results = [];
+  for (let run = 0; run < RUNS; run++) {
+    let tokens = 0;
+    const t0 = performance.now();
+    for (let round = 0; round < ROUNDS; round++) {
+      await Promise.all(
+        Array.from({ length: concurrency }, async (_, i) => {
+          const res = await fetch(`${url}/v1/chat/completions`, {
+            method: 'POST',
+            headers: { 'content-type': 'application/json' },
+            body: JSON.stringify({
+              model: 'default',
+              messages: [{ role: 'user', content: PROMPT }],
+              max_tokens: TOKENS,
+              temperature: SAMPLING.temperature,
+              top_k: SAMPLING.topK,
+              top_p: SAMPLING.topP,
+              seed: run * 100 + round * 10 + i,
+            }),
+          });
+          const body = await res.json();
+          if (!res.ok) throw new Error(JSON.stringify(body));
+          tokens += body.usage.completion_tokens;
+        }),
+      );
+    }
+    results.push(tokens / ((performance.now() - t0) / 1000));
+  }
+  return median(results);
+}
+
+async function main() {
+  const out = { date: new Date().toISOString(), machine: `${os.cpus()[0]?.model} × ${os.availableParallelism()}, Node ${process.version}`, settings: { RUNS, TOKENS, ROUNDS, THREADS, model: path.basename(MODEL) }, results: {} };
+  for (const c of [1, 4]) out.results[`raw/c${c}`] = await rawTokensPerSecond(c);
+  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'sb-bench-local-'));
+  const server = await startServer(dataDir);
+  try {
+    await serverTokensPerSecond(server.url, 1); // warm-up
+    for (const c of [1, 4]) out.results[`server/c${c}`] = await serverTokensPerSecond(server.url, c);
+  } finally {
+    server.child.kill('SIGTERM');
+    fs.rmSync(dataDir, { recursive: true, force: true });
+  }
+  const r = out.results;
+  out.ratios = {
+    serverVsRawC1: r['server/c1'] / r['raw/c1'],
+    serverVsRawC4: r['server/c4'] / r['raw/c4'],
+    serverAggregateC4VsC1: r['server/c4'] / r['server/c1'],
+    rawAggregateC4VsC1: r['raw/c4'] / r['raw/c1'],
+  };
+  fs.mkdirSync(path.join(root, 'bench', 'results'), { recursive: true });
+  fs.writeFileSync(path.join(root, 'bench', 'results', 'local-model.json'), JSON.stringify(out, null, 2));
+  console.log('| measure | tokens/s (median) |');
+  console.log('|---|---:|');
+  for (const [k, v] of Object.entries(r)) console.log(`| ${k} | ${v.toFixed(0)} |`);
+  for (const [k, v] of Object.entries(out.ratios)) console.log(`| ${k} | ${v.toFixed(2)}× |`);
+}
+
+main().catch((err) => {
+  console.error(err);
+  process.exit(1);
+});

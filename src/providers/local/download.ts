@@ -1,0 +1,186 @@
+// Downloads a remote GGUF into the cache once: resumable (`.part` file + Range request), checked
+// against the expected size and sha256 before it is renamed into place. `models pull` and the
+// provider's warm-up both come through `pullModel`.
+
+import { createHash } from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import { Readable, Transform } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import type { ReadableStream as NodeWebReadableStream } from 'node:stream/web';
+import cliProgress from 'cli-progress';
+import { fetch } from 'undici';
+import { defaultCacheDir } from '../../core/config.js';
+import { GatewayError } from '../../core/errors.js';
+import { parseModelSource } from './source.js';
+
+export interface PullOptions {
+  cacheDir?: string;
+  /** Expected sha256 (hex) of the whole file. */
+  sha256?: string;
+  /** Expected size in bytes. */
+  size?: number;
+  /** Show a progress bar on stderr (default: when stderr is a TTY). */
+  progress?: boolean;
+  signal?: AbortSignal;
+}
+
+const inFlight = new Map<string, Promise<string>>();
+
+/** Returns the local path of `source`, downloading it into the cache first when it is remote. */
+export async function pullModel(source: string, options: PullOptions = {}): Promise<string> {
+  const parsed = parseModelSource(source);
+  if (parsed.kind === 'file') {
+    if (!fs.existsSync(parsed.path)) {
+      throw new GatewayError('unavailable', `Local model file not found: ${parsed.path}`, { code: 'model_file_not_found', retryable: false });
+    }
+    return parsed.path;
+  }
+  const target = path.resolve(options.cacheDir ?? defaultCacheDir(), parsed.cachePath);
+  if (fs.existsSync(target)) return target;
+  // One download per file at a time; concurrent pulls share it.
+  let pending = inFlight.get(target);
+  if (!pending) {
+    pending = download(parsed.url, target, options).finally(() => inFlight.delete(target));
+    inFlight.set(target, pending);
+  }
+  return pending;
+}
+
+async function download(url: string, target: string, options: PullOptions): Promise<string> {
+  const part = `${target}.part`;
+  fs.mkdirSync(path.dirname(target), { recursive: true });
+  let offset = fileSize(part);
+  if (options.size !== undefined && offset > options.size) offset = truncate(part);
+
+  const response = await request(url, offset, options.signal);
+  if (response.status === 416 && offset > 0) {
+    // Nothing left to send: the part may already be whole; verification decides.
+    await response.body?.cancel();
+    return finalize(part, target, url, options, contentRangeTotal(response.headers.get('content-range')) ?? offset);
+  }
+  if (response.status !== 200 && response.status !== 206) {
+    await response.body?.cancel();
+    throw new GatewayError('unavailable', `Downloading ${url} failed: HTTP ${response.status}`, { code: 'model_download_failed' });
+  }
+
+  const length = Number(response.headers.get('content-length') ?? NaN);
+  let total: number | undefined;
+  if (response.status === 206) {
+    const range = /bytes (\d+)-(\d+)\/(\d+|\*)/.exec(response.headers.get('content-range') ?? '');
+    if (!range || Number(range[1]) !== offset) {
+      await response.body?.cancel();
+      truncate(part);
+      throw new GatewayError('unavailable', `Downloading ${url} failed: the server resumed at the wrong offset; run again to restart`, {
+        code: 'model_download_failed',
+      });
+    }
+    total = range[3] === '*' ? (Number.isFinite(length) ? offset + length : undefined) : Number(range[3]);
+  } else {
+    // 200: the server ignored the Range header, so the download starts over.
+    offset = truncate(part);
+    total = Number.isFinite(length) ? length : undefined;
+  }
+  if (options.size !== undefined && total !== undefined && total !== options.size) {
+    await response.body?.cancel();
+    fs.rmSync(part, { force: true });
+    throw new GatewayError('unavailable', `Model download ${url}: the server reports ${total} bytes, the configured size is ${options.size}`, {
+      code: 'model_size_mismatch',
+      retryable: false,
+    });
+  }
+
+  const bar = progressBar(options.progress ?? Boolean(process.stderr.isTTY), path.basename(target), total ?? options.size, offset);
+  let received = offset;
+  const counter = new Transform({
+    transform(chunk: Buffer, _encoding, done) {
+      received += chunk.length;
+      bar?.update(received);
+      done(null, chunk);
+    },
+  });
+  try {
+    if (!response.body) throw new Error('empty response body');
+    const body = Readable.fromWeb(response.body as unknown as NodeWebReadableStream<Uint8Array>);
+    await pipeline(body, counter, fs.createWriteStream(part, { flags: offset > 0 ? 'a' : 'w' }));
+  } catch (err) {
+    // The .part keeps what arrived; the next pull resumes from there.
+    throw new GatewayError('unavailable', `Downloading ${url} was interrupted after ${fileSize(part)} bytes (${(err as Error).message}); pull again to resume`, {
+      code: 'model_download_interrupted',
+      cause: err,
+    });
+  } finally {
+    bar?.stop();
+  }
+  return finalize(part, target, url, options, total ?? options.size);
+}
+
+/** Checks size and sha256 of the finished `.part`, then renames it into place; a bad file is deleted. */
+async function finalize(part: string, target: string, url: string, options: PullOptions, expectedSize: number | undefined): Promise<string> {
+  const size = fileSize(part);
+  const wantSize = options.size ?? expectedSize;
+  if (wantSize !== undefined && size !== wantSize) {
+    if (size > wantSize) fs.rmSync(part, { force: true });
+    throw new GatewayError('unavailable', `Model download ${url} has ${size} bytes, expected ${wantSize}${size < wantSize ? '; pull again to resume' : ''}`, {
+      code: 'model_size_mismatch',
+      retryable: size < wantSize,
+    });
+  }
+  if (options.sha256) {
+    const actual = await sha256File(part);
+    if (actual !== options.sha256.toLowerCase()) {
+      fs.rmSync(part, { force: true });
+      throw new GatewayError('unavailable', `Model download ${url} failed verification: sha256 is ${actual}, expected ${options.sha256.toLowerCase()}; the file was deleted`, {
+        code: 'model_checksum_mismatch',
+        retryable: false,
+      });
+    }
+  }
+  fs.renameSync(part, target);
+  return target;
+}
+
+function request(url: string, offset: number, signal: AbortSignal | undefined) {
+  const headers: Record<string, string> = { 'user-agent': 'switchboard' };
+  if (offset > 0) headers.range = `bytes=${offset}-`;
+  const token = process.env.HF_TOKEN;
+  const hfHost = new URL(process.env.HF_ENDPOINT ?? 'https://huggingface.co').host;
+  if (token && new URL(url).host === hfHost) headers.authorization = `Bearer ${token}`;
+  return fetch(url, { headers, signal, redirect: 'follow' }).catch((err: unknown) => {
+    throw new GatewayError('unavailable', `Downloading ${url} failed: ${(err as Error).message}`, { code: 'model_download_failed', cause: err });
+  });
+}
+
+function progressBar(enabled: boolean, name: string, total: number | undefined, start: number) {
+  if (!enabled) return undefined;
+  const bar = new cliProgress.SingleBar(
+    { stream: process.stderr, format: `${name} [{bar}] {percentage}% | {value}/{total} bytes | {eta_formatted}`, hideCursor: true },
+    cliProgress.Presets.shades_classic,
+  );
+  bar.start(total ?? 0, start);
+  return bar;
+}
+
+export async function sha256File(file: string): Promise<string> {
+  const hash = createHash('sha256');
+  for await (const chunk of fs.createReadStream(file)) hash.update(chunk as Buffer);
+  return hash.digest('hex');
+}
+
+function contentRangeTotal(header: string | null): number | undefined {
+  const match = /\/(\d+)$/.exec(header ?? '');
+  return match ? Number(match[1]) : undefined;
+}
+
+function fileSize(file: string): number {
+  try {
+    return fs.statSync(file).size;
+  } catch {
+    return 0;
+  }
+}
+
+function truncate(file: string): 0 {
+  fs.rmSync(file, { force: true });
+  return 0;
+}

@@ -1,0 +1,75 @@
+// The `local` provider: GGUF models run in-process through node-llama-cpp. Requests on one
+// model share its context; up to `local.parallel` of them decode together in batches, the rest
+// wait in a bounded FIFO queue (see sequence-pool.ts).
+
+import { GatewayError } from '../../core/errors.js';
+import type { ResolvedDeployment } from '../../core/models.js';
+import type { Capabilities, Provider, ProviderCallContext, ProviderFactory } from '../../core/provider.js';
+import type { ChatRequest, StreamPart } from '../../core/types.js';
+import { ResponseGenerator } from './generate.js';
+import { buildPlan } from './plan.js';
+import { renderPrompt } from './prompt.js';
+import { LocalRuntime } from './runtime.js';
+
+export { pullModel } from './download.js';
+
+const CAPABILITIES: Capabilities = {
+  modalities: ['text'],
+  tools: true,
+  structuredOutput: 'grammar',
+  reasoning: true,
+  multipleChoices: false,
+  logprobs: true,
+  sampling: ['temperature', 'topP', 'topK', 'minP', 'seed', 'stop', 'presencePenalty', 'frequencyPenalty', 'repetitionPenalty'],
+};
+
+export const createLocalProvider: ProviderFactory = (env) => {
+  const runtime = new LocalRuntime(env.config.local, env.logger);
+
+  async function* stream(request: ChatRequest, context: ProviderCallContext): AsyncGenerator<StreamPart> {
+    const loaded = await runtime.load(context.deployment);
+    const plan = await buildPlan(loaded, request, context.deployment);
+    const promptTokens = plan.prompt.tokens.length;
+    if (promptTokens >= loaded.contextSize) {
+      throw new GatewayError(
+        'context_window',
+        `This model's maximum context length is ${loaded.contextSize} tokens (prompt and answer together), but the prompt is ${promptTokens} tokens. Shorten the conversation.`,
+        { param: 'messages', code: 'context_length_exceeded' },
+      );
+    }
+    const lease = await loaded.pool.acquire(plan.prompt.tokens, context.signal);
+    const started = performance.now();
+    try {
+      for await (const part of new ResponseGenerator(loaded, lease.sequence, plan, context.signal).run(context.model.id)) {
+        if (part.type === 'finish') {
+          const seconds = (performance.now() - started) / 1000;
+          context.logger.debug(
+            { requestId: context.requestId, inputTokens: part.usage.inputTokens, outputTokens: part.usage.outputTokens, tokensPerSecond: Math.round(part.usage.outputTokens / seconds) },
+            'local generation finished',
+          );
+        }
+        yield part;
+      }
+    } finally {
+      lease.release();
+    }
+  }
+
+  const provider: Provider = {
+    name: 'local',
+    capabilities: (deployment) => (deployment.options.tokenProbabilities === false ? { ...CAPABILITIES, logprobs: false } : CAPABILITIES),
+    stream,
+    async countPromptTokens(request: ChatRequest, deployment: ResolvedDeployment) {
+      return renderPrompt(await runtime.load(deployment), request).tokens.length;
+    },
+    async warmUp(deployment: ResolvedDeployment) {
+      await runtime.load(deployment);
+    },
+    stats() {
+      const { queueDepth, active } = runtime.stats();
+      return { local_queue_depth: queueDepth, local_active_sequences: active };
+    },
+    close: () => runtime.close(),
+  };
+  return provider;
+};

@@ -1,0 +1,138 @@
+// The llama.cpp runtime: one `Llama` per provider, one loaded model per source shared by every
+// request, each with one context whose sequences are decoded together in batches.
+
+import { getLlama, LlamaLogLevel, resolveChatWrapper, type ChatWrapper, type Llama, type LlamaContext, type LlamaModel } from 'node-llama-cpp';
+import type { Logger } from 'pino';
+import { defaultCacheDir, type Config } from '../../core/config.js';
+import { GatewayError, isGatewayError } from '../../core/errors.js';
+import type { ResolvedDeployment } from '../../core/models.js';
+import { pullModel } from './download.js';
+import { GrammarCache } from './grammars.js';
+import { SequencePool } from './sequence-pool.js';
+
+/** Context per sequence when neither the config nor the model says less: enough for chat, cheap in RAM. */
+const DEFAULT_CONTEXT_SIZE = 8192;
+
+export interface LoadedModel {
+  readonly source: string;
+  readonly path: string;
+  readonly llama: Llama;
+  readonly model: LlamaModel;
+  readonly context: LlamaContext;
+  readonly pool: SequencePool;
+  readonly chatWrapper: ChatWrapper;
+  readonly grammars: GrammarCache;
+  /** Tokens one request (prompt + output) can hold. */
+  readonly contextSize: number;
+}
+
+export class LocalRuntime {
+  private llama?: Promise<Llama>;
+  private readonly loading = new Map<string, Promise<LoadedModel>>();
+  private readonly loaded = new Set<LoadedModel>();
+
+  constructor(
+    private readonly settings: Config['local'],
+    private readonly logger: Logger,
+  ) {}
+
+  /** The model of `deployment`, downloading and loading it on first use. */
+  load(deployment: ResolvedDeployment): Promise<LoadedModel> {
+    const source = deployment.model;
+    let pending = this.loading.get(source);
+    if (!pending) {
+      pending = this.loadModel(deployment);
+      // A failed load is not cached: the next request tries again.
+      pending.catch(() => this.loading.delete(source));
+      this.loading.set(source, pending);
+    }
+    return pending;
+  }
+
+  stats(): { queueDepth: number; active: number } {
+    let queueDepth = 0;
+    let active = 0;
+    for (const m of this.loaded) {
+      queueDepth += m.pool.queueDepth;
+      active += m.pool.activeCount;
+    }
+    return { queueDepth, active };
+  }
+
+  async close(): Promise<void> {
+    const models = [...this.loaded];
+    this.loaded.clear();
+    this.loading.clear();
+    for (const m of models) m.pool.close();
+    for (const m of models) {
+      await m.context.dispose().catch(() => undefined);
+      await m.model.dispose().catch(() => undefined);
+    }
+    const llama = this.llama;
+    this.llama = undefined;
+    if (llama) await (await llama).dispose().catch(() => undefined);
+  }
+
+  private getLlama(): Promise<Llama> {
+    this.llama ??= getLlama({
+      gpu: this.settings.gpu,
+      build: 'never',
+      skipDownload: true,
+      logLevel: LlamaLogLevel.warn,
+      logger: (level, message) => {
+        const text = message.trim();
+        if (!text) return;
+        if (level === LlamaLogLevel.error || level === LlamaLogLevel.fatal) this.logger.error({ component: 'llama.cpp' }, text);
+        else if (level === LlamaLogLevel.warn) this.logger.warn({ component: 'llama.cpp' }, text);
+        else this.logger.debug({ component: 'llama.cpp' }, text);
+      },
+    }).catch((err: unknown) => {
+      this.llama = undefined;
+      throw new GatewayError('unavailable', `The llama.cpp runtime could not start: ${(err as Error).message}`, { cause: err });
+    });
+    return this.llama;
+  }
+
+  private async loadModel(deployment: ResolvedDeployment): Promise<LoadedModel> {
+    const path = await pullModel(deployment.model, {
+      cacheDir: this.settings.cacheDir ?? defaultCacheDir(),
+      sha256: deployment.sha256,
+      size: deployment.size,
+    });
+    const llama = await this.getLlama();
+    const started = performance.now();
+    let model: LlamaModel | undefined;
+    try {
+      model = await llama.loadModel({ modelPath: path });
+      const contextSize = Math.min(this.settings.contextSize ?? DEFAULT_CONTEXT_SIZE, model.trainContextSize);
+      const context = await model.createContext({
+        sequences: this.settings.parallel,
+        contextSize,
+        threads: this.settings.threads,
+        failedCreationRemedy: false,
+      });
+      const sequences = Array.from({ length: this.settings.parallel }, () => context.getSequence());
+      const loaded: LoadedModel = {
+        source: deployment.model,
+        path,
+        llama,
+        model,
+        context,
+        pool: new SequencePool(sequences, this.settings.queueLimit),
+        chatWrapper: resolveChatWrapper(model),
+        grammars: new GrammarCache(llama),
+        contextSize: context.contextSize,
+      };
+      this.loaded.add(loaded);
+      this.logger.info(
+        { model: path, ms: Math.round(performance.now() - started), contextSize: loaded.contextSize, sequences: this.settings.parallel, threads: this.settings.threads, chatWrapper: loaded.chatWrapper.wrapperName },
+        'local model loaded',
+      );
+      return loaded;
+    } catch (err) {
+      await model?.dispose().catch(() => undefined);
+      if (isGatewayError(err)) throw err;
+      throw new GatewayError('unavailable', `The local model ${path} could not be loaded: ${(err as Error).message}`, { cause: err, retryable: false });
+    }
+  }
+}

@@ -1,0 +1,77 @@
+// Drives one context sequence through the phases of a response (free text, tool name, tool
+// arguments…), each with its own sampling options and grammar. It keeps the KV cache aligned:
+// the last token a phase generated is only evaluated by the next phase, together with any text
+// the provider writes itself. It also counts the generated tokens and their probabilities.
+
+import type { LlamaContextSequence, SequenceEvaluateOptions, Token } from 'node-llama-cpp';
+import { cancelledError } from './sequence-pool.js';
+
+export interface GeneratedToken {
+  token: Token;
+  /** Probability of the chosen token under the sampling distribution (when asked for). */
+  confidence?: number;
+}
+
+export class SequenceDriver {
+  /** Tokens not yet in the KV cache; evaluated at the start of the next phase. */
+  private pending: Token[] = [];
+  readonly generated: Token[] = [];
+  private confidenceSum = 0;
+  /** How the last phase ended, when the model (not the caller) ended it. */
+  ended: 'eog' | 'context-full' | undefined;
+
+  /**
+   * `withProbabilities`: also get each chosen token's probability. Cheap when sampling (top-k
+   * leaves few candidates), but greedy decoding then sorts the whole vocabulary per token.
+   */
+  constructor(
+    private readonly sequence: LlamaContextSequence,
+    private readonly contextSize: number,
+    private readonly signal: AbortSignal,
+    private readonly withProbabilities = true,
+  ) {}
+
+  get meanProbability(): number | undefined {
+    return this.withProbabilities && this.generated.length > 0 ? this.confidenceSum / this.generated.length : undefined;
+  }
+
+  /** Reuses the cached prefix the sequence shares with `prompt`; the rest is evaluated by the first phase. */
+  async prepare(prompt: readonly Token[]): Promise<void> {
+    // At least one token must be evaluated to get the next token's distribution.
+    const head = prompt.slice(0, -1);
+    await this.sequence.adaptStateToTokens(head, false);
+    this.pending = prompt.slice(this.sequence.nextTokenIndex);
+  }
+
+  /** Appends text the provider writes itself (e.g. a tool call's fixed parts). */
+  force(tokens: readonly Token[]): void {
+    this.pending.push(...tokens);
+  }
+
+  /** Generates tokens until the caller stops iterating, the model ends its turn, or the context is full. */
+  async *run(options: SequenceEvaluateOptions): AsyncGenerator<GeneratedToken> {
+    this.ended = undefined;
+    if (this.signal.aborted) throw cancelledError();
+    if (this.pending.length === 0 || this.sequence.nextTokenIndex + this.pending.length >= this.contextSize) {
+      this.ended = 'context-full';
+      return;
+    }
+    const input = this.pending;
+    this.pending = [];
+    const steps = this.sequence.evaluateWithMetadata(input, { confidence: this.withProbabilities }, options);
+    for await (const step of steps as AsyncIterable<GeneratedToken>) {
+      this.generated.push(step.token);
+      this.confidenceSum += step.confidence ?? 0;
+      // Until the caller asks for more, this token is not in the cache.
+      this.pending = [step.token];
+      yield { token: step.token, confidence: step.confidence };
+      if (this.signal.aborted) throw cancelledError();
+      if (this.sequence.nextTokenIndex + 1 >= this.contextSize) {
+        this.ended = 'context-full';
+        return;
+      }
+      this.pending = [];
+    }
+    this.ended = 'eog';
+  }
+}

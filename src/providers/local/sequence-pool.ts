@@ -1,0 +1,109 @@
+// The sequences of one context, handed out one per request. Beyond them, requests wait in a
+// bounded FIFO queue; past its limit they are refused at once with 503 + Retry-After, which is
+// "this server is at capacity" (a 429 would blame the client's own rate, and the router may
+// try another deployment on a 503). A waiter whose client goes away leaves the queue at once.
+
+import type { LlamaContextSequence, Token } from 'node-llama-cpp';
+import { GatewayError } from '../../core/errors.js';
+
+export interface SequenceLease {
+  readonly sequence: LlamaContextSequence;
+  /** Gives the sequence back (idempotent). */
+  release(): void;
+}
+
+interface Waiter {
+  resolve(sequence: LlamaContextSequence): void;
+  reject(err: unknown): void;
+}
+
+export function cancelledError(): GatewayError {
+  return new GatewayError('cancelled', 'The request was cancelled');
+}
+
+export class SequencePool {
+  private readonly free: LlamaContextSequence[];
+  private readonly waiters: Waiter[] = [];
+  private closed = false;
+
+  constructor(
+    private readonly sequences: readonly LlamaContextSequence[],
+    private readonly queueLimit: number,
+  ) {
+    this.free = [...sequences];
+  }
+
+  get queueDepth(): number {
+    return this.waiters.length;
+  }
+
+  get activeCount(): number {
+    return this.sequences.length - this.free.length;
+  }
+
+  /** A free sequence (preferring the one whose cached tokens share the longest prefix with `prompt`), or a place in the queue. */
+  async acquire(prompt: readonly Token[], signal: AbortSignal): Promise<SequenceLease> {
+    if (signal.aborted) throw cancelledError();
+    if (this.closed) throw new GatewayError('unavailable', 'The local model is shutting down', { retryAfter: 1 });
+    if (this.free.length > 0 && this.waiters.length === 0) return this.lease(this.takeBestFree(prompt));
+    if (this.waiters.length >= this.queueLimit) {
+      throw new GatewayError(
+        'unavailable',
+        `The local model is busy: ${this.sequences.length} requests are generating and ${this.waiters.length} are queued (queue limit ${this.queueLimit}). Retry shortly.`,
+        { code: 'local_queue_full', retryAfter: 1 },
+      );
+    }
+    const sequence = await new Promise<LlamaContextSequence>((resolve, reject) => {
+      const onAbort = () => {
+        const index = this.waiters.indexOf(waiter);
+        if (index >= 0) this.waiters.splice(index, 1);
+        reject(cancelledError());
+      };
+      const waiter: Waiter = {
+        resolve: (s) => {
+          signal.removeEventListener('abort', onAbort);
+          resolve(s);
+        },
+        reject: (err) => {
+          signal.removeEventListener('abort', onAbort);
+          reject(err);
+        },
+      };
+      signal.addEventListener('abort', onAbort, { once: true });
+      this.waiters.push(waiter);
+    });
+    return this.lease(sequence);
+  }
+
+  close(): void {
+    this.closed = true;
+    for (const waiter of this.waiters.splice(0)) waiter.reject(new GatewayError('unavailable', 'The local model is shutting down', { retryAfter: 1 }));
+  }
+
+  private lease(sequence: LlamaContextSequence): SequenceLease {
+    let released = false;
+    return {
+      sequence,
+      release: () => {
+        if (released) return;
+        released = true;
+        const next = this.waiters.shift();
+        if (next) next.resolve(sequence);
+        else this.free.push(sequence);
+      },
+    };
+  }
+
+  private takeBestFree(prompt: readonly Token[]): LlamaContextSequence {
+    let best = 0;
+    let bestShared = -1;
+    this.free.forEach((sequence, index) => {
+      const shared = sequence.compareContextTokens(prompt as Token[]).firstDifferentIndex;
+      if (shared > bestShared) {
+        best = index;
+        bestShared = shared;
+      }
+    });
+    return this.free.splice(best, 1)[0]!;
+  }
+}

@@ -1,0 +1,122 @@
+// Concurrency on the local provider: requests share one context and decode together, the
+// overflow waits in a bounded FIFO queue, and a client that goes away frees its sequence at once.
+
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { startLocalProvider, user } from './helpers/model.mjs';
+
+/** Resolves once `check()` holds, re-checking after each turn of the event loop. */
+async function until(check, what) {
+  const deadline = Date.now() + 10_000;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setImmediate(resolve));
+  }
+}
+
+describe('local provider: batched sequences', () => {
+  let local;
+  before(async () => {
+    local = await startLocalProvider({ parallel: 4, queueLimit: 4 });
+    await local.provider.warmUp(local.deployment);
+  });
+  after(() => local.provider.close());
+
+  it('runs 4 concurrent requests together, all to completion', async () => {
+    let maxActive = 0;
+    const one = async (seed) => {
+      let tokens = 0;
+      let finish;
+      for await (const part of local.open({ messages: [user(`Request number ${seed}`)], maxTokens: 48, seed })) {
+        maxActive = Math.max(maxActive, local.provider.stats().local_active_sequences);
+        if (part.type === 'finish') finish = part;
+        if (part.type === 'text-delta') tokens++;
+      }
+      return { finish, tokens };
+    };
+    const results = await Promise.all([1, 2, 3, 4].map(one));
+    for (const r of results) {
+      assert.equal(r.finish.finishReason, 'length');
+      assert.equal(r.finish.usage.outputTokens, 48);
+    }
+    assert.equal(maxActive, 4, 'all four held a sequence at the same time');
+    assert.deepEqual(local.provider.stats(), { local_queue_depth: 0, local_active_sequences: 0 });
+  });
+
+  it('queues a fifth request and serves it when a sequence frees up', async () => {
+    const running = [1, 2, 3, 4].map((seed) => local.run({ messages: [user('busy')], maxTokens: 64, seed }));
+    await until(() => local.provider.stats().local_active_sequences === 4, 'four active sequences');
+    const queued = local.run({ messages: [user('waiting')], maxTokens: 8, seed: 5 });
+    await until(() => local.provider.stats().local_queue_depth === 1, 'one queued request');
+    const results = await Promise.all([...running, queued]);
+    assert.equal(results[4].finish.usage.outputTokens, 8);
+  });
+});
+
+describe('local provider: queue limit and client disconnects', () => {
+  let local;
+  before(async () => {
+    local = await startLocalProvider({ parallel: 1, queueLimit: 1 });
+    await local.provider.warmUp(local.deployment);
+  });
+  after(() => local.provider.close());
+
+  it('refuses a request past the queue limit with 503 and Retry-After', async () => {
+    const first = new AbortController();
+    const iterator = local.open({ messages: [user('long answer')], maxTokens: 100_000, seed: 1 }, first.signal)[Symbol.asyncIterator]();
+    while ((await iterator.next()).value.type !== 'text-delta');
+    const queued = local.run({ messages: [user('second')], maxTokens: 4, seed: 2 });
+    await until(() => local.provider.stats().local_queue_depth === 1, 'the second request queued');
+    await assert.rejects(local.run({ messages: [user('third')], maxTokens: 4 }), (err) => err.status === 503 && err.retryAfter === 1 && err.code === 'local_queue_full');
+    first.abort();
+    await assert.rejects(iterator.next(), (err) => err.kind === 'cancelled');
+    assert.equal((await queued).finish.usage.outputTokens, 4);
+  });
+
+  it('an aborted request stops generating and the queued one starts promptly', async () => {
+    const first = new AbortController();
+    let firstTokens = 0;
+    const firstDone = (async () => {
+      for await (const part of local.open({ messages: [user('go on forever')], maxTokens: 100_000, seed: 3 }, first.signal)) {
+        if (part.type === 'text-delta') firstTokens++;
+      }
+    })();
+    await until(() => firstTokens > 0, 'the first request generating');
+    const second = local.run({ messages: [user('next in line')], maxTokens: 5, seed: 4 });
+    await until(() => local.provider.stats().local_queue_depth === 1, 'the second request queued');
+
+    const abortedAt = performance.now();
+    first.abort();
+    await assert.rejects(firstDone, (err) => err.kind === 'cancelled');
+    const tokensAtAbort = firstTokens;
+    const r = await second;
+    const waited = performance.now() - abortedAt;
+    assert.equal(r.finish.usage.outputTokens, 5);
+    assert.ok(waited < 2000, `the queued request finished ${Math.round(waited)} ms after the abort`);
+    assert.equal(firstTokens, tokensAtAbort, 'no tokens after the abort');
+    assert.deepEqual(local.provider.stats(), { local_queue_depth: 0, local_active_sequences: 0 });
+  });
+
+  it('a request aborted while queued leaves the queue', async () => {
+    const first = new AbortController();
+    const iterator = local.open({ messages: [user('hold the sequence')], maxTokens: 100_000, seed: 5 }, first.signal)[Symbol.asyncIterator]();
+    while ((await iterator.next()).value.type !== 'text-delta');
+    const waiting = new AbortController();
+    const queued = local.run({ messages: [user('impatient')], maxTokens: 4 }, waiting.signal);
+    await until(() => local.provider.stats().local_queue_depth === 1, 'the request queued');
+    waiting.abort();
+    await assert.rejects(queued, (err) => err.kind === 'cancelled');
+    assert.equal(local.provider.stats().local_queue_depth, 0);
+    first.abort();
+    await assert.rejects(iterator.next(), (err) => err.kind === 'cancelled');
+  });
+
+  it('a consumer that stops reading frees the sequence too', async () => {
+    for await (const part of local.open({ messages: [user('short')], maxTokens: 100_000, seed: 6 })) {
+      if (part.type === 'text-delta') break;
+    }
+    assert.equal(local.provider.stats().local_active_sequences, 0);
+    const r = await local.run({ messages: [user('after')], maxTokens: 3, seed: 7 });
+    assert.equal(r.finish.usage.outputTokens, 3);
+  });
+});

@@ -1,0 +1,114 @@
+// Model downloads from a loopback HTTP server: sha256 verification, a wrong checksum, and a
+// download cut off half-way that resumes with a Range request on the next pull.
+
+import assert from 'node:assert/strict';
+import { createHash, randomBytes } from 'node:crypto';
+import fs from 'node:fs';
+import http from 'node:http';
+import os from 'node:os';
+import path from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { pullModel } from '../dist/providers/local/download.js';
+import { parseModelSource } from '../dist/providers/local/source.js';
+
+const body = randomBytes(3 * 1024 * 1024 + 123);
+const sha256 = createHash('sha256').update(body).digest('hex');
+
+let server;
+let baseUrl;
+let cacheDir;
+/** Requests seen: path and Range header. */
+const seen = [];
+/** Paths whose next response is cut off half-way. */
+const cutOnce = new Set();
+
+before(async () => {
+  cacheDir = fs.mkdtempSync(path.join(os.tmpdir(), 'sb-download-'));
+  server = http.createServer((req, res) => {
+    seen.push({ path: req.url, range: req.headers.range });
+    const match = /^bytes=(\d+)-$/.exec(req.headers.range ?? '');
+    const start = match ? Number(match[1]) : 0;
+    if (start >= body.length) {
+      res.writeHead(416, { 'content-range': `bytes */${body.length}` });
+      return res.end();
+    }
+    const headers = { 'content-type': 'application/octet-stream', 'content-length': body.length - start, 'accept-ranges': 'bytes' };
+    if (match) headers['content-range'] = `bytes ${start}-${body.length - 1}/${body.length}`;
+    res.writeHead(match ? 206 : 200, headers);
+    if (cutOnce.delete(req.url)) {
+      // Half the body, then the connection dies.
+      res.write(body.subarray(start, start + Math.floor((body.length - start) / 2)), () => res.destroy());
+      return;
+    }
+    res.end(body.subarray(start));
+  });
+  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
+  baseUrl = `http://127.0.0.1:${server.address().port}`;
+});
+
+after(async () => {
+  server.closeAllConnections();
+  await new Promise((resolve) => server.close(resolve));
+  fs.rmSync(cacheDir, { recursive: true, force: true });
+});
+
+describe('pullModel', () => {
+  it('downloads into the cache, verifies sha256, and does not download twice', async () => {
+    const url = `${baseUrl}/models/good.gguf`;
+    const file = await pullModel(url, { cacheDir, sha256, size: body.length, progress: false });
+    assert.ok(file.startsWith(cacheDir));
+    assert.ok(fs.readFileSync(file).equals(body));
+    assert.ok(!fs.existsSync(`${file}.part`));
+    const requests = seen.filter((r) => r.path === '/models/good.gguf').length;
+    assert.equal(await pullModel(url, { cacheDir, sha256, progress: false }), file);
+    assert.equal(seen.filter((r) => r.path === '/models/good.gguf').length, requests, 'cached: no second request');
+  });
+
+  it('rejects a file whose sha256 does not match, and deletes it', async () => {
+    const url = `${baseUrl}/models/bad.gguf`;
+    await assert.rejects(pullModel(url, { cacheDir, sha256: 'ab'.repeat(32), progress: false }), (err) => err.code === 'model_checksum_mismatch' && /sha256/.test(err.message));
+    const target = path.join(cacheDir, parseModelSource(url).cachePath);
+    assert.ok(!fs.existsSync(target));
+    assert.ok(!fs.existsSync(`${target}.part`));
+  });
+
+  it('rejects a file whose size does not match the configured size', async () => {
+    await assert.rejects(pullModel(`${baseUrl}/models/size.gguf`, { cacheDir, size: body.length + 1, progress: false }), (err) => err.code === 'model_size_mismatch');
+  });
+
+  it('resumes an interrupted download with a Range request', async () => {
+    const url = `${baseUrl}/models/resume.gguf`;
+    cutOnce.add('/models/resume.gguf');
+    await assert.rejects(pullModel(url, { cacheDir, sha256, progress: false }), (err) => err.code === 'model_download_interrupted');
+    const target = path.join(cacheDir, parseModelSource(url).cachePath);
+    const partial = fs.statSync(`${target}.part`).size;
+    assert.ok(partial > 0 && partial < body.length, `partial file of ${partial} bytes`);
+
+    const file = await pullModel(url, { cacheDir, sha256, progress: false });
+    const requests = seen.filter((r) => r.path === '/models/resume.gguf');
+    assert.equal(requests.length, 2);
+    assert.equal(requests[0].range, undefined);
+    assert.equal(requests[1].range, `bytes=${partial}-`);
+    assert.ok(fs.readFileSync(file).equals(body));
+  });
+
+  it('maps hf: references to the hub (or HF_ENDPOINT) and returns local paths as they are', async () => {
+    const previous = process.env.HF_ENDPOINT;
+    process.env.HF_ENDPOINT = baseUrl;
+    try {
+      const source = parseModelSource('hf:Qwen/Qwen2.5-0.5B-Instruct-GGUF/sub/dir/model-q4.gguf');
+      assert.equal(source.url, `${baseUrl}/Qwen/Qwen2.5-0.5B-Instruct-GGUF/resolve/main/sub/dir/model-q4.gguf`);
+      // With a progress bar (drawn on stderr when it is a terminal).
+      const file = await pullModel('hf:owner/repo/tiny.gguf', { cacheDir, sha256, progress: true });
+      assert.ok(seen.some((r) => r.path === '/owner/repo/resolve/main/tiny.gguf'));
+      assert.ok(fs.readFileSync(file).equals(body));
+    } finally {
+      if (previous === undefined) delete process.env.HF_ENDPOINT;
+      else process.env.HF_ENDPOINT = previous;
+    }
+    assert.equal(parseModelSource('hf:a/b/c.gguf', {}).url, 'https://huggingface.co/a/b/resolve/main/c.gguf');
+    const local = path.join(cacheDir, 'local.gguf');
+    fs.writeFileSync(local, 'x');
+    assert.equal(await pullModel(local, { progress: false }), local);
+  });
+});

@@ -1,0 +1,190 @@
+// Tool calling on the local provider: forced calls (a named tool, or `required` where the
+// grammar picks the tool) whose arguments always parse and match the schema; `auto` through the
+// chat template; tool calls and results rendered back into the model's own format.
+
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { Ajv } from 'ajv';
+import { getLlama, resolveChatWrapper } from 'node-llama-cpp';
+import { startLocalProvider, TEST_MODEL_PATH, user } from './helpers/model.mjs';
+
+const ajv = new Ajv();
+const tools = [
+  {
+    name: 'get_weather',
+    description: 'Current weather in a city',
+    parameters: {
+      type: 'object',
+      properties: { city: { type: 'string', maxLength: 12 }, unit: { enum: ['celsius', 'fahrenheit'] } },
+      required: ['city', 'unit'],
+      additionalProperties: false,
+    },
+  },
+  {
+    name: 'set_alarm',
+    description: 'Set an alarm',
+    parameters: {
+      type: 'object',
+      properties: { enabled: { type: 'boolean' }, days: { type: 'array', items: { enum: ['mon', 'tue', 'wed'] }, maxItems: 3 } },
+      required: ['enabled', 'days'],
+    },
+  },
+];
+const schemaOf = (name) => tools.find((t) => t.name === name).parameters;
+
+let local;
+before(async () => {
+  local = await startLocalProvider();
+});
+after(() => local.provider.close());
+
+function assertValidCall(call, allowed) {
+  assert.ok(allowed.includes(call.name), `unexpected tool ${call.name}`);
+  assert.match(call.id, /^call_[A-Za-z0-9_-]+$/);
+  const args = JSON.parse(call.arguments);
+  assert.ok(ajv.validate(schemaOf(call.name), args), `${call.arguments}: ${JSON.stringify(ajv.errors)}`);
+}
+
+describe('local provider: forced tool calls', () => {
+  for (const seed of [1, 2, 3]) {
+    it(`calls the named tool with arguments matching its schema (seed ${seed})`, async () => {
+      const r = await local.run({ messages: [user('Weather in Paris?')], tools, toolChoice: { type: 'tool', name: 'get_weather' }, seed, maxTokens: 100 });
+      assert.equal(r.finish.finishReason, 'tool-calls');
+      assert.equal(r.toolCalls.length, 1);
+      assertValidCall(r.toolCalls[0], ['get_weather']);
+      assert.deepEqual(r.types.slice(0, 2), ['start', 'tool-input-start']);
+      assert.deepEqual(r.types.slice(-2), ['tool-input-end', 'finish']);
+      assert.equal(r.text, '');
+    });
+  }
+
+  it('with tool_choice required, the grammar picks one of the tools and its arguments', async () => {
+    const names = new Set();
+    for (const seed of [1, 2, 3, 4, 5, 6]) {
+      const r = await local.run({ messages: [user('Do something')], tools, toolChoice: { type: 'required' }, seed, maxTokens: 100 });
+      assert.equal(r.finish.finishReason, 'tool-calls');
+      assert.equal(r.toolCalls.length, 1);
+      assertValidCall(r.toolCalls[0], ['get_weather', 'set_alarm']);
+      names.add(r.toolCalls[0].name);
+    }
+    assert.ok(names.size >= 1);
+  });
+
+  it('completes the arguments even when maxTokens is smaller than the call', async () => {
+    const r = await local.run({ messages: [user('Alarm')], tools, toolChoice: { type: 'tool', name: 'set_alarm' }, seed: 9, maxTokens: 2 });
+    assertValidCall(r.toolCalls[0], ['set_alarm']);
+  });
+});
+
+describe('local provider: auto tool choice', () => {
+  it('offers the tools through the chat template and answers (text or a valid call)', async () => {
+    const plain = await local.run({ messages: [user('Weather in Paris?')], seed: 4, maxTokens: 16 });
+    const r = await local.run({ messages: [user('Weather in Paris?')], tools, seed: 4, maxTokens: 16 });
+    assert.ok(r.finish.usage.inputTokens > plain.finish.usage.inputTokens + 50, 'the tool definitions are in the prompt');
+    assert.ok(['stop', 'length', 'tool-calls'].includes(r.finish.finishReason));
+    for (const call of r.toolCalls) assertValidCall(call, ['get_weather', 'set_alarm']);
+  });
+
+  // The random model never opens a call by itself; a logit bias on `<tool_call>` makes it.
+  const TOOL_CALL_TOKEN = '151657';
+
+  it('detects a call the model opens in free text and completes it with grammars', async () => {
+    const r = await local.run({
+      messages: [user('Weather in Paris?')],
+      tools,
+      seed: 5,
+      maxTokens: 64,
+      parallelToolCalls: false,
+      providerOptions: { local: { logitBias: { [TOOL_CALL_TOKEN]: 100 } } },
+    });
+    assert.equal(r.finish.finishReason, 'tool-calls');
+    assert.equal(r.toolCalls.length, 1);
+    assertValidCall(r.toolCalls[0], ['get_weather', 'set_alarm']);
+    assert.ok(!r.text.includes('<tool_call>'), 'the call syntax never shows as text');
+  });
+
+  it('makes further parallel calls while the model keeps opening them', async () => {
+    const r = await local.run({
+      messages: [user('Weather in Paris and Rome?')],
+      tools,
+      seed: 6,
+      maxTokens: 30,
+      providerOptions: { local: { logitBias: { [TOOL_CALL_TOKEN]: 100 } } },
+    });
+    assert.equal(r.finish.finishReason, 'tool-calls');
+    assert.ok(r.toolCalls.length >= 2, `${r.toolCalls.length} calls`);
+    for (const call of r.toolCalls) assertValidCall(call, ['get_weather', 'set_alarm']);
+    assert.equal(new Set(r.toolCalls.map((c) => c.id)).size, r.toolCalls.length);
+  });
+
+  it('refuses a malformed logit bias', async () => {
+    await assert.rejects(local.run({ messages: [user('x')], providerOptions: { local: { logitBias: { abc: 1 } } } }), (err) => err.status === 400);
+  });
+
+  it('with tool_choice none, the tools are not offered', async () => {
+    const plain = await local.run({ messages: [user('Weather in Paris?')], seed: 4, maxTokens: 4 });
+    const none = await local.run({ messages: [user('Weather in Paris?')], tools, toolChoice: { type: 'none' }, seed: 4, maxTokens: 4 });
+    assert.equal(none.finish.usage.inputTokens, plain.finish.usage.inputTokens);
+    assert.equal(none.toolCalls.length, 0);
+  });
+});
+
+describe('local provider: tool history in the prompt', () => {
+  let loaded;
+  before(async () => {
+    const llama = await getLlama({ gpu: false, build: 'never', skipDownload: true });
+    const model = await llama.loadModel({ modelPath: TEST_MODEL_PATH, vocabOnly: true });
+    loaded = { llama, model, chatWrapper: resolveChatWrapper(model) };
+  });
+  after(async () => {
+    await loaded.model.dispose();
+    await loaded.llama.dispose();
+  });
+
+  it('resolves the Qwen chat wrapper from the model template', () => {
+    assert.equal(loaded.chatWrapper.wrapperName, 'Qwen');
+  });
+
+  it('counts input tokens exactly as the tokenizer counts the ChatML prompt', async () => {
+    const messages = [{ role: 'system', content: [{ type: 'text', text: 'You are terse.' }] }, user('Hello there, how are you?')];
+    const rendered = '<|im_start|>system\nYou are terse.<|im_end|>\n<|im_start|>user\nHello there, how are you?<|im_end|>\n<|im_start|>assistant\n';
+    const expected = loaded.model.tokenize(rendered, true).length;
+    const r = await local.run({ messages, maxTokens: 3, seed: 2 });
+    assert.equal(r.finish.usage.inputTokens, expected);
+    assert.equal(await local.provider.countPromptTokens({ model: 'x', messages }, local.deployment), expected);
+  });
+
+  it('renders assistant tool calls and tool results in the Qwen format, and continues the turn', async () => {
+    const { renderPrompt } = await import('../dist/providers/local/prompt.js');
+    const messages = [
+      user('Weather in Paris?'),
+      { role: 'assistant', content: [{ type: 'tool-call', id: 'call_1', name: 'get_weather', arguments: '{"city":"Paris","unit":"celsius"}' }] },
+      { role: 'tool', content: [{ type: 'tool-result', toolCallId: 'call_1', name: 'get_weather', content: [{ type: 'text', text: '{"temperature":21}' }] }] },
+    ];
+    const rendered = renderPrompt(loaded, { model: 'x', messages, tools });
+    assert.ok(rendered.text.includes('<tools>'), 'tool definitions');
+    assert.ok(rendered.text.includes('"name": "get_weather"'));
+    assert.ok(rendered.text.includes('<tool_call>\n{"name": "get_weather", "arguments": {"city": "Paris", "unit": "celsius"}}\n</tool_call>'), rendered.text);
+    assert.ok(rendered.text.includes('<|im_start|>user\n<tool_response>\n{"temperature": 21}\n</tool_response><|im_end|>\n<|im_start|>assistant\n'), rendered.text);
+    assert.ok(rendered.text.endsWith('<|im_start|>assistant\n'));
+    assert.ok(rendered.tokens.length > 100);
+
+    // The answer after the tool result, then a new question: a new user turn.
+    const next = renderPrompt(loaded, {
+      model: 'x',
+      messages: [...messages, { role: 'assistant', content: [{ type: 'text', text: 'It is 21 degrees.' }] }, user('Thanks!')],
+      tools,
+    });
+    assert.ok(next.text.includes('</tool_response><|im_end|>\n<|im_start|>assistant\nIt is 21 degrees.<|im_end|>\n<|im_start|>user\nThanks!<|im_end|>\n<|im_start|>assistant\n'), next.text);
+  });
+
+  it('generates after a tool result', async () => {
+    const messages = [
+      user('Weather in Paris?'),
+      { role: 'assistant', content: [{ type: 'tool-call', id: 'call_9', name: 'get_weather', arguments: '{"city":"Paris","unit":"celsius"}' }] },
+      { role: 'tool', content: [{ type: 'tool-result', toolCallId: 'call_9', content: [{ type: 'text', text: 'sunny' }] }] },
+    ];
+    const r = await local.run({ messages, tools, toolChoice: { type: 'none' }, seed: 1, maxTokens: 6 });
+    assert.equal(r.finish.usage.outputTokens, 6);
+  });
+});

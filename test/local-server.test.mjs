@@ -1,0 +1,181 @@
+// The embedded default end to end: the official `openai` client and raw SSE against a real
+// server running the tiny generated GGUF through node-llama-cpp.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import OpenAI from 'openai';
+import { Ajv } from 'ajv';
+import { startServer, postJson, readSse } from './helpers/server.mjs';
+import { ensureTestModel } from './helpers/model.mjs';
+import { validateOpenAI } from './helpers/openai-schema.mjs';
+
+let s;
+let client;
+
+before(async () => {
+  const model = ensureTestModel();
+  s = await startServer({
+    config: {
+      local: { threads: 1, parallel: 4, queueLimit: 8, contextSize: 2048 },
+      defaultModel: 'tiny',
+      models: [{ id: 'tiny', aliases: ['tiny-alias'], provider: 'local', model, contextLength: 2048 }],
+    },
+  });
+  client = new OpenAI({ baseURL: `${s.url}/v1`, apiKey: 'x', maxRetries: 0 });
+});
+after(async () => s?.close());
+
+const ask = (extra = {}) => ({ model: 'tiny', messages: [{ role: 'user', content: 'Tell me about the sea.' }], seed: 7, ...extra });
+
+test('buffered: usage from the tokenizer, finish length at max_tokens, confidence_score, schema-valid', async () => {
+  const completion = await client.chat.completions.create(ask({ max_tokens: 12 }));
+  const check = validateOpenAI('CreateChatCompletionResponse', completion);
+  assert.ok(check.ok, check.errors.join('\n'));
+  assert.equal(completion.model, 'tiny');
+  assert.equal(completion.choices[0].finish_reason, 'length');
+  assert.equal(completion.usage.completion_tokens, 12);
+  assert.ok(completion.usage.prompt_tokens > 5);
+  assert.equal(completion.usage.total_tokens, completion.usage.prompt_tokens + 12);
+  assert.ok(completion.confidence_score > 0 && completion.confidence_score <= 100, String(completion.confidence_score));
+  assert.ok(completion.choices[0].message.content.length > 0);
+});
+
+test('streaming over raw SSE: role first, text deltas, finish, usage chunk, [DONE]', async () => {
+  const res = await fetch(`${s.url}/v1/chat/completions`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify(ask({ max_tokens: 10, stream: true })),
+  });
+  assert.equal(res.status, 200);
+  const { events, text } = await readSse(res);
+  assert.ok(text.endsWith('data: [DONE]\n\n'));
+  const chunks = events.slice(0, -1).map((e) => JSON.parse(e.data));
+  for (const chunk of chunks) assert.ok(validateOpenAI('CreateChatCompletionStreamResponse', chunk).ok);
+  assert.equal(chunks[0].choices[0].delta.role, 'assistant');
+  const contentChunks = chunks.filter((c) => c.choices[0]?.delta?.content);
+  assert.ok(contentChunks.length >= 2, 'several deltas, not one buffered blob');
+  assert.equal(chunks.find((c) => c.choices[0]?.finish_reason).choices[0].finish_reason, 'length');
+  assert.equal(chunks.at(-1).usage.completion_tokens, 10);
+  // The same seed buffered gives the same text: streaming is the collected stream.
+  const buffered = await client.chat.completions.create(ask({ max_tokens: 10 }));
+  assert.equal(contentChunks.map((c) => c.choices[0].delta.content).join(''), buffered.choices[0].message.content);
+});
+
+test('stop sequences cut the answer before the stop text', async () => {
+  const full = (await client.chat.completions.create(ask({ max_tokens: 40, temperature: 0.9 }))).choices[0].message.content;
+  const stop = full.slice(10, 13);
+  assert.equal(stop.length, 3);
+  const cut = await client.chat.completions.create(ask({ max_tokens: 40, temperature: 0.9, stop: [stop] }));
+  assert.equal(cut.choices[0].finish_reason, 'stop');
+  assert.equal(cut.choices[0].message.content, full.slice(0, full.indexOf(stop)));
+});
+
+test('n=2 gives two different choices decoded together', async () => {
+  const completion = await client.chat.completions.create(ask({ n: 2, max_tokens: 16, temperature: 1 }));
+  assert.equal(completion.choices.length, 2);
+  assert.notEqual(completion.choices[0].message.content, completion.choices[1].message.content);
+  assert.equal(completion.usage.completion_tokens, 32);
+});
+
+test('json_schema output parses and validates against the schema', async () => {
+  const schema = {
+    type: 'object',
+    properties: { mood: { type: 'string', enum: ['calm', 'stormy'] }, safe: { type: 'boolean' }, note: { type: 'string', maxLength: 12 } },
+    required: ['mood', 'safe', 'note'],
+    additionalProperties: false,
+  };
+  const completion = await client.chat.completions.create(
+    ask({ max_tokens: 120, response_format: { type: 'json_schema', json_schema: { name: 'sea', schema } } }),
+  );
+  const value = JSON.parse(completion.choices[0].message.content);
+  const validate = new Ajv().compile(schema);
+  assert.ok(validate(value), JSON.stringify(validate.errors));
+});
+
+test('a forced tool call (named and required) has arguments that parse and match', async () => {
+  const tools = [
+    {
+      type: 'function',
+      function: {
+        name: 'set_alarm',
+        description: 'Set an alarm',
+        parameters: { type: 'object', properties: { hour: { type: 'integer', enum: [6, 7, 8] }, loud: { type: 'boolean' } }, required: ['hour', 'loud'] },
+      },
+    },
+    { type: 'function', function: { name: 'noop', parameters: { type: 'object', properties: {} } } },
+  ];
+  const named = await client.chat.completions.create(ask({ tools, tool_choice: { type: 'function', function: { name: 'set_alarm' } } }));
+  const call = named.choices[0].message.tool_calls[0];
+  assert.equal(named.choices[0].finish_reason, 'tool_calls');
+  assert.equal(call.function.name, 'set_alarm');
+  const args = JSON.parse(call.function.arguments);
+  assert.ok([6, 7, 8].includes(args.hour));
+  assert.equal(typeof args.loud, 'boolean');
+  const required = await client.chat.completions.create(ask({ tools, tool_choice: 'required' }));
+  const any = required.choices[0].message.tool_calls[0];
+  assert.ok(['set_alarm', 'noop'].includes(any.function.name));
+  JSON.parse(any.function.arguments);
+  // Streamed, the SDK reassembles the same call from its deltas.
+  const stream = client.chat.completions.stream(ask({ tools, tool_choice: { type: 'function', function: { name: 'set_alarm' } } }));
+  const final = await stream.finalChatCompletion();
+  assert.equal(final.choices[0].message.tool_calls[0].function.name, 'set_alarm');
+  JSON.parse(final.choices[0].message.tool_calls[0].function.arguments);
+});
+
+test('sessions and prompt_truncate_len use the real tokenizer', async () => {
+  const sid = `local-${Date.now()}`;
+  await postJson(`${s.url}/v1/chat/completions`, ask({ max_tokens: 4 }), { 'x-session-id': sid });
+  const second = await postJson(`${s.url}/v1/chat/completions`, ask({ max_tokens: 4, messages: [{ role: 'user', content: 'And the sky?' }] }), { 'x-session-id': sid });
+  const first = await postJson(`${s.url}/v1/chat/completions`, ask({ max_tokens: 4, messages: [{ role: 'user', content: 'And the sky?' }] }));
+  assert.ok(second.body.usage.prompt_tokens > first.body.usage.prompt_tokens, 'history was prepended');
+  const session = await (await fetch(`${s.url}/v1/sessions/${sid}`)).json();
+  assert.equal(session.messages.length, 4);
+
+  const long = [
+    { role: 'user', content: 'word '.repeat(200) },
+    { role: 'assistant', content: 'ok' },
+    { role: 'user', content: 'short question' },
+  ];
+  const full = await postJson(`${s.url}/v1/chat/completions`, ask({ max_tokens: 2, messages: long }));
+  const cut = await postJson(`${s.url}/v1/chat/completions`, ask({ max_tokens: 2, messages: long, prompt_truncate_len: 60 }));
+  assert.ok(full.body.usage.prompt_tokens > 200);
+  assert.ok(cut.body.usage.prompt_tokens <= 60, String(cut.body.usage.prompt_tokens));
+});
+
+test('the alias route and the default alias reach the local model', async () => {
+  for (const model of ['tiny-alias', 'default']) {
+    const res = await postJson(`${s.url}/api/v3/inference/chat/completions`, ask({ model, max_tokens: 3 }));
+    assert.equal(res.status, 200);
+    assert.equal(res.body.model, 'tiny');
+  }
+  const ids = (await client.models.list()).data.map((m) => m.id);
+  assert.deepEqual(ids.sort(), ['default', 'tiny', 'tiny-alias']);
+});
+
+test('concurrent requests share the model; a client that disconnects frees its sequence at once', async () => {
+  const results = await Promise.all(Array.from({ length: 4 }, (_, i) => client.chat.completions.create(ask({ seed: i, max_tokens: 24 }))));
+  assert.equal(results.length, 4);
+  for (const r of results) assert.equal(r.usage.completion_tokens, 24);
+
+  // Fill all four sequences with long generations, queue a fifth request behind them, then
+  // disconnect the four: the fifth can only run once a sequence is freed, and when it is done
+  // no aborted generation may still hold one (each had ~1500 tokens left to produce).
+  const local = s.server.context.gateway.provider('local');
+  const controllers = Array.from({ length: 4 }, () => new AbortController());
+  await Promise.all(
+    controllers.map(async (controller) => {
+      const res = await fetch(`${s.url}/v1/chat/completions`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify(ask({ max_tokens: 1500, stream: true })),
+        signal: controller.signal,
+      });
+      await res.body.getReader().read();
+    }),
+  );
+  assert.equal(local.stats().local_active_sequences, 4);
+  const fifth = client.chat.completions.create(ask({ max_tokens: 8 }));
+  for (const c of controllers) c.abort();
+  const next = await fifth;
+  assert.equal(next.usage.completion_tokens, 8);
+  assert.deepEqual(local.stats(), { local_queue_depth: 0, local_active_sequences: 0 });
+});

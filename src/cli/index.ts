@@ -5,6 +5,7 @@ import { registerChatCommand } from './chat.js';
 import { registerKeysCommand } from './keys.js';
 import { registerModelsCommand } from './models.js';
 import { registerServeCommand } from './serve.js';
+import { registerUsageCommand } from './usage.js';
 
 export function buildProgram(): Command {
   const program = new Command();
@@ -17,6 +18,7 @@ export function buildProgram(): Command {
   registerChatCommand(program);
   registerModelsCommand(program);
   registerKeysCommand(program);
+  registerUsageCommand(program);
   return program;
 }
 

@@ -4,6 +4,7 @@ import { loadConfig } from '../core/config.js';
 import { generateApiKey, hashApiKey, keyPrefix } from '../core/keys.js';
 import { openStore } from '../store/index.js';
 import type { Store } from '../store/store.js';
+import { limitSpecSchema, type LimitSpec } from '../core/limits/spec.js';
 
 interface StoreFlags {
   config?: string;
@@ -33,16 +34,47 @@ function parseDuration(text: string): number {
   return Number(match[1]) * unit * 1000;
 }
 
+interface LimitFlags {
+  rpm?: string;
+  tpm?: string;
+  concurrent?: string;
+  budgetDay?: string;
+  budgetMonth?: string;
+}
+
+function limitOptions(command: Command): Command {
+  return command
+    .option('--rpm <n>', 'requests per minute')
+    .option('--tpm <n>', 'tokens per minute')
+    .option('--concurrent <n>', 'requests in flight at once')
+    .option('--budget-day <usd>', 'money per UTC day, in USD')
+    .option('--budget-month <usd>', 'money per UTC month, in USD');
+}
+
+/** The limit flags as a validated LimitSpec, or undefined when none was given. */
+function limitsFromFlags(flags: LimitFlags): LimitSpec | undefined {
+  const defined = (entries: Array<[string, string | undefined]>) =>
+    Object.fromEntries(entries.filter(([, v]) => v !== undefined).map(([k, v]) => [k, Number(v)]));
+  const spec: Record<string, unknown> = defined([['rpm', flags.rpm], ['tpm', flags.tpm], ['concurrent', flags.concurrent]]);
+  const budget = defined([['day', flags.budgetDay], ['month', flags.budgetMonth]]);
+  if (Object.keys(budget).length) spec.budget = budget;
+  if (Object.keys(spec).length === 0) return undefined;
+  const parsed = limitSpecSchema.safeParse(spec);
+  if (!parsed.success) throw new Error(`Invalid limits: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
+  return parsed.data;
+}
+
 export function registerKeysCommand(program: Command): void {
   const keys = program.command('keys').description('Create, list and revoke API keys (stored hashed; each bound to one organisation).');
 
-  storeOptions(keys.command('create'))
+  limitOptions(storeOptions(keys.command('create')))
     .description('Create a key. The key is printed once, alone on the last line of output.')
     .requiredOption('--org <organisation>', 'organisation the key belongs to')
     .option('--name <name>', 'a label for the key')
     .option('--expires-in <duration>', 'expiry, e.g. 30d, 12h')
     .option('--models <ids>', 'comma-separated model ids/aliases this key may use (default: all)')
-    .action(async (flags: StoreFlags & { org: string; name?: string; expiresIn?: string; models?: string }) => {
+    .action(async (flags: StoreFlags & LimitFlags & { org: string; name?: string; expiresIn?: string; models?: string }) => {
+      const limits = limitsFromFlags(flags);
       const key = generateApiKey();
       const record = await withStore(flags, (store) =>
         store.createKey({
@@ -52,6 +84,7 @@ export function registerKeysCommand(program: Command): void {
           prefix: keyPrefix(key),
           expiresAt: flags.expiresIn ? Date.now() + parseDuration(flags.expiresIn) : undefined,
           allowedModels: flags.models ? flags.models.split(',').map((m) => m.trim()).filter(Boolean) : undefined,
+          limits,
         }),
       );
       process.stdout.write(`Created key ${record.id} for organisation ${record.organisation}. It is shown once; store it now:\n${key}\n`);
@@ -77,5 +110,20 @@ export function registerKeysCommand(program: Command): void {
       const revoked = await withStore(flags, (store) => store.revokeKey(id));
       if (!revoked) throw new Error(`No active key with id ${id}`);
       process.stdout.write(`Revoked ${id}\n`);
+    });
+
+  limitOptions(storeOptions(keys.command('limits')))
+    .description("Set a key's rate limits and budgets (replacing its current ones); --clear removes them.")
+    .argument('<id>', 'key id (from keys list)')
+    .option('--clear', 'remove the key’s own limits (config defaults apply again)')
+    .action(async (id: string, flags: StoreFlags & LimitFlags & { clear?: boolean }) => {
+      const limits = flags.clear ? null : limitsFromFlags(flags);
+      if (limits === undefined) throw new Error('Give at least one of --rpm, --tpm, --concurrent, --budget-day, --budget-month, or --clear');
+      const updated = await withStore(flags, async (store) => {
+        if (!store.tenancy) throw new Error(`The ${store.kind} store does not keep limits`);
+        return store.tenancy.updateKey(id, { limits });
+      });
+      if (!updated) throw new Error(`No key with id ${id}`);
+      process.stdout.write(`Limits of ${id}: ${limits ? JSON.stringify(limits) : 'none (defaults apply)'}\n`);
     });
 }

@@ -119,6 +119,8 @@ export const configSchema = z
     limits: z.unknown().optional(),
     store: z.unknown().optional(),
     async: z.unknown().optional(),
+    /** The Messages API (seed 003): request-named MCP servers; validated in src/dialects/messages/config.ts. */
+    messages: z.unknown().optional(),
     artifacts: z.unknown().optional(),
     mcp: z.unknown().optional(),
   })

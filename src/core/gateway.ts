@@ -8,14 +8,16 @@ import { GatewayError, badRequest, toGatewayError } from './errors.js';
 import type { ResolvedDeployment, ResolvedModel } from './models.js';
 import { ModelRegistry, costOf } from './models.js';
 import type { Capabilities, Provider, ProviderEnvironment, ProviderFactory } from './provider.js';
-import { Router } from './router/router.js';
+import { Router, attemptsOf, type RouteAttempt } from './router/router.js';
 import type { PrimedStream } from './stream.js';
 import { mergeChoices, primeStream } from './stream.js';
 import { enforceStructuredOutput, compileSchema } from './structured-output.js';
+import { documentsAsText } from './documents.js';
 import type { ChatRequest, StreamPart, Usage } from './types.js';
 import { emptyUsage } from './types.js';
 import { estimateTokens } from './truncate.js';
 import type { Store } from '../store/store.js';
+import type { ChatAdmission } from './limits/admission.js';
 
 export interface RequestContext {
   requestId: string;
@@ -38,6 +40,10 @@ export interface ChatResult {
   attempts: number;
   /** Milliseconds from request arrival to the first content part. */
   ttftMs: number;
+  /** Milliseconds spent so far waiting on upstreams (and retry backoff); the rest is overhead. */
+  upstreamMs(): number;
+  /** Every attempt made, with its error when it failed (retries, fallbacks). */
+  attemptLog: RouteAttempt[];
   /** Resolves when the stream has been consumed, with its usage and cost. */
   done: Promise<ChatSummary>;
 }
@@ -50,13 +56,21 @@ export interface ChatSummary {
   latencyMs: number;
 }
 
-export type ChatObserver = (event: { context: RequestContext; model?: string; provider?: string; summary: ChatSummary }) => void;
+/** Per-call routing choices a dialect can make (Eden `provider/model`). */
+export interface ChatRouting {
+  /** Serve the model only through deployments of this provider. */
+  provider?: string;
+}
+
+export type ChatObserver = (event: { context: RequestContext; model?: string; provider?: string; summary: ChatSummary; ttftMs?: number }) => void;
 
 export class Gateway {
   readonly registry: ModelRegistry;
-  readonly router = new Router();
+  readonly router: Router;
   private readonly providers = new Map<string, Provider>();
   private readonly observers: ChatObserver[] = [];
+  /** Limits, budgets and allowed models; set by the server (absent: everything is admitted). */
+  admission?: ChatAdmission;
 
   constructor(
     readonly config: Config,
@@ -64,8 +78,10 @@ export class Gateway {
     readonly logger: Logger,
     private readonly factories: Record<string, ProviderFactory>,
     readonly dataDir: string,
+    env: NodeJS.ProcessEnv = process.env,
   ) {
-    this.registry = new ModelRegistry(config);
+    this.registry = new ModelRegistry(config, env);
+    this.router = new Router(this.registry, config.router);
     for (const model of this.registry.models) {
       for (const d of model.deployments) {
         if (!factories[d.provider]) throw new Error(`Model '${model.id}' names an unknown provider '${d.provider}' (known: ${Object.keys(factories).join(', ')})`);
@@ -81,6 +97,11 @@ export class Gateway {
       this.providers.set(name, provider);
     }
     return provider;
+  }
+
+  /** Providers started so far (for their stats() in /metrics). */
+  startedProviders(): Provider[] {
+    return [...this.providers.values()];
   }
 
   /** Called for every finished chat call (metrics, usage, limits). */
@@ -129,20 +150,28 @@ export class Gateway {
    * Starts a chat call. Rejects for failures before the first content part (after routing,
    * retries and fallbacks); later failures arrive as `error` parts in the stream.
    */
-  async chat(request: ChatRequest, context: RequestContext): Promise<ChatResult> {
+  async chat(request: ChatRequest, context: RequestContext, routing: ChatRouting = {}): Promise<ChatResult> {
     const model = this.registry.resolve(request.model);
+    request = await documentsAsText(request, model);
     this.checkRequest(request, model);
+    try {
+      await this.admission?.admit(request, model, context);
+    } catch (err) {
+      const error = toGatewayError(err);
+      this.finish(context, model.id, undefined, undefined, { usage: emptyUsage(), cost: 0, status: error.status, errorKind: error.kind, latencyMs: performance.now() - context.startedAt }, 0);
+      throw error;
+    }
     const n = request.n ?? 1;
     let result;
     try {
       result = await this.router.route(
         model,
         (m, deployment, signal) => this.attempt(request, m, deployment, signal, context, n),
-        { signal: context.signal },
+        { signal: context.signal, provider: routing.provider },
       );
     } catch (err) {
       const error = toGatewayError(err);
-      this.finish(context, model.id, undefined, undefined, { usage: emptyUsage(), cost: 0, status: error.status, errorKind: error.kind, latencyMs: performance.now() - context.startedAt }, 1);
+      this.finish(context, model.id, undefined, undefined, { usage: emptyUsage(), cost: 0, status: error.status, errorKind: error.kind, latencyMs: performance.now() - context.startedAt }, attemptsOf(err) ?? 1);
       throw error;
     }
     const ttftMs = performance.now() - context.startedAt;
@@ -156,6 +185,8 @@ export class Gateway {
       provider: result.deployment.provider,
       attempts: result.attempts.length,
       ttftMs,
+      upstreamMs: result.upstreamMs,
+      attemptLog: result.attempts,
       done,
     };
   }
@@ -174,9 +205,10 @@ export class Gateway {
     let stream: AsyncIterable<StreamPart>;
     if (n > 1 && !caps.multipleChoices) {
       // Emulate n by n independent calls; each is primed so a failure fails the whole request.
-      const single = { ...request, n: 1 };
+      // A fixed seed must still give n different choices: choice i samples with seed + i.
+      const single = (i: number): ChatRequest => ({ ...request, n: 1, seed: request.seed === undefined ? undefined : request.seed + i });
       stream = (async function* () {
-        const primed = await Promise.all(Array.from({ length: n }, () => primeStream(provider.stream(single, callContext))));
+        const primed = await Promise.all(Array.from({ length: n }, (_, i) => primeStream(provider.stream(single(i), callContext))));
         yield* mergeChoices(primed);
       })();
     } else {
@@ -243,11 +275,12 @@ export class Gateway {
   ): void {
     for (const observer of this.observers) {
       try {
-        observer({ context, model, provider: deployment?.provider, summary });
+        observer({ context, model, provider: deployment?.provider, summary, ttftMs });
       } catch (err) {
         this.logger.error({ err }, 'chat observer failed');
       }
     }
+    const admitted = this.admission?.settle(context, summary);
     this.store
       .logRequest({
         id: context.requestId,
@@ -270,6 +303,7 @@ export class Gateway {
         totalTokens: summary.usage.totalTokens,
         cost: summary.cost,
         stream: context.stream,
+        body: admitted?.loggedBody,
       })
       .catch((err: unknown) => this.logger.error({ err }, 'request log write failed'));
   }

@@ -16,7 +16,9 @@ import type { Store } from '../store/store.js';
 import { Authenticator } from './auth.js';
 import type { Dialect, ServerContext } from './context.js';
 import { registerOperationalRoutes } from './operational.js';
+import { registerRouterStatusRoute } from './router-status.js';
 import { attachMetrics } from './metrics.js';
+import { installOperations } from './admin/index.js';
 
 export interface ServerOptions {
   config: Config;
@@ -51,9 +53,9 @@ export async function createServer(options: ServerOptions): Promise<SwitchboardS
   const logger = options.logger ?? pino({ level: config.server.logLevel, base: { service: 'switchboard' } });
   const dataDir = path.resolve(config.server.dataDir);
   const store = options.store ?? (await openStore(config, dataDir));
-  const gateway = new Gateway(config, store, logger, options.providers ?? providerFactories, dataDir);
+  const gateway = new Gateway(config, store, logger, options.providers ?? providerFactories, dataDir, env);
   const auth = new Authenticator(store, env[config.server.adminKeyEnv]);
-  const context: ServerContext = { config, gateway, store, auth, logger, services: {} };
+  const context: ServerContext = { config, gateway, store, auth, logger, services: {}, env };
   attachMetrics(gateway);
 
   const app = Fastify({
@@ -71,14 +73,11 @@ export async function createServer(options: ServerOptions): Promise<SwitchboardS
     request.arrivedAt = performance.now();
     reply.header('x-request-id', request.id);
   });
-  app.addHook('onResponse', async (request, reply) => {
-    logger.info(
-      { reqId: request.id, method: request.method, url: request.url.split('?')[0], status: reply.statusCode, ms: +(performance.now() - request.arrivedAt).toFixed(2), org: request.auth?.organisation },
-      'request',
-    );
-  });
+  // Route catalog (/openapi.json), limits and budgets, admin/usage API, the per-request log line.
+  installOperations(app, context);
 
   registerOperationalRoutes(app, context);
+  registerRouterStatusRoute(app, context);
 
   for (const dialect of dialects) {
     await app.register(async (scope) => {

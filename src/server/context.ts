@@ -24,6 +24,8 @@ export interface ServerContext {
   logger: Logger;
   /** Shared services later features hang here (tools, async runs, limits…). */
   services: Record<string, unknown>;
+  /** The environment the server was started with (secrets named by env-var in config). */
+  env?: NodeJS.ProcessEnv;
 }
 
 export interface Dialect {
@@ -60,8 +62,15 @@ export function requestContext(
 }
 
 /** Response headers that say who served the request (every dialect sends them). */
-export function servedByHeaders(result: { provider: string; model: { id: string }; deployment: { name: string }; attempts: number }, arrivedAt: number, ttftMs: number, upstreamMs?: number): Record<string, string> {
-  const overhead = upstreamMs === undefined ? undefined : Math.max(0, performance.now() - arrivedAt - upstreamMs);
+export function servedByHeaders(
+  result: { provider: string; model: { id: string }; deployment: { name: string }; attempts: number; upstreamMs?: () => number },
+  arrivedAt: number,
+  ttftMs: number,
+  upstreamMs?: number,
+): Record<string, string> {
+  // Overhead = time since arrival minus the time spent waiting on upstreams (router-measured).
+  const waited = upstreamMs ?? result.upstreamMs?.();
+  const overhead = waited === undefined ? undefined : Math.max(0, performance.now() - arrivedAt - waited);
   const headers: Record<string, string> = {
     'x-switchboard-provider': result.provider,
     'x-switchboard-model': result.model.id,

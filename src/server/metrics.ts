@@ -1,15 +1,26 @@
-// Prometheus metrics (prom-client). One registry for the process.
+// Prometheus metrics (prom-client). One registry for the process; gauges read their numbers
+// from every live server when scraped.
 
-import { Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { Gateway } from '../core/gateway.js';
 
 export const metricsRegistry = new Registry();
 collectDefaultMetrics({ register: metricsRegistry });
 
+const LATENCY_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
+const OVERHEAD_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1];
+
 export const chatRequests = new Counter({
   name: 'switchboard_chat_requests_total',
   help: 'Chat requests by dialect, model, provider and status',
   labelNames: ['dialect', 'model', 'provider', 'status'],
+  registers: [metricsRegistry],
+});
+
+export const chatErrors = new Counter({
+  name: 'switchboard_chat_errors_total',
+  help: 'Chat requests that failed, by dialect, model, provider, status and error kind',
+  labelNames: ['dialect', 'model', 'provider', 'status', 'kind'],
   registers: [metricsRegistry],
 });
 
@@ -20,12 +31,137 @@ export const chatTokens = new Counter({
   registers: [metricsRegistry],
 });
 
+export const chatCost = new Counter({
+  name: 'switchboard_cost_usd_total',
+  help: 'Cost in USD (from the model price table) by organisation, model and provider',
+  labelNames: ['organisation', 'model', 'provider'],
+  registers: [metricsRegistry],
+});
+
 export const chatLatency = new Histogram({
   name: 'switchboard_chat_latency_seconds',
   help: 'Whole chat request latency',
   labelNames: ['dialect', 'model', 'provider'],
-  buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60],
+  buckets: LATENCY_BUCKETS,
   registers: [metricsRegistry],
+});
+
+export const chatTtft = new Histogram({
+  name: 'switchboard_chat_ttft_seconds',
+  help: 'Time from request arrival to the first content part',
+  labelNames: ['dialect', 'model', 'provider'],
+  buckets: LATENCY_BUCKETS,
+  registers: [metricsRegistry],
+});
+
+export const gatewayOverhead = new Histogram({
+  name: 'switchboard_gateway_overhead_seconds',
+  help: "The gateway's own time before a call is handed to the router: parsing, auth, limits and budgets",
+  labelNames: ['dialect'],
+  buckets: OVERHEAD_BUCKETS,
+  registers: [metricsRegistry],
+});
+
+export const httpInFlight = new Gauge({
+  name: 'switchboard_http_requests_in_flight',
+  help: 'HTTP requests being served',
+  registers: [metricsRegistry],
+});
+
+/** What a live server lets the scrape read: each function is asked at scrape time. */
+export interface MetricsSource {
+  gateway: Gateway;
+  /** Chat calls admitted and not finished. */
+  chatInFlight?: () => number;
+  /** Async runs waiting to start (context.services.asyncQueueDepth, when async runs exist). */
+  asyncQueueDepth?: () => number;
+}
+
+const sources = new Set<MetricsSource>();
+
+export function addMetricsSource(source: MetricsSource): () => void {
+  sources.add(source);
+  return () => sources.delete(source);
+}
+
+const sum = (read: (s: MetricsSource) => number | undefined) => [...sources].reduce((n, s) => n + (read(s) ?? 0), 0);
+
+new Gauge({
+  name: 'switchboard_chat_in_flight',
+  help: 'Chat calls admitted and not yet finished',
+  registers: [metricsRegistry],
+  collect() {
+    this.set(sum((s) => s.chatInFlight?.()));
+  },
+});
+
+new Gauge({
+  name: 'switchboard_async_queue_depth',
+  help: 'Async runs waiting to start',
+  registers: [metricsRegistry],
+  collect() {
+    this.set(sum((s) => s.asyncQueueDepth?.()));
+  },
+});
+
+/** Provider numbers (provider.stats()) of the providers a server has started. */
+function providerStats(): Array<{ provider: string; stat: string; value: number }> {
+  const out: Array<{ provider: string; stat: string; value: number }> = [];
+  for (const source of sources) {
+    for (const provider of source.gateway.startedProviders()) {
+      for (const [stat, value] of Object.entries(provider.stats?.() ?? {})) {
+        if (Number.isFinite(value)) out.push({ provider: provider.name, stat, value });
+      }
+    }
+  }
+  return out;
+}
+
+new Gauge({
+  name: 'switchboard_local_queue_depth',
+  help: 'Requests waiting for a free sequence of the local model',
+  registers: [metricsRegistry],
+  collect() {
+    this.set(providerStats().filter((s) => s.stat === 'local_queue_depth').reduce((n, s) => n + s.value, 0));
+  },
+});
+
+new Gauge({
+  name: 'switchboard_provider_stat',
+  help: 'Numbers providers report (provider.stats()): queue depth, active sequences, open connections',
+  labelNames: ['provider', 'stat'],
+  registers: [metricsRegistry],
+  collect() {
+    this.reset();
+    for (const s of providerStats()) this.set({ provider: s.provider, stat: s.stat }, s.value);
+  },
+});
+
+const BREAKER_STATES = ['closed', 'half-open', 'open'] as const;
+
+interface DeploymentSnapshot {
+  name?: unknown;
+  circuit?: { state?: unknown };
+}
+
+new Gauge({
+  name: 'switchboard_router_breaker_state',
+  help: "Circuit breaker state per deployment: 1 on the current state's series",
+  labelNames: ['model', 'deployment', 'state'],
+  registers: [metricsRegistry],
+  collect() {
+    this.reset();
+    for (const source of sources) {
+      const status = source.gateway.router.status() as { models?: Array<{ id?: unknown; deployments?: DeploymentSnapshot[] }> };
+      for (const model of status.models ?? []) {
+        for (const d of model.deployments ?? []) {
+          const current = d.circuit?.state;
+          if (typeof current !== 'string') continue;
+          for (const state of BREAKER_STATES) this.set({ model: String(model.id), deployment: String(d.name), state }, state === current ? 1 : 0);
+        }
+      }
+    }
+  },
 });
 
 let attached = new WeakSet<Gateway>();
@@ -34,12 +170,16 @@ let attached = new WeakSet<Gateway>();
 export function attachMetrics(gateway: Gateway): void {
   if (attached.has(gateway)) return;
   attached.add(gateway);
-  gateway.onChatDone(({ context, model, provider, summary }) => {
+  gateway.onChatDone(({ context, model, provider, summary, ttftMs }) => {
     const labels = { dialect: context.dialect, model: model ?? 'unknown', provider: provider ?? 'none' };
-    chatRequests.inc({ ...labels, status: String(summary.status) });
+    const status = String(summary.status);
+    chatRequests.inc({ ...labels, status });
+    if (summary.status >= 400) chatErrors.inc({ ...labels, status, kind: summary.errorKind ?? 'unknown' });
     chatLatency.observe(labels, summary.latencyMs / 1000);
+    if (ttftMs !== undefined) chatTtft.observe(labels, ttftMs / 1000);
     chatTokens.inc({ direction: 'input', model: labels.model, provider: labels.provider }, summary.usage.inputTokens);
     chatTokens.inc({ direction: 'output', model: labels.model, provider: labels.provider }, summary.usage.outputTokens);
+    chatCost.inc({ organisation: context.organisation, model: labels.model, provider: labels.provider }, summary.cost);
   });
 }
 

@@ -1,6 +1,9 @@
 // The one storage interface. SQLite is the embedded default; other back-ends implement the same.
 
 import type { Message } from '../core/types.js';
+import type { AsyncRunStore } from './async-runs.js';
+import type { TenancyStore } from './tenancy.js';
+import type { ToolExecutionStore } from './tool-executions.js';
 
 export interface ApiKeyRecord {
   id: string;
@@ -79,6 +82,15 @@ export interface Store {
   queryRequests(query: RequestLogQuery): Promise<RequestLogEntry[]>;
   /** Deletes request-log rows older than the given time. */
   pruneRequests(before: number): Promise<number>;
+
+  /** Async tool executions (seed 001); absent on back-ends that do not keep them yet. */
+  readonly toolExecutions?: ToolExecutionStore;
+
+  /** Organisations, key limits, spend and usage queries (the limits/usage feature). */
+  readonly tenancy?: TenancyStore;
+
+  /** Async runs (seed 003) and their event logs; absent on stores that do not keep them. */
+  readonly asyncRuns?: AsyncRunStore;
 
   ping(): Promise<void>;
   close(): Promise<void>;

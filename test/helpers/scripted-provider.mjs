@@ -57,13 +57,38 @@ export const scripts = {
   ],
 };
 
+// Async-run scripts (messages dialect): `slow` streams many deltas with real awaited ticks and
+// stops when the call's abort signal fires; `gated` waits after its first delta (and
+// `gated-quiet` before its first part) until the test calls scripted.release(<the last user
+// message's text>), so a run can be held in `running` for as long as a test needs.
+const SLOW_DELTAS = 2000;
+scripts.slow = [
+  { type: 'start' },
+  { type: 'text-start', id: 't0' },
+  ...Array.from({ length: SLOW_DELTAS }, (_, i) => ({ type: 'text-delta', id: 't0', delta: `w${i} `, delayMs: 5 })),
+  { type: 'text-end', id: 't0' },
+  { type: 'finish', finishReason: 'length', usage: { inputTokens: 3, outputTokens: SLOW_DELTAS, totalTokens: SLOW_DELTAS + 3 } },
+];
+scripts.gated = [
+  { type: 'start' },
+  { type: 'text-start', id: 't0' },
+  { type: 'text-delta', id: 't0', delta: 'before ' },
+  { wait: 'message' },
+  { type: 'text-delta', id: 't0', delta: 'after' },
+  { type: 'text-end', id: 't0' },
+  { type: 'finish', finishReason: 'stop', usage: { inputTokens: 4, outputTokens: 2, totalTokens: 6 } },
+];
+scripts['gated-quiet'] = [{ wait: 'message' }, ...scripts.text];
+
 export function lastUserText(request) {
   const user = [...request.messages].reverse().find((m) => m.role === 'user');
   return user?.content.filter((p) => p.type === 'text').map((p) => p.text).join('') ?? '';
 }
 
 export function createScriptedFactory({ GatewayError }) {
-  const scripted = { requests: [] };
+  const scripted = { requests: [], calls: [], gates: new Map() };
+  /** Resolves the `{ wait: name }` steps of every current and future call. */
+  scripted.release = (name) => gateOf(scripted, name).open();
   scripted.factory = () => ({
     name: 'scripted',
     capabilities: () => ({
@@ -79,16 +104,58 @@ export function createScriptedFactory({ GatewayError }) {
       // One token per word: easy to reason about in truncation tests.
       return request.messages.reduce((n, m) => n + m.content.reduce((k, p) => k + (p.type === 'text' ? p.text.split(/\s+/).filter(Boolean).length : 0), 0), 0);
     },
-    async *stream(request) {
+    async *stream(request, context) {
       scripted.requests.push(request);
+      // What each call did: parts yielded, whether it saw its abort signal, whether it ended.
+      const call = { script: undefined, yielded: 0, aborted: false, ended: false };
+      scripted.calls.push(call);
       const match = /script:([\w-]+)/.exec(lastUserText(request));
+      call.script = match ? match[1] : 'text';
       const script = scripts[match ? match[1] : 'text'];
+      const abortedPromise = aborted(context?.signal);
+      try {
       for (const step of script) {
         await new Promise((r) => setImmediate(r));
+        if (step.wait) {
+          const name = step.wait === 'message' ? lastUserText(request) : step.wait;
+          await Promise.race([gateOf(scripted, name).promise, abortedPromise]);
+        }
+        if (step.delayMs) await Promise.race([new Promise((r) => setTimeout(r, step.delayMs)), abortedPromise]);
+        if (context?.signal?.aborted) {
+          call.aborted = true;
+          return;
+        }
+        if (step.wait) continue;
+        call.yielded++;
+        const { delayMs, ...part } = step;
+        if (delayMs !== undefined) {
+          yield part;
+          continue;
+        }
         if (step.throw) throw new GatewayError(step.throw.kind, step.throw.message, { retryAfter: step.throw.retryAfter });
         yield structuredClone(step);
+      }
+      } finally {
+        call.ended = true;
       }
     },
   });
   return scripted;
+}
+
+function gateOf(scripted, name) {
+  let gate = scripted.gates.get(name);
+  if (!gate) {
+    let open;
+    gate = { promise: new Promise((r) => (open = r)) };
+    gate.open = open;
+    scripted.gates.set(name, gate);
+  }
+  return gate;
+}
+
+function aborted(signal) {
+  if (!signal) return new Promise(() => {});
+  if (signal.aborted) return Promise.resolve();
+  return new Promise((r) => signal.addEventListener('abort', r, { once: true }));
 }

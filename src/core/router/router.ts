@@ -1,14 +1,21 @@
-// Chooses the deployment that serves a request and what happens when it fails.
-// This first version tries the model's deployments in order, falling over to the next one on a
-// retryable failure before the first content token.
+// Chooses the deployment that serves a request and what happens when it fails: a strategy picks
+// among the deployments whose circuit is closed and that have room; retryable failures before
+// the first content token are retried (backoff + jitter, Retry-After honoured), possibly on
+// another deployment; then the model's fallback chains take over. Settings: ./settings.ts.
 
-import type { ResolvedDeployment, ResolvedModel } from '../models.js';
+import type { ResolvedDeployment, ResolvedModel, ModelRegistry } from '../models.js';
 import type { PrimedStream } from '../stream.js';
 import { primeStream } from '../stream.js';
 import type { StreamPart } from '../types.js';
-import { GatewayError, toGatewayError } from '../errors.js';
+import { GatewayError, type ErrorKind, toGatewayError } from '../errors.js';
+import { backoffDelayMs, sleep } from './backoff.js';
+import { DeploymentState } from './deployment-state.js';
+import { DEFAULT_SETTINGS, mergeSettings, parsePartialSettings, type RouteSettings } from './settings.js';
+import { pickDeployment } from './strategies.js';
+import { timedStream } from './timed-stream.js';
 
 export interface RouteAttempt {
+  model: string;
   deployment: ResolvedDeployment;
   error?: GatewayError;
 }
@@ -18,6 +25,8 @@ export interface RouteResult {
   model: ResolvedModel;
   deployment: ResolvedDeployment;
   attempts: RouteAttempt[];
+  /** Milliseconds spent so far waiting on upstreams (and in backoff): not the gateway's overhead. */
+  upstreamMs(): number;
 }
 
 /** Starts one attempt on a deployment; the router primes it. */
@@ -25,29 +34,276 @@ export type AttemptFn = (model: ResolvedModel, deployment: ResolvedDeployment, s
 
 export interface RouterOptions {
   signal: AbortSignal;
+  /** Only this provider's deployments of the requested model (Eden `provider/model`). */
+  provider?: string;
+}
+
+export interface RouterClock {
+  now(): number;
+  random(): number;
+}
+
+/** Failures that say nothing about a deployment's health: they never trip its breaker. */
+const CLIENT_SIDE_KINDS = new Set<ErrorKind>(['bad_request', 'context_window', 'content_policy', 'cancelled', 'payload_too_large', 'permission']);
+
+/** How many attempts a failed route made, for the request log (keyed by the thrown error). */
+const attemptCounts = new WeakMap<object, number>();
+
+export function attemptsOf(error: unknown): number | undefined {
+  return typeof error === 'object' && error !== null ? attemptCounts.get(error) : undefined;
+}
+
+interface Timing {
+  waitMs: number;
 }
 
 export class Router {
+  private readonly states = new Map<ResolvedDeployment, DeploymentState>();
+  private readonly settingsById = new Map<string, RouteSettings>();
+
+  constructor(
+    private readonly registry: Pick<ModelRegistry, 'models' | 'resolve'>,
+    routerConfig?: unknown,
+    private readonly clock: RouterClock = { now: Date.now, random: Math.random },
+  ) {
+    const defaults = mergeSettings(DEFAULT_SETTINGS, parsePartialSettings(routerConfig, 'router'));
+    for (const model of registry.models) {
+      const settings = mergeSettings(defaults, parsePartialSettings(model.routing, `models[${model.id}].routing`));
+      for (const id of [...settings.fallbacks, ...settings.contextWindowFallbacks, ...settings.contentPolicyFallbacks]) {
+        try {
+          registry.resolve(id);
+        } catch {
+          throw new Error(`Invalid config in models[${model.id}].routing: fallback model '${id}' does not exist`);
+        }
+      }
+      this.settingsById.set(model.id, settings);
+      for (const d of model.deployments) this.states.set(d, new DeploymentState(d, settings.breaker, clock.now));
+    }
+  }
+
+  settings(model: ResolvedModel): RouteSettings {
+    return this.settingsById.get(model.id) ?? DEFAULT_SETTINGS;
+  }
+
   async route(model: ResolvedModel, attempt: AttemptFn, options: RouterOptions): Promise<RouteResult> {
+    const settings = this.settings(model);
+    const timing: Timing = { waitMs: 0 };
     const attempts: RouteAttempt[] = [];
+    // One signal for the whole request: the client going away, or the total timeout.
+    const request = new AbortController();
+    const onClientGone = () => request.abort(new GatewayError('cancelled', 'The request was cancelled'));
+    if (options.signal.aborted) onClientGone();
+    options.signal.addEventListener('abort', onClientGone, { once: true });
+    const { totalMs } = settings.timeouts;
+    const totalTimer =
+      totalMs > 0
+        ? setTimeout(() => request.abort(new GatewayError('timeout', `The request took longer than ${totalMs} ms`, { code: 'total_timeout' })), totalMs).unref()
+        : undefined;
+    const release = () => {
+      clearTimeout(totalTimer);
+      options.signal.removeEventListener('abort', onClientGone);
+    };
+
+    const chains = {
+      fallbacks: [...settings.fallbacks],
+      context: [...settings.contextWindowFallbacks],
+      content: [...settings.contentPolicyFallbacks],
+    };
+    const visited = new Set<string>([model.id]);
+    let current = model;
+    let provider = options.provider;
+    try {
+      for (;;) {
+        try {
+          const served = await this.routeModel(current, provider, attempt, request.signal, attempts, timing, release);
+          return { ...served, attempts, upstreamMs: () => timing.waitMs };
+        } catch (err) {
+          const error = toGatewayError(err);
+          if (request.signal.aborted) throw request.signal.reason instanceof GatewayError ? request.signal.reason : error;
+          const chain =
+            error.kind === 'context_window' ? chains.context : error.kind === 'content_policy' ? chains.content : this.fallsBack(error, settings) ? chains.fallbacks : [];
+          let next: string | undefined;
+          while ((next = chain.shift()) !== undefined && visited.has(this.registry.resolve(next).id));
+          if (next === undefined) throw error;
+          current = this.registry.resolve(next);
+          visited.add(current.id);
+          provider = undefined;
+        }
+      }
+    } catch (err) {
+      release();
+      if (typeof err === 'object' && err !== null) attemptCounts.set(err, attempts.length);
+      throw err;
+    }
+  }
+
+  /** Errors that the next model in the chain might not have. */
+  private fallsBack(error: GatewayError, settings: RouteSettings): boolean {
+    if (error.kind === 'bad_request' || error.kind === 'cancelled') return false;
+    return settings.retryOn.includes(error.kind) || error.retryable || error.status >= 500;
+  }
+
+  private async routeModel(
+    model: ResolvedModel,
+    provider: string | undefined,
+    attempt: AttemptFn,
+    signal: AbortSignal,
+    attempts: RouteAttempt[],
+    timing: Timing,
+    release: () => void,
+  ): Promise<Omit<RouteResult, 'attempts' | 'upstreamMs'>> {
+    const settings = this.settings(model);
+    const deployments = model.deployments.filter((d) => provider === undefined || d.provider === provider);
+    const states = deployments.map((d) => this.state(d, settings));
+    const tried = new Set<DeploymentState>();
     let lastError: GatewayError | undefined;
-    for (const deployment of model.deployments) {
-      if (options.signal.aborted) throw new GatewayError('cancelled', 'The request was cancelled');
+    for (let retry = 0; ; retry++) {
+      const state = this.pick(states, tried, settings);
+      if (!state) {
+        throw lastError ?? new GatewayError('unavailable', `No deployment of '${model.id}' can take a request now (circuit open or at capacity)`, { code: 'no_deployment_available' });
+      }
+      tried.add(state);
       try {
-        const stream = await primeStream(attempt(model, deployment, options.signal));
-        attempts.push({ deployment });
-        return { stream, model, deployment, attempts };
+        const served = await this.tryDeployment(model, state, attempt, signal, settings, timing, release);
+        attempts.push({ model: model.id, deployment: state.deployment });
+        return served;
       } catch (err) {
-        lastError = toGatewayError(err);
-        attempts.push({ deployment, error: lastError });
-        if (!lastError.retryable) break;
+        const error = toGatewayError(err);
+        attempts.push({ model: model.id, deployment: state.deployment, error });
+        lastError = error;
+        if (signal.aborted || retry >= settings.retries) throw error;
+        if (!settings.retryOn.includes(error.kind)) {
+          // A failure of this deployment's own setup (its key, its upstream model name) may not
+          // hit another one: move on to an untried deployment at once, never back to this one.
+          const untried = states.some((s) => !tried.has(s) && s.breaker.canRequest());
+          if (error.retryable && error.kind !== 'bad_request' && untried) continue;
+          throw error;
+        }
+        const coolWaitMs = this.coolWaitMs(states);
+        if (coolWaitMs > settings.backoff.maxRetryAfterMs) throw error;
+        const delayMs = Math.max(coolWaitMs, backoffDelayMs(retry, settings.backoff.baseMs, settings.backoff.maxMs, this.clock.random));
+        const t0 = performance.now();
+        await sleep(delayMs, signal);
+        timing.waitMs += performance.now() - t0;
       }
     }
-    throw lastError ?? new GatewayError('unavailable', `No deployment can serve '${model.id}'`);
+  }
+
+  /** Milliseconds until some usable deployment stops cooling down (0 if one is ready now). */
+  private coolWaitMs(states: DeploymentState[]): number {
+    const usable = states.filter((s) => s.breaker.canRequest() && !s.saturated);
+    if (usable.length === 0 || usable.some((s) => !s.cooling)) return 0;
+    return Math.min(...usable.map((s) => s.coolingUntil - this.clock.now()));
+  }
+
+  private pick(states: DeploymentState[], tried: Set<DeploymentState>, settings: RouteSettings): DeploymentState | undefined {
+    let candidates = states.filter((s) => s.breaker.canRequest() && !s.saturated);
+    if (candidates.length === 0) return undefined;
+    // Prefer a deployment this request has not failed on, then one not asked to back off.
+    const untried = candidates.filter((s) => !tried.has(s));
+    if (untried.length) candidates = untried;
+    const ready = candidates.filter((s) => !s.cooling);
+    if (ready.length) candidates = ready;
+    return pickDeployment(
+      settings.strategy,
+      candidates.map((s) => ({ state: s, weight: s.deployment.weight, inFlight: s.inFlight, ttftAverageMs: s.ttftAverageMs })),
+      this.clock.random,
+    ).state;
+  }
+
+  private state(deployment: ResolvedDeployment, settings: RouteSettings): DeploymentState {
+    let state = this.states.get(deployment);
+    if (!state) {
+      state = new DeploymentState(deployment, settings.breaker, this.clock.now);
+      this.states.set(deployment, state);
+    }
+    return state;
+  }
+
+  /** One attempt: primed (first content part read) or rejected; the stream is tracked to its end. */
+  private async tryDeployment(
+    model: ResolvedModel,
+    state: DeploymentState,
+    attempt: AttemptFn,
+    requestSignal: AbortSignal,
+    settings: RouteSettings,
+    timing: Timing,
+    release: () => void,
+  ): Promise<Omit<RouteResult, 'attempts' | 'upstreamMs'>> {
+    const controller = new AbortController();
+    const forward = () => controller.abort(requestSignal.reason);
+    requestSignal.addEventListener('abort', forward, { once: true });
+    state.inFlight++;
+    state.requests++;
+    state.breaker.onRequest();
+    let ended = false;
+    const end = (error?: GatewayError) => {
+      if (ended) return;
+      ended = true;
+      state.inFlight--;
+      requestSignal.removeEventListener('abort', forward);
+      if (error && !CLIENT_SIDE_KINDS.has(error.kind)) {
+        state.failures++;
+        state.breaker.onFailure();
+      } else if (error) {
+        state.breaker.onNeutral();
+      }
+    };
+    const started = performance.now();
+    let primed: PrimedStream;
+    try {
+      const source = timedStream(attempt(model, state.deployment, controller.signal), {
+        ttftMs: settings.timeouts.ttftMs,
+        idleMs: settings.timeouts.idleMs,
+        signal: controller.signal,
+        onTimeout: (error) => controller.abort(error),
+        onWait: (ms) => (timing.waitMs += ms),
+      });
+      primed = await primeStream(source);
+    } catch (err) {
+      const error = toGatewayError(err);
+      if (error.retryAfter !== undefined) state.coolFor(error.retryAfter);
+      end(error);
+      throw error;
+    }
+    state.recordTtft(performance.now() - started);
+    state.breaker.onSuccess();
+    return {
+      model,
+      deployment: state.deployment,
+      stream: {
+        head: primed.head,
+        async *[Symbol.asyncIterator]() {
+          let error: GatewayError | undefined;
+          try {
+            for await (const part of primed) {
+              if (part.type === 'error') error = toGatewayError(part.error);
+              yield part;
+            }
+          } finally {
+            end(error);
+            release();
+          }
+        },
+      },
+    };
   }
 
   /** Router state for GET /v1/router/status. */
   status(): Record<string, unknown> {
-    return {};
+    return {
+      models: this.registry.models.map((model) => {
+        const settings = this.settings(model);
+        return {
+          id: model.id,
+          strategy: settings.strategy,
+          retries: settings.retries,
+          fallbacks: settings.fallbacks,
+          contextWindowFallbacks: settings.contextWindowFallbacks,
+          contentPolicyFallbacks: settings.contentPolicyFallbacks,
+          deployments: model.deployments.map((d) => this.state(d, settings).snapshot()),
+        };
+      }),
+    };
   }
 }

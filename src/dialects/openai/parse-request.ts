@@ -34,6 +34,26 @@ async function userParts(message: Extract<ChatCompletionMessage, { role: 'user' 
   return parts;
 }
 
+/**
+ * Reasoning sent back in an assistant turn: `reasoning_details` (signed and redacted blocks kept
+ * as they were, in index order) when given, else the plain `reasoning` text.
+ */
+function reasoningParts(message: Extract<ChatCompletionMessage, { role: 'assistant' }>): ContentPart[] {
+  const details = message.reasoning_details ?? [];
+  if (details.length === 0) return message.reasoning ? [{ type: 'reasoning', text: message.reasoning }] : [];
+  const ordered = details.map((d, i) => ({ d, at: d.index ?? i })).sort((a, b) => a.at - b.at);
+  return ordered.map(({ d }): ContentPart => {
+    switch (d.type) {
+      case 'reasoning.text':
+        return { type: 'reasoning', text: d.text, ...(d.signature ? { signature: d.signature } : {}) };
+      case 'reasoning.encrypted':
+        return { type: 'reasoning', text: '', redactedData: d.data };
+      case 'reasoning.summary':
+        return { type: 'reasoning', text: d.summary };
+    }
+  });
+}
+
 async function convertMessage(message: ChatCompletionMessage, index: number): Promise<Message> {
   switch (message.role) {
     case 'system':
@@ -43,7 +63,7 @@ async function convertMessage(message: ChatCompletionMessage, index: number): Pr
       return { role: 'user', content: await userParts(message, index), name: message.name };
     case 'assistant': {
       const content: ContentPart[] = [];
-      if (message.reasoning) content.push({ type: 'reasoning', text: message.reasoning });
+      content.push(...reasoningParts(message));
       content.push(...textParts(message.content));
       for (const call of message.tool_calls ?? []) {
         content.push({ type: 'tool-call', id: call.id, name: call.function.name, arguments: call.function.arguments });

@@ -45,6 +45,30 @@ export function confidenceScore(meanProbability: number | undefined): number | u
   return meanProbability === undefined ? undefined : Math.round(meanProbability * 100 * 10000) / 10000;
 }
 
+/**
+ * OpenRouter's `reasoning_details`: the reasoning blocks a later turn must send back verbatim
+ * (Anthropic's and Bedrock Claude's signed thinking, redacted thinking). Only present when some
+ * block carries a signature or redacted data; plain reasoning text is in `reasoning` alone.
+ */
+export type ReasoningDetail =
+  | { type: 'reasoning.text'; text: string; signature: string | null; index: number }
+  | { type: 'reasoning.encrypted'; data: string; index: number };
+
+export interface ReasoningBlock {
+  text: string;
+  signature?: string;
+  redactedData?: string;
+}
+
+export function reasoningDetails(blocks: ReasoningBlock[]): ReasoningDetail[] | undefined {
+  if (!blocks.some((b) => b.signature !== undefined || b.redactedData !== undefined)) return undefined;
+  return blocks.map((b, index) =>
+    b.redactedData !== undefined
+      ? { type: 'reasoning.encrypted', data: b.redactedData, index }
+      : { type: 'reasoning.text', text: b.text, signature: b.signature ?? null, index },
+  );
+}
+
 export interface CompletionMeta {
   id: string;
   created: number;
@@ -63,6 +87,8 @@ export function renderCompletion(response: CollectedResponse, meta: CompletionMe
       refusal: null,
     };
     if (meta.includeReasoning && choice.reasoning) message.reasoning = choice.reasoning;
+    const details = meta.includeReasoning ? reasoningDetails(choice.blocks.flatMap((b) => (b.type === 'reasoning' ? [b] : []))) : undefined;
+    if (details) message.reasoning_details = details;
     const clientCalls = choice.toolCalls.filter((c) => !c.serverExecuted);
     if (clientCalls.length) {
       message.tool_calls = clientCalls.map((c) => ({ id: c.id, type: 'function', function: { name: c.name, arguments: c.arguments } }));
@@ -85,6 +111,9 @@ export function renderCompletion(response: CollectedResponse, meta: CompletionMe
 /**
  * Stateful chunk renderer: tracks the first delta of each choice (role) and each choice's tool
  * call indexes, so tool_calls deltas carry index/id/name first and then argument fragments.
+ * Reasoning text streams in `delta.reasoning`; signed or redacted reasoning blocks are collected
+ * and sent once, complete, as `delta.reasoning_details` on the choice's finish chunk (the
+ * official client keeps the last value of a field it does not know, so one delta carries all).
  */
 export class ChunkRenderer {
   private readonly started = new Set<number>();
@@ -92,8 +121,22 @@ export class ChunkRenderer {
   private readonly toolCounts = new Map<number, number>();
   private readonly serverTools = new Set<string>();
   private readonly probabilities: number[] = [];
+  private readonly reasoningBlocks = new Map<number, ReasoningBlock[]>();
+  private readonly openReasoning = new Map<string, ReasoningBlock>();
 
   constructor(private readonly meta: CompletionMeta) {}
+
+  private reasoningBlock(choice: number, id: string, redactedData?: string): ReasoningBlock {
+    let block = this.openReasoning.get(`${choice}:${id}`);
+    if (!block) {
+      block = { text: '', ...(redactedData !== undefined ? { redactedData } : {}) };
+      this.openReasoning.set(`${choice}:${id}`, block);
+      const blocks = this.reasoningBlocks.get(choice) ?? [];
+      blocks.push(block);
+      this.reasoningBlocks.set(choice, blocks);
+    }
+    return block;
+  }
 
   private chunk(choices: unknown[], extra?: Record<string, unknown>): Record<string, unknown> {
     return { id: this.meta.id, object: 'chat.completion.chunk', created: this.meta.created, model: this.meta.model, choices, ...extra };
@@ -115,8 +158,15 @@ export class ChunkRenderer {
         return this.started.has(choice) ? [] : [this.delta(choice, { content: '' })];
       case 'text-delta':
         return part.delta ? [this.delta(choice, { content: part.delta })] : [];
+      case 'reasoning-start':
+        this.reasoningBlock(choice, part.id, part.redactedData);
+        return [];
       case 'reasoning-delta':
+        this.reasoningBlock(choice, part.id).text += part.delta;
         return this.meta.includeReasoning && part.delta ? [this.delta(choice, { reasoning: part.delta })] : [];
+      case 'reasoning-end':
+        if (part.signature !== undefined) this.reasoningBlock(choice, part.id).signature = part.signature;
+        return [];
       case 'tool-input-start': {
         if (part.serverExecuted) {
           this.serverTools.add(`${choice}:${part.id}`);
@@ -134,7 +184,8 @@ export class ChunkRenderer {
       }
       case 'finish':
         if (part.meanTokenProbability !== undefined) this.probabilities.push(part.meanTokenProbability);
-        return [this.delta(choice, {}, mapFinishReason(part.finishReason))];
+        const details = this.meta.includeReasoning ? reasoningDetails(this.reasoningBlocks.get(choice) ?? []) : undefined;
+        return [this.delta(choice, details ? { reasoning_details: details } : {}, mapFinishReason(part.finishReason))];
       default:
         return [];
     }

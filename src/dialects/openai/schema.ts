@@ -31,6 +31,14 @@ const toolCallSchema = z
   })
   .strict();
 
+/** One of OpenRouter's reasoning_details entries (format and id are accepted and ignored). */
+const detailCommon = { index: z.number().int().nonnegative().optional(), format: z.string().nullable().optional(), id: z.string().nullable().optional() };
+const reasoningDetailSchema = z.discriminatedUnion('type', [
+  z.object({ type: z.literal('reasoning.text'), text: z.string(), signature: z.string().nullable().optional(), ...detailCommon }).strict(),
+  z.object({ type: z.literal('reasoning.encrypted'), data: z.string().min(1), ...detailCommon }).strict(),
+  z.object({ type: z.literal('reasoning.summary'), summary: z.string(), ...detailCommon }).strict(),
+]);
+
 const messageSchema = z.discriminatedUnion('role', [
   z.object({ role: z.literal('system'), content: z.union([z.string(), z.array(textPart)]), name: nameSchema.optional() }).strict(),
   z.object({ role: z.literal('developer'), content: z.union([z.string(), z.array(textPart)]), name: nameSchema.optional() }).strict(),
@@ -44,6 +52,8 @@ const messageSchema = z.discriminatedUnion('role', [
       refusal: z.string().nullable().optional(),
       /** Reasoning text sent back from an earlier turn (OpenRouter convention). */
       reasoning: z.string().nullable().optional(),
+      /** Reasoning blocks sent back verbatim (OpenRouter's reasoning_details; signatures kept). */
+      reasoning_details: z.array(reasoningDetailSchema).nullable().optional(),
     })
     .strict(),
   z.object({ role: z.literal('tool'), content: z.union([z.string(), z.array(textPart)]), tool_call_id: z.string().min(1) }).strict(),

@@ -6,13 +6,16 @@
 // budget is added on top so the answer keeps its own max_tokens (Anthropic requires
 // budget_tokens < max_tokens).
 //
+// Thinking is left off for a request that continues a tool-use turn whose assistant message does
+// not start with a thinking block (see toolTurnLacksThinking).
+//
 // request.providerOptions.anthropic is merged into the body last (metadata, service_tier, a
 // top-level cache_control, a hand-written `thinking`…), except `model`, `messages` and `stream`;
 // its `betas` (string[]) go to the `anthropic-beta` header instead.
 
 import type { ChatRequest, ReasoningConfig } from '../../core/types.js';
 import type { ResolvedDeployment } from '../../core/models.js';
-import type { AnthropicMessagesRequest } from './api.js';
+import type { AnthropicMessage, AnthropicMessagesRequest } from './api.js';
 import type { AnthropicDeploymentOptions } from './options.js';
 import { MIN_THINKING_BUDGET, THINKING_BUDGET_BY_EFFORT } from './options.js';
 import type { JsonResponseTool } from './prepare-tools.js';
@@ -26,6 +29,26 @@ export interface PreparedAnthropicRequest {
   betas: string[];
   jsonTool?: JsonResponseTool;
   droppedUnsignedReasoning: number;
+  /** Reasoning was asked for but thinking was left off (see toolTurnLacksThinking). */
+  thinkingDropped: boolean;
+}
+
+/**
+ * Whether the request continues a tool-use turn (it ends with tool results) whose assistant
+ * message does not start with a thinking block. Anthropic then refuses thinking: "When
+ * `thinking` is enabled, a final `assistant` message must start with a thinking block (preceding
+ * the lastmost set of `tool_use` and `tool_result` blocks) … To avoid this requirement, disable
+ * `thinking`." It happens whenever the earlier turn's signed thinking could not come back: it was
+ * made without thinking, by another provider, or through a dialect that cannot carry signatures
+ * (organisation chat, Eden, an OpenAI client that drops `reasoning_details`).
+ */
+export function toolTurnLacksThinking(messages: AnthropicMessage[]): boolean {
+  const last = messages.at(-1);
+  if (last?.role !== 'user' || !last.content.some((b) => b.type === 'tool_result')) return false;
+  const assistant = messages.at(-2);
+  if (assistant?.role !== 'assistant') return false;
+  const first = assistant.content[0];
+  return first?.type !== 'thinking' && first?.type !== 'redacted_thinking';
 }
 
 /** The thinking budget for a reasoning config, or undefined when thinking is off. */
@@ -41,7 +64,9 @@ export function prepareAnthropicRequest(
   options: AnthropicDeploymentOptions,
 ): PreparedAnthropicRequest {
   const prompt = convertToAnthropicMessages(request.messages);
-  const budget = thinkingBudget(request.reasoning, options.defaultThinkingBudget);
+  const wanted = thinkingBudget(request.reasoning, options.defaultThinkingBudget);
+  const thinkingDropped = wanted !== undefined && toolTurnLacksThinking(prompt.messages);
+  const budget = thinkingDropped ? undefined : wanted;
   const tools = prepareAnthropicTools(request, budget !== undefined);
 
   const maxTokens = request.maxTokens ?? options.maxTokens;
@@ -69,5 +94,5 @@ export function prepareAnthropicRequest(
   const extraBetas = extra.betas;
   const betas = [...options.betas, ...(Array.isArray(extraBetas) ? extraBetas.filter((b): b is string => typeof b === 'string') : [])];
 
-  return { body, betas: [...new Set(betas)], jsonTool: tools.jsonTool, droppedUnsignedReasoning: prompt.droppedUnsignedReasoning };
+  return { body, betas: [...new Set(betas)], jsonTool: tools.jsonTool, droppedUnsignedReasoning: prompt.droppedUnsignedReasoning, thinkingDropped };
 }

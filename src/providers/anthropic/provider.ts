@@ -80,6 +80,9 @@ export class AnthropicProvider implements Provider {
     if (prepared.droppedUnsignedReasoning > 0) {
       context.logger.debug({ dropped: prepared.droppedUnsignedReasoning }, 'anthropic: reasoning parts without a signature were not sent back');
     }
+    if (prepared.thinkingDropped) {
+      context.logger.debug('anthropic: thinking left off: the tool-use turn being continued has no thinking block to send back');
+    }
 
     const headers: Record<string, string> = {
       'content-type': 'application/json',

@@ -13,7 +13,7 @@
 import { badRequest } from '../../core/errors.js';
 import type { ChatRequest } from '../../core/types.js';
 import type { ResolvedDeployment } from '../../core/models.js';
-import type { AdditionalFields, BedrockDocument, ConverseStreamCommandInput, InferenceConfiguration } from './api.js';
+import type { AdditionalFields, BedrockDocument, BedrockMessage, ConverseStreamCommandInput, InferenceConfiguration } from './api.js';
 import type { BedrockDeploymentOptions } from './options.js';
 import { MIN_THINKING_BUDGET, THINKING_BUDGET_BY_EFFORT, novaEffort } from './options.js';
 import type { JsonResponseTool } from './prepare-tools.js';
@@ -35,6 +35,23 @@ export interface PreparedBedrockRequest {
   input: ConverseStreamCommandInput;
   jsonTool?: JsonResponseTool;
   droppedUnsignedReasoning: number;
+  /** Reasoning was asked for but Claude's thinking was left off (see toolTurnLacksThinking). */
+  thinkingDropped: boolean;
+}
+
+/**
+ * Whether the request continues a tool-use turn (it ends with tool results) whose assistant
+ * message does not start with reasoning content. Claude refuses thinking then ("a final
+ * `assistant` message must start with a thinking block … To avoid this requirement, disable
+ * `thinking`"), as it does on Anthropic's own API: the earlier turn's signed thinking could not
+ * come back (made without thinking, by another provider, or through a dialect without signatures).
+ */
+export function toolTurnLacksThinking(messages: BedrockMessage[]): boolean {
+  const last = messages.at(-1);
+  if (last?.role !== 'user' || !last.content?.some((b) => b.toolResult !== undefined)) return false;
+  const assistant = messages.at(-2);
+  if (assistant?.role !== 'assistant') return false;
+  return assistant.content?.[0]?.reasoningContent === undefined;
 }
 
 function setPath(target: AdditionalFields, path: string, value: unknown): void {
@@ -54,7 +71,8 @@ function reasoningOn(request: ChatRequest): boolean {
 
 export function prepareBedrockRequest(request: ChatRequest, deployment: ResolvedDeployment, options: BedrockDeploymentOptions): PreparedBedrockRequest {
   const prompt = convertToBedrockMessages(request.messages);
-  const reasoning = reasoningOn(request);
+  const thinkingDropped = reasoningOn(request) && options.family === 'claude' && toolTurnLacksThinking(prompt.messages);
+  const reasoning = reasoningOn(request) && !thinkingDropped;
   const tools = prepareBedrockTools(request, reasoning, prompt.hasToolBlocks);
   const additional: AdditionalFields = {};
   const inferenceConfig: InferenceConfiguration = {};
@@ -102,5 +120,5 @@ export function prepareBedrockRequest(request: ChatRequest, deployment: Resolved
   }
   if (Object.keys(additional).length) input.additionalModelRequestFields = additional as BedrockDocument;
 
-  return { input, jsonTool: tools.jsonTool, droppedUnsignedReasoning: prompt.droppedUnsignedReasoning };
+  return { input, jsonTool: tools.jsonTool, droppedUnsignedReasoning: prompt.droppedUnsignedReasoning, thinkingDropped };
 }

@@ -56,6 +56,9 @@ export class BedrockProvider implements Provider {
     if (prepared.droppedUnsignedReasoning > 0) {
       context.logger.debug({ dropped: prepared.droppedUnsignedReasoning }, 'bedrock: reasoning parts without a signature were not sent back');
     }
+    if (prepared.thinkingDropped) {
+      context.logger.debug('bedrock: thinking left off: the tool-use turn being continued has no reasoning block to send back');
+    }
     const client = this.pool.get(deployment, options);
     if (signal.aborted) throw bedrockError(signal.reason, { signal });
 

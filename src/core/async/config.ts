@@ -1,0 +1,25 @@
+// The `async:` section of the config file (seed 003 async runs), validated here by its owner.
+
+import { z } from 'zod';
+
+export const asyncConfigSchema = z
+  .object({
+    /** Runs executed at the same time by one process; the rest wait in the priority queue. */
+    concurrency: z.number().int().min(1).default(2),
+    /** How long a finished run and its events are kept, in hours. */
+    retentionHours: z.number().positive().default(168),
+    /** How often finished runs past retention are deleted, in seconds. */
+    pruneIntervalSeconds: z.number().int().positive().default(600),
+  })
+  .strict();
+
+export type AsyncConfig = z.infer<typeof asyncConfigSchema>;
+
+export function parseAsyncConfig(raw: unknown): AsyncConfig {
+  const parsed = asyncConfigSchema.safeParse(raw ?? {});
+  if (!parsed.success) {
+    const detail = parsed.error.issues.map((i) => `async.${i.path.join('.')}: ${i.message}`).join('; ');
+    throw new Error(`Invalid config: ${detail}`);
+  }
+  return parsed.data;
+}

@@ -1,0 +1,64 @@
+// Money spent and reserved per scope and budget period. A call reserves its worst-case cost
+// before it runs and settles with the real cost after, so concurrent calls cannot all pass a
+// check against the same remaining budget.
+
+import type { BudgetPeriod } from './spec.js';
+
+/** Start of the UTC day or month containing `now`, and the start of the next one. */
+export function periodBounds(period: BudgetPeriod, now: number): { start: number; end: number } {
+  const d = new Date(now);
+  if (period === 'day') {
+    const start = Date.UTC(d.getUTCFullYear(), d.getUTCMonth(), d.getUTCDate());
+    return { start, end: start + 86_400_000 };
+  }
+  return { start: Date.UTC(d.getUTCFullYear(), d.getUTCMonth(), 1), end: Date.UTC(d.getUTCFullYear(), d.getUTCMonth() + 1, 1) };
+}
+
+export class BudgetAccount {
+  /** Settled cost this period (seeded from the request log). */
+  spent = 0;
+  /** Reservations of calls still running. */
+  reserved = 0;
+  /** Resolves once the spend before this process started has been read. */
+  ready: Promise<void> = Promise.resolve();
+
+  constructor(readonly periodStart: number, readonly periodEnd: number) {}
+
+  wouldExceed(amount: number, reservation: number): boolean {
+    return this.spent + this.reserved + reservation > amount + 1e-12;
+  }
+
+  reserve(reservation: number): void {
+    this.reserved += reservation;
+  }
+
+  settle(reservation: number, cost: number): void {
+    this.reserved = Math.max(0, this.reserved - reservation);
+    this.spent += cost;
+  }
+}
+
+/** Budget accounts by scope and period; a new period starts a new account. */
+export class BudgetLedger {
+  private readonly accounts = new Map<string, BudgetAccount>();
+
+  constructor(private readonly loadSpent: (scope: string, since: number) => Promise<number>) {}
+
+  /** The account for this period, its spend read from the log the first time it is used. */
+  async account(scope: string, period: BudgetPeriod, now: number): Promise<BudgetAccount> {
+    const { start, end } = periodBounds(period, now);
+    const key = `${scope}|${period}`;
+    let account = this.accounts.get(key);
+    if (!account || account.periodStart !== start) {
+      const created = new BudgetAccount(start, end);
+      this.accounts.set(key, created);
+      // Settles that land while the seed is read are added on top of it, not lost.
+      created.ready = this.loadSpent(scope, start).then((spent) => {
+        created.spent += spent;
+      });
+      account = created;
+    }
+    await account.ready;
+    return account;
+  }
+}

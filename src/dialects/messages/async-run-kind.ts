@@ -1,0 +1,71 @@
+// Executes an async Messages run: the same request path and the same events as a streaming
+// /v1/messages, appended to the run's log instead of written to one client.
+
+import type { GatewayError } from '../../core/errors.js';
+import { toGatewayError } from '../../core/errors.js';
+import type { RequestContext } from '../../core/gateway.js';
+import { newRequestId } from '../../core/gateway.js';
+import type { RunExecution, RunKind, RunOutcome } from '../../core/async/runner.js';
+import type { AnthropicErrorBody } from './errors.js';
+import { anthropicErrorBody, anthropicErrorType } from './errors.js';
+import { messageEvents } from './message-events.js';
+import { prepareMessages } from './prepare.js';
+import { MessageEventRenderer } from './render-events.js';
+import type { MessagesDeps } from './start.js';
+import { startMessages } from './start.js';
+
+export const MESSAGES_RUN_KIND = 'messages';
+
+function failure(error: GatewayError): RunOutcome['error'] {
+  return { type: anthropicErrorType(error), message: error.message };
+}
+
+async function execute(deps: MessagesDeps, { run, signal, emit, setModel }: RunExecution): Promise<RunOutcome> {
+  const requestId = newRequestId('run');
+  try {
+    const prepared = await prepareMessages(JSON.parse(run.request), deps.context.gateway, deps.config);
+    const { info } = prepared;
+    const ctx: RequestContext = {
+      requestId,
+      organisation: run.organisation,
+      keyId: run.keyId,
+      dialect: 'messages',
+      route: '/v1/messages/async',
+      correlationId: info.correlationId,
+      stream: true,
+      signal,
+      startedAt: performance.now(),
+    };
+    const started = await startMessages(prepared, ctx, deps);
+    const model = started.modelId;
+    await setModel(model);
+    // The message id is the run's id, so the final message and the run name each other.
+    const renderer = new MessageEventRenderer({ id: run.id, model, omitThinking: info.omitThinking });
+    let failed: RunOutcome['error'];
+    for await (const event of messageEvents(started.stream, renderer, requestId)) {
+      if (signal.aborted) break;
+      if (event.event === 'error') failed = (event.data as unknown as AnthropicErrorBody).error;
+      await emit(event.event, JSON.stringify(event.data));
+    }
+    const usage = renderer.totalUsage;
+    if (signal.aborted) return { status: 'failed', usage };
+    if (failed) return { status: 'failed', usage, error: failed, model };
+    return { status: 'completed', usage, result: renderer.message(), model };
+  } catch (err) {
+    if (signal.aborted) return { status: 'failed' };
+    const error = toGatewayError(err);
+    // A failure before the first byte is an HTTP error on /v1/messages; here it is the only event.
+    await emit('error', JSON.stringify(anthropicErrorBody(error, requestId)));
+    return { status: 'failed', error: failure(error) };
+  }
+}
+
+export function messagesRunKind(deps: MessagesDeps): RunKind {
+  return {
+    execute: (execution) => execute(deps, execution),
+    terminalEvent: (reason, message) => ({
+      event: 'error',
+      data: JSON.stringify({ type: 'error', error: { type: reason === 'cancelled' ? 'cancelled_error' : 'api_error', message } }),
+    }),
+  };
+}

@@ -1,0 +1,28 @@
+// The `messages:` section of the config file, validated by its owner.
+
+import { z } from 'zod';
+
+export const messagesConfigSchema = z
+  .object({
+    /** MCP servers a request names in `mcp_servers`. */
+    mcpServers: z
+      .object({
+        /** Let requests reach loopback/private/link-local addresses (off: refused, as SSRF). */
+        allowPrivateNetwork: z.boolean().default(false),
+        /** Per call to an MCP server (connect, list tools, call a tool). */
+        timeoutMs: z.number().int().positive().default(30_000),
+      })
+      .strict()
+      .default({ allowPrivateNetwork: false, timeoutMs: 30_000 }),
+  })
+  .strict();
+
+export type MessagesConfig = z.infer<typeof messagesConfigSchema>;
+
+export function parseMessagesConfig(raw: unknown): MessagesConfig {
+  const parsed = messagesConfigSchema.safeParse(raw ?? {});
+  if (!parsed.success) {
+    throw new Error(`Invalid config: ${parsed.error.issues.map((i) => `messages.${i.path.join('.')}: ${i.message}`).join('; ')}`);
+  }
+  return parsed.data;
+}

@@ -1,0 +1,80 @@
+// Seed 003 fields whose effect depends on the provider that serves the model: each is passed to
+// an Anthropic upstream as is, honoured here, or refused with a 400 naming it. docs/messages.md
+// says what each one does.
+
+import { badRequest } from '../../core/errors.js';
+import type { Gateway } from '../../core/gateway.js';
+import type { ResolvedModel } from '../../core/models.js';
+import type { ChatRequest } from '../../core/types.js';
+import type { ContextManagement } from './context-management.js';
+import { parseContextManagement } from './context-management.js';
+import type { MessagesRequest } from './schema.js';
+
+/** What the dialect keeps about a request beyond the ChatRequest (recorded, echoed, queued). */
+export interface MessagesRequestInfo {
+  model: ResolvedModel;
+  priority: number;
+  correlationId?: string;
+  userId?: string;
+  serviceTier?: string;
+  inferenceGeo?: string;
+  /** display: 'omitted' — thinking blocks keep their signature but not their text. */
+  omitThinking: boolean;
+  /** Context edits this gateway applies itself (models not served by Anthropic). */
+  contextManagement?: ContextManagement;
+}
+
+function servedOnlyByAnthropic(model: ResolvedModel): boolean {
+  return model.deployments.every((d) => d.provider === 'anthropic');
+}
+
+export function applyFieldPolicy(body: MessagesRequest, request: ChatRequest, gateway: Gateway): MessagesRequestInfo {
+  const model = gateway.registry.resolve(body.model);
+  const anthropic = servedOnlyByAnthropic(model);
+  const caps = gateway.capabilities(model.deployments[0]!);
+  const passThrough: Record<string, unknown> = {};
+
+  if (request.reasoning?.enabled && !caps.reasoning) {
+    throw badRequest(`The model '${model.id}' cannot think: 'thinking' needs a provider with reasoning support`, 'thinking', 'unsupported_parameter');
+  }
+  if (body.container != null) {
+    if (!anthropic) throw badRequest(`'container' needs a model served by the Anthropic API; '${model.id}' is not`, 'container', 'unsupported_parameter');
+    passThrough.container = body.container;
+  }
+  let contextManagement: ContextManagement | undefined;
+  if (body.context_management != null) {
+    // Anthropic applies its own (and knows edit types this gateway may not); elsewhere it is applied here.
+    if (anthropic) passThrough.context_management = body.context_management;
+    else contextManagement = parseContextManagement(body.context_management);
+  }
+  if (body.inference_geo != null) {
+    const regions = model.deployments.map((d) => d.region).filter((r): r is string => !!r);
+    if (regions.length && !regions.includes(body.inference_geo)) {
+      throw badRequest(`The model '${model.id}' is not served in '${body.inference_geo}' (regions: ${regions.join(', ')})`, 'inference_geo', 'unsupported_region');
+    }
+    if (anthropic) passThrough.inference_geo = body.inference_geo;
+  }
+  if (body.mcp_servers?.length && !caps.tools) {
+    throw badRequest(`The model '${model.id}' does not support tools, so it cannot use 'mcp_servers'`, 'mcp_servers', 'unsupported_parameter');
+  }
+  if (body.tool_context?.length && !body.mcp_servers?.length) {
+    throw badRequest("'tool_context' is handed to tools the server executes; it needs 'mcp_servers'", 'tool_context');
+  }
+  if (anthropic) {
+    if (body.cache_control) passThrough.cache_control = body.cache_control;
+    if (body.service_tier) passThrough.service_tier = body.service_tier;
+    if (body.metadata?.user_id) passThrough.metadata = { user_id: body.metadata.user_id };
+  }
+  if (Object.keys(passThrough).length) request.providerOptions = { ...request.providerOptions, anthropic: passThrough };
+
+  return {
+    model,
+    priority: body.priority ?? 0,
+    correlationId: body.correlation_id,
+    userId: body.metadata?.user_id ?? undefined,
+    serviceTier: body.service_tier,
+    inferenceGeo: body.inference_geo ?? undefined,
+    omitThinking: body.thinking?.type !== 'disabled' && body.thinking?.display === 'omitted',
+    contextManagement,
+  };
+}

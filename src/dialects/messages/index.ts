@@ -1,0 +1,44 @@
+// The Messages dialect (seed 003): Anthropic's /v1/messages and the async runs built on it.
+
+import type { FastifyInstance } from 'fastify';
+import { parseAsyncConfig } from '../../core/async/config.js';
+import { AsyncRunner } from '../../core/async/runner.js';
+import type { Dialect, ServerContext } from '../../server/context.js';
+import { MESSAGES_RUN_KIND, messagesRunKind } from './async-run-kind.js';
+import { registerAsyncRoutes } from './async-routes.js';
+import { parseMessagesConfig } from './config.js';
+import { anthropicErrorBody } from './errors.js';
+import { registerMessagesRoutes } from './routes.js';
+
+async function register(app: FastifyInstance, context: ServerContext): Promise<void> {
+  app.addHook('preHandler', async (request) => {
+    request.auth = await context.auth.authenticate(request);
+  });
+  const deps = { context, config: parseMessagesConfig(context.config.messages) };
+  registerMessagesRoutes(app, deps);
+
+  const store = context.store.asyncRuns;
+  if (!store) {
+    context.logger.warn({ store: context.store.kind }, 'this store keeps no async runs: /v1/messages/async is off');
+    return;
+  }
+  const runner = new AsyncRunner(store, parseAsyncConfig(context.config.async), context.logger.child({ component: 'async-runs' }), {
+    [MESSAGES_RUN_KIND]: messagesRunKind(deps),
+  });
+  context.services.asyncRunner = runner;
+  registerAsyncRoutes(app, deps, runner);
+  // preClose: observers' open streams must end before the server waits for its connections.
+  app.addHook('preClose', async () => runner.stop());
+  app.addHook('onClose', async () => runner.stop());
+  await runner.start();
+}
+
+export const messagesDialect: Dialect = {
+  name: 'messages',
+  renderError: (error, request) => ({
+    status: error.status,
+    body: anthropicErrorBody(error, String(request.id)),
+    headers: { 'request-id': String(request.id) },
+  }),
+  register,
+};

@@ -1,0 +1,24 @@
+// The event sequence of one Messages response, shared by the streaming /v1/messages and the
+// async runs (whose observers must see exactly what a streaming client would).
+
+import { randomBytes } from 'node:crypto';
+import { toGatewayError } from '../../core/errors.js';
+import type { StreamPart } from '../../core/types.js';
+import type { MessageEvent, MessageEventRenderer } from './render-events.js';
+
+export function newMessageId(): string {
+  return `msg_${randomBytes(18).toString('base64url').replace(/[^A-Za-z0-9]/g, 'x')}`;
+}
+
+/** Ends with message_stop, or with an `error` event when the stream fails after it began. */
+export async function* messageEvents(stream: AsyncIterable<StreamPart>, renderer: MessageEventRenderer, requestId?: string): AsyncGenerator<MessageEvent> {
+  yield* renderer.begin();
+  for await (const part of stream) {
+    if (part.type === 'error') {
+      yield* renderer.fail(toGatewayError(part.error), requestId);
+      return;
+    }
+    yield* renderer.push(part);
+  }
+  yield* renderer.end();
+}

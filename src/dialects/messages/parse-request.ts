@@ -1,0 +1,223 @@
+// Messages wire request → canonical ChatRequest. Provider-dependent fields (container,
+// cache_control, service_tier…) are settled afterwards in field-policy.ts.
+
+import { badRequest } from '../../core/errors.js';
+import { decodeBase64, imageFromBytes, mediaKindOf, normaliseMediaType, sniffMediaType } from '../../core/media.js';
+import type { ChatRequest, ContentPart, Message, ReasoningConfig, ReasoningEffort, ResponseFormat, TextPart, ToolChoice } from '../../core/types.js';
+import type { MessagesContentBlock, MessagesRequest } from './schema.js';
+
+type Block = MessagesContentBlock;
+
+function textPart(block: { text: string; cache_control?: Record<string, unknown> | null }): TextPart {
+  const part: TextPart = { type: 'text', text: block.text };
+  if (block.cache_control) part.cacheControl = block.cache_control;
+  return part;
+}
+
+async function imagePart(block: Extract<Block, { type: 'image' }>, param: string): Promise<ContentPart> {
+  if (block.source.type === 'url') return { type: 'image', mediaType: 'image/*', url: block.source.url };
+  const part = await imageFromBytes(decodeBase64(block.source.data, `${param}.source.data`), block.source.media_type, `${param}.source`);
+  if (block.cache_control) part.cacheControl = block.cache_control;
+  return part;
+}
+
+async function documentParts(block: Extract<Block, { type: 'document' }>, param: string): Promise<ContentPart[]> {
+  const source = block.source;
+  const label = block.title ?? undefined;
+  const cache = block.cache_control ?? undefined;
+  switch (source.type) {
+    case 'text':
+      return [{ type: 'text', text: label ? `${label}\n\n${source.data}` : source.data, ...(cache ? { cacheControl: cache } : {}) }];
+    case 'content': {
+      if (typeof source.content === 'string') return [{ type: 'text', text: source.content }];
+      const parts: ContentPart[] = [];
+      for (const [i, inner] of source.content.entries()) {
+        parts.push(inner.type === 'text' ? textPart(inner) : await imagePart(inner, `${param}.source.content[${i}]`));
+      }
+      return parts;
+    }
+    case 'url':
+      throw badRequest('Document URLs are not fetched by this gateway; send the document as base64', `${param}.source.url`, 'unsupported_document_source');
+    case 'base64': {
+      const data = decodeBase64(source.data, `${param}.source.data`);
+      const sniffed = await sniffMediaType(data);
+      const declared = normaliseMediaType(source.media_type);
+      // Text formats (CSV, plain text) have no magic bytes: trust the label only for those.
+      const mediaType = sniffed ?? declared;
+      if (sniffed && sniffed !== declared && mediaKindOf(declared) === 'document' && declared !== 'application/octet-stream') {
+        throw badRequest(`The document is declared as ${declared} but its bytes are ${sniffed}`, `${param}.source.media_type`, 'media_type_mismatch');
+      }
+      return [{ type: mediaKindOf(mediaType), mediaType, data, ...(label ? { name: label } : {}), ...(cache ? { cacheControl: cache } : {}) }];
+    }
+  }
+}
+
+type ToolResultContent = Extract<ContentPart, { type: 'tool-result' }>['content'];
+
+function toolResultContent(parts: ContentPart[]): ToolResultContent {
+  return parts.filter((p): p is TextPart | Extract<ContentPart, { type: 'image' | 'video' | 'document' }> =>
+    p.type === 'text' || p.type === 'image' || p.type === 'video' || p.type === 'document',
+  );
+}
+
+/**
+ * One wire message becomes one or more canonical messages: Anthropic puts tool results inside
+ * user turns and MCP results inside assistant turns, the canonical form keeps them in `tool`
+ * messages of their own, in the order they came.
+ */
+async function convertMessage(message: MessagesRequest['messages'][number], index: number): Promise<Message[]> {
+  const role = message.role;
+  if (typeof message.content === 'string') return [{ role, content: message.content ? [{ type: 'text', text: message.content }] : [] }];
+  const out: Message[] = [];
+  const push = (r: Message['role'], part: ContentPart) => {
+    const last = out[out.length - 1];
+    if (last && last.role === r) last.content.push(part);
+    else out.push({ role: r, content: [part] });
+  };
+  for (const [i, block] of message.content.entries()) {
+    const param = `messages[${index}].content[${i}]`;
+    const wrongRole = (allowed: string) => badRequest(`A '${block.type}' block is only allowed in ${allowed} messages`, `${param}.type`);
+    switch (block.type) {
+      case 'text':
+        push(role, textPart(block));
+        break;
+      case 'image':
+        if (role === 'system') throw wrongRole('user or assistant');
+        push(role, await imagePart(block, param));
+        break;
+      case 'document':
+        if (role === 'system') throw wrongRole('user or assistant');
+        for (const part of await documentParts(block, param)) push(role, part);
+        break;
+      case 'thinking':
+        if (role !== 'assistant') throw wrongRole('assistant');
+        push(role, { type: 'reasoning', text: block.thinking, signature: block.signature });
+        break;
+      case 'redacted_thinking':
+        if (role !== 'assistant') throw wrongRole('assistant');
+        push(role, { type: 'reasoning', text: '', redactedData: block.data });
+        break;
+      case 'tool_use':
+        if (role !== 'assistant') throw wrongRole('assistant');
+        push(role, { type: 'tool-call', id: block.id, name: block.name, arguments: JSON.stringify(block.input ?? {}) });
+        break;
+      case 'mcp_tool_use':
+        if (role !== 'assistant') throw wrongRole('assistant');
+        push(role, { type: 'tool-call', id: block.id, name: block.name, arguments: JSON.stringify(block.input ?? {}), serverExecuted: { serverName: block.server_name } });
+        break;
+      case 'tool_result':
+      case 'mcp_tool_result': {
+        if (block.type === 'tool_result' && role !== 'user') throw wrongRole('user');
+        if (block.type === 'mcp_tool_result' && role !== 'assistant') throw wrongRole('assistant');
+        const inner: ContentPart[] = [];
+        if (typeof block.content === 'string') inner.push({ type: 'text', text: block.content });
+        else {
+          for (const [j, c] of (block.content ?? []).entries()) {
+            const p = `${param}.content[${j}]`;
+            if (c.type === 'text') inner.push(textPart(c));
+            else if (c.type === 'image') inner.push(await imagePart(c, p));
+            else inner.push(...(await documentParts(c, p)));
+          }
+        }
+        push('tool', { type: 'tool-result', toolCallId: block.tool_use_id, content: toolResultContent(inner), isError: block.is_error });
+        break;
+      }
+    }
+  }
+  return out;
+}
+
+function systemMessages(system: MessagesRequest['system']): Message[] {
+  if (system === undefined || system === null) return [];
+  const items = typeof system === 'string' ? [system] : Array.isArray(system) ? system : [system];
+  const parts = items
+    .map((item) => (typeof item === 'string' ? { type: 'text' as const, text: item } : textPart(item)))
+    .filter((p) => p.text.length > 0 || p.cacheControl);
+  return parts.length ? [{ role: 'system', content: parts }] : [];
+}
+
+function toolChoice(choice: MessagesRequest['tool_choice'], tools: MessagesRequest['tools']): ToolChoice | undefined {
+  if (!choice) return undefined;
+  if (choice.type !== 'none' && !tools?.length) throw badRequest(`tool_choice '${choice.type}' needs tools`, 'tool_choice');
+  switch (choice.type) {
+    case 'auto':
+      return { type: 'auto' };
+    case 'none':
+      return { type: 'none' };
+    case 'any':
+      return { type: 'required' };
+    case 'tool':
+      if (!tools?.some((t) => t.name === choice.name)) throw badRequest(`tool_choice names '${choice.name}', which is not in tools`, 'tool_choice.name');
+      return { type: 'tool', name: choice.name };
+  }
+}
+
+const EFFORT: Record<string, ReasoningEffort> = { low: 'low', medium: 'medium', high: 'high', xhigh: 'xhigh', max: 'xhigh' };
+
+function reasoningConfig(body: MessagesRequest): ReasoningConfig | undefined {
+  const effort = body.output_config?.effort ? EFFORT[body.output_config.effort] : undefined;
+  const thinking = body.thinking;
+  if (!thinking) return effort ? { enabled: true, effort } : undefined;
+  if (thinking.type === 'disabled') return { enabled: false };
+  const exclude = thinking.display === 'omitted';
+  if (thinking.type === 'adaptive') return { enabled: true, effort: effort ?? 'medium', exclude };
+  if (thinking.budget_tokens >= body.max_tokens) {
+    throw badRequest('thinking.budget_tokens must be less than max_tokens', 'thinking.budget_tokens');
+  }
+  return { enabled: true, budgetTokens: thinking.budget_tokens, ...(effort ? { effort } : {}), exclude };
+}
+
+function responseFormat(body: MessagesRequest): ResponseFormat | undefined {
+  const fromConfig = body.output_config?.format ? { type: 'json' as const, schema: body.output_config.format.schema } : undefined;
+  const legacy = body.response_format;
+  const fromLegacy = !legacy || legacy.type === 'text' ? undefined : legacy.type === 'json_object' ? { type: 'json' as const } : { type: 'json' as const, schema: legacy.schema };
+  if (fromConfig && fromLegacy && JSON.stringify(fromConfig) !== JSON.stringify(fromLegacy)) {
+    throw badRequest('output_config.format and the deprecated response_format disagree; send only output_config.format', 'response_format');
+  }
+  return fromConfig ?? fromLegacy;
+}
+
+/** Every tool result must answer a tool call made earlier in the conversation. */
+function checkToolRoundTrips(messages: Message[]): void {
+  const calls = new Set<string>();
+  for (const m of messages) {
+    for (const part of m.content) {
+      if (part.type === 'tool-call') calls.add(part.id);
+      if (part.type === 'tool-result' && !calls.has(part.toolCallId)) {
+        throw badRequest(`tool_result.tool_use_id '${part.toolCallId}' does not answer any earlier tool_use block`, 'messages', 'invalid_tool_result');
+      }
+    }
+  }
+}
+
+export async function parseMessagesRequest(body: MessagesRequest): Promise<ChatRequest> {
+  const converted = await Promise.all(body.messages.map((m, i) => convertMessage(m, i)));
+  const messages = [...systemMessages(body.system), ...converted.flat()];
+  checkToolRoundTrips(messages);
+  if (!messages.some((m) => m.role !== 'system')) throw badRequest('messages needs at least one user or assistant message', 'messages');
+  const reasoning = reasoningConfig(body);
+  const budget = reasoning?.enabled ? reasoning.budgetTokens : undefined;
+  const disableParallel = body.tool_choice && 'disable_parallel_tool_use' in body.tool_choice ? body.tool_choice.disable_parallel_tool_use : undefined;
+  const request: ChatRequest = {
+    model: body.model,
+    messages,
+    // Anthropic's max_tokens includes the thinking budget; the canonical one is the answer alone.
+    maxTokens: budget !== undefined ? body.max_tokens - budget : body.max_tokens,
+    temperature: body.temperature,
+    topP: body.top_p,
+    topK: body.top_k,
+    minP: body.min_p,
+    seed: body.seed,
+    stop: body.stop_sequences?.length ? body.stop_sequences : undefined,
+    presencePenalty: body.presence_penalty,
+    frequencyPenalty: body.frequency_penalty,
+    repetitionPenalty: body.repetition_penalty,
+    tools: body.tools?.map((t) => ({ name: t.name, description: t.description, parameters: t.input_schema })),
+    toolChoice: toolChoice(body.tool_choice, body.tools),
+    parallelToolCalls: disableParallel === undefined ? undefined : !disableParallel,
+    responseFormat: responseFormat(body),
+    reasoning,
+  };
+  for (const key of Object.keys(request) as Array<keyof ChatRequest>) if (request[key] === undefined) delete request[key];
+  return request;
+}

@@ -1,0 +1,33 @@
+// One path from a wire body to a checked ChatRequest, shared by /v1/messages, the async submit
+// (so a bad body is a 400 at once) and the async run itself.
+
+import { documentsAsText } from '../../core/documents.js';
+import type { Gateway } from '../../core/gateway.js';
+import type { ChatRequest } from '../../core/types.js';
+import { parseBody } from '../../core/validation.js';
+import type { MessagesConfig } from './config.js';
+import { applyContextManagement } from './context-management.js';
+import type { MessagesRequestInfo } from './field-policy.js';
+import { applyFieldPolicy } from './field-policy.js';
+import { checkMcpTargets } from './mcp-servers.js';
+import { parseMessagesRequest } from './parse-request.js';
+import type { MessagesRequest } from './schema.js';
+import { messagesRequestSchema } from './schema.js';
+
+export interface PreparedMessages {
+  body: MessagesRequest;
+  request: ChatRequest;
+  info: MessagesRequestInfo;
+}
+
+export async function prepareMessages(raw: unknown, gateway: Gateway, config: MessagesConfig): Promise<PreparedMessages> {
+  const body = parseBody(messagesRequestSchema, raw);
+  const parsed = await parseMessagesRequest(body);
+  const info = applyFieldPolicy(body, parsed, gateway);
+  const managed = info.contextManagement ? await applyContextManagement(parsed, info.contextManagement, gateway) : parsed;
+  // Documents become text for models that cannot read them (as Gateway.chat does), before the check.
+  const request = await documentsAsText(managed, info.model);
+  gateway.checkRequest(request, info.model);
+  await checkMcpTargets(body.mcp_servers, config);
+  return { body, request, info };
+}

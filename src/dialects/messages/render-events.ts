@@ -1,0 +1,325 @@
+// Canonical parts → Anthropic Messages stream events (message_start, content_block_*,
+// message_delta, message_stop) and the buffered Message they add up to.
+//
+// Anthropic streams one content block at a time; canonical parts may interleave blocks (two tool
+// calls whose argument fragments alternate). The renderer streams the oldest open block live and
+// buffers the others, releasing each in order once the blocks before it have stopped.
+
+import type { GatewayError } from '../../core/errors.js';
+import type { FinishReason, StreamPart, Usage } from '../../core/types.js';
+import { addUsage, emptyUsage } from '../../core/types.js';
+import { anthropicErrorBody } from './errors.js';
+
+export interface MessageEvent {
+  event: string;
+  data: Record<string, unknown>;
+}
+
+export interface MessageMeta {
+  id: string;
+  model: string;
+  /** thinking.display 'omitted': thinking blocks carry their signature but no text. */
+  omitThinking: boolean;
+}
+
+export type AnthropicStopReason = 'end_turn' | 'max_tokens' | 'stop_sequence' | 'tool_use' | 'refusal';
+
+export function mapStopReason(reason: FinishReason): AnthropicStopReason {
+  switch (reason) {
+    case 'length':
+      return 'max_tokens';
+    case 'tool-calls':
+      return 'tool_use';
+    case 'content-filter':
+      return 'refusal';
+    default:
+      return 'end_turn';
+  }
+}
+
+export interface AnthropicUsage {
+  input_tokens: number;
+  output_tokens: number;
+  cache_creation_input_tokens: number | null;
+  cache_read_input_tokens: number | null;
+  service_tier: 'standard';
+}
+
+/** Anthropic's input_tokens leave out cache reads and writes; the canonical count includes them. */
+export function renderUsage(usage: Usage): AnthropicUsage {
+  const cacheRead = usage.cacheReadTokens;
+  const cacheWrite = usage.cacheWriteTokens;
+  return {
+    input_tokens: Math.max(0, usage.inputTokens - (cacheRead ?? 0) - (cacheWrite ?? 0)),
+    output_tokens: usage.outputTokens,
+    cache_creation_input_tokens: cacheWrite ?? null,
+    cache_read_input_tokens: cacheRead ?? null,
+    service_tier: 'standard',
+  };
+}
+
+type BlockKind = 'text' | 'thinking' | 'redacted_thinking' | 'tool_use' | 'mcp_tool_use' | 'mcp_tool_result';
+
+interface Block {
+  kind: BlockKind;
+  id: string;
+  name?: string;
+  serverName?: string;
+  text: string;
+  signature?: string;
+  redactedData?: string;
+  result?: { value: unknown; isError?: boolean };
+  toolUseId?: string;
+  /** Deltas not yet sent because an earlier block is still streaming. */
+  pending: Record<string, unknown>[];
+  ended: boolean;
+  index?: number;
+  stopped: boolean;
+}
+
+function parseInput(json: string): unknown {
+  if (!json.trim()) return {};
+  try {
+    return JSON.parse(json);
+  } catch {
+    return {};
+  }
+}
+
+/** A server-run tool's result as mcp_tool_result content: its text when it has one, else JSON. */
+function resultContent(value: unknown): Array<{ type: 'text'; text: string }> {
+  if (typeof value === 'string') return [{ type: 'text', text: value }];
+  const record = value && typeof value === 'object' ? (value as Record<string, unknown>) : undefined;
+  if (record && Object.keys(record).length === 1 && typeof (record.text ?? record.error) === 'string') {
+    return [{ type: 'text', text: String(record.text ?? record.error) }];
+  }
+  if (Array.isArray(value) && value.every((v) => v && typeof v === 'object' && (v as { type?: unknown }).type === 'text')) {
+    return value as Array<{ type: 'text'; text: string }>;
+  }
+  return [{ type: 'text', text: JSON.stringify(value) }];
+}
+
+export class MessageEventRenderer {
+  private readonly blocks: Block[] = [];
+  private readonly byId = new Map<string, Block>();
+  /** Index in `blocks` of the block streaming now. */
+  private cursor = 0;
+  private nextIndex = 0;
+  private usage: Usage = emptyUsage();
+  private finishReason: FinishReason | undefined;
+  private ended = false;
+
+  constructor(private readonly meta: MessageMeta) {}
+
+  /** message_start (empty content, usage so far) and a ping, as Anthropic opens every stream. */
+  begin(): MessageEvent[] {
+    return [
+      {
+        event: 'message_start',
+        data: {
+          type: 'message_start',
+          message: {
+            id: this.meta.id,
+            type: 'message',
+            role: 'assistant',
+            model: this.meta.model,
+            content: [],
+            stop_reason: null,
+            stop_sequence: null,
+            usage: renderUsage(emptyUsage()),
+          },
+        },
+      },
+      { event: 'ping', data: { type: 'ping' } },
+    ];
+  }
+
+  push(part: StreamPart): MessageEvent[] {
+    const out: MessageEvent[] = [];
+    switch (part.type) {
+      case 'text-start':
+        this.open({ kind: 'text', id: `text:${part.id}` }, out);
+        break;
+      case 'text-delta':
+        if (!part.delta) break;
+        this.delta(this.ensure('text', `text:${part.id}`, out), { type: 'text_delta', text: part.delta }, out, (b) => (b.text += part.delta));
+        break;
+      case 'text-end':
+        this.endBlock(`text:${part.id}`, out);
+        break;
+      case 'reasoning-start':
+        if (part.redactedData !== undefined) this.open({ kind: 'redacted_thinking', id: `reasoning:${part.id}`, redactedData: part.redactedData }, out);
+        else this.open({ kind: 'thinking', id: `reasoning:${part.id}` }, out);
+        break;
+      case 'reasoning-delta': {
+        const block = this.ensure('thinking', `reasoning:${part.id}`, out);
+        if (block.kind !== 'thinking' || !part.delta) break;
+        if (this.meta.omitThinking) block.text += part.delta;
+        else this.delta(block, { type: 'thinking_delta', thinking: part.delta }, out, (b) => (b.text += part.delta));
+        break;
+      }
+      case 'reasoning-end': {
+        const block = this.byId.get(`reasoning:${part.id}`);
+        if (block?.kind === 'thinking' && part.signature) {
+          this.delta(block, { type: 'signature_delta', signature: part.signature }, out, (b) => (b.signature = part.signature));
+        }
+        this.endBlock(`reasoning:${part.id}`, out);
+        break;
+      }
+      case 'tool-input-start':
+        this.open(
+          part.serverExecuted
+            ? { kind: 'mcp_tool_use', id: `tool:${part.id}`, name: part.toolName, serverName: part.serverExecuted.serverName ?? '' }
+            : { kind: 'tool_use', id: `tool:${part.id}`, name: part.toolName },
+          out,
+        );
+        break;
+      case 'tool-input-delta': {
+        const block = this.byId.get(`tool:${part.id}`);
+        if (!block || !part.delta) break;
+        // MCP tool use is sent whole (input in content_block_start), as Anthropic does.
+        if (block.kind === 'mcp_tool_use') block.text += part.delta;
+        else this.delta(block, { type: 'input_json_delta', partial_json: part.delta }, out, (b) => (b.text += part.delta));
+        break;
+      }
+      case 'tool-input-end':
+        this.endBlock(`tool:${part.id}`, out);
+        break;
+      case 'tool-result': {
+        const id = `result:${this.blocks.length}`;
+        this.open({ kind: 'mcp_tool_result', id, toolUseId: part.toolCallId, result: { value: part.result, isError: part.isError } }, out);
+        this.endBlock(id, out);
+        break;
+      }
+      case 'finish':
+        this.finishReason = part.finishReason;
+        this.usage = addUsage(this.usage, part.usage);
+        break;
+      default:
+        break;
+    }
+    return out;
+  }
+
+  /** Closes what is open, then message_delta (stop_reason, usage) and message_stop. */
+  end(): MessageEvent[] {
+    const events: MessageEvent[] = [];
+    if (this.ended) return events;
+    this.ended = true;
+    for (const block of this.blocks) block.ended = true;
+    this.advance(events);
+    events.push({
+      event: 'message_delta',
+      data: {
+        type: 'message_delta',
+        delta: { stop_reason: mapStopReason(this.finishReason ?? 'stop'), stop_sequence: null },
+        usage: renderUsage(this.usage),
+      },
+    });
+    events.push({ event: 'message_stop', data: { type: 'message_stop' } });
+    return events;
+  }
+
+  /** The in-stream error event a failure after the first byte ends with. */
+  fail(error: GatewayError, requestId?: string): MessageEvent[] {
+    this.ended = true;
+    return [{ event: 'error', data: anthropicErrorBody(error, requestId) as unknown as Record<string, unknown> }];
+  }
+
+  get totalUsage(): Usage {
+    return this.usage;
+  }
+
+  /** The buffered Message these parts add up to. */
+  message(): Record<string, unknown> {
+    const content = this.blocks.map((b) => this.blockObject(b, true)).filter((b): b is Record<string, unknown> => b !== undefined);
+    return {
+      id: this.meta.id,
+      type: 'message',
+      role: 'assistant',
+      model: this.meta.model,
+      content,
+      stop_reason: mapStopReason(this.finishReason ?? 'stop'),
+      stop_sequence: null,
+      usage: renderUsage(this.usage),
+    };
+  }
+
+  private endBlock(id: string, out: MessageEvent[]): void {
+    const block = this.byId.get(id);
+    if (block) block.ended = true;
+    this.advance(out);
+  }
+
+  private open(init: Pick<Block, 'kind' | 'id'> & Partial<Block>, out: MessageEvent[]): Block {
+    const block: Block = { text: '', pending: [], ended: false, stopped: false, ...init };
+    this.blocks.push(block);
+    this.byId.set(block.id, block);
+    this.advance(out);
+    return block;
+  }
+
+  /** A delta without its start part still opens a block (some providers skip the start). */
+  private ensure(kind: BlockKind, id: string, out: MessageEvent[]): Block {
+    return this.byId.get(id) ?? this.open({ kind, id }, out);
+  }
+
+  private delta(block: Block, delta: Record<string, unknown>, out: MessageEvent[], apply: (b: Block) => void): void {
+    apply(block);
+    if (block.index !== undefined) out.push({ event: 'content_block_delta', data: { type: 'content_block_delta', index: block.index, delta } });
+    else {
+      block.pending.push(delta);
+      this.advance(out);
+    }
+  }
+
+  /** Whether a block can be announced now: whole-block kinds wait for their end, text for content. */
+  private ready(block: Block): boolean {
+    if (block.kind === 'mcp_tool_use') return block.ended;
+    if (block.kind === 'text') return block.ended || block.text.length > 0;
+    return true;
+  }
+
+  private advance(out: MessageEvent[]): void {
+    while (this.cursor < this.blocks.length) {
+      const block = this.blocks[this.cursor]!;
+      if (block.index === undefined) {
+        if (!this.ready(block)) return;
+        if (block.kind === 'text' && block.text.length === 0) {
+          // An empty text block is left out, as Anthropic never sends one.
+          block.stopped = true;
+          this.cursor++;
+          continue;
+        }
+        block.index = this.nextIndex++;
+        out.push({ event: 'content_block_start', data: { type: 'content_block_start', index: block.index, content_block: this.blockObject(block, false) } });
+        for (const delta of block.pending) out.push({ event: 'content_block_delta', data: { type: 'content_block_delta', index: block.index, delta } });
+        block.pending = [];
+      }
+      if (!block.ended) return;
+      block.stopped = true;
+      out.push({ event: 'content_block_stop', data: { type: 'content_block_stop', index: block.index } });
+      this.cursor++;
+    }
+  }
+
+  /** The block as content_block_start announces it (`whole` false) or as the final Message holds it. */
+  private blockObject(block: Block, whole: boolean): Record<string, unknown> | undefined {
+    switch (block.kind) {
+      case 'text':
+        if (whole && block.text.length === 0) return undefined;
+        return { type: 'text', text: whole ? block.text : '' };
+      case 'thinking':
+        return { type: 'thinking', thinking: whole && !this.meta.omitThinking ? block.text : '', signature: whole ? (block.signature ?? '') : '' };
+      case 'redacted_thinking':
+        return { type: 'redacted_thinking', data: block.redactedData ?? '' };
+      case 'tool_use':
+        return { type: 'tool_use', id: block.id.slice('tool:'.length), name: block.name, input: whole ? parseInput(block.text) : {} };
+      case 'mcp_tool_use':
+        return { type: 'mcp_tool_use', id: block.id.slice('tool:'.length), name: block.name, server_name: block.serverName, input: parseInput(block.text) };
+      case 'mcp_tool_result': {
+        return { type: 'mcp_tool_result', tool_use_id: block.toolUseId, is_error: block.result?.isError ?? false, content: resultContent(block.result?.value) };
+      }
+    }
+  }
+}

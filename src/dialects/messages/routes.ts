@@ -1,0 +1,78 @@
+// POST /v1/messages: Anthropic's Messages API, buffered and streaming.
+
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { toGatewayError } from '../../core/errors.js';
+import { requestContext, servedByHeaders } from '../../server/context.js';
+import { SSE_HEADERS, StreamWriter } from '../../server/sse.js';
+import { anthropicErrorBody } from './errors.js';
+import { messageEvents, newMessageId } from './message-events.js';
+import { prepareMessages } from './prepare.js';
+import { MessageEventRenderer } from './render-events.js';
+import type { MessagesDeps } from './start.js';
+import { startMessages } from './start.js';
+
+async function createMessage(deps: MessagesDeps, request: FastifyRequest, reply: FastifyReply) {
+  const { context } = deps;
+  const { gateway, store } = context;
+  const prepared = await prepareMessages(request.body, gateway, deps.config);
+  const { body, info } = prepared;
+  const organisation = request.auth!.organisation;
+  if (info.correlationId) reply.header('x-correlation-id', info.correlationId);
+  const stream = body.stream === true;
+  const ctx = requestContext(request, reply, { dialect: 'messages', route: '/v1/messages', stream, organisation, correlationId: info.correlationId });
+  await store.asyncRuns?.recordMessagesRequest({
+    requestId: ctx.requestId,
+    organisation,
+    createdAt: Date.now(),
+    userId: info.userId,
+    serviceTier: info.serviceTier,
+    inferenceGeo: info.inferenceGeo,
+    correlationId: info.correlationId,
+    priority: body.priority,
+  });
+
+  const started = await startMessages(prepared, ctx, deps);
+  const renderer = new MessageEventRenderer({ id: newMessageId(), model: started.modelId, omitThinking: info.omitThinking });
+  const headers: Record<string, string> = {
+    ...(started.chat ? servedByHeaders(started.chat, request.arrivedAt, started.chat.ttftMs) : {}),
+    'request-id': String(request.id),
+  };
+  if (info.correlationId) headers['x-correlation-id'] = info.correlationId;
+
+  if (!stream) {
+    for await (const part of started.stream) {
+      if (part.type === 'error') throw toGatewayError(part.error);
+      renderer.push(part);
+    }
+    renderer.end();
+    return reply.headers(headers).send(renderer.message());
+  }
+
+  reply.hijack();
+  const writer = new StreamWriter(reply.raw);
+  writer.start(200, { ...SSE_HEADERS, ...headers, 'x-request-id': String(request.id) });
+  try {
+    for await (const event of messageEvents(started.stream, renderer, String(request.id))) {
+      if (writer.isClosed) break;
+      await writer.sse({ event: event.event, data: JSON.stringify(event.data) });
+    }
+  } catch (err) {
+    // Nothing may escape after the headers are out: end with an error event instead.
+    context.logger.error({ err, reqId: request.id }, 'messages stream failed');
+    await writer.sse({ event: 'error', data: JSON.stringify(anthropicErrorBody(toGatewayError(err), String(request.id))) }).catch(() => undefined);
+  } finally {
+    writer.end();
+  }
+}
+
+/** POST /v1/messages/count_tokens (the SDK's messages.countTokens): the prompt's tokens, exact where the provider has a tokenizer. */
+async function countTokens(deps: MessagesDeps, request: FastifyRequest) {
+  const raw = request.body && typeof request.body === 'object' ? { max_tokens: 1, ...(request.body as Record<string, unknown>) } : request.body;
+  const { request: chatRequest } = await prepareMessages(raw, deps.context.gateway, deps.config);
+  return { input_tokens: await deps.context.gateway.countPromptTokens(chatRequest) };
+}
+
+export function registerMessagesRoutes(app: FastifyInstance, deps: MessagesDeps): void {
+  app.post('/v1/messages', (request, reply) => createMessage(deps, request, reply));
+  app.post('/v1/messages/count_tokens', (request) => countTokens(deps, request));
+}

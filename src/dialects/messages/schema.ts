@@ -1,0 +1,206 @@
+// The wire schema of POST /v1/messages (and /v1/messages/async): Anthropic's Messages body plus
+// seed 003's extensions. Unknown fields are refused with a 400 naming them, so nothing is
+// silently dropped; fields whose meaning depends on the provider are checked in field-policy.ts.
+
+import { z } from 'zod';
+
+const cacheControlSchema = z
+  .object({ type: z.literal('ephemeral'), ttl: z.enum(['5m', '1h']).optional() })
+  .strict();
+
+const citationsSchema = z.object({ enabled: z.boolean().optional() }).strict();
+
+export const textBlockSchema = z
+  .object({
+    type: z.literal('text'),
+    text: z.string(),
+    cache_control: cacheControlSchema.nullable().optional(),
+    /** Citations a previous answer carried; kept out of the prompt (Anthropic ignores them too). */
+    citations: z.array(z.unknown()).nullable().optional(),
+  })
+  .strict();
+
+const imageSourceSchema = z.discriminatedUnion('type', [
+  z.object({ type: z.literal('base64'), media_type: z.string().min(1), data: z.string().min(1) }).strict(),
+  z.object({ type: z.literal('url'), url: z.string().url() }).strict(),
+]);
+
+const imageBlockSchema = z
+  .object({ type: z.literal('image'), source: imageSourceSchema, cache_control: cacheControlSchema.nullable().optional() })
+  .strict();
+
+const documentSourceSchema = z.discriminatedUnion('type', [
+  z.object({ type: z.literal('base64'), media_type: z.string().min(1), data: z.string().min(1) }).strict(),
+  z.object({ type: z.literal('text'), media_type: z.literal('text/plain').optional(), data: z.string() }).strict(),
+  z.object({ type: z.literal('content'), content: z.union([z.string(), z.array(z.union([textBlockSchema, imageBlockSchema]))]) }).strict(),
+  z.object({ type: z.literal('url'), url: z.string().url() }).strict(),
+]);
+
+const documentBlockSchema = z
+  .object({
+    type: z.literal('document'),
+    source: documentSourceSchema,
+    title: z.string().nullable().optional(),
+    context: z.string().nullable().optional(),
+    citations: citationsSchema.nullable().optional(),
+    cache_control: cacheControlSchema.nullable().optional(),
+  })
+  .strict();
+
+const thinkingBlockSchema = z.object({ type: z.literal('thinking'), thinking: z.string(), signature: z.string() }).strict();
+const redactedThinkingBlockSchema = z.object({ type: z.literal('redacted_thinking'), data: z.string() }).strict();
+
+const toolUseBlockSchema = z
+  .object({
+    type: z.literal('tool_use'),
+    id: z.string().min(1),
+    name: z.string().min(1),
+    input: z.unknown(),
+    cache_control: cacheControlSchema.nullable().optional(),
+  })
+  .strict();
+
+const toolResultBlockSchema = z
+  .object({
+    type: z.literal('tool_result'),
+    tool_use_id: z.string().min(1),
+    content: z.union([z.string(), z.array(z.union([textBlockSchema, imageBlockSchema, documentBlockSchema]))]).optional(),
+    is_error: z.boolean().optional(),
+    cache_control: cacheControlSchema.nullable().optional(),
+  })
+  .strict();
+
+/** Blocks of a tool the server ran on an MCP server in an earlier turn, sent back as history. */
+const mcpToolUseBlockSchema = z
+  .object({ type: z.literal('mcp_tool_use'), id: z.string().min(1), name: z.string().min(1), server_name: z.string(), input: z.unknown() })
+  .strict();
+const mcpToolResultBlockSchema = z
+  .object({
+    type: z.literal('mcp_tool_result'),
+    tool_use_id: z.string().min(1),
+    is_error: z.boolean().optional(),
+    content: z.union([z.string(), z.array(textBlockSchema)]).optional(),
+  })
+  .strict();
+
+export const contentBlockSchema = z.discriminatedUnion('type', [
+  textBlockSchema,
+  imageBlockSchema,
+  documentBlockSchema,
+  thinkingBlockSchema,
+  redactedThinkingBlockSchema,
+  toolUseBlockSchema,
+  toolResultBlockSchema,
+  mcpToolUseBlockSchema,
+  mcpToolResultBlockSchema,
+]);
+
+const messageSchema = z
+  .object({
+    role: z.enum(['user', 'assistant', 'system']),
+    content: z.union([z.string(), z.array(contentBlockSchema)]),
+  })
+  .strict();
+
+/** seed 003: str, list[str], System, list[System] or null. */
+const systemSchema = z.union([z.string(), z.array(z.union([z.string(), textBlockSchema])), textBlockSchema]).nullable();
+
+const toolSchema = z
+  .object({
+    type: z.literal('custom').optional(),
+    name: z.string().regex(/^[A-Za-z0-9_-]{1,128}$/, 'must be 1-128 characters of a-z, A-Z, 0-9, underscores and dashes'),
+    description: z.string().optional(),
+    input_schema: z.object({ type: z.literal('object') }).catchall(z.unknown()),
+    cache_control: cacheControlSchema.nullable().optional(),
+    strict: z.boolean().optional(),
+  })
+  .strict();
+
+const toolChoiceSchema = z.discriminatedUnion('type', [
+  z.object({ type: z.literal('auto'), disable_parallel_tool_use: z.boolean().optional() }).strict(),
+  z.object({ type: z.literal('any'), disable_parallel_tool_use: z.boolean().optional() }).strict(),
+  z.object({ type: z.literal('tool'), name: z.string().min(1), disable_parallel_tool_use: z.boolean().optional() }).strict(),
+  z.object({ type: z.literal('none') }).strict(),
+]);
+
+const thinkingSchema = z.discriminatedUnion('type', [
+  z
+    .object({
+      type: z.literal('enabled'),
+      budget_tokens: z.number().int().min(1024, 'must be at least 1024'),
+      display: z.enum(['summarized', 'omitted']).nullable().optional(),
+    })
+    .strict(),
+  z.object({ type: z.literal('disabled') }).strict(),
+  z.object({ type: z.literal('adaptive'), display: z.enum(['summarized', 'omitted']).nullable().optional() }).strict(),
+]);
+
+const jsonSchemaFormat = z.object({ type: z.literal('json_schema'), schema: z.record(z.string(), z.unknown()) }).strict();
+
+const outputConfigSchema = z
+  .object({
+    format: jsonSchemaFormat.nullable().optional(),
+    effort: z.enum(['low', 'medium', 'high', 'xhigh', 'max']).nullable().optional(),
+  })
+  .strict();
+
+/** The deprecated `response_format`: Anthropic's json_schema shape, or OpenAI-style text/json_object. */
+const responseFormatSchema = z.discriminatedUnion('type', [
+  jsonSchemaFormat,
+  z.object({ type: z.literal('json_object') }).strict(),
+  z.object({ type: z.literal('text') }).strict(),
+]);
+
+const mcpServerSchema = z
+  .object({
+    type: z.literal('url'),
+    url: z.string().url(),
+    name: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, 'must be 1-64 characters of a-z, A-Z, 0-9, underscores and dashes'),
+    authorization_token: z.string().nullable().optional(),
+    tool_configuration: z
+      .object({ enabled: z.boolean().nullable().optional(), allowed_tools: z.array(z.string()).nullable().optional() })
+      .strict()
+      .nullable()
+      .optional(),
+  })
+  .strict();
+
+export const messagesRequestSchema = z
+  .object({
+    model: z.string().min(1).default('default'),
+    messages: z.array(messageSchema).min(1),
+    max_tokens: z.number().int().min(1),
+    system: systemSchema.optional(),
+    tools: z.array(toolSchema).optional(),
+    thinking: thinkingSchema.optional(),
+    tool_choice: toolChoiceSchema.optional(),
+    output_config: outputConfigSchema.optional(),
+    cache_control: cacheControlSchema.nullable().optional(),
+    stream: z.boolean().optional(),
+    tool_context: z.array(z.record(z.string(), z.unknown())).optional(),
+    mcp_servers: z.array(mcpServerSchema).optional(),
+    container: z.string().nullable().optional(),
+    response_format: responseFormatSchema.optional(),
+    priority: z.number().int().optional(),
+    seed: z.number().int().optional(),
+    min_p: z.number().min(0).max(1).optional(),
+    top_p: z.number().min(0).max(1).optional(),
+    temperature: z.number().min(0).max(1).optional(),
+    top_k: z.number().int().min(0).optional(),
+    repetition_penalty: z.number().gt(0).max(2).optional(),
+    presence_penalty: z.number().min(-2).max(2).optional(),
+    frequency_penalty: z.number().min(-2).max(2).optional(),
+    stop_sequences: z.array(z.string().min(1)).optional(),
+    metadata: z.object({ user_id: z.string().max(256).nullable().optional() }).strict().optional(),
+    service_tier: z.enum(['auto', 'standard_only']).optional(),
+    inference_geo: z.string().min(1).nullable().optional(),
+    correlation_id: z.string().regex(/^[\x21-\x7e]{1,128}$/, 'must be 1-128 printable ASCII characters').optional(),
+    maximum_loaded_skills: z.number().int().min(1).optional(),
+    context_management: z.unknown().optional(),
+  })
+  .strict();
+
+export type MessagesRequest = z.infer<typeof messagesRequestSchema>;
+export type MessagesMessage = z.infer<typeof messageSchema>;
+export type MessagesContentBlock = z.infer<typeof contentBlockSchema>;
+export type McpServerParam = z.infer<typeof mcpServerSchema>;

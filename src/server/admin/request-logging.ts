@@ -1,0 +1,97 @@
+// One JSON log line per HTTP request, written when the response closes (finished or cut), with
+// what an operator needs: who, which route, what it cost, how long it took. Never headers,
+// bodies, query strings or keys.
+
+import type { FastifyInstance } from 'fastify';
+import type { ServerContext } from '../context.js';
+import { httpInFlight } from '../metrics.js';
+
+interface ChatFacts {
+  dialect: string;
+  model?: string;
+  provider?: string;
+  correlationId?: string;
+  errorKind?: string;
+  inputTokens: number;
+  outputTokens: number;
+  cost: number;
+  ttftMs?: number;
+}
+
+/** Chat outcomes waiting for their HTTP response to close; bounded so runs without one cannot grow it. */
+const MAX_PENDING = 10_000;
+
+/**
+ * The chat facts of one HTTP request: its own call, or the calls it made under `<id>-<n>` (a
+ * dialect that fans out to several providers), summed.
+ */
+function takeChat(chats: Map<string, ChatFacts>, id: string): ChatFacts | undefined {
+  const own = chats.get(id);
+  if (own) {
+    chats.delete(id);
+    return own;
+  }
+  const parts: ChatFacts[] = [];
+  for (const [key, facts] of chats) {
+    if (key.startsWith(`${id}-`)) {
+      parts.push(facts);
+      chats.delete(key);
+    }
+  }
+  if (parts.length === 0) return undefined;
+  const join = (values: Array<string | undefined>) => [...new Set(values.filter((v): v is string => !!v))].join(',') || undefined;
+  return {
+    dialect: parts[0]!.dialect,
+    model: join(parts.map((p) => p.model)),
+    provider: join(parts.map((p) => p.provider)),
+    correlationId: parts[0]!.correlationId,
+    errorKind: join(parts.map((p) => p.errorKind)),
+    inputTokens: parts.reduce((n, p) => n + p.inputTokens, 0),
+    outputTokens: parts.reduce((n, p) => n + p.outputTokens, 0),
+    cost: parts.reduce((n, p) => n + p.cost, 0),
+    ttftMs: Math.min(...parts.map((p) => p.ttftMs ?? Infinity)) === Infinity ? undefined : Math.min(...parts.map((p) => p.ttftMs ?? Infinity)),
+  };
+}
+
+export function attachRequestLogging(app: FastifyInstance, context: ServerContext): void {
+  const chats = new Map<string, ChatFacts>();
+  context.gateway.onChatDone(({ context: call, model, provider, summary, ttftMs }) => {
+    chats.set(call.requestId, {
+      dialect: call.dialect,
+      model,
+      provider,
+      correlationId: call.correlationId,
+      errorKind: summary.errorKind,
+      inputTokens: summary.usage.inputTokens,
+      outputTokens: summary.usage.outputTokens,
+      cost: summary.cost,
+      ttftMs: ttftMs === undefined ? undefined : +ttftMs.toFixed(2),
+    });
+    if (chats.size > MAX_PENDING) chats.delete(chats.keys().next().value!);
+  });
+
+  app.addHook('onRequest', async (request, reply) => {
+    httpInFlight.inc();
+    reply.raw.once('close', () => {
+      httpInFlight.dec();
+      const id = String(request.id);
+      const chat = takeChat(chats, id);
+      context.logger.info(
+        {
+          reqId: id,
+          method: request.method,
+          route: request.routeOptions.url ?? null,
+          url: request.url.split('?')[0],
+          status: reply.raw.statusCode,
+          ms: +(performance.now() - request.arrivedAt).toFixed(2),
+          completed: reply.raw.writableFinished,
+          org: request.auth?.organisation,
+          keyId: request.auth?.key?.id,
+          auth: request.auth?.mode,
+          ...(chat ?? {}),
+        },
+        'request',
+      );
+    });
+  });
+}

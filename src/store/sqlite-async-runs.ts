@@ -1,0 +1,264 @@
+// Async runs and their events in the embedded SQLite file. better-sqlite3 is synchronous, so an
+// appended event is on disk (WAL) before the call returns — before anyone is told about it.
+
+import type Database from 'better-sqlite3';
+import type {
+  AsyncRunFinish,
+  AsyncRunRecord,
+  AsyncRunStatus,
+  AsyncRunStore,
+  MessagesRequestMetadata,
+  NewAsyncRun,
+  RecoveredRuns,
+} from './async-runs.js';
+
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS async_runs (
+  seq INTEGER PRIMARY KEY AUTOINCREMENT,
+  organisation TEXT NOT NULL,
+  id TEXT NOT NULL,
+  kind TEXT NOT NULL,
+  status TEXT NOT NULL,
+  priority INTEGER NOT NULL,
+  model TEXT NOT NULL,
+  request TEXT NOT NULL,
+  created_at INTEGER NOT NULL,
+  started_at INTEGER,
+  finished_at INTEGER,
+  usage TEXT,
+  error TEXT,
+  result TEXT,
+  event_count INTEGER NOT NULL DEFAULT 0,
+  owner TEXT,
+  user_id TEXT,
+  correlation_id TEXT,
+  key_id TEXT,
+  UNIQUE (organisation, id)
+);
+CREATE INDEX IF NOT EXISTS async_runs_queue ON async_runs (status, priority DESC, seq);
+CREATE INDEX IF NOT EXISTS async_runs_finished ON async_runs (finished_at);
+CREATE TABLE IF NOT EXISTS async_run_events (
+  organisation TEXT NOT NULL,
+  run_id TEXT NOT NULL,
+  seq INTEGER NOT NULL,
+  event TEXT NOT NULL,
+  data TEXT NOT NULL,
+  PRIMARY KEY (organisation, run_id, seq)
+);
+CREATE TABLE IF NOT EXISTS messages_request_meta (
+  request_id TEXT PRIMARY KEY,
+  organisation TEXT NOT NULL,
+  created_at INTEGER NOT NULL,
+  user_id TEXT,
+  service_tier TEXT,
+  inference_geo TEXT,
+  correlation_id TEXT,
+  priority INTEGER
+);
+`;
+
+interface RunRow {
+  seq: number;
+  organisation: string;
+  id: string;
+  kind: string;
+  status: AsyncRunStatus;
+  priority: number;
+  model: string;
+  request: string;
+  created_at: number;
+  started_at: number | null;
+  finished_at: number | null;
+  usage: string | null;
+  error: string | null;
+  result: string | null;
+  event_count: number;
+  owner: string | null;
+  user_id: string | null;
+  correlation_id: string | null;
+  key_id: string | null;
+}
+
+function fromRow(r: RunRow): AsyncRunRecord {
+  return {
+    organisation: r.organisation,
+    id: r.id,
+    kind: r.kind,
+    status: r.status,
+    priority: r.priority,
+    model: r.model,
+    request: r.request,
+    createdAt: r.created_at,
+    startedAt: r.started_at ?? undefined,
+    finishedAt: r.finished_at ?? undefined,
+    usage: r.usage ? JSON.parse(r.usage) : undefined,
+    error: r.error ? JSON.parse(r.error) : undefined,
+    result: r.result ? JSON.parse(r.result) : undefined,
+    eventCount: r.event_count,
+    owner: r.owner ?? undefined,
+    userId: r.user_id ?? undefined,
+    correlationId: r.correlation_id ?? undefined,
+    keyId: r.key_id ?? undefined,
+  };
+}
+
+export class SqliteAsyncRunStore implements AsyncRunStore {
+  constructor(private readonly db: Database.Database) {
+    db.exec(SCHEMA);
+  }
+
+  async create(run: NewAsyncRun): Promise<boolean> {
+    const result = this.db
+      .prepare(
+        `INSERT OR IGNORE INTO async_runs (organisation, id, kind, status, priority, model, request, created_at, user_id, correlation_id, key_id)
+         VALUES (?, ?, ?, 'pending', ?, ?, ?, ?, ?, ?, ?)`,
+      )
+      .run(run.organisation, run.id, run.kind, run.priority, run.model, run.request, Date.now(), run.userId ?? null, run.correlationId ?? null, run.keyId ?? null);
+    return result.changes > 0;
+  }
+
+  private row(organisation: string, id: string): RunRow | undefined {
+    return this.db.prepare('SELECT * FROM async_runs WHERE organisation = ? AND id = ?').get(organisation, id) as RunRow | undefined;
+  }
+
+  async get(organisation: string, id: string): Promise<AsyncRunRecord | undefined> {
+    const row = this.row(organisation, id);
+    return row ? fromRow(row) : undefined;
+  }
+
+  async queuePosition(organisation: string, id: string): Promise<number | undefined> {
+    const row = this.row(organisation, id);
+    if (!row || row.status !== 'pending') return undefined;
+    const ahead = this.db
+      .prepare(`SELECT COUNT(*) AS n FROM async_runs WHERE status = 'pending' AND (priority > ? OR (priority = ? AND seq < ?))`)
+      .get(row.priority, row.priority, row.seq) as { n: number };
+    return ahead.n + 1;
+  }
+
+  async claimNext(owner: string): Promise<AsyncRunRecord | undefined> {
+    const claim = this.db.transaction(() => {
+      const row = this.db
+        .prepare(`SELECT * FROM async_runs WHERE status = 'pending' ORDER BY priority DESC, seq LIMIT 1`)
+        .get() as RunRow | undefined;
+      if (!row) return undefined;
+      const now = Date.now();
+      this.db.prepare(`UPDATE async_runs SET status = 'running', started_at = ?, owner = ? WHERE seq = ?`).run(now, owner, row.seq);
+      return fromRow({ ...row, status: 'running', started_at: now, owner });
+    });
+    return claim.immediate();
+  }
+
+  async setModel(organisation: string, id: string, model: string): Promise<void> {
+    this.db.prepare('UPDATE async_runs SET model = ? WHERE organisation = ? AND id = ?').run(model, organisation, id);
+  }
+
+  private append(organisation: string, id: string, event: string, data: string): number {
+    const row = this.db
+      .prepare('UPDATE async_runs SET event_count = event_count + 1 WHERE organisation = ? AND id = ? RETURNING event_count')
+      .get(organisation, id) as { event_count: number } | undefined;
+    if (!row) throw new Error(`No async run '${id}'`);
+    this.db.prepare('INSERT INTO async_run_events (organisation, run_id, seq, event, data) VALUES (?, ?, ?, ?, ?)').run(organisation, id, row.event_count, event, data);
+    return row.event_count;
+  }
+
+  async appendEvent(organisation: string, id: string, event: string, data: string): Promise<number> {
+    return this.db.transaction(() => this.append(organisation, id, event, data)).immediate();
+  }
+
+  async readEvents(organisation: string, id: string, after: number, limit: number) {
+    return this.db
+      .prepare('SELECT seq, event, data FROM async_run_events WHERE organisation = ? AND run_id = ? AND seq > ? ORDER BY seq LIMIT ?')
+      .all(organisation, id, after, limit) as Array<{ seq: number; event: string; data: string }>;
+  }
+
+  private finishNow(organisation: string, id: string, from: AsyncRunStatus[], finish: AsyncRunFinish): boolean {
+    const row = this.row(organisation, id);
+    if (!row || !from.includes(row.status)) return false;
+    if (finish.finalEvent) this.append(organisation, id, finish.finalEvent.event, finish.finalEvent.data);
+    this.db
+      .prepare(
+        `UPDATE async_runs SET status = ?, finished_at = ?, usage = COALESCE(?, usage), error = ?, result = ?, model = COALESCE(?, model)
+         WHERE organisation = ? AND id = ?`,
+      )
+      .run(
+        finish.status,
+        Date.now(),
+        finish.usage ? JSON.stringify(finish.usage) : null,
+        finish.error ? JSON.stringify(finish.error) : null,
+        finish.result === undefined ? null : JSON.stringify(finish.result),
+        finish.model ?? null,
+        organisation,
+        id,
+      );
+    return true;
+  }
+
+  async finish(organisation: string, id: string, from: AsyncRunStatus[], finish: AsyncRunFinish): Promise<boolean> {
+    return this.db.transaction(() => this.finishNow(organisation, id, from, finish)).immediate();
+  }
+
+  async recoverOrphans(owner: string, failure: (run: AsyncRunRecord) => AsyncRunFinish): Promise<RecoveredRuns> {
+    const recover = this.db.transaction(() => {
+      const rows = this.db
+        .prepare(`SELECT * FROM async_runs WHERE status = 'running' AND (owner IS NULL OR owner != ?)`)
+        .all(owner) as RunRow[];
+      const out: RecoveredRuns = { failed: [], requeued: [] };
+      for (const row of rows) {
+        const ref = { organisation: row.organisation, id: row.id };
+        if (row.event_count === 0) {
+          this.db.prepare(`UPDATE async_runs SET status = 'pending', started_at = NULL, owner = NULL WHERE seq = ?`).run(row.seq);
+          out.requeued.push(ref);
+        } else {
+          this.finishNow(row.organisation, row.id, ['running'], failure(fromRow(row)));
+          out.failed.push(ref);
+        }
+      }
+      return out;
+    });
+    return recover.immediate();
+  }
+
+  async prune(before: number): Promise<number> {
+    const prune = this.db.transaction(() => {
+      const rows = this.db.prepare('SELECT organisation, id FROM async_runs WHERE finished_at IS NOT NULL AND finished_at < ?').all(before) as Array<{
+        organisation: string;
+        id: string;
+      }>;
+      const deleteEvents = this.db.prepare('DELETE FROM async_run_events WHERE organisation = ? AND run_id = ?');
+      const deleteRun = this.db.prepare('DELETE FROM async_runs WHERE organisation = ? AND id = ?');
+      for (const r of rows) {
+        deleteEvents.run(r.organisation, r.id);
+        deleteRun.run(r.organisation, r.id);
+      }
+      this.db.prepare('DELETE FROM messages_request_meta WHERE created_at < ?').run(before);
+      return rows.length;
+    });
+    return prune.immediate();
+  }
+
+  async recordMessagesRequest(e: MessagesRequestMetadata): Promise<void> {
+    this.db
+      .prepare(
+        `INSERT OR REPLACE INTO messages_request_meta (request_id, organisation, created_at, user_id, service_tier, inference_geo, correlation_id, priority)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+      )
+      .run(e.requestId, e.organisation, e.createdAt, e.userId ?? null, e.serviceTier ?? null, e.inferenceGeo ?? null, e.correlationId ?? null, e.priority ?? null);
+  }
+
+  async readMessagesRequest(organisation: string, requestId: string): Promise<MessagesRequestMetadata | undefined> {
+    const r = this.db.prepare('SELECT * FROM messages_request_meta WHERE organisation = ? AND request_id = ?').get(organisation, requestId) as
+      | { request_id: string; organisation: string; created_at: number; user_id: string | null; service_tier: string | null; inference_geo: string | null; correlation_id: string | null; priority: number | null }
+      | undefined;
+    if (!r) return undefined;
+    return {
+      requestId: r.request_id,
+      organisation: r.organisation,
+      createdAt: r.created_at,
+      userId: r.user_id ?? undefined,
+      serviceTier: r.service_tier ?? undefined,
+      inferenceGeo: r.inference_geo ?? undefined,
+      correlationId: r.correlation_id ?? undefined,
+      priority: r.priority ?? undefined,
+    };
+  }
+}

@@ -1,0 +1,82 @@
+// Async tool executions in the embedded SQLite store.
+
+import type Database from 'better-sqlite3';
+import type { ToolExecutionRecord, ToolExecutionStatus, ToolExecutionStore, ToolExecutionUpdate } from './tool-executions.js';
+
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS tool_executions (
+  id TEXT PRIMARY KEY,
+  organisation TEXT NOT NULL,
+  request_id TEXT NOT NULL,
+  tool_use_id TEXT NOT NULL,
+  tool_name TEXT NOT NULL,
+  input TEXT NOT NULL,
+  status TEXT NOT NULL,
+  result TEXT,
+  error TEXT,
+  created_at INTEGER NOT NULL,
+  updated_at INTEGER NOT NULL
+);
+`;
+
+interface ExecutionRow {
+  id: string;
+  organisation: string;
+  request_id: string;
+  tool_use_id: string;
+  tool_name: string;
+  input: string;
+  status: ToolExecutionStatus;
+  result: string | null;
+  error: string | null;
+  created_at: number;
+  updated_at: number;
+}
+
+function fromRow(row: ExecutionRow): ToolExecutionRecord {
+  return {
+    id: row.id,
+    organisation: row.organisation,
+    requestId: row.request_id,
+    toolUseId: row.tool_use_id,
+    toolName: row.tool_name,
+    input: JSON.parse(row.input) as unknown,
+    status: row.status,
+    result: row.result ? (JSON.parse(row.result) as Record<string, unknown>) : undefined,
+    error: row.error ?? undefined,
+    createdAt: row.created_at,
+    updatedAt: row.updated_at,
+  };
+}
+
+export class SqliteToolExecutionStore implements ToolExecutionStore {
+  constructor(private readonly db: Database.Database) {
+    db.exec(SCHEMA);
+  }
+
+  async createExecution(r: ToolExecutionRecord): Promise<void> {
+    this.db
+      .prepare(
+        `INSERT INTO tool_executions (id, organisation, request_id, tool_use_id, tool_name, input, status, result, error, created_at, updated_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      )
+      .run(r.id, r.organisation, r.requestId, r.toolUseId, r.toolName, JSON.stringify(r.input ?? null), r.status, r.result ? JSON.stringify(r.result) : null, r.error ?? null, r.createdAt, r.updatedAt);
+  }
+
+  async updateExecution(id: string, u: ToolExecutionUpdate): Promise<void> {
+    this.db
+      .prepare('UPDATE tool_executions SET status = ?, result = ?, error = ?, updated_at = ? WHERE id = ?')
+      .run(u.status, u.result ? JSON.stringify(u.result) : null, u.error ?? null, Date.now(), id);
+  }
+
+  async abandonUnfinished(reason: string): Promise<number> {
+    return this.db
+      .prepare("UPDATE tool_executions SET status = 'failed', error = ?, updated_at = ? WHERE status IN ('pending', 'running')")
+      .run(reason, Date.now()).changes;
+  }
+
+  async getExecution(organisation: string, id: string): Promise<ToolExecutionRecord | undefined> {
+    const row = this.db.prepare('SELECT * FROM tool_executions WHERE id = ? AND organisation = ?').get(id, organisation) as ExecutionRow | undefined;
+    return row ? fromRow(row) : undefined;
+  }
+}

@@ -1,0 +1,95 @@
+// Budgets in money per period over HTTP, 50 clients at once: a call reserves max_tokens × price
+// before it runs and settles its real cost after, so a budget is never overspent by more than
+// one request's reservation.
+import assert from 'node:assert/strict';
+import { after, before, test } from 'node:test';
+import { startServer, postJson } from './helpers/server.mjs';
+import { createGatedFactory } from './helpers/gated-provider.mjs';
+
+const ADMIN = 'admin-secret-for-budget-tests';
+const gated = createGatedFactory();
+let server;
+
+// $0.125 per token in and out. A 2-word prompt with max_tokens 2 reserves (2 + 2) × 0.125 = $0.5,
+// and costs exactly that.
+const RESERVATION = 0.5;
+const BUDGET = 2.2;
+
+async function admin(method, path, body) {
+  const res = await fetch(`${server.url}${path}`, {
+    method,
+    headers: { authorization: `Bearer ${ADMIN}`, ...(body ? { 'content-type': 'application/json' } : {}) },
+    body: body ? JSON.stringify(body) : undefined,
+  });
+  return { status: res.status, body: await res.json() };
+}
+
+function chat(key) {
+  return postJson(`${server.url}/v1/chat/completions`, { model: 'gm', messages: [{ role: 'user', content: 'budget test' }], max_tokens: 2 }, { authorization: `Bearer ${key}` });
+}
+
+function answered(pending, status, n) {
+  return new Promise((resolve) => {
+    let seen = 0;
+    for (const p of pending) p.then((r) => r.status === status && ++seen === n && resolve());
+  });
+}
+
+const spentBy = (results) => results.filter((r) => r.status === 200).reduce((sum, r) => sum + r.body.usage.cost, 0);
+
+before(async () => {
+  server = await startServer({
+    config: { models: [{ id: 'gm', provider: 'gated', model: 'gated-1', pricing: { input: 125000, output: 125000 } }] },
+    providers: { gated: gated.factory },
+    env: { SWITCHBOARD_ADMIN_KEY: ADMIN },
+  });
+});
+after(() => server?.close());
+
+test('a daily key budget admits exactly floor(budget / reservation) concurrent calls, then refuses', { timeout: 30_000 }, async () => {
+  const created = await admin('POST', '/admin/keys', { organisation: 'budget-org' });
+  const patched = await admin('PATCH', `/admin/keys/${created.body.id}`, { limits: { budget: { day: BUDGET } } });
+  assert.equal(patched.status, 200);
+  assert.deepEqual(patched.body.limits, { budget: { day: BUDGET } });
+
+  gated.close();
+  const enteredBefore = gated.entered;
+  const pending = Array.from({ length: 50 }, () => chat(created.body.key));
+  // 4 × 0.5 = 2.0 fits in 2.2; a 5th reservation would not. Hold the 4 until the 46 are answered.
+  await Promise.all([gated.waitForEntered(enteredBefore + 4), answered(pending, 429, 46)]);
+  gated.release();
+  const results = await Promise.all(pending);
+  assert.equal(results.filter((r) => r.status === 200).length, 4);
+  assert.equal(gated.entered - enteredBefore, 4);
+  const refused = results.find((r) => r.status === 429);
+  assert.equal(refused.body.error.code, 'budget_exceeded');
+  assert.equal(refused.body.error.type, 'rate_limit_error');
+  assert.ok(Number(refused.headers.get('retry-after')) > 0);
+  assert.equal(spentBy(results), 2);
+  // Settled at $2.0: another $0.5 would pass $2.2.
+  const next = await chat(created.body.key);
+  assert.equal(next.status, 429);
+  assert.equal(next.body.error.code, 'budget_exceeded');
+});
+
+test('an organisation budget under 50 free-running clients is never overspent by more than one reservation', async () => {
+  await admin('PATCH', '/admin/organisations/spend-org', { limits: { budget: { month: BUDGET } } });
+  const keys = await Promise.all([0, 1, 2].map(() => admin('POST', '/admin/keys', { organisation: 'spend-org' })));
+  const results = await Promise.all(Array.from({ length: 50 }, (_, i) => chat(keys[i % 3].body.key)));
+  const spent = spentBy(results);
+  assert.ok(spent <= BUDGET + RESERVATION, `spent ${spent}`);
+  assert.ok(results.filter((r) => r.status === 200).length >= Math.floor(BUDGET / RESERVATION));
+  assert.ok(results.every((r) => r.status === 200 || (r.status === 429 && r.body.error.code === 'budget_exceeded')));
+  // What usage reports for the organisation is what the responses said they cost.
+  const usage = await fetch(`${server.url}/v1/usage?organisation=spend-org`, { headers: { authorization: `Bearer ${ADMIN}` } }).then((r) => r.json());
+  assert.equal(usage.totals.cost, spent);
+  assert.equal(usage.totals.requests, 50);
+  assert.equal(usage.totals.errors, results.filter((r) => r.status === 429).length);
+});
+
+test('a budget of zero refuses the first call', async () => {
+  const created = await admin('POST', '/admin/keys', { organisation: 'zero-org', limits: { budget: { day: 0 } } });
+  const refused = await chat(created.body.key);
+  assert.equal(refused.status, 429);
+  assert.equal(refused.body.error.code, 'budget_exceeded');
+});

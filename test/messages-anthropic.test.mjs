@@ -1,0 +1,94 @@
+// /v1/messages in front of the Anthropic provider (a loopback upstream speaking the real wire
+// format): thinking on a provider that supports it, signatures across turns, and the seed 003
+// fields passed through to an Anthropic upstream (container, service_tier, metadata…).
+// Build first: npx tsc -p tsconfig.json
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import Anthropic from '@anthropic-ai/sdk';
+import { createAnthropicProvider } from '../dist/providers/anthropic/index.js';
+import { startServer } from './helpers/server.mjs';
+import { startFakeAnthropic } from './helpers/fake-anthropic-upstream.mjs';
+
+let fake;
+let s;
+let client;
+
+before(async () => {
+  fake = await startFakeAnthropic();
+  s = await startServer({
+    providers: { anthropic: createAnthropicProvider },
+    env: { ANTHROPIC_TEST_KEY: 'sk-ant-test' },
+    config: {
+      router: { retries: 0 },
+      defaultModel: 'claude',
+      models: [{ id: 'claude', provider: 'anthropic', model: 'claude-sonnet-4-5', baseUrl: fake.url, apiKeyEnv: 'ANTHROPIC_TEST_KEY' }],
+    },
+  });
+  client = new Anthropic({ baseURL: s.url, apiKey: 'x', maxRetries: 0 });
+});
+after(async () => {
+  await s.close();
+  await fake.close();
+});
+
+test('thinking streams from an Anthropic upstream: thinking_delta, signature_delta, redacted_thinking, then text', async () => {
+  fake.enqueue({ fixture: 'thinking.sse' });
+  const stream = client.messages.stream({
+    model: 'claude',
+    max_tokens: 4000,
+    thinking: { type: 'enabled', budget_tokens: 2048 },
+    messages: [{ role: 'user', content: 'GCD of 1071 and 462?' }],
+  });
+  const deltas = [];
+  stream.on('streamEvent', (e) => e.type === 'content_block_delta' && deltas.push(e.delta.type));
+  const message = await stream.finalMessage();
+  assert.deepEqual(deltas, ['thinking_delta', 'thinking_delta', 'signature_delta', 'text_delta']);
+  assert.deepEqual(message.content.map((b) => b.type), ['thinking', 'redacted_thinking', 'text']);
+  assert.match(message.content[0].thinking, /1071 = 2·462/);
+  assert.equal(message.content[0].signature, 'EqQBCgIYAhIM1gbcDa9GJwZA2b3hGgxBdjrkzLoky3dl1pkiMOYds+sig==');
+  assert.match(message.content[1].data, /^EmwKAhgB/);
+  assert.equal(message.content[2].text, 'The GCD is 21.');
+  const sent = fake.requests.at(-1).body;
+  assert.deepEqual(sent.thinking, { type: 'enabled', budget_tokens: 2048 });
+  // Anthropic's max_tokens includes the thinking budget, on both sides of the gateway.
+  assert.equal(sent.max_tokens, 4000);
+
+  // The next turn sends the thinking blocks back upstream unchanged (signature included).
+  fake.enqueue({ fixture: 'text.sse' });
+  await client.messages.create({
+    model: 'claude',
+    max_tokens: 4000,
+    thinking: { type: 'enabled', budget_tokens: 2048 },
+    messages: [
+      { role: 'user', content: 'GCD of 1071 and 462?' },
+      { role: 'assistant', content: message.content },
+      { role: 'user', content: 'And of 21 and 14?' },
+    ],
+  });
+  const assistant = fake.requests.at(-1).body.messages[1];
+  assert.deepEqual(assistant.content[0], { type: 'thinking', thinking: message.content[0].thinking, signature: message.content[0].signature });
+  assert.deepEqual(assistant.content[1], { type: 'redacted_thinking', data: message.content[1].data });
+});
+
+test('container, service_tier, metadata, inference_geo, cache_control and context_management pass through to Anthropic', async () => {
+  fake.enqueue({ fixture: 'text.sse' });
+  const res = await client.messages.create({
+    model: 'claude',
+    max_tokens: 50,
+    messages: [{ role: 'user', content: 'hi' }],
+    container: 'cntr_123',
+    service_tier: 'standard_only',
+    metadata: { user_id: 'u-9' },
+    inference_geo: 'us',
+    cache_control: { type: 'ephemeral' },
+    context_management: { edits: [{ type: 'clear_thinking_20251015' }] },
+  });
+  assert.equal(res.type, 'message');
+  const sent = fake.requests.at(-1).body;
+  assert.equal(sent.container, 'cntr_123');
+  assert.equal(sent.service_tier, 'standard_only');
+  assert.deepEqual(sent.metadata, { user_id: 'u-9' });
+  assert.equal(sent.inference_geo, 'us');
+  assert.deepEqual(sent.cache_control, { type: 'ephemeral' });
+  assert.deepEqual(sent.context_management, { edits: [{ type: 'clear_thinking_20251015' }] });
+});

@@ -1,0 +1,51 @@
+// GET /health (liveness) and GET /health/ready (store reachable, default model loaded).
+import assert from 'node:assert/strict';
+import { after, test } from 'node:test';
+import { startServer } from './helpers/server.mjs';
+import { createGatedFactory } from './helpers/gated-provider.mjs';
+
+const servers = [];
+after(() => Promise.all(servers.map((s) => s.close())));
+
+async function start(warmUp) {
+  const gated = createGatedFactory();
+  const factory = () => ({ ...gated.factory(), warmUp });
+  const server = await startServer({ config: { models: [{ id: 'gm', provider: 'gated', model: 'gated-1' }] }, providers: { gated: factory } });
+  servers.push(server);
+  return server;
+}
+
+test('liveness and readiness are 200 when the store answers and the default model loads', async () => {
+  let loads = 0;
+  const server = await start(async () => {
+    loads++;
+  });
+  const live = await fetch(`${server.url}/health`);
+  assert.equal(live.status, 200);
+  assert.deepEqual(await live.json(), { status: 'ok' });
+  const ready = await fetch(`${server.url}/health/ready`);
+  assert.equal(ready.status, 200);
+  assert.deepEqual(await ready.json(), { status: 'ready', checks: { store: 'ok', defaultModel: 'ok' } });
+  assert.equal(loads, 1, 'readiness loads the default model');
+});
+
+test('readiness is 503 naming the check when the default model cannot load', async () => {
+  const server = await start(async () => {
+    throw new Error('model file missing');
+  });
+  assert.equal((await fetch(`${server.url}/health`)).status, 200, 'still alive');
+  const ready = await fetch(`${server.url}/health/ready`);
+  assert.equal(ready.status, 503);
+  const body = await ready.json();
+  assert.equal(body.status, 'not_ready');
+  assert.equal(body.checks.store, 'ok');
+  assert.match(body.checks.defaultModel, /model file missing/);
+});
+
+test('readiness is 503 when the store is unreachable', async () => {
+  const server = await start(async () => {});
+  await server.server.context.store.close();
+  const ready = await fetch(`${server.url}/health/ready`);
+  assert.equal(ready.status, 503);
+  assert.match((await ready.json()).checks.store, /^error: /);
+});

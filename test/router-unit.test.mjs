@@ -1,0 +1,188 @@
+// The router's parts on their own (compiled code from dist/): strategies, weighted routing over
+// 1000 requests through Router.route, backoff with full jitter, the circuit breaker on a fake
+// clock, and settings validation. Build first: npx tsc -p tsconfig.json
+
+import { describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { Router } from '../dist/core/router/router.js';
+import { pickLeastBusy, pickLowestLatency, pickWeighted } from '../dist/core/router/strategies.js';
+import { backoffDelayMs } from '../dist/core/router/backoff.js';
+import { CircuitBreaker } from '../dist/core/router/breaker.js';
+import { GatewayError } from '../dist/core/errors.js';
+
+/** A small seeded PRNG (mulberry32), so statistical bounds hold run after run. */
+function seeded(seed) {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+function deployment(name, extra = {}) {
+  return { name, provider: 'fake', model: name, weight: 1, maxConcurrent: 0, options: {}, ...extra };
+}
+
+function registryOf(models) {
+  return {
+    models,
+    resolve(name) {
+      const m = models.find((x) => x.id === name);
+      if (!m) throw new GatewayError('not_found', `no model ${name}`);
+      return m;
+    },
+  };
+}
+
+const model = (id, deployments, routing = {}) => ({ id, aliases: [], deployments, routing, pricing: { input: 0, output: 0, cachedInput: 0, cacheWrite: 0 } });
+
+const textParts = [
+  { type: 'start' },
+  { type: 'text-delta', id: 't', delta: 'ok' },
+  { type: 'finish', finishReason: 'stop', usage: { inputTokens: 1, outputTokens: 1, totalTokens: 2 } },
+];
+
+async function* replay(parts) {
+  for (const p of parts) yield p;
+}
+
+async function drain(stream) {
+  for await (const _ of stream);
+}
+
+/** Within `k` standard deviations of a binomial(n, p) mean. */
+function assertBinomial(count, n, p, k, label) {
+  const mean = n * p;
+  const sigma = Math.sqrt(n * p * (1 - p));
+  assert.ok(Math.abs(count - mean) <= k * sigma, `${label}: ${count} not within ${k}σ of ${mean} (σ=${sigma.toFixed(1)})`);
+}
+
+describe('strategies', () => {
+  test('weighted random follows the weights over 1000 picks', () => {
+    const random = seeded(42);
+    const candidates = [{ name: 'a', weight: 1 }, { name: 'b', weight: 2 }, { name: 'c', weight: 7 }];
+    const counts = { a: 0, b: 0, c: 0 };
+    for (let i = 0; i < 1000; i++) counts[pickWeighted(candidates, random).name]++;
+    assertBinomial(counts.a, 1000, 0.1, 4, 'a');
+    assertBinomial(counts.b, 1000, 0.2, 4, 'b');
+    assertBinomial(counts.c, 1000, 0.7, 4, 'c');
+  });
+
+  test('least-busy takes the fewest in flight, ties in config order', () => {
+    assert.equal(pickLeastBusy([{ n: 'a', inFlight: 3 }, { n: 'b', inFlight: 0 }, { n: 'c', inFlight: 1 }]).n, 'b');
+    assert.equal(pickLeastBusy([{ n: 'a', inFlight: 1 }, { n: 'b', inFlight: 1 }]).n, 'a');
+  });
+
+  test('lowest-latency tries an unmeasured deployment first, then the fastest', () => {
+    assert.equal(pickLowestLatency([{ n: 'a', ttftAverageMs: 50 }, { n: 'b', ttftAverageMs: undefined }]).n, 'b');
+    assert.equal(pickLowestLatency([{ n: 'a', ttftAverageMs: 50 }, { n: 'b', ttftAverageMs: 20 }, { n: 'c', ttftAverageMs: 80 }]).n, 'b');
+  });
+});
+
+describe('Router.route', () => {
+  test('weighted routing distributes 1000 requests within statistical bounds', async () => {
+    const deployments = [deployment('a', { weight: 1 }), deployment('b', { weight: 3 })];
+    const m = model('w', deployments, { strategy: 'weighted' });
+    const router = new Router(registryOf([m]), {}, { now: Date.now, random: seeded(7) });
+    const counts = { a: 0, b: 0 };
+    for (let i = 0; i < 1000; i++) {
+      const result = await router.route(m, () => replay(textParts), { signal: new AbortController().signal });
+      counts[result.deployment.name]++;
+      await drain(result.stream);
+    }
+    assertBinomial(counts.a, 1000, 0.25, 4, 'a');
+    assert.equal(counts.a + counts.b, 1000);
+    const status = router.status().models[0];
+    assert.equal(status.strategy, 'weighted');
+    assert.deepEqual(status.deployments.map((d) => d.inFlight), [0, 0], 'in-flight counts return to zero');
+  });
+
+  test('a retryable failure retries on another deployment; a bad request is never retried', async () => {
+    const deployments = [deployment('a'), deployment('b')];
+    const m = model('r', deployments, { backoff: { baseMs: 0 } });
+    const router = new Router(registryOf([m]));
+    const calls = [];
+    const attempt = (kind) => (_m, d) => {
+      calls.push(d.name);
+      return d.name === 'a' ? (async function* () { throw new GatewayError(kind, 'boom'); })() : replay(textParts);
+    };
+    const ok = await router.route(m, attempt('upstream_5xx'), { signal: new AbortController().signal });
+    assert.equal(ok.deployment.name, 'b');
+    assert.equal(ok.attempts.length, 2);
+    assert.equal(ok.attempts[0].error.kind, 'upstream_5xx');
+    await drain(ok.stream);
+    calls.length = 0;
+    await assert.rejects(router.route(m, attempt('bad_request'), { signal: new AbortController().signal }), { kind: 'bad_request' });
+    assert.deepEqual(calls, ['a']);
+  });
+
+  test('a deployment at maxConcurrent is skipped; all saturated is unavailable', async () => {
+    const m = model('cap', [deployment('a', { maxConcurrent: 1 }), deployment('b', { maxConcurrent: 1 })]);
+    const router = new Router(registryOf([m]));
+    const signal = new AbortController().signal;
+    const attempt = () => replay(textParts);
+    const first = await router.route(m, attempt, { signal });
+    const second = await router.route(m, attempt, { signal });
+    assert.deepEqual([first.deployment.name, second.deployment.name], ['a', 'b']);
+    await assert.rejects(router.route(m, attempt, { signal }), { kind: 'unavailable', code: 'no_deployment_available' });
+    await drain(first.stream);
+    const third = await router.route(m, attempt, { signal });
+    assert.equal(third.deployment.name, 'a');
+    await drain(second.stream);
+    await drain(third.stream);
+  });
+
+  test('settings are validated: auth and bad_request cannot be retried, fallbacks must exist', () => {
+    const m = model('v', [deployment('a')], { retryOn: ['bad_request'] });
+    assert.throws(() => new Router(registryOf([m])), /models\[v\]\.routing: retryOn/);
+    const f = model('f', [deployment('a')], { fallbacks: ['ghost'] });
+    assert.throws(() => new Router(registryOf([f])), /fallback model 'ghost' does not exist/);
+    assert.throws(() => new Router(registryOf([]), { strategy: 'random' }), /router: strategy/);
+  });
+});
+
+describe('backoff', () => {
+  test('full jitter: uniform below min(max, base·2^n)', () => {
+    assert.equal(backoffDelayMs(0, 100, 5000, () => 0.999999) < 100, true);
+    assert.equal(Math.round(backoffDelayMs(3, 100, 5000, () => 0.5)), 400);
+    assert.equal(Math.round(backoffDelayMs(10, 100, 5000, () => 0.5)), 2500);
+    assert.equal(backoffDelayMs(2, 100, 5000, () => 0), 0);
+  });
+});
+
+describe('circuit breaker', () => {
+  test('opens after N consecutive failures, half-opens after the cool-off, closes on a good trial', () => {
+    let now = 0;
+    const breaker = new CircuitBreaker({ failureThreshold: 3, coolOffMs: 1000 }, () => now);
+    breaker.onFailure();
+    breaker.onFailure();
+    assert.equal(breaker.state(), 'closed');
+    breaker.onSuccess();
+    breaker.onFailure();
+    breaker.onFailure();
+    assert.equal(breaker.state(), 'closed', 'a success resets the count');
+    breaker.onFailure();
+    assert.equal(breaker.state(), 'open');
+    assert.equal(breaker.canRequest(), false);
+    now = 999;
+    assert.equal(breaker.canRequest(), false);
+    now = 1000;
+    assert.equal(breaker.state(), 'half-open');
+    assert.equal(breaker.canRequest(), true);
+    breaker.onRequest();
+    assert.equal(breaker.canRequest(), false, 'one trial at a time');
+    breaker.onFailure();
+    assert.equal(breaker.state(), 'open', 'a failed trial re-opens');
+    now = 2000;
+    breaker.onRequest();
+    breaker.onNeutral();
+    assert.equal(breaker.canRequest(), true, 'a neutral outcome (client gone) frees the trial slot');
+    breaker.onRequest();
+    breaker.onSuccess();
+    assert.equal(breaker.state(), 'closed');
+    assert.equal(breaker.canRequest(), true);
+  });
+});

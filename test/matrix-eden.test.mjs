@@ -140,6 +140,11 @@ describe('Eden dialect × remote providers', () => {
         assert.equal(res.status, 200);
         assert.equal(text, expected['error-after-first-token-stream']);
         assert.ok(error, 'the chunked body must not end cleanly');
+        // Buffered, nothing was sent yet: the same failure is an HTTP error, never a partial 200.
+        rig.queue(provider, 'error-after');
+        const buffered = await chat({ providers, text: 'Hi' });
+        assert.equal(buffered.status, expected['error-after-first-token-buffered'].status, buffered.text);
+        assert.deepEqual(buffered.body, expected['error-after-first-token-buffered'].body);
       });
 
       test('connection cut mid-stream → error line, never a clean end', async () => {

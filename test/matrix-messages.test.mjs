@@ -154,6 +154,11 @@ describe('Messages dialect × remote providers', () => {
       test('upstream error after the first token → in-stream error event, no message_stop', async () => {
         rig.queue(provider, 'error-after');
         assert.deepEqual(await streamOf({ ...base, messages: [user('Hi')] }), expected['error-after-first-token-stream']);
+        // Buffered, nothing was sent yet: the same failure is an HTTP error, never a partial 200.
+        rig.queue(provider, 'error-after');
+        const res = await postJson(`${rig.url}/v1/messages`, { ...base, messages: [user('Hi')] });
+        assert.equal(res.status, expected['error-after-first-token-buffered'].status, res.text);
+        assert.deepEqual(placeholders(res.body, { requestId: res.headers.get('request-id') }), expected['error-after-first-token-buffered'].body);
       });
 
       test('connection cut mid-stream → error event (api_error), never a message_stop', async () => {

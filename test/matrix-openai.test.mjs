@@ -210,6 +210,11 @@ describe('OpenAI dialect × remote providers', () => {
       test('upstream error after the first token → in-stream error event, then [DONE]', async () => {
         rig.queue(provider, 'error-after');
         assert.deepEqual(await streamOf({ model, messages: [user('Hi')] }), expected['error-after-first-token-stream']);
+        // Buffered, nothing was sent yet: the same failure is an HTTP error, never a partial 200.
+        rig.queue(provider, 'error-after');
+        const res = await postJson(`${rig.url}/v1/chat/completions`, { model, messages: [user('Hi')] });
+        assert.equal(res.status, expected['error-after-first-token-buffered'].status, res.text);
+        assert.deepEqual(res.body, expected['error-after-first-token-buffered'].body);
       });
 
       test('connection cut mid-stream → in-stream error event, never a clean end', async () => {

@@ -130,6 +130,11 @@ describe('organisation chat × remote providers', () => {
       test('upstream error after the first token → in-stream error event, no done', async () => {
         rig.queue(provider, 'error-after');
         assert.deepEqual(await streamOf({ modelId, messages: [user('Hi')] }), expected['error-after-first-token-stream']);
+        // Buffered, nothing was sent yet: the same failure is an HTTP error, never a partial 200.
+        rig.queue(provider, 'error-after');
+        const res = await buffered({ modelId, messages: [user('Hi')] });
+        assert.equal(res.status, expected['error-after-first-token-buffered'].status, res.text);
+        assert.deepEqual(res.body, expected['error-after-first-token-buffered'].body);
       });
 
       test('connection cut mid-stream → error event, never a done', async () => {

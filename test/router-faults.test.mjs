@@ -10,7 +10,7 @@ import { startFakeOpenAI } from './helpers/fake-openai-upstream.mjs';
 
 let server;
 const fakes = {};
-const NAMES = ['solo', 'a', 'b', 'small', 'big', 'primary', 'second', 'third', 'stally', 'backup', 'slow', 'capped'];
+const NAMES = ['solo', 'a', 'b', 'small', 'big', 'primary', 'second', 'third', 'stally', 'backup', 'slow', 'capped', 'c', 'd', 'strict'];
 
 before(async () => {
   for (const name of NAMES) fakes[name] = await startFakeOpenAI();
@@ -33,6 +33,8 @@ before(async () => {
         single('backup'),
         single('slow'),
         single('capped', { retries: 3, timeouts: { totalMs: 250 } }),
+        { id: 'duo', deployments: [dep('c'), dep('d')], routing: { retries: 1 } },
+        single('strict', { contentPolicyFallbacks: ['backup'] }),
       ],
     },
   });
@@ -85,6 +87,19 @@ describe('retries', () => {
   });
 });
 
+test('a Retry-After on one deployment sends the retry to another at once', async () => {
+  fakes.c.enqueue({ type: 'error', status: 429, headers: { 'retry-after': '30' } });
+  const res = await complete('duo');
+  assert.equal(res.status, 200);
+  assert.equal(res.headers.get('x-switchboard-deployment'), 'd');
+  const gap = fakes.d.requests[0].time - fakes.c.requests[0].time;
+  assert.ok(gap < 1000, `waited ${gap.toFixed(0)} ms although another deployment was ready`);
+  // The cooling deployment is avoided while its Retry-After runs.
+  const next = await complete('duo');
+  assert.equal(next.headers.get('x-switchboard-deployment'), 'd');
+  assert.equal(count('c'), 1);
+});
+
 describe('fallbacks', () => {
   test('a failing model falls back along its chain, in order', async () => {
     fakes.primary.enqueue({ type: 'error', status: 500 });
@@ -104,6 +119,13 @@ describe('fallbacks', () => {
     assert.equal(res.headers.get('x-switchboard-model'), 'big');
     assert.equal(count('big'), 1);
     assert.equal(count('backup'), 0);
+  });
+
+  test('a content-policy refusal goes to contentPolicyFallbacks when configured', async () => {
+    fakes.strict.enqueue({ type: 'error', status: 400, body: { error: { message: 'flagged by the content filter', type: 'invalid_request_error', code: 'content_filter' } } });
+    const res = await complete('strict');
+    assert.equal(res.status, 200);
+    assert.equal(res.headers.get('x-switchboard-model'), 'backup');
   });
 
   test('content-policy fallbacks are off by default: the refusal reaches the client', async () => {

@@ -14,7 +14,7 @@ import { mergeChoices, primeStream } from './stream.js';
 import { enforceStructuredOutput, compileSchema } from './structured-output.js';
 import { documentsAsText } from './documents.js';
 import type { ChatRequest, StreamPart, Usage } from './types.js';
-import { emptyUsage } from './types.js';
+import { addChoiceUsage, emptyUsage } from './types.js';
 import { estimateTokens } from './truncate.js';
 import type { Store } from '../store/store.js';
 import type { ChatAdmission } from './limits/admission.js';
@@ -237,14 +237,7 @@ export class Gateway {
         for await (const part of stream) {
           if (part.type === 'finish' && !finishedChoices.has(part.choice ?? 0)) {
             finishedChoices.add(part.choice ?? 0);
-            const input = Math.max(usage.inputTokens, part.usage.inputTokens);
-            usage = {
-              ...usage,
-              ...part.usage,
-              inputTokens: input,
-              outputTokens: usage.outputTokens + part.usage.outputTokens,
-              totalTokens: input + usage.outputTokens + part.usage.outputTokens,
-            };
+            usage = addChoiceUsage(usage, part.usage);
           }
           if (part.type === 'error') error = toGatewayError(part.error);
           yield part;

@@ -3,7 +3,7 @@
 
 import { GatewayError, toGatewayError } from './errors.js';
 import type { FinishReason, StreamPart, Usage } from './types.js';
-import { addUsage, emptyUsage } from './types.js';
+import { addChoiceUsage, emptyUsage } from './types.js';
 
 /** Parts that mean the response has begun: after one of these, failures are in-stream. */
 export function isContentPart(part: StreamPart): boolean {
@@ -234,12 +234,7 @@ export class ResponseCollector {
         choice.usage = part.usage;
         choice.meanTokenProbability = part.meanTokenProbability;
         choice.rawResponse = part.rawResponse;
-        const u = this.response.usage;
-        // The prompt is shared by all choices: count it once.
-        const summed = addUsage(u, { ...part.usage, inputTokens: 0, totalTokens: part.usage.outputTokens });
-        summed.inputTokens = Math.max(u.inputTokens, part.usage.inputTokens);
-        summed.totalTokens = summed.inputTokens + summed.outputTokens;
-        this.response.usage = summed;
+        this.response.usage = addChoiceUsage(this.response.usage, part.usage);
         break;
       }
       case 'error':

@@ -180,6 +180,14 @@ export function addUsage(a: Usage, b: Usage): Usage {
   return out;
 }
 
+/** Adds one choice's usage to a response total: the prompt is shared by all choices, so it counts once. */
+export function addChoiceUsage(total: Usage, choice: Usage): Usage {
+  const summed = addUsage(total, { ...choice, inputTokens: 0, totalTokens: choice.outputTokens });
+  summed.inputTokens = Math.max(total.inputTokens, choice.inputTokens);
+  summed.totalTokens = summed.inputTokens + summed.outputTokens;
+  return summed;
+}
+
 /** Text of all text parts of a message, joined. */
 export function messageText(message: Message): string {
   return message.content

@@ -188,7 +188,7 @@ describe('Eden dialect × local (tiny model: structure, not text)', () => {
     const res = await chat({ providers, text: 'Do something', available_tools: [CITY, ALARM], tool_choice: 'required', max_tokens: 60 });
     assert.equal(res.status, 200, res.text);
     const r = res.body[providers];
-    assert.equal(r.finish_reason, 'tool-calls');
+    assert.equal(r.finish_reason, 'tool_calls');
     assert.equal(r.tool_calls.length, 1);
     assert.ok(['get_weather', 'set_alarm'].includes(r.tool_calls[0].name));
     assert.equal(typeof JSON.parse(r.tool_calls[0].arguments), 'object');

@@ -120,6 +120,11 @@ test('upstream 429 → 429 with Retry-After; 500 → 502; garbage → 502; all i
   assert.equal(limited.headers.get('retry-after'), '3');
   assert.equal(limited.body.error.type, 'rate_limit_error');
 
+  upstream.enqueue({ type: 'error', status: 429 });
+  const unsaid = await postJson(`${s.url}/v1/chat/completions`, ask('x'));
+  assert.equal(unsaid.status, 429);
+  assert.equal(unsaid.headers.get('retry-after'), '1', 'a 429 always says when to retry');
+
   upstream.enqueue({ type: 'error', status: 500 });
   const failed = await postJson(`${s.url}/v1/chat/completions`, ask('x'));
   assert.equal(failed.status, 502);

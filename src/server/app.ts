@@ -40,10 +40,14 @@ export function isLoopbackHost(host: string): boolean {
   return host === 'localhost' || host === '::1' || host === '[::1]' || /^127\.\d+\.\d+\.\d+$/.test(host);
 }
 
+const DEFAULT_RETRY_AFTER_SECONDS = 1;
+
 function errorReply(dialect: Dialect, error: GatewayError, request: Parameters<Dialect['renderError']>[1]) {
   const rendered = dialect.renderError(error, request);
   const headers: Record<string, string> = { ...(rendered.headers ?? {}) };
-  if (error.retryAfter !== undefined) headers['retry-after'] = String(Math.max(0, Math.ceil(error.retryAfter)));
+  // Every 429/503 tells the client when to come back, even when the upstream did not say.
+  const retryAfter = error.retryAfter ?? (error.status === 429 || error.status === 503 ? DEFAULT_RETRY_AFTER_SECONDS : undefined);
+  if (retryAfter !== undefined) headers['retry-after'] = String(Math.max(0, Math.ceil(retryAfter)));
   return { ...rendered, headers };
 }
 

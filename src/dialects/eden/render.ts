@@ -4,7 +4,7 @@
 
 import type { GatewayError } from '../../core/errors.js';
 import type { CollectedResponse } from '../../core/stream.js';
-import type { Usage } from '../../core/types.js';
+import type { FinishReason, Usage } from '../../core/types.js';
 import { edenErrorObject } from './errors.js';
 
 export type EdenResult = Record<string, unknown>;
@@ -28,6 +28,11 @@ export interface SuccessInput {
   showOriginal: boolean;
 }
 
+/** Eden reports OpenAI's finish reasons (stop, length, tool_calls, content_filter). */
+function edenFinishReason(reason: FinishReason): string {
+  return { stop: 'stop', length: 'length', 'tool-calls': 'tool_calls', 'content-filter': 'content_filter', error: 'error', other: 'stop' }[reason];
+}
+
 export function renderSuccess(input: SuccessInput): EdenResult {
   const choice = input.collected.choices[0]!;
   const toolCalls = choice.toolCalls.map((c) => ({ id: c.id, name: c.name, arguments: c.arguments }));
@@ -39,7 +44,7 @@ export function renderSuccess(input: SuccessInput): EdenResult {
     generated_text: choice.text,
     message: [...input.history, assistant],
     ...(toolCalls.length ? { tool_calls: toolCalls } : {}),
-    finish_reason: choice.finishReason,
+    finish_reason: edenFinishReason(choice.finishReason),
     usage: renderUsage(input.collected.usage),
     cost: input.cost,
   };
@@ -51,7 +56,7 @@ export function renderSuccess(input: SuccessInput): EdenResult {
       text: choice.text,
       reasoning: choice.reasoning || null,
       tool_calls: toolCalls,
-      finish_reason: choice.finishReason,
+      finish_reason: edenFinishReason(choice.finishReason),
       usage: input.collected.usage,
     };
   }

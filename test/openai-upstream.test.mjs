@@ -24,7 +24,8 @@ before(async () => {
           baseUrl: upstream.url,
           apiKeyEnv: 'UPSTREAM_KEY',
           options: { firstByteTimeoutMs: 300, idleTimeoutMs: 300 },
-          routing: { retries: 0 },
+          // Each fault must reach the client as it is: no retries, and no breaker opening after them.
+          routing: { retries: 0, breaker: { failureThreshold: 0 } },
           pricing: { input: 2, output: 4 },
         },
       ],

@@ -243,10 +243,13 @@ describe('org chat, open mode', () => {
         }
       });
       socket.on('error', (err) => (err.code === 'EPIPE' || err.code === 'ECONNRESET' ? undefined : reject(err)));
+      // Never hang: a connection closed without a status line is a failure.
+      socket.on('close', () => reject(new Error(`connection closed without a status line (received ${JSON.stringify(received.slice(0, 80))})`)));
       socket.write(`POST /api/v3/organizations/acme/ai/chat HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\ntransfer-encoding: chunked\r\n\r\n`);
-      // Up to twice the limit: the answer must come long before the body would end.
+      // 26 MB, just past the limit, then wait: the server has read (almost) everything we sent,
+      // so its close does not reset the connection before its 413 is read.
       const pump = () => {
-        while (sent < 50 && !socket.destroyed) {
+        while (sent < 26 && !socket.destroyed) {
           sent++;
           if (!socket.write(frame)) return socket.once('drain', pump);
         }

@@ -98,6 +98,8 @@ export interface AsyncRunStore {
   queuePosition(organisation: string, id: string): Promise<number | undefined>;
   /** Atomically moves the next pending run to running, owned by `owner`. */
   claimNext(owner: string): Promise<AsyncRunRecord | undefined>;
+  /** Runs waiting to start, every organisation (the queue depth). */
+  countPending(): Promise<number>;
   setModel(organisation: string, id: string, model: string): Promise<void>;
   /** Appends one event and returns its sequence number. */
   appendEvent(organisation: string, id: string, event: string, data: string): Promise<number>;

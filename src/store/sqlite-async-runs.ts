@@ -148,6 +148,10 @@ export class SqliteAsyncRunStore implements AsyncRunStore {
     return claim.immediate();
   }
 
+  async countPending(): Promise<number> {
+    return (this.db.prepare(`SELECT COUNT(*) AS n FROM async_runs WHERE status = 'pending'`).get() as { n: number }).n;
+  }
+
   async setModel(organisation: string, id: string, model: string): Promise<void> {
     this.db.prepare('UPDATE async_runs SET model = ? WHERE organisation = ? AND id = ?').run(model, organisation, id);
   }

@@ -112,6 +112,7 @@ export class AsyncRunner {
       const finished = await this.store.finish(organisation, id, ['pending'], this.failure(run, 'cancelled', CANCELLED_MESSAGE));
       if (finished) {
         this.hub.notify(organisation, id);
+        await this.countPending();
         return this.store.get(organisation, id);
       }
       // Claimed meanwhile: fall through to the running case.
@@ -137,6 +138,13 @@ export class AsyncRunner {
     return this.store.get(organisation, id);
   }
 
+  /** Runs waiting in the store's queue, as last counted (read synchronously by the metrics gauge). */
+  pendingCount = 0;
+
+  private async countPending(): Promise<void> {
+    this.pendingCount = await this.store.countPending();
+  }
+
   private pump(): void {
     if (this.pumping || this.stopping) return;
     this.pumping = true;
@@ -147,6 +155,7 @@ export class AsyncRunner {
           if (!run) break;
           this.launch(run);
         }
+        await this.countPending();
       } catch (err) {
         this.logger.error({ err }, 'async queue failed');
       } finally {

@@ -26,6 +26,7 @@ async function register(app: FastifyInstance, context: ServerContext): Promise<v
     [MESSAGES_RUN_KIND]: messagesRunKind(deps),
   });
   context.services.asyncRunner = runner;
+  context.services.asyncQueueDepth = () => runner.pendingCount;
   registerAsyncRoutes(app, deps, runner);
   // preClose: observers' open streams must end before the server waits for its connections.
   app.addHook('preClose', async () => runner.stop());

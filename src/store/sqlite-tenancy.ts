@@ -2,6 +2,7 @@
 // and queries over api_keys and request_log.
 
 import type Database from 'better-sqlite3';
+import { statementCache, type StatementCache } from './sqlite-statements.js';
 import { keyFromRow, logFromRow, type KeyRow, type LogRow } from './sqlite.js';
 import type { ApiKeyRecord, RequestLogEntry } from './store.js';
 import type { KeyPatch, OrganisationSettings, RequestLogFilter, TenancyStore, UsageSample } from './tenancy.js';
@@ -54,12 +55,23 @@ function whereOf(filter: RequestLogFilter): { sql: string; args: unknown[] } {
 }
 
 export class SqliteTenancyStore implements TenancyStore {
-  constructor(private readonly db: Database.Database) {
+  private statements?: StatementCache;
+
+  constructor(
+    private readonly db: Database.Database,
+    /** Writes request-log rows still waiting in the store's batch, before the log is read. */
+    private readonly flushRequestLog: () => void = () => undefined,
+  ) {
     this.db.exec(SCHEMA);
   }
 
+  private stmt(sql: string): Database.Statement {
+    this.statements ??= statementCache(this.db);
+    return this.statements(sql);
+  }
+
   async keyById(id: string): Promise<ApiKeyRecord | undefined> {
-    const row = this.db.prepare('SELECT * FROM api_keys WHERE id = ?').get(id) as KeyRow | undefined;
+    const row = this.stmt('SELECT * FROM api_keys WHERE id = ?').get(id) as KeyRow | undefined;
     return row ? keyFromRow(row) : undefined;
   }
 
@@ -71,12 +83,12 @@ export class SqliteTenancyStore implements TenancyStore {
     if (patch.allowedModels !== undefined) set('allowed_models', patch.allowedModels === null ? null : JSON.stringify(patch.allowedModels));
     if (patch.expiresAt !== undefined) set('expires_at', patch.expiresAt);
     if (patch.name !== undefined) set('name', patch.name);
-    if (sets.length) this.db.prepare(`UPDATE api_keys SET ${sets.join(', ')} WHERE id = ?`).run(...args, id);
+    if (sets.length) this.stmt(`UPDATE api_keys SET ${sets.join(', ')} WHERE id = ?`).run(...args, id);
     return this.keyById(id);
   }
 
   async organisationSettings(organisation: string): Promise<OrganisationSettings | undefined> {
-    const row = this.db.prepare('SELECT * FROM organisation_settings WHERE organisation = ?').get(organisation) as SettingsRow | undefined;
+    const row = this.stmt('SELECT * FROM organisation_settings WHERE organisation = ?').get(organisation) as SettingsRow | undefined;
     return row ? settingsFromRow(row) : undefined;
   }
 
@@ -87,8 +99,8 @@ export class SqliteTenancyStore implements TenancyStore {
     const current = await this.organisationSettings(organisation);
     const limits = patch.limits === undefined ? current?.limits : patch.limits ?? undefined;
     const logBodies = patch.logBodies === undefined ? current?.logBodies : patch.logBodies ?? undefined;
-    this.db
-      .prepare(
+    this
+      .stmt(
         `INSERT INTO organisation_settings (organisation, limits, log_bodies, updated_at) VALUES (?, ?, ?, ?)
          ON CONFLICT (organisation) DO UPDATE SET limits = excluded.limits, log_bodies = excluded.log_bodies, updated_at = excluded.updated_at`,
       )
@@ -97,8 +109,9 @@ export class SqliteTenancyStore implements TenancyStore {
   }
 
   async listOrganisations(): Promise<string[]> {
-    const rows = this.db
-      .prepare(
+    this.flushRequestLog();
+    const rows = this
+      .stmt(
         `SELECT organisation FROM api_keys UNION SELECT organisation FROM organisation_settings
          UNION SELECT DISTINCT organisation FROM request_log ORDER BY organisation`,
       )
@@ -107,21 +120,24 @@ export class SqliteTenancyStore implements TenancyStore {
   }
 
   async spentSince(scope: { keyId?: string; organisation?: string }, since: number): Promise<number> {
+    this.flushRequestLog();
     const { sql, args } = whereOf({ keyId: scope.keyId, organisation: scope.organisation, since });
-    const row = this.db.prepare(`SELECT COALESCE(SUM(cost), 0) AS spent FROM request_log ${sql}`).get(...args) as { spent: number };
+    const row = this.stmt(`SELECT COALESCE(SUM(cost), 0) AS spent FROM request_log ${sql}`).get(...args) as { spent: number };
     return row.spent;
   }
 
   async queryRequestLog(filter: RequestLogFilter): Promise<RequestLogEntry[]> {
+    this.flushRequestLog();
     const { sql, args } = whereOf(filter);
-    const rows = this.db.prepare(`SELECT * FROM request_log ${sql} ORDER BY created_at DESC, id LIMIT ?`).all(...args, filter.limit ?? 100) as LogRow[];
+    const rows = this.stmt(`SELECT * FROM request_log ${sql} ORDER BY created_at DESC, id LIMIT ?`).all(...args, filter.limit ?? 100) as LogRow[];
     return rows.map(logFromRow);
   }
 
   async usageSamples(filter: { organisation?: string; keyId?: string; model?: string; since?: number; until?: number }): Promise<UsageSample[]> {
+    this.flushRequestLog();
     const { sql, args } = whereOf(filter);
-    const rows = this.db
-      .prepare(
+    const rows = this
+      .stmt(
         `SELECT created_at, organisation, key_id, model, provider, status, latency_ms, input_tokens, output_tokens, cost
          FROM request_log ${sql} ORDER BY created_at`,
       )

@@ -9,6 +9,7 @@ import { messagesFromJson, messagesToJson } from './serialize.js';
 import { SqliteAsyncRunStore } from './sqlite-async-runs.js';
 import type { ApiKeyRecord, NewApiKey, RequestLogEntry, RequestLogQuery, Store } from './store.js';
 import { SqliteTenancyStore } from './sqlite-tenancy.js';
+import { statementCache, type StatementCache } from './sqlite-statements.js';
 import { SqliteToolExecutionStore } from './sqlite-tool-executions.js';
 
 const SCHEMA = `
@@ -151,20 +152,17 @@ export class SqliteStore implements Store {
     this.db.pragma('busy_timeout = 5000');
     this.db.exec(SCHEMA);
     this.asyncRuns = new SqliteAsyncRunStore(this.db);
-    this.tenancy = new SqliteTenancyStore(this.db);
+    this.tenancy = new SqliteTenancyStore(this.db, () => this.flushRequestLog());
     this.toolExecutions = new SqliteToolExecutionStore(this.db);
   }
 
-  private readonly statements = new Map<string, Database.Statement>();
+  private statements?: StatementCache;
+  private pendingLog: RequestLogEntry[] = [];
+  private flushScheduled = false;
 
-  /** Prepared once, reused: preparing per call was a measurable share of each request's CPU. */
   private stmt(sql: string): Database.Statement {
-    let statement = this.statements.get(sql);
-    if (!statement) {
-      statement = this.db.prepare(sql);
-      this.statements.set(sql, statement);
-    }
-    return statement;
+    this.statements ??= statementCache(this.db);
+    return this.statements(sql);
   }
 
   static inDataDir(dataDir: string): SqliteStore {
@@ -238,39 +236,47 @@ export class SqliteStore implements Store {
     return rows.flatMap((r) => messagesFromJson(r.messages));
   }
 
+  /**
+   * Request-log rows are written in one transaction per turn of the event loop: one INSERT
+   * transaction per request was the largest single cost of a proxied request. Every read of the
+   * log flushes first, so readers never miss a row.
+   */
   async logRequest(e: RequestLogEntry): Promise<void> {
-    this
-      .stmt(
-        `INSERT INTO request_log (id, created_at, organisation, key_id, correlation_id, dialect, route, model, provider, deployment,
-          attempts, status, error_kind, latency_ms, ttft_ms, input_tokens, output_tokens, total_tokens, cost, stream, body)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-      )
-      .run(
-        e.id,
-        e.createdAt,
-        e.organisation,
-        e.keyId ?? null,
-        e.correlationId ?? null,
-        e.dialect,
-        e.route,
-        e.model ?? null,
-        e.provider ?? null,
-        e.deployment ?? null,
-        e.attempts,
-        e.status,
-        e.errorKind ?? null,
-        e.latencyMs,
-        e.ttftMs ?? null,
-        e.inputTokens,
-        e.outputTokens,
-        e.totalTokens,
-        e.cost,
-        e.stream ? 1 : 0,
-        e.body ?? null,
-      );
+    this.pendingLog.push(e);
+    if (!this.flushScheduled) {
+      this.flushScheduled = true;
+      setImmediate(() => this.flushRequestLog());
+    }
+  }
+
+  flushRequestLog(): void {
+    this.flushScheduled = false;
+    const batch = this.pendingLog;
+    if (batch.length === 0 || !this.db.open) return;
+    this.pendingLog = [];
+    const insert = this.stmt(
+      `INSERT INTO request_log (id, created_at, organisation, key_id, correlation_id, dialect, route, model, provider, deployment,
+        attempts, status, error_kind, latency_ms, ttft_ms, input_tokens, output_tokens, total_tokens, cost, stream, body)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+    );
+    try {
+      this.db.transaction(() => {
+        for (const e of batch) {
+          insert.run(
+            e.id, e.createdAt, e.organisation, e.keyId ?? null, e.correlationId ?? null, e.dialect, e.route, e.model ?? null,
+            e.provider ?? null, e.deployment ?? null, e.attempts, e.status, e.errorKind ?? null, e.latencyMs, e.ttftMs ?? null,
+            e.inputTokens, e.outputTokens, e.totalTokens, e.cost, e.stream ? 1 : 0, e.body ?? null,
+          );
+        }
+      })();
+    } catch (err) {
+      // A failed log write must not take the server down with it.
+      process.emitWarning(`request log write failed (${batch.length} rows): ${(err as Error).message}`);
+    }
   }
 
   async queryRequests(q: RequestLogQuery): Promise<RequestLogEntry[]> {
+    this.flushRequestLog();
     const where: string[] = [];
     const args: unknown[] = [];
     if (q.organisation) (where.push('organisation = ?'), args.push(q.organisation));
@@ -284,6 +290,7 @@ export class SqliteStore implements Store {
   }
 
   async pruneRequests(before: number): Promise<number> {
+    this.flushRequestLog();
     return this.stmt('DELETE FROM request_log WHERE created_at < ?').run(before).changes;
   }
 
@@ -292,6 +299,7 @@ export class SqliteStore implements Store {
   }
 
   async close(): Promise<void> {
+    this.flushRequestLog();
     if (this.db.open) this.db.close();
   }
 }

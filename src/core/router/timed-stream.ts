@@ -29,43 +29,69 @@ export function timedStream(source: AsyncIterable<StreamPart>, options: TimedStr
       let started = false;
       // Set when a guard fired while the upstream was still inside next(): it may never return.
       let stuck = false;
+      // One guard, one abort listener and one re-armed timer per attempt, not per part: a stream
+      // of many small chunks would otherwise pay for a timer, a listener and a promise each.
+      let fail!: (error: unknown) => void;
+      const guard = new Promise<never>((_, reject) => (fail = reject));
+      guard.catch(() => undefined);
+      let waiting = false;
+      let timer: NodeJS.Timeout | undefined;
+      let armedFor = 0;
+      const onTimer = () => {
+        timer = undefined;
+        // Time the consumer spends between reads (a slow client) is not the upstream's silence.
+        if (!waiting) return;
+        const error = started
+          ? new GatewayError('timeout', `The upstream sent nothing for ${armedFor} ms`, { code: 'idle_timeout' })
+          : new GatewayError('timeout', `No first token within ${armedFor} ms`, { code: 'ttft_timeout' });
+        options.onTimeout(error);
+        fail(error);
+      };
+      const arm = () => {
+        const limit = started ? options.idleMs : options.ttftMs;
+        if (limit <= 0) {
+          clearTimeout(timer);
+          timer = undefined;
+        } else if (timer && armedFor === limit) {
+          timer.refresh();
+        } else {
+          clearTimeout(timer);
+          armedFor = limit;
+          timer = setTimeout(onTimer, limit);
+        }
+      };
+      const onAbort = () => fail(abortError(options.signal));
+      options.signal.addEventListener('abort', onAbort, { once: true });
+      const release = () => {
+        clearTimeout(timer);
+        timer = undefined;
+        options.signal.removeEventListener('abort', onAbort);
+      };
       const next = async (): Promise<IteratorResult<StreamPart>> => {
         if (options.signal.aborted) throw abortError(options.signal);
-        const limit = started ? options.idleMs : options.ttftMs;
+        arm();
+        waiting = true;
         const t0 = performance.now();
-        let timer: NodeJS.Timeout | undefined;
-        let onAbort: (() => void) | undefined;
-        const guards = new Promise<never>((_, reject) => {
-          if (limit > 0) {
-            timer = setTimeout(() => {
-              const error = started
-                ? new GatewayError('timeout', `The upstream sent nothing for ${limit} ms`, { code: 'idle_timeout' })
-                : new GatewayError('timeout', `No first token within ${limit} ms`, { code: 'ttft_timeout' });
-              options.onTimeout(error);
-              reject(error);
-            }, limit);
-          }
-          onAbort = () => reject(abortError(options.signal));
-          options.signal.addEventListener('abort', onAbort, { once: true });
-        });
         try {
-          const result = await Promise.race([iterator.next(), guards]);
-          if (!result.done && isContentPart(result.value)) started = true;
+          const result = await Promise.race([iterator.next(), guard]);
+          if (result.done) release();
+          else if (isContentPart(result.value)) started = true;
           return result;
         } catch (err) {
           // The upstream may still be stuck in next(): ask it to stop, without waiting for it.
           stuck = true;
+          release();
           void Promise.resolve(iterator.return?.()).catch(() => undefined);
           throw err;
         } finally {
-          clearTimeout(timer);
-          if (onAbort) options.signal.removeEventListener('abort', onAbort);
+          waiting = false;
           options.onWait(performance.now() - t0);
         }
       };
       return {
         next,
         async return(): Promise<IteratorResult<StreamPart>> {
+          release();
           if (!stuck) await Promise.resolve(iterator.return?.()).catch(() => undefined);
           return { done: true, value: undefined };
         },

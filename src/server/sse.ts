@@ -24,7 +24,9 @@ export function formatSse(event: SseEvent): string {
     assertSingleLine(event.event, 'event');
     out += `event: ${event.event}\n`;
   }
-  for (const line of event.data.split(/\r\n|\r|\n/)) out += `data: ${line}\n`;
+  // JSON data has no line breaks: skip the split on the hot path.
+  if (!event.data.includes('\n') && !event.data.includes('\r')) out += `data: ${event.data}\n`;
+  else for (const line of event.data.split(/\r\n|\r|\n/)) out += `data: ${line}\n`;
   return `${out}\n`;
 }
 

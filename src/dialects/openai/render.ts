@@ -138,11 +138,17 @@ export class ChunkRenderer {
     return block;
   }
 
-  private chunk(choices: unknown[], extra?: Record<string, unknown>): Record<string, unknown> {
-    return { id: this.meta.id, object: 'chat.completion.chunk', created: this.meta.created, model: this.meta.model, choices, ...extra };
+  /** `{"id":…,"object":…,"created":…,"model":…,"choices":` — the same for every chunk, serialised once. */
+  private prefix?: string;
+
+  /** A chunk's JSON text: what JSON.stringify of {id, object, created, model, choices, ...extra} gives. */
+  private chunk(choices: unknown[], extra?: Record<string, unknown>): string {
+    this.prefix ??= `${JSON.stringify({ id: this.meta.id, object: 'chat.completion.chunk', created: this.meta.created, model: this.meta.model }).slice(0, -1)},"choices":`;
+    const rest = extra && Object.keys(extra).length ? `,${JSON.stringify(extra).slice(1, -1)}` : '';
+    return `${this.prefix}${JSON.stringify(choices)}${rest}}`;
   }
 
-  private delta(choice: number, delta: Record<string, unknown>, finishReason: OpenAIFinishReason | null = null): Record<string, unknown> {
+  private delta(choice: number, delta: Record<string, unknown>, finishReason: OpenAIFinishReason | null = null): string {
     if (!this.started.has(choice)) {
       this.started.add(choice);
       delta = { role: 'assistant', ...delta };
@@ -151,7 +157,7 @@ export class ChunkRenderer {
   }
 
   /** Chunks for one part (often none). */
-  render(part: StreamPart): Record<string, unknown>[] {
+  render(part: StreamPart): string[] {
     const choice = part.choice ?? 0;
     switch (part.type) {
       case 'text-start':
@@ -192,7 +198,7 @@ export class ChunkRenderer {
   }
 
   /** The closing usage chunk (choices: []), sent at the end of every stream. */
-  usageChunk(usage: Usage, cost: number): Record<string, unknown> {
+  usageChunk(usage: Usage, cost: number): string {
     const extra: Record<string, unknown> = { usage: renderUsage(usage, cost) };
     const confidence = confidenceScore(
       this.probabilities.length ? this.probabilities.reduce((a, b) => a + b, 0) / this.probabilities.length : undefined,

@@ -69,14 +69,14 @@ async function chatCompletions(context: ServerContext, request: FastifyRequest, 
         failure = toGatewayError(part.error);
         break;
       }
-      for (const chunk of renderer.render(part)) await writer.sse({ data: JSON.stringify(chunk) });
+      for (const chunk of renderer.render(part)) await writer.sse({ data: chunk });
     }
     if (writer.isClosed) return;
     if (failure) {
       await writer.sse({ data: JSON.stringify(openAIErrorBody(failure)) });
     } else {
       const summary = await result.done;
-      await writer.sse({ data: JSON.stringify(renderer.usageChunk(summary.usage, summary.cost)) });
+      await writer.sse({ data: renderer.usageChunk(summary.usage, summary.cost) });
       if (sessionId) await recordSessionTurn(store, organisation, sessionId, original.messages, collector.choice(0));
     }
     await writer.sse({ data: '[DONE]' });

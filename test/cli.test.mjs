@@ -105,3 +105,10 @@ test('keys create prints the key alone on its last line', async () => {
   assert.match(list, /team-a/);
   assert.ok(!list.includes(lines.at(-1)));
 });
+
+test('the example config in the repository is valid and names every provider', async () => {
+  const { stdout } = await cli(['models', 'list', '--config', 'switchboard.example.yaml']);
+  const rows = stdout.trim().split('\n').slice(1).map((l) => l.split('\t'));
+  assert.deepEqual(rows.map((r) => r[2]).sort(), ['anthropic', 'bedrock', 'local', 'openai']);
+  assert.ok(rows.find((r) => r[0] === 'qwen2.5-0.5b-instruct')[1].split(',').includes('default'));
+});

@@ -495,6 +495,17 @@ describe('errors', () => {
     assert.equal(res.body.request_id, res.headers.get('request-id'));
   });
 
+  test('a tool_result that answers no earlier tool_use is a 400 naming it', async () => {
+    const res = await post({
+      model: 'm1',
+      max_tokens: 5,
+      messages: [{ role: 'user', content: [{ type: 'tool_result', tool_use_id: 'toolu_orphan', content: 'x' }] }],
+    });
+    assert.equal(res.status, 400);
+    assert.equal(res.body.error.type, 'invalid_request_error');
+    assert.match(res.body.error.message, /toolu_orphan/);
+  });
+
   test('malformed JSON is an invalid_request_error', async () => {
     const res = await post('{"model":', {});
     assert.equal(res.status, 400);

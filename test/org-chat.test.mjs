@@ -185,6 +185,16 @@ describe('org chat, open mode', () => {
     assert.match(system.content[0].text, /^You can call the tools[\s\S]*\n\nCustom prompt\.$/);
   });
 
+  test('a toolResult that answers no earlier toolUse is a 400 naming it', async () => {
+    const res = await postJson(`${base}/chat`, {
+      modelId: 'loop-model',
+      messages: [{ role: 'user', content: [{ toolResult: { toolUseId: 'tu-orphan', content: [{ text: 'x' }] } }] }],
+    });
+    assert.equal(res.status, 400);
+    assert.match(res.body.error.message, /tu-orphan/);
+    assert.equal(res.body.error.field, 'messages');
+  });
+
   test('a client toolResult round trip reaches the provider as a tool message', async () => {
     const res = await postJson(`${base}/chat`, {
       modelId: 'loop-model',

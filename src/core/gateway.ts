@@ -158,7 +158,7 @@ export class Gateway {
       await this.admission?.admit(request, model, context);
     } catch (err) {
       const error = toGatewayError(err);
-      this.finish(context, model.id, undefined, undefined, { usage: emptyUsage(), cost: 0, status: error.status, errorKind: error.kind, latencyMs: performance.now() - context.startedAt }, 0);
+      this.finishRefused(context, model.id, error, 0);
       throw error;
     }
     const n = request.n ?? 1;
@@ -171,7 +171,7 @@ export class Gateway {
       );
     } catch (err) {
       const error = toGatewayError(err);
-      this.finish(context, model.id, undefined, undefined, { usage: emptyUsage(), cost: 0, status: error.status, errorKind: error.kind, latencyMs: performance.now() - context.startedAt }, attemptsOf(err) ?? 1);
+      this.finishRefused(context, model.id, error, attemptsOf(err) ?? 1);
       throw error;
     }
     const ttftMs = performance.now() - context.startedAt;
@@ -256,6 +256,12 @@ export class Gateway {
         resolveDone(summary);
       }
     })();
+  }
+
+  /** Accounts for a call that failed before any stream existed (refused, or every attempt failed). */
+  private finishRefused(context: RequestContext, model: string, error: GatewayError, attempts: number): void {
+    const summary = { usage: emptyUsage(), cost: 0, status: error.status, errorKind: error.kind, latencyMs: performance.now() - context.startedAt };
+    this.finish(context, model, undefined, undefined, summary, attempts);
   }
 
   private finish(

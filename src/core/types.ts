@@ -188,6 +188,21 @@ export function addChoiceUsage(total: Usage, choice: Usage): Usage {
   return summed;
 }
 
+/**
+ * The first tool result that answers no earlier tool call, with its message index; each dialect
+ * words the refusal in its own terms.
+ */
+export function unansweredToolResult(messages: Message[]): { index: number; toolCallId: string } | undefined {
+  const calls = new Set<string>();
+  for (const [index, message] of messages.entries()) {
+    for (const part of message.content) {
+      if (part.type === 'tool-call') calls.add(part.id);
+      if (part.type === 'tool-result' && !calls.has(part.toolCallId)) return { index, toolCallId: part.toolCallId };
+    }
+  }
+  return undefined;
+}
+
 /** Text of all text parts of a message, joined. */
 export function messageText(message: Message): string {
   return message.content

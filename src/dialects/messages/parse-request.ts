@@ -4,6 +4,7 @@
 import { badRequest } from '../../core/errors.js';
 import { decodeBase64, imageFromBytes, mediaKindOf, normaliseMediaType, sniffMediaType } from '../../core/media.js';
 import type { ChatRequest, ContentPart, Message, ReasoningConfig, ReasoningEffort, ResponseFormat, TextPart, ToolChoice } from '../../core/types.js';
+import { unansweredToolResult } from '../../core/types.js';
 import type { MessagesContentBlock, MessagesRequest } from './schema.js';
 
 type Block = MessagesContentBlock;
@@ -179,14 +180,9 @@ function responseFormat(body: MessagesRequest): ResponseFormat | undefined {
 
 /** Every tool result must answer a tool call made earlier in the conversation. */
 function checkToolRoundTrips(messages: Message[]): void {
-  const calls = new Set<string>();
-  for (const m of messages) {
-    for (const part of m.content) {
-      if (part.type === 'tool-call') calls.add(part.id);
-      if (part.type === 'tool-result' && !calls.has(part.toolCallId)) {
-        throw badRequest(`tool_result.tool_use_id '${part.toolCallId}' does not answer any earlier tool_use block`, 'messages', 'invalid_tool_result');
-      }
-    }
+  const orphan = unansweredToolResult(messages);
+  if (orphan) {
+    throw badRequest(`tool_result.tool_use_id '${orphan.toolCallId}' does not answer any earlier tool_use block`, 'messages', 'invalid_tool_result');
   }
 }
 

@@ -3,6 +3,7 @@
 import { badRequest } from '../../core/errors.js';
 import { imageFromBytes, parseDataUri } from '../../core/media.js';
 import type { ChatRequest, ContentPart, Message, ReasoningConfig, ToolChoice } from '../../core/types.js';
+import { unansweredToolResult } from '../../core/types.js';
 import type { ChatCompletionMessage, ChatCompletionRequest } from './schema.js';
 
 type TextLike = string | Array<{ type: 'text'; text: string } | { type: 'refusal'; refusal: string }> | null | undefined;
@@ -102,15 +103,10 @@ function reasoningConfig(body: ChatCompletionRequest): ReasoningConfig | undefin
 
 /** Checks that every tool message answers a tool call made earlier in the conversation. */
 function checkToolRoundTrips(messages: Message[]): void {
-  const calls = new Set<string>();
-  messages.forEach((m, i) => {
-    for (const part of m.content) {
-      if (part.type === 'tool-call') calls.add(part.id);
-      if (part.type === 'tool-result' && !calls.has(part.toolCallId)) {
-        throw badRequest(`messages[${i}].tool_call_id '${part.toolCallId}' does not answer any earlier tool call`, `messages[${i}].tool_call_id`);
-      }
-    }
-  });
+  const orphan = unansweredToolResult(messages);
+  if (orphan) {
+    throw badRequest(`messages[${orphan.index}].tool_call_id '${orphan.toolCallId}' does not answer any earlier tool call`, `messages[${orphan.index}].tool_call_id`);
+  }
 }
 
 export async function parseChatCompletionRequest(body: ChatCompletionRequest): Promise<ChatRequest> {

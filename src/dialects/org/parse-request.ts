@@ -3,6 +3,7 @@
 import { badRequest } from '../../core/errors.js';
 import { compileSchema } from '../../core/structured-output.js';
 import type { ChatRequest, ContentPart, Message, ToolChoice } from '../../core/types.js';
+import { unansweredToolResult } from '../../core/types.js';
 import { convertBlock } from './blocks.js';
 import type { OrgChatRequest, OrgMessage } from './schema.js';
 import { toolDefinitionFromSpec } from './tool-mapping.js';
@@ -45,15 +46,8 @@ async function convertMessage(message: OrgMessage, index: number): Promise<Messa
 }
 
 function checkToolRoundTrips(messages: Message[]): void {
-  const calls = new Set<string>();
-  for (const m of messages) {
-    for (const part of m.content) {
-      if (part.type === 'tool-call') calls.add(part.id);
-      if (part.type === 'tool-result' && !calls.has(part.toolCallId)) {
-        throw badRequest(`toolResult '${part.toolCallId}' does not answer any earlier toolUse`, 'messages', 'invalid_tool_result');
-      }
-    }
-  }
+  const orphan = unansweredToolResult(messages);
+  if (orphan) throw badRequest(`toolResult '${orphan.toolCallId}' does not answer any earlier toolUse`, 'messages', 'invalid_tool_result');
 }
 
 export async function parseOrgChatRequest(body: OrgChatRequest): Promise<ParsedOrgRequest> {

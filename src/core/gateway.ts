@@ -177,9 +177,8 @@ export class Gateway {
     const ttftMs = performance.now() - context.startedAt;
     let resolveDone!: (s: ChatSummary) => void;
     const done = new Promise<ChatSummary>((r) => (resolveDone = r));
-    const accounted = this.account(result.stream, result.model, result.deployment, context, ttftMs, result.attempts.length, resolveDone);
     return {
-      stream: { head: result.stream.head, [Symbol.asyncIterator]: () => accounted[Symbol.asyncIterator]() },
+      stream: this.account(result.stream, result.model, result.deployment, context, ttftMs, result.attempts.length, resolveDone),
       model: result.model,
       deployment: result.deployment,
       provider: result.deployment.provider,
@@ -218,6 +217,7 @@ export class Gateway {
     return stream;
   }
 
+  /** Adds up usage and errors as the parts go by, and accounts for the call when it ends. */
   private account(
     stream: PrimedStream,
     model: ResolvedModel,
@@ -226,24 +226,19 @@ export class Gateway {
     ttftMs: number,
     attempts: number,
     resolveDone: (s: ChatSummary) => void,
-  ): AsyncIterable<StreamPart> {
-    const gateway = this;
-    return (async function* () {
-      let usage = emptyUsage();
-      const finishedChoices = new Set<number>();
-      let error: GatewayError | undefined;
-      let completed = false;
-      try {
-        for await (const part of stream) {
-          if (part.type === 'finish' && !finishedChoices.has(part.choice ?? 0)) {
-            finishedChoices.add(part.choice ?? 0);
-            usage = addChoiceUsage(usage, part.usage);
-          }
-          if (part.type === 'error') error = toGatewayError(part.error);
-          yield part;
+  ): PrimedStream {
+    let usage = emptyUsage();
+    const finishedChoices = new Set<number>();
+    let error: GatewayError | undefined;
+    return stream.observe({
+      part(part) {
+        if (part.type === 'finish' && !finishedChoices.has(part.choice ?? 0)) {
+          finishedChoices.add(part.choice ?? 0);
+          usage = addChoiceUsage(usage, part.usage);
         }
-        completed = true;
-      } finally {
+        if (part.type === 'error') error = toGatewayError(part.error);
+      },
+      end: (completed) => {
         const status = error ? error.status : completed ? 200 : 499;
         const summary: ChatSummary = {
           usage,
@@ -252,10 +247,10 @@ export class Gateway {
           errorKind: error?.kind ?? (completed ? undefined : 'cancelled'),
           latencyMs: performance.now() - context.startedAt,
         };
-        gateway.finish(context, model.id, deployment, ttftMs, summary, attempts);
+        this.finish(context, model.id, deployment, ttftMs, summary, attempts);
         resolveDone(summary);
-      }
-    })();
+      },
+    });
   }
 
   /** Accounts for a call that failed before any stream existed (refused, or every attempt failed). */

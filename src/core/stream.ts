@@ -16,24 +16,37 @@ export function isContentPart(part: StreamPart): boolean {
   );
 }
 
+/** Watches a primed stream from the inside: no extra async layer per part. */
+export interface StreamObserver {
+  /** Sees every part, just before the consumer does. */
+  part?(part: StreamPart): void;
+  /** Called once: `completed` when the stream was read to its end, false when stopped early. */
+  end?(completed: boolean): void;
+}
+
 export interface PrimedStream extends AsyncIterable<StreamPart> {
   /** Parts read while priming, replayed first. */
   readonly head: StreamPart[];
+  /** Adds an observer (router bookkeeping, accounting); returns the same stream. */
+  observe(observer: StreamObserver): PrimedStream;
 }
 
 /**
  * Reads `source` until its first content part. A failure before that rejects (so the caller can
  * retry, fall back or answer with an HTTP error); afterwards failures become `error` parts.
+ *
+ * The returned stream is one hand-written iterator over the source, with observers called
+ * inline: each part crosses one promise here instead of one async generator per wrapper.
  */
 export async function primeStream(source: AsyncIterable<StreamPart>, onFirstContent?: () => void): Promise<PrimedStream> {
   const iterator = source[Symbol.asyncIterator]();
   const head: StreamPart[] = [];
-  let done = false;
+  let sourceDone = false;
   try {
     for (;;) {
       const next = await iterator.next();
       if (next.done) {
-        done = true;
+        sourceDone = true;
         break;
       }
       if (next.value.type === 'error') throw next.value.error;
@@ -45,34 +58,81 @@ export async function primeStream(source: AsyncIterable<StreamPart>, onFirstCont
     throw toGatewayError(err);
   }
   onFirstContent?.();
-  return {
-    head,
-    async *[Symbol.asyncIterator]() {
-      let finished = false;
-      try {
-        for (const part of head) yield part;
-        if (done) return;
-        for (;;) {
-          let next: IteratorResult<StreamPart>;
-          try {
-            next = await iterator.next();
-          } catch (err) {
-            finished = true;
-            yield { type: 'error', error: toGatewayError(err) };
-            return;
-          }
-          if (next.done) {
-            finished = true;
-            return;
-          }
-          yield next.value;
-        }
-      } finally {
-        // The consumer stopped early (client gone): stop the upstream work too.
-        if (!finished && !done) await iterator.return?.().catch(() => undefined);
-      }
-    },
-  };
+  return new PrimedPartStream(head, iterator, sourceDone);
+}
+
+const DONE: IteratorReturnResult<undefined> = { done: true, value: undefined };
+
+class PrimedPartStream implements PrimedStream {
+  private readonly observers: StreamObserver[] = [];
+  private position = 0;
+  /** No more parts: the source ended, failed (after its error part) or the consumer stopped. */
+  private finished = false;
+
+  constructor(
+    readonly head: StreamPart[],
+    private readonly source: AsyncIterator<StreamPart>,
+    private sourceDone: boolean,
+  ) {}
+
+  observe(observer: StreamObserver): PrimedStream {
+    this.observers.push(observer);
+    return this;
+  }
+
+  [Symbol.asyncIterator](): AsyncIterator<StreamPart> {
+    return {
+      next: () => this.next(),
+      return: () => this.stop(),
+    };
+  }
+
+  private deliver(part: StreamPart): IteratorResult<StreamPart> {
+    for (const observer of this.observers) observer.part?.(part);
+    return { done: false, value: part };
+  }
+
+  private close(completed: boolean): void {
+    if (this.finished) return;
+    this.finished = true;
+    for (const observer of this.observers) observer.end?.(completed);
+  }
+
+  private next(): Promise<IteratorResult<StreamPart>> {
+    if (this.finished) return Promise.resolve(DONE);
+    if (this.position < this.head.length) return Promise.resolve(this.deliver(this.head[this.position++]!));
+    if (this.sourceDone) {
+      this.close(true);
+      return Promise.resolve(DONE);
+    }
+    return this.source.next().then(
+      (result) => {
+        if (this.finished) return DONE;
+        if (!result.done) return this.deliver(result.value);
+        this.sourceDone = true;
+        this.close(true);
+        return DONE;
+      },
+      (err: unknown) => {
+        if (this.finished) return DONE;
+        // The failure is the last part; the stream then ends as read to its end.
+        this.sourceDone = true;
+        const result = this.deliver({ type: 'error', error: toGatewayError(err) });
+        this.close(true);
+        return result;
+      },
+    );
+  }
+
+  /** The consumer stopped early (client gone): stop the upstream work too. */
+  private async stop(): Promise<IteratorResult<StreamPart>> {
+    if (!this.finished) {
+      const stoppedEarly = !this.sourceDone;
+      this.close(false);
+      if (stoppedEarly) await this.source.return?.().catch(() => undefined);
+    }
+    return DONE;
+  }
 }
 
 /** Interleaves several streams, tagging each part with its choice index. */

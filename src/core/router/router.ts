@@ -268,24 +268,19 @@ export class Router {
     }
     state.recordTtft(performance.now() - started);
     state.breaker.onSuccess();
+    let streamError: GatewayError | undefined;
     return {
       model,
       deployment: state.deployment,
-      stream: {
-        head: primed.head,
-        async *[Symbol.asyncIterator]() {
-          let error: GatewayError | undefined;
-          try {
-            for await (const part of primed) {
-              if (part.type === 'error') error = toGatewayError(part.error);
-              yield part;
-            }
-          } finally {
-            end(error);
-            release();
-          }
+      stream: primed.observe({
+        part(part) {
+          if (part.type === 'error') streamError = toGatewayError(part.error);
         },
-      },
+        end() {
+          end(streamError);
+          release();
+        },
+      }),
     };
   }
 

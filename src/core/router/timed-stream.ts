@@ -29,18 +29,20 @@ export function timedStream(source: AsyncIterable<StreamPart>, options: TimedStr
       let started = false;
       // Set when a guard fired while the upstream was still inside next(): it may never return.
       let stuck = false;
-      // One guard, one abort listener and one re-armed timer per attempt, not per part: a stream
-      // of many small chunks would otherwise pay for a timer, a listener and a promise each.
-      let fail!: (error: unknown) => void;
-      const guard = new Promise<never>((_, reject) => (fail = reject));
-      guard.catch(() => undefined);
-      let waiting = false;
+      // One abort listener and one re-armed timer per attempt, not per part: a stream of many
+      // small chunks would otherwise pay for a timer, a listener and a promise each.
+      let failure: GatewayError | undefined;
+      let rejectWaiting: ((error: unknown) => void) | undefined;
       let timer: NodeJS.Timeout | undefined;
       let armedFor = 0;
+      const fail = (error: GatewayError) => {
+        failure ??= error;
+        rejectWaiting?.(failure);
+      };
       const onTimer = () => {
         timer = undefined;
         // Time the consumer spends between reads (a slow client) is not the upstream's silence.
-        if (!waiting) return;
+        if (!rejectWaiting) return;
         const error = started
           ? new GatewayError('timeout', `The upstream sent nothing for ${armedFor} ms`, { code: 'idle_timeout' })
           : new GatewayError('timeout', `No first token within ${armedFor} ms`, { code: 'ttft_timeout' });
@@ -67,26 +69,45 @@ export function timedStream(source: AsyncIterable<StreamPart>, options: TimedStr
         timer = undefined;
         options.signal.removeEventListener('abort', onAbort);
       };
-      const next = async (): Promise<IteratorResult<StreamPart>> => {
-        if (options.signal.aborted) throw abortError(options.signal);
+      // A plain promise per read, settled by the upstream or by a guard (timer, abort), whichever
+      // comes first: cheaper than an async function around Promise.race.
+      const next = (): Promise<IteratorResult<StreamPart>> => {
+        if (failure) return Promise.reject(failure);
+        if (options.signal.aborted) return Promise.reject(abortError(options.signal));
         arm();
-        waiting = true;
         const t0 = performance.now();
-        try {
-          const result = await Promise.race([iterator.next(), guard]);
-          if (result.done) release();
-          else if (isContentPart(result.value)) started = true;
-          return result;
-        } catch (err) {
-          // The upstream may still be stuck in next(): ask it to stop, without waiting for it.
-          stuck = true;
-          release();
-          void Promise.resolve(iterator.return?.()).catch(() => undefined);
-          throw err;
-        } finally {
-          waiting = false;
-          options.onWait(performance.now() - t0);
-        }
+        return new Promise<IteratorResult<StreamPart>>((resolve, reject) => {
+          let settled = false;
+          const settle = () => {
+            if (settled) return false;
+            settled = true;
+            rejectWaiting = undefined;
+            options.onWait(performance.now() - t0);
+            return true;
+          };
+          rejectWaiting = (error) => {
+            if (!settle()) return;
+            // The upstream may still be stuck in next(): ask it to stop, without waiting for it.
+            stuck = true;
+            release();
+            void Promise.resolve(iterator.return?.()).catch(() => undefined);
+            reject(error);
+          };
+          iterator.next().then(
+            (result) => {
+              if (!settle()) return;
+              if (result.done) release();
+              else if (isContentPart(result.value)) started = true;
+              resolve(result);
+            },
+            (err: unknown) => {
+              if (!settle()) return;
+              release();
+              void Promise.resolve(iterator.return?.()).catch(() => undefined);
+              reject(err);
+            },
+          );
+        });
       };
       return {
         next,

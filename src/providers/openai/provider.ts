@@ -11,8 +11,8 @@ import { partsFromCompletionBody } from './convert-completion.js';
 import { errorFromResponse, errorFromTransport, type ResponseHeaders } from './errors.js';
 import { UpstreamClient, chatCompletionsTarget, requestHeaders } from './http.js';
 import { readOptions, type OpenAIDeploymentOptions } from './options.js';
-import { readServerSentEvents } from './sse.js';
-import { ChunkConverter, partsFromEvents } from './stream.js';
+import { partsFromEventStream } from './sse.js';
+import { ChunkConverter } from './stream.js';
 
 function isJson(headers: ResponseHeaders): boolean {
   const type = headers['content-type'];
@@ -77,9 +77,7 @@ export class OpenAIProvider implements Provider {
         yield* partsFromCompletionBody(await response.body.text(), converter);
         return;
       }
-      let invalidLine: string | undefined;
-      const events = readServerSentEvents(response.body, (line) => (invalidLine ??= line));
-      yield* partsFromEvents(events, converter, () => invalidLine);
+      yield* partsFromEventStream(response.body, converter);
     } catch (err) {
       throw errorFromTransport(err, options, signal);
     } finally {

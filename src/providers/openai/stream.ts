@@ -3,12 +3,11 @@
 // which wait for the usage chunk that follows the finish_reason chunk.
 
 import { randomUUID } from 'node:crypto';
-import type { EventSourceMessage } from 'eventsource-parser';
 import type { FinishReason, StreamPart, Usage } from '../../core/types.js';
 import { emptyUsage } from '../../core/types.js';
-import type { OpenAIChatChunk, OpenAIChunkChoice, OpenAIErrorObject, OpenAIToolCallDelta } from './api.js';
+import type { OpenAIChatChunk, OpenAIChunkChoice, OpenAIToolCallDelta } from './api.js';
 import { convertUsage } from './convert-usage.js';
-import { errorFromStreamEvent, invalidUpstream } from './errors.js';
+import { invalidUpstream } from './errors.js';
 import { mapFinishReason } from './map-finish-reason.js';
 
 interface ToolCallState {
@@ -187,7 +186,7 @@ export class ChunkConverter {
   }
 }
 
-function parseChunk(data: string): OpenAIChatChunk {
+export function parseChunk(data: string): OpenAIChatChunk {
   try {
     const value = JSON.parse(data) as unknown;
     if (value && typeof value === 'object' && !Array.isArray(value)) return value as OpenAIChatChunk;
@@ -195,39 +194,4 @@ function parseChunk(data: string): OpenAIChatChunk {
     throw invalidUpstream(`The upstream sent an SSE event that is not JSON: ${data.slice(0, 200)}`, err);
   }
   throw invalidUpstream(`The upstream sent an SSE event that is not a JSON object: ${data.slice(0, 200)}`);
-}
-
-/**
- * Canonical parts from the SSE events of one response. Reading continues after `[DONE]` until
- * the body ends, so the connection goes back to the pool instead of being torn down.
- */
-export async function* partsFromEvents(
-  events: AsyncIterable<EventSourceMessage>,
-  converter: ChunkConverter,
-  invalidLine: () => string | undefined,
-): AsyncGenerator<StreamPart> {
-  const out: StreamPart[] = [];
-  let sawDone = false;
-  for await (const event of events) {
-    // Blank data lines are keep-alives on some proxies; nothing after [DONE] counts.
-    if (sawDone || event.data.trim() === '') continue;
-    if (event.data === '[DONE]') {
-      sawDone = true;
-      continue;
-    }
-    const chunk = parseChunk(event.data);
-    if (chunk.error !== undefined || event.event === 'error') throw errorFromStreamEvent(chunk.error ?? (chunk as OpenAIErrorObject));
-    converter.push(chunk, out);
-    if (out.length === 0) continue;
-    for (const part of out.splice(0)) yield part;
-  }
-  try {
-    converter.end(sawDone, out);
-  } catch (err) {
-    const garbage = invalidLine();
-    // The better explanation of an incomplete stream is a body that was not SSE at all.
-    if (garbage !== undefined) throw invalidUpstream(`The upstream did not send server-sent events: ${garbage.slice(0, 200)}`, err);
-    throw err;
-  }
-  yield* out;
 }

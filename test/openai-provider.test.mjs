@@ -29,8 +29,8 @@ function deployment(overrides = {}) {
   return { name: 'test-openai', provider: 'openai', model: 'gpt-test', baseUrl: fake.url, apiKey: 'sk-test', weight: 1, maxConcurrent: 0, options: {}, ...overrides };
 }
 
-function context(dep = deployment(), signal = new AbortController().signal) {
-  return { model: { id: 'm' }, deployment: dep, signal, requestId: 'req-123', logger };
+function context(dep = deployment(), signal = new AbortController().signal, extra = {}) {
+  return { model: { id: 'm' }, deployment: dep, signal, requestId: 'req-123', logger, ...extra };
 }
 
 const user = (text) => ({ role: 'user', content: [{ type: 'text', text }] });
@@ -280,6 +280,40 @@ describe('the request sent upstream', () => {
     assert.equal(fake.requests.at(-1).headers.authorization, undefined);
   });
 
+  test('a buffered call (the caller collects the answer): stream false, JSON accepted, the same parts and usage', async () => {
+    fake.enqueue({ type: 'tool-calls', text: 'Looking.', calls: [{ name: 'lookup', arguments: '{"q":"cats"}' }] });
+    const parts = [];
+    for await (const part of provider.stream(chat(), context(deployment(), undefined, { buffered: true }))) parts.push(part);
+    const r = fake.requests.at(-1);
+    assert.equal(r.body.stream, false);
+    assert.equal(r.body.stream_options, undefined, 'usage comes with every buffered completion');
+    assert.equal(r.headers.accept, 'application/json');
+    assert.equal(parts.filter((p) => p.type === 'text-delta').map((p) => p.delta).join(''), 'Looking.');
+    const start = parts.find((p) => p.type === 'tool-input-start');
+    assert.equal(start.toolName, 'lookup');
+    assert.equal(parts.filter((p) => p.type === 'tool-input-delta').map((p) => p.delta).join(''), '{"q":"cats"}');
+    const finish = parts.at(-1);
+    assert.equal(finish.type, 'finish');
+    assert.equal(finish.finishReason, 'tool-calls');
+    assert.ok(finish.usage.inputTokens > 0 && finish.usage.outputTokens > 0, JSON.stringify(finish.usage));
+  });
+
+  test('a buffered call waits bufferedTimeoutMs for the whole answer, not firstByteTimeoutMs', async () => {
+    fake.enqueue({ type: 'text', text: 'late but whole', firstByteDelayMs: 300 });
+    const dep = deployment({ options: { firstByteTimeoutMs: 100 } });
+    const parts = [];
+    for await (const part of provider.stream(chat(), context(dep, undefined, { buffered: true }))) parts.push(part);
+    assert.equal(parts.filter((p) => p.type === 'text-delta').map((p) => p.delta).join(''), 'late but whole');
+    fake.enqueue({ type: 'stall', phase: 'headers' });
+    const stalled = deployment({ options: { bufferedTimeoutMs: 100 } });
+    await assert.rejects(
+      (async () => {
+        for await (const _ of provider.stream(chat(), context(stalled, undefined, { buffered: true })));
+      })(),
+      (err) => err instanceof GatewayError && err.kind === 'timeout',
+    );
+  });
+
   test('messages: system, named user with image bytes (data URI) and URL, assistant tool call, tool result', async () => {
     const png = new Uint8Array([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
     await collect(
@@ -441,6 +475,7 @@ describe('the request sent upstream', () => {
       multipleChoices: true,
       logprobs: true,
       sampling: undefined,
+      bufferedCalls: true,
     });
   });
 

@@ -23,7 +23,8 @@ before(async () => {
           model: 'gpt-upstream',
           baseUrl: upstream.url,
           apiKeyEnv: 'UPSTREAM_KEY',
-          options: { firstByteTimeoutMs: 300, idleTimeoutMs: 300 },
+          // A buffered client's call is buffered upstream too: its wait is bufferedTimeoutMs.
+          options: { firstByteTimeoutMs: 300, idleTimeoutMs: 300, bufferedTimeoutMs: 300 },
           // Each fault must reach the client as it is: no retries, and no breaker opening after them.
           routing: { retries: 0, breaker: { failureThreshold: 0 } },
           pricing: { input: 2, output: 4 },
@@ -51,6 +52,15 @@ test('buffered: the upstream model name, the key from the env var, and usage wit
   assert.equal(sent.headers.authorization, 'Bearer sk-upstream-secret');
   assert.equal(sent.body.temperature, 0.2);
   assert.equal(sent.body.max_tokens, 20);
+});
+
+test('a buffered client gets a buffered upstream call; a streaming client a streamed one', async () => {
+  await client.chat.completions.create(ask('one'));
+  assert.equal(upstream.requests.at(-1).body.stream, false);
+  const stream = await client.chat.completions.create(ask('two', { stream: true }));
+  for await (const _ of stream);
+  assert.equal(upstream.requests.at(-1).body.stream, true);
+  assert.deepEqual(upstream.requests.at(-1).body.stream_options, { include_usage: true });
 });
 
 test('streaming: the first bytes reach the client while the upstream is still generating', async () => {

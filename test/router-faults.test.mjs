@@ -156,6 +156,16 @@ describe('timeouts', () => {
     assert.equal(stalled.completed, false, 'the stalled upstream call was aborted');
   });
 
+  test('a buffered client gets a buffered upstream call: the TTFT limit does not cut a whole answer that takes longer', async () => {
+    fakes.stally.enqueue({ type: 'text', text: 'worth the wait', firstByteDelayMs: 450 });
+    const res = await complete('stally');
+    assert.equal(res.status, 200);
+    assert.equal(res.headers.get('x-switchboard-model'), 'stally');
+    assert.equal(res.body.choices[0].message.content, 'worth the wait');
+    assert.equal(fakes.stally.requests[0].body.stream, false);
+    assert.equal(count('backup'), 0);
+  });
+
   test('a stall after the first token ends the stream with an in-stream error, no fallback', async () => {
     const chunk = (delta) => `data: ${JSON.stringify({ id: 'c1', object: 'chat.completion.chunk', created: 1, model: 'stally-up', choices: [{ index: 0, delta, finish_reason: null }] })}\n\n`;
     fakes.stally.enqueue({

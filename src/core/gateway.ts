@@ -8,7 +8,7 @@ import { GatewayError, badRequest, toGatewayError } from './errors.js';
 import type { ResolvedDeployment, ResolvedModel } from './models.js';
 import { ModelRegistry, costOf } from './models.js';
 import type { Capabilities, Provider, ProviderEnvironment, ProviderFactory } from './provider.js';
-import { Router, attemptsOf, type RouteAttempt } from './router/router.js';
+import { Router, attemptsOf, type AttemptStream, type RouteAttempt } from './router/router.js';
 import type { PrimedStream } from './stream.js';
 import { mergeChoices, primeStream } from './stream.js';
 import { enforceStructuredOutput, compileSchema } from './structured-output.js';
@@ -197,10 +197,13 @@ export class Gateway {
     signal: AbortSignal,
     context: RequestContext,
     n: number,
-  ): AsyncIterable<StreamPart> {
+  ): AttemptStream {
     const provider = this.provider(deployment.provider);
     const caps = provider.capabilities(deployment);
-    const callContext = { model, deployment, signal, requestId: context.requestId, logger: this.logger };
+    // A client that reads the whole answer at once gets a buffered upstream call where the
+    // provider can make one: one body to parse rather than an event per token.
+    const buffered = !context.stream && caps.bufferedCalls === true;
+    const callContext = { model, deployment, signal, requestId: context.requestId, logger: this.logger, buffered };
     let stream: AsyncIterable<StreamPart>;
     if (n > 1 && !caps.multipleChoices) {
       // Emulate n by n independent calls; each is primed so a failure fails the whole request.
@@ -214,7 +217,9 @@ export class Gateway {
       stream = provider.stream(request, callContext);
     }
     if (request.responseFormat?.type === 'json') stream = enforceStructuredOutput(stream, request.responseFormat);
-    return stream;
+    if (!buffered) return stream;
+    const parts = stream;
+    return { buffered, [Symbol.asyncIterator]: () => parts[Symbol.asyncIterator]() };
   }
 
   /** Adds up usage and errors as the parts go by, and accounts for the call when it ends. */

@@ -17,6 +17,11 @@ export interface Capabilities {
   multipleChoices: boolean;
   /** Token probabilities (confidence_score). */
   logprobs: boolean;
+  /**
+   * Makes a buffered upstream call when the caller collects the whole answer (context.buffered).
+   * Such a call has no first token to time: the router bounds it by its total timeout only.
+   */
+  bufferedCalls?: boolean;
   /** Sampling fields the provider can honour; the core refuses the others with a 400. */
   sampling: Array<'temperature' | 'topP' | 'topK' | 'minP' | 'seed' | 'stop' | 'presencePenalty' | 'frequencyPenalty' | 'repetitionPenalty'>;
 }
@@ -27,6 +32,8 @@ export interface ProviderCallContext {
   signal: AbortSignal;
   /** Request id, for upstream correlation headers and logs. */
   requestId: string;
+  /** The caller collects the whole answer before replying: a provider with bufferedCalls may make a buffered call. */
+  buffered?: boolean;
   logger: Logger;
 }
 

@@ -29,8 +29,17 @@ export interface RouteResult {
   upstreamMs(): number;
 }
 
+/**
+ * One attempt's stream. `buffered`: a buffered upstream call, whose first part comes with the
+ * whole answer; the first-token and idle limits are for streamed calls, so only the total
+ * timeout bounds it (as TensorZero's non-streaming and LiteLLM's non-stream timeouts do).
+ */
+export interface AttemptStream extends AsyncIterable<StreamPart> {
+  readonly buffered?: boolean;
+}
+
 /** Starts one attempt on a deployment; the router primes it. */
-export type AttemptFn = (model: ResolvedModel, deployment: ResolvedDeployment, signal: AbortSignal) => AsyncIterable<StreamPart>;
+export type AttemptFn = (model: ResolvedModel, deployment: ResolvedDeployment, signal: AbortSignal) => AttemptStream;
 
 export interface RouterOptions {
   signal: AbortSignal;
@@ -252,9 +261,11 @@ export class Router {
     const started = performance.now();
     let primed: PrimedStream;
     try {
-      const source = timedStream(attempt(model, state.deployment, controller.signal), {
-        ttftMs: settings.timeouts.ttftMs,
-        idleMs: settings.timeouts.idleMs,
+      const attemptStream = attempt(model, state.deployment, controller.signal);
+      const streamed = attemptStream.buffered !== true;
+      const source = timedStream(attemptStream, {
+        ttftMs: streamed ? settings.timeouts.ttftMs : 0,
+        idleMs: streamed ? settings.timeouts.idleMs : 0,
         signal: controller.signal,
         onTimeout: (error) => controller.abort(error),
         onWait: (ms) => (timing.waitMs += ms),

@@ -37,13 +37,15 @@ export function supportedSampling(options: OpenAIDeploymentOptions): SamplingFie
   return SAMPLING.filter((s) => !s.extended || options.extendedSampling).map((s) => s.field);
 }
 
-export function buildRequestBody(request: ChatRequest, model: string, options: OpenAIDeploymentOptions): OpenAIChatRequest {
+/**
+ * `buffered`: the caller collects the whole answer, so the upstream is asked for one
+ * `chat.completion` (usage always included); otherwise a stream with a final usage chunk.
+ */
+export function buildRequestBody(request: ChatRequest, model: string, options: OpenAIDeploymentOptions, buffered = false): OpenAIChatRequest {
   const body: OpenAIChatRequest = {
     model,
     messages: convertToOpenAIMessages(request.messages),
-    // Always streamed, usage included: the provider converts one wire shape only.
-    stream: true,
-    stream_options: { include_usage: true },
+    ...(buffered ? { stream: false } : { stream: true, stream_options: { include_usage: true } }),
     ...prepareTools(request),
   };
   for (const { field, wire, extended } of SAMPLING) {

@@ -23,10 +23,10 @@ export function chatCompletionsTarget(deployment: ResolvedDeployment): UpstreamT
   return { origin: url.origin, path: `${url.pathname.replace(/\/+$/, '')}/chat/completions${url.search}` };
 }
 
-export function requestHeaders(deployment: ResolvedDeployment, requestId: string): Record<string, string> {
+export function requestHeaders(deployment: ResolvedDeployment, requestId: string, buffered = false): Record<string, string> {
   return {
     'content-type': 'application/json',
-    accept: 'text/event-stream',
+    accept: buffered ? 'application/json' : 'text/event-stream',
     'x-request-id': requestId,
     ...(deployment.apiKey ? { authorization: `Bearer ${deployment.apiKey}` } : {}),
     // Last, so a deployment can replace any of the above (e.g. Azure's `api-key` scheme).
@@ -53,7 +53,14 @@ export class UpstreamClient {
   }
 
   /** Resolves at the response headers; the body is read (and timed) by the caller. */
-  async post(target: UpstreamTarget, headers: Record<string, string>, body: string, options: OpenAIDeploymentOptions, signal: AbortSignal): Promise<Dispatcher.ResponseData> {
+  async post(
+    target: UpstreamTarget,
+    headers: Record<string, string>,
+    body: string,
+    options: OpenAIDeploymentOptions,
+    signal: AbortSignal,
+    buffered = false,
+  ): Promise<Dispatcher.ResponseData> {
     this.inFlight++;
     let response: Dispatcher.ResponseData;
     try {
@@ -63,7 +70,8 @@ export class UpstreamClient {
         headers,
         body,
         signal,
-        headersTimeout: options.firstByteTimeoutMs,
+        // A buffered answer's headers come when the whole answer is ready.
+        headersTimeout: buffered ? options.bufferedTimeoutMs : options.firstByteTimeoutMs,
         // undici restarts this timer on every body chunk: it is the idle limit between chunks.
         bodyTimeout: options.idleTimeoutMs,
       });

@@ -15,6 +15,8 @@ export interface OpenAIDeploymentOptions {
   firstByteTimeoutMs: number;
   /** Longest silence between two body chunks. */
   idleTimeoutMs: number;
+  /** A buffered call (the client did not ask for a stream): from sending to the whole answer's headers. */
+  bufferedTimeoutMs: number;
   /** Send `max_completion_tokens` instead of `max_tokens` (OpenAI o-series and later). */
   maxCompletionTokens: boolean;
   /** Send OpenRouter's `reasoning` object instead of `reasoning_effort`. */
@@ -42,6 +44,7 @@ export function readOptions(deployment: ResolvedDeployment): OpenAIDeploymentOpt
     connectTimeoutMs: number(o, 'connectTimeoutMs', 10_000, name),
     firstByteTimeoutMs: number(o, 'firstByteTimeoutMs', 60_000, name),
     idleTimeoutMs: number(o, 'idleTimeoutMs', 60_000, name),
+    bufferedTimeoutMs: number(o, 'bufferedTimeoutMs', 600_000, name),
     maxCompletionTokens: o.maxCompletionTokens === true,
     reasoningObject: o.reasoningObject === true,
     extendedSampling: o.extendedSampling === true,

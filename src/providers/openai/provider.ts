@@ -1,5 +1,7 @@
-// The provider: capabilities, and one streamed call = build the body, POST it, turn the
-// response (SSE, or a buffered JSON completion) into canonical parts as the bytes arrive.
+// The provider: capabilities, and one call = build the body, POST it, turn the response (SSE, or
+// a buffered JSON completion) into canonical parts as the bytes arrive. A caller that collects the
+// whole answer (a buffered client) gets a buffered upstream call: one JSON body to parse instead
+// of an event per token.
 
 import type { Logger } from 'pino';
 import { GatewayError } from '../../core/errors.js';
@@ -46,6 +48,7 @@ export class OpenAIProvider implements Provider {
       multipleChoices: true,
       logprobs: true,
       sampling: supportedSampling(this.options(deployment)),
+      bufferedCalls: true,
     };
   }
 
@@ -56,12 +59,13 @@ export class OpenAIProvider implements Provider {
   private async *streamChat(request: ChatRequest, context: ProviderCallContext): AsyncGenerator<StreamPart> {
     const { deployment, signal } = context;
     const options = this.options(deployment);
-    const body = JSON.stringify(buildRequestBody(request, deployment.model, options));
+    const buffered = context.buffered === true;
+    const body = JSON.stringify(buildRequestBody(request, deployment.model, options, buffered));
     const target = chatCompletionsTarget(deployment);
     if (signal.aborted) throw new GatewayError('cancelled', 'The request was cancelled', { provider: this.name });
     let response;
     try {
-      response = await this.client.post(target, requestHeaders(deployment, context.requestId), body, options, signal);
+      response = await this.client.post(target, requestHeaders(deployment, context.requestId, buffered), body, options, signal, buffered);
     } catch (err) {
       throw errorFromTransport(err, options, signal);
     }
@@ -73,7 +77,7 @@ export class OpenAIProvider implements Provider {
         throw error;
       }
       if (isJson(response.headers)) {
-        // An upstream that ignored `stream: true` and answered with the whole completion.
+        // A buffered call, or an upstream that ignored `stream: true` and answered with the whole completion.
         yield* partsFromCompletionBody(await response.body.text(), converter);
         return;
       }

@@ -1,14 +1,18 @@
 #!/usr/bin/env node
 // Gateway overhead: the same loopback OpenAI-compatible upstream called directly, through
-// Switchboard and through the Portkey gateway, buffered and streaming.
+// Switchboard and through the Portkey gateway, buffered and streaming; and through a bare Node
+// proxy (bench/floor-proxy.mjs) that does nothing but forward, to show what any Node gateway adds
+// on this machine.
 //
 // Method (../docs/benchmarks.md): the gateway under test is pinned to core 1, the upstream and
-// the load generator to core 0; a fresh gateway per run; warm-up; RUNS runs; medians and ranges.
+// the load generator to core 0; a fresh gateway per run; warm-up (WARMUP seconds of load per mode:
+// the JIT needs several seconds, and a short warm-up measured the first runs 30 % slow); RUNS
+// runs; medians and ranges.
 //   throughput: autocannon, CONNECTIONS connections for DURATION seconds
 //   latency:    SEQUENTIAL keep-alive requests one after another (c = 1); total time for buffered,
 //               time to first byte for streams; "added" = gateway minus direct.
 //
-// Usage: node bench/overhead.mjs   (env: RUNS=5 DURATION=5 CONNECTIONS=32 SEQUENTIAL=200)
+// Usage: node bench/overhead.mjs   (env: RUNS=5 DURATION=5 WARMUP=8 CONNECTIONS=32 SEQUENTIAL=200)
 import { spawn, execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -18,6 +22,7 @@ import { Pool } from 'undici';
 
 const RUNS = Number(process.env.RUNS ?? 5);
 const DURATION = Number(process.env.DURATION ?? 5);
+const WARMUP = Number(process.env.WARMUP ?? 8);
 const CONNECTIONS = Number(process.env.CONNECTIONS ?? 32);
 const SEQUENTIAL = Number(process.env.SEQUENTIAL ?? 200);
 const root = path.resolve(path.dirname(new URL(import.meta.url).pathname), '..');
@@ -68,8 +73,8 @@ function body(stream) {
   return JSON.stringify({ model: 'bench', messages: [{ role: 'user', content: 'hi' }], max_tokens: 16, ...(stream ? { stream: true } : {}) });
 }
 
-async function autocannon(url, headers, stream) {
-  const args = ['node_modules/.bin/autocannon', '-c', String(CONNECTIONS), '-d', String(DURATION), '-m', 'POST', '-j', '-b', body(stream), '-H', 'content-type=application/json'];
+async function autocannon(url, headers, stream, duration = DURATION) {
+  const args = ['node_modules/.bin/autocannon', '-c', String(CONNECTIONS), '-d', String(duration), '-m', 'POST', '-j', '-b', body(stream), '-H', 'content-type=application/json'];
   for (const [k, v] of Object.entries(headers)) args.push('-H', `${k}=${v}`);
   args.push(url);
   const [c, a] = pinned(0, process.execPath, args);
@@ -144,10 +149,17 @@ async function startPortkey(upstreamPort) {
   };
 }
 
+async function startFloorProxy(upstreamPort) {
+  const { child, match } = await start(1, process.execPath, ['bench/floor-proxy.mjs', `http://127.0.0.1:${upstreamPort}`], {}, /^(\d+)$/);
+  return { child, url: `http://127.0.0.1:${match[1]}`, headers: {} };
+}
+
 async function measure(target, label) {
   const origin = target.url;
   const out = {};
   // Warm-up: JIT, connection pools, SQLite statements.
+  await autocannon(`${origin}/v1/chat/completions`, target.headers, false, WARMUP);
+  await autocannon(`${origin}/v1/chat/completions`, target.headers, true, WARMUP);
   await sequential(origin, '/v1/chat/completions', target.headers, false, 300);
   await sequential(origin, '/v1/chat/completions', target.headers, true, 100);
   for (const stream of [false, true]) {
@@ -172,6 +184,12 @@ async function main() {
       process.stderr.write(`run ${run}/${RUNS}\n`);
       const result = {};
       result.direct = await measure({ url: `http://127.0.0.1:${upstreamPort}`, headers: {} }, 'direct');
+      const floor = await startFloorProxy(upstreamPort);
+      try {
+        result.floor = await measure(floor, 'floor');
+      } finally {
+        await stop(floor.child);
+      }
       const sb = await startSwitchboard(upstreamPort, fs.mkdtempSync(path.join(dir, 'sb-')));
       try {
         result.switchboard = await measure(sb, 'switchboard');
@@ -192,7 +210,7 @@ async function main() {
   }
 
   const summary = {};
-  for (const target of ['direct', 'switchboard', 'portkey']) {
+  for (const target of ['direct', 'floor', 'switchboard', 'portkey']) {
     for (const mode of ['buffered', 'stream']) {
       const rs = runs.map((r) => r[target][mode]);
       const direct = runs.map((r) => r.direct[mode]);
@@ -211,7 +229,7 @@ async function main() {
   const report = {
     date: new Date().toISOString(),
     machine: `${os.cpus()[0]?.model ?? 'cpu'} × ${os.availableParallelism()}, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB, Node ${process.version}, pinned: ${hasTaskset}`,
-    settings: { RUNS, DURATION, CONNECTIONS, SEQUENTIAL, chunksPerStream: Number(process.env.CHUNKS ?? 20) },
+    settings: { RUNS, DURATION, WARMUP, CONNECTIONS, SEQUENTIAL, chunksPerStream: Number(process.env.CHUNKS ?? 20) },
     summary,
     runs,
   };
@@ -223,6 +241,14 @@ async function main() {
   for (const [key, v] of Object.entries(summary)) {
     const [target, mode] = key.split('/');
     console.log(`| ${target} | ${mode} | ${f(v.rps, 0)} | ${f(v.rpsRange[0], 0)}–${f(v.rpsRange[1], 0)} | ${f(v.p50)} | ${f(v.p99)} | ${target === 'direct' ? '—' : f(v.addedP50)} | ${target === 'direct' ? '—' : f(v.addedP99)} | ${target === 'direct' ? '—' : f(v.cpuPerRequestMs, 3)} | ${v.errors} |`);
+  }
+  printRatios(runs);
+}
+
+function printRatios(runs) {
+  for (const mode of ['buffered', 'stream']) {
+    const ratios = runs.map((r) => r.switchboard[mode].rps / r.portkey[mode].rps);
+    console.log(`switchboard / portkey req/s, ${mode}: median ${median(ratios).toFixed(2)}×, per run ${ratios.map((x) => x.toFixed(2)).join(', ')}`);
   }
 }
 

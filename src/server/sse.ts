@@ -32,7 +32,9 @@ export function formatSse(event: SseEvent): string {
 
 export class StreamWriter {
   private closed = false;
-  private corked = false;
+  /** Text written during this turn of the event loop, not yet handed to the socket. */
+  private pending = '';
+  private flushScheduled = false;
 
   constructor(private readonly res: ServerResponse) {
     res.once('close', () => {
@@ -45,38 +47,63 @@ export class StreamWriter {
     return this.closed || this.res.destroyed;
   }
 
-  /** Sends the status line and headers now (streams start before the body exists). */
+  /**
+   * Sends the status line and headers at the end of this turn of the event loop (streams start
+   * before the body exists), together with whatever is written in the meantime: one write, not two.
+   */
   start(status: number, headers: Record<string, string | number>): void {
     this.res.writeHead(status, headers);
-    this.res.flushHeaders();
+    this.scheduleFlush();
+  }
+
+  private scheduleFlush(): void {
+    if (this.flushScheduled) return;
+    this.flushScheduled = true;
+    setImmediate(this.flushQueued);
   }
 
   /**
-   * Writes a chunk, waiting for the socket to drain when its buffer is full. Chunks written in
-   * the same turn of the event loop leave in one write (cork until setImmediate): a fast upstream
-   * delivers many small events at once, and a syscall each was a visible cost.
+   * Queues a chunk; what is written in one turn of the event loop leaves as one write (one chunk
+   * of the chunked encoding, one syscall): a fast upstream delivers many small events at once,
+   * and a write each was a visible cost. Waits for the socket to drain when its buffer is full.
    */
   async write(chunk: string): Promise<void> {
     if (this.isClosed) return;
-    if (!this.corked) {
-      this.corked = true;
-      this.res.cork();
-      setImmediate(() => {
-        this.corked = false;
-        this.res.uncork();
-      });
-    }
-    if (!this.res.write(chunk)) {
+    this.pending += chunk;
+    this.scheduleFlush();
+    if (this.res.writableNeedDrain) {
       await Promise.race([once(this.res, 'drain'), once(this.res, 'close')]);
     }
+  }
+
+  private readonly flushQueued = (): void => {
+    this.flushScheduled = false;
+    this.flush();
+  };
+
+  /** Hands queued text to the socket now (before the caller touches the socket itself). */
+  flush(): void {
+    if (this.isClosed || this.res.writableEnded) return;
+    if (this.pending === '') {
+      if (!this.res.headersSent) this.res.flushHeaders();
+      return;
+    }
+    const text = this.pending;
+    this.pending = '';
+    this.res.write(text);
   }
 
   async sse(event: SseEvent): Promise<void> {
     await this.write(formatSse(event));
   }
 
+  /** Ends the response; text still queued leaves with the end in one write. */
   end(): void {
-    if (!this.res.writableEnded) this.res.end();
+    if (this.res.writableEnded) return;
+    const text = this.pending;
+    this.pending = '';
+    if (text !== '' && !this.isClosed) this.res.end(text);
+    else this.res.end();
   }
 }
 

@@ -137,6 +137,9 @@ export function logFromRow(r: LogRow): RequestLogEntry {
   };
 }
 
+/** How long a request-log row may wait for the batch it is written with. */
+const REQUEST_LOG_FLUSH_MS = 10;
+
 export class SqliteStore implements Store {
   readonly kind = 'sqlite';
   readonly db: Database.Database;
@@ -237,15 +240,17 @@ export class SqliteStore implements Store {
   }
 
   /**
-   * Request-log rows are written in one transaction per turn of the event loop: one INSERT
-   * transaction per request was the largest single cost of a proxied request. Every read of the
-   * log flushes first, so readers never miss a row.
+   * Request-log rows are queued and written in one transaction at most every
+   * REQUEST_LOG_FLUSH_MS: one INSERT transaction per request was the largest single cost of a
+   * proxied request, and one per event-loop turn still wrote a WAL page or two per request. Every
+   * read of the log flushes first, so readers never miss a row; a crash loses at most the last
+   * few milliseconds of rows.
    */
   async logRequest(e: RequestLogEntry): Promise<void> {
     this.pendingLog.push(e);
     if (!this.flushScheduled) {
       this.flushScheduled = true;
-      setImmediate(() => this.flushRequestLog());
+      setTimeout(() => this.flushRequestLog(), REQUEST_LOG_FLUSH_MS).unref();
     }
   }
 

@@ -230,6 +230,7 @@ async function pipeText(context: ServerContext, writer: StreamWriter, reply: Fas
   context.logger.warn({ kind: failure.kind }, 'eden stream failed after its first byte');
   await writer.write(`\n${JSON.stringify(edenErrorBody(failure))}\n`);
   // No terminating chunk: the client sees an incomplete response, not a clean end.
+  writer.flush();
   reply.raw.socket?.end();
 }
 

@@ -141,11 +141,20 @@ export class ChunkRenderer {
   /** `{"id":…,"object":…,"created":…,"model":…,"choices":` — the same for every chunk, serialised once. */
   private prefix?: string;
 
+  private chunkPrefix(): string {
+    return `${JSON.stringify({ id: this.meta.id, object: 'chat.completion.chunk', created: this.meta.created, model: this.meta.model }).slice(0, -1)},"choices":`;
+  }
+
   /** A chunk's JSON text: what JSON.stringify of {id, object, created, model, choices, ...extra} gives. */
   private chunk(choices: unknown[], extra?: Record<string, unknown>): string {
-    this.prefix ??= `${JSON.stringify({ id: this.meta.id, object: 'chat.completion.chunk', created: this.meta.created, model: this.meta.model }).slice(0, -1)},"choices":`;
+    this.prefix ??= this.chunkPrefix();
     const rest = extra && Object.keys(extra).length ? `,${JSON.stringify(extra).slice(1, -1)}` : '';
     return `${this.prefix}${JSON.stringify(choices)}${rest}}`;
+  }
+
+  private textChunk(choice: number, text: string): string {
+    this.prefix ??= this.chunkPrefix();
+    return `${this.prefix}[{"index":${choice},"delta":{"content":${JSON.stringify(text)}},"logprobs":null,"finish_reason":null}]}`;
   }
 
   private delta(choice: number, delta: Record<string, unknown>, finishReason: OpenAIFinishReason | null = null): string {
@@ -163,7 +172,10 @@ export class ChunkRenderer {
       case 'text-start':
         return this.started.has(choice) ? [] : [this.delta(choice, { content: '' })];
       case 'text-delta':
-        return part.delta ? [this.delta(choice, { content: part.delta })] : [];
+        if (!part.delta) return [];
+        // The most frequent chunk by far: written from a template, as JSON.stringify would.
+        if (this.started.has(choice)) return [this.textChunk(choice, part.delta)];
+        return [this.delta(choice, { content: part.delta })];
       case 'reasoning-start':
         this.reasoningBlock(choice, part.id, part.redactedData);
         return [];

@@ -1,6 +1,6 @@
 // POST /v1/chat/completions (+ the seed's alias), GET /v1/models, GET /v1/sessions/:id.
 
-import { randomBytes } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { GatewayError, toGatewayError } from '../../core/errors.js';
 import { checkSessionId, recordSessionTurn, withSessionHistory } from '../../core/sessions.js';
@@ -20,7 +20,8 @@ import { chatCompletionRequestSchema } from './schema.js';
 const SEED_DEFAULT_TRUNCATE_LEN = 1500;
 
 function completionId(): string {
-  return `chatcmpl-${randomBytes(12).toString('base64url')}`;
+  // randomUUID draws from a pooled entropy buffer; randomBytes was a getrandom call per request.
+  return `chatcmpl-${randomUUID().replaceAll('-', '')}`;
 }
 
 async function chatCompletions(context: ServerContext, request: FastifyRequest, reply: FastifyReply, route: string, defaultTruncateLen?: number) {

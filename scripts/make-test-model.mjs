@@ -4,7 +4,10 @@
 // real on it, only the text is gibberish. Self-contained: the vocabulary comes from the git bundle
 // of llama.cpp that node-llama-cpp ships, so nothing is downloaded and ../shared is not read.
 //
-// Usage: node scripts/make-test-model.mjs [output.gguf]   (default .cache/test-model/tiny-qwen2.gguf)
+// Usage: node scripts/make-test-model.mjs [output.gguf] [--embd N --layers N --heads N --ff N]
+//   (default .cache/test-model/tiny-qwen2.gguf, 64 wide, 2 layers). The shape flags make a larger
+//   model for benchmarks (bench/local-model.mjs), with every matrix in Q8_0 like a real q8_0 GGUF
+//   (the usual CPU format): its cost per token is then what a real model of that size costs.
 // Idempotent: an existing file is kept (it is only ever written under a temp name, then renamed).
 
 import { execFileSync } from 'node:child_process';
@@ -14,18 +17,31 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-const outPath = path.resolve(process.argv[2] ?? process.env.SWITCHBOARD_TEST_MODEL ?? path.join(repoRoot, '.cache/test-model/tiny-qwen2.gguf'));
+const args = process.argv.slice(2);
+function flag(name, fallback) {
+  const i = args.indexOf(`--${name}`);
+  if (i < 0) return fallback;
+  const value = Number(args[i + 1]);
+  if (!Number.isInteger(value) || value <= 0) throw new Error(`--${name} needs a positive integer`);
+  args.splice(i, 2);
+  return value;
+}
 const bundlePath = path.join(repoRoot, 'node_modules/node-llama-cpp/llama/gitRelease.bundle');
 
 // Architecture "qwen2" (llama-like blocks plus q/k/v biases) so node-llama-cpp recognises the
 // Qwen2.5 template as its QwenChatWrapper, function calling included; with "llama" it would fall
 // back to the generic Jinja wrapper.
 const ARCH = 'qwen2';
-const N_EMBD = 64;
-const N_LAYER = 2;
-const N_HEAD = 4;
-const N_HEAD_KV = 4;
-const N_FF = 256;
+const N_EMBD = flag('embd', 64);
+const N_LAYER = flag('layers', 2);
+const N_HEAD = flag('heads', 4);
+const N_HEAD_KV = N_HEAD;
+const N_FF = flag('ff', 256);
+const CUSTOM_SHAPE = N_EMBD !== 64 || N_LAYER !== 2 || N_HEAD !== 4 || N_FF !== 256;
+// The test model keeps its layer matrices in F32 (tiny anyway); a benchmark shape uses Q8_0.
+const MATRIX_TYPE = CUSTOM_SHAPE ? 8 : 0;
+const VOCAB_MATRIX_TYPE = CUSTOM_SHAPE ? 8 : 1;
+const outPath = path.resolve(args[0] ?? process.env.SWITCHBOARD_TEST_MODEL ?? path.join(repoRoot, '.cache/test-model/tiny-qwen2.gguf'));
 const N_CTX = 2048;
 const SEED = 0x5eed2b66;
 const WEIGHT_STD = 0.02;
@@ -107,6 +123,7 @@ const SCALAR_SIZE = { 0: 1, 1: 1, 2: 2, 3: 2, 4: 4, 5: 4, 6: 4, 7: 1, 10: 8, 11:
 const ALIGN = 32;
 const GGML_F32 = 0;
 const GGML_F16 = 1;
+const GGML_Q8_0 = 8;
 
 
 /** A complete file starts with the GGUF magic; partial writes only ever exist under a temp name. */
@@ -218,26 +235,26 @@ function tensorList(nVocab) {
   const headDim = N_EMBD / N_HEAD;
   const kvDim = headDim * N_HEAD_KV;
   const list = [
-    { name: 'token_embd.weight', dims: [N_EMBD, nVocab], type: GGML_F16, std: WEIGHT_STD },
+    { name: 'token_embd.weight', dims: [N_EMBD, nVocab], type: VOCAB_MATRIX_TYPE, std: WEIGHT_STD },
     { name: 'output_norm.weight', dims: [N_EMBD], type: GGML_F32, fill: 1 },
     // Untied output: with tied embeddings a random model repeats its input token forever.
-    { name: 'output.weight', dims: [N_EMBD, nVocab], type: GGML_F16, std: OUTPUT_STD },
+    { name: 'output.weight', dims: [N_EMBD, nVocab], type: VOCAB_MATRIX_TYPE, std: OUTPUT_STD },
   ];
   for (let i = 0; i < N_LAYER; i++) {
     const b = `blk.${i}.`;
     list.push(
       { name: `${b}attn_norm.weight`, dims: [N_EMBD], type: GGML_F32, fill: 1 },
-      { name: `${b}attn_q.weight`, dims: [N_EMBD, N_EMBD], type: GGML_F32, std: WEIGHT_STD },
+      { name: `${b}attn_q.weight`, dims: [N_EMBD, N_EMBD], type: MATRIX_TYPE, std: WEIGHT_STD },
       { name: `${b}attn_q.bias`, dims: [N_EMBD], type: GGML_F32, fill: 0 },
-      { name: `${b}attn_k.weight`, dims: [N_EMBD, kvDim], type: GGML_F32, std: WEIGHT_STD },
+      { name: `${b}attn_k.weight`, dims: [N_EMBD, kvDim], type: MATRIX_TYPE, std: WEIGHT_STD },
       { name: `${b}attn_k.bias`, dims: [kvDim], type: GGML_F32, fill: 0 },
-      { name: `${b}attn_v.weight`, dims: [N_EMBD, kvDim], type: GGML_F32, std: WEIGHT_STD },
+      { name: `${b}attn_v.weight`, dims: [N_EMBD, kvDim], type: MATRIX_TYPE, std: WEIGHT_STD },
       { name: `${b}attn_v.bias`, dims: [kvDim], type: GGML_F32, fill: 0 },
-      { name: `${b}attn_output.weight`, dims: [N_EMBD, N_EMBD], type: GGML_F32, std: WEIGHT_STD },
+      { name: `${b}attn_output.weight`, dims: [N_EMBD, N_EMBD], type: MATRIX_TYPE, std: WEIGHT_STD },
       { name: `${b}ffn_norm.weight`, dims: [N_EMBD], type: GGML_F32, fill: 1 },
-      { name: `${b}ffn_gate.weight`, dims: [N_EMBD, N_FF], type: GGML_F32, std: WEIGHT_STD },
-      { name: `${b}ffn_up.weight`, dims: [N_EMBD, N_FF], type: GGML_F32, std: WEIGHT_STD },
-      { name: `${b}ffn_down.weight`, dims: [N_FF, N_EMBD], type: GGML_F32, std: WEIGHT_STD },
+      { name: `${b}ffn_gate.weight`, dims: [N_EMBD, N_FF], type: MATRIX_TYPE, std: WEIGHT_STD },
+      { name: `${b}ffn_up.weight`, dims: [N_EMBD, N_FF], type: MATRIX_TYPE, std: WEIGHT_STD },
+      { name: `${b}ffn_down.weight`, dims: [N_FF, N_EMBD], type: MATRIX_TYPE, std: WEIGHT_STD },
     );
   }
   return list;
@@ -259,7 +276,8 @@ function writeModel(file, tokenizerKvs) {
     { key: 'general.architecture', type: T.STRING, raw: encodeString(ARCH) },
     { key: 'general.name', type: T.STRING, raw: encodeString('tiny-qwen2-random') },
     { key: 'general.alignment', type: T.U32, raw: scalar(T.U32, ALIGN) },
-    { key: 'general.file_type', type: T.U32, raw: scalar(T.U32, 1) },
+    // 1 = mostly F16, 7 = mostly Q8_0 (llama_ftype).
+    { key: 'general.file_type', type: T.U32, raw: scalar(T.U32, CUSTOM_SHAPE ? 7 : 1) },
     { key: `${ARCH}.context_length`, type: T.U32, raw: scalar(T.U32, N_CTX) },
     { key: `${ARCH}.embedding_length`, type: T.U32, raw: scalar(T.U32, N_EMBD) },
     { key: `${ARCH}.block_count`, type: T.U32, raw: scalar(T.U32, N_LAYER) },
@@ -278,7 +296,7 @@ function writeModel(file, tokenizerKvs) {
   let dataOffset = 0;
   for (const t of tensors) {
     t.count = t.dims.reduce((a, b) => a * b, 1);
-    t.bytes = t.count * (t.type === GGML_F16 ? 2 : 4);
+    t.bytes = t.type === GGML_Q8_0 ? (t.count / 32) * 34 : t.count * (t.type === GGML_F16 ? 2 : 4);
     t.offset = dataOffset;
     dataOffset = alignUp(dataOffset + t.bytes);
   }
@@ -320,9 +338,27 @@ function tensorBytes(t, random) {
     else for (let i = 0; i < t.count; i++) a[i] = random() * t.std;
     return Buffer.from(a.buffer);
   }
+  if (t.type === GGML_Q8_0) return q8Bytes(t, random);
   const a = new Uint16Array(t.count);
   for (let i = 0; i < t.count; i++) a[i] = toHalf(random() * t.std);
   return Buffer.from(a.buffer);
+}
+
+/** Q8_0: blocks of 32 weights, each an f16 scale then 32 int8 (ggml's block_q8_0). */
+function q8Bytes(t, random) {
+  const out = Buffer.alloc((t.count / 32) * 34);
+  const block = new Float32Array(32);
+  for (let b = 0, off = 0; b < t.count / 32; b++, off += 34) {
+    let amax = 0;
+    for (let i = 0; i < 32; i++) {
+      block[i] = random() * t.std;
+      amax = Math.max(amax, Math.abs(block[i]));
+    }
+    const d = amax / 127;
+    out.writeUInt16LE(toHalf(d), off);
+    for (let i = 0; i < 32; i++) out.writeInt8(d === 0 ? 0 : Math.round(block[i] / d), off + 2 + i);
+  }
+  return out;
 }
 
 /** Seeded standard normal numbers: mulberry32 + Box-Muller. */

@@ -4,6 +4,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import Database from 'better-sqlite3';
+import { startCheckpointer, type Checkpointer } from './sqlite-checkpointer.js';
 import type { Message } from '../core/types.js';
 import { messagesFromJson, messagesToJson } from './serialize.js';
 import { SqliteAsyncRunStore } from './sqlite-async-runs.js';
@@ -153,6 +154,11 @@ export class SqliteStore implements Store {
     this.db.pragma('journal_mode = WAL');
     this.db.pragma('synchronous = NORMAL');
     this.db.pragma('busy_timeout = 5000');
+    if (file !== ':memory:') {
+      // Checkpoints (copy + fsync) run in a worker, never on the thread that serves requests.
+      this.db.pragma('wal_autocheckpoint = 0');
+      this.checkpointer = startCheckpointer(file);
+    }
     this.db.exec(SCHEMA);
     this.asyncRuns = new SqliteAsyncRunStore(this.db);
     this.tenancy = new SqliteTenancyStore(this.db, () => this.flushRequestLog());
@@ -160,6 +166,7 @@ export class SqliteStore implements Store {
   }
 
   private statements?: StatementCache;
+  private readonly checkpointer?: Checkpointer;
   private pendingLog: RequestLogEntry[] = [];
   private flushScheduled = false;
 
@@ -305,6 +312,8 @@ export class SqliteStore implements Store {
 
   async close(): Promise<void> {
     this.flushRequestLog();
+    await this.checkpointer?.stop();
+    // The last connection to close checkpoints what is left.
     if (this.db.open) this.db.close();
   }
 }

@@ -76,6 +76,8 @@ export function attachRequestLogging(app: FastifyInstance, context: ServerContex
       httpInFlight.dec();
       const id = String(request.id);
       const chat = takeChat(chats, id);
+      // The line's object is not even built when info lines are off.
+      if (!context.logger.isLevelEnabled('info')) return;
       context.logger.info(
         {
           reqId: id,

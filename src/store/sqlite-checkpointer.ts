@@ -18,14 +18,15 @@ export function startCheckpointer(file: string, intervalMs = 1000): Checkpointer
   return {
     stop() {
       stopped ??= new Promise<void>((resolve) => {
+        // A worker that cannot answer (still starting, or gone) is terminated anyway.
+        const fallback = setTimeout(() => done(), 1000).unref();
         const done = () => {
+          clearTimeout(fallback);
           void worker.terminate().finally(resolve);
         };
         worker.once('message', done);
         worker.once('exit', () => resolve());
         worker.postMessage('stop');
-        // A worker that cannot answer (still starting, or gone) is terminated anyway.
-        setTimeout(done, 1000).unref();
       });
       return stopped;
     },

@@ -148,13 +148,18 @@ export class SqliteStore implements Store {
   readonly tenancy: SqliteTenancyStore;
   readonly toolExecutions: SqliteToolExecutionStore;
 
-  constructor(file: string) {
+  /**
+   * `backgroundCheckpoints`: a long-running server's connection never checkpoints the WAL; a
+   * worker thread does (src/store/sqlite-checkpointer.ts). One-shot CLI commands keep SQLite's
+   * automatic checkpoints rather than pay for starting a worker.
+   */
+  constructor(file: string, options: { backgroundCheckpoints?: boolean } = {}) {
     if (file !== ':memory:') fs.mkdirSync(path.dirname(file), { recursive: true });
     this.db = new Database(file);
     this.db.pragma('journal_mode = WAL');
     this.db.pragma('synchronous = NORMAL');
     this.db.pragma('busy_timeout = 5000');
-    if (file !== ':memory:') {
+    if (options.backgroundCheckpoints && file !== ':memory:') {
       // Checkpoints (copy + fsync) run in a worker, never on the thread that serves requests.
       this.db.pragma('wal_autocheckpoint = 0');
       this.checkpointer = startCheckpointer(file);
@@ -168,15 +173,15 @@ export class SqliteStore implements Store {
   private statements?: StatementCache;
   private readonly checkpointer?: Checkpointer;
   private pendingLog: RequestLogEntry[] = [];
-  private flushScheduled = false;
+  private flushTimer?: NodeJS.Timeout;
 
   private stmt(sql: string): Database.Statement {
     this.statements ??= statementCache(this.db);
     return this.statements(sql);
   }
 
-  static inDataDir(dataDir: string): SqliteStore {
-    return new SqliteStore(path.join(dataDir, 'switchboard.db'));
+  static inDataDir(dataDir: string, options: { backgroundCheckpoints?: boolean } = {}): SqliteStore {
+    return new SqliteStore(path.join(dataDir, 'switchboard.db'), options);
   }
 
   async createKey(key: NewApiKey): Promise<ApiKeyRecord> {
@@ -255,14 +260,13 @@ export class SqliteStore implements Store {
    */
   async logRequest(e: RequestLogEntry): Promise<void> {
     this.pendingLog.push(e);
-    if (!this.flushScheduled) {
-      this.flushScheduled = true;
-      setTimeout(() => this.flushRequestLog(), REQUEST_LOG_FLUSH_MS).unref();
-    }
+    this.flushTimer ??= setTimeout(() => this.flushRequestLog(), REQUEST_LOG_FLUSH_MS).unref();
   }
 
   flushRequestLog(): void {
-    this.flushScheduled = false;
+    // A reader that flushes early also cancels the pending timer.
+    clearTimeout(this.flushTimer);
+    this.flushTimer = undefined;
     const batch = this.pendingLog;
     if (batch.length === 0 || !this.db.open) return;
     this.pendingLog = [];

@@ -3,7 +3,7 @@
 // by Switchboard over HTTP, with 1 and 4 concurrent requests (sequences).
 //
 // Model: the test suite's tiny random-weight GGUF (generated if absent), or MODEL=path.gguf.
-// Usage: node bench/local-model.mjs   (env: RUNS=3 TOKENS=256 ROUNDS=4 THREADS=1 MODEL=…)
+// Usage: node bench/local-model.mjs   (env: RUNS=3 TOKENS=256 ROUNDS=4 THREADS=1 MODEL=… GPU=false|auto|cuda|vulkan)
 import { spawn, execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -16,6 +16,7 @@ const RUNS = Number(process.env.RUNS ?? 3);
 const TOKENS = Number(process.env.TOKENS ?? 256);
 const ROUNDS = Number(process.env.ROUNDS ?? 4);
 const THREADS = Number(process.env.THREADS ?? 1);
+const GPU = !process.env.GPU || process.env.GPU === 'false' ? false : process.env.GPU;
 const MODEL = process.env.MODEL ?? path.join(root, '.cache/test-model/tiny-qwen2.gguf');
 const PROMPT = 'Write a long story about a lighthouse keeper and the sea.';
 const SAMPLING = { temperature: 0.8, topK: 40, topP: 0.95 };
@@ -27,15 +28,19 @@ const median = (xs) => {
   return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
 };
 
+let devices;
+
 /** Raw: the same prompt through the model's chat template, sampled token by token on c sequences. */
 async function rawTokensPerSecond(concurrency) {
-  const llama = await getLlama({ gpu: false, build: 'never', skipDownload: true, logLevel: LlamaLogLevel.error });
+  const llama = await getLlama({ gpu: GPU, build: 'never', skipDownload: true, logLevel: LlamaLogLevel.error });
+  devices = { backend: llama.gpu, names: await llama.getGpuDeviceNames() };
   const model = await llama.loadModel({ modelPath: MODEL });
   const context = await model.createContext({ sequences: 4, contextSize: Math.min(2048, model.trainContextSize), threads: THREADS });
   const sequences = Array.from({ length: concurrency }, () => context.getSequence());
   const prompt = model.tokenize(`<|im_start|>user\n${PROMPT}<|im_end|>\n<|im_start|>assistant\n`, true);
   const results = [];
-  for (let run = 0; run < RUNS; run++) {
+  // Run -1 is an untimed warm-up, as the server gets one (GPU backends compile kernels on first use).
+  for (let run = -1; run < RUNS; run++) {
     let tokens = 0;
     const t0 = performance.now();
     for (let round = 0; round < ROUNDS; round++) {
@@ -51,7 +56,7 @@ async function rawTokensPerSecond(concurrency) {
         }),
       );
     }
-    results.push(tokens / ((performance.now() - t0) / 1000));
+    if (run >= 0) results.push(tokens / ((performance.now() - t0) / 1000));
   }
   await context.dispose();
   await model.dispose();
@@ -62,7 +67,7 @@ async function rawTokensPerSecond(concurrency) {
 async function startServer(dataDir) {
   const child = spawn(
     process.execPath,
-    ['bin/switchboard.js', 'serve', '--model', MODEL, '--data-dir', dataDir, '--port', '0', '--threads', String(THREADS), '--log-level', 'warn'],
+    ['bin/switchboard.js', 'serve', '--model', MODEL, '--data-dir', dataDir, '--port', '0', '--threads', String(THREADS), '--gpu', String(GPU), '--log-level', 'warn'],
     { cwd: root, stdio: ['ignore', 'pipe', 'inherit'] },
   );
   const url = await new Promise((resolve, reject) => {
@@ -108,7 +113,7 @@ async function serverTokensPerSecond(url, concurrency) {
 }
 
 async function main() {
-  const out = { date: new Date().toISOString(), machine: `${os.cpus()[0]?.model} × ${os.availableParallelism()}, Node ${process.version}`, settings: { RUNS, TOKENS, ROUNDS, THREADS, model: path.basename(MODEL) }, results: {} };
+  const out = { date: new Date().toISOString(), machine: `${os.cpus()[0]?.model} × ${os.availableParallelism()}, Node ${process.version}`, settings: { RUNS, TOKENS, ROUNDS, THREADS, GPU, model: path.basename(MODEL) }, results: {} };
   for (const c of [1, 4]) out.results[`raw/c${c}`] = await rawTokensPerSecond(c);
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'sb-bench-local-'));
   const server = await startServer(dataDir);
@@ -119,6 +124,7 @@ async function main() {
     server.child.kill('SIGTERM');
     fs.rmSync(dataDir, { recursive: true, force: true });
   }
+  out.devices = devices;
   const r = out.results;
   out.ratios = {
     serverVsRawC1: r['server/c1'] / r['raw/c1'],

@@ -354,3 +354,12 @@ test('with no keys the server refuses to listen beyond loopback', async () => {
   await assert.rejects(server.listen(), /Refusing to listen on 0\.0\.0\.0/);
   await server.close();
 });
+
+test('the GPU backend: flag beats SWITCHBOARD_GPU beats the file; an unknown one is refused', async () => {
+  const { loadConfig } = await import('../dist/core/config.js');
+  assert.equal(loadConfig({}, {}).local.gpu, false);
+  assert.equal(loadConfig({}, { SWITCHBOARD_GPU: 'vulkan' }).local.gpu, 'vulkan');
+  assert.equal(loadConfig({ gpu: 'CUDA' }, { SWITCHBOARD_GPU: 'vulkan' }).local.gpu, 'cuda');
+  assert.equal(loadConfig({ gpu: 'off' }, { SWITCHBOARD_GPU: 'auto' }).local.gpu, false);
+  assert.throws(() => loadConfig({ gpu: 'tpu' }, {}), /Invalid GPU backend "tpu"/);
+});

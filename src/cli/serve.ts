@@ -10,6 +10,7 @@ export interface ConfigFlags {
   host?: string;
   port?: string;
   threads?: string;
+  gpu?: string;
   logLevel?: string;
 }
 
@@ -21,6 +22,7 @@ export function configFromFlags(flags: ConfigFlags) {
     host: flags.host,
     port: flags.port === undefined ? undefined : Number(flags.port),
     threads: flags.threads === undefined ? undefined : Number(flags.threads),
+    gpu: flags.gpu,
     logLevel: flags.logLevel,
   });
 }
@@ -31,6 +33,7 @@ export function registerServeCommand(program: Command): void {
     .addOption(new Option('--host <host>', 'listen address (env SWITCHBOARD_HOST; default 127.0.0.1)'))
     .addOption(new Option('-p, --port <port>', 'listen port (env SWITCHBOARD_PORT; default 8080; 0 = any free port)'))
     .addOption(new Option('--threads <n>', 'CPU threads per local model context (env SWITCHBOARD_THREADS; default 1)'))
+    .addOption(new Option('--gpu <backend>', 'run local models on a GPU: auto|cuda|vulkan|metal|false (env SWITCHBOARD_GPU; default false)'))
     .addOption(new Option('--log-level <level>', 'fatal|error|warn|info|debug|trace|silent'))
     .addOption(new Option('--no-warm-up', 'do not load the default model before accepting requests'))
     .action(async (flags: ConfigFlags & { warmUp: boolean }) => {

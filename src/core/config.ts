@@ -139,7 +139,20 @@ export interface ConfigOverrides {
   /** Default local model: path, URL or hf: reference. */
   model?: string;
   threads?: number;
+  /** GPU backend for local models: false, auto, cuda, vulkan or metal. */
+  gpu?: string;
   logLevel?: string;
+}
+
+const GPU_BACKENDS = ['auto', 'cuda', 'vulkan', 'metal'] as const;
+
+/** A --gpu / SWITCHBOARD_GPU value: `false` (or off/none/cpu) keeps the model on the CPU. */
+function parseGpu(value: string): Config['local']['gpu'] {
+  const v = value.trim().toLowerCase();
+  if (['false', 'off', 'none', 'cpu', ''].includes(v)) return false;
+  const backend = GPU_BACKENDS.find((b) => b === v);
+  if (!backend) throw new Error(`Invalid GPU backend "${value}": use false, ${GPU_BACKENDS.join(', ')}`);
+  return backend;
 }
 
 export function defaultCacheDir(): string {
@@ -177,11 +190,13 @@ export function loadConfig(overrides: ConfigOverrides = {}, env: NodeJS.ProcessE
   const model = overrides.model ?? env.SWITCHBOARD_MODEL;
   const threads = overrides.threads ?? (env.SWITCHBOARD_THREADS ? Number(env.SWITCHBOARD_THREADS) : undefined);
   const logLevel = overrides.logLevel ?? env.SWITCHBOARD_LOG_LEVEL;
+  const gpu = overrides.gpu ?? env.SWITCHBOARD_GPU;
   if (host) config.server.host = host;
   if (port !== undefined && Number.isFinite(port)) config.server.port = port;
   if (dataDir) config.server.dataDir = dataDir;
   if (threads !== undefined && Number.isFinite(threads)) config.local.threads = threads;
   if (logLevel) config.server.logLevel = logLevel as Config['server']['logLevel'];
+  if (gpu !== undefined) config.local.gpu = parseGpu(gpu);
 
   if (model) {
     // --model replaces the default local model (or adds it when the config has none).

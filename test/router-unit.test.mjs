@@ -6,7 +6,8 @@ import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Router } from '../dist/core/router/router.js';
 import { pickLeastBusy, pickLowestLatency, pickWeighted } from '../dist/core/router/strategies.js';
-import { backoffDelayMs } from '../dist/core/router/backoff.js';
+import { backoffDelayMs, sleep } from '../dist/core/router/backoff.js';
+import { Cancellation } from '../dist/core/router/cancellation.js';
 import { CircuitBreaker } from '../dist/core/router/breaker.js';
 import { GatewayError } from '../dist/core/errors.js';
 
@@ -184,5 +185,38 @@ describe('circuit breaker', () => {
     breaker.onSuccess();
     assert.equal(breaker.state(), 'closed');
     assert.equal(breaker.canRequest(), true);
+  });
+});
+
+describe('the router\'s request cancellation', () => {
+  test('abort runs each listener once, in order, and keeps the first reason', () => {
+    const c = new Cancellation();
+    const calls = [];
+    const removed = () => calls.push('removed');
+    c.addEventListener('abort', () => calls.push('a'), { once: true });
+    c.addEventListener('abort', removed);
+    c.addEventListener('abort', () => calls.push('b'));
+    c.removeEventListener('abort', removed);
+    assert.equal(c.aborted, false);
+    const first = new GatewayError('timeout', 'too slow');
+    c.abort(first);
+    c.abort(new GatewayError('cancelled', 'later'));
+    c.addEventListener('abort', () => calls.push('late'));
+    assert.deepEqual(calls, ['a', 'b']);
+    assert.equal(c.aborted, true);
+    assert.equal(c.reason, first);
+  });
+
+  test('a backoff sleep ends early with the reason, and one that finishes leaves no listener behind', async () => {
+    const c = new Cancellation();
+    const slept = sleep(60_000, c);
+    const reason = new GatewayError('cancelled', 'gone');
+    c.abort(reason);
+    await assert.rejects(slept, (err) => err === reason);
+    const calm = new Cancellation();
+    await sleep(1, calm);
+    assert.equal(calm.listeners.length, 0, 'the finished sleep removed its abort listener');
+    calm.abort(new GatewayError('cancelled', 'x'));
+    await assert.rejects(sleep(5, calm), (err) => err.kind === 'cancelled');
   });
 });

@@ -1,3 +1,5 @@
+import type { Cancellable } from './cancellation.js';
+
 // Exponential backoff with full jitter (AWS architecture blog): the delay before retry n is
 // uniform in [0, min(max, base·2^n)], so retrying clients spread out instead of stampeding.
 
@@ -7,7 +9,7 @@ export function backoffDelayMs(retry: number, baseMs: number, maxMs: number, ran
 }
 
 /** Resolves after `ms`, or rejects with the signal's reason when it aborts first. */
-export function sleep(ms: number, signal: AbortSignal): Promise<void> {
+export function sleep(ms: number, signal: Cancellable): Promise<void> {
   if (ms <= 0) return Promise.resolve();
   return new Promise((resolve, reject) => {
     if (signal.aborted) return reject(signal.reason);

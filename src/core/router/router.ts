@@ -9,6 +9,7 @@ import { primeStream } from '../stream.js';
 import type { StreamPart } from '../types.js';
 import { GatewayError, type ErrorKind, toGatewayError } from '../errors.js';
 import { backoffDelayMs, sleep } from './backoff.js';
+import { Cancellation, type Cancellable } from './cancellation.js';
 import { DeploymentState } from './deployment-state.js';
 import { DEFAULT_SETTINGS, mergeSettings, parsePartialSettings, type RouteSettings } from './settings.js';
 import { pickDeployment } from './strategies.js';
@@ -98,8 +99,8 @@ export class Router {
     const settings = this.settings(model);
     const timing: Timing = { waitMs: 0 };
     const attempts: RouteAttempt[] = [];
-    // One signal for the whole request: the client going away, or the total timeout.
-    const request = new AbortController();
+    // One cancellation for the whole request: the client going away, or the total timeout.
+    const request = new Cancellation();
     const onClientGone = () => request.abort(new GatewayError('cancelled', 'The request was cancelled'));
     if (options.signal.aborted) onClientGone();
     options.signal.addEventListener('abort', onClientGone, { once: true });
@@ -124,11 +125,11 @@ export class Router {
     try {
       for (;;) {
         try {
-          const served = await this.routeModel(current, provider, attempt, request.signal, attempts, timing, release);
+          const served = await this.routeModel(current, provider, attempt, request, attempts, timing, release);
           return { ...served, attempts, upstreamMs: () => timing.waitMs };
         } catch (err) {
           const error = toGatewayError(err);
-          if (request.signal.aborted) throw request.signal.reason instanceof GatewayError ? request.signal.reason : error;
+          if (request.aborted) throw request.reason instanceof GatewayError ? request.reason : error;
           const chain =
             error.kind === 'context_window' ? chains.context : error.kind === 'content_policy' ? chains.content : this.fallsBack(error, settings) ? chains.fallbacks : [];
           let next: string | undefined;
@@ -156,7 +157,7 @@ export class Router {
     model: ResolvedModel,
     provider: string | undefined,
     attempt: AttemptFn,
-    signal: AbortSignal,
+    signal: Cancellable,
     attempts: RouteAttempt[],
     timing: Timing,
     release: () => void,
@@ -234,7 +235,7 @@ export class Router {
     model: ResolvedModel,
     state: DeploymentState,
     attempt: AttemptFn,
-    requestSignal: AbortSignal,
+    requestSignal: Cancellable,
     settings: RouteSettings,
     timing: Timing,
     release: () => void,

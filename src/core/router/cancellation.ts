@@ -1,8 +1,8 @@
 // The router's own request-wide cancellation (client gone, total timeout). It never leaves the
 // router, so it need not be an AbortSignal: on Node 20 every AbortSignal is built with
 // Object.setPrototypeOf, and V8's young-generation GC then keeps it, with whatever its listeners
-// hold, even after it is garbage — one fewer per request is ≈ 40 % fewer bytes promoted per
-// scavenge (docs/benchmarks.md). Attempts still get a real AbortSignal: providers hand it to
+// hold, even after it is garbage — one fewer per request measured 15–25 % fewer bytes promoted
+// per scavenge (docs/benchmarks.md). Attempts still get a real AbortSignal: providers hand it to
 // undici, the AWS SDK and node-llama-cpp.
 
 /** What the router reads of a cancellation: an AbortSignal satisfies it too. */

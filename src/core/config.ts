@@ -79,6 +79,9 @@ const modelSchema = z
     message: 'a model needs `provider` and `model`, or `deployments`',
   });
 
+/** node-llama-cpp's GPU backends; `false` keeps local models on the CPU. */
+const GPU_BACKENDS = ['auto', 'cuda', 'vulkan', 'metal'] as const;
+
 const localSchema = z
   .object({
     /** CPU threads per context. 1 is by far the fastest for small models on small machines (measured). */
@@ -91,7 +94,7 @@ const localSchema = z
     contextSize: z.number().int().positive().optional(),
     /** Where downloaded models are kept. */
     cacheDir: z.string().optional(),
-    gpu: z.union([z.literal(false), z.literal('auto'), z.literal('cuda'), z.literal('vulkan'), z.literal('metal')]).default(false),
+    gpu: z.union([z.literal(false), z.enum(GPU_BACKENDS)]).default(false),
   })
   .strict();
 
@@ -143,8 +146,6 @@ export interface ConfigOverrides {
   gpu?: string;
   logLevel?: string;
 }
-
-const GPU_BACKENDS = ['auto', 'cuda', 'vulkan', 'metal'] as const;
 
 /** A --gpu / SWITCHBOARD_GPU value: `false` (or off/none/cpu) keeps the model on the CPU. */
 function parseGpu(value: string): Config['local']['gpu'] {

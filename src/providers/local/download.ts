@@ -99,11 +99,15 @@ async function download(url: string, target: string, options: PullOptions): Prom
       done(null, chunk);
     },
   });
+  const file = fs.createWriteStream(part, { flags: offset > 0 ? 'a' : 'w' });
   try {
     if (!response.body) throw new Error('empty response body');
     const body = Readable.fromWeb(response.body as unknown as NodeWebReadableStream<Uint8Array>);
-    await pipeline(body, counter, fs.createWriteStream(part, { flags: offset > 0 ? 'a' : 'w' }));
+    await pipeline(body, counter, file);
   } catch (err) {
+    // pipeline rejects at the first error, while a write may still be landing in the .part: wait
+    // for the file to close, or a pull that resumes at once would append after the wrong offset.
+    if (!file.closed) await new Promise<void>((resolve) => file.once('close', () => resolve()));
     // The .part keeps what arrived; the next pull resumes from there.
     throw new GatewayError('unavailable', `Downloading ${url} was interrupted after ${fileSize(part)} bytes (${(err as Error).message}); pull again to resume`, {
       code: 'model_download_interrupted',

@@ -5,14 +5,20 @@
 // on this machine.
 //
 // Method (../docs/benchmarks.md): the gateway under test is pinned to core 1, the upstream and
-// the load generator to core 0; a fresh gateway per run; warm-up (WARMUP seconds of load per mode:
-// the JIT needs several seconds, and a short warm-up measured the first runs 30 % slow); RUNS
-// runs; medians and ranges.
+// the load generator (this process, which re-runs itself pinned, and autocannon) to core 0; a fresh
+// gateway per run; warm-up (WARMUP seconds of load per mode: the JIT needs several seconds, and a
+// short warm-up measured the first runs 30 % slow); RUNS runs; medians and ranges.
 //   throughput: autocannon, CONNECTIONS connections for DURATION seconds
-//   latency:    SEQUENTIAL keep-alive requests one after another (c = 1); total time for buffered,
-//               time to first byte for streams; "added" = gateway minus direct.
+//   latency:    after the throughput phases, LATENCY_WARMUP seconds of unmeasured sequential
+//               requests per mode (when autocannon's connections close, V8 deoptimises dozens of
+//               functions in any Node gateway, and re-optimising them on the gateway's core
+//               while latency is measured put TurboFan's compile jobs into the tail), then
+//               SEQUENTIAL keep-alive requests one after another (c = 1); total time for
+//               buffered, time to first byte for streams, in 10 blocks alternating with as many
+//               requests straight to the upstream; "added" = gateway minus those direct ones.
 //
-// Usage: node bench/overhead.mjs   (env: RUNS=5 DURATION=5 WARMUP=8 CONNECTIONS=32 SEQUENTIAL=200)
+// Usage: node bench/overhead.mjs
+//   (env: RUNS=5 DURATION=5 WARMUP=8 CONNECTIONS=32 LATENCY_WARMUP=4 SEQUENTIAL=2000)
 import { spawn, execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -24,7 +30,9 @@ const RUNS = Number(process.env.RUNS ?? 5);
 const DURATION = Number(process.env.DURATION ?? 5);
 const WARMUP = Number(process.env.WARMUP ?? 8);
 const CONNECTIONS = Number(process.env.CONNECTIONS ?? 32);
-const SEQUENTIAL = Number(process.env.SEQUENTIAL ?? 200);
+const LATENCY_WARMUP = Number(process.env.LATENCY_WARMUP ?? 4);
+const SEQUENTIAL = Number(process.env.SEQUENTIAL ?? 2000);
+const BLOCKS = 10;
 const root = path.resolve(path.dirname(new URL(import.meta.url).pathname), '..');
 const hasTaskset = (() => {
   try {
@@ -83,25 +91,53 @@ async function autocannon(url, headers, stream, duration = DURATION) {
   return { rps: result.requests.average, errors: result.errors + result.non2xx, total: result.requests.total };
 }
 
-async function sequential(origin, pathName, headers, stream, count) {
+/** One request on a 1-connection pool: total time (buffered) or time to first byte (stream). */
+async function timedRequest(pool, headers, stream) {
+  const t0 = performance.now();
+  const res = await pool.request({ method: 'POST', path: '/v1/chat/completions', headers: { 'content-type': 'application/json', ...headers }, body: body(stream) });
+  let first;
+  for await (const _chunk of res.body) first ??= performance.now();
+  if (res.statusCode !== 200) throw new Error(`status ${res.statusCode}`);
+  return stream ? first - t0 : performance.now() - t0;
+}
+
+const quantiles = (times) => {
+  const sorted = [...times].sort((a, b) => a - b);
+  const q = (p) => sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))];
+  return { p50: q(0.5), p99: q(0.99) };
+};
+
+/** Unmeasured sequential requests for `seconds`: the c = 1 warm-up. */
+async function sequentialFor(origin, headers, stream, seconds) {
   const pool = new Pool(origin, { connections: 1, pipelining: 1 });
-  const times = [];
+  const until = performance.now() + seconds * 1000;
   try {
-    for (let i = 0; i < count; i++) {
-      const t0 = performance.now();
-      const res = await pool.request({ method: 'POST', path: pathName, headers: { 'content-type': 'application/json', ...headers }, body: body(stream) });
-      let first;
-      for await (const _chunk of res.body) first ??= performance.now();
-      const t = stream ? first - t0 : performance.now() - t0;
-      if (res.statusCode !== 200) throw new Error(`status ${res.statusCode}`);
-      times.push(t);
-    }
+    while (performance.now() < until) await timedRequest(pool, headers, stream);
   } finally {
     await pool.close();
   }
-  times.sort((a, b) => a - b);
-  const q = (p) => times[Math.min(times.length - 1, Math.floor(p * times.length))];
-  return { p50: q(0.5), p99: q(0.99) };
+}
+
+/**
+ * `count` sequential requests to the target, in BLOCKS blocks alternating with as many straight to
+ * the upstream, so "added" compares latencies taken in the same minutes (the VM's speed drifts).
+ */
+async function sequential(target, directOrigin, stream, count) {
+  const pools = [new Pool(target.url, { connections: 1, pipelining: 1 }), directOrigin && new Pool(directOrigin, { connections: 1, pipelining: 1 })];
+  const times = [[], []];
+  try {
+    for (let block = 0; block < BLOCKS; block++) {
+      for (const side of [1, 0]) {
+        if (!pools[side]) continue;
+        for (let i = 0; i < count / BLOCKS; i++) times[side].push(await timedRequest(pools[side], side === 0 ? target.headers : {}, stream));
+      }
+    }
+  } finally {
+    await Promise.all(pools.filter(Boolean).map((pool) => pool.close()));
+  }
+  const own = quantiles(times[0]);
+  const direct = directOrigin ? quantiles(times[1]) : own;
+  return { ...own, addedP50: own.p50 - direct.p50, addedP99: own.p99 - direct.p99 };
 }
 
 const median = (xs) => {
@@ -154,22 +190,25 @@ async function startFloorProxy(upstreamPort) {
   return { child, url: `http://127.0.0.1:${match[1]}`, headers: {} };
 }
 
-async function measure(target, label) {
+async function measure(target, label, directOrigin) {
   const origin = target.url;
   const out = {};
   // Warm-up: JIT, connection pools, SQLite statements.
   await autocannon(`${origin}/v1/chat/completions`, target.headers, false, WARMUP);
   await autocannon(`${origin}/v1/chat/completions`, target.headers, true, WARMUP);
-  await sequential(origin, '/v1/chat/completions', target.headers, false, 300);
-  await sequential(origin, '/v1/chat/completions', target.headers, true, 100);
   for (const stream of [false, true]) {
     const mode = stream ? 'stream' : 'buffered';
     const cpuBefore = target.child ? cpuMs(target.child.pid) : NaN;
     const load = await autocannon(`${origin}/v1/chat/completions`, target.headers, stream);
     const cpuAfter = target.child ? cpuMs(target.child.pid) : NaN;
-    const lat = await sequential(origin, '/v1/chat/completions', target.headers, stream, SEQUENTIAL);
-    out[mode] = { ...load, ...lat, cpuPerRequestMs: (cpuAfter - cpuBefore) / load.total };
-    process.stderr.write(`  ${label} ${mode}: ${load.rps.toFixed(0)} req/s, p50 ${lat.p50.toFixed(2)} ms, p99 ${lat.p99.toFixed(2)} ms, errors ${load.errors}\n`);
+    out[mode] = { ...load, cpuPerRequestMs: (cpuAfter - cpuBefore) / load.total };
+  }
+  for (const stream of [false, true]) {
+    const mode = stream ? 'stream' : 'buffered';
+    await sequentialFor(origin, target.headers, stream, LATENCY_WARMUP);
+    Object.assign(out[mode], await sequential(target, directOrigin, stream, SEQUENTIAL));
+    const r = out[mode];
+    process.stderr.write(`  ${label} ${mode}: ${r.rps.toFixed(0)} req/s, p50 ${r.p50.toFixed(2)} ms, p99 ${r.p99.toFixed(2)} ms, errors ${r.errors}\n`);
   }
   return out;
 }
@@ -178,27 +217,28 @@ async function main() {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sb-bench-'));
   const upstream = await start(0, process.execPath, ['bench/upstream.mjs'], {}, /^(\d+)$/);
   const upstreamPort = Number(upstream.match[1]);
+  const directOrigin = `http://127.0.0.1:${upstreamPort}`;
   const runs = [];
   try {
     for (let run = 1; run <= RUNS; run++) {
       process.stderr.write(`run ${run}/${RUNS}\n`);
       const result = {};
-      result.direct = await measure({ url: `http://127.0.0.1:${upstreamPort}`, headers: {} }, 'direct');
+      result.direct = await measure({ url: directOrigin, headers: {} }, 'direct');
       const floor = await startFloorProxy(upstreamPort);
       try {
-        result.floor = await measure(floor, 'floor');
+        result.floor = await measure(floor, 'floor', directOrigin);
       } finally {
         await stop(floor.child);
       }
       const sb = await startSwitchboard(upstreamPort, fs.mkdtempSync(path.join(dir, 'sb-')));
       try {
-        result.switchboard = await measure(sb, 'switchboard');
+        result.switchboard = await measure(sb, 'switchboard', directOrigin);
       } finally {
         await stop(sb.child);
       }
       const pk = await startPortkey(upstreamPort);
       try {
-        result.portkey = await measure(pk, 'portkey');
+        result.portkey = await measure(pk, 'portkey', directOrigin);
       } finally {
         await stop(pk.child);
       }
@@ -213,14 +253,13 @@ async function main() {
   for (const target of ['direct', 'floor', 'switchboard', 'portkey']) {
     for (const mode of ['buffered', 'stream']) {
       const rs = runs.map((r) => r[target][mode]);
-      const direct = runs.map((r) => r.direct[mode]);
       summary[`${target}/${mode}`] = {
         rps: median(rs.map((r) => r.rps)),
         rpsRange: range(rs.map((r) => r.rps)),
         p50: median(rs.map((r) => r.p50)),
         p99: median(rs.map((r) => r.p99)),
-        addedP50: median(rs.map((r, i) => r.p50 - direct[i].p50)),
-        addedP99: median(rs.map((r, i) => r.p99 - direct[i].p99)),
+        addedP50: median(rs.map((r) => r.addedP50)),
+        addedP99: median(rs.map((r) => r.addedP99)),
         cpuPerRequestMs: median(rs.map((r) => r.cpuPerRequestMs)),
         errors: rs.reduce((n, r) => n + r.errors, 0),
       };
@@ -229,7 +268,7 @@ async function main() {
   const report = {
     date: new Date().toISOString(),
     machine: `${os.cpus()[0]?.model ?? 'cpu'} × ${os.availableParallelism()}, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB, Node ${process.version}, pinned: ${hasTaskset}`,
-    settings: { RUNS, DURATION, WARMUP, CONNECTIONS, SEQUENTIAL, chunksPerStream: Number(process.env.CHUNKS ?? 20) },
+    settings: { RUNS, DURATION, WARMUP, CONNECTIONS, LATENCY_WARMUP, SEQUENTIAL, chunksPerStream: Number(process.env.CHUNKS ?? 20) },
     summary,
     runs,
   };
@@ -252,7 +291,14 @@ function printRatios(runs) {
   }
 }
 
-main().catch((err) => {
-  console.error(err);
-  process.exit(1);
-});
+// The sequential client runs in this process: keep it (and its GC threads) off the gateway's core.
+if (hasTaskset && !process.env.SWITCHBOARD_BENCH_PINNED) {
+  const [c, a] = pinned(0, process.execPath, process.argv.slice(1));
+  const child = spawn(c, a, { stdio: 'inherit', env: { ...process.env, SWITCHBOARD_BENCH_PINNED: '1' } });
+  child.once('exit', (code) => process.exit(code ?? 1));
+} else {
+  main().catch((err) => {
+    console.error(err);
+    process.exit(1);
+  });
+}

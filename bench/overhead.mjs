@@ -37,7 +37,9 @@ const root = path.resolve(path.dirname(new URL(import.meta.url).pathname), '..')
 const hasTaskset = (() => {
   try {
     execFileSync('taskset', ['-c', '0', 'true']);
-    return os.availableParallelism() >= 2;
+    // os.cpus(), not availableParallelism(): the latter counts only the cores this process may use,
+    // and the re-run below is itself pinned to one.
+    return os.cpus().length >= 2;
   } catch {
     return false;
   }
@@ -267,7 +269,7 @@ async function main() {
   }
   const report = {
     date: new Date().toISOString(),
-    machine: `${os.cpus()[0]?.model ?? 'cpu'} × ${os.availableParallelism()}, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB, Node ${process.version}, pinned: ${hasTaskset}`,
+    machine: `${os.cpus()[0]?.model ?? 'cpu'} × ${os.cpus().length}, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB, Node ${process.version}, pinned: ${hasTaskset}`,
     settings: { RUNS, DURATION, WARMUP, CONNECTIONS, LATENCY_WARMUP, SEQUENTIAL, chunksPerStream: Number(process.env.CHUNKS ?? 20) },
     summary,
     runs,

@@ -2,6 +2,7 @@
 // OpenAI-compatible provider → a loopback upstream speaking OpenAI's wire format, with faults.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import net from 'node:net';
 import OpenAI from 'openai';
 import { startServer, postJson, readSse } from './helpers/server.mjs';
 import { startFakeOpenAI } from './helpers/fake-openai-upstream.mjs';
@@ -90,6 +91,50 @@ test('streaming: the first bytes reach the client while the upstream is still ge
     }
   }
   assert.deepEqual(seen, ['first', ' second']);
+});
+
+/** POSTs over a raw socket and returns the response's chunked-encoding chunks: one per write. */
+function postForChunks(url, path, body) {
+  const { hostname, port } = new URL(url);
+  const payload = JSON.stringify(body);
+  return new Promise((resolve, reject) => {
+    const socket = net.connect(Number(port), hostname);
+    const received = [];
+    socket.on('error', reject);
+    // The response ends with the zero-size chunk (the connection itself is kept alive).
+    socket.on('data', (d) => {
+      received.push(d);
+      const data = Buffer.concat(received);
+      if (!data.subarray(-5).equals(Buffer.from('0\r\n\r\n'))) return;
+      socket.destroy();
+      const headerEnd = data.indexOf('\r\n\r\n');
+      assert.match(data.subarray(0, headerEnd).toString(), /transfer-encoding: chunked/i);
+      const chunks = [];
+      for (let pos = headerEnd + 4; ; ) {
+        const lineEnd = data.indexOf('\r\n', pos);
+        const size = parseInt(data.subarray(pos, lineEnd).toString(), 16);
+        if (!size) break;
+        chunks.push(data.subarray(lineEnd + 2, lineEnd + 2 + size).toString());
+        pos = lineEnd + 2 + size + 2;
+      }
+      resolve(chunks);
+    });
+    socket.write(`POST ${path} HTTP/1.1\r\nHost: ${hostname}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(payload)}\r\n\r\n${payload}`);
+  });
+}
+
+test('streaming: when the whole answer arrives in one read, the first token still leaves on its own, the rest together', async () => {
+  // The fake upstream writes every event of this answer in a single write.
+  upstream.enqueue({ type: 'text', text: 'One two three four five six.', chunks: 6 });
+  const chunks = await postForChunks(s.url, '/v1/chat/completions', ask('count', { stream: true }));
+  const events = (chunk) => chunk.split('\n\n').filter(Boolean).map((e) => e.slice('data: '.length));
+  const content = (data) => (data === '[DONE]' ? '' : JSON.parse(data).choices[0]?.delta?.content ?? '');
+  const firstWrite = events(chunks[0]);
+  assert.equal(firstWrite.map(content).join(''), 'One ', 'the first write ends with the first token');
+  assert.equal(content(firstWrite.at(-1)), 'One ');
+  assert.ok(chunks.length >= 2 && chunks.slice(1).some((chunk) => events(chunk).length > 1), 'later events still share writes');
+  assert.equal(chunks.flatMap(events).map(content).join(''), 'One two three four five six.');
+  assert.ok(chunks.at(-1).endsWith('data: [DONE]\n\n'));
 });
 
 test('tool-call deltas and usage pass through the stream', async () => {

@@ -35,6 +35,7 @@ export class StreamWriter {
   /** Text written during this turn of the event loop, not yet handed to the socket. */
   private pending = '';
   private flushScheduled = false;
+  private contentSent = false;
 
   constructor(private readonly res: ServerResponse) {
     res.once('close', () => {
@@ -91,6 +92,18 @@ export class StreamWriter {
     const text = this.pending;
     this.pending = '';
     this.res.write(text);
+  }
+
+  /**
+   * Tells the writer the response's first content (the first token) is queued: it leaves now, with
+   * the headers and whatever preceded it, instead of at the end of the turn — a fast upstream's
+   * first token must not wait while the rest of the same read is converted. Later writes
+   * coalesce per turn as before.
+   */
+  contentWritten(): void {
+    if (this.contentSent) return;
+    this.contentSent = true;
+    this.flush();
   }
 
   async sse(event: SseEvent): Promise<void> {

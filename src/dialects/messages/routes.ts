@@ -55,6 +55,7 @@ async function createMessage(deps: MessagesDeps, request: FastifyRequest, reply:
     for await (const event of messageEvents(started.stream, renderer, String(request.id))) {
       if (writer.isClosed) break;
       await writer.sse({ event: event.event, data: JSON.stringify(event.data) });
+      if (event.event === 'content_block_delta') writer.contentWritten();
     }
   } catch (err) {
     // Nothing may escape after the headers are out: end with an error event instead.

@@ -4,7 +4,7 @@ import { randomUUID } from 'node:crypto';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { GatewayError, toGatewayError } from '../../core/errors.js';
 import { checkSessionId, recordSessionTurn, withSessionHistory } from '../../core/sessions.js';
-import { ResponseCollector, collectStream } from '../../core/stream.js';
+import { ResponseCollector, collectStream, isContentPart } from '../../core/stream.js';
 import { truncatePrompt } from '../../core/truncate.js';
 import { parseBody } from '../../core/validation.js';
 import type { ServerContext } from '../../server/context.js';
@@ -71,6 +71,7 @@ async function chatCompletions(context: ServerContext, request: FastifyRequest, 
         break;
       }
       for (const chunk of renderer.render(part)) await writer.sse({ data: chunk });
+      if (isContentPart(part)) writer.contentWritten();
     }
     if (writer.isClosed) return;
     if (failure) {

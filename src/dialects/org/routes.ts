@@ -4,7 +4,7 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { GatewayError, toGatewayError } from '../../core/errors.js';
 import type { RequestContext } from '../../core/gateway.js';
-import { ResponseCollector, collectStream, primeStream } from '../../core/stream.js';
+import { ResponseCollector, collectStream, isContentPart, primeStream } from '../../core/stream.js';
 import { runToolLoop, toolServiceFor, type ToolService } from '../../core/tools/index.js';
 import type { StreamPart } from '../../core/types.js';
 import { parseBody } from '../../core/validation.js';
@@ -78,6 +78,7 @@ async function chatStream(context: ServerContext, tools: ToolService, request: F
         break;
       }
       for (const event of renderer.render(part)) await writer.sse(event);
+      if (isContentPart(part)) writer.contentWritten();
     }
     if (writer.isClosed) return;
     if (failure) {

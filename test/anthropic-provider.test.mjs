@@ -82,7 +82,7 @@ function assistantFrom(parts) {
 }
 
 const TEXT_PARTS = [
-  { type: 'start', model: 'claude-sonnet-4-5-20250929', responseId: 'msg_01TextA1b2C3d4' },
+  { type: 'start', model: 'claude-sonnet-4-5-20250929', responseId: 'msg_01TextA1b2C3d4', usage: { inputTokens: 25, outputTokens: 1, totalTokens: 26, cacheReadTokens: 0, cacheWriteTokens: 0 } },
   { type: 'text-start', id: 'text-0' },
   { type: 'text-delta', id: 'text-0', delta: 'Hello' },
   { type: 'text-delta', id: 'text-0', delta: ', wörld' },
@@ -135,7 +135,7 @@ describe('streamed answers → canonical parts', () => {
     fake.enqueue({ fixture: 'tool-call.sse' });
     const parts = await collect(chat({ tools: [{ name: 'get_weather', description: 'Weather', parameters: { type: 'object', properties: { location: { type: 'string' } } } }] }));
     assert.deepEqual(parts, [
-      { type: 'start', model: 'claude-sonnet-4-5-20250929', responseId: 'msg_01ToolCallXyZ' },
+      { type: 'start', model: 'claude-sonnet-4-5-20250929', responseId: 'msg_01ToolCallXyZ', usage: { inputTokens: 472, outputTokens: 2, totalTokens: 474 } },
       { type: 'text-start', id: 'text-0' },
       { type: 'text-delta', id: 'text-0', delta: 'Let me check the weather.' },
       { type: 'text-end', id: 'text-0' },
@@ -356,7 +356,7 @@ describe('extended thinking', () => {
     const first = chat({ messages: [user('GCD of 1071 and 462?')], reasoning: { enabled: true, effort: 'medium' } });
     const parts = await collect(first);
     assert.deepEqual(parts, [
-      { type: 'start', model: 'claude-sonnet-4-5-20250929', responseId: 'msg_01Thinking' },
+      { type: 'start', model: 'claude-sonnet-4-5-20250929', responseId: 'msg_01Thinking', usage: { inputTokens: 40, outputTokens: 3, totalTokens: 43 } },
       { type: 'reasoning-start', id: 'reasoning-0' },
       { type: 'reasoning-delta', id: 'reasoning-0', delta: 'I need the GCD of 1071 and 462. ' },
       { type: 'reasoning-delta', id: 'reasoning-0', delta: '1071 = 2·462 + 147; 462 = 3·147 + 21; 147 = 7·21.' },
@@ -502,7 +502,7 @@ describe('errors', () => {
     fake.enqueue({ fixture: 'error-overloaded.sse' });
     const { parts, error } = await failure();
     assert.deepEqual(parts, [
-      { type: 'start', model: 'claude-sonnet-4-5-20250929', responseId: 'msg_01Overload' },
+      { type: 'start', model: 'claude-sonnet-4-5-20250929', responseId: 'msg_01Overload', usage: { inputTokens: 25, outputTokens: 1, totalTokens: 26 } },
       { type: 'text-start', id: 'text-0' },
       { type: 'text-delta', id: 'text-0', delta: 'Partial' },
     ]);

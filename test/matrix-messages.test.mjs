@@ -213,6 +213,12 @@ describe('Messages dialect × local (tiny model: structure, not text)', () => {
     assert.equal(open, undefined, 'every block stopped');
     const { delta, usage } = events.at(-2).data;
     assert.ok(usage.input_tokens > 0);
+    // The prompt is tokenised before generation starts: message_start already carries its count.
+    assert.deepEqual(
+      [events[0].data.message.usage.input_tokens, events[0].data.message.usage.output_tokens],
+      [usage.input_tokens, 0],
+      'message_start reports the prompt tokens',
+    );
     return { blocks, stopReason: delta.stop_reason, usage };
   }
   const joined = (block, field) => block.deltas.map((d) => d[field]).join('');

@@ -134,7 +134,9 @@ export type FinishReason = 'stop' | 'length' | 'tool-calls' | 'content-filter' |
  * index of the completion when n > 1 (absent means 0).
  */
 export type StreamPart =
-  | { type: 'start'; model?: string; responseId?: string; choice?: number }
+  // `usage`: what is known when the response starts (the prompt's tokens), where the provider
+  // knows it then; the finish part's usage is the total either way.
+  | { type: 'start'; model?: string; responseId?: string; choice?: number; usage?: Usage }
   | { type: 'text-start'; id: string; choice?: number }
   | { type: 'text-delta'; id: string; delta: string; choice?: number }
   | { type: 'text-end'; id: string; choice?: number }

@@ -12,13 +12,19 @@ export function newMessageId(): string {
 
 /** Ends with message_stop, or with an `error` event when the stream fails after it began. */
 export async function* messageEvents(stream: AsyncIterable<StreamPart>, renderer: MessageEventRenderer, requestId?: string): AsyncGenerator<MessageEvent> {
-  yield* renderer.begin();
+  let begun = false;
   for await (const part of stream) {
+    if (!begun) {
+      // The first part is normally `start`, whose usage message_start reports.
+      begun = true;
+      yield* renderer.begin(part.type === 'start' ? part.usage : undefined);
+    }
     if (part.type === 'error') {
       yield* renderer.fail(toGatewayError(part.error), requestId);
       return;
     }
     yield* renderer.push(part);
   }
+  if (!begun) yield* renderer.begin();
   yield* renderer.end();
 }

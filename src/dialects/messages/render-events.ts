@@ -111,8 +111,11 @@ export class MessageEventRenderer {
 
   constructor(private readonly meta: MessageMeta) {}
 
-  /** message_start (empty content, usage so far) and a ping, as Anthropic opens every stream. */
-  begin(): MessageEvent[] {
+  /**
+   * message_start (empty content, the usage known at the start: the prompt's tokens where the
+   * provider knows them then) and a ping, as Anthropic opens every stream.
+   */
+  begin(usage: Usage = emptyUsage()): MessageEvent[] {
     return [
       {
         event: 'message_start',
@@ -126,7 +129,7 @@ export class MessageEventRenderer {
             content: [],
             stop_reason: null,
             stop_sequence: null,
-            usage: renderUsage(emptyUsage()),
+            usage: renderUsage(usage),
           },
         },
       },

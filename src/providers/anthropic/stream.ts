@@ -69,7 +69,7 @@ export class AnthropicStreamConverter {
         this.usage = mergeAnthropicUsage(this.usage, event.message.usage);
         if (!this.started) {
           this.started = true;
-          emit({ type: 'start', model: event.message.model, responseId: event.message.id });
+          emit({ type: 'start', model: event.message.model, responseId: event.message.id, usage: convertAnthropicUsage(this.usage) });
         }
         break;
       }

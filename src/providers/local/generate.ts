@@ -63,7 +63,8 @@ export class ResponseGenerator implements GenerationState {
   }
 
   async *run(modelName: string): AsyncGenerator<StreamPart, void> {
-    yield { type: 'start', model: modelName };
+    const promptTokens = this.plan.prompt.tokens.length;
+    yield { type: 'start', model: modelName, usage: { inputTokens: promptTokens, outputTokens: 0, totalTokens: promptTokens } };
     await this.driver.prepare(this.plan.prompt.tokens);
     const tools = this.plan.tools;
     // A forced call cannot wait for a thought the format opened: close it first.

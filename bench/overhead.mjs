@@ -125,20 +125,21 @@ async function sequentialFor(origin, headers, stream, seconds) {
  * the upstream, so "added" compares latencies taken in the same minutes (the VM's speed drifts).
  */
 async function sequential(target, directOrigin, stream, count) {
-  const pools = [new Pool(target.url, { connections: 1, pipelining: 1 }), directOrigin && new Pool(directOrigin, { connections: 1, pipelining: 1 })];
-  const times = [[], []];
+  // Direct first in each block, then the target; the target's lane is always the last.
+  const lanes = [directOrigin && { origin: directOrigin, headers: {} }, { origin: target.url, headers: target.headers }]
+    .filter(Boolean)
+    .map((lane) => ({ ...lane, pool: new Pool(lane.origin, { connections: 1, pipelining: 1 }), times: [] }));
   try {
     for (let block = 0; block < BLOCKS; block++) {
-      for (const side of [1, 0]) {
-        if (!pools[side]) continue;
-        for (let i = 0; i < count / BLOCKS; i++) times[side].push(await timedRequest(pools[side], side === 0 ? target.headers : {}, stream));
+      for (const lane of lanes) {
+        for (let i = 0; i < count / BLOCKS; i++) lane.times.push(await timedRequest(lane.pool, lane.headers, stream));
       }
     }
   } finally {
-    await Promise.all(pools.filter(Boolean).map((pool) => pool.close()));
+    await Promise.all(lanes.map((lane) => lane.pool.close()));
   }
-  const own = quantiles(times[0]);
-  const direct = directOrigin ? quantiles(times[1]) : own;
+  const own = quantiles(lanes.at(-1).times);
+  const direct = quantiles(lanes[0].times);
   return { ...own, addedP50: own.p50 - direct.p50, addedP99: own.p99 - direct.p99 };
 }
 

@@ -66,15 +66,15 @@ export class StreamWriter {
   /**
    * Queues a chunk; what is written in one turn of the event loop leaves as one write (one chunk
    * of the chunked encoding, one syscall): a fast upstream delivers many small events at once,
-   * and a write each was a visible cost. Waits for the socket to drain when its buffer is full.
+   * and a write each was a visible cost. Returns a promise only when the socket's buffer is full
+   * (await it: back-pressure); otherwise nothing, so a token costs no promise here.
    */
-  async write(chunk: string): Promise<void> {
-    if (this.isClosed) return;
+  write(chunk: string): Promise<void> | undefined {
+    if (this.isClosed) return undefined;
     this.pending += chunk;
     this.scheduleFlush();
-    if (this.res.writableNeedDrain) {
-      await Promise.race([once(this.res, 'drain'), once(this.res, 'close')]);
-    }
+    if (!this.res.writableNeedDrain) return undefined;
+    return Promise.race([once(this.res, 'drain'), once(this.res, 'close')]).then(() => undefined);
   }
 
   private readonly flushQueued = (): void => {
@@ -106,8 +106,9 @@ export class StreamWriter {
     this.flush();
   }
 
-  async sse(event: SseEvent): Promise<void> {
-    await this.write(formatSse(event));
+  /** One event; like write(), returns a promise only under back-pressure. */
+  sse(event: SseEvent): Promise<void> | undefined {
+    return this.write(formatSse(event));
   }
 
   /** Ends the response; text still queued leaves with the end in one write. */

@@ -60,7 +60,7 @@ async function createMessage(deps: MessagesDeps, request: FastifyRequest, reply:
   } catch (err) {
     // Nothing may escape after the headers are out: end with an error event instead.
     context.logger.error({ err, reqId: request.id }, 'messages stream failed');
-    await writer.sse({ event: 'error', data: JSON.stringify(anthropicErrorBody(toGatewayError(err), String(request.id))) }).catch(() => undefined);
+    await writer.sse({ event: 'error', data: JSON.stringify(anthropicErrorBody(toGatewayError(err), String(request.id))) })?.catch(() => undefined);
   } finally {
     writer.end();
   }

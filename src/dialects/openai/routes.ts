@@ -70,7 +70,10 @@ async function chatCompletions(context: ServerContext, request: FastifyRequest, 
         failure = toGatewayError(part.error);
         break;
       }
-      for (const chunk of renderer.render(part)) await writer.sse({ data: chunk });
+      for (const chunk of renderer.render(part)) {
+        const backPressure = writer.sse({ data: chunk });
+        if (backPressure) await backPressure;
+      }
       if (isContentPart(part)) writer.contentWritten();
     }
     if (writer.isClosed) return;
@@ -85,8 +88,8 @@ async function chatCompletions(context: ServerContext, request: FastifyRequest, 
   } catch (err) {
     // Nothing may escape after the headers are out: end with an error event instead.
     context.logger.error({ err, reqId: request.id }, 'stream failed');
-    await writer.sse({ data: JSON.stringify(openAIErrorBody(toGatewayError(err))) }).catch(() => undefined);
-    await writer.sse({ data: '[DONE]' }).catch(() => undefined);
+    await writer.sse({ data: JSON.stringify(openAIErrorBody(toGatewayError(err))) })?.catch(() => undefined);
+    await writer.sse({ data: '[DONE]' })?.catch(() => undefined);
   } finally {
     writer.end();
   }

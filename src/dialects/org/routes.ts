@@ -91,7 +91,7 @@ async function chatStream(context: ServerContext, tools: ToolService, request: F
   } catch (err) {
     // Nothing may escape after the headers are out: end with an error event instead.
     context.logger.error({ err, reqId: request.id }, 'org stream failed');
-    await writer.sse(renderer.error(orgErrorBody(toGatewayError(err), requestId))).catch(() => undefined);
+    await writer.sse(renderer.error(orgErrorBody(toGatewayError(err), requestId)))?.catch(() => undefined);
   } finally {
     writer.end();
   }

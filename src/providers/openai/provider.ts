@@ -13,7 +13,7 @@ import { partsFromCompletionBody } from './convert-completion.js';
 import { errorFromResponse, errorFromTransport, type ResponseHeaders } from './errors.js';
 import { UpstreamClient, chatCompletionsTarget, requestHeaders } from './http.js';
 import { readOptions, type OpenAIDeploymentOptions } from './options.js';
-import { partsFromEventStream } from './sse.js';
+import { EventStreamReader } from './sse.js';
 import { ChunkConverter } from './stream.js';
 
 function isJson(headers: ResponseHeaders): boolean {
@@ -81,7 +81,13 @@ export class OpenAIProvider implements Provider {
         yield* partsFromCompletionBody(await response.body.text(), converter);
         return;
       }
-      yield* partsFromEventStream(response.body, converter);
+      const reader = new EventStreamReader(converter);
+      for await (const chunk of response.body) {
+        for (const part of reader.feed(chunk)) yield part;
+        reader.check();
+      }
+      for (const part of reader.end()) yield part;
+      reader.check();
     } catch (err) {
       throw errorFromTransport(err, options, signal);
     } finally {

@@ -9,6 +9,7 @@ import type { ResolvedDeployment, ResolvedModel } from './models.js';
 import { ModelRegistry, costOf } from './models.js';
 import type { Capabilities, Provider, ProviderEnvironment, ProviderFactory } from './provider.js';
 import { Router, attemptsOf, type AttemptStream, type RouteAttempt } from './router/router.js';
+import type { Cancellable } from './router/cancellation.js';
 import type { PrimedStream } from './stream.js';
 import { mergeChoices, primeStream } from './stream.js';
 import { enforceStructuredOutput, compileSchema } from './structured-output.js';
@@ -27,7 +28,13 @@ export interface RequestContext {
   route: string;
   correlationId?: string;
   stream: boolean;
+  /** Fires when the client goes away (tools, MCP and providers outside the router take it). */
   signal: AbortSignal;
+  /**
+   * The same event without an AbortSignal, where the server has one: the router listens here, so a
+   * request whose signal nobody reads never builds one (see src/core/router/cancellation.ts).
+   */
+  cancellation?: Cancellable;
   /** performance.now() when the request arrived, for latency and overhead. */
   startedAt: number;
 }
@@ -167,7 +174,7 @@ export class Gateway {
       result = await this.router.route(
         model,
         (m, deployment, signal) => this.attempt(request, m, deployment, signal, context, n),
-        { signal: context.signal, provider: routing.provider },
+        { signal: context.cancellation ?? context.signal, provider: routing.provider },
       );
     } catch (err) {
       const error = toGatewayError(err);

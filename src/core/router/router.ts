@@ -43,7 +43,8 @@ export interface AttemptStream extends AsyncIterable<StreamPart> {
 export type AttemptFn = (model: ResolvedModel, deployment: ResolvedDeployment, signal: AbortSignal) => AttemptStream;
 
 export interface RouterOptions {
-  signal: AbortSignal;
+  /** The client went away: an AbortSignal, or the server's cheaper Cancellable. */
+  signal: Cancellable;
   /** Only this provider's deployments of the requested model (Eden `provider/model`). */
   provider?: string;
 }

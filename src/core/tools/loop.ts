@@ -43,7 +43,8 @@ export function toolResultPart(call: ToolCallRequest, outcome: ToolCallOutcome):
 
 function roundContext(context: RequestContext, round: number): RequestContext {
   // Each model call is logged as its own request; later rounds get a derived id.
-  return round === 1 ? context : { ...context, requestId: `${context.requestId}-r${round}` };
+  // `signal` by name: a context may be a class whose signal is a getter, which a spread leaves out.
+  return round === 1 ? context : { ...context, signal: context.signal, requestId: `${context.requestId}-r${round}` };
 }
 
 export async function* runToolLoop(options: ToolLoopOptions): AsyncGenerator<StreamPart> {

@@ -160,19 +160,31 @@ test('concurrent requests share the model; a client that disconnects frees its s
   // disconnect the four: the fifth can only run once a sequence is freed, and when it is done
   // no aborted generation may still hold one (each had ~1500 tokens left to produce).
   const local = s.server.context.gateway.provider('local');
-  const controllers = Array.from({ length: 4 }, () => new AbortController());
-  await Promise.all(
-    controllers.map(async (controller) => {
-      const res = await fetch(`${s.url}/v1/chat/completions`, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json' },
-        body: JSON.stringify(ask({ max_tokens: 1500, stream: true })),
-        signal: controller.signal,
-      });
-      await res.body.getReader().read();
-    }),
-  );
-  assert.equal(local.stats().local_active_sequences, 4);
+  const openFour = async () => {
+    const controllers = Array.from({ length: 4 }, () => new AbortController());
+    await Promise.all(
+      controllers.map(async (controller) => {
+        const res = await fetch(`${s.url}/v1/chat/completions`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: JSON.stringify(ask({ max_tokens: 1500, stream: true })),
+          signal: controller.signal,
+        });
+        await res.body.getReader().read();
+      }),
+    );
+    return controllers;
+  };
+  let controllers;
+  for (let round = 1; ; round++) {
+    controllers = await openFour();
+    const active = local.stats().local_active_sequences;
+    if (active === 4) break;
+    // On a loaded machine a generation can run to its end before the last stream has started
+    // (seen once in a full run); such a round proves nothing either way, so it starts again.
+    for (const c of controllers) c.abort();
+    assert.ok(round < 3, `only ${active} of 4 generations were running after the streams started, ${round} times`);
+  }
   const fifth = client.chat.completions.create(ask({ max_tokens: 8 }));
   for (const c of controllers) c.abort();
   const next = await fifth;

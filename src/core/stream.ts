@@ -16,6 +16,21 @@ export function isContentPart(part: StreamPart): boolean {
   );
 }
 
+/**
+ * An async iterator of parts may also hand over, with no promise, a part it already holds: one
+ * network read often completes several parts, and each `await next()` across the layers between
+ * the upstream and the socket allocated ≈ 0.3–0.7 KB per part (docs/benchmarks.md). `undefined`
+ * means nothing is ready: call `next()`, which also reports the end and failures.
+ */
+export interface ReadyParts {
+  takeReady?(): StreamPart | undefined;
+}
+
+/** The part `iterator` holds ready, if it offers any. */
+export function takeReady(iterator: AsyncIterator<StreamPart>): StreamPart | undefined {
+  return (iterator as ReadyParts).takeReady?.();
+}
+
 /** Watches a primed stream from the inside: no extra async layer per part. */
 export interface StreamObserver {
   /** Sees every part, just before the consumer does. */
@@ -27,6 +42,11 @@ export interface StreamObserver {
 export interface PrimedStream extends AsyncIterable<StreamPart> {
   /** Parts read while priming, replayed first. */
   readonly head: StreamPart[];
+  /**
+   * The next part when it is already here (see ReadyParts), observers notified as for `next()`;
+   * `undefined`: read on with the iterator. A consumer that uses it reads with `readParts`.
+   */
+  takeReady(): StreamPart | undefined;
   /** Adds an observer (router bookkeeping, accounting); returns the same stream. */
   observe(observer: StreamObserver): PrimedStream;
 }
@@ -88,8 +108,20 @@ class PrimedPartStream implements PrimedStream {
   }
 
   private deliver(part: StreamPart): IteratorResult<StreamPart> {
+    return { done: false, value: this.notify(part) };
+  }
+
+  private notify(part: StreamPart): StreamPart {
     for (const observer of this.observers) observer.part?.(part);
-    return { done: false, value: part };
+    return part;
+  }
+
+  takeReady(): StreamPart | undefined {
+    if (this.finished) return undefined;
+    if (this.position < this.head.length) return this.notify(this.head[this.position++]!);
+    if (this.sourceDone) return undefined;
+    const part = takeReady(this.source);
+    return part === undefined ? undefined : this.notify(part);
   }
 
   private close(completed: boolean): void {
@@ -309,7 +341,17 @@ export class ResponseCollector {
 /** Collects a whole stream into a buffered response. An error part is thrown. */
 export async function collectStream(parts: AsyncIterable<StreamPart>): Promise<CollectedResponse> {
   const collector = new ResponseCollector();
-  for await (const part of parts) collector.add(part);
+  const iterator = parts[Symbol.asyncIterator]();
+  const ready = (parts as Partial<PrimedStream>).takeReady ? (parts as PrimedStream) : undefined;
+  for (;;) {
+    let part = ready?.takeReady();
+    if (part === undefined) {
+      const next = await iterator.next();
+      if (next.done) break;
+      part = next.value;
+    }
+    collector.add(part);
+  }
   if (collector.response.error) throw collector.response.error;
   if (collector.response.choices.length === 0) collector.choice(0);
   return collector.response;

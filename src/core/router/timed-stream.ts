@@ -4,7 +4,7 @@
 // is what the overhead header subtracts.
 
 import { GatewayError } from '../errors.js';
-import { isContentPart } from '../stream.js';
+import { isContentPart, takeReady } from '../stream.js';
 import type { StreamPart } from '../types.js';
 
 export interface TimedStreamOptions {
@@ -111,6 +111,13 @@ export function timedStream(source: AsyncIterable<StreamPart>, options: TimedStr
       };
       return {
         next,
+        // A part the source already holds needs no clock: nothing is waited for.
+        takeReady(): StreamPart | undefined {
+          if (failure || rejectWaiting || options.signal.aborted) return undefined;
+          const part = takeReady(iterator);
+          if (part !== undefined && isContentPart(part)) started = true;
+          return part;
+        },
         async return(): Promise<IteratorResult<StreamPart>> {
           release();
           if (!stuck) await Promise.resolve(iterator.return?.()).catch(() => undefined);

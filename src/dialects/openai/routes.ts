@@ -62,8 +62,20 @@ async function chatCompletions(context: ServerContext, request: FastifyRequest, 
   const renderer = new ChunkRenderer(meta);
   const collector = new ResponseCollector();
   let failure: GatewayError | undefined;
+  const parts = result.stream[Symbol.asyncIterator]();
+  let readToEnd = false;
   try {
-    for await (const part of result.stream) {
+    for (;;) {
+      // Parts that arrived together are taken without a promise each (src/core/stream.ts).
+      let part = result.stream.takeReady();
+      if (part === undefined) {
+        const next = await parts.next();
+        if (next.done) {
+          readToEnd = true;
+          break;
+        }
+        part = next.value;
+      }
       if (writer.isClosed) break;
       collector.add(part);
       if (part.type === 'error') {
@@ -91,6 +103,8 @@ async function chatCompletions(context: ServerContext, request: FastifyRequest, 
     await writer.sse({ data: JSON.stringify(openAIErrorBody(toGatewayError(err))) })?.catch(() => undefined);
     await writer.sse({ data: '[DONE]' })?.catch(() => undefined);
   } finally {
+    // As `for await` does when left early: stop the stream (and the upstream call behind it).
+    if (!readToEnd) await parts.return?.().catch(() => undefined);
     writer.end();
   }
 }

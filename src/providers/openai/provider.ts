@@ -21,6 +21,29 @@ function isJson(headers: ResponseHeaders): boolean {
   return (Array.isArray(type) ? type[0] : type)?.includes('application/json') === true;
 }
 
+/**
+ * The parts one network read completed. The generator yields the first; the consumer may take the
+ * others synchronously (`takeReady`, src/core/stream.ts) before it resumes the generator, which
+ * then yields only what is left.
+ */
+class ReadyQueue {
+  private parts: StreamPart[] = [];
+  private position = 0;
+
+  fill(parts: StreamPart[]): void {
+    this.parts = parts;
+    this.position = 0;
+  }
+
+  get pending(): boolean {
+    return this.position < this.parts.length;
+  }
+
+  take(): StreamPart | undefined {
+    return this.position < this.parts.length ? this.parts[this.position++] : undefined;
+  }
+}
+
 export class OpenAIProvider implements Provider {
   readonly name = 'openai';
   private readonly client = new UpstreamClient();
@@ -53,10 +76,21 @@ export class OpenAIProvider implements Provider {
   }
 
   stream(request: ChatRequest, context: ProviderCallContext): AsyncIterable<StreamPart> {
-    return this.streamChat(request, context);
+    return {
+      [Symbol.asyncIterator]: () => {
+        const ready = new ReadyQueue();
+        const parts = this.streamChat(request, context, ready);
+        return {
+          next: () => parts.next(),
+          return: (value?: unknown) => parts.return(value),
+          // The rest of one read's parts while the generator waits at the yield of the first.
+          takeReady: () => ready.take(),
+        };
+      },
+    };
   }
 
-  private async *streamChat(request: ChatRequest, context: ProviderCallContext): AsyncGenerator<StreamPart> {
+  private async *streamChat(request: ChatRequest, context: ProviderCallContext, ready: ReadyQueue): AsyncGenerator<StreamPart> {
     const { deployment, signal } = context;
     const options = this.options(deployment);
     const buffered = context.buffered === true;
@@ -78,15 +112,18 @@ export class OpenAIProvider implements Provider {
       }
       if (isJson(response.headers)) {
         // A buffered call, or an upstream that ignored `stream: true` and answered with the whole completion.
-        yield* partsFromCompletionBody(await response.body.text(), converter);
+        ready.fill(partsFromCompletionBody(await response.body.text(), converter));
+        while (ready.pending) yield ready.take()!;
         return;
       }
       const reader = new EventStreamReader(converter);
       for await (const chunk of response.body) {
-        for (const part of reader.feed(chunk)) yield part;
+        ready.fill(reader.feed(chunk));
+        while (ready.pending) yield ready.take()!;
         reader.check();
       }
-      for (const part of reader.end()) yield part;
+      ready.fill(reader.end());
+      while (ready.pending) yield ready.take()!;
       reader.check();
     } catch (err) {
       throw errorFromTransport(err, options, signal);

@@ -31,6 +31,77 @@ export function takeReady(iterator: AsyncIterator<StreamPart>): StreamPart | und
   return (iterator as ReadyParts).takeReady?.();
 }
 
+/**
+ * A provider's side of ReadyParts: the parts one network read completed. The provider's generator
+ * yields the first; the consumer may take the others with `takeReady` before it resumes the
+ * generator, which then yields only what is left (`while (ready.pending) yield ready.take()!`).
+ */
+export class ReadyQueue {
+  private parts: StreamPart[] = [];
+  private position = 0;
+
+  fill(parts: StreamPart[]): void {
+    this.parts = parts;
+    this.position = 0;
+  }
+
+  get pending(): boolean {
+    return this.position < this.parts.length;
+  }
+
+  take(): StreamPart | undefined {
+    return this.position < this.parts.length ? this.parts[this.position++] : undefined;
+  }
+}
+
+/** Wraps a provider's generator so that its iterator offers the ready parts of its ReadyQueue. */
+export function withReadyParts(run: (ready: ReadyQueue) => AsyncGenerator<StreamPart>): AsyncIterable<StreamPart> {
+  return {
+    [Symbol.asyncIterator]: (): AsyncIterator<StreamPart> & ReadyParts => {
+      const ready = new ReadyQueue();
+      const parts = run(ready);
+      return {
+        next: () => parts.next(),
+        return: (value?: unknown) => parts.return(value),
+        takeReady: () => ready.take(),
+      };
+    },
+  };
+}
+
+/**
+ * Reads a stream part by part as `for await` would, taking ready parts without a promise:
+ * `const part = reader.ready() ?? (await reader.next())`, `undefined` at the end; `stop()` in a
+ * `finally`, which stops a stream left early (and the upstream call behind it).
+ */
+export class PartReader {
+  private readonly iterator: AsyncIterator<StreamPart>;
+  private ended = false;
+
+  constructor(stream: AsyncIterable<StreamPart>) {
+    this.iterator = stream[Symbol.asyncIterator]();
+  }
+
+  /** A part already here; `undefined`: call `next()`. */
+  ready(): StreamPart | undefined {
+    return this.ended ? undefined : takeReady(this.iterator);
+  }
+
+  /** The next part, waiting for it; `undefined` when the stream has ended. */
+  async next(): Promise<StreamPart | undefined> {
+    const result = await this.iterator.next();
+    if (!result.done) return result.value;
+    this.ended = true;
+    return undefined;
+  }
+
+  async stop(): Promise<void> {
+    if (this.ended) return;
+    this.ended = true;
+    await this.iterator.return?.().catch(() => undefined);
+  }
+}
+
 /** Watches a primed stream from the inside: no extra async layer per part. */
 export interface StreamObserver {
   /** Sees every part, just before the consumer does. */
@@ -42,11 +113,6 @@ export interface StreamObserver {
 export interface PrimedStream extends AsyncIterable<StreamPart> {
   /** Parts read while priming, replayed first. */
   readonly head: StreamPart[];
-  /**
-   * The next part when it is already here (see ReadyParts), observers notified as for `next()`;
-   * `undefined`: read on with the iterator. A consumer that uses it reads with `readParts`.
-   */
-  takeReady(): StreamPart | undefined;
   /** Adds an observer (router bookkeeping, accounting); returns the same stream. */
   observe(observer: StreamObserver): PrimedStream;
 }
@@ -100,10 +166,11 @@ class PrimedPartStream implements PrimedStream {
     return this;
   }
 
-  [Symbol.asyncIterator](): AsyncIterator<StreamPart> {
+  [Symbol.asyncIterator](): AsyncIterator<StreamPart> & ReadyParts {
     return {
       next: () => this.next(),
       return: () => this.stop(),
+      takeReady: () => this.takeReady(),
     };
   }
 
@@ -116,7 +183,8 @@ class PrimedPartStream implements PrimedStream {
     return part;
   }
 
-  takeReady(): StreamPart | undefined {
+  /** The next part when it is already here (ReadyParts), observers notified as for `next()`. */
+  private takeReady(): StreamPart | undefined {
     if (this.finished) return undefined;
     if (this.position < this.head.length) return this.notify(this.head[this.position++]!);
     if (this.sourceDone) return undefined;
@@ -341,16 +409,11 @@ export class ResponseCollector {
 /** Collects a whole stream into a buffered response. An error part is thrown. */
 export async function collectStream(parts: AsyncIterable<StreamPart>): Promise<CollectedResponse> {
   const collector = new ResponseCollector();
-  const iterator = parts[Symbol.asyncIterator]();
-  const ready = (parts as Partial<PrimedStream>).takeReady ? (parts as PrimedStream) : undefined;
-  for (;;) {
-    let part = ready?.takeReady();
-    if (part === undefined) {
-      const next = await iterator.next();
-      if (next.done) break;
-      part = next.value;
-    }
-    collector.add(part);
+  const reader = new PartReader(parts);
+  try {
+    for (let part; (part = reader.ready() ?? (await reader.next())) !== undefined; ) collector.add(part);
+  } finally {
+    await reader.stop();
   }
   if (collector.response.error) throw collector.response.error;
   if (collector.response.choices.length === 0) collector.choice(0);

@@ -4,7 +4,7 @@ import { randomUUID } from 'node:crypto';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { GatewayError, toGatewayError } from '../../core/errors.js';
 import { checkSessionId, recordSessionTurn, withSessionHistory } from '../../core/sessions.js';
-import { ResponseCollector, collectStream, isContentPart } from '../../core/stream.js';
+import { PartReader, ResponseCollector, collectStream, isContentPart } from '../../core/stream.js';
 import { truncatePrompt } from '../../core/truncate.js';
 import { parseBody } from '../../core/validation.js';
 import type { ServerContext } from '../../server/context.js';
@@ -62,20 +62,10 @@ async function chatCompletions(context: ServerContext, request: FastifyRequest, 
   const renderer = new ChunkRenderer(meta);
   const collector = new ResponseCollector();
   let failure: GatewayError | undefined;
-  const parts = result.stream[Symbol.asyncIterator]();
-  let readToEnd = false;
+  // Parts that arrived together are taken without a promise each (src/core/stream.ts).
+  const parts = new PartReader(result.stream);
   try {
-    for (;;) {
-      // Parts that arrived together are taken without a promise each (src/core/stream.ts).
-      let part = result.stream.takeReady();
-      if (part === undefined) {
-        const next = await parts.next();
-        if (next.done) {
-          readToEnd = true;
-          break;
-        }
-        part = next.value;
-      }
+    for (let part; (part = parts.ready() ?? (await parts.next())) !== undefined; ) {
       if (writer.isClosed) break;
       collector.add(part);
       if (part.type === 'error') {
@@ -103,8 +93,7 @@ async function chatCompletions(context: ServerContext, request: FastifyRequest, 
     await writer.sse({ data: JSON.stringify(openAIErrorBody(toGatewayError(err))) })?.catch(() => undefined);
     await writer.sse({ data: '[DONE]' })?.catch(() => undefined);
   } finally {
-    // As `for await` does when left early: stop the stream (and the upstream call behind it).
-    if (!readToEnd) await parts.return?.().catch(() => undefined);
+    await parts.stop();
     writer.end();
   }
 }

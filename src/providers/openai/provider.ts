@@ -8,6 +8,7 @@ import { GatewayError } from '../../core/errors.js';
 import type { ResolvedDeployment } from '../../core/models.js';
 import type { Capabilities, Provider, ProviderCallContext } from '../../core/provider.js';
 import type { ChatRequest, StreamPart } from '../../core/types.js';
+import { withReadyParts, type ReadyQueue } from '../../core/stream.js';
 import { buildRequestBody, supportedSampling } from './build-request.js';
 import { partsFromCompletionBody } from './convert-completion.js';
 import { errorFromResponse, errorFromTransport, type ResponseHeaders } from './errors.js';
@@ -19,29 +20,6 @@ import { ChunkConverter } from './stream.js';
 function isJson(headers: ResponseHeaders): boolean {
   const type = headers['content-type'];
   return (Array.isArray(type) ? type[0] : type)?.includes('application/json') === true;
-}
-
-/**
- * The parts one network read completed. The generator yields the first; the consumer may take the
- * others synchronously (`takeReady`, src/core/stream.ts) before it resumes the generator, which
- * then yields only what is left.
- */
-class ReadyQueue {
-  private parts: StreamPart[] = [];
-  private position = 0;
-
-  fill(parts: StreamPart[]): void {
-    this.parts = parts;
-    this.position = 0;
-  }
-
-  get pending(): boolean {
-    return this.position < this.parts.length;
-  }
-
-  take(): StreamPart | undefined {
-    return this.position < this.parts.length ? this.parts[this.position++] : undefined;
-  }
 }
 
 export class OpenAIProvider implements Provider {
@@ -76,18 +54,8 @@ export class OpenAIProvider implements Provider {
   }
 
   stream(request: ChatRequest, context: ProviderCallContext): AsyncIterable<StreamPart> {
-    return {
-      [Symbol.asyncIterator]: () => {
-        const ready = new ReadyQueue();
-        const parts = this.streamChat(request, context, ready);
-        return {
-          next: () => parts.next(),
-          return: (value?: unknown) => parts.return(value),
-          // The rest of one read's parts while the generator waits at the yield of the first.
-          takeReady: () => ready.take(),
-        };
-      },
-    };
+    // The rest of one read's parts can be taken while the generator waits at the yield of the first.
+    return withReadyParts((ready) => this.streamChat(request, context, ready));
   }
 
   private async *streamChat(request: ChatRequest, context: ProviderCallContext, ready: ReadyQueue): AsyncGenerator<StreamPart> {

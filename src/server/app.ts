@@ -56,7 +56,7 @@ export async function createServer(options: ServerOptions): Promise<SwitchboardS
   const env = options.env ?? process.env;
   const logger = options.logger ?? pino({ level: config.server.logLevel, base: { service: 'switchboard' } });
   const dataDir = path.resolve(config.server.dataDir);
-  const store = options.store ?? (await openStore(config, dataDir, { serving: true }));
+  const store = options.store ?? (await openStore(config, dataDir, { serving: true, env }));
   const gateway = new Gateway(config, store, logger, options.providers ?? providerFactories, dataDir, env);
   const auth = new Authenticator(store, env[config.server.adminKeyEnv]);
   const context: ServerContext = { config, gateway, store, auth, logger, services: {}, env };

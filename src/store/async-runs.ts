@@ -90,7 +90,17 @@ export interface MessagesRequestMetadata {
   priority?: number;
 }
 
+/** appendEvent on a run that is no longer running (ended from outside, by another process). */
+export class RunNotRunningError extends Error {
+  constructor(id: string) {
+    super(`Async run '${id}' is not running`);
+    this.name = 'RunNotRunningError';
+  }
+}
+
 export interface AsyncRunStore {
+  /** True when several processes share the store (they claim from one queue). */
+  readonly shared?: boolean;
   /** False when the organisation already has a run with this id. */
   create(run: NewAsyncRun): Promise<boolean>;
   get(organisation: string, id: string): Promise<AsyncRunRecord | undefined>;
@@ -101,7 +111,7 @@ export interface AsyncRunStore {
   /** Runs waiting to start, every organisation (the queue depth). */
   countPending(): Promise<number>;
   setModel(organisation: string, id: string, model: string): Promise<void>;
-  /** Appends one event and returns its sequence number. */
+  /** Appends one event to a running run and returns its sequence number; RunNotRunningError otherwise. */
   appendEvent(organisation: string, id: string, event: string, data: string): Promise<number>;
   readEvents(organisation: string, id: string, after: number, limit: number): Promise<AsyncRunEvent[]>;
   /** Ends a run that is in one of `from`; false when it was not (already ended, say). */

@@ -1,10 +1,21 @@
-// Opens the configured store. SQLite in the data directory is the embedded default.
+// Opens the configured store: the SQLite file in the data directory (the embedded default), or
+// PostgreSQL shared by several processes, with Redis for their shared rate limits and signals.
 
 import type { Config } from '../core/config.js';
+import { parseStoreConfig } from './config.js';
+import { PostgresStore } from './postgres.js';
+import { RedisCoordination } from './redis-coordination.js';
 import { SqliteStore } from './sqlite.js';
 import type { Store } from './store.js';
 
-/** `serving`: the store of a long-running server (WAL checkpoints move to a worker thread). */
-export async function openStore(_config: Config, dataDir: string, options: { serving?: boolean } = {}): Promise<Store> {
-  return SqliteStore.inDataDir(dataDir, { backgroundCheckpoints: options.serving === true });
+/** `serving`: the store of a long-running server (SQLite's WAL checkpoints move to a worker thread). */
+export async function openStore(
+  config: Config,
+  dataDir: string,
+  options: { serving?: boolean; env?: NodeJS.ProcessEnv } = {},
+): Promise<Store> {
+  const { postgres, redis } = parseStoreConfig(config.store, options.env);
+  if (!postgres) return SqliteStore.inDataDir(dataDir, { backgroundCheckpoints: options.serving === true });
+  const coordination = redis ? await RedisCoordination.connect(redis.url, { keyPrefix: redis.keyPrefix }) : undefined;
+  return PostgresStore.open(postgres.url, { schema: postgres.schema, max: postgres.poolSize, leaseMs: postgres.leaseMs, coordination });
 }

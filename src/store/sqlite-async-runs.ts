@@ -2,14 +2,15 @@
 // appended event is on disk (WAL) before the call returns — before anyone is told about it.
 
 import type Database from 'better-sqlite3';
-import type {
-  AsyncRunFinish,
-  AsyncRunRecord,
-  AsyncRunStatus,
-  AsyncRunStore,
-  MessagesRequestMetadata,
-  NewAsyncRun,
-  RecoveredRuns,
+import {
+  RunNotRunningError,
+  type AsyncRunFinish,
+  type AsyncRunRecord,
+  type AsyncRunStatus,
+  type AsyncRunStore,
+  type MessagesRequestMetadata,
+  type NewAsyncRun,
+  type RecoveredRuns,
 } from './async-runs.js';
 
 const SCHEMA = `
@@ -156,17 +157,23 @@ export class SqliteAsyncRunStore implements AsyncRunStore {
     this.db.prepare('UPDATE async_runs SET model = ? WHERE organisation = ? AND id = ?').run(model, organisation, id);
   }
 
-  private append(organisation: string, id: string, event: string, data: string): number {
+  /** `runningOnly`: the run's own events, which may not follow its end (a final event may). */
+  private append(organisation: string, id: string, event: string, data: string, runningOnly = false): number {
     const row = this.db
-      .prepare('UPDATE async_runs SET event_count = event_count + 1 WHERE organisation = ? AND id = ? RETURNING event_count')
+      .prepare(
+        `UPDATE async_runs SET event_count = event_count + 1 WHERE organisation = ? AND id = ?${runningOnly ? ` AND status = 'running'` : ''} RETURNING event_count`,
+      )
       .get(organisation, id) as { event_count: number } | undefined;
-    if (!row) throw new Error(`No async run '${id}'`);
+    if (!row) {
+      if (runningOnly && this.row(organisation, id)) throw new RunNotRunningError(id);
+      throw new Error(`No async run '${id}'`);
+    }
     this.db.prepare('INSERT INTO async_run_events (organisation, run_id, seq, event, data) VALUES (?, ?, ?, ?, ?)').run(organisation, id, row.event_count, event, data);
     return row.event_count;
   }
 
   async appendEvent(organisation: string, id: string, event: string, data: string): Promise<number> {
-    return this.db.transaction(() => this.append(organisation, id, event, data)).immediate();
+    return this.db.transaction(() => this.append(organisation, id, event, data, true)).immediate();
   }
 
   async readEvents(organisation: string, id: string, after: number, limit: number) {

@@ -3,7 +3,7 @@
 
 import type Database from 'better-sqlite3';
 import { statementCache, type StatementCache } from './sqlite-statements.js';
-import { keyFromRow, logFromRow, type KeyRow, type LogRow } from './sqlite.js';
+import { keyFromRow, logFromRow, type KeyRow, type LogRow } from './rows.js';
 import type { ApiKeyRecord, RequestLogEntry } from './store.js';
 import type { KeyPatch, OrganisationSettings, RequestLogFilter, TenancyStore, UsageSample } from './tenancy.js';
 

@@ -2,6 +2,7 @@
 
 import type { Message } from '../core/types.js';
 import type { AsyncRunStore } from './async-runs.js';
+import type { RateLimiter, Signals } from './coordination.js';
 import type { TenancyStore } from './tenancy.js';
 import type { ToolExecutionStore } from './tool-executions.js';
 
@@ -91,6 +92,13 @@ export interface Store {
 
   /** Async runs (seed 003) and their event logs; absent on stores that do not keep them. */
   readonly asyncRuns?: AsyncRunStore;
+
+  /**
+   * Present when several processes share this store (src/store/coordination.ts): rate-limit
+   * windows they all count in, and signals that reach every one of them.
+   */
+  readonly rateLimiter?: RateLimiter;
+  readonly signals?: Signals;
 
   ping(): Promise<void>;
   close(): Promise<void>;

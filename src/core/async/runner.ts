@@ -1,10 +1,13 @@
 // Runs async work from the store's priority queue (higher priority first, FIFO within) with a
 // configured concurrency. Events are appended to the store before observers are woken. On
 // start-up, runs a dead process left running are re-queued (nothing emitted) or failed.
+// Processes sharing a store (PostgreSQL) claim from the same queue; with signals (Redis) they
+// hear of new work, new events and cancellations at once, without them they poll.
 
 import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
-import type { AsyncRunFinish, AsyncRunRecord, AsyncRunStore, AsyncRunUsage, NewAsyncRun } from '../../store/async-runs.js';
+import { RunNotRunningError, type AsyncRunFinish, type AsyncRunRecord, type AsyncRunStore, type AsyncRunUsage, type NewAsyncRun } from '../../store/async-runs.js';
+import type { Signals } from '../../store/coordination.js';
 import type { AsyncConfig } from './config.js';
 import { RunEventHub } from './event-hub.js';
 
@@ -23,6 +26,8 @@ export interface RunOutcome {
   error?: { type: string; message: string };
   result?: unknown;
   model?: string;
+  /** The run's last event, appended with its end in one step (see AsyncRunFinish.finalEvent). */
+  finalEvent?: { event: string; data: string };
 }
 
 /** One kind of async work (the dialect that accepted it). */
@@ -44,10 +49,18 @@ export const CANCELLED_MESSAGE = 'The run was cancelled';
 export const CRASHED_MESSAGE = 'The server process running this message stopped before it finished (it exited or was killed); the events emitted until then are kept';
 export const SHUTDOWN_MESSAGE = 'The server shut down before this message finished; the events emitted until then are kept';
 
+/**
+ * How often a process sharing its store looks for work: queued elsewhere while no signal reaches
+ * it (without Redis), or re-queued by the store's lease recovery after another process died.
+ */
+const SHARED_QUEUE_POLL_MS = 1000;
+
 export class AsyncRunner {
-  readonly hub = new RunEventHub();
+  readonly hub: RunEventHub;
   /** This process, as the owner of the runs it executes. */
   readonly owner = `proc-${randomUUID()}`;
+  private queueTimer: NodeJS.Timeout | undefined;
+  private readonly unsubscribe: Array<() => void> = [];
   private readonly active = new Map<string, ActiveRun>();
   private pumping = false;
   private stopping = false;
@@ -59,7 +72,10 @@ export class AsyncRunner {
     private readonly config: AsyncConfig,
     private readonly logger: Logger,
     private readonly kinds: Record<string, RunKind>,
-  ) {}
+    private readonly signals?: Signals,
+  ) {
+    this.hub = new RunEventHub(signals);
+  }
 
   private key(organisation: string, id: string): string {
     return `${organisation}\u0000${id}`;
@@ -73,6 +89,17 @@ export class AsyncRunner {
     await this.prune();
     this.pruneTimer = setInterval(() => void this.prune(), this.config.pruneIntervalSeconds * 1000);
     this.pruneTimer.unref();
+    if (this.store.shared) {
+      // Work queued (or re-queued after a crash) by another process: heard of, or polled for.
+      this.queueTimer = setInterval(() => this.pump(), SHARED_QUEUE_POLL_MS);
+      this.queueTimer.unref();
+    }
+    if (this.signals) {
+      this.unsubscribe.push(
+        this.signals.subscribe('queue', (origin) => origin !== this.owner && this.pump()),
+        this.signals.subscribe('cancel', (message) => this.cancelledElsewhere(message)),
+      );
+    }
     this.pump();
   }
 
@@ -97,7 +124,10 @@ export class AsyncRunner {
   async submit(run: NewAsyncRun): Promise<boolean> {
     if (!this.kinds[run.kind]) throw new Error(`No async run kind '${run.kind}'`);
     const created = await this.store.create(run);
-    if (created) this.pump();
+    if (created) {
+      this.pump();
+      this.signals?.publish('queue', this.owner);
+    }
     return created;
   }
 
@@ -130,8 +160,10 @@ export class AsyncRunner {
         return this.cancel(organisation, id, attempt + 1);
       }
       if (current?.status === 'running') {
-        // Running but not here (another process sharing the store, or lost): end it in the store.
+        // Running but not here (another process sharing the store, or lost): end it in the store;
+        // its process stops it when told, or at its next event, which the store refuses.
         await this.store.finish(organisation, id, ['running'], this.failure(run, 'cancelled', CANCELLED_MESSAGE));
+        this.signals?.publish('cancel', this.key(organisation, id));
         this.hub.notify(organisation, id);
       }
     }
@@ -174,7 +206,16 @@ export class AsyncRunner {
       run,
       signal: entry.controller.signal,
       emit: async (event, data) => {
-        await this.store.appendEvent(run.organisation, run.id, event, data);
+        try {
+          await this.store.appendEvent(run.organisation, run.id, event, data);
+        } catch (err) {
+          // Ended from outside (cancelled by another process sharing the store): stop here.
+          if (err instanceof RunNotRunningError) {
+            entry.stopReason ??= 'cancel';
+            entry.controller.abort(new Error(CANCELLED_MESSAGE));
+          }
+          throw err;
+        }
         entry.emitted++;
         this.hub.notify(run.organisation, run.id);
       },
@@ -198,6 +239,14 @@ export class AsyncRunner {
         this.pump();
       }
     })();
+  }
+
+  /** Another process cancelled a run in the store: stop it if it runs here. */
+  private cancelledElsewhere(key: string): void {
+    const active = this.active.get(key);
+    if (!active) return;
+    active.stopReason ??= 'cancel';
+    active.controller.abort(new Error(CANCELLED_MESSAGE));
   }
 
   private async settle(run: AsyncRunRecord, entry: ActiveRun, outcome: RunOutcome | undefined, thrown: unknown): Promise<void> {
@@ -233,6 +282,8 @@ export class AsyncRunner {
     if (this.stopping) return;
     this.stopping = true;
     if (this.pruneTimer) clearInterval(this.pruneTimer);
+    if (this.queueTimer) clearInterval(this.queueTimer);
+    for (const unsubscribe of this.unsubscribe.splice(0)) unsubscribe();
     for (const entry of this.active.values()) {
       entry.stopReason ??= 'shutdown';
       entry.controller.abort(new Error(SHUTDOWN_MESSAGE));
@@ -240,5 +291,6 @@ export class AsyncRunner {
     await Promise.all([...this.active.values()].map((e) => e.done));
     this.closing.abort();
     this.hub.notifyAll();
+    this.hub.close();
   }
 }

@@ -10,8 +10,9 @@ import { costOf, type ResolvedModel } from '../models.js';
 import { estimateTokens } from '../truncate.js';
 import type { ApiKeyRecord } from '../../store/store.js';
 import type { TenancyStore } from '../../store/tenancy.js';
+import type { RateLimiter, RateLimitScope, RateRejection, RateTicket } from '../../store/coordination.js';
 import { BudgetLedger, type BudgetAccount } from './budget-ledger.js';
-import { RateWindow, type TokenHandle } from './rate-window.js';
+import { LocalRateLimiter } from './local-rate-limiter.js';
 import { redactedJson } from './redact.js';
 import { hasLimits, limitSpecSchema, type BudgetPeriod, type LimitSpec, type LimitsConfig } from './spec.js';
 
@@ -32,7 +33,7 @@ interface Scope {
 }
 
 interface Ticket {
-  windows: Array<{ window: RateWindow; handle: TokenHandle }>;
+  rate?: RateTicket;
   budgets: Array<{ account: BudgetAccount; reservation: number }>;
   loggedBody?: string;
 }
@@ -42,6 +43,8 @@ export interface AdmissionOptions {
   tenancy: TenancyStore;
   /** Prompt tokens before the call: the provider's tokenizer where it has one. */
   countTokens: (request: ChatRequest) => Promise<number>;
+  /** Shared windows when processes share the store (Redis); default: this process's memory. */
+  rateLimiter?: RateLimiter;
   /** Told when a call is admitted, with the gateway's own time spent so far (metrics). */
   onAdmitted?: (context: RequestContext, overheadMs: number) => void;
 }
@@ -65,22 +68,17 @@ function money(usd: number): string {
 }
 
 export class Admission implements ChatAdmission {
-  private readonly windows = new Map<string, RateWindow>();
+  private readonly rateLimiter: RateLimiter;
   private readonly ledger: BudgetLedger;
   private readonly tickets = new WeakMap<RequestContext, Ticket>();
   /** Chat calls admitted and not yet settled. */
   inFlight = 0;
 
   constructor(private readonly options: AdmissionOptions) {
+    this.rateLimiter = options.rateLimiter ?? new LocalRateLimiter();
     this.ledger = new BudgetLedger((scope, since) =>
       options.tenancy.spentSince(scope.startsWith('key:') ? { keyId: scope.slice(4) } : { organisation: scope.slice(4) }, since),
     );
-  }
-
-  private window(scope: string): RateWindow {
-    let window = this.windows.get(scope);
-    if (!window) this.windows.set(scope, (window = new RateWindow()));
-    return window;
   }
 
   private async scopesOf(context: RequestContext, key: ApiKeyRecord | undefined): Promise<{ scopes: Scope[]; logBodies: boolean }> {
@@ -116,11 +114,19 @@ export class Admission implements ChatAdmission {
       }
     }
 
-    // From here to the reservations nothing awaits: check and reserve are one step.
+    // Rate windows first (their limiter checks and counts in one atomic step), then budgets:
+    // from the budget check to the reservations nothing awaits, so they are one step too.
+    const rateScopes = scopes.filter((s) => s.spec.rpm !== undefined || s.spec.tpm !== undefined || s.spec.concurrent !== undefined);
+    let rate: RateTicket | undefined;
+    if (rateScopes.length > 0) {
+      const admitted = await this.rateLimiter.admit(rateScopes.map(rateScopeOf), promptTokens);
+      if ('rejected' in admitted) throw rateLimitError(rateScopes[admitted.rejected.scope]!, admitted.rejected, promptTokens);
+      rate = admitted.ticket;
+    }
     const now = Date.now();
-    for (const scope of scopes) this.check(scope, now, promptTokens);
     for (const { scope, period, amount, account } of accounts) {
       if (account.wouldExceed(amount, reservation)) {
+        if (rate) this.rateLimiter.withdraw(rate);
         throw new GatewayError(
           'budget_exceeded',
           `The ${period === 'day' ? 'daily' : 'monthly'} budget of ${money(amount)} for ${scope.label} is used up (spent ${money(account.spent)}, ${money(account.reserved)} reserved by running requests, this request reserves ${money(reservation)})`,
@@ -129,10 +135,7 @@ export class Admission implements ChatAdmission {
       }
     }
     const ticket: Ticket = {
-      windows: scopes.map((s) => {
-        const window = this.window(s.id);
-        return { window, handle: window.admit(now, promptTokens) };
-      }),
+      rate,
       budgets: accounts.map(({ account }) => {
         account.reserve(reservation);
         return { account, reservation };
@@ -144,41 +147,41 @@ export class Admission implements ChatAdmission {
     this.options.onAdmitted?.(context, performance.now() - context.startedAt);
   }
 
-  private check(scope: Scope, now: number, promptTokens: number): void {
-    const { spec, label } = scope;
-    const window = this.window(scope.id);
-    if (spec.rpm !== undefined && window.requestCount(now) >= spec.rpm) {
-      const retryAfter = window.requestRetryAfter(now);
-      throw new GatewayError('rate_limit', `Rate limit reached for ${label}: ${spec.rpm} requests per minute. Try again in ${retryAfter}s.`, {
-        code: 'requests_per_minute_exceeded',
-        retryAfter,
-        retryable: false,
-      });
-    }
-    if (spec.tpm !== undefined && window.tokenCount(now) + promptTokens > spec.tpm) {
-      const retryAfter = window.tokenRetryAfter(now, promptTokens, spec.tpm);
-      throw new GatewayError('rate_limit', `Rate limit reached for ${label}: ${spec.tpm} tokens per minute (used ${window.tokenCount(now)}, this request needs ${promptTokens}). Try again in ${retryAfter}s.`, {
-        code: 'tokens_per_minute_exceeded',
-        retryAfter,
-        retryable: false,
-      });
-    }
-    if (spec.concurrent !== undefined && window.inFlight >= spec.concurrent) {
-      throw new GatewayError('rate_limit', `Too many concurrent requests for ${label}: at most ${spec.concurrent} at once.`, {
-        code: 'concurrent_requests_exceeded',
-        retryAfter: 1,
-        retryable: false,
-      });
-    }
-  }
-
   settle(context: RequestContext, summary: ChatSummary): { loggedBody?: string } | undefined {
     const ticket = this.tickets.get(context);
     if (!ticket) return undefined;
     this.tickets.delete(context);
     this.inFlight = Math.max(0, this.inFlight - 1);
-    for (const { window, handle } of ticket.windows) window.release(handle, summary.usage.totalTokens);
+    if (ticket.rate) this.rateLimiter.release(ticket.rate, summary.usage.totalTokens);
     for (const { account, reservation } of ticket.budgets) account.settle(reservation, summary.cost);
     return { loggedBody: ticket.loggedBody };
   }
+}
+
+function rateScopeOf(scope: Scope): RateLimitScope {
+  return { id: scope.id, rpm: scope.spec.rpm, tpm: scope.spec.tpm, concurrent: scope.spec.concurrent };
+}
+
+function rateLimitError(scope: Scope, rejected: RateRejection, promptTokens: number): GatewayError {
+  const { spec, label } = scope;
+  const { retryAfter } = rejected;
+  if (rejected.limit === 'rpm') {
+    return new GatewayError('rate_limit', `Rate limit reached for ${label}: ${spec.rpm} requests per minute. Try again in ${retryAfter}s.`, {
+      code: 'requests_per_minute_exceeded',
+      retryAfter,
+      retryable: false,
+    });
+  }
+  if (rejected.limit === 'tpm') {
+    return new GatewayError(
+      'rate_limit',
+      `Rate limit reached for ${label}: ${spec.tpm} tokens per minute (used ${rejected.usedTokens}, this request needs ${promptTokens}). Try again in ${retryAfter}s.`,
+      { code: 'tokens_per_minute_exceeded', retryAfter, retryable: false },
+    );
+  }
+  return new GatewayError('rate_limit', `Too many concurrent requests for ${label}: at most ${spec.concurrent} at once.`, {
+    code: 'concurrent_requests_exceeded',
+    retryAfter,
+    retryable: false,
+  });
 }

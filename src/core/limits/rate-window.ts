@@ -1,5 +1,6 @@
 // Sliding 60-second windows for requests and tokens, and a concurrency counter, for one scope
-// (a key or an organisation). In-process: one gateway process enforces its own counts.
+// (a key or an organisation), in this process's memory (LocalRateLimiter). Processes sharing a
+// store share their windows in Redis instead (src/store/redis-coordination.ts).
 
 export const WINDOW_MS = 60_000;
 
@@ -62,5 +63,14 @@ export class RateWindow {
   release(handle: TokenHandle, actualTokens: number): void {
     this.inFlight = Math.max(0, this.inFlight - 1);
     handle.entry.tokens = actualTokens;
+  }
+
+  /** Takes an admitted request back out, as if it had never been admitted. */
+  withdraw(handle: TokenHandle): void {
+    this.inFlight = Math.max(0, this.inFlight - 1);
+    const request = this.requests.indexOf(handle.entry.at);
+    if (request >= 0) this.requests.splice(request, 1);
+    const tokens = this.tokens.indexOf(handle.entry);
+    if (tokens >= 0) this.tokens.splice(tokens, 1);
   }
 }

@@ -42,21 +42,24 @@ async function execute(deps: MessagesDeps, { run, signal, emit, setModel }: RunE
     // The message id is the run's id, so the final message and the run name each other.
     const renderer = new MessageEventRenderer({ id: run.id, model, omitThinking: info.omitThinking });
     let failed: RunOutcome['error'];
+    let finalEvent: RunOutcome['finalEvent'];
     for await (const event of messageEvents(started.stream, renderer, requestId)) {
       if (signal.aborted) break;
       if (event.event === 'error') failed = (event.data as unknown as AnthropicErrorBody).error;
-      await emit(event.event, JSON.stringify(event.data));
+      // The last event (message_stop or error) is stored with the run's end, in one step: whoever
+      // reads it, in any process, then reads a finished run.
+      if (event.event === 'message_stop' || event.event === 'error') finalEvent = { event: event.event, data: JSON.stringify(event.data) };
+      else await emit(event.event, JSON.stringify(event.data));
     }
     const usage = renderer.totalUsage;
     if (signal.aborted) return { status: 'failed', usage };
-    if (failed) return { status: 'failed', usage, error: failed, model };
-    return { status: 'completed', usage, result: renderer.message(), model };
+    if (failed) return { status: 'failed', usage, error: failed, model, finalEvent };
+    return { status: 'completed', usage, result: renderer.message(), model, finalEvent };
   } catch (err) {
     if (signal.aborted) return { status: 'failed' };
     const error = toGatewayError(err);
     // A failure before the first byte is an HTTP error on /v1/messages; here it is the only event.
-    await emit('error', JSON.stringify(anthropicErrorBody(error, requestId)));
-    return { status: 'failed', error: failure(error) };
+    return { status: 'failed', error: failure(error), finalEvent: { event: 'error', data: JSON.stringify(anthropicErrorBody(error, requestId)) } };
   }
 }
 

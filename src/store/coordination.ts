@@ -1,0 +1,48 @@
+// What gateway processes sharing one store must also share live, beyond rows: rate-limit windows
+// (a limit of 60 requests a minute holds for the deployment, not per process) and wake-ups
+// (an async run's observers in one process hear of events another process appended). Redis
+// provides both (src/store/redis-coordination.ts); a single process keeps them in memory.
+
+/** One scope's limits (a key or an organisation); absent fields are not limited. */
+export interface RateLimitScope {
+  /** `key:<id>` or `org:<name>`. */
+  id: string;
+  rpm?: number;
+  tpm?: number;
+  concurrent?: number;
+}
+
+/** Why a request was refused: which scope (index into the scopes given) and which limit. */
+export interface RateRejection {
+  scope: number;
+  limit: 'rpm' | 'tpm' | 'concurrent';
+  /** Seconds until it could pass. */
+  retryAfter: number;
+  /** Tokens counted in the scope's window (for the tpm message). */
+  usedTokens: number;
+}
+
+/** An admitted request's place in its scopes' windows. */
+export interface RateTicket {
+  readonly id: string;
+  readonly scopes: readonly string[];
+}
+
+export interface RateLimiter {
+  /**
+   * Checks every scope and, only if all pass, counts the request in each: one atomic step, so
+   * concurrent requests (from any process) never see the same headroom twice.
+   */
+  admit(scopes: RateLimitScope[], promptTokens: number): Promise<{ ticket: RateTicket } | { rejected: RateRejection }>;
+  /** The call ended: frees its concurrency slot and replaces the token estimate with the real count. */
+  release(ticket: RateTicket, actualTokens: number): void;
+  /** Takes an admitted request back out entirely (a later check refused it). */
+  withdraw(ticket: RateTicket): void;
+}
+
+/** Fire-and-forget messages to every process sharing the store, this one included. */
+export interface Signals {
+  publish(topic: string, message: string): void;
+  /** Returns the unsubscribe function. */
+  subscribe(topic: string, listener: (message: string) => void): () => void;
+}

@@ -1,0 +1,164 @@
+// TenancyStore on PostgreSQL: organisation settings, and queries over api_keys and request_log
+// that every gateway process sharing the database sees alike.
+
+import type pg from 'pg';
+import { keyFromRow, logFromRow, type KeyRow, type LogRow } from './rows.js';
+import type { ApiKeyRecord, RequestLogEntry } from './store.js';
+import type { KeyPatch, OrganisationSettings, RequestLogFilter, TenancyStore, UsageSample } from './tenancy.js';
+
+export const POSTGRES_TENANCY_SCHEMA = `
+CREATE TABLE IF NOT EXISTS organisation_settings (
+  organisation TEXT PRIMARY KEY,
+  limits TEXT,
+  log_bodies BOOLEAN,
+  updated_at BIGINT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS request_log_key_time ON request_log (key_id, created_at);
+CREATE INDEX IF NOT EXISTS request_log_time ON request_log (created_at);
+`;
+
+interface SettingsRow {
+  organisation: string;
+  limits: string | null;
+  log_bodies: boolean | null;
+  updated_at: number;
+}
+
+function settingsFromRow(row: SettingsRow): OrganisationSettings {
+  return {
+    organisation: row.organisation,
+    limits: row.limits ? (JSON.parse(row.limits) as Record<string, unknown>) : undefined,
+    logBodies: row.log_bodies ?? undefined,
+    updatedAt: row.updated_at,
+  };
+}
+
+/** WHERE clause ($1, $2… placeholders) and arguments for request-log filters. */
+function whereOf(filter: RequestLogFilter): { sql: string; args: unknown[] } {
+  const where: string[] = [];
+  const args: unknown[] = [];
+  const add = (clause: string, value: unknown) => {
+    args.push(value);
+    where.push(clause.replace('?', `$${args.length}`));
+  };
+  const eq = (column: string, value: unknown) => {
+    if (value !== undefined) add(`${column} = ?`, value);
+  };
+  eq('organisation', filter.organisation);
+  eq('key_id', filter.keyId);
+  eq('model', filter.model);
+  eq('provider', filter.provider);
+  eq('dialect', filter.dialect);
+  eq('status', filter.status);
+  eq('error_kind', filter.errorKind);
+  eq('correlation_id', filter.correlationId);
+  if (filter.since !== undefined) add('created_at >= ?', filter.since);
+  if (filter.until !== undefined) add('created_at < ?', filter.until);
+  return { sql: where.length ? `WHERE ${where.join(' AND ')}` : '', args };
+}
+
+export class PostgresTenancyStore implements TenancyStore {
+  constructor(
+    private readonly pool: pg.Pool,
+    /** Writes request-log rows still waiting in the store's batch, before the log is read. */
+    private readonly flushRequestLog: () => Promise<void>,
+  ) {}
+
+  async keyById(id: string): Promise<ApiKeyRecord | undefined> {
+    const { rows } = await this.pool.query<KeyRow>('SELECT * FROM api_keys WHERE id = $1', [id]);
+    return rows[0] ? keyFromRow(rows[0]) : undefined;
+  }
+
+  async updateKey(id: string, patch: KeyPatch): Promise<ApiKeyRecord | undefined> {
+    const sets: string[] = [];
+    const args: unknown[] = [];
+    const set = (column: string, value: unknown) => {
+      args.push(value);
+      sets.push(`${column} = $${args.length}`);
+    };
+    if (patch.limits !== undefined) set('limits', patch.limits === null ? null : JSON.stringify(patch.limits));
+    if (patch.allowedModels !== undefined) set('allowed_models', patch.allowedModels === null ? null : JSON.stringify(patch.allowedModels));
+    if (patch.expiresAt !== undefined) set('expires_at', patch.expiresAt);
+    if (patch.name !== undefined) set('name', patch.name);
+    if (sets.length) await this.pool.query(`UPDATE api_keys SET ${sets.join(', ')} WHERE id = $${args.length + 1}`, [...args, id]);
+    return this.keyById(id);
+  }
+
+  async organisationSettings(organisation: string): Promise<OrganisationSettings | undefined> {
+    const { rows } = await this.pool.query<SettingsRow>('SELECT * FROM organisation_settings WHERE organisation = $1', [organisation]);
+    return rows[0] ? settingsFromRow(rows[0]) : undefined;
+  }
+
+  async setOrganisationSettings(
+    organisation: string,
+    patch: { limits?: Record<string, unknown> | null; logBodies?: boolean | null },
+  ): Promise<OrganisationSettings> {
+    // One statement: a field left out keeps its stored value even when another process writes
+    // the other field at the same moment.
+    const { rows } = await this.pool.query<SettingsRow>(
+      `INSERT INTO organisation_settings AS s (organisation, limits, log_bodies, updated_at) VALUES ($1, $2, $3, $4)
+       ON CONFLICT (organisation) DO UPDATE SET
+         limits = CASE WHEN $5 THEN excluded.limits ELSE s.limits END,
+         log_bodies = CASE WHEN $6 THEN excluded.log_bodies ELSE s.log_bodies END,
+         updated_at = excluded.updated_at
+       RETURNING *`,
+      [
+        organisation,
+        patch.limits ? JSON.stringify(patch.limits) : null,
+        patch.logBodies ?? null,
+        Date.now(),
+        patch.limits !== undefined,
+        patch.logBodies !== undefined,
+      ],
+    );
+    return settingsFromRow(rows[0]!);
+  }
+
+  async listOrganisations(): Promise<string[]> {
+    await this.flushRequestLog();
+    const { rows } = await this.pool.query<{ organisation: string }>(
+      `SELECT organisation FROM api_keys UNION SELECT organisation FROM organisation_settings
+       UNION SELECT DISTINCT organisation FROM request_log ORDER BY organisation`,
+    );
+    return rows.map((r) => r.organisation);
+  }
+
+  async spentSince(scope: { keyId?: string; organisation?: string }, since: number): Promise<number> {
+    await this.flushRequestLog();
+    const { sql, args } = whereOf({ keyId: scope.keyId, organisation: scope.organisation, since });
+    const { rows } = await this.pool.query<{ spent: number }>(`SELECT COALESCE(SUM(cost), 0)::float8 AS spent FROM request_log ${sql}`, args);
+    return rows[0]!.spent;
+  }
+
+  async queryRequestLog(filter: RequestLogFilter): Promise<RequestLogEntry[]> {
+    await this.flushRequestLog();
+    const { sql, args } = whereOf(filter);
+    const { rows } = await this.pool.query<LogRow>(
+      `SELECT * FROM request_log ${sql} ORDER BY created_at DESC, id LIMIT $${args.length + 1}`,
+      [...args, filter.limit ?? 100],
+    );
+    return rows.map(logFromRow);
+  }
+
+  async usageSamples(filter: { organisation?: string; keyId?: string; model?: string; since?: number; until?: number }): Promise<UsageSample[]> {
+    await this.flushRequestLog();
+    const { sql, args } = whereOf(filter);
+    const { rows } = await this.pool.query<LogRow>(
+      `SELECT created_at, organisation, key_id, model, provider, status, latency_ms, input_tokens, output_tokens, cost
+       FROM request_log ${sql} ORDER BY created_at`,
+      args,
+    );
+    return rows.map((r) => ({
+      createdAt: r.created_at,
+      organisation: r.organisation,
+      keyId: r.key_id ?? undefined,
+      model: r.model ?? undefined,
+      provider: r.provider ?? undefined,
+      status: r.status,
+      latencyMs: r.latency_ms,
+      inputTokens: r.input_tokens,
+      outputTokens: r.output_tokens,
+      cost: r.cost,
+    }));
+  }
+}

@@ -1,0 +1,214 @@
+// Redis for what processes sharing a PostgreSQL store must share live: rate-limit windows, checked
+// and counted by one Lua script per request (atomic across every process, timed by Redis's own
+// clock so the processes' clocks do not matter), and fire-and-forget signals over pub/sub.
+
+import { randomUUID } from 'node:crypto';
+import { Redis } from 'ioredis';
+import type { RateLimiter, RateLimitScope, RateRejection, RateTicket, Signals } from './coordination.js';
+
+const WINDOW_MS = 60_000;
+/**
+ * A request counts against `concurrent` until it ends or this long after it began: a process that
+ * dies mid-request must not hold its slots for ever.
+ */
+const CONCURRENCY_LEASE_MS = 15 * 60_000;
+
+// Per scope, four keys: requests (sorted set ticket → time), tokens (sorted set ticket → time),
+// token counts (hash ticket → tokens), running (sorted set ticket → end of its lease).
+const PRUNE = `
+local function now_ms()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+local function prune(req, tok, cnt, run, now, window)
+  local cutoff = now - window
+  redis.call('ZREMRANGEBYSCORE', req, '-inf', cutoff)
+  local expired = redis.call('ZRANGEBYSCORE', tok, '-inf', cutoff)
+  for _, id in ipairs(expired) do redis.call('HDEL', cnt, id) end
+  redis.call('ZREMRANGEBYSCORE', tok, '-inf', cutoff)
+  redis.call('ZREMRANGEBYSCORE', run, '-inf', now)
+end
+local function seconds(ms)
+  local s = math.ceil(ms / 1000)
+  if s < 1 then return 1 end
+  return s
+end
+`;
+
+/** ARGV: ticket, prompt tokens, window ms, lease ms, then rpm, tpm, concurrent per scope (-1: none). */
+const ADMIT = `${PRUNE}
+local ticket, prompt, window, lease = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
+local now = now_ms()
+local scopes = #KEYS / 4
+for i = 0, scopes - 1 do
+  local req, tok, cnt, run = KEYS[i*4+1], KEYS[i*4+2], KEYS[i*4+3], KEYS[i*4+4]
+  prune(req, tok, cnt, run, now, window)
+  local used = 0
+  for _, c in ipairs(redis.call('HVALS', cnt)) do used = used + tonumber(c) end
+  local rpm, tpm, concurrent = tonumber(ARGV[5+i*3]), tonumber(ARGV[6+i*3]), tonumber(ARGV[7+i*3])
+  if rpm >= 0 and redis.call('ZCARD', req) >= rpm then
+    local oldest = redis.call('ZRANGE', req, 0, 0, 'WITHSCORES')
+    local retry = 1
+    if #oldest > 0 then retry = seconds(tonumber(oldest[2]) + window - now) end
+    return {i, 'rpm', retry, used}
+  end
+  if tpm >= 0 and used + prompt > tpm then
+    -- When will enough of the oldest entries have left the window for this request to fit?
+    local retry = math.ceil(window / 1000)
+    local remaining = used
+    local entries = redis.call('ZRANGE', tok, 0, -1, 'WITHSCORES')
+    for j = 1, #entries, 2 do
+      remaining = remaining - tonumber(redis.call('HGET', cnt, entries[j]) or '0')
+      if remaining + prompt <= tpm then
+        retry = seconds(tonumber(entries[j+1]) + window - now)
+        break
+      end
+    end
+    return {i, 'tpm', retry, used}
+  end
+  if concurrent >= 0 and redis.call('ZCARD', run) >= concurrent then
+    return {i, 'concurrent', 1, used}
+  end
+end
+for i = 0, scopes - 1 do
+  local req, tok, cnt, run = KEYS[i*4+1], KEYS[i*4+2], KEYS[i*4+3], KEYS[i*4+4]
+  redis.call('ZADD', req, now, ticket)
+  redis.call('ZADD', tok, now, ticket)
+  redis.call('HSET', cnt, ticket, prompt)
+  redis.call('ZADD', run, now + lease, ticket)
+  redis.call('PEXPIRE', req, window + 1000)
+  redis.call('PEXPIRE', tok, window + 1000)
+  redis.call('PEXPIRE', cnt, window + 1000)
+  redis.call('PEXPIRE', run, lease + 1000)
+end
+return {-1}
+`;
+
+/** ARGV: ticket, real tokens. Frees the concurrency slot; the window keeps the request. */
+const RELEASE = `
+for i = 0, #KEYS / 4 - 1 do
+  local tok, cnt, run = KEYS[i*4+2], KEYS[i*4+3], KEYS[i*4+4]
+  redis.call('ZREM', run, ARGV[1])
+  if redis.call('ZSCORE', tok, ARGV[1]) then redis.call('HSET', cnt, ARGV[1], ARGV[2]) end
+end
+return 1
+`;
+
+/** ARGV: ticket. As if the request had never been admitted. */
+const WITHDRAW = `
+for i = 0, #KEYS / 4 - 1 do
+  local req, tok, cnt, run = KEYS[i*4+1], KEYS[i*4+2], KEYS[i*4+3], KEYS[i*4+4]
+  redis.call('ZREM', req, ARGV[1])
+  redis.call('ZREM', tok, ARGV[1])
+  redis.call('HDEL', cnt, ARGV[1])
+  redis.call('ZREM', run, ARGV[1])
+end
+return 1
+`;
+
+interface ScriptCommands {
+  switchboardAdmit(numKeys: number, ...args: Array<string | number>): Promise<[number, string?, number?, number?]>;
+  switchboardRelease(numKeys: number, ...args: Array<string | number>): Promise<number>;
+  switchboardWithdraw(numKeys: number, ...args: Array<string | number>): Promise<number>;
+}
+
+export interface RedisCoordinationOptions {
+  keyPrefix: string;
+  /** Where a failed release/withdraw or a dropped connection is reported (they never throw). */
+  onError?: (err: Error) => void;
+}
+
+export class RedisCoordination implements RateLimiter, Signals {
+  private readonly listeners = new Map<string, Set<(message: string) => void>>();
+  private readonly onError: (err: Error) => void;
+
+  private constructor(
+    private readonly commands: Redis & ScriptCommands,
+    private readonly subscriber: Redis,
+    private readonly prefix: string,
+    onError: ((err: Error) => void) | undefined,
+  ) {
+    this.onError = onError ?? ((err) => process.emitWarning(`Redis: ${err.message}`));
+  }
+
+  /** Connects both connections (commands, and pub/sub, which Redis keeps apart) and subscribes. */
+  static async connect(url: string, options: RedisCoordinationOptions): Promise<RedisCoordination> {
+    const commands = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 2 }) as Redis & ScriptCommands;
+    const subscriber = new Redis(url, { lazyConnect: true });
+    commands.defineCommand('switchboardAdmit', { lua: ADMIT });
+    commands.defineCommand('switchboardRelease', { lua: RELEASE });
+    commands.defineCommand('switchboardWithdraw', { lua: WITHDRAW });
+    const coordination = new RedisCoordination(commands, subscriber, options.keyPrefix, options.onError);
+    commands.on('error', (err: Error) => coordination.onError(err));
+    subscriber.on('error', (err: Error) => coordination.onError(err));
+    try {
+      await Promise.all([commands.connect(), subscriber.connect()]);
+      // One pattern for every topic: no topic can miss messages sent before its own SUBSCRIBE.
+      subscriber.on('pmessage', (_pattern: string, channel: string, message: string) => coordination.deliver(channel, message));
+      await subscriber.psubscribe(`${options.keyPrefix}signal:*`);
+    } catch (err) {
+      commands.disconnect();
+      subscriber.disconnect();
+      throw err;
+    }
+    return coordination;
+  }
+
+  private keys(scopes: readonly string[]): string[] {
+    return scopes.flatMap((id) => {
+      const base = `${this.prefix}rate:${id}:`;
+      return [`${base}requests`, `${base}tokens`, `${base}token-counts`, `${base}running`];
+    });
+  }
+
+  async admit(scopes: RateLimitScope[], promptTokens: number): Promise<{ ticket: RateTicket } | { rejected: RateRejection }> {
+    const ticket: RateTicket = { id: randomUUID(), scopes: scopes.map((s) => s.id) };
+    const keys = this.keys(ticket.scopes);
+    const limits = scopes.flatMap((s) => [s.rpm ?? -1, s.tpm ?? -1, s.concurrent ?? -1]);
+    const [scope, limit, retryAfter, usedTokens] = await this.commands.switchboardAdmit(
+      keys.length,
+      ...keys,
+      ticket.id,
+      promptTokens,
+      WINDOW_MS,
+      CONCURRENCY_LEASE_MS,
+      ...limits,
+    );
+    if (scope < 0) return { ticket };
+    return { rejected: { scope, limit: limit as RateRejection['limit'], retryAfter: retryAfter ?? 1, usedTokens: usedTokens ?? 0 } };
+  }
+
+  release(ticket: RateTicket, actualTokens: number): void {
+    const keys = this.keys(ticket.scopes);
+    this.commands.switchboardRelease(keys.length, ...keys, ticket.id, actualTokens).catch(this.onError);
+  }
+
+  withdraw(ticket: RateTicket): void {
+    const keys = this.keys(ticket.scopes);
+    this.commands.switchboardWithdraw(keys.length, ...keys, ticket.id).catch(this.onError);
+  }
+
+  publish(topic: string, message: string): void {
+    this.commands.publish(`${this.prefix}signal:${topic}`, message).catch(this.onError);
+  }
+
+  subscribe(topic: string, listener: (message: string) => void): () => void {
+    const channel = `${this.prefix}signal:${topic}`;
+    let set = this.listeners.get(channel);
+    if (!set) this.listeners.set(channel, (set = new Set()));
+    set.add(listener);
+    return () => set.delete(listener);
+  }
+
+  private deliver(channel: string, message: string): void {
+    for (const listener of this.listeners.get(channel) ?? []) listener(message);
+  }
+
+  async ping(): Promise<void> {
+    await this.commands.ping();
+  }
+
+  async close(): Promise<void> {
+    await Promise.allSettled([this.commands.quit(), this.subscriber.quit()]);
+  }
+}

@@ -1,0 +1,146 @@
+// The storage interface, the same assertions on every back-end: the embedded SQLite file and the
+// scale-out PostgreSQL store (skipped without PostgreSQL unless SWITCHBOARD_REQUIRE_SERVICES is set).
+// Build first: npx tsc -p tsconfig.json
+import { test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { SqliteStore } from '../dist/store/sqlite.js';
+import { PostgresStore } from '../dist/store/postgres.js';
+import { POSTGRES_URL, dropSchema, serviceSkip, uniqueSchema } from './helpers/services.mjs';
+
+const pgSkip = await serviceSkip('PostgreSQL', POSTGRES_URL);
+const schema = uniqueSchema();
+const stores = [];
+after(async () => {
+  for (const store of stores) await store.close();
+  if (!pgSkip) await dropSchema(schema);
+});
+
+const backends = [
+  { name: 'sqlite', skip: false, open: async () => new SqliteStore(':memory:') },
+  { name: 'postgres', skip: pgSkip, open: () => PostgresStore.open(POSTGRES_URL, { schema }) },
+];
+
+/** Records compared as data: an absent field and one set to undefined are the same. */
+const plain = (value) => JSON.parse(JSON.stringify(value));
+let unique = 0;
+const org = (name) => `${name}-${process.pid}-${++unique}`;
+
+function logEntry(organisation, over = {}) {
+  return {
+    id: `req-${organisation}-${++unique}`,
+    createdAt: Date.now(),
+    organisation,
+    dialect: 'openai',
+    route: '/v1/chat/completions',
+    model: 'm1',
+    provider: 'openai',
+    attempts: 1,
+    status: 200,
+    latencyMs: 12.5,
+    ttftMs: 3.25,
+    inputTokens: 10,
+    outputTokens: 5,
+    totalTokens: 15,
+    cost: 0.0015,
+    stream: true,
+    ...over,
+  };
+}
+
+for (const backend of backends) {
+  const { name, skip } = backend;
+  let store;
+  const open = async () => {
+    if (!store) {
+      store = await backend.open();
+      stores.push(store);
+    }
+    return store;
+  };
+
+  test(`${name}: keys are found by hash, listed per organisation, revoked once, and counted while active`, { skip }, async () => {
+    const s = await open();
+    const o = org('keys');
+    const before = await s.countActiveKeys();
+    const k1 = await s.createKey({ organisation: o, name: 'one', hash: `h1-${o}`, prefix: 'sk-1', allowedModels: ['m1'], limits: { rpm: 5 } });
+    await s.createKey({ organisation: o, hash: `h2-${o}`, prefix: 'sk-2', expiresAt: Date.now() - 1000 });
+    await s.createKey({ organisation: `${o}-other`, hash: `h3-${o}`, prefix: 'sk-3' });
+    const found = await s.findKeyByHash(`h1-${o}`);
+    assert.deepEqual(plain(found), plain(k1));
+    assert.deepEqual(found.allowedModels, ['m1']);
+    assert.deepEqual(found.limits, { rpm: 5 });
+    assert.equal(await s.findKeyByHash('nope'), undefined);
+    assert.deepEqual((await s.listKeys(o)).map((k) => k.prefix).sort(), ['sk-1', 'sk-2']);
+    assert.equal(await s.countActiveKeys(), before + 2, 'the expired key does not count');
+    assert.equal(await s.revokeKey(k1.id), true);
+    assert.equal(await s.revokeKey(k1.id), false);
+    assert.ok((await s.findKeyByHash(`h1-${o}`)).revokedAt > 0);
+    assert.equal(await s.countActiveKeys(), before + 1);
+  });
+
+  test(`${name}: sessions keep turns in order per organisation, media bytes included`, { skip }, async () => {
+    const s = await open();
+    const o = org('sessions');
+    assert.equal(await s.readSession(o, 's1'), undefined);
+    const image = new Uint8Array([137, 80, 78, 71, 0, 255]);
+    await s.appendSession(o, 's1', [{ role: 'user', content: [{ type: 'text', text: 'one' }] }]);
+    await s.appendSession(o, 's1', [{ role: 'assistant', content: [{ type: 'text', text: 'two' }] }, { role: 'user', content: [{ type: 'image', data: image, mediaType: 'image/png' }] }]);
+    await Promise.all(['a', 'b', 'c'].map((t) => s.appendSession(o, 's2', [{ role: 'user', content: [{ type: 'text', text: t }] }])));
+    const turns = await s.readSession(o, 's1');
+    assert.deepEqual(turns.map((m) => m.role), ['user', 'assistant', 'user']);
+    assert.deepEqual(turns[2].content[0].data, image);
+    assert.equal((await s.readSession(o, 's2')).length, 3);
+    assert.equal(await s.readSession(`${o}-other`, 's1'), undefined);
+  });
+
+  test(`${name}: the request log is read back whole (queued rows included), filtered, and pruned`, { skip }, async () => {
+    const s = await open();
+    const o = org('log');
+    const old = logEntry(o, { createdAt: Date.now() - 86_400_000, model: 'm2', keyId: 'key_a', stream: false, status: 429, errorKind: 'rate_limit' });
+    const recent = logEntry(o, { keyId: 'key_b', correlationId: 'corr-1', body: '{"x":1}' });
+    await s.logRequest(old);
+    await s.logRequest(recent);
+    // Read at once: a query must see rows still waiting for their batch.
+    const rows = await s.queryRequests({ organisation: o });
+    assert.deepEqual(plain(rows), plain([recent, old]));
+    assert.deepEqual((await s.queryRequests({ organisation: o, model: 'm2' })).map((r) => r.id), [old.id]);
+    assert.deepEqual((await s.queryRequests({ organisation: o, since: Date.now() - 60_000 })).map((r) => r.id), [recent.id]);
+    assert.deepEqual((await s.queryRequests({ organisation: o, keyId: 'key_a' })).map((r) => r.id), [old.id]);
+    const t = s.tenancy;
+    assert.deepEqual((await t.queryRequestLog({ organisation: o, status: 429, errorKind: 'rate_limit' })).map((r) => r.id), [old.id]);
+    assert.deepEqual((await t.queryRequestLog({ correlationId: 'corr-1' })).map((r) => r.id), [recent.id]);
+    assert.ok((await t.listOrganisations()).includes(o));
+    assert.ok(Math.abs((await t.spentSince({ organisation: o }, 0)) - 0.003) < 1e-12);
+    assert.ok(Math.abs((await t.spentSince({ keyId: 'key_b' }, 0)) - 0.0015) < 1e-12);
+    assert.equal(await t.spentSince({ organisation: o }, Date.now() + 1000), 0);
+    const samples = await t.usageSamples({ organisation: o });
+    assert.deepEqual(samples.map((x) => [x.keyId, x.model, x.inputTokens, x.outputTokens, x.latencyMs]), [
+      ['key_a', 'm2', 10, 5, 12.5],
+      ['key_b', 'm1', 10, 5, 12.5],
+    ]);
+    assert.ok((await s.pruneRequests(Date.now() - 3_600_000)) >= 1);
+    assert.deepEqual((await s.queryRequests({ organisation: o })).map((r) => r.id), [recent.id]);
+  });
+
+  test(`${name}: key patches and organisation settings change only the fields given`, { skip }, async () => {
+    const s = await open();
+    const t = s.tenancy;
+    const o = org('tenancy');
+    const key = await s.createKey({ organisation: o, hash: `ht-${o}`, prefix: 'sk-t', allowedModels: ['a'] });
+    assert.deepEqual(plain(await t.keyById(key.id)), plain(key));
+    assert.equal(await t.keyById('key_missing'), undefined);
+    const patched = await t.updateKey(key.id, { limits: { rpm: 2 }, name: 'renamed' });
+    assert.deepEqual([patched.limits, patched.name, patched.allowedModels], [{ rpm: 2 }, 'renamed', ['a']]);
+    const cleared = await t.updateKey(key.id, { allowedModels: null, expiresAt: 123 });
+    assert.deepEqual([cleared.allowedModels, cleared.expiresAt, cleared.limits], [undefined, 123, { rpm: 2 }]);
+
+    assert.equal(await t.organisationSettings(o), undefined);
+    const first = await t.setOrganisationSettings(o, { limits: { tpm: 100 } });
+    assert.deepEqual([first.limits, first.logBodies], [{ tpm: 100 }, undefined]);
+    const second = await t.setOrganisationSettings(o, { logBodies: true });
+    assert.deepEqual([second.limits, second.logBodies], [{ tpm: 100 }, true], 'limits kept');
+    const third = await t.setOrganisationSettings(o, { limits: null, logBodies: false });
+    assert.deepEqual([third.limits, third.logBodies], [undefined, false]);
+    assert.ok((await t.listOrganisations()).includes(o));
+  });
+}

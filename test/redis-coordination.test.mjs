@@ -108,3 +108,47 @@ test('signals reach every process that subscribed to the topic, the sender inclu
   assert.deepEqual(await Promise.all([atA, atB]), ['org\u0000run-1', 'org\u0000run-1']);
   assert.deepEqual(other, [], 'another topic heard nothing');
 });
+
+test('budgets: a period is seeded once from the log, then reservations from every process share it', { skip }, async () => {
+  const [a, b] = [await connect(), await connect()];
+  const loads = [];
+  const loadSpent = async (scope, since) => {
+    loads.push([scope, since]);
+    return 0.5;
+  };
+  const [keepA, keepB] = [a.budgets(loadSpent), b.budgets(loadSpent)];
+  const lines = [{ scope: 'org:budget', period: 'day', amount: 1 }];
+  // 0.5 spent before: two reservations of 0.2 fit (0.9), a third would not (1.1).
+  const results = await Promise.all(Array.from({ length: 10 }, (_, i) => (i % 2 ? keepA : keepB).reserve(lines, 0.2)));
+  const tickets = results.filter((r) => 'ticket' in r).map((r) => r.ticket);
+  assert.equal(tickets.length, 2);
+  const refused = results.find((r) => 'refused' in r).refused;
+  assert.equal(refused.line, 0);
+  assert.ok(Math.abs(refused.spent - 0.5) < 1e-9 && Math.abs(refused.reserved - 0.4) < 1e-9, JSON.stringify(refused));
+  assert.ok(loads.length >= 1 && loads.every(([scope]) => scope === 'org:budget'));
+  const dayStart = new Date();
+  dayStart.setUTCHours(0, 0, 0, 0);
+  assert.equal(loads[0][1], dayStart.getTime(), 'seeded with the spend since the start of the UTC day');
+  const seeded = loads.length;
+
+  // A call that cost less than it reserved gives the rest back, for another process to use.
+  keepA.settle(tickets[0], 0.05);
+  await a.ping();
+  const next = await keepB.reserve(lines, 0.2);
+  assert.ok('ticket' in next, JSON.stringify(next)); // 0.55 + 0.2 + 0.2 = 0.95
+  assert.equal((await keepB.reserve(lines, 0.2)).refused?.line, 0);
+  assert.equal(loads.length, seeded, 'a seeded period is not read from the log again');
+});
+
+test('budgets: every line must fit; a refusal on one line reserves on none', { skip }, async () => {
+  const a = await connect();
+  const keep = a.budgets(async () => 0);
+  const wide = { scope: 'org:two-lines', period: 'month', amount: 10 };
+  const narrow = { scope: 'key:two-lines', period: 'day', amount: 1 };
+  assert.ok('ticket' in (await keep.reserve([wide, narrow], 0.6)));
+  const refused = await keep.reserve([wide, narrow], 0.6);
+  assert.equal(refused.refused.line, 1);
+  // The wide line holds only the first reservation: 0.6 + 9.4 fits exactly.
+  assert.ok('ticket' in (await keep.reserve([wide], 9.4)));
+  assert.equal((await keep.reserve([wide], 0.01)).refused?.line, 0);
+});

@@ -95,7 +95,11 @@ before(async () => {
         async: { concurrency: 4 },
         limits: { organisations: { limited: { rpm: 3 } } },
         defaultModel: 'up',
-        models: [{ id: 'up', provider: 'openai', model: 'up', baseUrl: fakes[name].url }],
+        models: [
+          { id: 'up', provider: 'openai', model: 'up', baseUrl: fakes[name].url },
+          // $1 per output token: a call reserves exactly max_tokens dollars.
+          { id: 'priced', provider: 'openai', model: 'up', baseUrl: fakes[name].url, pricing: { input: 0, output: 1_000_000 } },
+        ],
       }),
     );
   }
@@ -164,6 +168,34 @@ test('a rate limit holds for the pair: 3 requests a minute, spread over both, th
   const body = await refused.json();
   assert.equal(body.error.code, 'requests_per_minute_exceeded');
   assert.equal((await chat(servers.a.url, 'still too many', auth(limitedKey))).status, 429);
+});
+
+test('a budget holds for the pair: what calls running in one process reserved counts in the other', { skip, timeout: 30_000 }, async () => {
+  const created = await fetch(`${servers.a.url}/admin/keys`, {
+    method: 'POST',
+    headers: auth(ADMIN_KEY),
+    body: JSON.stringify({ organisation: 'budgeted', limits: { budget: { day: 250 } } }),
+  });
+  const budgetKey = (await created.json()).key;
+  const call = (server, text) =>
+    fetch(`${server.url}/v1/chat/completions`, {
+      method: 'POST',
+      headers: auth(budgetKey),
+      body: JSON.stringify({ model: 'priced', max_tokens: 100, messages: [{ role: 'user', content: text }] }),
+    });
+  // One call held open upstream in each process: $100 reserved in each.
+  const arrived = [fakes.a.nextRequest(), fakes.b.nextRequest()];
+  const running = [call(servers.a, 'hold:budget-a'), call(servers.b, 'hold:budget-b')];
+  await Promise.all(arrived);
+  // $200 reserved over the pair: another $100 does not fit $250, in either process.
+  const refused = await call(servers.a, 'one more');
+  assert.equal(refused.status, 429);
+  const body = await refused.json();
+  assert.equal(body.error.code, 'budget_exceeded');
+  assert.match(body.error.message, /\$200 reserved by running requests/);
+  held.get('hold:budget-a')();
+  held.get('hold:budget-b')();
+  assert.deepEqual((await Promise.all(running)).map((r) => r.status), [200, 200]);
 });
 
 test('a session continued on the other process has its earlier turns; the request log is shared', { skip, timeout: 30_000 }, async () => {

@@ -1,7 +1,8 @@
 // What gateway processes sharing one store must also share live, beyond rows: rate-limit windows
-// (a limit of 60 requests a minute holds for the deployment, not per process) and wake-ups
-// (an async run's observers in one process hear of events another process appended). Redis
-// provides both (src/store/redis-coordination.ts); a single process keeps them in memory.
+// (a limit of 60 requests a minute holds for the deployment, not per process), budget
+// reservations (two processes must not both spend the last dollar) and wake-ups (an async run's
+// observers in one process hear of events another process appended). Redis provides them
+// (src/store/redis-coordination.ts); a single process keeps them in memory.
 
 /** One scope's limits (a key or an organisation); absent fields are not limited. */
 export interface RateLimitScope {
@@ -45,4 +46,43 @@ export interface Signals {
   publish(topic: string, message: string): void;
   /** Returns the unsubscribe function. */
   subscribe(topic: string, listener: (message: string) => void): () => void;
+}
+
+/** One budget a call must fit: a scope's amount for a period (UTC day or month). */
+export interface BudgetLine {
+  scope: string;
+  period: 'day' | 'month';
+  /** USD. */
+  amount: number;
+}
+
+/** The first line the call did not fit, with that line's state. */
+export interface BudgetRefusal {
+  line: number;
+  spent: number;
+  reserved: number;
+}
+
+/** What a call reserved; settled when it ends. */
+export interface BudgetTicket {
+  readonly reservation: number;
+}
+
+export interface BudgetKeeper {
+  /**
+   * Reserves `reservation` (USD) on every line if it fits all of them (spent + reserved +
+   * reservation ≤ amount): one atomic step, so concurrent calls cannot share the last headroom.
+   */
+  reserve(lines: BudgetLine[], reservation: number): Promise<{ ticket: BudgetTicket } | { refused: BudgetRefusal }>;
+  /** The call ended: its reservation is replaced by what it really cost. */
+  settle(ticket: BudgetTicket, cost: number): void;
+}
+
+/** Money settled by a scope (`key:<id>` or `org:<name>`) since a time: the request log's sum. */
+export type SpentLoader = (scope: string, since: number) => Promise<number>;
+
+/** Everything processes sharing a store share live. */
+export interface Coordination extends RateLimiter, Signals {
+  /** Budgets kept for every process; `loadSpent` seeds a period the first time it is used. */
+  budgets(loadSpent: SpentLoader): BudgetKeeper;
 }

@@ -6,7 +6,7 @@
 import { randomBytes } from 'node:crypto';
 import type pg from 'pg';
 import type { Message } from '../core/types.js';
-import type { RateLimiter, Signals } from './coordination.js';
+import type { Coordination } from './coordination.js';
 import { POSTGRES_ASYNC_RUNS_SCHEMA, PostgresAsyncRunStore } from './postgres-async-runs.js';
 import { inTransaction, openPool, type PostgresOptions } from './postgres-pool.js';
 import { POSTGRES_TENANCY_SCHEMA, PostgresTenancyStore } from './postgres-tenancy.js';
@@ -96,9 +96,8 @@ export class PostgresStore implements Store {
   readonly asyncRuns: PostgresAsyncRunStore;
   readonly tenancy: PostgresTenancyStore;
   readonly toolExecutions: PostgresToolExecutionStore;
-  readonly rateLimiter?: RateLimiter;
-  readonly signals?: Signals;
-  private readonly coordination?: RedisCoordination;
+  readonly coordination?: Coordination;
+  private readonly redis?: RedisCoordination;
   private pendingLog: RequestLogEntry[] = [];
   private flushTimer?: NodeJS.Timeout;
   private logWrites: Promise<void> = Promise.resolve();
@@ -110,10 +109,9 @@ export class PostgresStore implements Store {
     this.asyncRuns = new PostgresAsyncRunStore(pool, { leaseMs: options.leaseMs });
     this.tenancy = new PostgresTenancyStore(pool, () => this.flushRequestLog());
     this.toolExecutions = new PostgresToolExecutionStore(pool);
+    this.redis = options.coordination;
     this.coordination = options.coordination;
     this.kind = options.coordination ? 'postgres+redis' : 'postgres';
-    this.rateLimiter = options.coordination;
-    this.signals = options.coordination;
   }
 
   /** Connects and brings the tables up to date (idempotent; safe with processes starting together). */
@@ -263,13 +261,13 @@ export class PostgresStore implements Store {
   }
 
   async ping(): Promise<void> {
-    await Promise.all([this.pool.query('SELECT 1'), this.coordination?.ping()]);
+    await Promise.all([this.pool.query('SELECT 1'), this.redis?.ping()]);
   }
 
   async close(): Promise<void> {
     await this.flushRequestLog();
     await this.asyncRuns.close();
-    await this.coordination?.close();
+    await this.redis?.close();
     await this.pool.end();
   }
 }

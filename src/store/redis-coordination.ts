@@ -1,10 +1,22 @@
-// Redis for what processes sharing a PostgreSQL store must share live: rate-limit windows, checked
-// and counted by one Lua script per request (atomic across every process, timed by Redis's own
-// clock so the processes' clocks do not matter), and fire-and-forget signals over pub/sub.
+// Redis for what processes sharing a PostgreSQL store must share live: rate-limit windows and
+// budget reservations, each checked and counted by one Lua script per request (atomic across
+// every process; windows timed by Redis's own clock so the processes' clocks do not matter), and
+// fire-and-forget signals over pub/sub.
 
 import { randomUUID } from 'node:crypto';
 import { Redis } from 'ioredis';
-import type { RateLimiter, RateLimitScope, RateRejection, RateTicket, Signals } from './coordination.js';
+import { periodBounds } from '../core/limits/budget-ledger.js';
+import type {
+  BudgetKeeper,
+  BudgetLine,
+  BudgetRefusal,
+  BudgetTicket,
+  Coordination,
+  RateLimitScope,
+  RateRejection,
+  RateTicket,
+  SpentLoader,
+} from './coordination.js';
 
 const WINDOW_MS = 60_000;
 /**
@@ -106,7 +118,44 @@ end
 return 1
 `;
 
+// Per budget line, one hash (spent, reserved) per scope, period and period start. Amounts are
+// strings both ways: Lua numbers come back from Redis truncated to integers.
+/** ARGV: reservation, then amount, seed ('' = none) and time to live (ms) per line. */
+const RESERVE = `
+local reservation = tonumber(ARGV[1])
+for i = 1, #KEYS do
+  local seed, ttl = ARGV[i*3], tonumber(ARGV[i*3+1])
+  if redis.call('HEXISTS', KEYS[i], 'spent') == 0 then
+    if seed == '' then return {-2, i - 1} end
+    redis.call('HSET', KEYS[i], 'spent', seed, 'reserved', 0)
+    redis.call('PEXPIRE', KEYS[i], ttl)
+  end
+end
+for i = 1, #KEYS do
+  local amount = tonumber(ARGV[i*3-1])
+  local spent = tonumber(redis.call('HGET', KEYS[i], 'spent'))
+  local reserved = tonumber(redis.call('HGET', KEYS[i], 'reserved'))
+  if spent + reserved + reservation > amount + 1e-12 then return {i - 1, tostring(spent), tostring(reserved)} end
+end
+for i = 1, #KEYS do redis.call('HINCRBYFLOAT', KEYS[i], 'reserved', ARGV[1]) end
+return {-1}
+`;
+
+/** ARGV: reservation, cost. A line whose period has expired meanwhile is left alone. */
+const SETTLE = `
+for i = 1, #KEYS do
+  if redis.call('HEXISTS', KEYS[i], 'spent') == 1 then
+    local reserved = tonumber(redis.call('HINCRBYFLOAT', KEYS[i], 'reserved', -tonumber(ARGV[1])))
+    if reserved < 0 then redis.call('HSET', KEYS[i], 'reserved', 0) end
+    redis.call('HINCRBYFLOAT', KEYS[i], 'spent', ARGV[2])
+  end
+end
+return 1
+`;
+
 interface ScriptCommands {
+  switchboardReserve(numKeys: number, ...args: Array<string | number>): Promise<[number, string?, string?]>;
+  switchboardSettle(numKeys: number, ...args: Array<string | number>): Promise<number>;
   switchboardAdmit(numKeys: number, ...args: Array<string | number>): Promise<[number, string?, number?, number?]>;
   switchboardRelease(numKeys: number, ...args: Array<string | number>): Promise<number>;
   switchboardWithdraw(numKeys: number, ...args: Array<string | number>): Promise<number>;
@@ -118,7 +167,11 @@ export interface RedisCoordinationOptions {
   onError?: (err: Error) => void;
 }
 
-export class RedisCoordination implements RateLimiter, Signals {
+interface RedisBudgetTicket extends BudgetTicket {
+  readonly keys: string[];
+}
+
+export class RedisCoordination implements Coordination {
   private readonly listeners = new Map<string, Set<(message: string) => void>>();
   private readonly onError: (err: Error) => void;
 
@@ -138,6 +191,8 @@ export class RedisCoordination implements RateLimiter, Signals {
     commands.defineCommand('switchboardAdmit', { lua: ADMIT });
     commands.defineCommand('switchboardRelease', { lua: RELEASE });
     commands.defineCommand('switchboardWithdraw', { lua: WITHDRAW });
+    commands.defineCommand('switchboardReserve', { lua: RESERVE });
+    commands.defineCommand('switchboardSettle', { lua: SETTLE });
     const coordination = new RedisCoordination(commands, subscriber, options.keyPrefix, options.onError);
     commands.on('error', (err: Error) => coordination.onError(err));
     subscriber.on('error', (err: Error) => coordination.onError(err));
@@ -186,6 +241,39 @@ export class RedisCoordination implements RateLimiter, Signals {
   withdraw(ticket: RateTicket): void {
     const keys = this.keys(ticket.scopes);
     this.commands.switchboardWithdraw(keys.length, ...keys, ticket.id).catch(this.onError);
+  }
+
+  budgets(loadSpent: SpentLoader): BudgetKeeper {
+    return {
+      reserve: (lines, reservation) => this.reserve(lines, reservation, loadSpent),
+      settle: (ticket, cost) => this.settle(ticket as RedisBudgetTicket, cost),
+    };
+  }
+
+  private async reserve(lines: BudgetLine[], reservation: number, loadSpent: SpentLoader): Promise<{ ticket: BudgetTicket } | { refused: BudgetRefusal }> {
+    const now = Date.now();
+    const periods = lines.map((line) => periodBounds(line.period, now));
+    const keys = lines.map((line, i) => `${this.prefix}budget:${line.scope}:${line.period}:${periods[i]!.start}`);
+    const seeds: string[] = lines.map(() => '');
+    // A period Redis has not seen yet (or has lost) starts from the request log's sum; the
+    // script asks for it, and a second call brings it (seeding twice is harmless: HSET only
+    // happens while the line is absent).
+    for (let attempt = 0; attempt < 2; attempt++) {
+      const args = lines.flatMap((line, i) => [line.amount, seeds[i]!, periods[i]!.end - now + 86_400_000]);
+      const [code, second, third] = await this.commands.switchboardReserve(keys.length, ...keys, reservation, ...args);
+      if (code === -1) {
+        const ticket: RedisBudgetTicket = { reservation, keys };
+        return { ticket };
+      }
+      if (code >= 0) return { refused: { line: code, spent: Number(second), reserved: Number(third) } };
+      // Seeds for every line at once: one more round trip, whichever lines Redis lacks.
+      for (const [i, line] of lines.entries()) seeds[i] = String(await loadSpent(line.scope, periods[i]!.start));
+    }
+    throw new Error('Redis budget line could not be seeded');
+  }
+
+  private settle(ticket: RedisBudgetTicket, cost: number): void {
+    this.commands.switchboardSettle(ticket.keys.length, ...ticket.keys, ticket.reservation, cost).catch(this.onError);
   }
 
   publish(topic: string, message: string): void {

@@ -2,7 +2,7 @@
 
 import type { Message } from '../core/types.js';
 import type { AsyncRunStore } from './async-runs.js';
-import type { RateLimiter, Signals } from './coordination.js';
+import type { Coordination } from './coordination.js';
 import type { TenancyStore } from './tenancy.js';
 import type { ToolExecutionStore } from './tool-executions.js';
 
@@ -95,10 +95,9 @@ export interface Store {
 
   /**
    * Present when several processes share this store (src/store/coordination.ts): rate-limit
-   * windows they all count in, and signals that reach every one of them.
+   * windows and budgets they all count in, and signals that reach every one of them.
    */
-  readonly rateLimiter?: RateLimiter;
-  readonly signals?: Signals;
+  readonly coordination?: Coordination;
 
   ping(): Promise<void>;
   close(): Promise<void>;

@@ -10,8 +10,8 @@ import { costOf, type ResolvedModel } from '../models.js';
 import { estimateTokens } from '../truncate.js';
 import type { ApiKeyRecord } from '../../store/store.js';
 import type { TenancyStore } from '../../store/tenancy.js';
-import type { RateLimiter, RateLimitScope, RateRejection, RateTicket } from '../../store/coordination.js';
-import { BudgetLedger, type BudgetAccount } from './budget-ledger.js';
+import type { BudgetKeeper, BudgetLine, BudgetTicket, Coordination, RateLimiter, RateLimitScope, RateRejection, RateTicket } from '../../store/coordination.js';
+import { LocalBudgetKeeper, periodBounds } from './budget-ledger.js';
 import { LocalRateLimiter } from './local-rate-limiter.js';
 import { redactedJson } from './redact.js';
 import { hasLimits, limitSpecSchema, type BudgetPeriod, type LimitSpec, type LimitsConfig } from './spec.js';
@@ -34,7 +34,7 @@ interface Scope {
 
 interface Ticket {
   rate?: RateTicket;
-  budgets: Array<{ account: BudgetAccount; reservation: number }>;
+  budget?: BudgetTicket;
   loggedBody?: string;
 }
 
@@ -43,8 +43,8 @@ export interface AdmissionOptions {
   tenancy: TenancyStore;
   /** Prompt tokens before the call: the provider's tokenizer where it has one. */
   countTokens: (request: ChatRequest) => Promise<number>;
-  /** Shared windows when processes share the store (Redis); default: this process's memory. */
-  rateLimiter?: RateLimiter;
+  /** Shared windows and budgets when processes share the store (Redis); default: this process's memory. */
+  coordination?: Coordination;
   /** Told when a call is admitted, with the gateway's own time spent so far (metrics). */
   onAdmitted?: (context: RequestContext, overheadMs: number) => void;
 }
@@ -69,16 +69,16 @@ function money(usd: number): string {
 
 export class Admission implements ChatAdmission {
   private readonly rateLimiter: RateLimiter;
-  private readonly ledger: BudgetLedger;
+  private readonly budgets: BudgetKeeper;
   private readonly tickets = new WeakMap<RequestContext, Ticket>();
   /** Chat calls admitted and not yet settled. */
   inFlight = 0;
 
   constructor(private readonly options: AdmissionOptions) {
-    this.rateLimiter = options.rateLimiter ?? new LocalRateLimiter();
-    this.ledger = new BudgetLedger((scope, since) =>
-      options.tenancy.spentSince(scope.startsWith('key:') ? { keyId: scope.slice(4) } : { organisation: scope.slice(4) }, since),
-    );
+    const loadSpent = (scope: string, since: number) =>
+      options.tenancy.spentSince(scope.startsWith('key:') ? { keyId: scope.slice(4) } : { organisation: scope.slice(4) }, since);
+    this.rateLimiter = options.coordination ?? new LocalRateLimiter();
+    this.budgets = options.coordination?.budgets(loadSpent) ?? new LocalBudgetKeeper(loadSpent);
   }
 
   private async scopesOf(context: RequestContext, key: ApiKeyRecord | undefined): Promise<{ scopes: Scope[]; logBodies: boolean }> {
@@ -106,16 +106,20 @@ export class Admission implements ChatAdmission {
     const promptTokens = needsTokens ? await this.options.countTokens(request).catch(() => estimateTokens(request)) : 0;
     const maxOutput = (request.maxTokens ?? Math.min(this.options.config.defaultMaxTokens, model.contextLength)) * (request.n ?? 1);
     const reservation = costOf(model.pricing, { inputTokens: promptTokens, outputTokens: maxOutput });
-    const accounts: Array<{ scope: Scope; period: BudgetPeriod; amount: number; account: BudgetAccount }> = [];
+    const budgetScopes: Scope[] = [];
+    const lines: BudgetLine[] = [];
     for (const scope of scopes) {
       for (const period of PERIODS) {
         const amount = scope.spec.budget?.[period];
-        if (amount !== undefined) accounts.push({ scope, period, amount, account: await this.ledger.account(scope.id, period, Date.now()) });
+        if (amount !== undefined) {
+          budgetScopes.push(scope);
+          lines.push({ scope: scope.id, period, amount });
+        }
       }
     }
 
-    // Rate windows first (their limiter checks and counts in one atomic step), then budgets:
-    // from the budget check to the reservations nothing awaits, so they are one step too.
+    // Rate windows first, then budgets; each keeper checks and counts in one atomic step, and a
+    // call refused by its budget is taken back out of the rate windows.
     const rateScopes = scopes.filter((s) => s.spec.rpm !== undefined || s.spec.tpm !== undefined || s.spec.concurrent !== undefined);
     let rate: RateTicket | undefined;
     if (rateScopes.length > 0) {
@@ -123,25 +127,26 @@ export class Admission implements ChatAdmission {
       if ('rejected' in admitted) throw rateLimitError(rateScopes[admitted.rejected.scope]!, admitted.rejected, promptTokens);
       rate = admitted.ticket;
     }
-    const now = Date.now();
-    for (const { scope, period, amount, account } of accounts) {
-      if (account.wouldExceed(amount, reservation)) {
+    let budget: BudgetTicket | undefined;
+    if (lines.length > 0) {
+      const reserved = await this.budgets.reserve(lines, reservation).catch((err: unknown) => {
         if (rate) this.rateLimiter.withdraw(rate);
+        throw err;
+      });
+      if ('refused' in reserved) {
+        if (rate) this.rateLimiter.withdraw(rate);
+        const { line, spent, reserved: held } = reserved.refused;
+        const { period, amount } = lines[line]!;
+        const now = Date.now();
         throw new GatewayError(
           'budget_exceeded',
-          `The ${period === 'day' ? 'daily' : 'monthly'} budget of ${money(amount)} for ${scope.label} is used up (spent ${money(account.spent)}, ${money(account.reserved)} reserved by running requests, this request reserves ${money(reservation)})`,
-          { code: 'budget_exceeded', retryAfter: Math.ceil((account.periodEnd - now) / 1000), retryable: false },
+          `The ${period === 'day' ? 'daily' : 'monthly'} budget of ${money(amount)} for ${budgetScopes[line]!.label} is used up (spent ${money(spent)}, ${money(held)} reserved by running requests, this request reserves ${money(reservation)})`,
+          { code: 'budget_exceeded', retryAfter: Math.ceil((periodBounds(period, now).end - now) / 1000), retryable: false },
         );
       }
+      budget = reserved.ticket;
     }
-    const ticket: Ticket = {
-      rate,
-      budgets: accounts.map(({ account }) => {
-        account.reserve(reservation);
-        return { account, reservation };
-      }),
-      loggedBody: logBodies ? redactedJson({ request }) : undefined,
-    };
+    const ticket: Ticket = { rate, budget, loggedBody: logBodies ? redactedJson({ request }) : undefined };
     this.tickets.set(context, ticket);
     this.inFlight++;
     this.options.onAdmitted?.(context, performance.now() - context.startedAt);
@@ -153,7 +158,7 @@ export class Admission implements ChatAdmission {
     this.tickets.delete(context);
     this.inFlight = Math.max(0, this.inFlight - 1);
     if (ticket.rate) this.rateLimiter.release(ticket.rate, summary.usage.totalTokens);
-    for (const { account, reservation } of ticket.budgets) account.settle(reservation, summary.cost);
+    if (ticket.budget) this.budgets.settle(ticket.budget, summary.cost);
     return { loggedBody: ticket.loggedBody };
   }
 }

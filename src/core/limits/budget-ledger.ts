@@ -1,7 +1,9 @@
-// Money spent and reserved per scope and budget period. A call reserves its worst-case cost
-// before it runs and settles with the real cost after, so concurrent calls cannot all pass a
-// check against the same remaining budget.
+// Money spent and reserved per scope and budget period, in this process's memory (processes
+// sharing a store keep them in Redis instead). A call reserves its worst-case cost before it
+// runs and settles with the real cost after, so concurrent calls cannot all pass a check against
+// the same remaining budget.
 
+import type { BudgetKeeper, BudgetLine, BudgetRefusal, BudgetTicket, SpentLoader } from '../../store/coordination.js';
 import type { BudgetPeriod } from './spec.js';
 
 /** Start of the UTC day or month containing `now`, and the start of the next one. */
@@ -42,7 +44,7 @@ export class BudgetAccount {
 export class BudgetLedger {
   private readonly accounts = new Map<string, BudgetAccount>();
 
-  constructor(private readonly loadSpent: (scope: string, since: number) => Promise<number>) {}
+  constructor(private readonly loadSpent: SpentLoader) {}
 
   /** The account for this period, its spend read from the log the first time it is used. */
   async account(scope: string, period: BudgetPeriod, now: number): Promise<BudgetAccount> {
@@ -60,5 +62,34 @@ export class BudgetLedger {
     }
     await account.ready;
     return account;
+  }
+}
+
+interface LocalBudgetTicket extends BudgetTicket {
+  readonly accounts: BudgetAccount[];
+}
+
+export class LocalBudgetKeeper implements BudgetKeeper {
+  private readonly ledger: BudgetLedger;
+
+  constructor(loadSpent: SpentLoader) {
+    this.ledger = new BudgetLedger(loadSpent);
+  }
+
+  async reserve(lines: BudgetLine[], reservation: number): Promise<{ ticket: BudgetTicket } | { refused: BudgetRefusal }> {
+    const now = Date.now();
+    const accounts: BudgetAccount[] = [];
+    for (const line of lines) accounts.push(await this.ledger.account(line.scope, line.period, now));
+    // From the check to the reservations nothing awaits: they are one step.
+    for (const [index, account] of accounts.entries()) {
+      if (account.wouldExceed(lines[index]!.amount, reservation)) return { refused: { line: index, spent: account.spent, reserved: account.reserved } };
+    }
+    for (const account of accounts) account.reserve(reservation);
+    const ticket: LocalBudgetTicket = { reservation, accounts };
+    return { ticket };
+  }
+
+  settle(ticket: BudgetTicket, cost: number): void {
+    for (const account of (ticket as LocalBudgetTicket).accounts) account.settle(ticket.reservation, cost);
   }
 }

@@ -24,7 +24,7 @@ async function register(app: FastifyInstance, context: ServerContext): Promise<v
   }
   const runner = new AsyncRunner(store, parseAsyncConfig(context.config.async), context.logger.child({ component: 'async-runs' }), {
     [MESSAGES_RUN_KIND]: messagesRunKind(deps),
-  }, context.store.signals);
+  }, context.store.coordination);
   context.services.asyncRunner = runner;
   context.services.asyncQueueDepth = () => runner.pendingCount;
   registerAsyncRoutes(app, deps, runner);

@@ -32,7 +32,7 @@ export function installOperations(app: FastifyInstance, context: ServerContext):
     admission = new Admission({
       config: limits,
       tenancy: store.tenancy,
-      rateLimiter: store.rateLimiter,
+      coordination: store.coordination,
       countTokens: (request) => gateway.countPromptTokens(request),
       onAdmitted: (call, overheadMs) => gatewayOverhead.observe({ dialect: call.dialect }, overheadMs / 1000),
     });

@@ -144,3 +144,27 @@ for (const backend of backends) {
     assert.ok((await t.listOrganisations()).includes(o));
   });
 }
+
+test('the store section: SQLite by default, PostgreSQL from the file or the env (env wins), Redis only with PostgreSQL', async () => {
+  const { parseStoreConfig } = await import('../dist/store/config.js');
+  assert.deepEqual(parseStoreConfig(undefined, {}), { postgres: undefined, redis: undefined });
+  assert.deepEqual(parseStoreConfig(undefined, { SWITCHBOARD_POSTGRES_URL: 'postgres://env/db' }).postgres, {
+    url: 'postgres://env/db',
+    schema: undefined,
+    poolSize: 10,
+    leaseMs: 15_000,
+  });
+  const fromFile = parseStoreConfig({ postgres: { url: 'postgres://file/db', schema: 'sb', leaseSeconds: 2 }, redis: { url: 'redis://file' } }, {});
+  assert.deepEqual([fromFile.postgres.url, fromFile.postgres.schema, fromFile.postgres.leaseMs, fromFile.redis.url, fromFile.redis.keyPrefix], [
+    'postgres://file/db',
+    'sb',
+    2000,
+    'redis://file',
+    'switchboard:',
+  ]);
+  assert.equal(parseStoreConfig({ postgres: { url: 'postgres://file/db', urlEnv: 'DB' } }, { DB: 'postgres://env/db' }).postgres.url, 'postgres://env/db');
+  assert.throws(() => parseStoreConfig({ redis: { url: 'redis://x' } }, {}), /store\.redis needs store\.postgres/);
+  assert.throws(() => parseStoreConfig(undefined, { SWITCHBOARD_REDIS_URL: 'redis://x' }), /store\.redis needs store\.postgres/);
+  assert.throws(() => parseStoreConfig({ postgres: { url: 'x', schema: 'Bad-Name' } }, {}), /store\.postgres\.schema/);
+  assert.throws(() => parseStoreConfig({ sqlite: {} }, {}), /Invalid config: store/);
+});

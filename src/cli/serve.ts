@@ -44,7 +44,7 @@ export function registerServeCommand(program: Command): void {
         await server.context.gateway.warmUp();
       }
       const url = await server.listen();
-      server.context.logger.info({ url, defaultModel: server.context.gateway.registry.defaultModel.id }, 'switchboard listening');
+      server.context.logger.info({ url, defaultModel: server.context.gateway.registry.defaultModel.id, store: server.context.store.kind }, 'switchboard listening');
       // A line tests and scripts can wait for.
       process.stdout.write(`switchboard listening on ${url}\n`);
       const stop = async () => {

@@ -93,6 +93,7 @@ export interface PostgresStoreOptions extends PostgresOptions {
 export class PostgresStore implements Store {
   /** 'postgres', or 'postgres+redis' with shared rate limits and signals. */
   readonly kind: string;
+  readonly shared = true;
   readonly asyncRuns: PostgresAsyncRunStore;
   readonly tenancy: PostgresTenancyStore;
   readonly toolExecutions: PostgresToolExecutionStore;

@@ -68,6 +68,8 @@ export interface RequestLogQuery {
 
 export interface Store {
   readonly kind: string;
+  /** True when several gateway processes may share this store (PostgreSQL). */
+  readonly shared?: boolean;
   createKey(key: NewApiKey): Promise<ApiKeyRecord>;
   findKeyByHash(hash: string): Promise<ApiKeyRecord | undefined>;
   listKeys(organisation?: string): Promise<ApiKeyRecord[]>;

@@ -52,6 +52,13 @@ export class ToolService {
       const dir = this.artifactsConfig.dir ?? path.join(options.dataDir, 'artifacts');
       this.localArtifacts = new LocalArtifactStore(dir, options.dataDir, env, this.artifactsConfig);
       this.artifacts = this.localArtifacts;
+      if (options.store.shared && (!this.artifactsConfig.dir || !this.artifactsConfig.secretEnv)) {
+        // Another process sharing the store would answer 404 or 403 for this process's files.
+        this.logger.warn(
+          { dir },
+          'artifacts are kept by this process alone: with a shared store, set artifacts.s3, or artifacts.dir on a shared volume and artifacts.secretEnv alike in every process',
+        );
+      }
     }
     this.executionStore = options.store.toolExecutions ?? new MemoryToolExecutionStore();
     this.executions = new ExecutionRunner(this.executionStore, this.artifacts, this.logger);

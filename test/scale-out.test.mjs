@@ -154,6 +154,20 @@ test('a key created by the CLI works on both processes; no key is refused by bot
   }
 });
 
+test('a key revoked through one process is refused by the other at once, not when its cached copy expires', { skip, timeout: 30_000 }, async () => {
+  const made = await (await fetch(`${servers.a.url}/admin/keys`, { method: 'POST', headers: auth(ADMIN_KEY), body: JSON.stringify({ organisation: 'revoked' }) })).json();
+  // B reads the key now and keeps a copy for 5 s (src/store/read-cache.ts).
+  const copied = Date.now();
+  assert.equal((await chat(servers.b.url, 'before', auth(made.key))).status, 200);
+  const revoked = await fetch(`${servers.a.url}/admin/keys/${made.id}`, { method: 'DELETE', headers: { authorization: `Bearer ${ADMIN_KEY}` } });
+  assert.equal(revoked.status, 200);
+  // A's signal reaches B through Redis and drops B's copy: the refusal comes before the copy expires.
+  let status;
+  while ((status = (await chat(servers.b.url, 'after', auth(made.key))).status) === 200 && Date.now() < copied + 4500) await new Promise((r) => setTimeout(r, 20));
+  assert.equal(status, 401);
+  assert.ok(Date.now() < copied + 4500, 'refused while the copy was still within its time-to-live');
+});
+
 test('a rate limit holds for the pair: 3 requests a minute, spread over both, then 429 from either', { skip, timeout: 30_000 }, async () => {
   const limitedKey = (
     await (await fetch(`${servers.a.url}/admin/keys`, { method: 'POST', headers: auth(ADMIN_KEY), body: JSON.stringify({ organisation: 'limited' }) })).json()

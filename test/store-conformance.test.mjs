@@ -168,3 +168,25 @@ test('the store section: SQLite by default, PostgreSQL from the file or the env 
   assert.throws(() => parseStoreConfig({ postgres: { url: 'x', schema: 'Bad-Name' } }, {}), /store\.postgres\.schema/);
   assert.throws(() => parseStoreConfig({ sqlite: {} }, {}), /Invalid config: store/);
 });
+
+test('the read cache keeps answers for a while, but never one read before the last clear', async () => {
+  const { ReadCache } = await import('../dist/store/read-cache.js');
+  const cache = new ReadCache();
+  let loads = 0;
+  const load = async () => ++loads;
+  assert.equal(await cache.get('k', load), 1);
+  assert.equal(await cache.get('k', load), 1, 'kept');
+  cache.clear();
+  assert.equal(await cache.get('k', load), 2, 'reloaded after a clear');
+  // A load that is still running when a write clears the cache: its answer may predate the write.
+  let release;
+  const slow = cache.get('slow', () => new Promise((resolve) => (release = resolve)));
+  cache.clear();
+  release('stale');
+  assert.equal(await slow, 'stale');
+  assert.equal(await cache.get('slow', async () => 'fresh'), 'fresh', 'the stale answer was not kept');
+  assert.equal(await cache.get('none', async () => undefined), undefined);
+  assert.equal(await cache.get('none', async () => 'found'), 'found', 'undefined is not kept unless asked');
+  assert.equal(await cache.get('org', async () => undefined, { keepUndefined: true }), undefined);
+  assert.equal(await cache.get('org', async () => 'set', { keepUndefined: true }), undefined, 'kept when asked');
+});

@@ -14,6 +14,7 @@ import {
   type NewAsyncRun,
   type RecoveredRuns,
 } from './async-runs.js';
+import { messagesRequestFromRow, runFromRow, type MessagesRequestRow, type RunRow } from './rows.js';
 import { inTransaction, type Queryable } from './postgres-pool.js';
 
 export const POSTGRES_ASYNC_RUNS_SCHEMA = `
@@ -72,51 +73,6 @@ const DEFAULT_LEASE_MS = 15_000;
 const DB_NOW_MS = '(extract(epoch FROM clock_timestamp()) * 1000)::bigint';
 
 type Failure = (run: AsyncRunRecord) => AsyncRunFinish;
-
-interface RunRow {
-  seq: number;
-  organisation: string;
-  id: string;
-  kind: string;
-  status: AsyncRunStatus;
-  priority: number;
-  model: string;
-  request: string;
-  created_at: number;
-  started_at: number | null;
-  finished_at: number | null;
-  usage: string | null;
-  error: string | null;
-  result: string | null;
-  event_count: number;
-  owner: string | null;
-  user_id: string | null;
-  correlation_id: string | null;
-  key_id: string | null;
-}
-
-function fromRow(r: RunRow): AsyncRunRecord {
-  return {
-    organisation: r.organisation,
-    id: r.id,
-    kind: r.kind,
-    status: r.status,
-    priority: r.priority,
-    model: r.model,
-    request: r.request,
-    createdAt: r.created_at,
-    startedAt: r.started_at ?? undefined,
-    finishedAt: r.finished_at ?? undefined,
-    usage: r.usage ? JSON.parse(r.usage) : undefined,
-    error: r.error ? JSON.parse(r.error) : undefined,
-    result: r.result ? JSON.parse(r.result) : undefined,
-    eventCount: r.event_count,
-    owner: r.owner ?? undefined,
-    userId: r.user_id ?? undefined,
-    correlationId: r.correlation_id ?? undefined,
-    keyId: r.key_id ?? undefined,
-  };
-}
 
 /** `runningOnly`: the run's own events, which may not follow its end (a final event may). */
 async function append(db: Queryable, organisation: string, id: string, event: string, data: string, runningOnly = false): Promise<number> {
@@ -198,7 +154,7 @@ export class PostgresAsyncRunStore implements AsyncRunStore {
 
   async get(organisation: string, id: string): Promise<AsyncRunRecord | undefined> {
     const { rows } = await this.pool.query<RunRow>('SELECT * FROM async_runs WHERE organisation = $1 AND id = $2', [organisation, id]);
-    return rows[0] ? fromRow(rows[0]) : undefined;
+    return rows[0] ? runFromRow(rows[0]) : undefined;
   }
 
   async queuePosition(organisation: string, id: string): Promise<number | undefined> {
@@ -220,7 +176,7 @@ export class PostgresAsyncRunStore implements AsyncRunStore {
        RETURNING *`,
       [Date.now(), owner],
     );
-    return rows[0] ? fromRow(rows[0]) : undefined;
+    return rows[0] ? runFromRow(rows[0]) : undefined;
   }
 
   async countPending(): Promise<number> {
@@ -276,7 +232,7 @@ export class PostgresAsyncRunStore implements AsyncRunStore {
           await client.query(`UPDATE async_runs SET status = 'pending', started_at = NULL, owner = NULL WHERE seq = $1`, [row.seq]);
           out.requeued.push(ref);
         } else {
-          await finishNow(client, row.organisation, row.id, ['running'], failure(fromRow(row)));
+          await finishNow(client, row.organisation, row.id, ['running'], failure(runFromRow(row)));
           out.failed.push(ref);
         }
       }
@@ -349,27 +305,7 @@ export class PostgresAsyncRunStore implements AsyncRunStore {
   }
 
   async readMessagesRequest(organisation: string, requestId: string): Promise<MessagesRequestMetadata | undefined> {
-    const { rows } = await this.pool.query<{
-      request_id: string;
-      organisation: string;
-      created_at: number;
-      user_id: string | null;
-      service_tier: string | null;
-      inference_geo: string | null;
-      correlation_id: string | null;
-      priority: number | null;
-    }>('SELECT * FROM messages_request_meta WHERE organisation = $1 AND request_id = $2', [organisation, requestId]);
-    const r = rows[0];
-    if (!r) return undefined;
-    return {
-      requestId: r.request_id,
-      organisation: r.organisation,
-      createdAt: r.created_at,
-      userId: r.user_id ?? undefined,
-      serviceTier: r.service_tier ?? undefined,
-      inferenceGeo: r.inference_geo ?? undefined,
-      correlationId: r.correlation_id ?? undefined,
-      priority: r.priority ?? undefined,
-    };
+    const { rows } = await this.pool.query<MessagesRequestRow>('SELECT * FROM messages_request_meta WHERE organisation = $1 AND request_id = $2', [organisation, requestId]);
+    return rows[0] ? messagesRequestFromRow(rows[0]) : undefined;
   }
 }

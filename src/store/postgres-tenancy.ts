@@ -2,7 +2,8 @@
 // that every gateway process sharing the database sees alike.
 
 import type pg from 'pg';
-import { keyFromRow, logFromRow, type KeyRow, type LogRow } from './rows.js';
+import type { ReadCache } from './read-cache.js';
+import { keyFromRow, logFromRow, requestLogWhere, usageSampleFromRow, type KeyRow, type LogRow, type UsageSampleRow } from './rows.js';
 import type { ApiKeyRecord, RequestLogEntry } from './store.js';
 import type { KeyPatch, OrganisationSettings, RequestLogFilter, TenancyStore, UsageSample } from './tenancy.js';
 
@@ -33,40 +34,21 @@ function settingsFromRow(row: SettingsRow): OrganisationSettings {
   };
 }
 
-/** WHERE clause ($1, $2… placeholders) and arguments for request-log filters. */
-function whereOf(filter: RequestLogFilter): { sql: string; args: unknown[] } {
-  const where: string[] = [];
-  const args: unknown[] = [];
-  const add = (clause: string, value: unknown) => {
-    args.push(value);
-    where.push(clause.replace('?', `$${args.length}`));
-  };
-  const eq = (column: string, value: unknown) => {
-    if (value !== undefined) add(`${column} = ?`, value);
-  };
-  eq('organisation', filter.organisation);
-  eq('key_id', filter.keyId);
-  eq('model', filter.model);
-  eq('provider', filter.provider);
-  eq('dialect', filter.dialect);
-  eq('status', filter.status);
-  eq('error_kind', filter.errorKind);
-  eq('correlation_id', filter.correlationId);
-  if (filter.since !== undefined) add('created_at >= ?', filter.since);
-  if (filter.until !== undefined) add('created_at < ?', filter.until);
-  return { sql: where.length ? `WHERE ${where.join(' AND ')}` : '', args };
-}
-
 export class PostgresTenancyStore implements TenancyStore {
   constructor(
     private readonly pool: pg.Pool,
     /** Writes request-log rows still waiting in the store's batch, before the log is read. */
     private readonly flushRequestLog: () => Promise<void>,
+    /** The store's copies of what every request reads, and how to tell every process of a write. */
+    private readonly shared: { cache?: ReadCache; changed: () => void } = { changed: () => undefined },
   ) {}
 
   async keyById(id: string): Promise<ApiKeyRecord | undefined> {
-    const { rows } = await this.pool.query<KeyRow>('SELECT * FROM api_keys WHERE id = $1', [id]);
-    return rows[0] ? keyFromRow(rows[0]) : undefined;
+    const load = async () => {
+      const { rows } = await this.pool.query<KeyRow>('SELECT * FROM api_keys WHERE id = $1', [id]);
+      return rows[0] ? keyFromRow(rows[0]) : undefined;
+    };
+    return this.shared.cache ? this.shared.cache.get(`id:${id}`, load) : load();
   }
 
   async updateKey(id: string, patch: KeyPatch): Promise<ApiKeyRecord | undefined> {
@@ -80,13 +62,20 @@ export class PostgresTenancyStore implements TenancyStore {
     if (patch.allowedModels !== undefined) set('allowed_models', patch.allowedModels === null ? null : JSON.stringify(patch.allowedModels));
     if (patch.expiresAt !== undefined) set('expires_at', patch.expiresAt);
     if (patch.name !== undefined) set('name', patch.name);
-    if (sets.length) await this.pool.query(`UPDATE api_keys SET ${sets.join(', ')} WHERE id = $${args.length + 1}`, [...args, id]);
+    if (sets.length) {
+      await this.pool.query(`UPDATE api_keys SET ${sets.join(', ')} WHERE id = $${args.length + 1}`, [...args, id]);
+      this.shared.changed();
+    }
     return this.keyById(id);
   }
 
   async organisationSettings(organisation: string): Promise<OrganisationSettings | undefined> {
-    const { rows } = await this.pool.query<SettingsRow>('SELECT * FROM organisation_settings WHERE organisation = $1', [organisation]);
-    return rows[0] ? settingsFromRow(rows[0]) : undefined;
+    const load = async () => {
+      const { rows } = await this.pool.query<SettingsRow>('SELECT * FROM organisation_settings WHERE organisation = $1', [organisation]);
+      return rows[0] ? settingsFromRow(rows[0]) : undefined;
+    };
+    // Most organisations have no settings row: that answer is worth keeping too.
+    return this.shared.cache ? this.shared.cache.get(`org:${organisation}`, load, { keepUndefined: true }) : load();
   }
 
   async setOrganisationSettings(
@@ -111,6 +100,7 @@ export class PostgresTenancyStore implements TenancyStore {
         patch.logBodies !== undefined,
       ],
     );
+    this.shared.changed();
     return settingsFromRow(rows[0]!);
   }
 
@@ -125,14 +115,14 @@ export class PostgresTenancyStore implements TenancyStore {
 
   async spentSince(scope: { keyId?: string; organisation?: string }, since: number): Promise<number> {
     await this.flushRequestLog();
-    const { sql, args } = whereOf({ keyId: scope.keyId, organisation: scope.organisation, since });
+    const { sql, args } = requestLogWhere({ keyId: scope.keyId, organisation: scope.organisation, since }, (n) => `$${n}`);
     const { rows } = await this.pool.query<{ spent: number }>(`SELECT COALESCE(SUM(cost), 0)::float8 AS spent FROM request_log ${sql}`, args);
     return rows[0]!.spent;
   }
 
   async queryRequestLog(filter: RequestLogFilter): Promise<RequestLogEntry[]> {
     await this.flushRequestLog();
-    const { sql, args } = whereOf(filter);
+    const { sql, args } = requestLogWhere(filter, (n) => `$${n}`);
     const { rows } = await this.pool.query<LogRow>(
       `SELECT * FROM request_log ${sql} ORDER BY created_at DESC, id LIMIT $${args.length + 1}`,
       [...args, filter.limit ?? 100],
@@ -142,23 +132,12 @@ export class PostgresTenancyStore implements TenancyStore {
 
   async usageSamples(filter: { organisation?: string; keyId?: string; model?: string; since?: number; until?: number }): Promise<UsageSample[]> {
     await this.flushRequestLog();
-    const { sql, args } = whereOf(filter);
-    const { rows } = await this.pool.query<LogRow>(
+    const { sql, args } = requestLogWhere(filter, (n) => `$${n}`);
+    const { rows } = await this.pool.query<UsageSampleRow>(
       `SELECT created_at, organisation, key_id, model, provider, status, latency_ms, input_tokens, output_tokens, cost
        FROM request_log ${sql} ORDER BY created_at`,
       args,
     );
-    return rows.map((r) => ({
-      createdAt: r.created_at,
-      organisation: r.organisation,
-      keyId: r.key_id ?? undefined,
-      model: r.model ?? undefined,
-      provider: r.provider ?? undefined,
-      status: r.status,
-      latencyMs: r.latency_ms,
-      inputTokens: r.input_tokens,
-      outputTokens: r.output_tokens,
-      cost: r.cost,
-    }));
+    return rows.map(usageSampleFromRow);
   }
 }

@@ -2,7 +2,8 @@
 // process restarting must not fail executions that other live processes are running.
 
 import type pg from 'pg';
-import type { ToolExecutionRecord, ToolExecutionStatus, ToolExecutionStore, ToolExecutionUpdate } from './tool-executions.js';
+import type { ToolExecutionRecord, ToolExecutionStore, ToolExecutionUpdate } from './tool-executions.js';
+import { executionFromRow, type ExecutionRow } from './rows.js';
 
 export const POSTGRES_TOOL_EXECUTIONS_SCHEMA = `
 CREATE TABLE IF NOT EXISTS tool_executions (
@@ -19,36 +20,6 @@ CREATE TABLE IF NOT EXISTS tool_executions (
   updated_at BIGINT NOT NULL
 );
 `;
-
-interface ExecutionRow {
-  id: string;
-  organisation: string;
-  request_id: string;
-  tool_use_id: string;
-  tool_name: string;
-  input: string;
-  status: ToolExecutionStatus;
-  result: string | null;
-  error: string | null;
-  created_at: number;
-  updated_at: number;
-}
-
-function fromRow(row: ExecutionRow): ToolExecutionRecord {
-  return {
-    id: row.id,
-    organisation: row.organisation,
-    requestId: row.request_id,
-    toolUseId: row.tool_use_id,
-    toolName: row.tool_name,
-    input: JSON.parse(row.input) as unknown,
-    status: row.status,
-    result: row.result ? (JSON.parse(row.result) as Record<string, unknown>) : undefined,
-    error: row.error ?? undefined,
-    createdAt: row.created_at,
-    updatedAt: row.updated_at,
-  };
-}
 
 export class PostgresToolExecutionStore implements ToolExecutionStore {
   constructor(private readonly pool: pg.Pool) {}
@@ -73,6 +44,6 @@ export class PostgresToolExecutionStore implements ToolExecutionStore {
 
   async getExecution(organisation: string, id: string): Promise<ToolExecutionRecord | undefined> {
     const { rows } = await this.pool.query<ExecutionRow>('SELECT * FROM tool_executions WHERE id = $1 AND organisation = $2', [id, organisation]);
-    return rows[0] ? fromRow(rows[0]) : undefined;
+    return rows[0] ? executionFromRow(rows[0]) : undefined;
   }
 }

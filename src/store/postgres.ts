@@ -10,8 +10,9 @@ import type { Coordination } from './coordination.js';
 import { POSTGRES_ASYNC_RUNS_SCHEMA, PostgresAsyncRunStore } from './postgres-async-runs.js';
 import { inTransaction, openPool, type PostgresOptions } from './postgres-pool.js';
 import { POSTGRES_TENANCY_SCHEMA, PostgresTenancyStore } from './postgres-tenancy.js';
+import { ReadCache } from './read-cache.js';
 import { POSTGRES_TOOL_EXECUTIONS_SCHEMA, PostgresToolExecutionStore } from './postgres-tool-executions.js';
-import { keyFromRow, logFromRow, type KeyRow, type LogRow } from './rows.js';
+import { keyFromRow, logFromRow, newKeyValues, type KeyRow, type LogRow } from './rows.js';
 import type { RedisCoordination } from './redis-coordination.js';
 import { messagesFromJson, messagesToJson } from './serialize.js';
 import type { ApiKeyRecord, NewApiKey, RequestLogEntry, RequestLogQuery, Store } from './store.js';
@@ -82,6 +83,8 @@ const REQUEST_LOG_FLUSH_MS = 10;
 const LOG_ROWS_PER_INSERT = 1000;
 /** Migrations of every process take this advisory lock: concurrent CREATE IF NOT EXISTS can collide. */
 const MIGRATION_LOCK = 0x5bd0b0a1;
+/** The signal that keys or organisation settings changed (every process drops its copies). */
+const STORE_CHANGED = 'store-changed';
 
 export interface PostgresStoreOptions extends PostgresOptions {
   /** How long a process's claim on its async runs outlives its last heartbeat. */
@@ -99,6 +102,8 @@ export class PostgresStore implements Store {
   readonly toolExecutions: PostgresToolExecutionStore;
   readonly coordination?: Coordination;
   private readonly redis?: RedisCoordination;
+  /** Only with Redis: its signal is what keeps every process's copies true. */
+  private readonly cache?: ReadCache;
   private pendingLog: RequestLogEntry[] = [];
   private flushTimer?: NodeJS.Timeout;
   private logWrites: Promise<void> = Promise.resolve();
@@ -108,7 +113,11 @@ export class PostgresStore implements Store {
     options: PostgresStoreOptions,
   ) {
     this.asyncRuns = new PostgresAsyncRunStore(pool, { leaseMs: options.leaseMs });
-    this.tenancy = new PostgresTenancyStore(pool, () => this.flushRequestLog());
+    if (options.coordination) {
+      const cache = (this.cache = new ReadCache());
+      options.coordination.subscribe(STORE_CHANGED, () => cache.clear());
+    }
+    this.tenancy = new PostgresTenancyStore(pool, () => this.flushRequestLog(), { cache: this.cache, changed: () => this.changed() });
     this.toolExecutions = new PostgresToolExecutionStore(pool);
     this.redis = options.coordination;
     this.coordination = options.coordination;
@@ -134,29 +143,29 @@ export class PostgresStore implements Store {
     return new PostgresStore(pool, options);
   }
 
+  /** After a write to keys or organisation settings. */
+  private changed(): void {
+    this.cache?.clear();
+    this.redis?.publish(STORE_CHANGED, '');
+  }
+
   async createKey(key: NewApiKey): Promise<ApiKeyRecord> {
     const record: ApiKeyRecord = { id: `key_${randomBytes(9).toString('base64url')}`, createdAt: Date.now(), ...key };
     await this.pool.query(
       `INSERT INTO api_keys (id, organisation, name, hash, prefix, created_at, expires_at, allowed_models, limits)
        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
-      [
-        record.id,
-        record.organisation,
-        record.name ?? null,
-        record.hash,
-        record.prefix,
-        record.createdAt,
-        record.expiresAt ?? null,
-        record.allowedModels ? JSON.stringify(record.allowedModels) : null,
-        record.limits ? JSON.stringify(record.limits) : null,
-      ],
+      newKeyValues(record),
     );
+    this.changed();
     return record;
   }
 
   async findKeyByHash(hash: string): Promise<ApiKeyRecord | undefined> {
-    const { rows } = await this.pool.query<KeyRow>('SELECT * FROM api_keys WHERE hash = $1', [hash]);
-    return rows[0] ? keyFromRow(rows[0]) : undefined;
+    const load = async () => {
+      const { rows } = await this.pool.query<KeyRow>('SELECT * FROM api_keys WHERE hash = $1', [hash]);
+      return rows[0] ? keyFromRow(rows[0]) : undefined;
+    };
+    return this.cache ? this.cache.get(`hash:${hash}`, load) : load();
   }
 
   async listKeys(organisation?: string): Promise<ApiKeyRecord[]> {
@@ -168,15 +177,19 @@ export class PostgresStore implements Store {
 
   async revokeKey(id: string): Promise<boolean> {
     const result = await this.pool.query('UPDATE api_keys SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL', [Date.now(), id]);
+    this.changed();
     return (result.rowCount ?? 0) > 0;
   }
 
   async countActiveKeys(): Promise<number> {
-    const { rows } = await this.pool.query<{ n: number }>(
-      'SELECT COUNT(*) AS n FROM api_keys WHERE revoked_at IS NULL AND (expires_at IS NULL OR expires_at > $1)',
-      [Date.now()],
-    );
-    return rows[0]!.n;
+    const load = async () => {
+      const { rows } = await this.pool.query<{ n: number }>(
+        'SELECT COUNT(*) AS n FROM api_keys WHERE revoked_at IS NULL AND (expires_at IS NULL OR expires_at > $1)',
+        [Date.now()],
+      );
+      return rows[0]!.n;
+    };
+    return this.cache ? this.cache.get('active-keys', load) : load();
   }
 
   async appendSession(organisation: string, sessionId: string, messages: Message[]): Promise<void> {

@@ -1,7 +1,11 @@
-// Rows of the tables every SQL store shares (api_keys, request_log), as the drivers return them,
-// and their records. Column names and encodings are the same in SQLite and PostgreSQL.
+// Rows of the tables every SQL store has, as the drivers return them, and their records; and the
+// request-log filter both build their queries with. Column names and encodings are the same in
+// SQLite and PostgreSQL (booleans aside), so each mapping is written once.
 
+import type { AsyncRunRecord, AsyncRunStatus, MessagesRequestMetadata } from './async-runs.js';
 import type { ApiKeyRecord, RequestLogEntry } from './store.js';
+import type { RequestLogFilter, UsageSample } from './tenancy.js';
+import type { ToolExecutionRecord, ToolExecutionStatus } from './tool-executions.js';
 
 export interface KeyRow {
   id: string;
@@ -29,6 +33,21 @@ export function keyFromRow(row: KeyRow): ApiKeyRecord {
     allowedModels: row.allowed_models ? (JSON.parse(row.allowed_models) as string[]) : undefined,
     limits: row.limits ? (JSON.parse(row.limits) as Record<string, unknown>) : undefined,
   };
+}
+
+/** A new key's api_keys values, in the order (id, organisation, name, hash, prefix, created_at, expires_at, allowed_models, limits). */
+export function newKeyValues(record: ApiKeyRecord): unknown[] {
+  return [
+    record.id,
+    record.organisation,
+    record.name ?? null,
+    record.hash,
+    record.prefix,
+    record.createdAt,
+    record.expiresAt ?? null,
+    record.allowedModels ? JSON.stringify(record.allowedModels) : null,
+    record.limits ? JSON.stringify(record.limits) : null,
+  ];
 }
 
 export interface LogRow {
@@ -78,5 +97,145 @@ export function logFromRow(r: LogRow): RequestLogEntry {
     cost: r.cost,
     stream: r.stream === 1,
     body: r.body ?? undefined,
+  };
+}
+
+export interface RunRow {
+  seq: number;
+  organisation: string;
+  id: string;
+  kind: string;
+  status: AsyncRunStatus;
+  priority: number;
+  model: string;
+  request: string;
+  created_at: number;
+  started_at: number | null;
+  finished_at: number | null;
+  usage: string | null;
+  error: string | null;
+  result: string | null;
+  event_count: number;
+  owner: string | null;
+  user_id: string | null;
+  correlation_id: string | null;
+  key_id: string | null;
+}
+
+export function runFromRow(r: RunRow): AsyncRunRecord {
+  return {
+    organisation: r.organisation,
+    id: r.id,
+    kind: r.kind,
+    status: r.status,
+    priority: r.priority,
+    model: r.model,
+    request: r.request,
+    createdAt: r.created_at,
+    startedAt: r.started_at ?? undefined,
+    finishedAt: r.finished_at ?? undefined,
+    usage: r.usage ? JSON.parse(r.usage) : undefined,
+    error: r.error ? JSON.parse(r.error) : undefined,
+    result: r.result ? JSON.parse(r.result) : undefined,
+    eventCount: r.event_count,
+    owner: r.owner ?? undefined,
+    userId: r.user_id ?? undefined,
+    correlationId: r.correlation_id ?? undefined,
+    keyId: r.key_id ?? undefined,
+  };
+}
+
+export interface ExecutionRow {
+  id: string;
+  organisation: string;
+  request_id: string;
+  tool_use_id: string;
+  tool_name: string;
+  input: string;
+  status: ToolExecutionStatus;
+  result: string | null;
+  error: string | null;
+  created_at: number;
+  updated_at: number;
+}
+
+export function executionFromRow(row: ExecutionRow): ToolExecutionRecord {
+  return {
+    id: row.id,
+    organisation: row.organisation,
+    requestId: row.request_id,
+    toolUseId: row.tool_use_id,
+    toolName: row.tool_name,
+    input: JSON.parse(row.input) as unknown,
+    status: row.status,
+    result: row.result ? (JSON.parse(row.result) as Record<string, unknown>) : undefined,
+    error: row.error ?? undefined,
+    createdAt: row.created_at,
+    updatedAt: row.updated_at,
+  };
+}
+
+/** WHERE clause and arguments for request-log filters; `placeholder(n)` spells the n-th parameter ('?' or '$n'). */
+export function requestLogWhere(filter: RequestLogFilter, placeholder: (n: number) => string): { sql: string; args: unknown[] } {
+  const where: string[] = [];
+  const args: unknown[] = [];
+  const add = (clause: string, value: unknown) => {
+    args.push(value);
+    where.push(clause.replace('?', placeholder(args.length)));
+  };
+  const eq = (column: string, value: unknown) => {
+    if (value !== undefined) add(`${column} = ?`, value);
+  };
+  eq('organisation', filter.organisation);
+  eq('key_id', filter.keyId);
+  eq('model', filter.model);
+  eq('provider', filter.provider);
+  eq('dialect', filter.dialect);
+  eq('status', filter.status);
+  eq('error_kind', filter.errorKind);
+  eq('correlation_id', filter.correlationId);
+  if (filter.since !== undefined) add('created_at >= ?', filter.since);
+  if (filter.until !== undefined) add('created_at < ?', filter.until);
+  return { sql: where.length ? `WHERE ${where.join(' AND ')}` : '', args };
+}
+
+export type UsageSampleRow = Pick<LogRow, 'created_at' | 'organisation' | 'key_id' | 'model' | 'provider' | 'status' | 'latency_ms' | 'input_tokens' | 'output_tokens' | 'cost'>;
+
+export function usageSampleFromRow(r: UsageSampleRow): UsageSample {
+  return {
+    createdAt: r.created_at,
+    organisation: r.organisation,
+    keyId: r.key_id ?? undefined,
+    model: r.model ?? undefined,
+    provider: r.provider ?? undefined,
+    status: r.status,
+    latencyMs: r.latency_ms,
+    inputTokens: r.input_tokens,
+    outputTokens: r.output_tokens,
+    cost: r.cost,
+  };
+}
+
+export interface MessagesRequestRow {
+  request_id: string;
+  organisation: string;
+  created_at: number;
+  user_id: string | null;
+  service_tier: string | null;
+  inference_geo: string | null;
+  correlation_id: string | null;
+  priority: number | null;
+}
+
+export function messagesRequestFromRow(r: MessagesRequestRow): MessagesRequestMetadata {
+  return {
+    requestId: r.request_id,
+    organisation: r.organisation,
+    createdAt: r.created_at,
+    userId: r.user_id ?? undefined,
+    serviceTier: r.service_tier ?? undefined,
+    inferenceGeo: r.inference_geo ?? undefined,
+    correlationId: r.correlation_id ?? undefined,
+    priority: r.priority ?? undefined,
   };
 }

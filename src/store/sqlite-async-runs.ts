@@ -12,6 +12,7 @@ import {
   type NewAsyncRun,
   type RecoveredRuns,
 } from './async-runs.js';
+import { messagesRequestFromRow, runFromRow, type MessagesRequestRow, type RunRow } from './rows.js';
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS async_runs (
@@ -58,51 +59,6 @@ CREATE TABLE IF NOT EXISTS messages_request_meta (
 );
 `;
 
-interface RunRow {
-  seq: number;
-  organisation: string;
-  id: string;
-  kind: string;
-  status: AsyncRunStatus;
-  priority: number;
-  model: string;
-  request: string;
-  created_at: number;
-  started_at: number | null;
-  finished_at: number | null;
-  usage: string | null;
-  error: string | null;
-  result: string | null;
-  event_count: number;
-  owner: string | null;
-  user_id: string | null;
-  correlation_id: string | null;
-  key_id: string | null;
-}
-
-function fromRow(r: RunRow): AsyncRunRecord {
-  return {
-    organisation: r.organisation,
-    id: r.id,
-    kind: r.kind,
-    status: r.status,
-    priority: r.priority,
-    model: r.model,
-    request: r.request,
-    createdAt: r.created_at,
-    startedAt: r.started_at ?? undefined,
-    finishedAt: r.finished_at ?? undefined,
-    usage: r.usage ? JSON.parse(r.usage) : undefined,
-    error: r.error ? JSON.parse(r.error) : undefined,
-    result: r.result ? JSON.parse(r.result) : undefined,
-    eventCount: r.event_count,
-    owner: r.owner ?? undefined,
-    userId: r.user_id ?? undefined,
-    correlationId: r.correlation_id ?? undefined,
-    keyId: r.key_id ?? undefined,
-  };
-}
-
 export class SqliteAsyncRunStore implements AsyncRunStore {
   constructor(private readonly db: Database.Database) {
     db.exec(SCHEMA);
@@ -124,7 +80,7 @@ export class SqliteAsyncRunStore implements AsyncRunStore {
 
   async get(organisation: string, id: string): Promise<AsyncRunRecord | undefined> {
     const row = this.row(organisation, id);
-    return row ? fromRow(row) : undefined;
+    return row ? runFromRow(row) : undefined;
   }
 
   async queuePosition(organisation: string, id: string): Promise<number | undefined> {
@@ -144,7 +100,7 @@ export class SqliteAsyncRunStore implements AsyncRunStore {
       if (!row) return undefined;
       const now = Date.now();
       this.db.prepare(`UPDATE async_runs SET status = 'running', started_at = ?, owner = ? WHERE seq = ?`).run(now, owner, row.seq);
-      return fromRow({ ...row, status: 'running', started_at: now, owner });
+      return runFromRow({ ...row, status: 'running', started_at: now, owner });
     });
     return claim.immediate();
   }
@@ -220,7 +176,7 @@ export class SqliteAsyncRunStore implements AsyncRunStore {
           this.db.prepare(`UPDATE async_runs SET status = 'pending', started_at = NULL, owner = NULL WHERE seq = ?`).run(row.seq);
           out.requeued.push(ref);
         } else {
-          this.finishNow(row.organisation, row.id, ['running'], failure(fromRow(row)));
+          this.finishNow(row.organisation, row.id, ['running'], failure(runFromRow(row)));
           out.failed.push(ref);
         }
       }
@@ -258,18 +214,8 @@ export class SqliteAsyncRunStore implements AsyncRunStore {
 
   async readMessagesRequest(organisation: string, requestId: string): Promise<MessagesRequestMetadata | undefined> {
     const r = this.db.prepare('SELECT * FROM messages_request_meta WHERE organisation = ? AND request_id = ?').get(organisation, requestId) as
-      | { request_id: string; organisation: string; created_at: number; user_id: string | null; service_tier: string | null; inference_geo: string | null; correlation_id: string | null; priority: number | null }
+      | MessagesRequestRow
       | undefined;
-    if (!r) return undefined;
-    return {
-      requestId: r.request_id,
-      organisation: r.organisation,
-      createdAt: r.created_at,
-      userId: r.user_id ?? undefined,
-      serviceTier: r.service_tier ?? undefined,
-      inferenceGeo: r.inference_geo ?? undefined,
-      correlationId: r.correlation_id ?? undefined,
-      priority: r.priority ?? undefined,
-    };
+    return r ? messagesRequestFromRow(r) : undefined;
   }
 }

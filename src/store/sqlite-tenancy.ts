@@ -3,7 +3,7 @@
 
 import type Database from 'better-sqlite3';
 import { statementCache, type StatementCache } from './sqlite-statements.js';
-import { keyFromRow, logFromRow, type KeyRow, type LogRow } from './rows.js';
+import { keyFromRow, logFromRow, requestLogWhere, usageSampleFromRow, type KeyRow, type LogRow, type UsageSampleRow } from './rows.js';
 import type { ApiKeyRecord, RequestLogEntry } from './store.js';
 import type { KeyPatch, OrganisationSettings, RequestLogFilter, TenancyStore, UsageSample } from './tenancy.js';
 
@@ -32,26 +32,6 @@ function settingsFromRow(row: SettingsRow): OrganisationSettings {
     logBodies: row.log_bodies === null ? undefined : row.log_bodies === 1,
     updatedAt: row.updated_at,
   };
-}
-
-/** WHERE clause and arguments for request-log filters. */
-function whereOf(filter: RequestLogFilter): { sql: string; args: unknown[] } {
-  const where: string[] = [];
-  const args: unknown[] = [];
-  const eq = (column: string, value: unknown) => {
-    if (value !== undefined) (where.push(`${column} = ?`), args.push(value));
-  };
-  eq('organisation', filter.organisation);
-  eq('key_id', filter.keyId);
-  eq('model', filter.model);
-  eq('provider', filter.provider);
-  eq('dialect', filter.dialect);
-  eq('status', filter.status);
-  eq('error_kind', filter.errorKind);
-  eq('correlation_id', filter.correlationId);
-  if (filter.since !== undefined) (where.push('created_at >= ?'), args.push(filter.since));
-  if (filter.until !== undefined) (where.push('created_at < ?'), args.push(filter.until));
-  return { sql: where.length ? `WHERE ${where.join(' AND ')}` : '', args };
 }
 
 export class SqliteTenancyStore implements TenancyStore {
@@ -121,38 +101,27 @@ export class SqliteTenancyStore implements TenancyStore {
 
   async spentSince(scope: { keyId?: string; organisation?: string }, since: number): Promise<number> {
     this.flushRequestLog();
-    const { sql, args } = whereOf({ keyId: scope.keyId, organisation: scope.organisation, since });
+    const { sql, args } = requestLogWhere({ keyId: scope.keyId, organisation: scope.organisation, since }, () => '?');
     const row = this.stmt(`SELECT COALESCE(SUM(cost), 0) AS spent FROM request_log ${sql}`).get(...args) as { spent: number };
     return row.spent;
   }
 
   async queryRequestLog(filter: RequestLogFilter): Promise<RequestLogEntry[]> {
     this.flushRequestLog();
-    const { sql, args } = whereOf(filter);
+    const { sql, args } = requestLogWhere(filter, () => '?');
     const rows = this.stmt(`SELECT * FROM request_log ${sql} ORDER BY created_at DESC, id LIMIT ?`).all(...args, filter.limit ?? 100) as LogRow[];
     return rows.map(logFromRow);
   }
 
   async usageSamples(filter: { organisation?: string; keyId?: string; model?: string; since?: number; until?: number }): Promise<UsageSample[]> {
     this.flushRequestLog();
-    const { sql, args } = whereOf(filter);
+    const { sql, args } = requestLogWhere(filter, () => '?');
     const rows = this
       .stmt(
         `SELECT created_at, organisation, key_id, model, provider, status, latency_ms, input_tokens, output_tokens, cost
          FROM request_log ${sql} ORDER BY created_at`,
       )
-      .all(...args) as Array<Pick<LogRow, 'created_at' | 'organisation' | 'key_id' | 'model' | 'provider' | 'status' | 'latency_ms' | 'input_tokens' | 'output_tokens' | 'cost'>>;
-    return rows.map((r) => ({
-      createdAt: r.created_at,
-      organisation: r.organisation,
-      keyId: r.key_id ?? undefined,
-      model: r.model ?? undefined,
-      provider: r.provider ?? undefined,
-      status: r.status,
-      latencyMs: r.latency_ms,
-      inputTokens: r.input_tokens,
-      outputTokens: r.output_tokens,
-      cost: r.cost,
-    }));
+      .all(...args) as UsageSampleRow[];
+    return rows.map(usageSampleFromRow);
   }
 }

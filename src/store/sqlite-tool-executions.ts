@@ -1,7 +1,8 @@
 // Async tool executions in the embedded SQLite store.
 
 import type Database from 'better-sqlite3';
-import type { ToolExecutionRecord, ToolExecutionStatus, ToolExecutionStore, ToolExecutionUpdate } from './tool-executions.js';
+import type { ToolExecutionRecord, ToolExecutionStore, ToolExecutionUpdate } from './tool-executions.js';
+import { executionFromRow, type ExecutionRow } from './rows.js';
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS tool_executions (
@@ -18,36 +19,6 @@ CREATE TABLE IF NOT EXISTS tool_executions (
   updated_at INTEGER NOT NULL
 );
 `;
-
-interface ExecutionRow {
-  id: string;
-  organisation: string;
-  request_id: string;
-  tool_use_id: string;
-  tool_name: string;
-  input: string;
-  status: ToolExecutionStatus;
-  result: string | null;
-  error: string | null;
-  created_at: number;
-  updated_at: number;
-}
-
-function fromRow(row: ExecutionRow): ToolExecutionRecord {
-  return {
-    id: row.id,
-    organisation: row.organisation,
-    requestId: row.request_id,
-    toolUseId: row.tool_use_id,
-    toolName: row.tool_name,
-    input: JSON.parse(row.input) as unknown,
-    status: row.status,
-    result: row.result ? (JSON.parse(row.result) as Record<string, unknown>) : undefined,
-    error: row.error ?? undefined,
-    createdAt: row.created_at,
-    updatedAt: row.updated_at,
-  };
-}
 
 export class SqliteToolExecutionStore implements ToolExecutionStore {
   constructor(private readonly db: Database.Database) {
@@ -77,6 +48,6 @@ export class SqliteToolExecutionStore implements ToolExecutionStore {
 
   async getExecution(organisation: string, id: string): Promise<ToolExecutionRecord | undefined> {
     const row = this.db.prepare('SELECT * FROM tool_executions WHERE id = ? AND organisation = ?').get(id, organisation) as ExecutionRow | undefined;
-    return row ? fromRow(row) : undefined;
+    return row ? executionFromRow(row) : undefined;
   }
 }

@@ -8,7 +8,7 @@ import { startCheckpointer, type Checkpointer } from './sqlite-checkpointer.js';
 import type { Message } from '../core/types.js';
 import { messagesFromJson, messagesToJson } from './serialize.js';
 import { SqliteAsyncRunStore } from './sqlite-async-runs.js';
-import { keyFromRow, logFromRow, type KeyRow, type LogRow } from './rows.js';
+import { keyFromRow, logFromRow, newKeyValues, type KeyRow, type LogRow } from './rows.js';
 import type { ApiKeyRecord, NewApiKey, RequestLogEntry, RequestLogQuery, Store } from './store.js';
 import { SqliteTenancyStore } from './sqlite-tenancy.js';
 import { statementCache, type StatementCache } from './sqlite-statements.js';
@@ -114,17 +114,7 @@ export class SqliteStore implements Store {
         `INSERT INTO api_keys (id, organisation, name, hash, prefix, created_at, expires_at, allowed_models, limits)
          VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
       )
-      .run(
-        record.id,
-        record.organisation,
-        record.name ?? null,
-        record.hash,
-        record.prefix,
-        record.createdAt,
-        record.expiresAt ?? null,
-        record.allowedModels ? JSON.stringify(record.allowedModels) : null,
-        record.limits ? JSON.stringify(record.limits) : null,
-      );
+      .run(...newKeyValues(record));
     return record;
   }
 

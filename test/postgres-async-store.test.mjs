@@ -265,10 +265,9 @@ test('leases: a live process keeps its runs across many lease periods; when it d
   assert.deepEqual((await survivor.get('o', 'loud')).error, { type: 'api_error', message: 'crashed' });
 });
 
-test('tool executions: scoped by organisation, JSON round-trips, no abandonUnfinished on a shared store', { skip }, async (t) => {
+test('tool executions: scoped by organisation, JSON round-trips', { skip }, async (t) => {
   const { pool } = await database(t);
-  const store = new PostgresToolExecutionStore(pool);
-  assert.equal(store.abandonUnfinished, undefined);
+  const store = new PostgresToolExecutionStore(pool, { owner: 'tools-me', leaseMs: 15_000 });
   const record = {
     id: 'exec-1',
     organisation: 'o',
@@ -301,3 +300,46 @@ test('tool executions: scoped by organisation, JSON round-trips, no abandonUnfin
   assert.equal(failed.result, undefined);
   await assert.rejects(store.createExecution(record), /duplicate key/);
 });
+
+test('tool executions of a process whose lease lapsed are failed by a survivor, then and on every heartbeat; a live one’s never', { skip }, async (t) => {
+  const { connect, asyncStore } = await database(t);
+  const execution = (id) => ({
+    id,
+    organisation: 'o',
+    requestId: 'req',
+    toolUseId: 'tu',
+    toolName: 'slow',
+    input: {},
+    status: 'running',
+    createdAt: Date.now(),
+    updatedAt: Date.now(),
+  });
+  // Two live processes, each holding its lease through its async-run store's heartbeat.
+  const stores = {};
+  for (const name of ['a', 'b']) {
+    const pool = connect();
+    const runs = asyncStore(pool, { leaseMs: 300 });
+    const tools = new PostgresToolExecutionStore(pool, { owner: `tools-${name}`, leaseMs: 300 });
+    await runs.holdLease(`tools-${name}`);
+    runs.onHeartbeat(() => tools.recoverGone());
+    stores[name] = { pool, runs, tools };
+  }
+  await stores.a.tools.createExecution(execution('a-1'));
+  await stores.b.tools.createExecution(execution('b-1'));
+  // Both alive: nothing is failed, not even after several lease periods.
+  assert.equal(await stores.b.tools.abandonUnfinished('gone'), 0);
+  await new Promise((resolve) => setTimeout(resolve, 700));
+  assert.equal((await stores.b.tools.getExecution('o', 'a-1')).status, 'running');
+  assert.equal((await stores.a.tools.getExecution('o', 'b-1')).status, 'running');
+
+  // A dies (its pool goes, its heartbeat stops, its lease is not given up): B's heartbeat fails
+  // A's execution without being asked again, and leaves its own alone.
+  await stores.a.runs.close().catch(() => undefined);
+  await stores.b.pool.query(`INSERT INTO async_run_owners (owner, seen_at) VALUES ('tools-a', 0)
+    ON CONFLICT (owner) DO UPDATE SET seen_at = 0`);
+  await eventually(async () => (await stores.b.tools.getExecution('o', 'a-1')).status === 'failed');
+  const failed = await stores.b.tools.getExecution('o', 'a-1');
+  assert.equal(failed.error, 'gone');
+  assert.equal((await stores.b.tools.getExecution('o', 'b-1')).status, 'running');
+});
+

@@ -119,7 +119,7 @@ test('executions left pending or running by a previous process are failed at sta
     await new Promise((r) => setImmediate(r));
     const a = await store.toolExecutions.getExecution('o', 'exec_a');
     assert.equal(a.status, 'failed');
-    assert.match(a.error, /restarted/);
+    assert.match(a.error, /stopped before it finished/);
     assert.equal((await store.toolExecutions.getExecution('o', 'exec_b')).status, 'complete');
     assert.equal(await store.toolExecutions.getExecution('other', 'exec_a'), undefined);
     await service.close();

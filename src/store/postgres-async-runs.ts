@@ -67,10 +67,15 @@ CREATE TABLE IF NOT EXISTS async_run_owners (
 `;
 
 /** How long an owner stays alive after its last heartbeat unless the store is told otherwise. */
-const DEFAULT_LEASE_MS = 15_000;
+export const DEFAULT_LEASE_MS = 15_000;
 
 /** Leases are stamped and judged by the database's clock, so the processes' clocks need not agree. */
 const DB_NOW_MS = '(extract(epoch FROM clock_timestamp()) * 1000)::bigint';
+
+/** SQL: the owner in `column` holds no live lease (`leaseParam` is the lease length, in ms). */
+export function ownerIsGoneSql(column: string, leaseParam: string): string {
+  return `NOT EXISTS (SELECT 1 FROM async_run_owners o WHERE o.owner = ${column} AND o.seen_at > ${DB_NOW_MS} - ${leaseParam})`;
+}
 
 type Failure = (run: AsyncRunRecord) => AsyncRunFinish;
 
@@ -133,6 +138,8 @@ export class PostgresAsyncRunStore implements AsyncRunStore {
   private recovery?: { owner: string; failure: Failure };
   private heartbeat?: NodeJS.Timeout;
   private beating?: Promise<void>;
+  /** More recoveries to run on each heartbeat (the tool executions'). */
+  private readonly heartbeatWork: Array<() => Promise<unknown>> = [];
 
   /** `leaseMs` must be the same in every process sharing the database: it is how others judge this one. */
   constructor(
@@ -219,8 +226,7 @@ export class PostgresAsyncRunStore implements AsyncRunStore {
       // SKIP LOCKED: a run another process is recovering (or appending to) is not ours to handle.
       const { rows } = await client.query<RunRow>(
         `SELECT * FROM async_runs r
-         WHERE r.status = 'running' AND (r.owner IS NULL OR (r.owner <> $1 AND NOT EXISTS (
-           SELECT 1 FROM async_run_owners o WHERE o.owner = r.owner AND o.seen_at > ${DB_NOW_MS} - $2)))
+         WHERE r.status = 'running' AND (r.owner IS NULL OR (r.owner <> $1 AND ${ownerIsGoneSql('r.owner', '$2')}))
          ORDER BY r.seq
          FOR UPDATE SKIP LOCKED`,
         [owner, this.leaseMs],
@@ -238,6 +244,16 @@ export class PostgresAsyncRunStore implements AsyncRunStore {
       }
       return out;
     });
+  }
+
+  /** Keeps a lease for `owner` (another store's work, judged alive by the same leases). */
+  holdLease(owner: string): Promise<void> {
+    return this.keepAlive(owner);
+  }
+
+  /** Runs `work` after every heartbeat (its errors are swallowed, like the beat's own). */
+  onHeartbeat(work: () => Promise<unknown>): void {
+    this.heartbeatWork.push(work);
   }
 
   /** Renews `owner`'s lease now and, from then on, on every heartbeat. */
@@ -261,6 +277,7 @@ export class PostgresAsyncRunStore implements AsyncRunStore {
     this.beating = (async () => {
       await this.renewLeases([...this.owners]);
       if (this.recovery) await this.recover(this.recovery.owner, this.recovery.failure);
+      for (const work of this.heartbeatWork) await work();
     })()
       // Nowhere to report to; the next beat tries again.
       .catch(() => undefined)
@@ -274,6 +291,7 @@ export class PostgresAsyncRunStore implements AsyncRunStore {
     clearInterval(this.heartbeat);
     this.heartbeat = undefined;
     this.recovery = undefined;
+    this.heartbeatWork.length = 0;
     await this.beating;
     const owners = [...this.owners];
     this.owners.clear();

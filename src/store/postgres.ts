@@ -3,11 +3,11 @@
 // migrations under an advisory lock, a queue claimed with SKIP LOCKED, leases instead of "every
 // other owner is dead" (src/store/postgres-async-runs.ts).
 
-import { randomBytes } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import type pg from 'pg';
 import type { Message } from '../core/types.js';
 import type { Coordination } from './coordination.js';
-import { POSTGRES_ASYNC_RUNS_SCHEMA, PostgresAsyncRunStore } from './postgres-async-runs.js';
+import { DEFAULT_LEASE_MS, POSTGRES_ASYNC_RUNS_SCHEMA, PostgresAsyncRunStore } from './postgres-async-runs.js';
 import { inTransaction, openPool, type PostgresOptions } from './postgres-pool.js';
 import { POSTGRES_TENANCY_SCHEMA, PostgresTenancyStore } from './postgres-tenancy.js';
 import { ReadCache } from './read-cache.js';
@@ -107,18 +107,21 @@ export class PostgresStore implements Store {
   private pendingLog: RequestLogEntry[] = [];
   private flushTimer?: NodeJS.Timeout;
   private logWrites: Promise<void> = Promise.resolve();
+  /** This process, as the owner of the tool executions it starts (leased like its async runs). */
+  private readonly toolOwner = `tools-${randomUUID()}`;
 
   private constructor(
     readonly pool: pg.Pool,
     options: PostgresStoreOptions,
   ) {
     this.asyncRuns = new PostgresAsyncRunStore(pool, { leaseMs: options.leaseMs });
+    this.toolExecutions = new PostgresToolExecutionStore(pool, { owner: this.toolOwner, leaseMs: options.leaseMs ?? DEFAULT_LEASE_MS });
+    this.asyncRuns.onHeartbeat(() => this.toolExecutions.recoverGone());
     if (options.coordination) {
       const cache = (this.cache = new ReadCache());
       options.coordination.subscribe(STORE_CHANGED, () => cache.clear());
     }
     this.tenancy = new PostgresTenancyStore(pool, () => this.flushRequestLog(), { cache: this.cache, changed: () => this.changed() });
-    this.toolExecutions = new PostgresToolExecutionStore(pool);
     this.redis = options.coordination;
     this.coordination = options.coordination;
     this.kind = options.coordination ? 'postgres+redis' : 'postgres';
@@ -140,7 +143,9 @@ export class PostgresStore implements Store {
       await options.coordination?.close();
       throw err;
     }
-    return new PostgresStore(pool, options);
+    const store = new PostgresStore(pool, options);
+    await store.asyncRuns.holdLease(store.toolOwner);
+    return store;
   }
 
   /** After a write to keys or organisation settings. */

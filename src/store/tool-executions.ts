@@ -30,8 +30,9 @@ export interface ToolExecutionStore {
   /** Undefined when the id does not exist for this organisation. */
   getExecution(organisation: string, id: string): Promise<ToolExecutionRecord | undefined>;
   /**
-   * Marks pending/running executions failed (their process is gone). Only for stores owned by a
-   * single process (SQLite); shared stores leave it out so one restart cannot fail others' work.
+   * Marks pending/running executions failed whose process is gone: with SQLite (one process per
+   * store) every earlier one; with a shared store those whose process's lease has lapsed, from
+   * then on too (a live process's work is never failed).
    */
   abandonUnfinished?(reason: string): Promise<number>;
 }

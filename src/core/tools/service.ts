@@ -64,7 +64,7 @@ export class ToolService {
     this.executions = new ExecutionRunner(this.executionStore, this.artifacts, this.logger);
     // Background work does not survive a restart: say so instead of leaving it pending forever.
     void this.executionStore
-      .abandonUnfinished?.('The gateway restarted before the tool finished')
+      .abandonUnfinished?.('The gateway process running this tool stopped before it finished')
       .catch((err: unknown) => this.logger.error({ err }, 'could not fail unfinished tool executions'));
     const enabled = this.toolsConfig.builtins ? new Set(this.toolsConfig.builtins) : undefined;
     this.staticTools = [

@@ -152,3 +152,17 @@ test('budgets: every line must fit; a refusal on one line reserves on none', { s
   assert.ok('ticket' in (await keep.reserve([wide], 9.4)));
   assert.equal((await keep.reserve([wide], 0.01)).refused?.line, 0);
 });
+
+test('with Redis gone, limits are not waived: admission and budgets refuse with a 503 that says why', { skip }, async () => {
+  const a = await connect();
+  await a.close();
+  for (const attempt of [() => a.admit([scope('gone', { rpm: 5 })], 0), () => a.budgets(async () => 0).reserve([{ scope: 'org:gone', period: 'day', amount: 1 }], 0.1)]) {
+    await assert.rejects(attempt(), (err) => {
+      assert.equal(err.name, 'GatewayError');
+      assert.equal(err.status, 503);
+      assert.equal(err.code, 'limits_unavailable');
+      assert.match(err.message, /cannot be checked: Redis is unreachable/);
+      return true;
+    });
+  }
+});

@@ -5,6 +5,7 @@
 
 import { randomUUID } from 'node:crypto';
 import { Redis } from 'ioredis';
+import { GatewayError } from '../core/errors.js';
 import { periodBounds } from '../core/limits/budget-ledger.js';
 import type {
   BudgetKeeper,
@@ -167,6 +168,18 @@ export interface RedisCoordinationOptions {
   onError?: (err: Error) => void;
 }
 
+/** Limits that cannot be checked are not waived: the call is refused with a 503 that says why. */
+function unreachable(what: string) {
+  return (err: unknown): never => {
+    throw new GatewayError('unavailable', `${what} cannot be checked: Redis is unreachable (${(err as Error).message})`, {
+      code: 'limits_unavailable',
+      retryAfter: 1,
+      retryable: false,
+      cause: err,
+    });
+  };
+}
+
 interface RedisBudgetTicket extends BudgetTicket {
   readonly keys: string[];
 }
@@ -220,15 +233,9 @@ export class RedisCoordination implements Coordination {
     const ticket: RateTicket = { id: randomUUID(), scopes: scopes.map((s) => s.id) };
     const keys = this.keys(ticket.scopes);
     const limits = scopes.flatMap((s) => [s.rpm ?? -1, s.tpm ?? -1, s.concurrent ?? -1]);
-    const [scope, limit, retryAfter, usedTokens] = await this.commands.switchboardAdmit(
-      keys.length,
-      ...keys,
-      ticket.id,
-      promptTokens,
-      WINDOW_MS,
-      CONCURRENCY_LEASE_MS,
-      ...limits,
-    );
+    const [scope, limit, retryAfter, usedTokens] = await this.commands
+      .switchboardAdmit(keys.length, ...keys, ticket.id, promptTokens, WINDOW_MS, CONCURRENCY_LEASE_MS, ...limits)
+      .catch(unreachable('Rate limits'));
     if (scope < 0) return { ticket };
     return { rejected: { scope, limit: limit as RateRejection['limit'], retryAfter: retryAfter ?? 1, usedTokens: usedTokens ?? 0 } };
   }
@@ -260,7 +267,7 @@ export class RedisCoordination implements Coordination {
     // happens while the line is absent).
     for (let attempt = 0; attempt < 2; attempt++) {
       const args = lines.flatMap((line, i) => [line.amount, seeds[i]!, periods[i]!.end - now + 86_400_000]);
-      const [code, second, third] = await this.commands.switchboardReserve(keys.length, ...keys, reservation, ...args);
+      const [code, second, third] = await this.commands.switchboardReserve(keys.length, ...keys, reservation, ...args).catch(unreachable('Budgets'));
       if (code === -1) {
         const ticket: RedisBudgetTicket = { reservation, keys };
         return { ticket };

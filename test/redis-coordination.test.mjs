@@ -166,3 +166,23 @@ test('with Redis gone, limits are not waived: admission and budgets refuse with 
     });
   }
 });
+
+test('a Redis outage warns once per interval, with the count of failures it did not repeat', async () => {
+  const { warnAtMostEvery } = await import('../dist/store/redis-coordination.js');
+  const warnings = [];
+  const listener = (warning) => warnings.push(warning.message);
+  process.on('warning', listener);
+  try {
+    const warn = warnAtMostEvery(60_000);
+    for (let i = 0; i < 5; i++) warn(new Error('Connection is closed.'));
+    await new Promise((resolve) => setImmediate(resolve));
+    assert.deepEqual(warnings, ['Redis: Connection is closed.']);
+    const soon = warnAtMostEvery(0);
+    soon(new Error('a'));
+    soon(new Error('b'));
+    await new Promise((resolve) => setImmediate(resolve));
+    assert.deepEqual(warnings.slice(1), ['Redis: a', 'Redis: b'], 'once the interval has passed, the next failure warns again');
+  } finally {
+    process.off('warning', listener);
+  }
+});

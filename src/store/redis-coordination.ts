@@ -180,6 +180,25 @@ function unreachable(what: string) {
   };
 }
 
+/** An outage fails every publish and release: one warning per interval says so, with the count. */
+const WARNING_INTERVAL_MS = 10_000;
+
+export function warnAtMostEvery(intervalMs: number): (err: Error) => void {
+  let last = 0;
+  let suppressed = 0;
+  return (err) => {
+    const now = Date.now();
+    if (now - last < intervalMs) {
+      suppressed++;
+      return;
+    }
+    const more = suppressed ? ` (and ${suppressed} more failures since the last warning)` : '';
+    last = now;
+    suppressed = 0;
+    process.emitWarning(`Redis: ${err.message}${more}`);
+  };
+}
+
 interface RedisBudgetTicket extends BudgetTicket {
   readonly keys: string[];
 }
@@ -194,7 +213,7 @@ export class RedisCoordination implements Coordination {
     private readonly prefix: string,
     onError: ((err: Error) => void) | undefined,
   ) {
-    this.onError = onError ?? ((err) => process.emitWarning(`Redis: ${err.message}`));
+    this.onError = onError ?? warnAtMostEvery(WARNING_INTERVAL_MS);
   }
 
   /** Connects both connections (commands, and pub/sub, which Redis keeps apart) and subscribes. */

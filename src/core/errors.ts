@@ -89,10 +89,27 @@ export function isGatewayError(err: unknown): err is GatewayError {
 }
 
 /** Normalises anything thrown into a GatewayError; Fastify's own errors keep their status. */
+/**
+ * Error codes that mean a backing service (the store's database, Redis) could not be reached or
+ * dropped the connection: the network's, and PostgreSQL's SQLSTATE classes 08 (connection
+ * exception) and 57P (the server shutting down or starting). Providers map their own upstream
+ * failures; what arrives here raw is the gateway's own dependencies.
+ */
+const BACKING_SERVICE_DOWN = /^(ECONNREFUSED|ECONNRESET|ETIMEDOUT|EHOSTUNREACH|ENETUNREACH|EPIPE|EAI_AGAIN|08\d{3}|08P01|57P0[1-3])$/;
+
 export function toGatewayError(err: unknown): GatewayError {
   if (err instanceof GatewayError) return err;
   const e = err as { statusCode?: number; code?: string; message?: string; name?: string } | undefined;
   if (e && e.name === 'AbortError') return new GatewayError('cancelled', 'The request was cancelled', { cause: err });
+  if (e && typeof e.code === 'string' && BACKING_SERVICE_DOWN.test(e.code)) {
+    // A client can retry this, unlike an internal error: say so, with when.
+    return new GatewayError('unavailable', `A service the gateway depends on is unreachable (${e.code}); try again shortly`, {
+      code: 'service_unavailable',
+      retryAfter: 1,
+      retryable: false,
+      cause: err,
+    });
+  }
   if (e && typeof e.statusCode === 'number') {
     const status = e.statusCode;
     if (status === 413) return new GatewayError('payload_too_large', 'The request body is larger than the 25 MB limit', { code: e.code ?? 'payload_too_large', cause: err });

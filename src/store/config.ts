@@ -3,6 +3,7 @@
 // store, and a Redis URL adds what several processes must share live (rate limits, run wake-ups).
 
 import { z } from 'zod';
+import { SCHEMA_NAME } from './postgres-pool.js';
 
 const postgresSchema = z
   .object({
@@ -10,7 +11,7 @@ const postgresSchema = z
     url: z.string().min(1).optional(),
     urlEnv: z.string().default('SWITCHBOARD_POSTGRES_URL'),
     /** A schema of its own, created if missing (default: the connection's search_path). */
-    schema: z.string().regex(/^[a-z_][a-z0-9_]{0,62}$/).optional(),
+    schema: z.string().regex(SCHEMA_NAME).optional(),
     poolSize: z.number().int().min(1).default(10),
     /** A process's async runs count as orphaned this long after its last heartbeat. */
     leaseSeconds: z.number().positive().default(15),

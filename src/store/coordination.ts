@@ -23,11 +23,8 @@ export interface RateRejection {
   usedTokens: number;
 }
 
-/** An admitted request's place in its scopes' windows. */
-export interface RateTicket {
-  readonly id: string;
-  readonly scopes: readonly string[];
-}
+/** An admitted request's place in its scopes' windows; what it holds is the limiter's business. */
+export type RateTicket = object;
 
 export interface RateLimiter {
   /**

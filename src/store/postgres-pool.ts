@@ -21,11 +21,12 @@ export interface PostgresOptions {
   max?: number;
 }
 
-const IDENTIFIER = /^[a-z_][a-z0-9_]{0,62}$/;
+/** A schema name that needs no quoting: lower case, digits, underscores, 63 characters at most. */
+export const SCHEMA_NAME = /^[a-z_][a-z0-9_]{0,62}$/;
 
 export function openPool(url: string, options: PostgresOptions = {}): pg.Pool {
   const schema = options.schema;
-  if (schema !== undefined && !IDENTIFIER.test(schema)) throw new Error(`Invalid PostgreSQL schema name '${schema}'`);
+  if (schema !== undefined && !SCHEMA_NAME.test(schema)) throw new Error(`Invalid PostgreSQL schema name '${schema}'`);
   return new pg.Pool({
     connectionString: url,
     max: options.max ?? 10,

@@ -2,7 +2,7 @@
 // that every gateway process sharing the database sees alike.
 
 import type pg from 'pg';
-import type { ReadCache } from './read-cache.js';
+import type { Reads } from './read-cache.js';
 import { keyFromRow, logFromRow, requestLogWhere, usageSampleFromRow, type KeyRow, type LogRow, type UsageSampleRow } from './rows.js';
 import type { ApiKeyRecord, RequestLogEntry } from './store.js';
 import type { KeyPatch, OrganisationSettings, RequestLogFilter, TenancyStore, UsageSample } from './tenancy.js';
@@ -40,7 +40,7 @@ export class PostgresTenancyStore implements TenancyStore {
     /** Writes request-log rows still waiting in the store's batch, before the log is read. */
     private readonly flushRequestLog: () => Promise<void>,
     /** The store's copies of what every request reads, and how to tell every process of a write. */
-    private readonly shared: { cache?: ReadCache; changed: () => void } = { changed: () => undefined },
+    private readonly shared: { reads: Reads; changed: () => void },
   ) {}
 
   async keyById(id: string): Promise<ApiKeyRecord | undefined> {
@@ -48,7 +48,7 @@ export class PostgresTenancyStore implements TenancyStore {
       const { rows } = await this.pool.query<KeyRow>('SELECT * FROM api_keys WHERE id = $1', [id]);
       return rows[0] ? keyFromRow(rows[0]) : undefined;
     };
-    return this.shared.cache ? this.shared.cache.get(`id:${id}`, load) : load();
+    return this.shared.reads.get(`id:${id}`, load);
   }
 
   async updateKey(id: string, patch: KeyPatch): Promise<ApiKeyRecord | undefined> {
@@ -75,7 +75,7 @@ export class PostgresTenancyStore implements TenancyStore {
       return rows[0] ? settingsFromRow(rows[0]) : undefined;
     };
     // Most organisations have no settings row: that answer is worth keeping too.
-    return this.shared.cache ? this.shared.cache.get(`org:${organisation}`, load, { keepUndefined: true }) : load();
+    return this.shared.reads.get(`org:${organisation}`, load, { keepUndefined: true });
   }
 
   async setOrganisationSettings(

@@ -6,13 +6,12 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import type pg from 'pg';
 import type { Message } from '../core/types.js';
-import type { Coordination } from './coordination.js';
 import { DEFAULT_LEASE_MS, POSTGRES_ASYNC_RUNS_SCHEMA, PostgresAsyncRunStore } from './postgres-async-runs.js';
 import { inTransaction, openPool, type PostgresOptions } from './postgres-pool.js';
 import { POSTGRES_TENANCY_SCHEMA, PostgresTenancyStore } from './postgres-tenancy.js';
-import { ReadCache } from './read-cache.js';
+import { ReadCache, readThrough, type Reads } from './read-cache.js';
 import { POSTGRES_TOOL_EXECUTIONS_SCHEMA, PostgresToolExecutionStore } from './postgres-tool-executions.js';
-import { keyFromRow, logFromRow, newKeyValues, type KeyRow, type LogRow } from './rows.js';
+import { LOG_COLUMNS, keyFromRow, logFromRow, logValues, newKeyValues, type KeyRow, type LogRow } from './rows.js';
 import type { RedisCoordination } from './redis-coordination.js';
 import { messagesFromJson, messagesToJson } from './serialize.js';
 import type { ApiKeyRecord, NewApiKey, RequestLogEntry, RequestLogQuery, Store } from './store.js';
@@ -64,19 +63,6 @@ CREATE TABLE IF NOT EXISTS request_log (
 CREATE INDEX IF NOT EXISTS request_log_org_time ON request_log (organisation, created_at);
 `;
 
-const LOG_COLUMNS = [
-  'id', 'created_at', 'organisation', 'key_id', 'correlation_id', 'dialect', 'route', 'model', 'provider', 'deployment',
-  'attempts', 'status', 'error_kind', 'latency_ms', 'ttft_ms', 'input_tokens', 'output_tokens', 'total_tokens', 'cost', 'stream', 'body',
-];
-
-function logValues(e: RequestLogEntry): unknown[] {
-  return [
-    e.id, e.createdAt, e.organisation, e.keyId ?? null, e.correlationId ?? null, e.dialect, e.route, e.model ?? null,
-    e.provider ?? null, e.deployment ?? null, e.attempts, e.status, e.errorKind ?? null, e.latencyMs, e.ttftMs ?? null,
-    e.inputTokens, e.outputTokens, e.totalTokens, e.cost, e.stream ? 1 : 0, e.body ?? null,
-  ];
-}
-
 /** How long a request-log row may wait for the batch it is written with (as in SQLite). */
 const REQUEST_LOG_FLUSH_MS = 10;
 /** Rows per INSERT: 21 parameters each, under PostgreSQL's 65535. */
@@ -100,10 +86,9 @@ export class PostgresStore implements Store {
   readonly asyncRuns: PostgresAsyncRunStore;
   readonly tenancy: PostgresTenancyStore;
   readonly toolExecutions: PostgresToolExecutionStore;
-  readonly coordination?: Coordination;
-  private readonly redis?: RedisCoordination;
-  /** Only with Redis: its signal is what keeps every process's copies true. */
-  private readonly cache?: ReadCache;
+  readonly coordination?: RedisCoordination;
+  /** Copies of keys and settings only with Redis: its signal is what keeps every process's copies true. */
+  private readonly reads: Reads;
   private pendingLog: RequestLogEntry[] = [];
   private flushTimer?: NodeJS.Timeout;
   private logWrites: Promise<void> = Promise.resolve();
@@ -117,12 +102,9 @@ export class PostgresStore implements Store {
     this.asyncRuns = new PostgresAsyncRunStore(pool, { leaseMs: options.leaseMs });
     this.toolExecutions = new PostgresToolExecutionStore(pool, { owner: this.toolOwner, leaseMs: options.leaseMs ?? DEFAULT_LEASE_MS });
     this.asyncRuns.onHeartbeat(() => this.toolExecutions.recoverGone());
-    if (options.coordination) {
-      const cache = (this.cache = new ReadCache());
-      options.coordination.subscribe(STORE_CHANGED, () => cache.clear());
-    }
-    this.tenancy = new PostgresTenancyStore(pool, () => this.flushRequestLog(), { cache: this.cache, changed: () => this.changed() });
-    this.redis = options.coordination;
+    const reads = (this.reads = options.coordination ? new ReadCache() : readThrough);
+    options.coordination?.subscribe(STORE_CHANGED, () => reads.clear());
+    this.tenancy = new PostgresTenancyStore(pool, () => this.flushRequestLog(), { reads, changed: () => this.changed() });
     this.coordination = options.coordination;
     this.kind = options.coordination ? 'postgres+redis' : 'postgres';
   }
@@ -150,8 +132,8 @@ export class PostgresStore implements Store {
 
   /** After a write to keys or organisation settings. */
   private changed(): void {
-    this.cache?.clear();
-    this.redis?.publish(STORE_CHANGED, '');
+    this.reads.clear();
+    this.coordination?.publish(STORE_CHANGED, '');
   }
 
   async createKey(key: NewApiKey): Promise<ApiKeyRecord> {
@@ -170,7 +152,7 @@ export class PostgresStore implements Store {
       const { rows } = await this.pool.query<KeyRow>('SELECT * FROM api_keys WHERE hash = $1', [hash]);
       return rows[0] ? keyFromRow(rows[0]) : undefined;
     };
-    return this.cache ? this.cache.get(`hash:${hash}`, load) : load();
+    return this.reads.get(`hash:${hash}`, load);
   }
 
   async listKeys(organisation?: string): Promise<ApiKeyRecord[]> {
@@ -194,7 +176,7 @@ export class PostgresStore implements Store {
       );
       return rows[0]!.n;
     };
-    return this.cache ? this.cache.get('active-keys', load) : load();
+    return this.reads.get('active-keys', load);
   }
 
   async appendSession(organisation: string, sessionId: string, messages: Message[]): Promise<void> {
@@ -280,13 +262,13 @@ export class PostgresStore implements Store {
   }
 
   async ping(): Promise<void> {
-    await Promise.all([this.pool.query('SELECT 1'), this.redis?.ping()]);
+    await Promise.all([this.pool.query('SELECT 1'), this.coordination?.ping()]);
   }
 
   async close(): Promise<void> {
     await this.flushRequestLog();
     await this.asyncRuns.close();
-    await this.redis?.close();
+    await this.coordination?.close();
     await this.pool.end();
   }
 }

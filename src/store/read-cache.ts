@@ -13,7 +13,18 @@ interface Entry {
   expires: number;
 }
 
-export class ReadCache {
+export interface Reads {
+  get<T>(key: string, load: () => Promise<T>, options?: { keepUndefined?: boolean }): Promise<T>;
+  clear(): void;
+}
+
+/** No copies: every read goes to the database (a shared store without Redis to keep copies true). */
+export const readThrough: Reads = {
+  get: (_key, load) => load(),
+  clear: () => undefined,
+};
+
+export class ReadCache implements Reads {
   private readonly entries = new Map<string, Entry>();
   /** Bumped by every clear: a read that began before a write must not store its stale result. */
   private generation = 0;

@@ -199,6 +199,12 @@ export function warnAtMostEvery(intervalMs: number): (err: Error) => void {
   };
 }
 
+/** The request's member name in its scopes' sets, and those sets' keys. */
+interface RedisRateTicket {
+  readonly id: string;
+  readonly keys: string[];
+}
+
 interface RedisBudgetTicket extends BudgetTicket {
   readonly keys: string[];
 }
@@ -249,8 +255,8 @@ export class RedisCoordination implements Coordination {
   }
 
   async admit(scopes: RateLimitScope[], promptTokens: number): Promise<{ ticket: RateTicket } | { rejected: RateRejection }> {
-    const ticket: RateTicket = { id: randomUUID(), scopes: scopes.map((s) => s.id) };
-    const keys = this.keys(ticket.scopes);
+    const keys = this.keys(scopes.map((s) => s.id));
+    const ticket: RedisRateTicket = { id: randomUUID(), keys };
     const limits = scopes.flatMap((s) => [s.rpm ?? -1, s.tpm ?? -1, s.concurrent ?? -1]);
     const [scope, limit, retryAfter, usedTokens] = await this.commands
       .switchboardAdmit(keys.length, ...keys, ticket.id, promptTokens, WINDOW_MS, CONCURRENCY_LEASE_MS, ...limits)
@@ -260,13 +266,13 @@ export class RedisCoordination implements Coordination {
   }
 
   release(ticket: RateTicket, actualTokens: number): void {
-    const keys = this.keys(ticket.scopes);
-    this.commands.switchboardRelease(keys.length, ...keys, ticket.id, actualTokens).catch(this.onError);
+    const { id, keys } = ticket as RedisRateTicket;
+    this.commands.switchboardRelease(keys.length, ...keys, id, actualTokens).catch(this.onError);
   }
 
   withdraw(ticket: RateTicket): void {
-    const keys = this.keys(ticket.scopes);
-    this.commands.switchboardWithdraw(keys.length, ...keys, ticket.id).catch(this.onError);
+    const { id, keys } = ticket as RedisRateTicket;
+    this.commands.switchboardWithdraw(keys.length, ...keys, id).catch(this.onError);
   }
 
   budgets(loadSpent: SpentLoader): BudgetKeeper {

@@ -50,6 +50,20 @@ export function newKeyValues(record: ApiKeyRecord): unknown[] {
   ];
 }
 
+/** request_log's columns, in the order logValues gives their values. */
+export const LOG_COLUMNS = [
+  'id', 'created_at', 'organisation', 'key_id', 'correlation_id', 'dialect', 'route', 'model', 'provider', 'deployment',
+  'attempts', 'status', 'error_kind', 'latency_ms', 'ttft_ms', 'input_tokens', 'output_tokens', 'total_tokens', 'cost', 'stream', 'body',
+];
+
+export function logValues(e: RequestLogEntry): unknown[] {
+  return [
+    e.id, e.createdAt, e.organisation, e.keyId ?? null, e.correlationId ?? null, e.dialect, e.route, e.model ?? null,
+    e.provider ?? null, e.deployment ?? null, e.attempts, e.status, e.errorKind ?? null, e.latencyMs, e.ttftMs ?? null,
+    e.inputTokens, e.outputTokens, e.totalTokens, e.cost, e.stream ? 1 : 0, e.body ?? null,
+  ];
+}
+
 export interface LogRow {
   id: string;
   created_at: number;

@@ -8,7 +8,7 @@ import { startCheckpointer, type Checkpointer } from './sqlite-checkpointer.js';
 import type { Message } from '../core/types.js';
 import { messagesFromJson, messagesToJson } from './serialize.js';
 import { SqliteAsyncRunStore } from './sqlite-async-runs.js';
-import { keyFromRow, logFromRow, newKeyValues, type KeyRow, type LogRow } from './rows.js';
+import { LOG_COLUMNS, keyFromRow, logFromRow, logValues, newKeyValues, type KeyRow, type LogRow } from './rows.js';
 import type { ApiKeyRecord, NewApiKey, RequestLogEntry, RequestLogQuery, Store } from './store.js';
 import { SqliteTenancyStore } from './sqlite-tenancy.js';
 import { statementCache, type StatementCache } from './sqlite-statements.js';
@@ -60,6 +60,8 @@ CREATE TABLE IF NOT EXISTS request_log (
 );
 CREATE INDEX IF NOT EXISTS request_log_org_time ON request_log (organisation, created_at);
 `;
+
+const INSERT_LOG = `INSERT INTO request_log (${LOG_COLUMNS.join(', ')}) VALUES (${LOG_COLUMNS.map(() => '?').join(', ')})`;
 
 /** How long a request-log row may wait for the batch it is written with. */
 const REQUEST_LOG_FLUSH_MS = 10;
@@ -183,19 +185,11 @@ export class SqliteStore implements Store {
     const batch = this.pendingLog;
     if (batch.length === 0 || !this.db.open) return;
     this.pendingLog = [];
-    const insert = this.stmt(
-      `INSERT INTO request_log (id, created_at, organisation, key_id, correlation_id, dialect, route, model, provider, deployment,
-        attempts, status, error_kind, latency_ms, ttft_ms, input_tokens, output_tokens, total_tokens, cost, stream, body)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-    );
+    const insert = this.stmt(INSERT_LOG);
     try {
       this.db.transaction(() => {
         for (const e of batch) {
-          insert.run(
-            e.id, e.createdAt, e.organisation, e.keyId ?? null, e.correlationId ?? null, e.dialect, e.route, e.model ?? null,
-            e.provider ?? null, e.deployment ?? null, e.attempts, e.status, e.errorKind ?? null, e.latencyMs, e.ttftMs ?? null,
-            e.inputTokens, e.outputTokens, e.totalTokens, e.cost, e.stream ? 1 : 0, e.body ?? null,
-          );
+          insert.run(...logValues(e));
         }
       })();
     } catch (err) {

@@ -1,10 +1,9 @@
 // Rate limits kept in this process's memory: the embedded default (one process owns the store).
 
-import { randomUUID } from 'node:crypto';
 import type { RateLimiter, RateLimitScope, RateRejection, RateTicket } from '../../store/coordination.js';
 import { RateWindow, type TokenHandle } from './rate-window.js';
 
-interface LocalTicket extends RateTicket {
+interface LocalTicket {
   readonly entries: Array<{ window: RateWindow; handle: TokenHandle }>;
 }
 
@@ -42,7 +41,7 @@ export class LocalRateLimiter implements RateLimiter {
       const window = this.window(scope.id);
       return { window, handle: window.admit(now, promptTokens) };
     });
-    const ticket: LocalTicket = { id: randomUUID(), scopes: scopes.map((s) => s.id), entries };
+    const ticket: LocalTicket = { entries };
     return { ticket };
   }
 

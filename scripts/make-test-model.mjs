@@ -4,10 +4,15 @@
 // real on it, only the text is gibberish. Self-contained: the vocabulary comes from the git bundle
 // of llama.cpp that node-llama-cpp ships, so nothing is downloaded and ../shared is not read.
 //
-// Usage: node scripts/make-test-model.mjs [output.gguf] [--embd N --layers N --heads N --ff N]
+// Usage: node scripts/make-test-model.mjs [output.gguf] [--embd N --layers N --heads N --kv-heads N
+//          --ff N] [--vocab FILE]
 //   (default .cache/test-model/tiny-qwen2.gguf, 64 wide, 2 layers). The shape flags make a larger
 //   model for benchmarks (bench/local-model.mjs), with every matrix in Q8_0 like a real q8_0 GGUF
 //   (the usual CPU format): its cost per token is then what a real model of that size costs.
+//   A benchmark shape tiles one pool of random Q8_0 blocks instead of drawing every weight, so a
+//   7B shape (8 GB) is written in seconds; values do not change the cost of a matrix product.
+//   --vocab reads the tokenizer from that GGUF instead of node-llama-cpp's llama.cpp bundle
+//   (for a machine with no git or no bundle).
 // Idempotent: an existing file is kept (it is only ever written under a temp name, then renamed).
 
 import { execFileSync } from 'node:child_process';
@@ -35,9 +40,12 @@ const ARCH = 'qwen2';
 const N_EMBD = flag('embd', 64);
 const N_LAYER = flag('layers', 2);
 const N_HEAD = flag('heads', 4);
-const N_HEAD_KV = N_HEAD;
+const N_HEAD_KV = flag('kv-heads', N_HEAD);
 const N_FF = flag('ff', 256);
-const CUSTOM_SHAPE = N_EMBD !== 64 || N_LAYER !== 2 || N_HEAD !== 4 || N_FF !== 256;
+const CUSTOM_SHAPE = N_EMBD !== 64 || N_LAYER !== 2 || N_HEAD !== 4 || N_HEAD_KV !== 4 || N_FF !== 256;
+if (N_EMBD % N_HEAD !== 0 || N_HEAD % N_HEAD_KV !== 0) throw new Error('--embd must divide by --heads, and --heads by --kv-heads');
+const vocabIndex = args.indexOf('--vocab');
+const vocabFile = vocabIndex < 0 ? undefined : args.splice(vocabIndex, 2)[1];
 // The test model keeps its layer matrices in F32 (tiny anyway); a benchmark shape uses Q8_0.
 const MATRIX_TYPE = CUSTOM_SHAPE ? 8 : 0;
 const VOCAB_MATRIX_TYPE = CUSTOM_SHAPE ? 8 : 1;
@@ -315,10 +323,12 @@ function writeModel(file, tokenizerKvs) {
   try {
     fs.writeSync(fd, head);
     const random = normalSource(SEED);
+    const pool = CUSTOM_SHAPE ? q8Pool(random) : undefined;
     let written = 0;
-    for (const t of tensors) {
+    for (const [index, t] of tensors.entries()) {
       if (t.offset > written) fs.writeSync(fd, Buffer.alloc(t.offset - written));
-      fs.writeSync(fd, tensorBytes(t, random));
+      if (pool && t.type === GGML_Q8_0) writeTiled(fd, pool, t.bytes, index);
+      else fs.writeSync(fd, tensorBytes(t, random));
       written = t.offset + t.bytes;
     }
     fs.fsyncSync(fd);
@@ -359,6 +369,23 @@ function q8Bytes(t, random) {
     for (let i = 0; i < 32; i++) out.writeInt8(d === 0 ? 0 : Math.round(block[i] / d), off + 2 + i);
   }
   return out;
+}
+
+/** 2^18 random Q8_0 blocks (8.9 MB) at the usual weight scale, tiled by writeTiled. */
+function q8Pool(random) {
+  return q8Bytes({ count: 32 << 18, std: WEIGHT_STD }, random);
+}
+
+/** Writes `bytes` of Q8_0 blocks from the pool, starting at a per-tensor block so tensors differ. */
+function writeTiled(fd, pool, bytes, index) {
+  const blocks = pool.length / 34;
+  let start = ((index * 7919) % blocks) * 34;
+  for (let left = bytes; left > 0; ) {
+    const n = Math.min(left, pool.length - start);
+    fs.writeSync(fd, pool, start, n);
+    left -= n;
+    start = 0;
+  }
 }
 
 /** Seeded standard normal numbers: mulberry32 + Box-Muller. */
@@ -417,7 +444,7 @@ function u64(n) {
 function main() {
   if (isComplete(outPath)) return;
   const started = Date.now();
-  writeModel(outPath, readVocabGguf());
+  writeModel(outPath, vocabFile ? parseTokenizerKvs(fs.readFileSync(vocabFile)) : readVocabGguf());
   const mb = (fs.statSync(outPath).size / 1e6).toFixed(1);
   process.stderr.write(`make-test-model: wrote ${path.relative(process.cwd(), outPath)} (${mb} MB) in ${Date.now() - started} ms\n`);
 }

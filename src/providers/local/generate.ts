@@ -2,7 +2,7 @@
 // grammar, tool-call detection) streamed as canonical parts while it is generated; tool calls
 // are written by tool-calls.ts.
 
-import { LlamaGrammarEvaluationState, LlamaText, type LlamaContextSequence, type LlamaGrammar, type TokenBias } from 'node-llama-cpp';
+import { LlamaGrammarEvaluationState, LlamaText, type LlamaGrammar, type TokenBias } from 'node-llama-cpp';
 import type { ChatRequest, FinishReason, ReasoningConfig, StreamPart, Usage } from '../../core/types.js';
 import { IncrementalDetokenizer } from './detokenizer.js';
 import { JsonCompletionTracker } from './json-tracker.js';
@@ -11,6 +11,7 @@ import type { RenderedPrompt } from './prompt.js';
 import type { LoadedModel } from './runtime.js';
 import { repeatPenalty, samplingOptions, type SamplingOptions } from './sampling.js';
 import { SequenceDriver } from './sequence-driver.js';
+import type { SequenceLease } from './sequence-pool.js';
 import { StopScanner } from './stop-scanner.js';
 import { ThinkSplitter } from './think-splitter.js';
 import { thoughtSyntax } from './thought-syntax.js';
@@ -48,12 +49,12 @@ export class ResponseGenerator implements GenerationState {
 
   constructor(
     readonly loaded: LoadedModel,
-    sequence: LlamaContextSequence,
+    lease: SequenceLease,
     private readonly plan: ResponsePlan,
     signal: AbortSignal,
   ) {
     // `options.tokenProbabilities: false` on a deployment skips them (no confidence score).
-    this.driver = new SequenceDriver(sequence, loaded.contextSize, signal, plan.tokenProbabilities);
+    this.driver = new SequenceDriver(lease.sequence, loaded.contextSize, signal, plan.tokenProbabilities, lease.batchPriority, loaded.gate);
     this.sampling = samplingOptions(plan.request);
     this.freeSampling = { ...this.sampling, tokenBias: plan.tokenBias };
     this.maxTokens = plan.request.maxTokens ?? Number.POSITIVE_INFINITY;

@@ -40,7 +40,7 @@ export const createLocalProvider: ProviderFactory = (env) => {
     const lease = await loaded.pool.acquire(plan.prompt.tokens, context.signal);
     const started = performance.now();
     try {
-      for await (const part of new ResponseGenerator(loaded, lease.sequence, plan, context.signal).run(context.model.id)) {
+      for await (const part of new ResponseGenerator(loaded, lease, plan, context.signal).run(context.model.id)) {
         if (part.type === 'finish') {
           const seconds = (performance.now() - started) / 1000;
           context.logger.debug(

@@ -7,6 +7,8 @@ import { defaultCacheDir, type Config } from '../../core/config.js';
 import { GatewayError, isGatewayError } from '../../core/errors.js';
 import type { ResolvedDeployment } from '../../core/models.js';
 import { pullModel } from './download.js';
+import { BatchGate } from './batch-gate.js';
+import { inSequenceOrder } from './batch-order.js';
 import { GrammarCache } from './grammars.js';
 import { SequencePool } from './sequence-pool.js';
 
@@ -24,6 +26,8 @@ export interface LoadedModel {
   readonly grammars: GrammarCache;
   /** Tokens one request (prompt + output) can hold. */
   readonly contextSize: number;
+  /** Holds decodes until the generating sequences have all asked (see batch-gate.ts). */
+  readonly gate: BatchGate;
 }
 
 export class LocalRuntime {
@@ -105,10 +109,12 @@ export class LocalRuntime {
     try {
       model = await llama.loadModel({ modelPath: path });
       const contextSize = Math.min(this.settings.contextSize ?? DEFAULT_CONTEXT_SIZE, model.trainContextSize);
+      const gate = new BatchGate();
       const context = await model.createContext({
         sequences: this.settings.parallel,
         contextSize,
         threads: this.settings.threads,
+        batching: { dispatchSchedule: gate.schedule, itemPrioritizationStrategy: inSequenceOrder },
         failedCreationRemedy: false,
       });
       const sequences = Array.from({ length: this.settings.parallel }, () => context.getSequence());
@@ -122,6 +128,7 @@ export class LocalRuntime {
         chatWrapper: resolveChatWrapper(model),
         grammars: new GrammarCache(llama),
         contextSize: context.contextSize,
+        gate,
       };
       this.loaded.add(loaded);
       this.logger.info(

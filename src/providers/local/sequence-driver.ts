@@ -3,7 +3,8 @@
 // the last token a phase generated is only evaluated by the next phase, together with any text
 // the provider writes itself. It also counts the generated tokens and their probabilities.
 
-import type { LlamaContextSequence, SequenceEvaluateOptions, Token } from 'node-llama-cpp';
+import type { EvaluationPriority, LlamaContextSequence, SequenceEvaluateOptions, Token } from 'node-llama-cpp';
+import type { BatchGate } from './batch-gate.js';
 import { cancelledError } from './sequence-pool.js';
 
 export interface GeneratedToken {
@@ -29,6 +30,8 @@ export class SequenceDriver {
     private readonly contextSize: number,
     private readonly signal: AbortSignal,
     private readonly withProbabilities = true,
+    private readonly batchPriority?: EvaluationPriority,
+    private readonly gate?: BatchGate,
   ) {}
 
   get meanProbability(): number | undefined {
@@ -58,20 +61,44 @@ export class SequenceDriver {
     }
     const input = this.pending;
     this.pending = [];
-    const steps = this.sequence.evaluateWithMetadata(input, { confidence: this.withProbabilities }, options);
-    for await (const step of steps as AsyncIterable<GeneratedToken>) {
-      this.generated.push(step.token);
-      this.confidenceSum += step.confidence ?? 0;
-      // Until the caller asks for more, this token is not in the cache.
-      this.pending = [step.token];
-      yield { token: step.token, confidence: step.confidence };
-      if (this.signal.aborted) throw cancelledError();
-      if (this.sequence.nextTokenIndex + 1 >= this.contextSize) {
-        this.ended = 'context-full';
-        return;
+    const steps = this.sequence.evaluateWithMetadata(input, { confidence: this.withProbabilities }, { ...options, evaluationPriority: this.batchPriority });
+    const iterator = (steps as AsyncIterable<GeneratedToken>)[Symbol.asyncIterator]();
+    const gate = this.gate;
+    gate?.enter();
+    try {
+      for (;;) {
+        const next = await this.ask(iterator, gate);
+        if (next.done) break;
+        const step = next.value;
+        this.generated.push(step.token);
+        this.confidenceSum += step.confidence ?? 0;
+        // Until the caller asks for more, this token is not in the cache.
+        this.pending = [step.token];
+        yield { token: step.token, confidence: step.confidence };
+        if (this.signal.aborted) throw cancelledError();
+        if (this.sequence.nextTokenIndex + 1 >= this.contextSize) {
+          this.ended = 'context-full';
+          return;
+        }
+        this.pending = [];
       }
-      this.pending = [];
+    } finally {
+      gate?.leave();
+      // What `for await` does on an early exit: ends node-llama-cpp's generation loop.
+      await iterator.return?.();
     }
     this.ended = 'eog';
+  }
+
+  /** The next token, asked for through the batch gate when there is one (see batch-gate.ts). */
+  private async ask(iterator: AsyncIterator<GeneratedToken>, gate: BatchGate | undefined): Promise<IteratorResult<GeneratedToken>> {
+    if (!gate) return iterator.next();
+    await gate.beforeAsk();
+    gate.ask();
+    try {
+      return await iterator.next();
+    } finally {
+      gate.answered();
+    }
   }
 }

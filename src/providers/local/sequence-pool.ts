@@ -3,11 +3,14 @@
 // "this server is at capacity" (a 429 would blame the client's own rate, and the router may
 // try another deployment on a 503). A waiter whose client goes away leaves the queue at once.
 
-import type { LlamaContextSequence, Token } from 'node-llama-cpp';
+import type { EvaluationPriority, LlamaContextSequence, Token } from 'node-llama-cpp';
 import { GatewayError } from '../../core/errors.js';
+import { batchPriorityOf } from './batch-order.js';
 
 export interface SequenceLease {
   readonly sequence: LlamaContextSequence;
+  /** The sequence's place in its context's batches (see batch-order.ts). */
+  readonly batchPriority: EvaluationPriority;
   /** Gives the sequence back (idempotent). */
   release(): void;
 }
@@ -84,6 +87,7 @@ export class SequencePool {
     let released = false;
     return {
       sequence,
+      batchPriority: batchPriorityOf(this.sequences.indexOf(sequence), this.sequences.length),
       release: () => {
         if (released) return;
         released = true;

@@ -1,0 +1,82 @@
+// Makes the sequences of one context that generate together share every decode.
+//
+// node-llama-cpp decodes whatever is queued one event-loop turn after the first token is queued,
+// and after a decode it loops at once on whatever was queued meanwhile. Sampling ends at slightly
+// different times for each sequence, so the first ones re-queue before the last is sampled: four
+// sequences then share a decode three at a time, or go alone. On a GPU a decode costs about the
+// same for one token as for four, so each split is a step lost.
+//
+// The gate works in rounds. While a round's decode is in flight, a driver that wants its next
+// token waits until every token of that round is delivered; then all ask, one macrotask later
+// (node-llama-cpp's loop has found its queue empty by then and returned to the dispatch
+// schedule). The schedule holds the dispatch until every generating driver has asked, or
+// `maxWaitMs` has passed, so one slow consumer (a client reading slowly) delays the others little.
+
+import type { CustomBatchingDispatchSchedule } from 'node-llama-cpp';
+
+export class BatchGate {
+  /** Drivers inside a generation loop. */
+  private generating = 0;
+  /** Tokens asked for and not yet delivered. */
+  private asking = 0;
+  /** True between a round's dispatch and the delivery of its last token. */
+  private inFlight = false;
+  private readonly waiting: Array<() => void> = [];
+  private held: (() => void) | undefined;
+  private timer: NodeJS.Timeout | undefined;
+
+  constructor(private readonly maxWaitMs = 2) {}
+
+  /** node-llama-cpp's `batching.dispatchSchedule`. */
+  readonly schedule: CustomBatchingDispatchSchedule = (dispatch) => {
+    this.held = dispatch;
+    if (this.asking >= this.generating) this.release();
+    else this.timer ??= setTimeout(() => this.release(), this.maxWaitMs);
+  };
+
+  /** A driver starts generating. */
+  enter(): void {
+    this.generating++;
+  }
+
+  /** A driver stops generating. */
+  leave(): void {
+    this.generating--;
+    if (this.held && this.asking >= this.generating) this.release();
+  }
+
+  /** Resolves when the driver may ask for its next token (see the top comment). */
+  beforeAsk(): Promise<void> {
+    return new Promise((resolve) => {
+      const go = () => setImmediate(resolve);
+      if (this.inFlight) this.waiting.push(go);
+      else go();
+    });
+  }
+
+  /** The driver asks node-llama-cpp for its next token now. */
+  ask(): void {
+    this.asking++;
+    if (this.held && this.asking >= this.generating) this.release();
+  }
+
+  /** The asked-for token arrived (or the generation ended). */
+  answered(): void {
+    this.asking--;
+    if (this.asking > 0) return;
+    this.inFlight = false;
+    for (const go of this.waiting.splice(0)) go();
+  }
+
+  private release(): void {
+    clearTimeout(this.timer);
+    this.timer = undefined;
+    const dispatch = this.held;
+    this.held = undefined;
+    if (!dispatch) return;
+    this.inFlight = this.asking > 0;
+    // One turn later, as node-llama-cpp's own "nextCycle": the last asker's tokens are queued
+    // a few microtasks after ask().
+    setImmediate(dispatch);
+  }
+}

@@ -40,7 +40,20 @@ describe('local provider: batched sequences', () => {
       assert.equal(r.finish.usage.outputTokens, 48);
     }
     assert.equal(maxActive, 4, 'all four held a sequence at the same time');
-    assert.deepEqual(local.provider.stats(), { local_queue_depth: 0, local_active_sequences: 0 });
+    const { local_queue_depth, local_active_sequences } = local.provider.stats();
+    assert.deepEqual({ local_queue_depth, local_active_sequences }, { local_queue_depth: 0, local_active_sequences: 0 });
+  });
+
+  it('has the sequences that generate together share every decode', async () => {
+    // node-llama-cpp alone decodes them three at a time or alone (batch-gate.ts); on a GPU each
+    // split decode is a lost step. Prefill rounds and each request's last token carry fewer.
+    const before = local.provider.stats();
+    await Promise.all([1, 2, 3, 4].map((seed) => local.run({ messages: [user(`Share ${seed}`)], maxTokens: 64, seed })));
+    const after = local.provider.stats();
+    const rounds = after.local_decode_rounds - before.local_decode_rounds;
+    const sequences = after.local_decode_round_sequences - before.local_decode_round_sequences;
+    assert.ok(rounds >= 64, `at least one decode per token step (${rounds})`);
+    assert.ok(sequences / rounds >= 3.5, `mean sequences per decode ${(sequences / rounds).toFixed(2)} (${sequences} in ${rounds})`);
   });
 
   it('queues a fifth request and serves it when a sequence frees up', async () => {

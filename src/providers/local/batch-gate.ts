@@ -24,6 +24,9 @@ export class BatchGate {
   private readonly waiting: Array<() => void> = [];
   private held: (() => void) | undefined;
   private timer: NodeJS.Timeout | undefined;
+  /** Decodes dispatched through the gate, and the sequences they carried (for metrics). */
+  rounds = 0;
+  roundSequences = 0;
 
   constructor(private readonly maxWaitMs = 2) {}
 
@@ -74,6 +77,8 @@ export class BatchGate {
     const dispatch = this.held;
     this.held = undefined;
     if (!dispatch) return;
+    this.rounds++;
+    this.roundSequences += this.asking;
     this.inFlight = this.asking > 0;
     // One turn later, as node-llama-cpp's own "nextCycle": the last asker's tokens are queued
     // a few microtasks after ask().

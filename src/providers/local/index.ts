@@ -66,8 +66,9 @@ export const createLocalProvider: ProviderFactory = (env) => {
       await runtime.load(deployment);
     },
     stats() {
-      const { queueDepth, active } = runtime.stats();
-      return { local_queue_depth: queueDepth, local_active_sequences: active };
+      const { queueDepth, active, decodeRounds, decodeRoundSequences } = runtime.stats();
+      // The last two are running totals: their ratio is how many sequences share a decode.
+      return { local_queue_depth: queueDepth, local_active_sequences: active, local_decode_rounds: decodeRounds, local_decode_round_sequences: decodeRoundSequences };
     },
     close: () => runtime.close(),
   };

@@ -53,14 +53,18 @@ export class LocalRuntime {
     return pending;
   }
 
-  stats(): { queueDepth: number; active: number } {
+  stats(): { queueDepth: number; active: number; decodeRounds: number; decodeRoundSequences: number } {
     let queueDepth = 0;
     let active = 0;
+    let decodeRounds = 0;
+    let decodeRoundSequences = 0;
     for (const m of this.loaded) {
       queueDepth += m.pool.queueDepth;
       active += m.pool.activeCount;
+      decodeRounds += m.gate.rounds;
+      decodeRoundSequences += m.gate.roundSequences;
     }
-    return { queueDepth, active };
+    return { queueDepth, active, decodeRounds, decodeRoundSequences };
   }
 
   async close(): Promise<void> {

@@ -107,7 +107,8 @@ describe('local provider: queue limit and client disconnects', () => {
     assert.equal(r.finish.usage.outputTokens, 5);
     assert.ok(waited < 2000, `the queued request finished ${Math.round(waited)} ms after the abort`);
     assert.equal(firstTokens, tokensAtAbort, 'no tokens after the abort');
-    assert.deepEqual(local.provider.stats(), { local_queue_depth: 0, local_active_sequences: 0 });
+    const { local_queue_depth, local_active_sequences } = local.provider.stats();
+    assert.deepEqual({ local_queue_depth, local_active_sequences }, { local_queue_depth: 0, local_active_sequences: 0 });
   });
 
   it('a request aborted while queued leaves the queue', async () => {

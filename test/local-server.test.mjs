@@ -189,5 +189,6 @@ test('concurrent requests share the model; a client that disconnects frees its s
   for (const c of controllers) c.abort();
   const next = await fifth;
   assert.equal(next.usage.completion_tokens, 8);
-  assert.deepEqual(local.stats(), { local_queue_depth: 0, local_active_sequences: 0 });
+  const { local_queue_depth, local_active_sequences } = local.stats();
+  assert.deepEqual({ local_queue_depth, local_active_sequences }, { local_queue_depth: 0, local_active_sequences: 0 });
 });

@@ -48,8 +48,12 @@ export class BatchGate {
     if (this.held && this.asking >= this.generating) this.release();
   }
 
-  /** Resolves when the driver may ask for its next token (see the top comment). */
-  beforeAsk(): Promise<void> {
+  /**
+   * Resolves when the driver may ask for its next token (see the top comment); undefined when it
+   * may ask at once, as a sequence generating alone always may.
+   */
+  beforeAsk(): Promise<void> | undefined {
+    if (this.generating <= 1 && !this.inFlight) return undefined;
     return new Promise((resolve) => {
       const go = () => setImmediate(resolve);
       if (this.inFlight) this.waiting.push(go);

@@ -93,7 +93,8 @@ export class SequenceDriver {
   /** The next token, asked for through the batch gate when there is one (see batch-gate.ts). */
   private async ask(iterator: AsyncIterator<GeneratedToken>, gate: BatchGate | undefined): Promise<IteratorResult<GeneratedToken>> {
     if (!gate) return iterator.next();
-    await gate.beforeAsk();
+    const turn = gate.beforeAsk();
+    if (turn) await turn;
     gate.ask();
     try {
       return await iterator.next();

@@ -56,6 +56,18 @@ describe('local provider: batched sequences', () => {
     assert.ok(sequences / rounds >= 3.5, `mean sequences per decode ${(sequences / rounds).toFixed(2)} (${sequences} in ${rounds})`);
   });
 
+  it('a request whose consumer stops reading does not stall the others, and resumes later', async () => {
+    // The held one still counts as generating, so each round of the other waits the gate's
+    // short maximum for it instead of forever.
+    const held = local.open({ messages: [user('I read slowly')], maxTokens: 16, seed: 11 })[Symbol.asyncIterator]();
+    while ((await held.next()).value.type !== 'text-delta');
+    const other = await local.run({ messages: [user('I read at once')], maxTokens: 32, seed: 12 });
+    assert.equal(other.finish.usage.outputTokens, 32);
+    let finish;
+    for (let step = await held.next(); !step.done; step = await held.next()) if (step.value.type === 'finish') finish = step.value;
+    assert.equal(finish.usage.outputTokens, 16);
+  });
+
   it('queues a fifth request and serves it when a sequence frees up', async () => {
     const running = [1, 2, 3, 4].map((seed) => local.run({ messages: [user('busy')], maxTokens: 64, seed }));
     await until(() => local.provider.stats().local_active_sequences === 4, 'four active sequences');

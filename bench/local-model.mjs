@@ -67,7 +67,7 @@ async function rawTokensPerSecond(concurrency) {
 async function startServer(dataDir) {
   const child = spawn(
     process.execPath,
-    ['bin/switchboard.js', 'serve', '--model', MODEL, '--data-dir', dataDir, '--port', '0', '--threads', String(THREADS), '--gpu', String(GPU), '--log-level', 'warn'],
+    ['--max-semi-space-size=64', 'bin/switchboard.js', 'serve', '--model', MODEL, '--data-dir', dataDir, '--port', '0', '--threads', String(THREADS), '--gpu', String(GPU), '--log-level', 'warn'],
     { cwd: root, stdio: ['ignore', 'pipe', 'inherit'] },
   );
   const url = await new Promise((resolve, reject) => {

@@ -165,7 +165,9 @@ async function startSwitchboard(upstreamPort, dir) {
       '',
     ].join('\n'),
   );
-  const { child, match } = await start(1, process.execPath, ['bin/switchboard.js', 'serve', '--config', config, '--data-dir', dir, '--port', '0', '--no-warm-up'], {}, /listening on (http:\/\/\S+)/);
+  // Started as `npm start` starts it: with a 64 MB young generation (docs/operations.md).
+  const args = ['--max-semi-space-size=64', 'bin/switchboard.js', 'serve', '--config', config, '--data-dir', dir, '--port', '0', '--no-warm-up'];
+  const { child, match } = await start(1, process.execPath, args, {}, /listening on (http:\/\/\S+)/);
   return { child, url: match[1], headers: {} };
 }
 

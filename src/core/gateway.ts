@@ -11,7 +11,7 @@ import type { Capabilities, Provider, ProviderEnvironment, ProviderFactory } fro
 import { Router, attemptsOf, type AttemptStream, type RouteAttempt } from './router/router.js';
 import type { Cancellable } from './router/cancellation.js';
 import type { PrimedStream } from './stream.js';
-import { mergeChoices, primeStream } from './stream.js';
+import { mergeChoices, primeAll } from './stream.js';
 import { enforceStructuredOutput, compileSchema } from './structured-output.js';
 import { documentsAsText } from './documents.js';
 import type { ChatRequest, StreamPart, Usage } from './types.js';
@@ -217,8 +217,7 @@ export class Gateway {
       // A fixed seed must still give n different choices: choice i samples with seed + i.
       const single = (i: number): ChatRequest => ({ ...request, n: 1, seed: request.seed === undefined ? undefined : request.seed + i });
       stream = (async function* () {
-        const primed = await Promise.all(Array.from({ length: n }, (_, i) => primeStream(provider.stream(single(i), callContext))));
-        yield* mergeChoices(primed);
+        yield* mergeChoices(await primeAll(Array.from({ length: n }, (_, i) => provider.stream(single(i), callContext))));
       })();
     } else {
       stream = provider.stream(request, callContext);

@@ -147,6 +147,19 @@ export async function primeStream(source: AsyncIterable<StreamPart>, onFirstCont
   return new PrimedPartStream(head, iterator, sourceDone);
 }
 
+/**
+ * Primes every stream. When one fails, the others are stopped before its error is thrown: they
+ * may hold upstream work or a local model's sequence, and nothing else would ever read them.
+ */
+export async function primeAll(sources: AsyncIterable<StreamPart>[]): Promise<PrimedStream[]> {
+  const settled = await Promise.allSettled(sources.map((source) => primeStream(source)));
+  const primed = settled.flatMap((s) => (s.status === 'fulfilled' ? [s.value] : []));
+  const failure = settled.find((s): s is PromiseRejectedResult => s.status === 'rejected');
+  if (!failure) return primed;
+  await Promise.all(primed.map((stream) => stream[Symbol.asyncIterator]().return?.().catch(() => undefined)));
+  throw failure.reason;
+}
+
 const DONE: IteratorReturnResult<undefined> = { done: true, value: undefined };
 
 class PrimedPartStream implements PrimedStream {

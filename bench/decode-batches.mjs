@@ -13,6 +13,7 @@
 import { getLlama, LlamaLogLevel } from 'node-llama-cpp';
 import { BatchGate } from '../dist/providers/local/batch-gate.js';
 import { batchPriorityOf, inSequenceOrder } from '../dist/providers/local/batch-order.js';
+import { SequenceDriver } from '../dist/providers/local/sequence-driver.js';
 
 const [modelPath, mode = 'default', cArg = '4', threads = '1', tokensArg = '64', gpu = 'false'] = process.argv.slice(2);
 if (!modelPath || !['default', 'gated'].includes(mode)) {
@@ -64,32 +65,23 @@ context._ctx = new Proxy(inner, {
 const sequences = Array.from({ length: C }, () => context.getSequence());
 const prompt = model.tokenize('<|im_start|>user\nWrite a long story about a lighthouse keeper and the sea.<|im_end|>\n<|im_start|>assistant\n', true);
 
-/** One sequence's generation, asking for each token as Switchboard's SequenceDriver does. */
+/** One sequence's generation: node-llama-cpp's own loop, or Switchboard's SequenceDriver with the gate. */
 async function generate(sequence, index, seed) {
   await sequence.clearHistory();
-  const options = { temperature: 0.8, topK: 40, topP: 0.95, seed, evaluationPriority: batchPriorityOf(index, 4) };
-  const steps = sequence.evaluate(prompt, options)[Symbol.asyncIterator]();
+  const options = { temperature: 0.8, topK: 40, topP: 0.95, seed };
+  const driver = gate
+    ? new SequenceDriver(sequence, context.contextSize, new AbortController().signal, false, batchPriorityOf(index, 4), gate)
+    : undefined;
   let n = 0;
-  gate?.enter();
-  try {
-    while (n < TOKENS) {
-      if (gate) {
-        const turn = gate.beforeAsk();
-        if (turn) await turn;
-        gate.ask();
-      }
-      let step;
-      try {
-        step = await steps.next();
-      } finally {
-        gate?.answered();
-      }
-      if (step.done || model.isEogToken(step.value)) break;
-      n++;
+  if (driver) {
+    await driver.prepare(prompt);
+    for await (const step of driver.run(options)) {
+      if (model.isEogToken(step.token) || ++n >= TOKENS) break;
     }
-  } finally {
-    gate?.leave();
-    await steps.return?.();
+  } else {
+    for await (const token of sequence.evaluate(prompt, { ...options, evaluationPriority: batchPriorityOf(index, 4) })) {
+      if (model.isEogToken(token) || ++n >= TOKENS) break;
+    }
   }
   return n;
 }

@@ -33,8 +33,7 @@ export class BatchGate {
   /** node-llama-cpp's `batching.dispatchSchedule`. */
   readonly schedule: CustomBatchingDispatchSchedule = (dispatch) => {
     this.held = dispatch;
-    if (this.asking >= this.generating) this.release();
-    else this.timer ??= setTimeout(() => this.release(), this.maxWaitMs);
+    if (!this.releaseIfAllAsked()) this.timer ??= setTimeout(() => this.release(), this.maxWaitMs);
   };
 
   /** A driver starts generating. */
@@ -45,7 +44,7 @@ export class BatchGate {
   /** A driver stops generating. */
   leave(): void {
     this.generating--;
-    if (this.held && this.asking >= this.generating) this.release();
+    this.releaseIfAllAsked();
   }
 
   /**
@@ -64,7 +63,7 @@ export class BatchGate {
   /** The driver asks node-llama-cpp for its next token now. */
   ask(): void {
     this.asking++;
-    if (this.held && this.asking >= this.generating) this.release();
+    this.releaseIfAllAsked();
   }
 
   /** The asked-for token arrived (or the generation ended). */
@@ -73,6 +72,13 @@ export class BatchGate {
     if (this.asking > 0) return;
     this.inFlight = false;
     for (const go of this.waiting.splice(0)) go();
+  }
+
+  /** Dispatches the held decode once every generating driver has asked; says whether it did. */
+  private releaseIfAllAsked(): boolean {
+    if (!this.held || this.asking < this.generating) return false;
+    this.release();
+    return true;
   }
 
   private release(): void {

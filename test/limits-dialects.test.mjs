@@ -81,3 +81,29 @@ for (const dialect of dialectCalls) {
     });
   });
 }
+
+describe('count_tokens (Messages)', () => {
+  const countTokens = (key, model) =>
+    fetch(`${server.url}/v1/messages/count_tokens`, {
+      method: 'POST',
+      headers: { 'x-api-key': key, 'anthropic-version': '2023-06-01', 'content-type': 'application/json' },
+      body: JSON.stringify({ model, messages: [{ role: 'user', content: 'two words' }] }),
+    });
+
+  test('a model outside the key’s allowed models: 403 permission_error; counting spends no request of the key’s limit', async () => {
+    const { key } = await newKey('org-count', { allowed_models: ['gm'], limits: { rpm: 1 } });
+    const refused = await countTokens(key, 'other');
+    assert.equal(refused.status, 403);
+    const body = await refused.json();
+    assert.equal(body.error.type, 'permission_error');
+    assert.match(body.error.message, /may not use the model 'other'/);
+    for (let i = 0; i < 2; i++) {
+      const counted = await countTokens(key, 'gm');
+      assert.equal(counted.status, 200);
+      assert.ok((await counted.json()).input_tokens > 0);
+    }
+    // The one request a minute is still there for a chat call.
+    const chat = dialectCalls.find((d) => d.name === 'messages');
+    assert.equal((await chat.send(server.url, { key, model: 'gm', text: 'two words', organisation: 'org-count' })).status, 200);
+  });
+});

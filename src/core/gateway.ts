@@ -63,6 +63,12 @@ export interface ChatSummary {
   latencyMs: number;
 }
 
+/** A prompt's token count, and where it came from: the upstream, the provider's tokenizer, or ≈4 characters a token. */
+export interface TokenCount {
+  tokens: number;
+  source: 'upstream' | 'tokenizer' | 'estimate';
+}
+
 /** Per-call routing choices a dialect can make (Eden `provider/model`). */
 export interface ChatRouting {
   /** Serve the model only through deployments of this provider. */
@@ -311,6 +317,27 @@ export class Gateway {
         body: admitted?.loggedBody,
       })
       .catch((err: unknown) => this.logger.error({ err }, 'request log write failed'));
+  }
+
+  /**
+   * A prompt's input tokens for a count-tokens route: the upstream's own count where it has one,
+   * else the provider's tokenizer, else an estimate; `source` says which. The key must be allowed
+   * the model, as for a chat call; no limit or budget is charged.
+   */
+  async countInputTokens(request: ChatRequest, context: RequestContext): Promise<TokenCount> {
+    const model = this.registry.resolve(request.model);
+    await this.admission?.checkModel(request, model, context);
+    const deployment = model.deployments[0]!;
+    const provider = this.provider(deployment.provider);
+    if (provider.countInputTokens) {
+      const callContext = { model, deployment, signal: context.signal, requestId: context.requestId, logger: this.logger };
+      const counted = await provider.countInputTokens({ ...request, model: model.id }, callContext).catch((err: unknown) => {
+        throw toGatewayError(err);
+      });
+      if (counted !== undefined) return { tokens: counted, source: 'upstream' };
+    }
+    if (provider.countPromptTokens) return { tokens: await provider.countPromptTokens({ ...request, model: model.id }, deployment), source: 'tokenizer' };
+    return { tokens: estimateTokens(request), source: 'estimate' };
   }
 
   /** Exact prompt token count where the provider has a tokenizer, else an estimate. */

@@ -47,6 +47,12 @@ export interface Provider {
   stream(request: ChatRequest, context: ProviderCallContext): AsyncIterable<StreamPart>;
   /** Exact token count of a request's prompt, where the provider has a tokenizer. */
   countPromptTokens?(request: ChatRequest, deployment: ResolvedDeployment): Promise<number>;
+  /**
+   * Asks the upstream to count the prompt's input tokens as it would bill them: one network call,
+   * for count-tokens routes only (never on the chat path: limits use countPromptTokens or an
+   * estimate). Undefined when the upstream cannot count for this model; failures throw.
+   */
+  countInputTokens?(request: ChatRequest, context: ProviderCallContext): Promise<number | undefined>;
   /** Loads what must be loaded before serving (a local model); called at start for the default model. */
   warmUp?(deployment: ResolvedDeployment): Promise<void>;
   /** Numbers for /metrics and readiness (queue depth, loaded models). */

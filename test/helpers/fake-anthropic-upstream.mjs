@@ -1,4 +1,5 @@
-// A loopback stand-in for the Anthropic Messages API (POST /v1/messages, streaming).
+// A loopback stand-in for the Anthropic Messages API (POST /v1/messages, streaming, and
+// POST /v1/messages/count_tokens).
 //
 // It answers with real Messages server-sent events — recorded streams under
 // test/fixtures/anthropic/*.sse, or inline text — written event by event (optionally cut at
@@ -38,9 +39,19 @@ export function sseEvents(text) {
 
 const tick = () => new Promise((resolve) => setImmediate(resolve));
 
+/** What count_tokens accepts (Anthropic's MessageCountTokensParams); anything else is a 400. */
+const COUNT_TOKENS_FIELDS = new Set(['model', 'messages', 'system', 'tools', 'tool_choice', 'thinking', 'mcp_servers', 'context_management', 'output_config', 'cache_control']);
+
+/** The fake's own token count for a count_tokens body: one per 3 characters of its prompt fields. */
+export function fakeTokenCount(body) {
+  const { model: _model, ...prompt } = body;
+  return Math.ceil(JSON.stringify(prompt).length / 3);
+}
+
 export async function startFakeAnthropic(options = {}) {
   const requests = [];
   const queue = [];
+  const countQueue = [];
   let defaultScenario = { fixture: 'text.sse' };
   const sockets = new Set();
   const waiters = [];
@@ -74,9 +85,11 @@ export async function startFakeAnthropic(options = {}) {
     requests.push(record);
     for (const w of waiters.splice(0)) w(record);
 
-    if (req.method !== 'POST' || req.url !== '/v1/messages') return sendError(res, 404, 'not_found_error', `Not found: ${req.method} ${req.url}`);
+    const counting = req.url === '/v1/messages/count_tokens';
+    if (req.method !== 'POST' || (req.url !== '/v1/messages' && !counting)) return sendError(res, 404, 'not_found_error', `Not found: ${req.method} ${req.url}`);
     if (options.apiKey && req.headers['x-api-key'] !== options.apiKey) return sendError(res, 401, 'authentication_error', 'invalid x-api-key');
     if (!req.headers['anthropic-version']) return sendError(res, 400, 'invalid_request_error', 'anthropic-version: header is required');
+    if (counting) return countTokens(res, body);
     if (!body || typeof body.max_tokens !== 'number') return sendError(res, 400, 'invalid_request_error', 'max_tokens: Field required');
 
     const scenario = queue.shift() ?? defaultScenario;
@@ -114,6 +127,25 @@ export async function startFakeAnthropic(options = {}) {
     res.end();
   }
 
+  /** count_tokens as Anthropic validates it: the prompt's fields only; its own count (fakeTokenCount). */
+  function countTokens(res, body) {
+    const scenario = countQueue.shift();
+    if (scenario?.fault === 'stall-before-headers') return;
+    if (scenario?.status) {
+      const e = scenario.error ?? { type: 'api_error', message: 'Internal server error' };
+      return sendError(res, scenario.status, e.type, e.message, scenario.headers);
+    }
+    if (!body || typeof body.model !== 'string' || !Array.isArray(body.messages)) return sendError(res, 400, 'invalid_request_error', 'model, messages: Field required');
+    const extra = Object.keys(body).find((k) => !COUNT_TOKENS_FIELDS.has(k));
+    if (extra) return sendError(res, 400, 'invalid_request_error', `${extra}: Extra inputs are not permitted`);
+    if (scenario?.body !== undefined) {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      return res.end(scenario.body);
+    }
+    res.writeHead(200, { 'content-type': 'application/json', 'request-id': 'req_fake_count' });
+    res.end(JSON.stringify({ input_tokens: fakeTokenCount(body) }));
+  }
+
   await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
   const { port } = server.address();
   return {
@@ -121,6 +153,10 @@ export async function startFakeAnthropic(options = {}) {
     requests,
     enqueue(scenario) {
       queue.push(scenario);
+    },
+    /** The next count_tokens answer: {status, error, headers}, {body: raw text}, or {fault: 'stall-before-headers'}. */
+    enqueueCount(scenario) {
+      countQueue.push(scenario);
     },
     setDefault(scenario) {
       defaultScenario = scenario;

@@ -3,7 +3,8 @@
 // It speaks what the SDK speaks: HTTP/2 without TLS (the SDK's default NodeHttp2Handler connects
 // with prior knowledge to an http:// endpoint), `POST /model/{modelId}/converse-stream` answered
 // with the AWS binary event-stream framing (built with @smithy/eventstream-codec), and
-// `POST /model/{modelId}/converse` answered with the buffered JSON. Every request is checked for a
+// `POST /model/{modelId}/converse` answered with the buffered JSON, `POST /model/{modelId}/count-tokens`
+// with `{inputTokens}`. Every request is checked for a
 // SigV4 signature (the signature is recomputed with @smithy/signature-v4 when the secret is known)
 // or a Bedrock API key (Bearer), and recorded.
 //
@@ -38,6 +39,11 @@ const AWS_ERRORS = {
     message: 'The request signature we calculated does not match the signature you provided. Check your AWS Secret Access Key and signing method.',
   },
 };
+
+/** The fake's own token count for a CountTokens converse input: one per 3 characters of it. */
+export function fakeTokenCount(converse) {
+  return Math.ceil(JSON.stringify(converse).length / 3);
+}
 
 export function loadBedrockFixture(name) {
   return JSON.parse(fs.readFileSync(path.join(FIXTURES, name), 'utf8'));
@@ -138,6 +144,7 @@ async function verifySignature(req, rawBody, auth, secretAccessKey) {
 export async function startFakeBedrock(options = {}) {
   const requests = [];
   const queue = [];
+  const countQueue = [];
   let defaultScenario = { fixture: 'text.json' };
   const sessions = new Set();
   const waiters = [];
@@ -175,9 +182,19 @@ export async function startFakeBedrock(options = {}) {
     res.end(body);
   }
 
+  /** CountTokens: `{input: {converse: {...}}}` → `{inputTokens}` (fakeTokenCount), or the next count scenario's error. */
+  function countTokens(res, body) {
+    const scenario = countQueue.shift();
+    if (scenario?.error) return sendAwsError(res, scenario.error, scenario.message);
+    const converse = body?.input?.converse;
+    if (!converse || !Array.isArray(converse.messages)) return sendAwsError(res, 'ValidationException', 'input.converse.messages is required');
+    res.writeHead(200, { 'content-type': 'application/json', 'x-amzn-requestid': 'fake-request-id' });
+    res.end(JSON.stringify({ inputTokens: fakeTokenCount(converse) }));
+  }
+
   async function handle(req, res, rawBody) {
     const reqPath = req.headers[':path'] ?? req.url;
-    const m = /^\/model\/([^/]+)\/(converse-stream|converse)$/.exec(reqPath.split('?')[0]);
+    const m = /^\/model\/([^/]+)\/(converse-stream|converse|count-tokens)$/.exec(reqPath.split('?')[0]);
     const authorization = req.headers.authorization;
     const auth = parseAuthorization(authorization);
     let signatureValid;
@@ -218,6 +235,8 @@ export async function startFakeBedrock(options = {}) {
       res.writeHead(404, { 'content-type': 'application/json', 'x-amzn-errortype': 'UnknownOperationException' });
       return res.end('{}');
     }
+
+    if (m[2] === 'count-tokens') return countTokens(res, body);
 
     const scenario = queue.shift() ?? defaultScenario;
     if (scenario.fault === 'stall-before-headers') return; // never answers; closed by close()
@@ -267,6 +286,10 @@ export async function startFakeBedrock(options = {}) {
     requests,
     enqueue(scenario) {
       queue.push(scenario);
+    },
+    /** The next CountTokens answer: {error: 'ValidationException', message}. */
+    enqueueCount(scenario) {
+      countQueue.push(scenario);
     },
     setDefault(scenario) {
       defaultScenario = scenario;

@@ -18,6 +18,8 @@ import { hasLimits, limitSpecSchema, type BudgetPeriod, type LimitSpec, type Lim
 
 /** What the gateway needs from admission control. */
 export interface ChatAdmission {
+  /** Throws the 403 of `admit` when the caller's key may not use the model; reserves nothing. */
+  checkModel(request: ChatRequest, model: ResolvedModel, context: RequestContext): Promise<void>;
   /** Throws a GatewayError (403, 429) when the call may not run; otherwise reserves its share. */
   admit(request: ChatRequest, model: ResolvedModel, context: RequestContext): Promise<void>;
   /** Releases what `admit` reserved, with the real usage and cost. Idempotent. */
@@ -55,6 +57,12 @@ function modelAllowed(key: ApiKeyRecord, requested: string, model: ResolvedModel
   const allowed = key.allowedModels;
   if (!allowed?.length) return true;
   return allowed.includes(requested) || allowed.includes(model.id) || model.aliases.some((a) => allowed.includes(a));
+}
+
+function refuseUnlessAllowed(key: ApiKeyRecord, requested: string, model: ResolvedModel): void {
+  if (!modelAllowed(key, requested, model)) {
+    throw new GatewayError('permission', `This API key may not use the model '${requested}'`, { param: 'model', code: 'model_not_allowed' });
+  }
 }
 
 function parseSpec(raw: unknown): LimitSpec | undefined {
@@ -95,11 +103,14 @@ export class Admission implements ChatAdmission {
     return { scopes, logBodies: settings?.logBodies ?? configuredLogBodies ?? false };
   }
 
+  async checkModel(request: ChatRequest, model: ResolvedModel, context: RequestContext): Promise<void> {
+    const key = context.keyId ? await this.options.tenancy.keyById(context.keyId) : undefined;
+    if (key) refuseUnlessAllowed(key, request.model, model);
+  }
+
   async admit(request: ChatRequest, model: ResolvedModel, context: RequestContext): Promise<void> {
     const key = context.keyId ? await this.options.tenancy.keyById(context.keyId) : undefined;
-    if (key && !modelAllowed(key, request.model, model)) {
-      throw new GatewayError('permission', `This API key may not use the model '${request.model}'`, { param: 'model', code: 'model_not_allowed' });
-    }
+    if (key) refuseUnlessAllowed(key, request.model, model);
     const { scopes, logBodies } = await this.scopesOf(context, key);
 
     const needsTokens = scopes.some((s) => s.spec.tpm !== undefined || s.spec.budget !== undefined);

@@ -66,14 +66,31 @@ async function createMessage(deps: MessagesDeps, request: FastifyRequest, reply:
   }
 }
 
-/** POST /v1/messages/count_tokens (the SDK's messages.countTokens): the prompt's tokens, exact where the provider has a tokenizer. */
-async function countTokens(deps: MessagesDeps, request: FastifyRequest) {
-  const raw = request.body && typeof request.body === 'object' ? { max_tokens: 1, ...(request.body as Record<string, unknown>) } : request.body;
+/**
+ * count_tokens takes no max_tokens; the messages parser needs one, above a thinking budget
+ * (which must stay below it) when the body has one.
+ */
+function withCountingMaxTokens(body: Record<string, unknown>): Record<string, unknown> {
+  if (body.max_tokens !== undefined) return body;
+  const budget = (body.thinking as { budget_tokens?: unknown } | undefined)?.budget_tokens;
+  return { ...body, max_tokens: typeof budget === 'number' && Number.isFinite(budget) ? budget + 1 : 1 };
+}
+
+/**
+ * POST /v1/messages/count_tokens (the SDK's messages.countTokens): the prompt's tokens as the
+ * upstream counts them (Anthropic, Bedrock), else the local tokenizer's, else an estimate; the
+ * `x-switchboard-token-count` header says which.
+ */
+async function countTokens(deps: MessagesDeps, request: FastifyRequest, reply: FastifyReply) {
+  const raw = request.body && typeof request.body === 'object' ? withCountingMaxTokens(request.body as Record<string, unknown>) : request.body;
   const { request: chatRequest } = await prepareMessages(raw, deps.context.gateway, deps.config);
-  return { input_tokens: await deps.context.gateway.countPromptTokens(chatRequest) };
+  const context = requestContext(request, reply, { dialect: 'messages', route: '/v1/messages/count_tokens', stream: false });
+  const counted = await deps.context.gateway.countInputTokens(chatRequest, context);
+  reply.header('x-switchboard-token-count', counted.source);
+  return { input_tokens: counted.tokens };
 }
 
 export function registerMessagesRoutes(app: FastifyInstance, deps: MessagesDeps): void {
   app.post('/v1/messages', (request, reply) => createMessage(deps, request, reply));
-  app.post('/v1/messages/count_tokens', (request) => countTokens(deps, request));
+  app.post('/v1/messages/count_tokens', (request, reply) => countTokens(deps, request, reply));
 }

@@ -14,8 +14,9 @@ import type { ChatRequest, StreamPart } from '../../core/types.js';
 import type { AnthropicStreamEvent } from './api.js';
 import { ANTHROPIC_DEFAULT_BASE_URL } from './api.js';
 import { anthropicHttpError, anthropicTransportError } from './errors.js';
-import { anthropicOptions } from './options.js';
-import { prepareAnthropicRequest } from './build-request.js';
+import { anthropicOptions, type AnthropicDeploymentOptions } from './options.js';
+import { prepareAnthropicRequest, type PreparedAnthropicRequest } from './build-request.js';
+import { countTokensBody, countedTokens } from './count-tokens.js';
 import { textifyDocuments } from './convert-messages.js';
 import { AnthropicStreamConverter } from './stream.js';
 
@@ -55,6 +56,23 @@ function parseEvent(message: EventSourceMessage): AnthropicStreamEvent {
   return event as AnthropicStreamEvent;
 }
 
+/** The messages request for `request`, documents the upstream cannot read turned into text. */
+async function prepare(request: ChatRequest, deployment: ResolvedDeployment, options: AnthropicDeploymentOptions): Promise<PreparedAnthropicRequest> {
+  const messages = await textifyDocuments(request.messages);
+  return prepareAnthropicRequest(messages === request.messages ? request : { ...request, messages }, deployment, options);
+}
+
+function requestHeaders(deployment: ResolvedDeployment, options: AnthropicDeploymentOptions, prepared: PreparedAnthropicRequest, accept: string): Record<string, string> {
+  const headers: Record<string, string> = {
+    'content-type': 'application/json',
+    accept,
+    'anthropic-version': options.anthropicVersion,
+  };
+  if (deployment.apiKey) headers['x-api-key'] = deployment.apiKey;
+  if (prepared.betas.length) headers['anthropic-beta'] = prepared.betas.join(',');
+  return Object.assign(headers, deployment.headers ?? {});
+}
+
 export class AnthropicProvider implements Provider {
   readonly name = 'anthropic';
   private readonly agents = new Map<number, Agent>();
@@ -75,8 +93,7 @@ export class AnthropicProvider implements Provider {
   async *stream(request: ChatRequest, context: ProviderCallContext): AsyncGenerator<StreamPart> {
     const { deployment, signal } = context;
     const options = anthropicOptions(deployment.options);
-    const messages = await textifyDocuments(request.messages);
-    const prepared = prepareAnthropicRequest(messages === request.messages ? request : { ...request, messages }, deployment, options);
+    const prepared = await prepare(request, deployment, options);
     if (prepared.droppedUnsignedReasoning > 0) {
       context.logger.debug({ dropped: prepared.droppedUnsignedReasoning }, 'anthropic: reasoning parts without a signature were not sent back');
     }
@@ -84,21 +101,12 @@ export class AnthropicProvider implements Provider {
       context.logger.debug('anthropic: thinking left off: the tool-use turn being continued has no thinking block to send back');
     }
 
-    const headers: Record<string, string> = {
-      'content-type': 'application/json',
-      accept: 'text/event-stream',
-      'anthropic-version': options.anthropicVersion,
-    };
-    if (deployment.apiKey) headers['x-api-key'] = deployment.apiKey;
-    if (prepared.betas.length) headers['anthropic-beta'] = prepared.betas.join(',');
-    Object.assign(headers, deployment.headers ?? {});
-
     if (signal.aborted) throw anthropicTransportError(signal.reason, signal);
     let response: Awaited<ReturnType<typeof undiciRequest>>;
     try {
       response = await undiciRequest(messagesUrl(deployment.baseUrl), {
         method: 'POST',
-        headers,
+        headers: requestHeaders(deployment, options, prepared, 'text/event-stream'),
         body: JSON.stringify(prepared.body),
         signal,
         dispatcher: this.agent(options.connectTimeoutMs),
@@ -182,6 +190,41 @@ export class AnthropicProvider implements Provider {
         else body.destroy();
       }
     }
+  }
+
+  /** The prompt's tokens as Anthropic counts them (count-tokens.ts), for the same request `stream` would send. */
+  async countInputTokens(request: ChatRequest, context: ProviderCallContext): Promise<number> {
+    const { deployment, signal } = context;
+    const options = anthropicOptions(deployment.options);
+    const prepared = await prepare(request, deployment, options);
+    if (signal.aborted) throw anthropicTransportError(signal.reason, signal);
+    let status: number;
+    let headers: Record<string, string | string[] | undefined>;
+    let text: string;
+    try {
+      const response = await undiciRequest(`${messagesUrl(deployment.baseUrl)}/count_tokens`, {
+        method: 'POST',
+        headers: requestHeaders(deployment, options, prepared, 'application/json'),
+        body: JSON.stringify(countTokensBody(prepared.body)),
+        signal,
+        dispatcher: this.agent(options.connectTimeoutMs),
+        headersTimeout: options.firstByteTimeoutMs,
+        bodyTimeout: options.idleTimeoutMs,
+      });
+      ({ statusCode: status, headers } = response);
+      text = await response.body.text();
+    } catch (err) {
+      throw anthropicTransportError(err, signal);
+    }
+    if (status < 200 || status >= 300) throw anthropicHttpError(status, headers, text);
+    const tokens = countedTokens(text);
+    if (tokens === undefined) {
+      throw new GatewayError('upstream_invalid', `Anthropic answered count_tokens without input_tokens: ${text.slice(0, 200)}`, {
+        provider: 'anthropic',
+        code: 'upstream_invalid_body',
+      });
+    }
+    return tokens;
   }
 
   async close(): Promise<void> {

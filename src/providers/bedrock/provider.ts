@@ -6,7 +6,7 @@
 // idleTimeoutMs the silence between two events. Both fail with kind `timeout`. The caller's
 // AbortSignal aborts the same controller.
 
-import { ConverseStreamCommand } from '@aws-sdk/client-bedrock-runtime';
+import { ConverseStreamCommand, CountTokensCommand } from '@aws-sdk/client-bedrock-runtime';
 import { GatewayError } from '../../core/errors.js';
 import type { Capabilities, Provider, ProviderCallContext, ProviderFactory } from '../../core/provider.js';
 import type { ResolvedDeployment } from '../../core/models.js';
@@ -41,9 +41,17 @@ function quiet<T>(promise: Promise<T>): Promise<T> {
   return promise;
 }
 
+/**
+ * Bedrock's answer for a model without token counting (seen on cross-region profiles such as
+ * `us.anthropic.claude-sonnet-4-6`): "The provided model doesn't support counting tokens."
+ */
+const UNCOUNTABLE = /support(s|ed)? counting tokens|token counting is not supported/i;
+
 export class BedrockProvider implements Provider {
   readonly name = 'bedrock';
   private readonly pool = new BedrockClientPool();
+  /** Model ids Bedrock cannot count for: asked once, then estimated without a call. */
+  private readonly uncountable = new Set<string>();
 
   capabilities(deployment: ResolvedDeployment): Capabilities {
     return bedrockCapabilities(deployment);
@@ -119,6 +127,46 @@ export class BedrockProvider implements Provider {
         if (!controller.signal.aborted) controller.abort(new Error('bedrock stream closed'));
         if (iterator?.return) quiet(iterator.return());
       }
+    }
+  }
+
+  /**
+   * The prompt's tokens from Bedrock's CountTokens, for the Converse request `stream` would send
+   * (without inferenceConfig, which it does not take); undefined for a model it cannot count.
+   */
+  async countInputTokens(request: ChatRequest, context: ProviderCallContext): Promise<number | undefined> {
+    const { deployment, signal } = context;
+    if (this.uncountable.has(deployment.model)) return undefined;
+    const options = bedrockOptions(deployment.model, deployment.options);
+    const { modelId, messages, system, toolConfig, additionalModelRequestFields } = prepareBedrockRequest(request, deployment, options).input;
+    const client = this.pool.get(deployment, options);
+    if (signal.aborted) throw bedrockError(signal.reason, { signal });
+    const controller = new AbortController();
+    const onAbort = () => controller.abort(signal.reason);
+    signal.addEventListener('abort', onAbort, { once: true });
+    let timedOut: 'first_byte' | undefined;
+    const timer = setTimeout(() => {
+      timedOut = 'first_byte';
+      controller.abort(new Error('bedrock first_byte timeout'));
+    }, options.connectTimeoutMs + options.firstByteTimeoutMs);
+    try {
+      const command = new CountTokensCommand({ modelId, input: { converse: { messages, system, toolConfig, additionalModelRequestFields } } });
+      const { inputTokens } = await client.send(command, { abortSignal: controller.signal });
+      if (typeof inputTokens !== 'number') {
+        throw new GatewayError('upstream_invalid', 'Bedrock answered CountTokens without inputTokens', { provider: 'bedrock', code: 'upstream_invalid_body' });
+      }
+      return inputTokens;
+    } catch (err) {
+      const e = err as { name?: string; message?: string };
+      if (!timedOut && !signal.aborted && e?.name === 'ValidationException' && UNCOUNTABLE.test(e.message ?? '')) {
+        this.uncountable.add(deployment.model);
+        context.logger.info({ model: deployment.model }, 'bedrock: this model has no token counting; count_tokens estimates for it from now on');
+        return undefined;
+      }
+      throw bedrockError(err, { signal, timedOut });
+    } finally {
+      clearTimeout(timer);
+      signal.removeEventListener('abort', onAbort);
     }
   }
 

@@ -6,6 +6,7 @@ import { test, before, after, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import Anthropic from '@anthropic-ai/sdk';
 import { GatewayError } from '../dist/core/errors.js';
+import { MessageEventRenderer, eventJson } from '../dist/dialects/messages/render-events.js';
 import { startServer, postJson, readSse } from './helpers/server.mjs';
 import { createScriptedFactory } from './helpers/scripted-provider.mjs';
 import { makePdf } from './helpers/media-fixtures.mjs';
@@ -466,6 +467,28 @@ describe('seed 003 fields', () => {
     assert.equal(lie.status, 400);
     assert.match(lie.body.error.message, /image\/png/);
   });
+});
+
+test('every event of a stream is written as JSON.stringify would write its data (deltas come from a template)', () => {
+  const renderer = new MessageEventRenderer({ id: 'msg_x', model: 'm' });
+  const tricky = ['plain', 'quote " and \\ backslash', 'line\nbreak\ttab', 'émoji 🚀 and \u2028 separator', '\u0000 control', '</script>'];
+  const parts = [
+    { type: 'start', model: 'm' },
+    { type: 'reasoning-start', id: 'r' },
+    ...tricky.map((delta) => ({ type: 'reasoning-delta', id: 'r', delta })),
+    { type: 'reasoning-end', id: 'r', signature: 'sig"==' },
+    { type: 'text-start', id: 't' },
+    ...tricky.map((delta) => ({ type: 'text-delta', id: 't', delta })),
+    { type: 'text-end', id: 't' },
+    { type: 'tool-input-start', id: 'call_1', toolName: 'f' },
+    ...tricky.map((delta) => ({ type: 'tool-input-delta', id: 'call_1', delta })),
+    { type: 'tool-input-end', id: 'call_1' },
+    { type: 'finish', finishReason: 'tool-calls', usage: { inputTokens: 3, outputTokens: 4, totalTokens: 7 } },
+  ];
+  const events = [...renderer.begin(), ...parts.flatMap((p) => renderer.push(p)), ...renderer.end()];
+  const deltas = events.filter((e) => e.event === 'content_block_delta').map((e) => e.data.delta.type);
+  assert.deepEqual(new Set(deltas), new Set(['thinking_delta', 'signature_delta', 'text_delta', 'input_json_delta']));
+  for (const event of events) assert.equal(eventJson(event), JSON.stringify(event.data));
 });
 
 describe('count_tokens', () => {

@@ -12,6 +12,7 @@ import {
   type NewAsyncRun,
   type RecoveredRuns,
 } from './async-runs.js';
+import { statementCache, type StatementCache } from './sqlite-statements.js';
 import { messagesRequestFromRow, runFromRow, type MessagesRequestRow, type RunRow } from './rows.js';
 
 const SCHEMA = `
@@ -60,13 +61,16 @@ CREATE TABLE IF NOT EXISTS messages_request_meta (
 `;
 
 export class SqliteAsyncRunStore implements AsyncRunStore {
+  private readonly stmt: StatementCache;
+
   constructor(private readonly db: Database.Database) {
     db.exec(SCHEMA);
+    this.stmt = statementCache(db);
   }
 
   async create(run: NewAsyncRun): Promise<boolean> {
-    const result = this.db
-      .prepare(
+    const result = this
+      .stmt(
         `INSERT OR IGNORE INTO async_runs (organisation, id, kind, status, priority, model, request, created_at, user_id, correlation_id, key_id)
          VALUES (?, ?, ?, 'pending', ?, ?, ?, ?, ?, ?, ?)`,
       )
@@ -75,7 +79,7 @@ export class SqliteAsyncRunStore implements AsyncRunStore {
   }
 
   private row(organisation: string, id: string): RunRow | undefined {
-    return this.db.prepare('SELECT * FROM async_runs WHERE organisation = ? AND id = ?').get(organisation, id) as RunRow | undefined;
+    return this.stmt('SELECT * FROM async_runs WHERE organisation = ? AND id = ?').get(organisation, id) as RunRow | undefined;
   }
 
   async get(organisation: string, id: string): Promise<AsyncRunRecord | undefined> {
@@ -86,37 +90,37 @@ export class SqliteAsyncRunStore implements AsyncRunStore {
   async queuePosition(organisation: string, id: string): Promise<number | undefined> {
     const row = this.row(organisation, id);
     if (!row || row.status !== 'pending') return undefined;
-    const ahead = this.db
-      .prepare(`SELECT COUNT(*) AS n FROM async_runs WHERE status = 'pending' AND (priority > ? OR (priority = ? AND seq < ?))`)
+    const ahead = this
+      .stmt(`SELECT COUNT(*) AS n FROM async_runs WHERE status = 'pending' AND (priority > ? OR (priority = ? AND seq < ?))`)
       .get(row.priority, row.priority, row.seq) as { n: number };
     return ahead.n + 1;
   }
 
   async claimNext(owner: string): Promise<AsyncRunRecord | undefined> {
     const claim = this.db.transaction(() => {
-      const row = this.db
-        .prepare(`SELECT * FROM async_runs WHERE status = 'pending' ORDER BY priority DESC, seq LIMIT 1`)
+      const row = this
+        .stmt(`SELECT * FROM async_runs WHERE status = 'pending' ORDER BY priority DESC, seq LIMIT 1`)
         .get() as RunRow | undefined;
       if (!row) return undefined;
       const now = Date.now();
-      this.db.prepare(`UPDATE async_runs SET status = 'running', started_at = ?, owner = ? WHERE seq = ?`).run(now, owner, row.seq);
+      this.stmt(`UPDATE async_runs SET status = 'running', started_at = ?, owner = ? WHERE seq = ?`).run(now, owner, row.seq);
       return runFromRow({ ...row, status: 'running', started_at: now, owner });
     });
     return claim.immediate();
   }
 
   async countPending(): Promise<number> {
-    return (this.db.prepare(`SELECT COUNT(*) AS n FROM async_runs WHERE status = 'pending'`).get() as { n: number }).n;
+    return (this.stmt(`SELECT COUNT(*) AS n FROM async_runs WHERE status = 'pending'`).get() as { n: number }).n;
   }
 
   async setModel(organisation: string, id: string, model: string): Promise<void> {
-    this.db.prepare('UPDATE async_runs SET model = ? WHERE organisation = ? AND id = ?').run(model, organisation, id);
+    this.stmt('UPDATE async_runs SET model = ? WHERE organisation = ? AND id = ?').run(model, organisation, id);
   }
 
   /** `runningOnly`: the run's own events, which may not follow its end (a final event may). */
   private append(organisation: string, id: string, event: string, data: string, runningOnly = false): number {
-    const row = this.db
-      .prepare(
+    const row = this
+      .stmt(
         `UPDATE async_runs SET event_count = event_count + 1 WHERE organisation = ? AND id = ?${runningOnly ? ` AND status = 'running'` : ''} RETURNING event_count`,
       )
       .get(organisation, id) as { event_count: number } | undefined;
@@ -124,7 +128,7 @@ export class SqliteAsyncRunStore implements AsyncRunStore {
       if (runningOnly && this.row(organisation, id)) throw new RunNotRunningError(id);
       throw new Error(`No async run '${id}'`);
     }
-    this.db.prepare('INSERT INTO async_run_events (organisation, run_id, seq, event, data) VALUES (?, ?, ?, ?, ?)').run(organisation, id, row.event_count, event, data);
+    this.stmt('INSERT INTO async_run_events (organisation, run_id, seq, event, data) VALUES (?, ?, ?, ?, ?)').run(organisation, id, row.event_count, event, data);
     return row.event_count;
   }
 
@@ -133,8 +137,8 @@ export class SqliteAsyncRunStore implements AsyncRunStore {
   }
 
   async readEvents(organisation: string, id: string, after: number, limit: number) {
-    return this.db
-      .prepare('SELECT seq, event, data FROM async_run_events WHERE organisation = ? AND run_id = ? AND seq > ? ORDER BY seq LIMIT ?')
+    return this
+      .stmt('SELECT seq, event, data FROM async_run_events WHERE organisation = ? AND run_id = ? AND seq > ? ORDER BY seq LIMIT ?')
       .all(organisation, id, after, limit) as Array<{ seq: number; event: string; data: string }>;
   }
 
@@ -142,8 +146,8 @@ export class SqliteAsyncRunStore implements AsyncRunStore {
     const row = this.row(organisation, id);
     if (!row || !from.includes(row.status)) return false;
     if (finish.finalEvent) this.append(organisation, id, finish.finalEvent.event, finish.finalEvent.data);
-    this.db
-      .prepare(
+    this
+      .stmt(
         `UPDATE async_runs SET status = ?, finished_at = ?, usage = COALESCE(?, usage), error = ?, result = ?, model = COALESCE(?, model)
          WHERE organisation = ? AND id = ?`,
       )
@@ -166,14 +170,14 @@ export class SqliteAsyncRunStore implements AsyncRunStore {
 
   async recoverOrphans(owner: string, failure: (run: AsyncRunRecord) => AsyncRunFinish): Promise<RecoveredRuns> {
     const recover = this.db.transaction(() => {
-      const rows = this.db
-        .prepare(`SELECT * FROM async_runs WHERE status = 'running' AND (owner IS NULL OR owner != ?)`)
+      const rows = this
+        .stmt(`SELECT * FROM async_runs WHERE status = 'running' AND (owner IS NULL OR owner != ?)`)
         .all(owner) as RunRow[];
       const out: RecoveredRuns = { failed: [], requeued: [] };
       for (const row of rows) {
         const ref = { organisation: row.organisation, id: row.id };
         if (row.event_count === 0) {
-          this.db.prepare(`UPDATE async_runs SET status = 'pending', started_at = NULL, owner = NULL WHERE seq = ?`).run(row.seq);
+          this.stmt(`UPDATE async_runs SET status = 'pending', started_at = NULL, owner = NULL WHERE seq = ?`).run(row.seq);
           out.requeued.push(ref);
         } else {
           this.finishNow(row.organisation, row.id, ['running'], failure(runFromRow(row)));
@@ -187,25 +191,25 @@ export class SqliteAsyncRunStore implements AsyncRunStore {
 
   async prune(before: number): Promise<number> {
     const prune = this.db.transaction(() => {
-      const rows = this.db.prepare('SELECT organisation, id FROM async_runs WHERE finished_at IS NOT NULL AND finished_at < ?').all(before) as Array<{
+      const rows = this.stmt('SELECT organisation, id FROM async_runs WHERE finished_at IS NOT NULL AND finished_at < ?').all(before) as Array<{
         organisation: string;
         id: string;
       }>;
-      const deleteEvents = this.db.prepare('DELETE FROM async_run_events WHERE organisation = ? AND run_id = ?');
-      const deleteRun = this.db.prepare('DELETE FROM async_runs WHERE organisation = ? AND id = ?');
+      const deleteEvents = this.stmt('DELETE FROM async_run_events WHERE organisation = ? AND run_id = ?');
+      const deleteRun = this.stmt('DELETE FROM async_runs WHERE organisation = ? AND id = ?');
       for (const r of rows) {
         deleteEvents.run(r.organisation, r.id);
         deleteRun.run(r.organisation, r.id);
       }
-      this.db.prepare('DELETE FROM messages_request_meta WHERE created_at < ?').run(before);
+      this.stmt('DELETE FROM messages_request_meta WHERE created_at < ?').run(before);
       return rows.length;
     });
     return prune.immediate();
   }
 
   async recordMessagesRequest(e: MessagesRequestMetadata): Promise<void> {
-    this.db
-      .prepare(
+    this
+      .stmt(
         `INSERT OR REPLACE INTO messages_request_meta (request_id, organisation, created_at, user_id, service_tier, inference_geo, correlation_id, priority)
          VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
       )
@@ -213,7 +217,7 @@ export class SqliteAsyncRunStore implements AsyncRunStore {
   }
 
   async readMessagesRequest(organisation: string, requestId: string): Promise<MessagesRequestMetadata | undefined> {
-    const r = this.db.prepare('SELECT * FROM messages_request_meta WHERE organisation = ? AND request_id = ?').get(organisation, requestId) as
+    const r = this.stmt('SELECT * FROM messages_request_meta WHERE organisation = ? AND request_id = ?').get(organisation, requestId) as
       | MessagesRequestRow
       | undefined;
     return r ? messagesRequestFromRow(r) : undefined;

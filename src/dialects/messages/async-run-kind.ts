@@ -10,7 +10,7 @@ import type { AnthropicErrorBody } from './errors.js';
 import { anthropicErrorBody, anthropicErrorType } from './errors.js';
 import { messageEvents } from './message-events.js';
 import { prepareMessages } from './prepare.js';
-import { MessageEventRenderer } from './render-events.js';
+import { eventJson, MessageEventRenderer } from './render-events.js';
 import type { MessagesDeps } from './start.js';
 import { startMessages } from './start.js';
 
@@ -48,8 +48,8 @@ async function execute(deps: MessagesDeps, { run, signal, emit, setModel }: RunE
       if (event.event === 'error') failed = (event.data as unknown as AnthropicErrorBody).error;
       // The last event (message_stop or error) is stored with the run's end, in one step: whoever
       // reads it, in any process, then reads a finished run.
-      if (event.event === 'message_stop' || event.event === 'error') finalEvent = { event: event.event, data: JSON.stringify(event.data) };
-      else await emit(event.event, JSON.stringify(event.data));
+      if (event.event === 'message_stop' || event.event === 'error') finalEvent = { event: event.event, data: eventJson(event) };
+      else await emit(event.event, eventJson(event));
     }
     const usage = renderer.totalUsage;
     if (signal.aborted) return { status: 'failed', usage };

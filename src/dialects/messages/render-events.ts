@@ -15,6 +15,19 @@ export interface MessageEvent {
   data: Record<string, unknown>;
 }
 
+/**
+ * The event's data as JSON text, what JSON.stringify(event.data) gives. A content_block_delta, the
+ * event of nearly every token, is written from a template: stringifying its nested object was the
+ * largest share of the Messages route's own CPU per streamed token.
+ */
+export function eventJson(event: MessageEvent): string {
+  const data = event.data;
+  if (data.type !== 'content_block_delta') return JSON.stringify(data);
+  const delta = data.delta as { type: string; text?: unknown };
+  const deltaJson = delta.type === 'text_delta' ? `{"type":"text_delta","text":${JSON.stringify(delta.text)}}` : JSON.stringify(delta);
+  return `{"type":"content_block_delta","index":${data.index as number},"delta":${deltaJson}}`;
+}
+
 export interface MessageMeta {
   id: string;
   model: string;

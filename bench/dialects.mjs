@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 // What each dialect's route costs on top of the core: the same streamed answer (bench/upstream.mjs,
-// CHUNKS chunks) requested through POST /v1/chat/completions and POST /v1/messages (Anthropic's
-// Messages API, rendered from the same canonical parts), alternating, RUNS runs of DURATION seconds.
+// CHUNKS chunks) requested through each dialect's streaming route, rendered from the same canonical
+// parts: chat completions, Anthropic's Messages API, organisation chat (seed 000) and Eden AI's raw
+// text stream; the routes take turns (order reversed every other run), RUNS runs of DURATION seconds.
 // Reports requests/s and the gateway's CPU time per request (utime + stime from /proc, which the
 // VM's speed swings move less than requests/s).
 //
@@ -51,7 +52,12 @@ async function main() {
   const gateway = await start(1, ['--max-semi-space-size=64', 'bin/switchboard.js', 'serve', '--config', config, '--data-dir', dir, '--port', '0', '--no-warm-up'], /listening on (http:\/\/\S+)/);
   const url = gateway.match[1];
   const request = { model: 'bench', stream: true, messages: [{ role: 'user', content: 'hi' }], max_tokens: 16 };
-  const routes = { '/v1/chat/completions': JSON.stringify(request), '/v1/messages': JSON.stringify(request) };
+  const routes = {
+    '/v1/chat/completions': JSON.stringify(request),
+    '/v1/messages': JSON.stringify(request),
+    '/api/v3/organizations/default/ai/chat/stream': JSON.stringify({ modelId: 'bench', messages: request.messages, maxTokens: 16 }),
+    '/v2/text/chat/stream': JSON.stringify({ providers: 'bench', text: 'hi', max_tokens: 16 }),
+  };
   const load = (route, duration) =>
     autocannon({ url: url + route, method: 'POST', headers: { 'content-type': 'application/json', 'anthropic-version': '2023-06-01' }, body: routes[route], connections: CONNECTIONS, duration });
   try {
@@ -73,7 +79,7 @@ async function main() {
     console.log('| route (streamed) | requests/s: median (runs) | gateway CPU µs per request: median (runs) |');
     console.log('|---|---|---|');
     for (const [route, r] of Object.entries(results)) {
-      console.log(`| ${route} | ${median(r.rps)} (${r.rps.join(', ')}) | ${median(r.cpuUsPerRequest)} (${r.cpuUsPerRequest.join(', ')}) |`);
+      console.log(`| ${route} | ${Math.round(median(r.rps))} (${r.rps.join(', ')}) | ${Math.round(median(r.cpuUsPerRequest))} (${r.cpuUsPerRequest.join(', ')}) |`);
     }
   } finally {
     gateway.child.kill();

@@ -14,6 +14,7 @@ import { dialects } from '../dialects/index.js';
 import { openStore } from '../store/index.js';
 import type { Store } from '../store/store.js';
 import { Authenticator } from './auth.js';
+import { addClientConstraint } from './client-constraint.js';
 import type { Dialect, ServerContext } from './context.js';
 import { registerOperationalRoutes } from './operational.js';
 import { registerRouterStatusRoute } from './router-status.js';
@@ -83,6 +84,8 @@ export async function createServer(options: ServerOptions): Promise<SwitchboardS
   registerOperationalRoutes(app, context);
   registerRouterStatusRoute(app, context);
 
+  // GET /v1/models answers the Anthropic SDK in its own shape (client-constraint.ts).
+  addClientConstraint(app);
   for (const dialect of dialects) {
     await app.register(async (scope) => {
       scope.setErrorHandler(async (err, request, reply) => {

@@ -28,7 +28,8 @@ const openAIChat: RouteDoc = { summary: 'Chat completion (OpenAI wire format); S
 const KNOWN_ROUTES: KnownRoute[] = [
   { method: 'POST', url: '/v1/chat/completions', doc: openAIChat },
   { method: 'POST', url: '/api/v3/inference/chat/completions', doc: { ...openAIChat, summary: 'Chat completion (seed alias of /v1/chat/completions; prompts trimmed to 1500 tokens by default)' } },
-  { method: 'GET', url: '/v1/models', doc: { summary: 'Every routable model id and alias (OpenAI list format)', tags: ['openai'] } },
+  { method: 'GET', url: '/v1/models', doc: { summary: "Every model id and alias the caller's key may use: OpenAI's list, or for a request with anthropic-version (the Anthropic SDK) Anthropic's ModelInfo page (limit, after_id, before_id)", tags: ['openai', 'messages'] } },
+  { method: 'GET', url: '/v1/models/:id', doc: { summary: "One model by id or alias, in OpenAI's shape or (with anthropic-version) Anthropic's ModelInfo; 404 for a model the key may not use", tags: ['openai', 'messages'] } },
   { method: 'GET', url: '/v1/sessions/:id', doc: { summary: 'A server-side conversation kept by X-Session-ID', tags: ['openai'] } },
   { method: 'POST', url: /^\/api\/v3\/organizations\/[^/]+\/ai\/chat$/, doc: { summary: 'Organisation chat (buffered)', tags: ['organisation chat'] }, bodyFrom: { module: '../dialects/org/schema.js', exportName: /RequestSchema$/ } },
   { method: 'POST', url: /^\/api\/v3\/organizations\/[^/]+\/ai\/chat\/stream$/, doc: { summary: 'Organisation chat (SSE: start, content, done, error)', tags: ['organisation chat'], produces: ['text/event-stream'] }, bodyFrom: { module: '../dialects/org/schema.js', exportName: /RequestSchema$/ } },

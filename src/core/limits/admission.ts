@@ -53,7 +53,8 @@ export interface AdmissionOptions {
 
 const PERIODS: BudgetPeriod[] = ['day', 'month'];
 
-function modelAllowed(key: ApiKeyRecord, requested: string, model: ResolvedModel): boolean {
+/** Whether a key may use `model` when a request names it as `requested` (its id or an alias). */
+export function modelAllowed(key: ApiKeyRecord, requested: string, model: ResolvedModel): boolean {
   const allowed = key.allowedModels;
   if (!allowed?.length) return true;
   return allowed.includes(requested) || allowed.includes(model.id) || model.aliases.some((a) => allowed.includes(a));

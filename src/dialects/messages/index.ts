@@ -8,6 +8,7 @@ import { MESSAGES_RUN_KIND, messagesRunKind } from './async-run-kind.js';
 import { registerAsyncRoutes } from './async-routes.js';
 import { parseMessagesConfig } from './config.js';
 import { anthropicErrorBody } from './errors.js';
+import { registerModelsRoutes } from './models-routes.js';
 import { registerMessagesRoutes } from './routes.js';
 
 async function register(app: FastifyInstance, context: ServerContext): Promise<void> {
@@ -16,6 +17,7 @@ async function register(app: FastifyInstance, context: ServerContext): Promise<v
   });
   const deps = { context, config: parseMessagesConfig(context.config.messages) };
   registerMessagesRoutes(app, deps);
+  registerModelsRoutes(app, context);
 
   const store = context.store.asyncRuns;
   if (!store) {

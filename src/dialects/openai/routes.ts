@@ -9,6 +9,7 @@ import { truncatePrompt } from '../../core/truncate.js';
 import { parseBody } from '../../core/validation.js';
 import type { ServerContext } from '../../server/context.js';
 import { requestContext, servedByHeaders } from '../../server/context.js';
+import { listedModel, listedModels, type ListedModel } from '../../server/model-list.js';
 import { SSE_HEADERS, StreamWriter } from '../../server/sse.js';
 import { openAIErrorBody } from './errors.js';
 import { parseChatCompletionRequest } from './parse-request.js';
@@ -98,6 +99,10 @@ async function chatCompletions(context: ServerContext, request: FastifyRequest, 
   }
 }
 
+function openAIModel({ id, model }: ListedModel) {
+  return { id, object: 'model', created: model.created, owned_by: model.ownedBy };
+}
+
 export function registerOpenAIRoutes(app: FastifyInstance, context: ServerContext): void {
   app.addHook('preHandler', async (request) => {
     request.auth = await context.auth.authenticate(request);
@@ -108,13 +113,9 @@ export function registerOpenAIRoutes(app: FastifyInstance, context: ServerContex
     chatCompletions(context, request, reply, '/api/v3/inference/chat/completions', SEED_DEFAULT_TRUNCATE_LEN),
   );
 
-  app.get('/v1/models', async () => {
-    const data = [];
-    for (const model of context.gateway.registry.models) {
-      for (const id of [model.id, ...model.aliases]) data.push({ id, object: 'model', created: model.created, owned_by: model.ownedBy });
-    }
-    return { object: 'list', data };
-  });
+  // Every model id and alias the caller's key may use (Anthropic's SDK gets its own list: messages/models-routes.ts).
+  app.get('/v1/models', async (request) => ({ object: 'list', data: listedModels(context, request.auth).map(openAIModel) }));
+  app.get<{ Params: { id: string } }>('/v1/models/:id', async (request) => openAIModel(listedModel(context, request.auth, request.params.id)));
 
   app.get<{ Params: { id: string } }>('/v1/sessions/:id', async (request) => {
     const id = checkSessionId(request.params.id, 'id');

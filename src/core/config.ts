@@ -110,6 +110,11 @@ export const configSchema = z
         logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
         /** Admin key (raw) taken from this env var, for the admin API. */
         adminKeyEnv: z.string().default('SWITCHBOARD_ADMIN_KEY'),
+        /** Web origins whose pages may call the API from a browser (CORS); ['*'] for any. Absent: none. */
+        cors: z
+          .object({ origins: z.array(z.string().min(1)).min(1) })
+          .strict()
+          .optional(),
       })
       .strict()
       .default({ host: '127.0.0.1', port: 8080, dataDir: './data', bodyLimit: 25 * 1024 * 1024, logLevel: 'info', adminKeyEnv: 'SWITCHBOARD_ADMIN_KEY' }),

@@ -15,6 +15,7 @@ import { openStore } from '../store/index.js';
 import type { Store } from '../store/store.js';
 import { Authenticator } from './auth.js';
 import { addClientConstraint } from './client-constraint.js';
+import { allowsEveryOrigin, registerCors } from './cors.js';
 import type { Dialect, ServerContext } from './context.js';
 import { registerOperationalRoutes } from './operational.js';
 import { registerRouterStatusRoute } from './router-status.js';
@@ -78,6 +79,7 @@ export async function createServer(options: ServerOptions): Promise<SwitchboardS
     request.arrivedAt = performance.now();
     reply.header('x-request-id', request.id);
   });
+  await registerCors(app, config);
   // Route catalog (/openapi.json), limits and budgets, admin/usage API, the per-request log line.
   installOperations(app, context);
 
@@ -118,6 +120,11 @@ export async function createServer(options: ServerOptions): Promise<SwitchboardS
       if (open && !isLoopbackHost(host)) {
         throw new Error(
           `Refusing to listen on ${host}: no API key exists, so the server would be open to the network. Create one with 'switchboard keys create --org ORG' or listen on 127.0.0.1.`,
+        );
+      }
+      if (open && allowsEveryOrigin(config)) {
+        throw new Error(
+          "Refusing to start: no API key exists and server.cors.origins allows '*', so any web page the user opens could call this open server. Create a key with 'switchboard keys create --org ORG', or list the origins allowed.",
         );
       }
       const url = await app.listen({ host, port });

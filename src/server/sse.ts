@@ -3,6 +3,7 @@
 
 import { once } from 'node:events';
 import type { ServerResponse } from 'node:http';
+import type { FastifyReply } from 'fastify';
 
 export interface SseEvent {
   id?: string | number;
@@ -37,7 +38,11 @@ export class StreamWriter {
   private flushScheduled = false;
   private contentSent = false;
 
-  constructor(private readonly res: ServerResponse) {
+  private readonly res: ServerResponse;
+
+  /** On a hijacked reply: the headers hooks set on it (x-request-id, CORS) are sent with the stream's own. */
+  constructor(private readonly reply: FastifyReply) {
+    const res = (this.res = reply.raw);
     res.once('close', () => {
       this.closed = true;
     });
@@ -53,7 +58,7 @@ export class StreamWriter {
    * before the body exists), together with whatever is written in the meantime: one write, not two.
    */
   start(status: number, headers: Record<string, string | number>): void {
-    this.res.writeHead(status, headers);
+    this.res.writeHead(status, { ...this.reply.getHeaders(), ...headers } as Record<string, string | number>);
     this.scheduleFlush();
   }
 

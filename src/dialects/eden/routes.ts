@@ -192,7 +192,7 @@ async function chatStream(context: ServerContext, request: FastifyRequest, reply
       continue;
     }
     reply.hijack();
-    const writer = new StreamWriter(reply.raw);
+    const writer = new StreamWriter(reply);
     writer.start(200, {
       'content-type': 'text/plain; charset=utf-8',
       'cache-control': 'no-cache',

@@ -102,7 +102,7 @@ export function registerAsyncRoutes(app: FastifyInstance, deps: MessagesDeps, ru
   const observeEvents = async (request: FastifyRequest<RunRoute>, reply: FastifyReply, run: AsyncRunRecord): Promise<void> => {
     const after = resumeAfter(request);
     reply.hijack();
-    const writer = new StreamWriter(reply.raw);
+    const writer = new StreamWriter(reply);
     writer.start(200, { ...SSE_HEADERS, 'x-request-id': String(request.id), 'request-id': String(request.id) });
     const gone = new AbortController();
     reply.raw.once('close', () => gone.abort());

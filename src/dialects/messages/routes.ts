@@ -45,7 +45,7 @@ async function createMessage(deps: MessagesDeps, request: FastifyRequest, reply:
   }
 
   reply.hijack();
-  const writer = new StreamWriter(reply.raw);
+  const writer = new StreamWriter(reply);
   writer.start(200, { ...SSE_HEADERS, ...headers, 'x-request-id': String(request.id) });
   try {
     for await (const event of messageEvents(started.stream, renderer, String(request.id))) {

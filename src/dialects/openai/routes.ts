@@ -58,7 +58,7 @@ async function chatCompletions(context: ServerContext, request: FastifyRequest, 
   }
 
   reply.hijack();
-  const writer = new StreamWriter(reply.raw);
+  const writer = new StreamWriter(reply);
   writer.start(200, { ...SSE_HEADERS, ...headers, 'x-request-id': String(request.id) });
   const renderer = new ChunkRenderer(meta);
   const collector = new ResponseCollector();

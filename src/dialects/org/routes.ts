@@ -64,7 +64,7 @@ async function chatStream(context: ServerContext, tools: ToolService, request: F
   const renderer = new OrgStreamRenderer({ model: started.model, requestId, absoluteUrl: absoluteUrlFor(request, tools) });
 
   reply.hijack();
-  const writer = new StreamWriter(reply.raw);
+  const writer = new StreamWriter(reply);
   writer.start(200, { ...SSE_HEADERS, ...started.headers, 'x-request-id': requestId });
   const collector = new ResponseCollector();
   try {

@@ -509,6 +509,16 @@ describe('errors', () => {
     });
   });
 
+  test('a route Switchboard does not serve (message batches) is a 404 not_found_error the SDK raises as NotFoundError', async () => {
+    await assert.rejects(client.messages.batches.list(), (err) => {
+      assert.ok(err instanceof Anthropic.NotFoundError, String(err));
+      assert.equal(err.error.type, 'error');
+      assert.equal(err.error.error.type, 'not_found_error');
+      assert.match(err.error.error.message, /Unknown route GET \/v1\/messages\/batches/);
+      return true;
+    });
+  });
+
   test('a failure before the first token is an HTTP error with retry-after', async () => {
     const res = await post({ model: 'm1', max_tokens: 5, messages: user('script:fail-before') });
     assert.equal(res.status, 429);

@@ -101,9 +101,12 @@ export async function createServer(options: ServerOptions): Promise<SwitchboardS
   }
 
   app.setNotFoundHandler(async (request, reply) => {
-    return reply.status(404).send({
-      error: { message: `Unknown route ${request.method} ${request.url.split('?')[0]}`, type: 'invalid_request_error', param: null, code: 'unknown_route' },
-    });
+    const message = `Unknown route ${request.method} ${request.url.split('?')[0]}`;
+    // The Anthropic SDK (it sends anthropic-version) reads Anthropic's error shape; everyone else gets OpenAI's.
+    if (request.headers['anthropic-version'] !== undefined) {
+      return reply.status(404).header('request-id', request.id).send({ type: 'error', error: { type: 'not_found_error', message }, request_id: request.id });
+    }
+    return reply.status(404).send({ error: { message, type: 'invalid_request_error', param: null, code: 'unknown_route' } });
   });
   app.setErrorHandler(async (err, request, reply) => {
     const error = toGatewayError(err);

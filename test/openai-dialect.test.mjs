@@ -270,6 +270,48 @@ test('prompt_truncate_len drops the oldest non-system turns to fit', async () =>
   assert.equal(scripted.requests.at(-1).messages.length, 4);
 });
 
+test("OpenAI's other request fields: accepted where Switchboard honours the value, else a 400 naming the field", async () => {
+  // Accepted: what the SDK's types offer and a client may well send.
+  const stream = await client.chat.completions.create({
+    model: 'm1',
+    messages: user('hello there'),
+    stream: true,
+    stream_options: { include_usage: true, include_obfuscation: false },
+    store: false,
+    service_tier: 'auto',
+    safety_identifier: 'user-hash-1',
+    prompt_cache_key: 'conversation-7',
+    modalities: ['text'],
+  });
+  let text = '';
+  for await (const chunk of stream) text += chunk.choices[0]?.delta?.content ?? '';
+  assert.equal(text, 'Hello world');
+  // Refused, each with its own reason.
+  const refused = [
+    ['audio', { voice: 'alloy', format: 'mp3' }],
+    ['modalities', ['text', 'audio']],
+    ['prediction', { type: 'content', content: 'x' }],
+    ['web_search_options', {}],
+    ['functions', [{ name: 'f', parameters: {} }]],
+    ['function_call', 'auto'],
+    ['top_logprobs', 2],
+    ['logit_bias', { 50256: -100 }],
+    ['verbosity', 'low'],
+    ['prompt_cache_retention', '24h'],
+    ['store', true],
+    ['service_tier', 'flex'],
+  ];
+  for (const [field, value] of refused) {
+    await assert.rejects(client.chat.completions.create({ model: 'm1', messages: user('hi'), [field]: value }), (err) => {
+      assert.ok(err instanceof OpenAI.BadRequestError, `${field}: ${err}`);
+      assert.equal(err.param, field);
+      assert.equal(err.code, 'unsupported_parameter', field);
+      assert.ok(err.error.message.startsWith(`${field}:`) || err.error.message.startsWith(`${field} '`), `${field}: ${err.error.message}`);
+      return true;
+    });
+  }
+});
+
 const MALFORMED = [
   ['not json', '{"model": '],
   ['array body', '[]'],

@@ -109,7 +109,36 @@ function checkToolRoundTrips(messages: Message[]): void {
   }
 }
 
+/** OpenAI request fields that no provider here can honour, and why (the 400's message). */
+const UNSUPPORTED = {
+  audio: 'audio output is not supported',
+  modalities: 'only text output is supported; leave modalities out or send ["text"]',
+  prediction: 'predicted outputs are not supported',
+  web_search_options: 'web search is not supported; offer a search tool instead',
+  functions: 'the deprecated functions field is not supported; send tools',
+  function_call: 'the deprecated function_call field is not supported; send tool_choice',
+  top_logprobs: 'token logprobs are not supported; confidence_score is returned where the provider exposes token probabilities',
+  logit_bias: 'logit_bias is not supported on this route',
+  verbosity: 'verbosity is not supported',
+  prompt_cache_retention: "prompt cache retention is OpenAI's own setting and is not supported",
+} as const;
+
+/** OpenAI fields accepted only with the value Switchboard can honour. */
+function refuseUnsupported(body: ChatCompletionRequest): void {
+  for (const field of Object.keys(UNSUPPORTED) as Array<keyof typeof UNSUPPORTED>) {
+    const value = body[field];
+    if (value === undefined || value === null) continue;
+    if (field === 'modalities' && Array.isArray(value) && value.every((m) => m === 'text')) continue;
+    throw badRequest(`${field}: ${UNSUPPORTED[field]}`, field, 'unsupported_parameter');
+  }
+  if (body.store === true) throw badRequest('store: stored completions are not supported (Switchboard keeps its own request log)', 'store', 'unsupported_parameter');
+  if (body.service_tier != null && body.service_tier !== 'auto' && body.service_tier !== 'default') {
+    throw badRequest(`service_tier '${body.service_tier}' is not supported: Switchboard has one tier (send auto or default)`, 'service_tier', 'unsupported_parameter');
+  }
+}
+
 export async function parseChatCompletionRequest(body: ChatCompletionRequest): Promise<ChatRequest> {
+  refuseUnsupported(body);
   const messages = await Promise.all(body.messages.map((m, i) => convertMessage(m, i)));
   checkToolRoundTrips(messages);
   if (body.max_tokens != null && body.max_completion_tokens != null && body.max_tokens !== body.max_completion_tokens) {

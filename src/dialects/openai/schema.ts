@@ -123,7 +123,7 @@ export const chatCompletionRequestSchema = z
     repetition_penalty: z.number().gt(0).max(2).nullable().optional(),
     n: z.number().int().min(1).max(8).nullable().optional(),
     stream: z.boolean().nullable().optional(),
-    stream_options: z.object({ include_usage: z.boolean().optional() }).strict().nullable().optional(),
+    stream_options: z.object({ include_usage: z.boolean().optional(), include_obfuscation: z.boolean().optional() }).strict().nullable().optional(),
     tools: z.array(functionToolSchema).optional(),
     tool_choice: toolChoiceSchema.optional(),
     parallel_tool_calls: z.boolean().optional(),
@@ -132,7 +132,23 @@ export const chatCompletionRequestSchema = z
     reasoning_effort: z.enum(['none', 'minimal', 'low', 'medium', 'high', 'xhigh']).nullable().optional(),
     logprobs: z.literal(false).nullable().optional(),
     user: z.string().optional(),
+    safety_identifier: z.string().nullable().optional(),
+    prompt_cache_key: z.string().nullable().optional(),
     metadata: z.record(z.string(), z.string()).nullable().optional(),
+    store: z.boolean().nullable().optional(),
+    service_tier: z.string().nullable().optional(),
+    // Fields of OpenAI's API that Switchboard refuses with a message of their own (parse-request.ts),
+    // rather than as unknown arguments.
+    audio: z.unknown().optional(),
+    modalities: z.unknown().optional(),
+    prediction: z.unknown().optional(),
+    web_search_options: z.unknown().optional(),
+    functions: z.unknown().optional(),
+    function_call: z.unknown().optional(),
+    top_logprobs: z.unknown().optional(),
+    logit_bias: z.unknown().optional(),
+    verbosity: z.unknown().optional(),
+    prompt_cache_retention: z.unknown().optional(),
   })
   .strict();
 

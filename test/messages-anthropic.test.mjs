@@ -70,7 +70,7 @@ test('thinking streams from an Anthropic upstream: thinking_delta, signature_del
   assert.deepEqual(assistant.content[1], { type: 'redacted_thinking', data: message.content[1].data });
 });
 
-test('container, service_tier, metadata, inference_geo, cache_control and context_management pass through to Anthropic', async () => {
+test('container, service_tier, metadata, inference_geo, cache_control, context_management and speed pass through to Anthropic', async () => {
   fake.enqueue({ fixture: 'text.sse' });
   const res = await client.messages.create({
     model: 'claude',
@@ -82,6 +82,7 @@ test('container, service_tier, metadata, inference_geo, cache_control and contex
     inference_geo: 'us',
     cache_control: { type: 'ephemeral' },
     context_management: { edits: [{ type: 'clear_thinking_20251015' }] },
+    speed: 'fast',
   });
   assert.equal(res.type, 'message');
   const sent = fake.requests.at(-1).body;
@@ -91,4 +92,5 @@ test('container, service_tier, metadata, inference_geo, cache_control and contex
   assert.equal(sent.inference_geo, 'us');
   assert.deepEqual(sent.cache_control, { type: 'ephemeral' });
   assert.deepEqual(sent.context_management, { edits: [{ type: 'clear_thinking_20251015' }] });
+  assert.equal(sent.speed, 'fast');
 });

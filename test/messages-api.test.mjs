@@ -349,15 +349,19 @@ describe('seed 003 fields', () => {
     assert.match(clash.body.error.message, /response_format/);
   });
 
-  test('container is refused for a provider that cannot do it; mcp-less tool_context too', async () => {
+  test('container and speed: fast are refused for a provider that cannot do them; diagnostics always; mcp-less tool_context too', async () => {
     for (const [field, value] of [
       ['container', 'cntr_1'],
+      ['speed', 'fast'],
+      ['diagnostics', { previous_message_id: 'msg_1' }],
       ['tool_context', [{ type: 'document', text: 'x' }]],
     ]) {
       const res = await post({ model: 'm1', max_tokens: 9, messages: user('x'), [field]: value });
       assert.equal(res.status, 400, field);
       assert.match(res.body.error.message, new RegExp(field));
     }
+    // speed: standard is what every provider does.
+    assert.equal((await post({ model: 'm1', max_tokens: 9, messages: user('x'), speed: 'standard' })).status, 200);
   });
 
   test('context_management is applied here for non-Anthropic models: clear_thinking and clear_tool_uses', async () => {

@@ -41,6 +41,15 @@ export function applyFieldPolicy(body: MessagesRequest, request: ChatRequest, ga
     if (!anthropic) throw badRequest(`'container' needs a model served by the Anthropic API; '${model.id}' is not`, 'container', 'unsupported_parameter');
     passThrough.container = body.container;
   }
+  // `speed: standard` is what every provider does; `fast` needs Anthropic.
+  if (body.speed === 'fast') {
+    if (!anthropic) throw badRequest(`'speed: fast' needs a model served by the Anthropic API; '${model.id}' is not`, 'speed', 'unsupported_parameter');
+    passThrough.speed = body.speed;
+  }
+  if (body.diagnostics != null) {
+    // Anthropic would compare against its own message id, and clients hold the gateway's.
+    throw badRequest("'diagnostics' is not supported: message ids here are the gateway's own, so previous_message_id cannot name an Anthropic request", 'diagnostics', 'unsupported_parameter');
+  }
   let contextManagement: ContextManagement | undefined;
   if (body.context_management != null) {
     // Anthropic applies its own (and knows edit types this gateway may not); elsewhere it is applied here.

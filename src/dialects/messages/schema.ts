@@ -180,6 +180,9 @@ export const messagesRequestSchema = z
     tool_context: z.array(z.record(z.string(), z.unknown())).optional(),
     mcp_servers: z.array(mcpServerSchema).optional(),
     container: z.string().nullable().optional(),
+    // Anthropic's newer fields: speed passes to an Anthropic upstream; diagnostics is refused (field-policy.ts).
+    speed: z.enum(['standard', 'fast']).nullable().optional(),
+    diagnostics: z.object({ previous_message_id: z.string().min(1).optional() }).passthrough().nullable().optional(),
     response_format: responseFormatSchema.optional(),
     priority: z.number().int().optional(),
     seed: z.number().int().optional(),

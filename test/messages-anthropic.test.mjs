@@ -94,3 +94,20 @@ test('container, service_tier, metadata, inference_geo, cache_control, context_m
   assert.deepEqual(sent.context_management, { edits: [{ type: 'clear_thinking_20251015' }] });
   assert.equal(sent.speed, 'fast');
 });
+
+test("the client's anthropic-beta flags reach the Anthropic upstream (the SDK's beta namespace), for messages and count_tokens", async () => {
+  const betas = ['interleaved-thinking-2025-05-14', 'context-1m-2025-08-07'];
+  fake.enqueue({ fixture: 'text.sse' });
+  const res = await client.beta.messages.create({ model: 'claude', max_tokens: 50, messages: [{ role: 'user', content: 'hi' }], betas });
+  assert.equal(res.type, 'message');
+  const sent = fake.requests.at(-1);
+  assert.equal(sent.url, '/v1/messages');
+  assert.deepEqual(sent.headers['anthropic-beta'].split(','), betas);
+  assert.equal(sent.body.betas, undefined);
+  const counted = await client.beta.messages.countTokens({ model: 'claude', messages: [{ role: 'user', content: 'hi' }], betas });
+  assert.ok(counted.input_tokens > 0);
+  assert.equal(fake.requests.at(-1).url, '/v1/messages/count_tokens');
+  // The SDK adds its own token-counting beta to countTokens; everything it sent goes on.
+  const countBetas = fake.requests.at(-1).headers['anthropic-beta'].split(',');
+  for (const beta of betas) assert.ok(countBetas.includes(beta), countBetas.join(','));
+});

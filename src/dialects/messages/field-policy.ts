@@ -28,7 +28,13 @@ function servedOnlyByAnthropic(model: ResolvedModel): boolean {
   return model.deployments.every((d) => d.provider === 'anthropic');
 }
 
-export function applyFieldPolicy(body: MessagesRequest, request: ChatRequest, gateway: Gateway): MessagesRequestInfo {
+/** The values of an `anthropic-beta` header (comma-separated, as the SDK joins its `betas`). */
+export function betasOf(header: string | string[] | undefined): string[] {
+  const values = Array.isArray(header) ? header : header ? [header] : [];
+  return values.flatMap((v) => v.split(',')).map((v) => v.trim()).filter(Boolean);
+}
+
+export function applyFieldPolicy(body: MessagesRequest, request: ChatRequest, gateway: Gateway, betas: string[] = []): MessagesRequestInfo {
   const model = gateway.registry.resolve(body.model);
   const anthropic = servedOnlyByAnthropic(model);
   const caps = gateway.capabilities(model.deployments[0]!);
@@ -74,6 +80,8 @@ export function applyFieldPolicy(body: MessagesRequest, request: ChatRequest, ga
     if (body.service_tier) passThrough.service_tier = body.service_tier;
     if (body.metadata?.user_id) passThrough.metadata = { user_id: body.metadata.user_id };
   }
+  // Beta flags are Anthropic's: they go to its deployments, and mean nothing to other providers.
+  if (betas.length && model.deployments.some((d) => d.provider === 'anthropic')) passThrough.betas = betas;
   if (Object.keys(passThrough).length) request.providerOptions = { ...request.providerOptions, anthropic: passThrough };
 
   return {

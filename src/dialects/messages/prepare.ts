@@ -20,10 +20,11 @@ export interface PreparedMessages {
   info: MessagesRequestInfo;
 }
 
-export async function prepareMessages(raw: unknown, gateway: Gateway, config: MessagesConfig): Promise<PreparedMessages> {
+/** `betas`: the request's `anthropic-beta` header, for an Anthropic upstream (field-policy.ts). */
+export async function prepareMessages(raw: unknown, gateway: Gateway, config: MessagesConfig, betas: string[] = []): Promise<PreparedMessages> {
   const body = parseBody(messagesRequestSchema, raw);
   const parsed = await parseMessagesRequest(body);
-  const info = applyFieldPolicy(body, parsed, gateway);
+  const info = applyFieldPolicy(body, parsed, gateway, betas);
   const managed = info.contextManagement ? await applyContextManagement(parsed, info.contextManagement, gateway) : parsed;
   // Documents become text for models that cannot read them (as Gateway.chat does), before the check.
   const request = await documentsAsText(managed, info.model);

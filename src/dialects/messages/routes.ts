@@ -6,6 +6,7 @@ import { requestContext, servedByHeaders } from '../../server/context.js';
 import { SSE_HEADERS, StreamWriter } from '../../server/sse.js';
 import { anthropicErrorBody } from './errors.js';
 import { messageEvents, newMessageId } from './message-events.js';
+import { betasOf } from './field-policy.js';
 import { prepareMessages } from './prepare.js';
 import { eventJson, MessageEventRenderer } from './render-events.js';
 import type { MessagesDeps } from './start.js';
@@ -14,7 +15,7 @@ import { startMessages } from './start.js';
 async function createMessage(deps: MessagesDeps, request: FastifyRequest, reply: FastifyReply) {
   const { context } = deps;
   const { gateway, store } = context;
-  const prepared = await prepareMessages(request.body, gateway, deps.config);
+  const prepared = await prepareMessages(request.body, gateway, deps.config, betasOf(request.headers['anthropic-beta']));
   const { body, info } = prepared;
   const organisation = request.auth!.organisation;
   if (info.correlationId) reply.header('x-correlation-id', info.correlationId);
@@ -79,7 +80,7 @@ function withCountingMaxTokens(body: Record<string, unknown>): Record<string, un
  */
 async function countTokens(deps: MessagesDeps, request: FastifyRequest, reply: FastifyReply) {
   const raw = request.body && typeof request.body === 'object' ? withCountingMaxTokens(request.body as Record<string, unknown>) : request.body;
-  const { request: chatRequest } = await prepareMessages(raw, deps.context.gateway, deps.config);
+  const { request: chatRequest } = await prepareMessages(raw, deps.context.gateway, deps.config, betasOf(request.headers['anthropic-beta']));
   const context = requestContext(request, reply, { dialect: 'messages', route: '/v1/messages/count_tokens', stream: false });
   const counted = await deps.context.gateway.countInputTokens(chatRequest, context);
   reply.header('x-switchboard-token-count', counted.source);

@@ -331,6 +331,31 @@ describe('requests sent upstream', () => {
     ]);
   });
 
+  test('cache breakpoints on a tool definition, a tool call and a tool result become cache points after them', async () => {
+    fake.enqueue({ fixture: 'text.json' });
+    const ttl = { type: 'ephemeral', ttl: '1h' };
+    await collect(
+      chat({
+        messages: [
+          user('Weather in Paris?'),
+          { role: 'assistant', content: [{ type: 'tool-call', id: 'tu_1', name: 'get_weather', arguments: '{"location":"Paris"}', cacheControl: { type: 'ephemeral' } }] },
+          { role: 'tool', content: [{ type: 'tool-result', toolCallId: 'tu_1', content: [{ type: 'text', text: '18°C' }], cacheControl: ttl }] },
+        ],
+        tools: [
+          { name: 'get_weather', parameters: { type: 'object', properties: { location: { type: 'string' } } }, cacheControl: { type: 'ephemeral' } },
+          { name: 'get_time', parameters: { type: 'object', properties: {} } },
+        ],
+      }),
+    );
+    const body = lastRequest().body;
+    assert.deepEqual(body.messages[1].content, [{ toolUse: { toolUseId: 'tu_1', name: 'get_weather', input: { location: 'Paris' } } }, { cachePoint: { type: 'default' } }]);
+    assert.deepEqual(body.messages[2].content, [{ toolResult: { toolUseId: 'tu_1', content: [{ text: '18°C' }], status: 'success' } }, { cachePoint: { type: 'default', ttl: '1h' } }]);
+    assert.deepEqual(
+      body.toolConfig.tools.map((t) => Object.keys(t)[0]),
+      ['toolSpec', 'cachePoint', 'toolSpec'],
+    );
+  });
+
   test('media Bedrock cannot take are refused with a 400 before any call', async () => {
     const before = fake.requests.length;
     const bmp = await failure(chat({ messages: [{ role: 'user', content: [{ type: 'image', mediaType: 'image/bmp', data: new Uint8Array([0x42, 0x4d]) }] }] }));

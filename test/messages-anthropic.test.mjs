@@ -111,3 +111,26 @@ test("the client's anthropic-beta flags reach the Anthropic upstream (the SDK's 
   const countBetas = fake.requests.at(-1).headers['anthropic-beta'].split(',');
   for (const beta of betas) assert.ok(countBetas.includes(beta), countBetas.join(','));
 });
+
+test('cache_control on tool definitions, tool_use and tool_result blocks reaches Anthropic where the client put it', async () => {
+  // Where agents put their breakpoints: the last tool, and the last block of the conversation.
+  fake.enqueue({ fixture: 'text.sse' });
+  const cache = { type: 'ephemeral' };
+  await client.messages.create({
+    model: 'claude',
+    max_tokens: 50,
+    tools: [
+      { name: 'search', description: 'Search', input_schema: { type: 'object', properties: { q: { type: 'string' } } } },
+      { name: 'read', description: 'Read', input_schema: { type: 'object', properties: { path: { type: 'string' } } }, cache_control: cache },
+    ],
+    messages: [
+      { role: 'user', content: 'Find the config' },
+      { role: 'assistant', content: [{ type: 'tool_use', id: 'toolu_1', name: 'search', input: { q: 'config' }, cache_control: cache }] },
+      { role: 'user', content: [{ type: 'tool_result', tool_use_id: 'toolu_1', content: 'switchboard.yaml', cache_control: { type: 'ephemeral', ttl: '1h' } }] },
+    ],
+  });
+  const sent = fake.requests.at(-1).body;
+  assert.deepEqual(sent.tools.map((t) => t.cache_control), [undefined, cache]);
+  assert.deepEqual(sent.messages[1].content[0].cache_control, cache);
+  assert.deepEqual(sent.messages[2].content[0].cache_control, { type: 'ephemeral', ttl: '1h' });
+});

@@ -43,6 +43,7 @@ export interface ToolCallPart {
   arguments: string;
   /** Set when the gateway itself executed the call (server tools, MCP). */
   serverExecuted?: { serverName?: string };
+  cacheControl?: Record<string, unknown>;
 }
 
 export interface ToolResultPart {
@@ -51,6 +52,7 @@ export interface ToolResultPart {
   name?: string;
   content: Array<TextPart | MediaPart>;
   isError?: boolean;
+  cacheControl?: Record<string, unknown>;
 }
 
 export type ContentPart = TextPart | MediaPart | ReasoningPart | ToolCallPart | ToolResultPart;
@@ -68,6 +70,8 @@ export interface ToolDefinition {
   name: string;
   description?: string;
   parameters: JsonSchema;
+  /** Prompt caching hint: a breakpoint after this tool's definition (Anthropic, Bedrock). */
+  cacheControl?: Record<string, unknown>;
 }
 
 export type ToolChoice =

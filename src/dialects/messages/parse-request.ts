@@ -53,6 +53,11 @@ async function documentParts(block: Extract<Block, { type: 'document' }>, param:
   }
 }
 
+/** A block's `cache_control` as the canonical part's `cacheControl` (a prompt-cache breakpoint after it). */
+function cacheControlOf(block: { cache_control?: Record<string, unknown> | null }): { cacheControl?: Record<string, unknown> } {
+  return block.cache_control ? { cacheControl: block.cache_control } : {};
+}
+
 type ToolResultContent = Extract<ContentPart, { type: 'tool-result' }>['content'];
 
 function toolResultContent(parts: ContentPart[]): ToolResultContent {
@@ -100,11 +105,11 @@ async function convertMessage(message: MessagesRequest['messages'][number], inde
         break;
       case 'tool_use':
         if (role !== 'assistant') throw wrongRole('assistant');
-        push(role, { type: 'tool-call', id: block.id, name: block.name, arguments: JSON.stringify(block.input ?? {}) });
+        push(role, { type: 'tool-call', id: block.id, name: block.name, arguments: JSON.stringify(block.input ?? {}), ...cacheControlOf(block) });
         break;
       case 'mcp_tool_use':
         if (role !== 'assistant') throw wrongRole('assistant');
-        push(role, { type: 'tool-call', id: block.id, name: block.name, arguments: JSON.stringify(block.input ?? {}), serverExecuted: { serverName: block.server_name } });
+        push(role, { type: 'tool-call', id: block.id, name: block.name, arguments: JSON.stringify(block.input ?? {}), serverExecuted: { serverName: block.server_name }, ...cacheControlOf(block) });
         break;
       case 'tool_result':
       case 'mcp_tool_result': {
@@ -120,7 +125,7 @@ async function convertMessage(message: MessagesRequest['messages'][number], inde
             else inner.push(...(await documentParts(c, p)));
           }
         }
-        push('tool', { type: 'tool-result', toolCallId: block.tool_use_id, content: toolResultContent(inner), isError: block.is_error });
+        push('tool', { type: 'tool-result', toolCallId: block.tool_use_id, content: toolResultContent(inner), isError: block.is_error, ...cacheControlOf(block) });
         break;
       }
     }
@@ -208,7 +213,7 @@ export async function parseMessagesRequest(body: MessagesRequest): Promise<ChatR
     presencePenalty: body.presence_penalty,
     frequencyPenalty: body.frequency_penalty,
     repetitionPenalty: body.repetition_penalty,
-    tools: body.tools?.map((t) => ({ name: t.name, description: t.description, parameters: t.input_schema })),
+    tools: body.tools?.map((t) => ({ name: t.name, description: t.description, parameters: t.input_schema, ...(t.cache_control ? { cacheControl: t.cache_control } : {}) })),
     toolChoice: toolChoice(body.tool_choice, body.tools),
     parallelToolCalls: disableParallel === undefined ? undefined : !disableParallel,
     responseFormat: responseFormat(body),

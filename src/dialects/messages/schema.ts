@@ -72,7 +72,14 @@ const toolResultBlockSchema = z
 
 /** Blocks of a tool the server ran on an MCP server in an earlier turn, sent back as history. */
 const mcpToolUseBlockSchema = z
-  .object({ type: z.literal('mcp_tool_use'), id: z.string().min(1), name: z.string().min(1), server_name: z.string(), input: z.unknown() })
+  .object({
+    type: z.literal('mcp_tool_use'),
+    id: z.string().min(1),
+    name: z.string().min(1),
+    server_name: z.string(),
+    input: z.unknown(),
+    cache_control: cacheControlSchema.nullable().optional(),
+  })
   .strict();
 const mcpToolResultBlockSchema = z
   .object({
@@ -80,6 +87,7 @@ const mcpToolResultBlockSchema = z
     tool_use_id: z.string().min(1),
     is_error: z.boolean().optional(),
     content: z.union([z.string(), z.array(textBlockSchema)]).optional(),
+    cache_control: cacheControlSchema.nullable().optional(),
   })
   .strict();
 

@@ -113,6 +113,7 @@ function toolResultBlock(part: ToolResultPart): AnthropicToolResultBlock {
   }
   if (content.length > 0) block.content = content;
   if (part.isError) block.is_error = true;
+  if (part.cacheControl) block.cache_control = part.cacheControl;
   return block;
 }
 
@@ -125,7 +126,9 @@ function toolUseBlock(part: ToolCallPart): AnthropicToolUseBlock {
       throw badRequest(`The arguments of tool call '${part.id}' (${part.name}) are not valid JSON`, 'messages', 'invalid_tool_arguments');
     }
   }
-  return { type: 'tool_use', id: part.id, name: part.name, input };
+  const block: AnthropicToolUseBlock = { type: 'tool_use', id: part.id, name: part.name, input };
+  if (part.cacheControl) block.cache_control = part.cacheControl;
+  return block;
 }
 
 function reasoningBlock(part: ReasoningPart): AnthropicAssistantContent | undefined {

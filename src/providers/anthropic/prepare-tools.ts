@@ -66,6 +66,7 @@ export function prepareAnthropicTools(request: ChatRequest, thinking: boolean): 
   const tools: AnthropicTool[] = userTools.map((t) => {
     const tool: AnthropicTool = { name: t.name, input_schema: toInputSchema(t.parameters) };
     if (t.description) tool.description = t.description;
+    if (t.cacheControl) tool.cache_control = t.cacheControl;
     return tool;
   });
   const disableParallel = request.parallelToolCalls === false ? { disable_parallel_tool_use: true } : {};

@@ -5,7 +5,7 @@
 //   {format, name, source:{bytes}}, and `toolResult` blocks (first in their turn);
 // - assistant messages → assistant turns: text, `reasoningContent` (reasoningText {text,
 //   signature} or redactedContent, sent back unchanged), `toolUse`;
-// - a `cacheControl` on a part adds a `cachePoint` block right after it;
+// - a `cacheControl` on a part (text, media, tool call, tool result) adds a `cachePoint` block right after it;
 // - consecutive turns of one role are merged (Converse wants user/assistant alternation).
 
 import { badRequest } from '../../core/errors.js';
@@ -63,7 +63,8 @@ export interface BedrockPrompt {
   droppedUnsignedReasoning: number;
 }
 
-function cachePoint(cacheControl: Record<string, unknown>): CachePointBlock {
+/** Anthropic-style `cache_control` as a Converse cache point (ttl 5m or 1h kept). */
+export function cachePoint(cacheControl: Record<string, unknown>): CachePointBlock {
   const ttl = cacheControl.ttl;
   return ttl === '5m' || ttl === '1h' ? { type: 'default', ttl } : { type: 'default' };
 }
@@ -183,7 +184,7 @@ export function convertToBedrockMessages(messages: Message[]): BedrockPrompt {
     flushUser();
     return (assistant ??= []);
   };
-  const withCache = (target: ContentBlock[], block: ContentBlock, part: TextPart | MediaPart) => {
+  const withCache = (target: ContentBlock[], block: ContentBlock, part: { cacheControl?: Record<string, unknown> }) => {
     target.push(block);
     if (part.cacheControl) target.push({ cachePoint: cachePoint(part.cacheControl) });
   };
@@ -201,7 +202,7 @@ export function convertToBedrockMessages(messages: Message[]): BedrockPrompt {
     for (const part of message.content) {
       if (part.type === 'tool-result') {
         hasToolBlocks = true;
-        userResultBlocks().push(toolResultBlock(part, media));
+        withCache(userResultBlocks(), toolResultBlock(part, media), part);
         continue;
       }
       if (message.role === 'assistant') {
@@ -217,7 +218,7 @@ export function convertToBedrockMessages(messages: Message[]): BedrockPrompt {
           }
           case 'tool-call':
             hasToolBlocks = true;
-            assistantBlocks().push(toolUseBlock(part));
+            withCache(assistantBlocks(), toolUseBlock(part), part);
             break;
           default:
             throw badRequest(`Bedrock assistant turns cannot carry ${part.type} content`, 'messages');

@@ -10,6 +10,7 @@
 // with {tool:{name}} (or {any:{}} beside the caller's tools; only asked for, with `auto` and a
 // system instruction, while reasoning is on, since Claude refuses forced tools when thinking).
 
+import { cachePoint } from './convert-messages.js';
 import type { ChatRequest, JsonSchema } from '../../core/types.js';
 import type { BedrockDocument, BedrockTool, BedrockToolChoice, ToolConfiguration } from './api.js';
 
@@ -50,7 +51,8 @@ export function emulatesJson(request: ChatRequest): boolean {
 
 export function prepareBedrockTools(request: ChatRequest, reasoning: boolean, hasToolBlocks: boolean): PreparedBedrockTools {
   const userTools = request.tools ?? [];
-  const tools: BedrockTool[] = userTools.map((t) => toolSpec(t.name, t.description, inputSchema(t.parameters)));
+  // A tool's cache_control becomes a cache point after its spec, as Converse marks the tools' prefix.
+  const tools: BedrockTool[] = userTools.flatMap((t) => [toolSpec(t.name, t.description, inputSchema(t.parameters)), ...(t.cacheControl ? [{ cachePoint: cachePoint(t.cacheControl) }] : [])]);
 
   if (emulatesJson(request)) {
     const format = request.responseFormat as Extract<ChatRequest['responseFormat'], { type: 'json' }>;

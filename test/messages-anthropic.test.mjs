@@ -5,6 +5,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import Anthropic from '@anthropic-ai/sdk';
+import OpenAI from 'openai';
 import { createAnthropicProvider } from '../dist/providers/anthropic/index.js';
 import { startServer } from './helpers/server.mjs';
 import { startFakeAnthropic } from './helpers/fake-anthropic-upstream.mjs';
@@ -133,4 +134,22 @@ test('cache_control on tool definitions, tool_use and tool_result blocks reaches
   assert.deepEqual(sent.tools.map((t) => t.cache_control), [undefined, cache]);
   assert.deepEqual(sent.messages[1].content[0].cache_control, cache);
   assert.deepEqual(sent.messages[2].content[0].cache_control, { type: 'ephemeral', ttl: '1h' });
+});
+
+test("OpenAI-format clients mark breakpoints as OpenRouter does (cache_control on text parts); Anthropic gets them", async () => {
+  fake.enqueue({ fixture: 'text.sse' });
+  const openai = new OpenAI({ baseURL: `${s.url}/v1`, apiKey: 'x', maxRetries: 0 });
+  await openai.chat.completions.create({
+    model: 'claude',
+    messages: [
+      { role: 'system', content: [{ type: 'text', text: 'A long, stable system prompt.', cache_control: { type: 'ephemeral' } }] },
+      { role: 'user', content: [{ type: 'text', text: 'A long document.', cache_control: { type: 'ephemeral', ttl: '1h' } }, { type: 'text', text: 'Summarise it.' }] },
+    ],
+  });
+  const sent = fake.requests.at(-1).body;
+  assert.deepEqual(sent.system, [{ type: 'text', text: 'A long, stable system prompt.', cache_control: { type: 'ephemeral' } }]);
+  assert.deepEqual(sent.messages[0].content, [
+    { type: 'text', text: 'A long document.', cache_control: { type: 'ephemeral', ttl: '1h' } },
+    { type: 'text', text: 'Summarise it.' },
+  ]);
 });

@@ -6,12 +6,16 @@ import type { ChatRequest, ContentPart, Message, ReasoningConfig, ToolChoice } f
 import { unansweredToolResult } from '../../core/types.js';
 import type { ChatCompletionMessage, ChatCompletionRequest } from './schema.js';
 
-type TextLike = string | Array<{ type: 'text'; text: string } | { type: 'refusal'; refusal: string }> | null | undefined;
+type TextLike = string | Array<{ type: 'text'; text: string; cache_control?: Record<string, unknown> } | { type: 'refusal'; refusal: string }> | null | undefined;
 
 function textParts(content: TextLike): ContentPart[] {
   if (content === null || content === undefined) return [];
   if (typeof content === 'string') return content.length ? [{ type: 'text', text: content }] : [];
-  return content.map((p) => ({ type: 'text', text: p.type === 'text' ? p.text : p.refusal }));
+  return content.map((p) => (p.type === 'text' ? textPart(p) : { type: 'text', text: p.refusal }));
+}
+
+function textPart(part: { text: string; cache_control?: Record<string, unknown> }): ContentPart {
+  return { type: 'text', text: part.text, ...(part.cache_control ? { cacheControl: part.cache_control } : {}) };
 }
 
 async function userParts(message: Extract<ChatCompletionMessage, { role: 'user' }>, index: number): Promise<ContentPart[]> {
@@ -19,7 +23,7 @@ async function userParts(message: Extract<ChatCompletionMessage, { role: 'user' 
   const parts: ContentPart[] = [];
   for (const [i, part] of message.content.entries()) {
     const param = `messages[${index}].content[${i}]`;
-    if (part.type === 'text') parts.push({ type: 'text', text: part.text });
+    if (part.type === 'text') parts.push(textPart(part));
     else if (part.type === 'image_url') {
       const url = part.image_url.url;
       const data = parseDataUri(url, `${param}.image_url.url`);

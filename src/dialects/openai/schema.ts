@@ -5,7 +5,9 @@ import { z } from 'zod';
 
 const nameSchema = z.string().regex(/^[A-Za-z0-9_]{1,64}$/, 'must be 1-64 characters of a-z, A-Z, 0-9 and underscores');
 
-const textPart = z.object({ type: z.literal('text'), text: z.string() }).strict();
+/** OpenRouter's convention for Anthropic prompt caching through the OpenAI format: a breakpoint after this text. */
+const cacheControlSchema = z.object({ type: z.literal('ephemeral'), ttl: z.enum(['5m', '1h']).optional() }).strict();
+const textPart = z.object({ type: z.literal('text'), text: z.string(), cache_control: cacheControlSchema.optional() }).strict();
 const imagePart = z
   .object({
     type: z.literal('image_url'),

@@ -356,6 +356,15 @@ describe('requests sent upstream', () => {
     );
   });
 
+  test("the client's Anthropic beta flags go to Claude as anthropic_beta (merged with providerOptions'), and not to Nova", async () => {
+    fake.enqueue({ fixture: 'text.json' });
+    await collect(chat({ anthropicBetas: ['context-1m-2025-08-07', 'interleaved-thinking-2025-05-14'], providerOptions: { bedrock: { anthropic_beta: ['context-1m-2025-08-07', 'token-efficient-tools-2025-02-19'] } } }));
+    assert.deepEqual(lastRequest().body.additionalModelRequestFields.anthropic_beta, ['context-1m-2025-08-07', 'token-efficient-tools-2025-02-19', 'interleaved-thinking-2025-05-14']);
+    fake.enqueue({ fixture: 'text.json' });
+    await collect(chat({ anthropicBetas: ['context-1m-2025-08-07'] }), deployment({}, { model: 'amazon.nova-pro-v1:0' }));
+    assert.equal(lastRequest().body.additionalModelRequestFields, undefined);
+  });
+
   test('media Bedrock cannot take are refused with a 400 before any call', async () => {
     const before = fake.requests.length;
     const bmp = await failure(chat({ messages: [{ role: 'user', content: [{ type: 'image', mediaType: 'image/bmp', data: new Uint8Array([0x42, 0x4d]) }] }] }));

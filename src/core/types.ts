@@ -117,6 +117,11 @@ export interface ChatRequest {
   reasoning?: ReasoningConfig;
   /** Ask the provider for token probabilities (used for confidence_score). */
   logprobs?: boolean;
+  /**
+   * Anthropic beta flags the client asked for (its `anthropic-beta` header): sent by the providers
+   * that serve Claude (Anthropic's header, Bedrock's `anthropic_beta`); others have no such flags.
+   */
+  anthropicBetas?: string[];
   /** Free-form, provider-specific pass-through options keyed by provider name. */
   providerOptions?: Record<string, Record<string, unknown>>;
 }

@@ -80,8 +80,7 @@ export function applyFieldPolicy(body: MessagesRequest, request: ChatRequest, ga
     if (body.service_tier) passThrough.service_tier = body.service_tier;
     if (body.metadata?.user_id) passThrough.metadata = { user_id: body.metadata.user_id };
   }
-  // Beta flags are Anthropic's: they go to its deployments, and mean nothing to other providers.
-  if (betas.length && model.deployments.some((d) => d.provider === 'anthropic')) passThrough.betas = betas;
+  if (betas.length) request.anthropicBetas = betas;
   if (Object.keys(passThrough).length) request.providerOptions = { ...request.providerOptions, anthropic: passThrough };
 
   return {

@@ -92,7 +92,7 @@ export function prepareAnthropicRequest(
     if (!RESERVED.has(key) && value !== undefined) body[key] = value;
   }
   const extraBetas = extra.betas;
-  const betas = [...options.betas, ...(Array.isArray(extraBetas) ? extraBetas.filter((b): b is string => typeof b === 'string') : [])];
+  const betas = [...options.betas, ...(request.anthropicBetas ?? []), ...(Array.isArray(extraBetas) ? extraBetas.filter((b): b is string => typeof b === 'string') : [])];
 
   return { body, betas: [...new Set(betas)], jsonTool: tools.jsonTool, droppedUnsignedReasoning: prompt.droppedUnsignedReasoning, thinkingDropped };
 }

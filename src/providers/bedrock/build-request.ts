@@ -3,7 +3,7 @@
 // inferenceConfig {maxTokens, temperature, topP, stopSequences}; top_k and reasoning go in
 // additionalModelRequestFields, by model family (see api.ts):
 //   claude: thinking {type:'enabled', budget_tokens} (budget added on top of maxTokens, which
-//           Claude requires to exceed the budget), top_k;
+//           Claude requires to exceed the budget), top_k, anthropic_beta (the client's beta flags);
 //   nova:   reasoningConfig {type:'enabled', maxReasoningEffort low|medium|high}, inferenceConfig.topK.
 // request.providerOptions.bedrock: Converse's own top-level fields (guardrailConfig,
 // performanceConfig, requestMetadata, serviceTier, promptVariables, outputConfig,
@@ -117,6 +117,11 @@ export function prepareBedrockRequest(request: ChatRequest, deployment: Resolved
     if (TOP_LEVEL.has(key)) target[key] = value;
     else if (key === 'additionalModelRequestFields' && value && typeof value === 'object') Object.assign(additional, value);
     else additional[key] = value;
+  }
+  // Claude on Bedrock takes the client's Anthropic beta flags in the body.
+  if (options.family === 'claude' && request.anthropicBetas?.length) {
+    const given = Array.isArray(additional.anthropic_beta) ? (additional.anthropic_beta as unknown[]) : [];
+    additional.anthropic_beta = [...new Set([...given, ...request.anthropicBetas])];
   }
   if (Object.keys(additional).length) input.additionalModelRequestFields = additional as BedrockDocument;
 

@@ -128,3 +128,49 @@ describe('tokens per minute', () => {
     assert.match(after.body.error.message, /used 28/);
   });
 });
+
+describe('rate-limit response headers', () => {
+  test("OpenAI's x-ratelimit-* say what the tightest limit leaves; a key without limits gets none", async () => {
+    const { key } = await createKey('org-headers', { rpm: 3, tpm: 5000 });
+    const first = await chat(key);
+    assert.equal(first.status, 200);
+    assert.equal(first.headers.get('x-ratelimit-limit-requests'), '3');
+    assert.equal(first.headers.get('x-ratelimit-remaining-requests'), '2');
+    assert.match(first.headers.get('x-ratelimit-reset-requests'), /^(\d+ms|\d+(\.\d+)?s|1m0s)$/);
+    assert.equal(first.headers.get('x-ratelimit-limit-tokens'), '5000');
+    const tokensLeft = Number(first.headers.get('x-ratelimit-remaining-tokens'));
+    assert.ok(tokensLeft > 0 && tokensLeft < 5000, String(tokensLeft));
+    const second = await chat(key);
+    assert.equal(second.headers.get('x-ratelimit-remaining-requests'), '1');
+    const { key: unlimited } = await createKey('org-headers-free', undefined);
+    const free = await chat(unlimited);
+    assert.equal(free.status, 200);
+    assert.equal(free.headers.get('x-ratelimit-limit-requests'), null);
+  });
+
+  test("the organisation's limit shows when it is the tighter one; streams carry the headers too", async () => {
+    await admin('PATCH', '/admin/organisations/org-tight', { limits: { rpm: 2 } });
+    const { key } = await createKey('org-tight', { rpm: 50 });
+    const res = await fetch(`${server.url}/v1/chat/completions`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ model: 'gm', messages: [{ role: 'user', content: 'hi' }], max_tokens: 2, stream: true }),
+    });
+    await res.text();
+    assert.equal(res.status, 200);
+    assert.equal(res.headers.get('x-ratelimit-limit-requests'), '2');
+    assert.equal(res.headers.get('x-ratelimit-remaining-requests'), '1');
+  });
+
+  test("the Messages API answers with Anthropic's anthropic-ratelimit-* (reset as an RFC 3339 time)", async () => {
+    const { key } = await createKey('org-anthropic-headers', { rpm: 4, tpm: 8000 });
+    const res = await postJson(`${server.url}/v1/messages`, { model: 'gm', max_tokens: 2, messages: [{ role: 'user', content: 'hello there' }] }, { 'x-api-key': key, 'anthropic-version': '2023-06-01' });
+    assert.equal(res.status, 200);
+    assert.equal(res.headers.get('anthropic-ratelimit-requests-limit'), '4');
+    assert.equal(res.headers.get('anthropic-ratelimit-requests-remaining'), '3');
+    const reset = Date.parse(res.headers.get('anthropic-ratelimit-requests-reset'));
+    assert.ok(reset > Date.now() - 1000 && reset <= Date.now() + 61_000, res.headers.get('anthropic-ratelimit-requests-reset'));
+    assert.equal(res.headers.get('anthropic-ratelimit-tokens-limit'), '8000');
+    assert.equal(res.headers.get('x-ratelimit-limit-requests'), null);
+  });
+});

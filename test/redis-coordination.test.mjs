@@ -41,6 +41,19 @@ test('requests per minute hold across processes: 7 of 20 concurrent requests fro
   assert.ok(rejected.retryAfter >= 1 && rejected.retryAfter <= 60, `retryAfter ${rejected.retryAfter}`);
 });
 
+test('an admitted request gets each scope window back: requests and tokens counted, ms until the oldest leaves', { skip }, async () => {
+  const [a, b] = [await connect(), await connect()];
+  const limits = [scope('windows-key', { rpm: 5, tpm: 1000 }), scope('windows-org', { rpm: 9 })];
+  const first = await a.admit(limits, 30);
+  const second = await b.admit(limits, 20);
+  assert.deepEqual(first.windows.map((w) => [w.requests, w.tokens]), [[1, 30], [1, 30]]);
+  assert.deepEqual(second.windows.map((w) => [w.requests, w.tokens]), [[2, 50], [2, 50]]);
+  for (const w of second.windows) {
+    assert.ok(w.requestsResetMs > 55_000 && w.requestsResetMs <= 60_000, String(w.requestsResetMs));
+    assert.ok(w.tokensResetMs > 55_000 && w.tokensResetMs <= 60_000, String(w.tokensResetMs));
+  }
+});
+
 test('tokens per minute: the estimate counts until release replaces it with the real count', { skip }, async () => {
   const [a, b] = [await connect(), await connect()];
   const limits = [scope('tpm', { tpm: 100 })];

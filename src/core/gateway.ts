@@ -18,7 +18,7 @@ import type { ChatRequest, StreamPart, Usage } from './types.js';
 import { addChoiceUsage, emptyUsage } from './types.js';
 import { estimateTokens } from './truncate.js';
 import type { Store } from '../store/store.js';
-import type { ChatAdmission } from './limits/admission.js';
+import type { ChatAdmission, RateHeadroom } from './limits/admission.js';
 
 export interface RequestContext {
   requestId: string;
@@ -51,6 +51,8 @@ export interface ChatResult {
   upstreamMs(): number;
   /** Every attempt made, with its error when it failed (retries, fallbacks). */
   attemptLog: RouteAttempt[];
+  /** What the caller's rate limits have left after this call was counted (absent without limits). */
+  limits?: RateHeadroom;
   /** Resolves when the stream has been consumed, with its usage and cost. */
   done: Promise<ChatSummary>;
 }
@@ -167,8 +169,9 @@ export class Gateway {
     const model = this.registry.resolve(request.model);
     request = await documentsAsText(request, model);
     this.checkRequest(request, model);
+    let limits: RateHeadroom | undefined;
     try {
-      await this.admission?.admit(request, model, context);
+      limits = await this.admission?.admit(request, model, context);
     } catch (err) {
       const error = toGatewayError(err);
       this.finishRefused(context, model.id, error, 0);
@@ -198,6 +201,7 @@ export class Gateway {
       attempts: result.attempts.length,
       ttftMs,
       upstreamMs: result.upstreamMs,
+      limits,
       attemptLog: result.attempts,
       done,
     };

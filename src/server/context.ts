@@ -5,6 +5,7 @@ import type { Logger } from 'pino';
 import type { Config } from '../core/config.js';
 import type { Gateway, RequestContext } from '../core/gateway.js';
 import type { GatewayError } from '../core/errors.js';
+import type { RateHeadroom } from '../core/limits/admission.js';
 import { Cancellation } from '../core/router/cancellation.js';
 import type { Store } from '../store/store.js';
 import type { AuthContext, Authenticator } from './auth.js';
@@ -95,12 +96,17 @@ export function requestContext(request: FastifyRequest, reply: FastifyReply, fie
   return context;
 }
 
-/** Response headers that say who served the request (every dialect sends them). */
+/**
+ * Response headers that say who served the request (every dialect sends them), and what the
+ * caller's rate limits have left, under the names its SDK knows: OpenAI's `x-ratelimit-*` (also
+ * for the organisation and Eden routes) or Anthropic's `anthropic-ratelimit-*`.
+ */
 export function servedByHeaders(
-  result: { provider: string; model: { id: string }; deployment: { name: string }; attempts: number; upstreamMs?: () => number },
+  result: { provider: string; model: { id: string }; deployment: { name: string }; attempts: number; upstreamMs?: () => number; limits?: RateHeadroom },
   arrivedAt: number,
   ttftMs: number,
   upstreamMs?: number,
+  rateLimitStyle: 'openai' | 'anthropic' = 'openai',
 ): Record<string, string> {
   // Overhead = time since arrival minus the time spent waiting on upstreams (router-measured).
   const waited = upstreamMs ?? result.upstreamMs?.();
@@ -113,5 +119,31 @@ export function servedByHeaders(
     'x-switchboard-ttft-ms': ttftMs.toFixed(1),
   };
   if (overhead !== undefined) headers['x-switchboard-overhead-ms'] = overhead.toFixed(2);
+  if (result.limits) Object.assign(headers, rateLimitHeaders(result.limits, rateLimitStyle));
+  return headers;
+}
+
+/** OpenAI's duration format for resets: `20ms`, `1.5s`, `1m0s`. */
+function duration(ms: number): string {
+  if (ms < 1000) return `${Math.ceil(ms)}ms`;
+  if (ms < 60_000) return `${Number((ms / 1000).toFixed(3))}s`;
+  return `${Math.floor(ms / 60_000)}m${Number(((ms % 60_000) / 1000).toFixed(3))}s`;
+}
+
+export function rateLimitHeaders(limits: RateHeadroom, style: 'openai' | 'anthropic'): Record<string, string> {
+  const headers: Record<string, string> = {};
+  for (const [dimension, headroom] of [['requests', limits.requests], ['tokens', limits.tokens]] as const) {
+    if (!headroom) continue;
+    if (style === 'openai') {
+      headers[`x-ratelimit-limit-${dimension}`] = String(headroom.limit);
+      headers[`x-ratelimit-remaining-${dimension}`] = String(headroom.remaining);
+      headers[`x-ratelimit-reset-${dimension}`] = duration(headroom.resetMs);
+    } else {
+      headers[`anthropic-ratelimit-${dimension}-limit`] = String(headroom.limit);
+      headers[`anthropic-ratelimit-${dimension}-remaining`] = String(headroom.remaining);
+      // RFC 3339, to the second, as Anthropic sends it.
+      headers[`anthropic-ratelimit-${dimension}-reset`] = new Date(Math.ceil((Date.now() + headroom.resetMs) / 1000) * 1000).toISOString().replace('.000Z', 'Z');
+    }
+  }
   return headers;
 }

@@ -13,6 +13,18 @@ export interface RateLimitScope {
   concurrent?: number;
 }
 
+/** A scope's window once a request is counted in it, for the rate-limit response headers. */
+export interface RateWindowState {
+  /** Requests in the window, this one included. */
+  requests: number;
+  /** Tokens in the window (this request's estimate included). */
+  tokens: number;
+  /** Milliseconds until the oldest request leaves the window (one more fits then). */
+  requestsResetMs: number;
+  /** Milliseconds until the oldest token entry leaves the window. */
+  tokensResetMs: number;
+}
+
 /** Why a request was refused: which scope (index into the scopes given) and which limit. */
 export interface RateRejection {
   scope: number;
@@ -31,7 +43,7 @@ export interface RateLimiter {
    * Checks every scope and, only if all pass, counts the request in each: one atomic step, so
    * concurrent requests (from any process) never see the same headroom twice.
    */
-  admit(scopes: RateLimitScope[], promptTokens: number): Promise<{ ticket: RateTicket } | { rejected: RateRejection }>;
+  admit(scopes: RateLimitScope[], promptTokens: number): Promise<{ ticket: RateTicket; windows: RateWindowState[] } | { rejected: RateRejection }>;
   /** The call ended: frees its concurrency slot and replaces the token estimate with the real count. */
   release(ticket: RateTicket, actualTokens: number): void;
   /** Takes an admitted request back out entirely (a later check refused it). */

@@ -16,6 +16,7 @@ import type {
   RateLimitScope,
   RateRejection,
   RateTicket,
+  RateWindowState,
   SpentLoader,
 } from './coordination.js';
 
@@ -53,11 +54,13 @@ const ADMIT = `${PRUNE}
 local ticket, prompt, window, lease = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
 local now = now_ms()
 local scopes = #KEYS / 4
+local usedBy = {}
 for i = 0, scopes - 1 do
   local req, tok, cnt, run = KEYS[i*4+1], KEYS[i*4+2], KEYS[i*4+3], KEYS[i*4+4]
   prune(req, tok, cnt, run, now, window)
   local used = 0
   for _, c in ipairs(redis.call('HVALS', cnt)) do used = used + tonumber(c) end
+  usedBy[i] = used
   local rpm, tpm, concurrent = tonumber(ARGV[5+i*3]), tonumber(ARGV[6+i*3]), tonumber(ARGV[7+i*3])
   if rpm >= 0 and redis.call('ZCARD', req) >= rpm then
     local oldest = redis.call('ZRANGE', req, 0, 0, 'WITHSCORES')
@@ -94,7 +97,19 @@ for i = 0, scopes - 1 do
   redis.call('PEXPIRE', cnt, window + 1000)
   redis.call('PEXPIRE', run, lease + 1000)
 end
-return {-1}
+-- Admitted: each scope's window now (requests, tokens, ms until the oldest request and the
+-- oldest token entry leave it), for the rate-limit response headers.
+local out = {-1}
+for i = 0, scopes - 1 do
+  local req, tok = KEYS[i*4+1], KEYS[i*4+2]
+  local oldestReq = redis.call('ZRANGE', req, 0, 0, 'WITHSCORES')
+  local oldestTok = redis.call('ZRANGE', tok, 0, 0, 'WITHSCORES')
+  table.insert(out, redis.call('ZCARD', req))
+  table.insert(out, usedBy[i] + prompt)
+  table.insert(out, math.max(0, tonumber(oldestReq[2]) + window - now))
+  table.insert(out, math.max(0, tonumber(oldestTok[2]) + window - now))
+end
+return out
 `;
 
 /** ARGV: ticket, real tokens. Frees the concurrency slot; the window keeps the request. */
@@ -157,7 +172,8 @@ return 1
 interface ScriptCommands {
   switchboardReserve(numKeys: number, ...args: Array<string | number>): Promise<[number, string?, string?]>;
   switchboardSettle(numKeys: number, ...args: Array<string | number>): Promise<number>;
-  switchboardAdmit(numKeys: number, ...args: Array<string | number>): Promise<[number, string?, number?, number?]>;
+  /** [-1, then per scope: requests, tokens, requestsResetMs, tokensResetMs] when admitted; else [scope, limit, retryAfter, usedTokens]. */
+  switchboardAdmit(numKeys: number, ...args: Array<string | number>): Promise<[number, ...Array<string | number>]>;
   switchboardRelease(numKeys: number, ...args: Array<string | number>): Promise<number>;
   switchboardWithdraw(numKeys: number, ...args: Array<string | number>): Promise<number>;
 }
@@ -254,14 +270,19 @@ export class RedisCoordination implements Coordination {
     });
   }
 
-  async admit(scopes: RateLimitScope[], promptTokens: number): Promise<{ ticket: RateTicket } | { rejected: RateRejection }> {
+  async admit(scopes: RateLimitScope[], promptTokens: number): Promise<{ ticket: RateTicket; windows: RateWindowState[] } | { rejected: RateRejection }> {
     const keys = this.keys(scopes.map((s) => s.id));
     const ticket: RedisRateTicket = { id: randomUUID(), keys };
     const limits = scopes.flatMap((s) => [s.rpm ?? -1, s.tpm ?? -1, s.concurrent ?? -1]);
-    const [scope, limit, retryAfter, usedTokens] = await this.commands
+    const [scope, ...rest] = await this.commands
       .switchboardAdmit(keys.length, ...keys, ticket.id, promptTokens, WINDOW_MS, CONCURRENCY_LEASE_MS, ...limits)
       .catch(unreachable('Rate limits'));
-    if (scope < 0) return { ticket };
+    if (scope < 0) {
+      const n = rest.map(Number);
+      const windows = scopes.map((_, i) => ({ requests: n[i * 4]!, tokens: n[i * 4 + 1]!, requestsResetMs: n[i * 4 + 2]!, tokensResetMs: n[i * 4 + 3]! }));
+      return { ticket, windows };
+    }
+    const [limit, retryAfter, usedTokens] = rest as [string, number?, number?];
     return { rejected: { scope, limit: limit as RateRejection['limit'], retryAfter: retryAfter ?? 1, usedTokens: usedTokens ?? 0 } };
   }
 

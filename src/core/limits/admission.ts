@@ -10,18 +10,35 @@ import { costOf, type ResolvedModel } from '../models.js';
 import { estimateTokens } from '../truncate.js';
 import type { ApiKeyRecord } from '../../store/store.js';
 import type { TenancyStore } from '../../store/tenancy.js';
-import type { BudgetKeeper, BudgetLine, BudgetTicket, Coordination, RateLimiter, RateLimitScope, RateRejection, RateTicket } from '../../store/coordination.js';
+import type { BudgetKeeper, BudgetLine, BudgetTicket, Coordination, RateLimiter, RateLimitScope, RateRejection, RateTicket, RateWindowState } from '../../store/coordination.js';
 import { LocalBudgetKeeper, periodBounds } from './budget-ledger.js';
 import { LocalRateLimiter } from './local-rate-limiter.js';
 import { redactedJson } from './redact.js';
 import { hasLimits, limitSpecSchema, type BudgetPeriod, type LimitSpec, type LimitsConfig } from './spec.js';
 
+/** One limit's state after a request was counted in it. */
+export interface LimitHeadroom {
+  limit: number;
+  remaining: number;
+  /** Milliseconds until one more fits (the oldest entry leaves the 60-second window). */
+  resetMs: number;
+}
+
+/** What the tightest request and token limits leave once a call is admitted (rate-limit response headers). */
+export interface RateHeadroom {
+  requests?: LimitHeadroom;
+  tokens?: LimitHeadroom;
+}
+
 /** What the gateway needs from admission control. */
 export interface ChatAdmission {
   /** Throws the 403 of `admit` when the caller's key may not use the model; reserves nothing. */
   checkModel(request: ChatRequest, model: ResolvedModel, context: RequestContext): Promise<void>;
-  /** Throws a GatewayError (403, 429) when the call may not run; otherwise reserves its share. */
-  admit(request: ChatRequest, model: ResolvedModel, context: RequestContext): Promise<void>;
+  /**
+   * Throws a GatewayError (403, 429) when the call may not run; otherwise reserves its share and
+   * says what the caller's rate limits have left, when it has any.
+   */
+  admit(request: ChatRequest, model: ResolvedModel, context: RequestContext): Promise<RateHeadroom | undefined>;
   /** Releases what `admit` reserved, with the real usage and cost. Idempotent. */
   settle(context: RequestContext, summary: ChatSummary): { loggedBody?: string } | undefined;
 }
@@ -64,6 +81,23 @@ function refuseUnlessAllowed(key: ApiKeyRecord, requested: string, model: Resolv
   if (!modelAllowed(key, requested, model)) {
     throw new GatewayError('permission', `This API key may not use the model '${requested}'`, { param: 'model', code: 'model_not_allowed' });
   }
+}
+
+/** Per dimension, the scope with the least left (a key's limits and its organisation's both apply). */
+function tightest(scopes: Scope[], windows: RateWindowState[]): RateHeadroom | undefined {
+  const headroom: RateHeadroom = {};
+  const keep = (dimension: keyof RateHeadroom, next: LimitHeadroom) => {
+    const current = headroom[dimension];
+    if (!current || next.remaining < current.remaining) headroom[dimension] = next;
+  };
+  for (const [i, scope] of scopes.entries()) {
+    const window = windows[i];
+    if (!window) continue;
+    const { rpm, tpm } = scope.spec;
+    if (rpm !== undefined) keep('requests', { limit: rpm, remaining: Math.max(0, rpm - window.requests), resetMs: window.requestsResetMs });
+    if (tpm !== undefined) keep('tokens', { limit: tpm, remaining: Math.max(0, tpm - window.tokens), resetMs: window.tokensResetMs });
+  }
+  return headroom.requests || headroom.tokens ? headroom : undefined;
 }
 
 function parseSpec(raw: unknown): LimitSpec | undefined {
@@ -109,7 +143,7 @@ export class Admission implements ChatAdmission {
     if (key) refuseUnlessAllowed(key, request.model, model);
   }
 
-  async admit(request: ChatRequest, model: ResolvedModel, context: RequestContext): Promise<void> {
+  async admit(request: ChatRequest, model: ResolvedModel, context: RequestContext): Promise<RateHeadroom | undefined> {
     const key = context.keyId ? await this.options.tenancy.keyById(context.keyId) : undefined;
     if (key) refuseUnlessAllowed(key, request.model, model);
     const { scopes, logBodies } = await this.scopesOf(context, key);
@@ -134,10 +168,12 @@ export class Admission implements ChatAdmission {
     // call refused by its budget is taken back out of the rate windows.
     const rateScopes = scopes.filter((s) => s.spec.rpm !== undefined || s.spec.tpm !== undefined || s.spec.concurrent !== undefined);
     let rate: RateTicket | undefined;
+    let headroom: RateHeadroom | undefined;
     if (rateScopes.length > 0) {
       const admitted = await this.rateLimiter.admit(rateScopes.map(rateScopeOf), promptTokens);
       if ('rejected' in admitted) throw rateLimitError(rateScopes[admitted.rejected.scope]!, admitted.rejected, promptTokens);
       rate = admitted.ticket;
+      headroom = tightest(rateScopes, admitted.windows);
     }
     let budget: BudgetTicket | undefined;
     if (lines.length > 0) {
@@ -162,6 +198,7 @@ export class Admission implements ChatAdmission {
     this.tickets.set(context, ticket);
     this.inFlight++;
     this.options.onAdmitted?.(context, performance.now() - context.startedAt);
+    return headroom;
   }
 
   settle(context: RequestContext, summary: ChatSummary): { loggedBody?: string } | undefined {

@@ -1,6 +1,6 @@
 // Rate limits kept in this process's memory: the embedded default (one process owns the store).
 
-import type { RateLimiter, RateLimitScope, RateRejection, RateTicket } from '../../store/coordination.js';
+import type { RateLimiter, RateLimitScope, RateRejection, RateTicket, RateWindowState } from '../../store/coordination.js';
 import { RateWindow, type TokenHandle } from './rate-window.js';
 
 interface LocalTicket {
@@ -33,7 +33,7 @@ export class LocalRateLimiter implements RateLimiter {
     return undefined;
   }
 
-  async admit(scopes: RateLimitScope[], promptTokens: number): Promise<{ ticket: RateTicket } | { rejected: RateRejection }> {
+  async admit(scopes: RateLimitScope[], promptTokens: number): Promise<{ ticket: RateTicket; windows: RateWindowState[] } | { rejected: RateRejection }> {
     const now = Date.now();
     const rejected = this.rejection(scopes, now, promptTokens);
     if (rejected) return { rejected };
@@ -42,7 +42,8 @@ export class LocalRateLimiter implements RateLimiter {
       return { window, handle: window.admit(now, promptTokens) };
     });
     const ticket: LocalTicket = { entries };
-    return { ticket };
+    const windows = entries.map(({ window }) => ({ requests: window.requestCount(now), tokens: window.tokenCount(now), ...window.resetsMs(now) }));
+    return { ticket, windows };
   }
 
   release(ticket: RateTicket, actualTokens: number): void {

@@ -35,6 +35,13 @@ export class RateWindow {
     return this.tokens.reduce((sum, e) => sum + e.tokens, 0);
   }
 
+  /** Milliseconds until the oldest request and the oldest token entry leave the window. */
+  resetsMs(now: number): { requestsResetMs: number; tokensResetMs: number } {
+    this.prune(now);
+    const left = (at: number | undefined) => (at === undefined ? 0 : Math.max(0, at + WINDOW_MS - now));
+    return { requestsResetMs: left(this.requests[0]), tokensResetMs: left(this.tokens[0]?.at) };
+  }
+
   /** Seconds until the oldest request leaves the window. */
   requestRetryAfter(now: number): number {
     return this.requests.length ? Math.max(1, Math.ceil((this.requests[0]! + WINDOW_MS - now) / 1000)) : 1;

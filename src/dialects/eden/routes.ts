@@ -101,10 +101,11 @@ function combinedHeaders(served: Served[], arrivedAt: number): Record<string, st
   const first = served[0]!;
   if (served.length === 1) return servedByHeaders(first.result, arrivedAt, first.result.ttftMs);
   const join = (f: (s: Served) => string) => served.map(f).join(', ');
-  // Side by side, the wait that counts is the longest one.
+  // Side by side, the wait that counts is the longest one, and the limits the fewest requests left (the last call admitted).
   const waited = Math.max(...served.map((s) => s.result.upstreamMs()));
+  const lowest = served.reduce((a, b) => ((b.result.limits?.requests?.remaining ?? Infinity) < (a.result.limits?.requests?.remaining ?? Infinity) ? b : a));
   return {
-    ...servedByHeaders(first.result, arrivedAt, Math.min(...served.map((s) => s.result.ttftMs)), waited),
+    ...servedByHeaders({ ...first.result, limits: lowest.result.limits }, arrivedAt, Math.min(...served.map((s) => s.result.ttftMs)), waited),
     'x-switchboard-provider': join((s) => s.result.provider),
     'x-switchboard-model': join((s) => s.result.model.id),
     'x-switchboard-deployment': join((s) => s.result.deployment.name),

@@ -31,7 +31,7 @@ async function createMessage(deps: MessagesDeps, request: FastifyRequest, reply:
   const started = await startMessages(prepared, ctx, deps);
   const renderer = new MessageEventRenderer({ id: newMessageId(), model: started.modelId, omitThinking: info.omitThinking });
   const headers: Record<string, string> = {
-    ...(started.chat ? servedByHeaders(started.chat, request.arrivedAt, started.chat.ttftMs) : {}),
+    ...(started.chat ? servedByHeaders(started.chat, request.arrivedAt, started.chat.ttftMs, undefined, 'anthropic') : {}),
     'request-id': String(request.id),
   };
   if (info.correlationId) headers['x-correlation-id'] = info.correlationId;

@@ -6,7 +6,7 @@ import cors from '@fastify/cors';
 import type { FastifyInstance } from 'fastify';
 import type { Config } from '../core/config.js';
 
-/** Response headers a page may read (its SDK reads request ids and retry-after). */
+/** Response headers a page may read (its SDK reads request ids and retry-after; rate-limit headers). */
 const EXPOSED_HEADERS = [
   'x-request-id',
   'request-id',
@@ -19,6 +19,8 @@ const EXPOSED_HEADERS = [
   'x-switchboard-ttft-ms',
   'x-switchboard-overhead-ms',
   'x-switchboard-token-count',
+  ...['requests', 'tokens'].flatMap((d) => [`x-ratelimit-limit-${d}`, `x-ratelimit-remaining-${d}`, `x-ratelimit-reset-${d}`]),
+  ...['requests', 'tokens'].flatMap((d) => [`anthropic-ratelimit-${d}-limit`, `anthropic-ratelimit-${d}-remaining`, `anthropic-ratelimit-${d}-reset`]),
 ];
 
 export function allowsEveryOrigin(config: Config): boolean {

@@ -43,6 +43,7 @@ before(async () => {
         { id: 'claude', provider: 'anthropic', model: 'claude-sonnet-4-5', baseUrl: anthropicFake.url, apiKeyEnv: 'SB_COUNT_ANTHROPIC_KEY' },
         bedrock('claude-bedrock', 'anthropic.claude-3-7-sonnet-20250219-v1:0'),
         bedrock('profile-bedrock', 'us.anthropic.claude-sonnet-4-6'),
+        bedrock('llama-bedrock', 'meta.llama3-70b-instruct-v1:0'),
         { id: 'compat', provider: 'openai', model: 'compat-1', baseUrl: openaiFake.url },
       ],
     },
@@ -124,14 +125,25 @@ describe('a Bedrock upstream', () => {
     assert.deepEqual(counted, { tokens: bedrockCount(converse), source: 'upstream' });
   });
 
-  test('a model Bedrock cannot count gets an estimate, and is not asked again', async () => {
+  test('a cross-region profile id CountTokens refuses is counted as its base model, which is then asked directly', async () => {
     bedrockFake.enqueueCount({ error: 'ValidationException', message: "The provided model doesn't support counting tokens." });
     const before = bedrockFake.requests.length;
     const first = await count({ model: 'profile-bedrock', ...PROMPT });
+    assert.equal(first.source, 'upstream');
+    assert.deepEqual(bedrockFake.requests.slice(before).map((r) => r.modelId), ['us.anthropic.claude-sonnet-4-6', 'anthropic.claude-sonnet-4-6']);
+    const second = await count({ model: 'profile-bedrock', ...PROMPT });
+    assert.deepEqual(second, first);
+    assert.deepEqual(bedrockFake.requests.slice(before + 2).map((r) => r.modelId), ['anthropic.claude-sonnet-4-6']);
+  });
+
+  test('a model Bedrock cannot count gets an estimate, and is not asked again', async () => {
+    bedrockFake.enqueueCount({ error: 'ValidationException', message: "The provided model doesn't support counting tokens." });
+    const before = bedrockFake.requests.length;
+    const first = await count({ model: 'llama-bedrock', ...PROMPT });
     assert.equal(first.source, 'estimate');
     assert.ok(first.tokens > 0);
     assert.equal(bedrockFake.requests.length, before + 1);
-    const second = await count({ model: 'profile-bedrock', ...PROMPT });
+    const second = await count({ model: 'llama-bedrock', ...PROMPT });
     assert.deepEqual(second, first);
     assert.equal(bedrockFake.requests.length, before + 1);
   });

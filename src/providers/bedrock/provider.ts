@@ -42,16 +42,19 @@ function quiet<T>(promise: Promise<T>): Promise<T> {
 }
 
 /**
- * Bedrock's answer for a model without token counting (seen on cross-region profiles such as
- * `us.anthropic.claude-sonnet-4-6`): "The provided model doesn't support counting tokens."
+ * Bedrock's answers for a model id CountTokens will not take: "The provided model doesn't support
+ * counting tokens." (reported for cross-region profiles such as `us.anthropic.claude-…`, whose
+ * base model id counts) or "The provided model identifier is invalid."
  */
-const UNCOUNTABLE = /support(s|ed)? counting tokens|token counting is not supported/i;
+const UNCOUNTABLE = /support(s|ed)? counting tokens|token counting is not supported|model identifier is invalid/i;
+/** A cross-region inference profile's geography prefix (`us.anthropic.claude-…`). */
+const GEO_PREFIX = /^(us|eu|apac|global|jp|au|ca|us-gov)\./;
 
 export class BedrockProvider implements Provider {
   readonly name = 'bedrock';
   private readonly pool = new BedrockClientPool();
-  /** Model ids Bedrock cannot count for: asked once, then estimated without a call. */
-  private readonly uncountable = new Set<string>();
+  /** The id CountTokens took for a deployment's model (the profile's or its base model's), or null: none. */
+  private readonly countingIds = new Map<string, string | null>();
 
   capabilities(deployment: ResolvedDeployment): Capabilities {
     return bedrockCapabilities(deployment);
@@ -133,12 +136,31 @@ export class BedrockProvider implements Provider {
   /**
    * The prompt's tokens from Bedrock's CountTokens, for the Converse request `stream` would send
    * (without inferenceConfig, which it does not take); undefined for a model it cannot count.
+   * A cross-region profile id it refuses is tried again as its base model id; what worked (or
+   * that nothing did) is remembered per model.
    */
   async countInputTokens(request: ChatRequest, context: ProviderCallContext): Promise<number | undefined> {
+    const { deployment } = context;
+    const known = this.countingIds.get(deployment.model);
+    if (known === null) return undefined;
+    const candidates = known ? [known] : [deployment.model, ...(GEO_PREFIX.test(deployment.model) ? [deployment.model.replace(GEO_PREFIX, '')] : [])];
+    for (const modelId of candidates) {
+      const counted = await this.countTokensAs(modelId, request, context);
+      if (counted !== undefined) {
+        this.countingIds.set(deployment.model, modelId);
+        return counted;
+      }
+    }
+    this.countingIds.set(deployment.model, null);
+    context.logger.info({ model: deployment.model }, 'bedrock: this model has no token counting; count_tokens estimates for it from now on');
+    return undefined;
+  }
+
+  /** One CountTokens call with `modelId`; undefined when Bedrock will not count for that id. */
+  private async countTokensAs(modelId: string, request: ChatRequest, context: ProviderCallContext): Promise<number | undefined> {
     const { deployment, signal } = context;
-    if (this.uncountable.has(deployment.model)) return undefined;
     const options = bedrockOptions(deployment.model, deployment.options);
-    const { modelId, messages, system, toolConfig, additionalModelRequestFields } = prepareBedrockRequest(request, deployment, options).input;
+    const { messages, system, toolConfig, additionalModelRequestFields } = prepareBedrockRequest(request, deployment, options).input;
     const client = this.pool.get(deployment, options);
     if (signal.aborted) throw bedrockError(signal.reason, { signal });
     const controller = new AbortController();
@@ -158,11 +180,7 @@ export class BedrockProvider implements Provider {
       return inputTokens;
     } catch (err) {
       const e = err as { name?: string; message?: string };
-      if (!timedOut && !signal.aborted && e?.name === 'ValidationException' && UNCOUNTABLE.test(e.message ?? '')) {
-        this.uncountable.add(deployment.model);
-        context.logger.info({ model: deployment.model }, 'bedrock: this model has no token counting; count_tokens estimates for it from now on');
-        return undefined;
-      }
+      if (!timedOut && !signal.aborted && e?.name === 'ValidationException' && UNCOUNTABLE.test(e.message ?? '')) return undefined;
       throw bedrockError(err, { signal, timedOut });
     } finally {
       clearTimeout(timer);

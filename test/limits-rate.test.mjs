@@ -63,6 +63,10 @@ describe('requests per minute', () => {
     assert.equal(refused.body.error.code, 'requests_per_minute_exceeded');
     const retryAfter = Number(refused.headers.get('retry-after'));
     assert.ok(retryAfter >= 1 && retryAfter <= 60, `retry-after ${retryAfter}`);
+    // The refusal names the limit in OpenAI's rate-limit headers too.
+    assert.equal(refused.headers.get('x-ratelimit-limit-requests'), '10');
+    assert.equal(refused.headers.get('x-ratelimit-remaining-requests'), '0');
+    assert.equal(refused.headers.get('x-ratelimit-reset-requests'), retryAfter === 60 ? '1m0s' : `${retryAfter}s`);
   });
 
   test('an organisation limit is shared by all its keys', async () => {
@@ -126,6 +130,8 @@ describe('tokens per minute', () => {
     const after = await chat(key, 'one');
     assert.equal(after.status, 429);
     assert.match(after.body.error.message, /used 28/);
+    assert.equal(after.headers.get('x-ratelimit-limit-tokens'), '20');
+    assert.equal(after.headers.get('x-ratelimit-remaining-tokens'), '0');
   });
 });
 
@@ -172,5 +178,12 @@ describe('rate-limit response headers', () => {
     assert.ok(reset > Date.now() - 1000 && reset <= Date.now() + 61_000, res.headers.get('anthropic-ratelimit-requests-reset'));
     assert.equal(res.headers.get('anthropic-ratelimit-tokens-limit'), '8000');
     assert.equal(res.headers.get('x-ratelimit-limit-requests'), null);
+    // A refusal in the Messages shape carries Anthropic's names too.
+    for (let i = 0; i < 3; i++) await postJson(`${server.url}/v1/messages`, { model: 'gm', max_tokens: 2, messages: [{ role: 'user', content: 'hi' }] }, { 'x-api-key': key, 'anthropic-version': '2023-06-01' });
+    const refused = await postJson(`${server.url}/v1/messages`, { model: 'gm', max_tokens: 2, messages: [{ role: 'user', content: 'hi' }] }, { 'x-api-key': key, 'anthropic-version': '2023-06-01' });
+    assert.equal(refused.status, 429);
+    assert.equal(refused.body.error.type, 'rate_limit_error');
+    assert.equal(refused.headers.get('anthropic-ratelimit-requests-remaining'), '0');
+    assert.equal(refused.headers.get('anthropic-ratelimit-requests-limit'), '4');
   });
 });

@@ -1,6 +1,8 @@
 // One error class carries every failure to the edge. Each dialect maps `kind` to its own
 // status and JSON shape; `code` is the stable, searchable name of the failure.
 
+import type { RateHeadroom } from './limits/admission.js';
+
 export type ErrorKind =
   | 'bad_request'
   | 'auth'
@@ -54,6 +56,8 @@ export interface GatewayErrorOptions {
   provider?: string;
   /** Field -> problems, for dialects that report validation per field (Eden). */
   fieldErrors?: Record<string, string[]>;
+  /** For a refusal by a rate limit: the limit that refused, for the rate-limit headers. */
+  rateLimit?: RateHeadroom;
 }
 
 export class GatewayError extends Error {
@@ -65,6 +69,7 @@ export class GatewayError extends Error {
   readonly retryable: boolean;
   readonly provider?: string;
   readonly fieldErrors?: Record<string, string[]>;
+  readonly rateLimit?: RateHeadroom;
 
   constructor(kind: ErrorKind, message: string, options: GatewayErrorOptions = {}) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
@@ -77,6 +82,7 @@ export class GatewayError extends Error {
     this.retryable = options.retryable ?? RETRYABLE_KINDS.has(kind);
     this.provider = options.provider;
     this.fieldErrors = options.fieldErrors;
+    this.rateLimit = options.rateLimit;
   }
 }
 

@@ -16,7 +16,7 @@ import type { Store } from '../store/store.js';
 import { Authenticator } from './auth.js';
 import { addClientConstraint } from './client-constraint.js';
 import { allowsEveryOrigin, registerCors } from './cors.js';
-import type { Dialect, ServerContext } from './context.js';
+import { rateLimitHeaders, type Dialect, type ServerContext } from './context.js';
 import { registerOperationalRoutes } from './operational.js';
 import { registerRouterStatusRoute } from './router-status.js';
 import { attachMetrics } from './metrics.js';
@@ -50,6 +50,8 @@ function errorReply(dialect: Dialect, error: GatewayError, request: Parameters<D
   // Every 429/503 tells the client when to come back, even when the upstream did not say.
   const retryAfter = error.retryAfter ?? (error.status === 429 || error.status === 503 ? DEFAULT_RETRY_AFTER_SECONDS : undefined);
   if (retryAfter !== undefined) headers['retry-after'] = String(Math.max(0, Math.ceil(retryAfter)));
+  // A refusal by a rate limit says which, as an admitted call's answer does (context.ts).
+  if (error.rateLimit) Object.assign(headers, rateLimitHeaders(error.rateLimit, dialect.name === 'messages' ? 'anthropic' : 'openai'));
   return { ...rendered, headers };
 }
 

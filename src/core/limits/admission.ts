@@ -224,13 +224,19 @@ function rateLimitError(scope: Scope, rejected: RateRejection, promptTokens: num
       code: 'requests_per_minute_exceeded',
       retryAfter,
       retryable: false,
+      rateLimit: { requests: { limit: spec.rpm!, remaining: 0, resetMs: retryAfter * 1000 } },
     });
   }
   if (rejected.limit === 'tpm') {
     return new GatewayError(
       'rate_limit',
       `Rate limit reached for ${label}: ${spec.tpm} tokens per minute (used ${rejected.usedTokens}, this request needs ${promptTokens}). Try again in ${retryAfter}s.`,
-      { code: 'tokens_per_minute_exceeded', retryAfter, retryable: false },
+      {
+        code: 'tokens_per_minute_exceeded',
+        retryAfter,
+        retryable: false,
+        rateLimit: { tokens: { limit: spec.tpm!, remaining: Math.max(0, spec.tpm! - rejected.usedTokens), resetMs: retryAfter * 1000 } },
+      },
     );
   }
   return new GatewayError('rate_limit', `Too many concurrent requests for ${label}: at most ${spec.concurrent} at once.`, {

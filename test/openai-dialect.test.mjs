@@ -312,6 +312,18 @@ test("OpenAI's other request fields: accepted where Switchboard honours the valu
   }
 });
 
+test('an assistant message sent back as a response gave it (and as OpenAI gives it: annotations, audio, function_call) is accepted', async () => {
+  const first = await client.chat.completions.create({ model: 'm1', messages: user('hello there') });
+  const echoed = first.choices[0].message;
+  const second = await client.chat.completions.create({ model: 'm1', messages: [...user('hello there'), echoed, ...user('and again')] });
+  assert.equal(second.choices[0].message.content, 'Hello world');
+  const asOpenAIGivesIt = { role: 'assistant', content: 'Paris.', refusal: null, annotations: [], audio: null, function_call: null };
+  const third = await client.chat.completions.create({ model: 'm1', messages: [...user('Capital of France?'), asOpenAIGivesIt, ...user('Thanks')] });
+  assert.equal(third.choices[0].finish_reason, 'stop');
+  const sent = scripted.requests.at(-1).messages.map((m) => [m.role, m.content.map((p) => p.text).join('')]);
+  assert.deepEqual(sent, [['user', 'Capital of France?'], ['assistant', 'Paris.'], ['user', 'Thanks']]);
+});
+
 const MALFORMED = [
   ['not json', '{"model": '],
   ['array body', '[]'],

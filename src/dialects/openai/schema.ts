@@ -56,6 +56,12 @@ const messageSchema = z.discriminatedUnion('role', [
       reasoning: z.string().nullable().optional(),
       /** Reasoning blocks sent back verbatim (OpenRouter's reasoning_details; signatures kept). */
       reasoning_details: z.array(reasoningDetailSchema).nullable().optional(),
+      // What OpenAI's responses carry and clients send back with the message as they got it
+      // (`messages.push(completion.choices[0].message)`): URL citations, and the empty audio and
+      // deprecated function_call. Citations are the answer's metadata, not its text.
+      annotations: z.array(z.unknown()).nullable().optional(),
+      audio: z.null().optional(),
+      function_call: z.null().optional(),
     })
     .strict(),
   z.object({ role: z.literal('tool'), content: z.union([z.string(), z.array(textPart)]), tool_call_id: z.string().min(1) }).strict(),

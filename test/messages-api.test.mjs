@@ -163,6 +163,22 @@ describe('tools', () => {
     assert.equal(events.find((e) => e.event === 'message_delta').data.delta.stop_reason, 'tool_use');
   });
 
+  test('tool_use blocks sent back as Anthropic returns them (caller, toolset_name) are accepted', async () => {
+    const res = await client.messages.create({
+      model: 'm1',
+      max_tokens: 16,
+      tools,
+      messages: [
+        { role: 'user', content: 'weather?' },
+        { role: 'assistant', content: [{ type: 'text', text: 'Checking.', citations: null }, { type: 'tool_use', id: 'toolu_9', name: 'get_weather', input: { location: 'Oslo' }, caller: { type: 'direct' }, toolset_name: null }] },
+        { role: 'user', content: [{ type: 'tool_result', tool_use_id: 'toolu_9', content: 'Snow' }, { type: 'text', text: 'script:text' }] },
+      ],
+    });
+    assert.equal(res.type, 'message');
+    const call = lastRequest().messages[1].content.find((p) => p.type === 'tool-call');
+    assert.deepEqual([call.id, call.name, JSON.parse(call.arguments)], ['toolu_9', 'get_weather', { location: 'Oslo' }]);
+  });
+
   test('a tool use round trip with the SDK: tool_use blocks out, tool_result back in', async () => {
     const first = await client.messages
       .stream({ model: 'm1', max_tokens: 64, messages: user('script:tools'), tools, tool_choice: { type: 'auto' } })

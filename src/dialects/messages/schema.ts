@@ -57,6 +57,10 @@ const toolUseBlockSchema = z
     name: z.string().min(1),
     input: z.unknown(),
     cache_control: cacheControlSchema.nullable().optional(),
+    // As Anthropic's responses now carry them and clients send the block back unchanged: who made
+    // the call (`{type: 'direct'}` for the model itself) and the toolset it came from.
+    caller: z.object({ type: z.string() }).passthrough().nullable().optional(),
+    toolset_name: z.string().nullable().optional(),
   })
   .strict();
 

@@ -69,6 +69,21 @@ test('stop sequences cut the answer before the stop text', async () => {
   assert.equal(cut.choices[0].message.content, full.slice(0, full.indexOf(stop)));
 });
 
+test('logit_bias is honoured; biasing an end-of-turn token, which the runtime cannot, is a 400 naming it', async () => {
+  const TOOL_CALL = 151657; // <tool_call> in the Qwen2 vocabulary the test model uses (plain text here: no tools)
+  const free = await client.chat.completions.create(ask({ max_tokens: 8, temperature: 0.9 }));
+  assert.ok(!free.choices[0].message.content.includes('<tool_call>'));
+  const biased = await client.chat.completions.create(ask({ max_tokens: 8, temperature: 0.9, logit_bias: { [TOOL_CALL]: 100 } }));
+  assert.equal(biased.choices[0].message.content, '<tool_call>'.repeat(8));
+  const IM_END = 151645; // <|im_end|>
+  await assert.rejects(client.chat.completions.create(ask({ max_tokens: 8, logit_bias: { [IM_END]: 100 } })), (err) => {
+    assert.equal(err.status, 400);
+    assert.equal(err.param, 'logit_bias');
+    assert.match(err.message, /151645/);
+    return true;
+  });
+});
+
 test('n=2 gives two different choices decoded together', async () => {
   const completion = await client.chat.completions.create(ask({ n: 2, max_tokens: 16, temperature: 1 }));
   assert.equal(completion.choices.length, 2);

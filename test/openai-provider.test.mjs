@@ -407,6 +407,7 @@ describe('the request sent upstream', () => {
         stop: ['END'],
         presencePenalty: 0.1,
         frequencyPenalty: 0.3,
+        logitBias: { 1734: -100, 2: 5 },
         maxTokens: 99,
         responseFormat: { type: 'json', schema: { type: 'object' }, name: 'my answer' },
         reasoning: { enabled: true, effort: 'low' },
@@ -423,6 +424,7 @@ describe('the request sent upstream', () => {
       stop: ['END'],
       presence_penalty: 0.1,
       frequency_penalty: 0.3,
+      logit_bias: { 1734: -100, 2: 5 },
       max_tokens: 99,
       response_format: { type: 'json_schema', json_schema: { name: 'my_answer', schema: { type: 'object' } } },
       reasoning_effort: 'low',
@@ -452,7 +454,7 @@ describe('the request sent upstream', () => {
   });
 
   test('top_k/min_p/repetition_penalty only with extendedSampling, and capabilities say exactly that', async () => {
-    const base = ['temperature', 'topP', 'seed', 'stop', 'presencePenalty', 'frequencyPenalty'];
+    const base = ['temperature', 'topP', 'seed', 'stop', 'presencePenalty', 'frequencyPenalty', 'logitBias'];
     assert.deepEqual(provider.capabilities(deployment()).sampling, base);
     const vllm = deployment({ options: { extendedSampling: true } });
     assert.deepEqual(provider.capabilities(vllm).sampling, [...base, 'topK', 'minP', 'repetitionPenalty']);

@@ -151,6 +151,7 @@ export class Gateway {
       ['presencePenalty', 'presencePenalty', 'presence_penalty'],
       ['frequencyPenalty', 'frequencyPenalty', 'frequency_penalty'],
       ['repetitionPenalty', 'repetitionPenalty', 'repetition_penalty'],
+      ['logitBias', 'logitBias', 'logit_bias'],
     ];
     for (const [field, cap, wire] of sampling) {
       if (request[field] !== undefined && !caps.sampling.includes(cap)) {

@@ -23,7 +23,7 @@ export interface Capabilities {
    */
   bufferedCalls?: boolean;
   /** Sampling fields the provider can honour; the core refuses the others with a 400. */
-  sampling: Array<'temperature' | 'topP' | 'topK' | 'minP' | 'seed' | 'stop' | 'presencePenalty' | 'frequencyPenalty' | 'repetitionPenalty'>;
+  sampling: Array<'temperature' | 'topP' | 'topK' | 'minP' | 'seed' | 'stop' | 'presencePenalty' | 'frequencyPenalty' | 'repetitionPenalty' | 'logitBias'>;
 }
 
 export interface ProviderCallContext {

@@ -115,6 +115,8 @@ export interface ChatRequest {
   parallelToolCalls?: boolean;
   responseFormat?: ResponseFormat;
   reasoning?: ReasoningConfig;
+  /** OpenAI's `logit_bias`: token id (the model's own tokenizer) → bias added to its logit, -100 (ban) to 100. */
+  logitBias?: Record<string, number>;
   /** Ask the provider for token probabilities (used for confidence_score). */
   logprobs?: boolean;
   /**

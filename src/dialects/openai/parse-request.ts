@@ -122,7 +122,6 @@ const UNSUPPORTED = {
   functions: 'the deprecated functions field is not supported; send tools',
   function_call: 'the deprecated function_call field is not supported; send tool_choice',
   top_logprobs: 'token logprobs are not supported; confidence_score is returned where the provider exposes token probabilities',
-  logit_bias: 'logit_bias is not supported on this route',
   verbosity: 'verbosity is not supported',
   prompt_cache_retention: "prompt cache retention is OpenAI's own setting and is not supported",
 } as const;
@@ -162,6 +161,7 @@ export async function parseChatCompletionRequest(body: ChatCompletionRequest): P
     presencePenalty: body.presence_penalty ?? undefined,
     frequencyPenalty: body.frequency_penalty ?? undefined,
     repetitionPenalty: body.repetition_penalty ?? undefined,
+    logitBias: body.logit_bias && Object.keys(body.logit_bias).length ? body.logit_bias : undefined,
     n: body.n ?? undefined,
     tools: body.tools?.map((t) => ({
       name: t.function.name,

@@ -127,6 +127,7 @@ export const chatCompletionRequestSchema = z
     seed: z.number().int().nullable().optional(),
     stop: z.union([z.string(), z.array(z.string().min(1)).max(4)]).nullable().optional(),
     presence_penalty: z.number().min(-2).max(2).nullable().optional(),
+    logit_bias: z.record(z.string().regex(/^\d+$/, 'must be a token id'), z.number().min(-100).max(100)).nullable().optional(),
     frequency_penalty: z.number().min(-2).max(2).nullable().optional(),
     repetition_penalty: z.number().gt(0).max(2).nullable().optional(),
     n: z.number().int().min(1).max(8).nullable().optional(),
@@ -154,7 +155,6 @@ export const chatCompletionRequestSchema = z
     functions: z.unknown().optional(),
     function_call: z.unknown().optional(),
     top_logprobs: z.unknown().optional(),
-    logit_bias: z.unknown().optional(),
     verbosity: z.unknown().optional(),
     prompt_cache_retention: z.unknown().optional(),
   })

@@ -20,7 +20,7 @@ const CAPABILITIES: Capabilities = {
   reasoning: true,
   multipleChoices: false,
   logprobs: true,
-  sampling: ['temperature', 'topP', 'topK', 'minP', 'seed', 'stop', 'presencePenalty', 'frequencyPenalty', 'repetitionPenalty'],
+  sampling: ['temperature', 'topP', 'topK', 'minP', 'seed', 'stop', 'presencePenalty', 'frequencyPenalty', 'repetitionPenalty', 'logitBias'],
 };
 
 export const createLocalProvider: ProviderFactory = (env) => {

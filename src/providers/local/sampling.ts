@@ -46,17 +46,21 @@ export function repeatPenalty(request: ChatRequest, generated: () => Token[]): L
 }
 
 /**
- * OpenAI-style `logit_bias` ({token id: -100..100}), passed as `providerOptions.local.logitBias`:
- * added to the token's logit; -100 bans the token.
+ * OpenAI-style `logit_bias` ({token id: -100..100}), from the request's `logitBias` (OpenAI's
+ * field) or `providerOptions.local.logitBias`: added to the token's logit; -100 bans the token.
  */
 export function tokenBias(request: ChatRequest, model: LlamaModel): TokenBias | undefined {
-  const bias = request.providerOptions?.local?.logitBias;
+  const bias = request.logitBias ?? request.providerOptions?.local?.logitBias;
   if (!bias || typeof bias !== 'object') return undefined;
   const result = new TokenBias(model.tokenizer);
   for (const [token, value] of Object.entries(bias as Record<string, unknown>)) {
     const id = Number(token);
     if (!Number.isInteger(id) || id < 0 || typeof value !== 'number' || !Number.isFinite(value)) {
       throw badRequest(`logitBias needs integer token ids mapped to numbers; got ${JSON.stringify(token)}: ${JSON.stringify(value)}`, 'logit_bias');
+    }
+    // node-llama-cpp's TokenBias skips end-of-generation tokens: say so rather than ignore the bias.
+    if (model.isEogToken(id as Token)) {
+      throw badRequest(`logit_bias cannot change token ${id}: it ends the turn, and the local runtime does not bias end-of-turn tokens (use max_tokens or stop instead)`, 'logit_bias', 'unsupported_parameter');
     }
     result.set(id as Token, value <= -100 ? 'never' : { logit: value });
   }

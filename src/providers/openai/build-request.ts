@@ -25,6 +25,7 @@ const SAMPLING: SamplingMapping[] = [
   { field: 'stop', wire: 'stop' },
   { field: 'presencePenalty', wire: 'presence_penalty' },
   { field: 'frequencyPenalty', wire: 'frequency_penalty' },
+  { field: 'logitBias', wire: 'logit_bias' },
   { field: 'topK', wire: 'top_k', extended: true },
   { field: 'minP', wire: 'min_p', extended: true },
   { field: 'repetitionPenalty', wire: 'repetition_penalty', extended: true },

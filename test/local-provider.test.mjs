@@ -88,7 +88,7 @@ describe('local provider: text generation', () => {
     assert.equal(caps.multipleChoices, false);
     assert.equal(caps.logprobs, true);
     assert.equal(caps.reasoning, true);
-    assert.equal(caps.sampling.length, 9);
+    assert.deepEqual(caps.sampling, ['temperature', 'topP', 'topK', 'minP', 'seed', 'stop', 'presencePenalty', 'frequencyPenalty', 'repetitionPenalty', 'logitBias']);
   });
 });
 

@@ -14,7 +14,7 @@ import type { ChatRequest, StreamPart } from '../../core/types.js';
 import type { ConverseStreamOutput } from './api.js';
 import { BedrockClientPool } from './client.js';
 import { bedrockError } from './errors.js';
-import { bedrockOptions } from './options.js';
+import { bedrockOptions, type BedrockDeploymentOptions } from './options.js';
 import { prepareBedrockRequest } from './build-request.js';
 import { BedrockStreamConverter } from './stream.js';
 
@@ -144,8 +144,11 @@ export class BedrockProvider implements Provider {
     const known = this.countingIds.get(deployment.model);
     if (known === null) return undefined;
     const candidates = known ? [known] : [deployment.model, ...(GEO_PREFIX.test(deployment.model) ? [deployment.model.replace(GEO_PREFIX, '')] : [])];
+    const options = bedrockOptions(deployment.model, deployment.options);
+    const { messages, system, toolConfig, additionalModelRequestFields } = prepareBedrockRequest(request, deployment, options).input;
+    const converse = { messages, system, toolConfig, additionalModelRequestFields };
     for (const modelId of candidates) {
-      const counted = await this.countTokensAs(modelId, request, context);
+      const counted = await this.countTokensAs(new CountTokensCommand({ modelId, input: { converse } }), options, context);
       if (counted !== undefined) {
         this.countingIds.set(deployment.model, modelId);
         return counted;
@@ -156,11 +159,9 @@ export class BedrockProvider implements Provider {
     return undefined;
   }
 
-  /** One CountTokens call with `modelId`; undefined when Bedrock will not count for that id. */
-  private async countTokensAs(modelId: string, request: ChatRequest, context: ProviderCallContext): Promise<number | undefined> {
+  /** One CountTokens call; undefined when Bedrock will not count for the command's model id. */
+  private async countTokensAs(command: CountTokensCommand, options: BedrockDeploymentOptions, context: ProviderCallContext): Promise<number | undefined> {
     const { deployment, signal } = context;
-    const options = bedrockOptions(deployment.model, deployment.options);
-    const { messages, system, toolConfig, additionalModelRequestFields } = prepareBedrockRequest(request, deployment, options).input;
     const client = this.pool.get(deployment, options);
     if (signal.aborted) throw bedrockError(signal.reason, { signal });
     const controller = new AbortController();
@@ -172,7 +173,6 @@ export class BedrockProvider implements Provider {
       controller.abort(new Error('bedrock first_byte timeout'));
     }, options.connectTimeoutMs + options.firstByteTimeoutMs);
     try {
-      const command = new CountTokensCommand({ modelId, input: { converse: { messages, system, toolConfig, additionalModelRequestFields } } });
       const { inputTokens } = await client.send(command, { abortSignal: controller.signal });
       if (typeof inputTokens !== 'number') {
         throw new GatewayError('upstream_invalid', 'Bedrock answered CountTokens without inputTokens', { provider: 'bedrock', code: 'upstream_invalid_body' });

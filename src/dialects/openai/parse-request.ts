@@ -4,7 +4,7 @@ import { badRequest } from '../../core/errors.js';
 import { imageFromBytes, parseDataUri } from '../../core/media.js';
 import type { ChatRequest, ContentPart, Message, ReasoningConfig, ToolChoice } from '../../core/types.js';
 import { unansweredToolResult } from '../../core/types.js';
-import type { ChatCompletionMessage, ChatCompletionRequest } from './schema.js';
+import { UNSUPPORTED_FIELDS, type ChatCompletionMessage, type ChatCompletionRequest } from './schema.js';
 
 type TextLike = string | Array<{ type: 'text'; text: string; cache_control?: Record<string, unknown> } | { type: 'refusal'; refusal: string }> | null | undefined;
 
@@ -113,26 +113,13 @@ function checkToolRoundTrips(messages: Message[]): void {
   }
 }
 
-/** OpenAI request fields that no provider here can honour, and why (the 400's message). */
-const UNSUPPORTED = {
-  audio: 'audio output is not supported',
-  modalities: 'only text output is supported; leave modalities out or send ["text"]',
-  prediction: 'predicted outputs are not supported',
-  web_search_options: 'web search is not supported; offer a search tool instead',
-  functions: 'the deprecated functions field is not supported; send tools',
-  function_call: 'the deprecated function_call field is not supported; send tool_choice',
-  top_logprobs: 'token logprobs are not supported; confidence_score is returned where the provider exposes token probabilities',
-  verbosity: 'verbosity is not supported',
-  prompt_cache_retention: "prompt cache retention is OpenAI's own setting and is not supported",
-} as const;
-
 /** OpenAI fields accepted only with the value Switchboard can honour. */
 function refuseUnsupported(body: ChatCompletionRequest): void {
-  for (const field of Object.keys(UNSUPPORTED) as Array<keyof typeof UNSUPPORTED>) {
+  for (const field of Object.keys(UNSUPPORTED_FIELDS) as Array<keyof typeof UNSUPPORTED_FIELDS>) {
     const value = body[field];
     if (value === undefined || value === null) continue;
     if (field === 'modalities' && Array.isArray(value) && value.every((m) => m === 'text')) continue;
-    throw badRequest(`${field}: ${UNSUPPORTED[field]}`, field, 'unsupported_parameter');
+    throw badRequest(`${field}: ${UNSUPPORTED_FIELDS[field]}`, field, 'unsupported_parameter');
   }
   if (body.store === true) throw badRequest('store: stored completions are not supported (Switchboard keeps its own request log)', 'store', 'unsupported_parameter');
   if (body.service_tier != null && body.service_tier !== 'auto' && body.service_tier !== 'default') {

@@ -113,6 +113,26 @@ const reasoningSchema = z
   })
   .strict();
 
+/**
+ * OpenAI request fields that no provider here can honour, and why: accepted by the schema, then
+ * refused by parse-request.ts with a 400 naming the field and giving this reason.
+ */
+export const UNSUPPORTED_FIELDS = {
+  audio: 'audio output is not supported',
+  modalities: 'only text output is supported; leave modalities out or send ["text"]',
+  prediction: 'predicted outputs are not supported',
+  web_search_options: 'web search is not supported; offer a search tool instead',
+  functions: 'the deprecated functions field is not supported; send tools',
+  function_call: 'the deprecated function_call field is not supported; send tool_choice',
+  top_logprobs: 'token logprobs are not supported; confidence_score is returned where the provider exposes token probabilities',
+  verbosity: 'verbosity is not supported',
+  prompt_cache_retention: "prompt cache retention is OpenAI's own setting and is not supported",
+} as const;
+
+const unsupportedFieldSchemas = Object.fromEntries(Object.keys(UNSUPPORTED_FIELDS).map((field) => [field, z.unknown().optional()])) as {
+  [K in keyof typeof UNSUPPORTED_FIELDS]: z.ZodOptional<z.ZodUnknown>;
+};
+
 export const chatCompletionRequestSchema = z
   .object({
     model: z.string().min(1),
@@ -148,15 +168,7 @@ export const chatCompletionRequestSchema = z
     service_tier: z.string().nullable().optional(),
     // Fields of OpenAI's API that Switchboard refuses with a message of their own (parse-request.ts),
     // rather than as unknown arguments.
-    audio: z.unknown().optional(),
-    modalities: z.unknown().optional(),
-    prediction: z.unknown().optional(),
-    web_search_options: z.unknown().optional(),
-    functions: z.unknown().optional(),
-    function_call: z.unknown().optional(),
-    top_logprobs: z.unknown().optional(),
-    verbosity: z.unknown().optional(),
-    prompt_cache_retention: z.unknown().optional(),
+    ...unsupportedFieldSchemas,
   })
   .strict();
 

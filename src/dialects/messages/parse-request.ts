@@ -213,7 +213,7 @@ export async function parseMessagesRequest(body: MessagesRequest): Promise<ChatR
     presencePenalty: body.presence_penalty,
     frequencyPenalty: body.frequency_penalty,
     repetitionPenalty: body.repetition_penalty,
-    tools: body.tools?.map((t) => ({ name: t.name, description: t.description, parameters: t.input_schema, ...(t.cache_control ? { cacheControl: t.cache_control } : {}) })),
+    tools: body.tools?.map((t) => ({ name: t.name, description: t.description, parameters: t.input_schema, ...cacheControlOf(t) })),
     toolChoice: toolChoice(body.tool_choice, body.tools),
     parallelToolCalls: disableParallel === undefined ? undefined : !disableParallel,
     responseFormat: responseFormat(body),

@@ -86,6 +86,15 @@ describe('local provider: reasoning', () => {
     assert.ok(r.text.length > 0);
   });
 
+  it('token logprobs cover the answer tokens only, never the reasoning ones', async () => {
+    const r = await local.run({ messages: thinking, maxTokens: 20, seed: 2, reasoning: { enabled: true, budgetTokens: 5 }, logprobs: { top: 1 } });
+    assert.equal(r.finish.finishReason, 'length');
+    const tokens = r.parts.flatMap((p) => p.logprobs ?? []);
+    assert.ok(r.parts.every((p) => p.logprobs === undefined || p.type === 'text-delta'));
+    assert.equal(tokens.length, r.finish.usage.outputTokens - r.finish.usage.reasoningTokens);
+    assert.equal(tokens.map((t) => t.token).join(''), r.text);
+  });
+
   it('generates but does not return the reasoning when excluded', async () => {
     const r = await local.run({ messages: thinking, maxTokens: 20, seed: 2, reasoning: { enabled: true, budgetTokens: 5, exclude: true } });
     assert.ok(!r.types.some((t) => t.startsWith('reasoning')));

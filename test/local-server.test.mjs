@@ -60,6 +60,63 @@ test('streaming over raw SSE: role first, text deltas, finish, usage chunk, [DON
   assert.equal(contentChunks.map((c) => c.choices[0].delta.content).join(''), buffered.choices[0].message.content);
 });
 
+test('logprobs (greedy, buffered): every answer token, the chosen one first among its alternatives, agreeing with confidence_score', async () => {
+  const completion = await client.chat.completions.create(ask({ max_tokens: 8, temperature: 0, logprobs: true, top_logprobs: 3 }));
+  const check = validateOpenAI('CreateChatCompletionResponse', completion);
+  assert.ok(check.ok, check.errors.join('\n'));
+  const choice = completion.choices[0];
+  assert.equal(choice.finish_reason, 'length');
+  const tokens = choice.logprobs.content;
+  assert.equal(choice.logprobs.refusal, null);
+  assert.equal(tokens.length, completion.usage.completion_tokens);
+  assert.equal(tokens.map((t) => t.token).join(''), choice.message.content);
+  for (const t of tokens) {
+    assert.ok(t.logprob < 0 && t.logprob > -30, String(t.logprob));
+    assert.equal(t.top_logprobs.length, 3);
+    // Greedy decoding picks the most likely token.
+    assert.deepEqual(t.top_logprobs[0], { token: t.token, logprob: t.logprob, bytes: t.bytes });
+    for (let i = 1; i < 3; i++) assert.ok(t.top_logprobs[i].logprob <= t.top_logprobs[i - 1].logprob);
+    if (t.bytes !== null) assert.equal(Buffer.from(t.bytes).toString('utf8'), t.token);
+  }
+  // confidence_score comes from node-llama-cpp's own probability of each chosen token.
+  const mean = (tokens.reduce((sum, t) => sum + Math.exp(t.logprob), 0) / tokens.length) * 100;
+  assert.ok(Math.abs(mean - completion.confidence_score) < 1e-3, `${mean} vs ${completion.confidence_score}`);
+  // Not asked for: null, as OpenAI sends it.
+  assert.equal((await client.chat.completions.create(ask({ max_tokens: 2 }))).choices[0].logprobs, null);
+});
+
+test('logprobs (sampled, streamed): each chunk carries the tokens of its text, and the stream equals the buffered answer', async () => {
+  const request = ask({ max_tokens: 10, temperature: 0.9, logprobs: true, top_logprobs: 2 });
+  const res = await fetch(`${s.url}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ ...request, stream: true }) });
+  assert.equal(res.status, 200);
+  const chunks = (await readSse(res)).events.slice(0, -1).map((e) => JSON.parse(e.data));
+  const streamed = [];
+  for (const chunk of chunks) {
+    const check = validateOpenAI('CreateChatCompletionStreamResponse', chunk);
+    assert.ok(check.ok, check.errors.join('\n'));
+    const choice = chunk.choices[0];
+    if (!choice?.delta.content) continue;
+    assert.equal(choice.logprobs.content.map((t) => t.token).join(''), choice.delta.content);
+    streamed.push(...choice.logprobs.content);
+  }
+  assert.equal(streamed.length, 10);
+  for (const t of streamed) {
+    // Sampled, the chosen token need not be the likeliest, but none is likelier than the first alternative.
+    assert.ok(t.top_logprobs.length >= 1 && t.top_logprobs.length <= 2);
+    assert.ok(t.logprob <= t.top_logprobs[0].logprob);
+  }
+  const buffered = await client.chat.completions.create(request);
+  assert.deepEqual(buffered.choices[0].logprobs.content, streamed);
+});
+
+test('top_logprobs without logprobs, or above 20, is a 400 naming it', async () => {
+  for (const extra of [{ top_logprobs: 2 }, { logprobs: true, top_logprobs: 21 }, { logprobs: false, top_logprobs: 1 }]) {
+    const res = await postJson(`${s.url}/v1/chat/completions`, ask(extra));
+    assert.equal(res.status, 400, JSON.stringify(extra));
+    assert.equal(res.body.error.param, 'top_logprobs');
+  }
+});
+
 test('stop sequences cut the answer before the stop text', async () => {
   const full = (await client.chat.completions.create(ask({ max_tokens: 40, temperature: 0.9 }))).choices[0].message.content;
   const stop = full.slice(10, 13);

@@ -228,6 +228,19 @@ describe('OpenAI dialect × remote providers', () => {
         assert.equal(deltas.map((c) => c.choices[0].delta.content).join(''), RESET_TEXT[provider]);
         assert.ok(deltas.every((c) => c.choices[0].finish_reason === null && !c.usage), 'no finish, no usage');
       });
+
+      test('logprobs: passed through where the upstream has them, else a 400 naming the field', async () => {
+        if (provider === 'openai') rig.queue(provider, 'text');
+        const res = await postJson(`${rig.url}/v1/chat/completions`, { model, messages: [user('Say hello.')], logprobs: true });
+        if (provider === 'openai') {
+          assert.equal(res.status, 200, res.text);
+          assert.ok(Array.isArray(res.body.choices[0].logprobs.content));
+          return;
+        }
+        assert.equal(res.status, 400, res.text);
+        assert.deepEqual([res.body.error.param, res.body.error.code], ['logprobs', 'unsupported_parameter']);
+        assert.match(res.body.error.message, new RegExp(`provider ${provider}`));
+      });
     });
   }
 });

@@ -294,7 +294,6 @@ test("OpenAI's other request fields: accepted where Switchboard honours the valu
     ['web_search_options', {}],
     ['functions', [{ name: 'f', parameters: {} }]],
     ['function_call', 'auto'],
-    ['top_logprobs', 2],
     ['verbosity', 'low'],
     ['prompt_cache_retention', '24h'],
     ['store', true],
@@ -361,7 +360,8 @@ const MALFORMED = [
   ['not an image', { model: 'vision', messages: [{ role: 'user', content: [{ type: 'image_url', image_url: { url: `data:image/png;base64,${Buffer.from('hello').toString('base64')}` } }] }] }],
   ['unknown model', { model: 'no-such-model', messages: user('hi') }],
   ['bad session id', { model: 'm1', messages: user('hi') }, { 'x-session-id': 'has spaces and / slashes' }],
-  ['logprobs true', { model: 'm1', messages: user('hi'), logprobs: true }],
+  ['top_logprobs without logprobs', { model: 'm1', messages: user('hi'), top_logprobs: 2 }],
+  ['top_logprobs above 20', { model: 'm1', messages: user('hi'), logprobs: true, top_logprobs: 21 }],
   ['prompt_truncate_len 0', { model: 'm1', messages: user('hi'), prompt_truncate_len: 0 }],
 ];
 

@@ -169,6 +169,37 @@ test('tool-call deltas and usage pass through the stream', async () => {
   assert.equal(usage.total_tokens, 42);
 });
 
+test('logprobs and top_logprobs go upstream, and the tokens come back on the stream and in the buffered answer', async () => {
+  upstream.enqueue({ type: 'text', deltas: ['Hel', 'lo'], logprobs: [-0.25, -1.5] });
+  const stream = await client.chat.completions.create(ask('Hi', { stream: true, logprobs: true, top_logprobs: 2 }));
+  const chunks = [];
+  for await (const chunk of stream) chunks.push(chunk);
+  const sent = upstream.requests.at(-1).body;
+  assert.equal(sent.logprobs, true);
+  assert.equal(sent.top_logprobs, 2);
+  const content = chunks.filter((c) => c.choices[0]?.delta?.content);
+  assert.deepEqual(
+    content.map((c) => c.choices[0].logprobs),
+    [
+      { content: [{ token: 'Hel', logprob: -0.25, bytes: [72, 101, 108], top_logprobs: [{ token: 'Hel', logprob: -0.25, bytes: [72, 101, 108] }, { token: 'alt1', logprob: -1.25, bytes: [97, 108, 116, 49] }] }], refusal: null },
+      { content: [{ token: 'lo', logprob: -1.5, bytes: [108, 111], top_logprobs: [{ token: 'lo', logprob: -1.5, bytes: [108, 111] }, { token: 'alt1', logprob: -2.5, bytes: [97, 108, 116, 49] }] }], refusal: null },
+    ],
+  );
+
+  upstream.enqueue({ type: 'text', deltas: ['Hel', 'lo'], logprobs: [-0.25, -1.5] });
+  const completion = await client.chat.completions.create(ask('Hi', { logprobs: true }));
+  assert.equal(upstream.requests.at(-1).body.top_logprobs, undefined);
+  assert.deepEqual(
+    completion.choices[0].logprobs.content.map((t) => [t.token, t.logprob, t.top_logprobs.length]),
+    [['Hel', -0.25, 0], ['lo', -1.5, 0]],
+  );
+
+  upstream.enqueue({ type: 'text', deltas: ['Hel', 'lo'] });
+  const plain = await client.chat.completions.create(ask('Hi'));
+  assert.equal(upstream.requests.at(-1).body.logprobs, undefined);
+  assert.equal(plain.choices[0].logprobs, null);
+});
+
 test('upstream 429 → 429 with Retry-After; 500 → 502; garbage → 502; all in OpenAI shape', async () => {
   upstream.enqueue({ type: 'error', status: 429, headers: { 'retry-after': '3' } });
   const limited = await postJson(`${s.url}/v1/chat/completions`, ask('x'));

@@ -158,6 +158,9 @@ export class Gateway {
         throw badRequest(`The model '${model.id}' (provider ${model.deployments[0]!.provider}) does not support '${wire}'`, wire, 'unsupported_parameter');
       }
     }
+    if (request.logprobs && !caps.logprobs) {
+      throw badRequest(`The model '${model.id}' (provider ${model.deployments[0]!.provider}) does not return token logprobs`, 'logprobs', 'unsupported_parameter');
+    }
     if (request.stop?.length && !caps.sampling.includes('stop')) throw badRequest(`The model '${model.id}' does not support stop sequences`, 'stop', 'unsupported_parameter');
     if (request.responseFormat?.type === 'json' && request.responseFormat.schema) compileSchema(request.responseFormat.schema);
   }

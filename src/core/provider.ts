@@ -15,7 +15,7 @@ export interface Capabilities {
   reasoning: boolean;
   /** Several choices from one upstream call (else the core makes n calls). */
   multipleChoices: boolean;
-  /** Token probabilities (confidence_score). */
+  /** Token probabilities: confidence_score, and token logprobs when a request asks for them. */
   logprobs: boolean;
   /**
    * Makes a buffered upstream call when the caller collects the whole answer (context.buffered).

@@ -2,7 +2,7 @@
 // "failed during"), merging n choices, and collecting a buffered response.
 
 import { GatewayError, toGatewayError } from './errors.js';
-import type { FinishReason, StreamPart, Usage } from './types.js';
+import type { FinishReason, StreamPart, TokenLogprob, Usage } from './types.js';
 import { addChoiceUsage, emptyUsage } from './types.js';
 
 /** Parts that mean the response has begun: after one of these, failures are in-stream. */
@@ -302,6 +302,8 @@ export interface CollectedChoice {
   finishReason: FinishReason;
   usage: Usage;
   meanTokenProbability?: number;
+  /** Token log-probabilities of the answer text, when the request asked for them. */
+  logprobs?: TokenLogprob[];
   rawResponse?: unknown;
 }
 
@@ -357,6 +359,7 @@ export class ResponseCollector {
           this.openBlocks.set(key(part.id), block);
         }
         if (block.type === 'text') block.text += part.delta;
+        if (part.logprobs) (choice.logprobs ??= []).push(...part.logprobs);
         break;
       }
       case 'reasoning-start': {

@@ -117,8 +117,11 @@ export interface ChatRequest {
   reasoning?: ReasoningConfig;
   /** OpenAI's `logit_bias`: token id (the model's own tokenizer) → bias added to its logit, -100 (ban) to 100. */
   logitBias?: Record<string, number>;
-  /** Ask the provider for token probabilities (used for confidence_score). */
-  logprobs?: boolean;
+  /**
+   * Return each answer token's log-probability and the `top` most likely alternatives at its
+   * position (OpenAI's `logprobs` / `top_logprobs`), on the text deltas.
+   */
+  logprobs?: { top: number };
   /**
    * Anthropic beta flags the client asked for (its `anthropic-beta` header): sent by the providers
    * that serve Claude (Anthropic's header, Bedrock's `anthropic_beta`); others have no such flags.
@@ -137,6 +140,17 @@ export interface Usage {
   reasoningTokens?: number;
 }
 
+/** One generated token's log-probability, with the most likely tokens at its position. */
+export interface TokenLogprob {
+  token: string;
+  /** Natural log of its probability; -9999 where it is too unlikely to say (OpenAI's convention). */
+  logprob: number;
+  /** The token's UTF-8 bytes; null where they are not known (a token holding part of a character). */
+  bytes: number[] | null;
+  /** Most likely first; may hold fewer than asked for. */
+  top: Array<{ token: string; logprob: number; bytes: number[] | null }>;
+}
+
 export type FinishReason = 'stop' | 'length' | 'tool-calls' | 'content-filter' | 'error' | 'other';
 
 /**
@@ -149,7 +163,8 @@ export type StreamPart =
   // knows it then; the finish part's usage is the total either way.
   | { type: 'start'; model?: string; responseId?: string; choice?: number; usage?: Usage }
   | { type: 'text-start'; id: string; choice?: number }
-  | { type: 'text-delta'; id: string; delta: string; choice?: number }
+  // `logprobs`: the tokens whose text this delta (first) carries, when the request asked for them.
+  | { type: 'text-delta'; id: string; delta: string; choice?: number; logprobs?: TokenLogprob[] }
   | { type: 'text-end'; id: string; choice?: number }
   | { type: 'reasoning-start'; id: string; choice?: number; redactedData?: string }
   | { type: 'reasoning-delta'; id: string; delta: string; choice?: number }

@@ -33,7 +33,8 @@
 //       reasoning: ['Let me', ' think']    reasoning deltas first, in `reasoning_content`
 //       reasoningField: 'reasoning'        …or in OpenRouter's `reasoning`
 //       logprobs: [-0.1, -0.5]             logprob per content delta (sent when the request asks
-//                                          for logprobs or this is given; default -0.1 each)
+//                                          for logprobs or this is given; default -0.1 each;
+//                                          top_logprobs: the delta, then `altK` at logprob - K)
 //   { type: 'tool-calls', calls: [{ id, name, arguments, split = 4 }], text?, interleave? }
 //       arguments (a JSON string) split over `split` deltas; id and name only in the first
 //       delta of each index; interleave: true sends the calls' deltas round-robin
@@ -122,7 +123,10 @@ function answerChunks(scenario, request) {
       for (const piece of scenario.reasoning ?? []) list.push(chunk(index, { [scenario.reasoningField ?? 'reasoning_content']: piece }));
       const withLogprobs = request.logprobs === true || Array.isArray(scenario.logprobs);
       deltas.forEach((piece, i) => {
-        const logprobs = withLogprobs ? { content: [{ token: piece, logprob: scenario.logprobs?.[i] ?? -0.1, bytes: null, top_logprobs: [] }], refusal: null } : undefined;
+        const logprob = scenario.logprobs?.[i] ?? -0.1;
+        // top_logprobs as asked: the piece itself, then made-up less likely ones.
+        const top = Array.from({ length: request.top_logprobs ?? 0 }, (_, k) => (k === 0 ? piece : `alt${k}`)).map((token, k) => ({ token, logprob: logprob - k, bytes: [...Buffer.from(token)] }));
+        const logprobs = withLogprobs ? { content: [{ token: piece, logprob, bytes: [...Buffer.from(piece)], top_logprobs: top }], refusal: null } : undefined;
         list.push(chunk(index, { content: piece }, { logprobs }));
       });
       completionTokens += deltas.length + (scenario.reasoning?.length ?? 0);

@@ -134,6 +134,9 @@ export async function parseChatCompletionRequest(body: ChatCompletionRequest): P
   if (body.max_tokens != null && body.max_completion_tokens != null && body.max_tokens !== body.max_completion_tokens) {
     throw badRequest('max_tokens and max_completion_tokens disagree; send one', 'max_completion_tokens');
   }
+  if (body.top_logprobs != null && body.logprobs !== true) {
+    throw badRequest('top_logprobs needs logprobs: true', 'top_logprobs');
+  }
   const rf = body.response_format;
   const request: ChatRequest = {
     model: body.model,
@@ -164,6 +167,7 @@ export async function parseChatCompletionRequest(body: ChatCompletionRequest): P
           ? { type: 'json' }
           : { type: 'json', schema: rf.json_schema.schema ?? {}, name: rf.json_schema.name },
     reasoning: reasoningConfig(body),
+    logprobs: body.logprobs === true ? { top: body.top_logprobs ?? 0 } : undefined,
   };
   return request;
 }

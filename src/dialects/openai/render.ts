@@ -1,7 +1,7 @@
 // Canonical parts → OpenAI chat.completion / chat.completion.chunk objects.
 
 import type { CollectedResponse } from '../../core/stream.js';
-import type { FinishReason, StreamPart, Usage } from '../../core/types.js';
+import type { FinishReason, StreamPart, TokenLogprob, Usage } from '../../core/types.js';
 
 export type OpenAIFinishReason = 'stop' | 'length' | 'tool_calls' | 'content_filter';
 
@@ -75,6 +75,18 @@ export interface CompletionMeta {
   model: string;
   /** Send reasoning text to the client (false when reasoning.exclude). */
   includeReasoning: boolean;
+  /** The request asked for token logprobs: choices carry a logprobs object, not null. */
+  logprobs?: boolean;
+}
+
+/** OpenAI's ChatCompletionTokenLogprob. */
+function renderTokenLogprob(t: TokenLogprob) {
+  return { token: t.token, logprob: t.logprob, bytes: t.bytes, top_logprobs: t.top.map((alt) => ({ token: alt.token, logprob: alt.logprob, bytes: alt.bytes })) };
+}
+
+/** A choice's (or a chunk's) logprobs: content tokens only; refusals are rendered as content here. */
+export function renderLogprobs(tokens: TokenLogprob[] | undefined) {
+  return { content: (tokens ?? []).map(renderTokenLogprob), refusal: null };
 }
 
 export function renderCompletion(response: CollectedResponse, meta: CompletionMeta, cost: number): Record<string, unknown> {
@@ -93,7 +105,8 @@ export function renderCompletion(response: CollectedResponse, meta: CompletionMe
     if (clientCalls.length) {
       message.tool_calls = clientCalls.map((c) => ({ id: c.id, type: 'function', function: { name: c.name, arguments: c.arguments } }));
     }
-    return { index: choice.index, message, logprobs: null, finish_reason: mapFinishReason(choice.finishReason) };
+    const logprobs = meta.logprobs ? renderLogprobs(choice.logprobs) : null;
+    return { index: choice.index, message, logprobs, finish_reason: mapFinishReason(choice.finishReason) };
   });
   const body: Record<string, unknown> = {
     id: meta.id,
@@ -158,11 +171,14 @@ export class ChunkRenderer {
   }
 
   private delta(choice: number, delta: Record<string, unknown>, finishReason: OpenAIFinishReason | null = null): string {
-    if (!this.started.has(choice)) {
-      this.started.add(choice);
-      delta = { role: 'assistant', ...delta };
-    }
-    return this.chunk([{ index: choice, delta, logprobs: null, finish_reason: finishReason }]);
+    return this.chunk([{ index: choice, delta: this.firstDelta(choice, delta), logprobs: null, finish_reason: finishReason }]);
+  }
+
+  /** The role goes in a choice's first delta. */
+  private firstDelta(choice: number, delta: Record<string, unknown>): Record<string, unknown> {
+    if (this.started.has(choice)) return delta;
+    this.started.add(choice);
+    return { role: 'assistant', ...delta };
   }
 
   /** Chunks for one part (often none). */
@@ -173,6 +189,7 @@ export class ChunkRenderer {
         return this.started.has(choice) ? [] : [this.delta(choice, { content: '' })];
       case 'text-delta':
         if (!part.delta) return [];
+        if (this.meta.logprobs) return [this.chunk([{ index: choice, delta: this.firstDelta(choice, { content: part.delta }), logprobs: renderLogprobs(part.logprobs), finish_reason: null }])];
         // The most frequent chunk by far: written from a template, as JSON.stringify would.
         if (this.started.has(choice)) return [this.textChunk(choice, part.delta)];
         return [this.delta(choice, { content: part.delta })];

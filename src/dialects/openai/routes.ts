@@ -47,6 +47,7 @@ async function chatCompletions(context: ServerContext, request: FastifyRequest, 
     created: Math.floor(Date.now() / 1000),
     model: result.model.id,
     includeReasoning: !chatRequest.reasoning?.exclude,
+    logprobs: chatRequest.logprobs !== undefined,
   };
   const headers = servedByHeaders(result, request.arrivedAt, result.ttftMs);
 

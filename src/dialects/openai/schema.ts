@@ -124,7 +124,6 @@ export const UNSUPPORTED_FIELDS = {
   web_search_options: 'web search is not supported; offer a search tool instead',
   functions: 'the deprecated functions field is not supported; send tools',
   function_call: 'the deprecated function_call field is not supported; send tool_choice',
-  top_logprobs: 'token logprobs are not supported; confidence_score is returned where the provider exposes token probabilities',
   verbosity: 'verbosity is not supported',
   prompt_cache_retention: "prompt cache retention is OpenAI's own setting and is not supported",
 } as const;
@@ -159,7 +158,8 @@ export const chatCompletionRequestSchema = z
     response_format: responseFormatSchema.optional(),
     reasoning: reasoningSchema.optional(),
     reasoning_effort: z.enum(['none', 'minimal', 'low', 'medium', 'high', 'xhigh']).nullable().optional(),
-    logprobs: z.literal(false).nullable().optional(),
+    logprobs: z.boolean().nullable().optional(),
+    top_logprobs: z.number().int().min(0).max(20).nullable().optional(),
     user: z.string().optional(),
     safety_identifier: z.string().nullable().optional(),
     prompt_cache_key: z.string().nullable().optional(),

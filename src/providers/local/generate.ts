@@ -14,6 +14,7 @@ import { SequenceDriver } from './sequence-driver.js';
 import type { SequenceLease } from './sequence-pool.js';
 import { StopScanner } from './stop-scanner.js';
 import { ThinkSplitter } from './think-splitter.js';
+import { TokenLogprobQueue } from './token-logprobs.js';
 import { thoughtSyntax } from './thought-syntax.js';
 import { ToolCallWriter, type GenerationState, type OfferedTools } from './tool-calls.js';
 
@@ -54,7 +55,8 @@ export class ResponseGenerator implements GenerationState {
     signal: AbortSignal,
   ) {
     // `options.tokenProbabilities: false` on a deployment skips them (no confidence score).
-    this.driver = new SequenceDriver(lease.sequence, loaded.contextSize, signal, plan.tokenProbabilities, lease.batchPriority, loaded.gate);
+    const probabilities = plan.request.logprobs ? 'distribution' : plan.tokenProbabilities ? 'confidence' : 'none';
+    this.driver = new SequenceDriver(lease.sequence, loaded.contextSize, signal, probabilities, lease.batchPriority, loaded.gate);
     this.sampling = samplingOptions(plan.request);
     this.freeSampling = { ...this.sampling, tokenBias: plan.tokenBias };
     this.maxTokens = plan.request.maxTokens ?? Number.POSITIVE_INFINITY;
@@ -92,6 +94,7 @@ export class ResponseGenerator implements GenerationState {
     const budget = request.reasoning?.budgetTokens ?? (request.reasoning?.effort ? EFFORT_BUDGET[request.reasoning.effort] : undefined);
     const exclude = request.reasoning?.exclude === true;
     const detokenizer = new IncrementalDetokenizer(this.loaded.model, prompt.tokens);
+    const logprobs = request.logprobs ? new TokenLogprobQueue(this.loaded.model, request.logprobs.top) : undefined;
     const penalty = repeatPenalty(request, () => this.driver.generated);
 
     /** Answer text through the JSON tracker and the stop scanner; says whether and why to stop. */
@@ -128,6 +131,7 @@ export class ResponseGenerator implements GenerationState {
       const parts: StreamPart[] = [];
       const outcome = emit([...splitter.push(detokenizer.flush()), ...splitter.flush()], parts);
       if (!outcome) parts.push(...this.out.text(scanner.flush()));
+      logprobs?.attach(parts);
       return parts;
     };
 
@@ -139,7 +143,11 @@ export class ResponseGenerator implements GenerationState {
         const wasReasoning = splitter.inReasoning;
         if (wasReasoning) this.reasoningTokens++;
         const parts: StreamPart[] = [];
+        // Only answer tokens have logprobs: OpenAI gives none for reasoning or the end of the turn.
+        if (logprobs && !wasReasoning && !this.loaded.model.isEogToken(step.token)) logprobs.push(step.token, step.confidence, step.probabilities);
         const outcome = emit(splitter.push(detokenizer.push(step.token)), parts);
+        logprobs?.attach(parts);
+        if (splitter.inReasoning) logprobs?.discard();
         yield* parts;
         if (outcome === 'stop') return 'stop';
         if (outcome === 'trigger') return yield* this.toolWriter!.write((tools as OfferedTools).names, true, false);

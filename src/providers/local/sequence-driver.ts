@@ -11,7 +11,12 @@ export interface GeneratedToken {
   token: Token;
   /** Probability of the chosen token under the sampling distribution (when asked for). */
   confidence?: number;
+  /** The whole sampling distribution, most likely first (only for `probabilities: 'distribution'`). */
+  probabilities?: Map<Token, number>;
 }
+
+/** What to learn about each generated token: nothing, its probability, or the whole distribution. */
+export type TokenProbabilities = 'none' | 'confidence' | 'distribution';
 
 export class SequenceDriver {
   /** Tokens not yet in the KV cache; evaluated at the start of the next phase. */
@@ -22,20 +27,21 @@ export class SequenceDriver {
   ended: 'eog' | 'context-full' | undefined;
 
   /**
-   * `withProbabilities`: also get each chosen token's probability. Cheap when sampling (top-k
-   * leaves few candidates), but greedy decoding then sorts the whole vocabulary per token.
+   * `probabilities`: each chosen token's probability is cheap when sampling (top-k leaves few
+   * candidates), but greedy decoding then sorts the whole vocabulary per token; the whole
+   * distribution (for token logprobs) also copies every candidate into JavaScript.
    */
   constructor(
     private readonly sequence: LlamaContextSequence,
     private readonly contextSize: number,
     private readonly signal: AbortSignal,
-    private readonly withProbabilities = true,
+    private readonly probabilities: TokenProbabilities = 'confidence',
     private readonly batchPriority?: EvaluationPriority,
     private readonly gate?: BatchGate,
   ) {}
 
   get meanProbability(): number | undefined {
-    return this.withProbabilities && this.generated.length > 0 ? this.confidenceSum / this.generated.length : undefined;
+    return this.probabilities !== 'none' && this.generated.length > 0 ? this.confidenceSum / this.generated.length : undefined;
   }
 
   /** Reuses the cached prefix the sequence shares with `prompt`; the rest is evaluated by the first phase. */
@@ -61,7 +67,8 @@ export class SequenceDriver {
     }
     const input = this.pending;
     this.pending = [];
-    const steps = this.sequence.evaluateWithMetadata(input, { confidence: this.withProbabilities }, { ...options, evaluationPriority: this.batchPriority });
+    const metadata = { confidence: this.probabilities !== 'none', probabilities: this.probabilities === 'distribution' };
+    const steps = this.sequence.evaluateWithMetadata(input, metadata, { ...options, evaluationPriority: this.batchPriority });
     const iterator = (steps as AsyncIterable<GeneratedToken>)[Symbol.asyncIterator]();
     const gate = this.gate;
     gate?.enter();
@@ -74,7 +81,7 @@ export class SequenceDriver {
         this.confidenceSum += step.confidence ?? 0;
         // Until the caller asks for more, this token is not in the cache.
         this.pending = [step.token];
-        yield { token: step.token, confidence: step.confidence };
+        yield step;
         if (this.signal.aborted) throw cancelledError();
         if (this.sequence.nextTokenIndex + 1 >= this.contextSize) {
           this.ended = 'context-full';

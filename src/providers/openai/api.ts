@@ -74,6 +74,7 @@ export interface OpenAIChatRequest {
   /** OpenRouter. */
   reasoning?: OpenRouterReasoning;
   logprobs?: boolean;
+  top_logprobs?: number;
   /** vLLM extended sampling. */
   top_k?: number;
   min_p?: number;
@@ -109,8 +110,16 @@ export interface OpenAIDelta {
   tool_calls?: OpenAIToolCallDelta[] | null;
 }
 
+export interface OpenAITokenLogprob {
+  token: string;
+  logprob: number;
+  bytes?: number[] | null;
+  top_logprobs?: Array<{ token: string; logprob: number; bytes?: number[] | null }> | null;
+}
+
 export interface OpenAILogprobs {
-  content?: Array<{ token: string; logprob: number }> | null;
+  content?: OpenAITokenLogprob[] | null;
+  refusal?: OpenAITokenLogprob[] | null;
 }
 
 export interface OpenAIChunkChoice {

@@ -63,7 +63,10 @@ export function buildRequestBody(request: ChatRequest, model: string, options: O
   const responseFormat = convertResponseFormat(request.responseFormat);
   if (responseFormat) body.response_format = responseFormat;
   if (request.reasoning) Object.assign(body, convertReasoning(request.reasoning, options));
-  if (request.logprobs) body.logprobs = true;
+  if (request.logprobs) {
+    body.logprobs = true;
+    if (request.logprobs.top > 0) body.top_logprobs = request.logprobs.top;
+  }
   for (const [key, value] of Object.entries(request.providerOptions?.openai ?? {})) {
     if (RESERVED.has(key)) throw badRequest(`providerOptions.openai may not set '${key}'`, `providerOptions.openai.${key}`);
     body[key] = value;

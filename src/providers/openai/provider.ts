@@ -71,7 +71,7 @@ export class OpenAIProvider implements Provider {
     } catch (err) {
       throw errorFromTransport(err, options, signal);
     }
-    const converter = new ChunkConverter({ tagChoices: (request.n ?? 1) > 1, excludeReasoning: request.reasoning?.exclude === true });
+    const converter = new ChunkConverter({ tagChoices: (request.n ?? 1) > 1, excludeReasoning: request.reasoning?.exclude === true, logprobs: request.logprobs !== undefined });
     try {
       if (response.statusCode >= 300) {
         const error = errorFromResponse(response.statusCode, response.headers, await response.body.text());

@@ -3,9 +3,9 @@
 // which wait for the usage chunk that follows the finish_reason chunk.
 
 import { randomUUID } from 'node:crypto';
-import type { FinishReason, StreamPart, Usage } from '../../core/types.js';
+import type { FinishReason, StreamPart, TokenLogprob, Usage } from '../../core/types.js';
 import { emptyUsage } from '../../core/types.js';
-import type { OpenAIChatChunk, OpenAIChunkChoice, OpenAIToolCallDelta } from './api.js';
+import type { OpenAIChatChunk, OpenAIChunkChoice, OpenAITokenLogprob, OpenAIToolCallDelta } from './api.js';
 import { convertUsage } from './convert-usage.js';
 import { invalidUpstream } from './errors.js';
 import { mapFinishReason } from './map-finish-reason.js';
@@ -35,6 +35,8 @@ export interface ConverterOptions {
   tagChoices: boolean;
   /** reasoning.exclude: the upstream reasons, the client does not see it. */
   excludeReasoning: boolean;
+  /** The client asked for token logprobs: carry the upstream's on the text deltas. */
+  logprobs?: boolean;
 }
 
 export class ChunkConverter {
@@ -97,16 +99,17 @@ export class ChunkConverter {
   private pushChoice(choice: OpenAIChunkChoice, position: number, out: StreamPart[]): void {
     const state = this.state(choice.index ?? position);
     const delta = choice.delta;
+    const logprobs = choice.logprobs;
     if (delta) {
       const reasoning = delta.reasoning_content ?? delta.reasoning;
       if (reasoning && !this.options.excludeReasoning) this.reasoningDelta(state, reasoning, out);
-      if (delta.content) this.textDelta(state, delta.content, out);
-      if (delta.refusal) this.textDelta(state, delta.refusal, out);
+      if (delta.content) this.textDelta(state, delta.content, out, this.tokenLogprobs(logprobs?.content));
+      if (delta.refusal) this.textDelta(state, delta.refusal, out, this.tokenLogprobs(logprobs?.refusal));
       const calls = delta.tool_calls ?? [];
       for (let i = 0; i < calls.length; i++) this.toolDelta(state, calls[i]!, i, out);
     }
-    for (const token of choice.logprobs?.content ?? []) {
-      if (typeof token.logprob !== 'number') continue;
+    for (const token of logprobs?.content ?? []) {
+      if (typeof token?.logprob !== 'number') continue;
       state.probabilitySum += Math.exp(token.logprob);
       state.tokenCount++;
     }
@@ -126,13 +129,24 @@ export class ChunkConverter {
     state.reasoning = undefined;
   }
 
-  private textDelta(state: ChoiceState, delta: string, out: StreamPart[]): void {
+  private textDelta(state: ChoiceState, delta: string, out: StreamPart[], logprobs?: TokenLogprob[]): void {
     this.closeReasoning(state, out);
     if (state.text === undefined) {
       state.text = `text-${state.blockCount++}`;
       out.push({ type: 'text-start', id: state.text, ...this.tag(state) });
     }
-    out.push({ type: 'text-delta', id: state.text, delta, ...this.tag(state) });
+    out.push({ type: 'text-delta', id: state.text, delta, ...this.tag(state), ...(logprobs ? { logprobs } : {}) });
+  }
+
+  /** The upstream's token logprobs, when the client asked for them (and the upstream sent them). */
+  private tokenLogprobs(tokens: OpenAITokenLogprob[] | null | undefined): TokenLogprob[] | undefined {
+    if (!this.options.logprobs || !Array.isArray(tokens) || tokens.length === 0) return undefined;
+    return tokens.filter((t) => typeof t?.logprob === 'number').map((t) => ({
+      token: String(t.token ?? ''),
+      logprob: t.logprob,
+      bytes: Array.isArray(t.bytes) ? t.bytes : null,
+      top: (t.top_logprobs ?? []).map((alt) => ({ token: String(alt.token ?? ''), logprob: alt.logprob, bytes: Array.isArray(alt.bytes) ? alt.bytes : null })),
+    }));
   }
 
   private reasoningDelta(state: ChoiceState, delta: string, out: StreamPart[]): void {

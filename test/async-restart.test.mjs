@@ -11,6 +11,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { once } from 'node:events';
+import Database from 'better-sqlite3';
 import { stringify } from 'yaml';
 import { postJson, readSse } from './helpers/server.mjs';
 import { startFakeOpenAI } from './helpers/fake-openai-upstream.mjs';
@@ -95,6 +96,17 @@ test('kill -9 mid-run, restart: the run with events is failed and replayable; th
   await once(first.child, 'exit');
   await reader.cancel().catch(() => undefined);
 
+  // A run queued by a version that stored the bare request body (before the anthropic-beta
+  // values were kept with it) still runs after the upgrade.
+  const db = new Database(path.join(dataDir, 'switchboard.db'));
+  const { organisation } = db.prepare("SELECT organisation FROM async_runs WHERE id = 'quiet'").get();
+  db.prepare("INSERT INTO async_runs (organisation, id, kind, status, priority, model, request, created_at) VALUES (?, 'legacy', 'messages', 'pending', 0, 'up', ?, ?)").run(
+    organisation,
+    JSON.stringify({ model: 'up', max_tokens: 20, messages: [{ role: 'user', content: 'from before' }] }),
+    Date.now(),
+  );
+  db.close();
+
   mode = 'answer';
   const second = await startChild();
   try {
@@ -122,6 +134,11 @@ test('kill -9 mid-run, restart: the run with events is failed and replayable; th
     const quiet = await status(second.url, 'quiet');
     assert.equal(quiet.status, 'completed');
     assert.equal(quiet.message.content[0].text, 'second life');
+
+    const legacyEvents = await readSse(await fetch(`${second.url}/v1/messages/async/legacy/events`));
+    assert.equal(legacyEvents.events.at(-1).event, 'message_stop');
+    assert.equal((await status(second.url, 'legacy')).status, 'completed');
+    assert.ok(fake.requests.some((r) => r.body.messages?.at(-1)?.content === 'from before'));
   } finally {
     second.child.kill('SIGTERM');
     await once(second.child, 'exit');

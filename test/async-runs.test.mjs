@@ -112,6 +112,18 @@ describe('submit', () => {
     assert.ok(Date.parse(st.body.started_at) <= Date.parse(st.body.finished_at));
   });
 
+  test('the anthropic-beta header is kept with the run and reaches the provider when it runs', async () => {
+    const res = await submit('script:text', { headers: { 'anthropic-beta': 'context-1m-2025-08-07, fine-grained-tool-streaming-2025-05-14' } });
+    assert.equal(res.status, 202);
+    await observe(res.body.message_id).done;
+    assert.equal((await status(res.body.message_id)).body.status, 'completed');
+    assert.deepEqual(scripted.requests.at(-1).anthropicBetas, ['context-1m-2025-08-07', 'fine-grained-tool-streaming-2025-05-14']);
+    // Without the header, none.
+    const plain = await submit('script:text');
+    await observe(plain.body.message_id).done;
+    assert.equal(scripted.requests.at(-1).anthropicBetas, undefined);
+  });
+
   test('a custom id is used; the same id again is a 409; a bad id or a bad body is a 400', async () => {
     const id = 'my.run_1-A';
     const first = await submit('script:text', { id });

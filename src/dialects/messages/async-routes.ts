@@ -8,7 +8,8 @@ import { observeRun } from '../../core/async/observe.js';
 import type { AsyncRunner } from '../../core/async/runner.js';
 import type { AsyncRunRecord, AsyncRunStore } from '../../store/async-runs.js';
 import { SSE_HEADERS, StreamWriter, formatSse } from '../../server/sse.js';
-import { MESSAGES_RUN_KIND } from './async-run-kind.js';
+import { MESSAGES_RUN_KIND, storeMessagesRequest } from './async-run-kind.js';
+import { betasOf } from './field-policy.js';
 import { prepareMessages } from './prepare.js';
 import { renderUsage } from './render-events.js';
 import type { MessagesDeps } from './start.js';
@@ -66,7 +67,8 @@ export function registerAsyncRoutes(app: FastifyInstance, deps: MessagesDeps, ru
 
   app.post<{ Querystring: { message_id?: string } }>('/v1/messages/async', async (request, reply) => {
     // Validated like /v1/messages, so a bad body is refused now rather than failing later.
-    const { info } = await prepareMessages(request.body, context.gateway, deps.config);
+    const betas = betasOf(request.headers['anthropic-beta']);
+    const { info } = await prepareMessages(request.body, context.gateway, deps.config, betas);
     const id = request.query.message_id !== undefined ? checkRunId(request.query.message_id) : newRunId();
     const created = await runner.submit({
       organisation: request.auth!.organisation,
@@ -74,7 +76,7 @@ export function registerAsyncRoutes(app: FastifyInstance, deps: MessagesDeps, ru
       kind: MESSAGES_RUN_KIND,
       priority: info.priority,
       model: info.model.id,
-      request: JSON.stringify(request.body),
+      request: storeMessagesRequest(request.body, betas),
       userId: info.userId,
       correlationId: info.correlationId,
       keyId: request.auth!.key?.id,

@@ -16,6 +16,27 @@ import { startMessages } from './start.js';
 
 export const MESSAGES_RUN_KIND = 'messages';
 
+/**
+ * What a Messages run keeps of its request (the store holds it as opaque text): the body, and
+ * the `anthropic-beta` values it came with, which the run needs as much as the body. Runs stored
+ * before the betas were kept hold the bare body.
+ */
+interface StoredMessagesRequest {
+  messagesRun: 1;
+  body: unknown;
+  betas: string[];
+}
+
+export function storeMessagesRequest(body: unknown, betas: string[]): string {
+  return JSON.stringify({ messagesRun: 1, body, betas } satisfies StoredMessagesRequest);
+}
+
+function readMessagesRequest(text: string): { body: unknown; betas: string[] } {
+  const parsed = JSON.parse(text) as Partial<StoredMessagesRequest> | null;
+  if (parsed?.messagesRun === 1) return { body: parsed.body, betas: Array.isArray(parsed.betas) ? parsed.betas : [] };
+  return { body: parsed, betas: [] };
+}
+
 function failure(error: GatewayError): RunOutcome['error'] {
   return { type: anthropicErrorType(error), message: error.message };
 }
@@ -23,7 +44,8 @@ function failure(error: GatewayError): RunOutcome['error'] {
 async function execute(deps: MessagesDeps, { run, signal, emit, setModel }: RunExecution): Promise<RunOutcome> {
   const requestId = newRequestId('run');
   try {
-    const prepared = await prepareMessages(JSON.parse(run.request), deps.context.gateway, deps.config);
+    const { body, betas } = readMessagesRequest(run.request);
+    const prepared = await prepareMessages(body, deps.context.gateway, deps.config, betas);
     const { info } = prepared;
     const ctx: RequestContext = {
       requestId,

@@ -6,7 +6,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import pino from 'pino';
-import { startFakeAnthropic } from './helpers/fake-anthropic-upstream.mjs';
+import { loadAnthropicFixture, startFakeAnthropic } from './helpers/fake-anthropic-upstream.mjs';
 import { createAnthropicProvider } from '../dist/providers/anthropic/index.js';
 import { GatewayError } from '../dist/core/errors.js';
 import { primeStream } from '../dist/core/stream.js';
@@ -341,6 +341,16 @@ describe('requests sent upstream', () => {
     assert.deepEqual(req.body.cache_control, { type: 'ephemeral' });
     assert.equal(req.body.betas, undefined);
     assert.equal(req.headers['anthropic-beta'], 'files-api-2025-04-14,context-1m-2025-08-07');
+  });
+
+  test('stop_reason stop_sequence: finish stop, naming the sequence Anthropic reports', async () => {
+    const sse = loadAnthropicFixture('text.sse').replace('"stop_reason":"end_turn","stop_sequence":null', '"stop_reason":"stop_sequence","stop_sequence":"###"');
+    assert.ok(sse.includes('"stop_sequence":"###"'));
+    fake.enqueue({ sse });
+    const finish = (await collect(chat({ stop: ['END', '###'] }))).at(-1);
+    assert.deepEqual([finish.type, finish.finishReason, finish.stopSequence], ['finish', 'stop', '###']);
+    fake.enqueue({ fixture: 'text.sse' });
+    assert.equal('stopSequence' in (await collect(chat({ stop: ['END'] }))).at(-1), false);
   });
 
   test('max_tokens defaults to deployment.options.maxTokens', async () => {

@@ -214,6 +214,33 @@ describe('streamed answers → canonical parts', () => {
       assert.equal(parts.at(-1).finishReason, finishReason, stopReason);
     }
   });
+
+  test("which stop sequence fired: Claude is asked for it and its answer is kept; else the only one sent, else null", async () => {
+    const stopped = (fields) => ({
+      events: [
+        { messageStart: { role: 'assistant' } },
+        { contentBlockDelta: { contentBlockIndex: 0, delta: { text: 'x' } } },
+        { contentBlockStop: { contentBlockIndex: 0 } },
+        { messageStop: { stopReason: 'stop_sequence', ...(fields ? { additionalModelResponseFields: fields } : {}) } },
+        { metadata: { usage: { inputTokens: 1, outputTokens: 1, totalTokens: 2 }, metrics: { latencyMs: 1 } } },
+      ],
+    });
+    fake.enqueue(stopped({ delta: { stop_sequence: '###' } }));
+    let finish = (await collect(chat({ stop: ['END', '###'] }))).at(-1);
+    assert.deepEqual(lastRequest().body.additionalModelResponseFieldPaths, ['/delta/stop_sequence']);
+    assert.deepEqual([finish.finishReason, finish.stopSequence], ['stop', '###']);
+    fake.enqueue(stopped());
+    finish = (await collect(chat({ stop: ['END'] }))).at(-1);
+    assert.equal(finish.stopSequence, 'END');
+    fake.enqueue(stopped());
+    finish = (await collect(chat({ stop: ['END', '###'] }))).at(-1);
+    assert.equal(finish.stopSequence, null);
+    // No stop sequences: nothing asked for, nothing reported.
+    fake.enqueue({ fixture: 'text.json' });
+    finish = (await collect(chat())).at(-1);
+    assert.equal(lastRequest().body.additionalModelResponseFieldPaths, undefined);
+    assert.equal('stopSequence' in finish, false);
+  });
 });
 
 describe('requests sent upstream', () => {

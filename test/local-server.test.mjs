@@ -3,6 +3,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import OpenAI from 'openai';
+import Anthropic from '@anthropic-ai/sdk';
 import { Ajv } from 'ajv';
 import { startServer, postJson, readSse } from './helpers/server.mjs';
 import { ensureTestModel } from './helpers/model.mjs';
@@ -124,6 +125,25 @@ test('stop sequences cut the answer before the stop text', async () => {
   const cut = await client.chat.completions.create(ask({ max_tokens: 40, temperature: 0.9, stop: [stop] }));
   assert.equal(cut.choices[0].finish_reason, 'stop');
   assert.equal(cut.choices[0].message.content, full.slice(0, full.indexOf(stop)));
+});
+
+test('Messages API: a stop sequence ends the answer with stop_reason stop_sequence naming it, buffered and streamed', async () => {
+  const anthropic = new Anthropic({ baseURL: s.url, apiKey: 'x', maxRetries: 0 });
+  const body = { model: 'tiny', max_tokens: 40, temperature: 0, messages: [{ role: 'user', content: 'Tell me about the sea.' }] };
+  const full = (await anthropic.messages.create(body)).content[0].text;
+  assert.ok(full.length > 20, full);
+  // A stop string from the greedy answer itself, not blank.
+  let at = 8;
+  while (!full.slice(at, at + 3).trim() || full.slice(at, at + 3).length < 3) at++;
+  const stop = full.slice(at, at + 3);
+  const cut = await anthropic.messages.create({ ...body, stop_sequences: ['never-in-it', stop] });
+  assert.equal(cut.content[0].text, full.slice(0, full.indexOf(stop)));
+  assert.deepEqual([cut.stop_reason, cut.stop_sequence], ['stop_sequence', stop]);
+  const streamed = await anthropic.messages.stream({ ...body, stop_sequences: [stop] }).finalMessage();
+  assert.deepEqual([streamed.stop_reason, streamed.stop_sequence], ['stop_sequence', stop]);
+  // Ended by the model or the limit, it is not a stop sequence.
+  const limited = await anthropic.messages.create({ ...body, max_tokens: 3, stop_sequences: ['never-in-it'] });
+  assert.deepEqual([limited.stop_reason, limited.stop_sequence], ['max_tokens', null]);
 });
 
 test('logit_bias is honoured; biasing an end-of-turn token, which the runtime cannot, is a 400 naming it', async () => {

@@ -180,6 +180,11 @@ export type StreamPart =
       usage: Usage;
       /** Mean probability (0..1) of the generated tokens, when the provider exposes it. */
       meanTokenProbability?: number;
+      /**
+       * The request's stop sequence that ended this choice (finishReason 'stop'); null when one
+       * did but the upstream did not say which. Absent when no stop sequence ended it.
+       */
+      stopSequence?: string | null;
       choice?: number;
       /** Raw upstream response, for dialects that can show it (Eden show_original_response). */
       rawResponse?: unknown;

@@ -37,7 +37,9 @@ export interface MessageMeta {
 
 export type AnthropicStopReason = 'end_turn' | 'max_tokens' | 'stop_sequence' | 'tool_use' | 'refusal';
 
-export function mapStopReason(reason: FinishReason): AnthropicStopReason {
+/** `stopSequence`: set when one of the request's stop sequences ended the message (see the finish part). */
+export function mapStopReason(reason: FinishReason, stopSequence?: string | null): AnthropicStopReason {
+  if (reason === 'stop' && stopSequence !== undefined) return 'stop_sequence';
   switch (reason) {
     case 'length':
       return 'max_tokens';
@@ -120,6 +122,7 @@ export class MessageEventRenderer {
   private nextIndex = 0;
   private usage: Usage = emptyUsage();
   private finishReason: FinishReason | undefined;
+  private stopSequence: string | null | undefined;
   private ended = false;
 
   constructor(private readonly meta: MessageMeta) {}
@@ -209,6 +212,7 @@ export class MessageEventRenderer {
       }
       case 'finish':
         this.finishReason = part.finishReason;
+        this.stopSequence = part.stopSequence;
         this.usage = addUsage(this.usage, part.usage);
         break;
       default:
@@ -228,7 +232,7 @@ export class MessageEventRenderer {
       event: 'message_delta',
       data: {
         type: 'message_delta',
-        delta: { stop_reason: mapStopReason(this.finishReason ?? 'stop'), stop_sequence: null },
+        delta: { stop_reason: mapStopReason(this.finishReason ?? 'stop', this.stopSequence), stop_sequence: this.stopSequence ?? null },
         usage: renderUsage(this.usage),
       },
     });
@@ -255,8 +259,8 @@ export class MessageEventRenderer {
       role: 'assistant',
       model: this.meta.model,
       content,
-      stop_reason: mapStopReason(this.finishReason ?? 'stop'),
-      stop_sequence: null,
+      stop_reason: mapStopReason(this.finishReason ?? 'stop', this.stopSequence),
+      stop_sequence: this.stopSequence ?? null,
       usage: renderUsage(this.usage),
     };
   }

@@ -50,6 +50,7 @@ export class AnthropicStreamConverter {
   private readonly blocks = new Map<number, BlockState>();
   private usage: AnthropicUsage = {};
   private stopReason: string | null | undefined;
+  private stopSequence: string | null = null;
   private userToolCalls = 0;
   private jsonAnswered = false;
   private started = false;
@@ -84,6 +85,7 @@ export class AnthropicStreamConverter {
         break;
       case 'message_delta':
         if (event.delta.stop_reason !== undefined) this.stopReason = event.delta.stop_reason;
+        if (typeof event.delta.stop_sequence === 'string') this.stopSequence = event.delta.stop_sequence;
         this.usage = mergeAnthropicUsage(this.usage, event.usage);
         break;
       case 'message_stop':
@@ -93,6 +95,7 @@ export class AnthropicStreamConverter {
           type: 'finish',
           finishReason: mapAnthropicFinishReason(this.stopReason, { jsonAnswered: this.jsonAnswered && this.userToolCalls === 0 }),
           usage: convertAnthropicUsage(this.usage),
+          ...(this.stopReason === 'stop_sequence' ? { stopSequence: this.stopSequence } : {}),
         });
         break;
       case 'error':

@@ -124,6 +124,10 @@ export function prepareBedrockRequest(request: ChatRequest, deployment: Resolved
     additional.anthropic_beta = [...new Set([...given, ...request.anthropicBetas])];
   }
   if (Object.keys(additional).length) input.additionalModelRequestFields = additional as BedrockDocument;
+  // Claude says which stop sequence fired only when asked (Converse's stopReason does not).
+  if (options.family === 'claude' && request.stop?.length) {
+    input.additionalModelResponseFieldPaths = [...new Set([...(input.additionalModelResponseFieldPaths ?? []), '/delta/stop_sequence'])];
+  }
 
   return { input, jsonTool: tools.jsonTool, droppedUnsignedReasoning: prompt.droppedUnsignedReasoning, thinkingDropped };
 }

@@ -103,7 +103,7 @@ export class BedrockProvider implements Provider {
       if (!response.stream) {
         throw new GatewayError('upstream_invalid', 'Bedrock answered ConverseStream without an event stream', { provider: 'bedrock', code: 'upstream_not_streaming' });
       }
-      const converter = new BedrockStreamConverter({ model: deployment.model, responseId: response.$metadata.requestId, jsonTool: prepared.jsonTool, excludeReasoning: request.reasoning?.exclude === true });
+      const converter = new BedrockStreamConverter({ model: deployment.model, responseId: response.$metadata.requestId, jsonTool: prepared.jsonTool, excludeReasoning: request.reasoning?.exclude === true, stopSequences: request.stop });
       const pending: StreamPart[] = [];
       const emit = (part: StreamPart) => pending.push(part);
       iterator = response.stream[Symbol.asyncIterator]();

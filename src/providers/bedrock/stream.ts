@@ -36,6 +36,19 @@ export interface BedrockStreamOptions {
   jsonTool?: JsonResponseTool;
   /** reasoning.exclude: the model reasons, the caller gets no reasoning parts. */
   excludeReasoning?: boolean;
+  /** The request's stop sequences: when only one was sent, a `stop_sequence` stop names it. */
+  stopSequences?: string[];
+}
+
+/**
+ * Which stop sequence ended the message: Claude reports it in the additional response fields
+ * (asked for with `/delta/stop_sequence`, which nests it under `delta`).
+ */
+function reportedStopSequence(fields: unknown): string | undefined {
+  if (!fields || typeof fields !== 'object') return undefined;
+  const record = fields as { stop_sequence?: unknown; delta?: { stop_sequence?: unknown } };
+  const value = record.delta?.stop_sequence ?? record.stop_sequence;
+  return typeof value === 'string' ? value : undefined;
 }
 
 function toBase64(bytes: Uint8Array): string {
@@ -45,6 +58,7 @@ function toBase64(bytes: Uint8Array): string {
 export class BedrockStreamConverter {
   private readonly blocks = new Map<number, BlockState>();
   private stopReason: string | undefined;
+  private stopSequence: string | undefined;
   private usage: TokenUsage | undefined;
   private stopped = false;
   private done = false;
@@ -87,6 +101,7 @@ export class BedrockStreamConverter {
     } else if (event.messageStop) {
       for (const index of [...this.blocks.keys()]) this.stopBlock(index, emit);
       this.stopReason = event.messageStop.stopReason;
+      this.stopSequence = reportedStopSequence(event.messageStop.additionalModelResponseFields);
       this.stopped = true;
       if (this.usage) this.finish(emit);
     } else if (event.metadata) {
@@ -125,7 +140,13 @@ export class BedrockStreamConverter {
       type: 'finish',
       finishReason: mapBedrockFinishReason(this.stopReason, { jsonAnswered: this.jsonAnswered && this.userToolCalls === 0 }),
       usage: convertBedrockUsage(this.usage),
+      ...(this.stopReason === 'stop_sequence' ? { stopSequence: this.stopSequence ?? this.onlyStopSequence() } : {}),
     });
+  }
+
+  private onlyStopSequence(): string | null {
+    const stops = this.options.stopSequences ?? [];
+    return stops.length === 1 ? stops[0]! : null;
   }
 
   private delta(index: number, delta: NonNullable<ConverseStreamOutput['contentBlockDelta']>['delta'], emit: Emit): void {

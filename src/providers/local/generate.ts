@@ -47,6 +47,7 @@ export class ResponseGenerator implements GenerationState {
   private readonly thought;
   private readonly toolWriter?: ToolCallWriter;
   private reasoningTokens = 0;
+  private stopSequence?: string;
 
   constructor(
     readonly loaded: LoadedModel,
@@ -81,7 +82,8 @@ export class ResponseGenerator implements GenerationState {
       totalTokens: this.plan.prompt.tokens.length + this.driver.generated.length,
     };
     if (this.reasoningTokens > 0) usage.reasoningTokens = this.reasoningTokens;
-    yield { type: 'finish', finishReason, usage, meanTokenProbability: this.driver.meanProbability };
+    const stopped = finishReason === 'stop' && this.stopSequence !== undefined ? { stopSequence: this.stopSequence } : {};
+    yield { type: 'finish', finishReason, usage, meanTokenProbability: this.driver.meanProbability, ...stopped };
   }
 
   /** Free generation until a stop, the token limit, the end of the turn, or a tool call. */
@@ -109,7 +111,12 @@ export class ResponseGenerator implements GenerationState {
       }
       const scanned = scanner.push(text);
       parts.push(...this.out.text(scanned.emit));
-      if (scanned.match !== undefined) return triggers.includes(scanned.match) ? 'trigger' : 'stop';
+      if (scanned.match !== undefined) {
+        if (triggers.includes(scanned.match)) return 'trigger';
+        // The client's own stop sequences are reported (Anthropic's stop_sequence); the template's are not.
+        if (request.stop?.includes(scanned.match)) this.stopSequence = scanned.match;
+        return 'stop';
+      }
       if (complete) {
         parts.push(...this.out.text(scanner.flush()));
         return 'stop';

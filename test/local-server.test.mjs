@@ -82,6 +82,12 @@ test('logprobs (greedy, buffered): every answer token, the chosen one first amon
   // confidence_score comes from node-llama-cpp's own probability of each chosen token.
   const mean = (tokens.reduce((sum, t) => sum + Math.exp(t.logprob), 0) / tokens.length) * 100;
   assert.ok(Math.abs(mean - completion.confidence_score) < 1e-3, `${mean} vs ${completion.confidence_score}`);
+  // Without alternatives, the same tokens with the same log-probabilities.
+  const bare = await client.chat.completions.create(ask({ max_tokens: 8, temperature: 0, logprobs: true }));
+  assert.deepEqual(
+    bare.choices[0].logprobs.content,
+    tokens.map((t) => ({ ...t, top_logprobs: [] })),
+  );
   // Not asked for: null, as OpenAI sends it.
   assert.equal((await client.chat.completions.create(ask({ max_tokens: 2 }))).choices[0].logprobs, null);
 });

@@ -56,7 +56,9 @@ export class ResponseGenerator implements GenerationState {
     signal: AbortSignal,
   ) {
     // `options.tokenProbabilities: false` on a deployment skips them (no confidence score).
-    const probabilities = plan.request.logprobs ? 'distribution' : plan.tokenProbabilities ? 'confidence' : 'none';
+    // The whole distribution only for alternatives: a chosen token's probability is its confidence.
+    const top = plan.request.logprobs?.top ?? 0;
+    const probabilities = top > 0 ? 'distribution' : plan.tokenProbabilities || plan.request.logprobs ? 'confidence' : 'none';
     this.driver = new SequenceDriver(lease.sequence, loaded.contextSize, signal, probabilities, lease.batchPriority, loaded.gate);
     this.sampling = samplingOptions(plan.request);
     this.freeSampling = { ...this.sampling, tokenBias: plan.tokenBias };

@@ -8,7 +8,7 @@ import Anthropic from '@anthropic-ai/sdk';
 import OpenAI from 'openai';
 import { createAnthropicProvider } from '../dist/providers/anthropic/index.js';
 import { startServer } from './helpers/server.mjs';
-import { startFakeAnthropic } from './helpers/fake-anthropic-upstream.mjs';
+import { loadAnthropicFixture, startFakeAnthropic } from './helpers/fake-anthropic-upstream.mjs';
 
 let fake;
 let s;
@@ -22,7 +22,19 @@ before(async () => {
     config: {
       router: { retries: 0 },
       defaultModel: 'claude',
-      models: [{ id: 'claude', provider: 'anthropic', model: 'claude-sonnet-4-5', baseUrl: fake.url, apiKeyEnv: 'ANTHROPIC_TEST_KEY' }],
+      models: [
+        { id: 'claude', provider: 'anthropic', model: 'claude-sonnet-4-5', baseUrl: fake.url, apiKeyEnv: 'ANTHROPIC_TEST_KEY' },
+        // Anthropic first, an OpenAI-compatible fallback: not served by Anthropic alone.
+        {
+          id: 'other',
+          deployments: [
+            { name: 'a', provider: 'anthropic', model: 'claude-sonnet-4-5', baseUrl: fake.url, apiKeyEnv: 'ANTHROPIC_TEST_KEY' },
+            { name: 'b', provider: 'openai', model: 'gpt', baseUrl: 'http://127.0.0.1:9/v1' },
+          ],
+        },
+        // Anthropic alone, but its fallback model is not.
+        { id: 'claude-fb', provider: 'anthropic', model: 'claude-sonnet-4-5', baseUrl: fake.url, apiKeyEnv: 'ANTHROPIC_TEST_KEY', routing: { fallbacks: ['other'] } },
+      ],
     },
   });
   client = new Anthropic({ baseURL: s.url, apiKey: 'x', maxRetries: 0 });
@@ -152,4 +164,75 @@ test("OpenAI-format clients mark breakpoints as OpenRouter does (cache_control o
     { type: 'text', text: 'A long document.', cache_control: { type: 'ephemeral', ttl: '1h' } },
     { type: 'text', text: 'Summarise it.' },
   ]);
+});
+
+const WEB_SEARCH = { type: 'web_search_20250305', name: 'web_search', max_uses: 3, allowed_domains: ['lighthouses.example'] };
+const ask = (extra = {}) => ({ model: 'claude', max_tokens: 1024, messages: [{ role: 'user', content: 'Which French lighthouse is the tallest?' }], tools: [WEB_SEARCH], ...extra });
+
+test("Anthropic's server tools: the tool goes upstream as written; its call, results, citations and usage come back to the SDK", async () => {
+  fake.enqueue({ fixture: 'web-search.sse' });
+  const streamed = await client.messages.stream(ask()).finalMessage();
+  assert.deepEqual(fake.requests.at(-1).body.tools, [WEB_SEARCH]);
+  assert.deepEqual(
+    streamed.content.map((b) => b.type),
+    ['text', 'server_tool_use', 'web_search_tool_result', 'text', 'text'],
+  );
+  const [, call, results, , cited] = streamed.content;
+  assert.deepEqual([call.id, call.name, call.input], ['srvtoolu_01Ab3Cd4Ef5', 'web_search', { query: 'tallest lighthouse in France' }]);
+  assert.equal(results.tool_use_id, call.id);
+  assert.deepEqual(results.content.map((r) => r.url), ['https://lighthouses.example/ile-vierge', 'https://brittany.example/lighthouses']);
+  assert.equal(results.content[0].encrypted_content, 'EqYBCioIAxgCIiQ2ZmQ0Yz-fake-encrypted-1');
+  assert.equal(cited.text, 'the Île Vierge lighthouse, at 82.5 m.');
+  assert.deepEqual(cited.citations.map((c) => [c.type, c.url, c.encrypted_index]), [['web_search_result_location', 'https://lighthouses.example/ile-vierge', 'Eo8BCioIAxgCIiQ-fake-index-1']]);
+  assert.equal(streamed.usage.server_tool_use.web_search_requests, 1);
+  // The message_delta's input count (the searches' results read) is the one billed.
+  assert.equal(streamed.usage.input_tokens, 6210);
+
+  // Buffered, the same blocks.
+  fake.enqueue({ fixture: 'web-search.sse' });
+  const buffered = await client.messages.create(ask());
+  assert.deepEqual(buffered.content, streamed.content);
+  assert.deepEqual(buffered.usage.server_tool_use, { web_search_requests: 1 });
+
+  // The answer sent back as history reaches Anthropic block for block, citations included.
+  fake.enqueue({ fixture: 'text.sse' });
+  await client.messages.create(ask({ messages: [...ask().messages, { role: 'assistant', content: buffered.content }, { role: 'user', content: 'And the second?' }] }));
+  const sent = fake.requests.at(-1).body.messages[1].content;
+  assert.deepEqual(sent.map((b) => b.type), ['text', 'server_tool_use', 'web_search_tool_result', 'text', 'text']);
+  assert.deepEqual(sent[1], { type: 'server_tool_use', id: call.id, name: 'web_search', input: call.input });
+  assert.deepEqual(sent[2], results);
+  assert.deepEqual(sent[4].citations, cited.citations);
+});
+
+test('pause_turn from a long server-tool turn reaches the client as pause_turn', async () => {
+  fake.enqueue({ sse: loadAnthropicFixture('web-search.sse').replace('"stop_reason":"end_turn"', '"stop_reason":"pause_turn"') });
+  const message = await client.messages.create(ask());
+  assert.equal(message.stop_reason, 'pause_turn');
+});
+
+test("server tools and their blocks are refused, naming them, for a model Anthropic does not serve alone", async () => {
+  const local = new Anthropic({ baseURL: s.url, apiKey: 'x', maxRetries: 0 });
+  for (const model of ['other', 'claude-fb']) {
+    await assert.rejects(local.messages.create({ ...ask(), model }), (err) => {
+      assert.equal(err.status, 400);
+      assert.match(err.error.error.message, /web_search_20250305.*anthropic only/);
+      return true;
+    });
+  }
+  const history = [
+    { role: 'user', content: 'Hi' },
+    { role: 'assistant', content: [{ type: 'server_tool_use', id: 'srvtoolu_1', name: 'web_search', input: { query: 'x' } }, { type: 'web_search_tool_result', tool_use_id: 'srvtoolu_1', content: [] }] },
+    { role: 'user', content: 'More?' },
+  ];
+  await assert.rejects(local.messages.create({ model: 'other', max_tokens: 10, messages: history }), (err) => {
+    assert.equal(err.status, 400);
+    assert.match(err.error.error.message, /server_tool_use.*back to anthropic/);
+    return true;
+  });
+  // In a user turn such a block is out of place for every model.
+  await assert.rejects(local.messages.create({ model: 'claude', max_tokens: 10, messages: [{ role: 'user', content: [{ type: 'web_search_tool_result', tool_use_id: 'x', content: [] }] }] }), (err) => err.status === 400);
+  // An undated, unknown tool type is a schema error naming the field.
+  const res = await fetch(`${s.url}/v1/messages`, { method: 'POST', headers: { 'content-type': 'application/json', 'anthropic-version': '2023-06-01' }, body: JSON.stringify(ask({ tools: [{ type: 'websearch', name: 'w' }] })) });
+  assert.equal(res.status, 400);
+  assert.equal((await res.json()).error.type, 'invalid_request_error');
 });

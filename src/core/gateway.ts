@@ -130,8 +130,18 @@ export class Gateway {
 
   /** Refuses, with a 400 naming the field, what the model cannot do and the core cannot emulate. */
   checkRequest(request: ChatRequest, model: ResolvedModel): void {
+    // Provider-only tools and blocks must not reach another provider, fallbacks included.
+    const servedOnlyBy = (provider: string) => this.router.reachableDeployments(model).every((d) => d.provider === provider);
+    for (const tool of request.providerTools ?? []) {
+      if (!servedOnlyBy(tool.provider)) {
+        throw badRequest(`The tool type '${String(tool.definition.type)}' runs on ${tool.provider} only, and the model '${model.id}' is not served by ${tool.provider} alone`, 'tools', 'unsupported_parameter');
+      }
+    }
     for (const message of request.messages) {
       for (const part of message.content) {
+        if (part.type === 'provider-block' && !servedOnlyBy(part.provider)) {
+          throw badRequest(`A '${String(part.block.type)}' block can only go back to ${part.provider}, and the model '${model.id}' is not served by ${part.provider} alone`, 'messages', 'unsupported_parameter');
+        }
         if ((part.type === 'image' || part.type === 'video') && !model.modalities.includes(part.type)) {
           throw badRequest(`The model '${model.id}' does not accept ${part.type} input`, 'messages', 'unsupported_modality');
         }

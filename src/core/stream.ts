@@ -286,7 +286,8 @@ export interface CollectedToolResult {
 
 /** One item of an assistant turn, in the order it was produced. */
 export type CollectedBlock =
-  | { type: 'text'; text: string }
+  | { type: 'text'; text: string; citations?: Array<Record<string, unknown>> }
+  | { type: 'provider-block'; provider: string; block: Record<string, unknown> }
   | { type: 'reasoning'; text: string; signature?: string; redactedData?: string }
   | { type: 'tool-call'; call: CollectedToolCall }
   | { type: 'tool-result'; result: CollectedToolResult };
@@ -364,6 +365,14 @@ export class ResponseCollector {
         if (part.logprobs) (choice.logprobs ??= []).push(...part.logprobs);
         break;
       }
+      case 'text-citation': {
+        const block = this.openBlocks.get(key(part.id));
+        if (block?.type === 'text') (block.citations ??= []).push(part.citation);
+        break;
+      }
+      case 'provider-block':
+        choice.blocks.push({ type: 'provider-block', provider: part.provider, block: part.block });
+        break;
       case 'reasoning-start': {
         const block: CollectedBlock = { type: 'reasoning', text: '', redactedData: part.redactedData };
         choice.blocks.push(block);

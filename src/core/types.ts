@@ -11,6 +11,8 @@ export interface TextPart {
   text: string;
   /** Anthropic-style prompt caching hint, passed through where a provider supports it. */
   cacheControl?: Record<string, unknown>;
+  /** Sources the text cites (Anthropic citations, as returned), sent back where the provider takes them. */
+  citations?: Array<Record<string, unknown>>;
 }
 
 /** Image, video or document bytes (or an image URL the provider fetches itself). */
@@ -55,7 +57,18 @@ export interface ToolResultPart {
   cacheControl?: Record<string, unknown>;
 }
 
-export type ContentPart = TextPart | MediaPart | ReasoningPart | ToolCallPart | ToolResultPart;
+/**
+ * A block only one provider understands, kept verbatim both ways: Anthropic's server tool calls
+ * and their results (web search, web fetch, code execution). The core refuses it for a model
+ * that provider does not serve alone.
+ */
+export interface ProviderBlockPart {
+  type: 'provider-block';
+  provider: string;
+  block: Record<string, unknown>;
+}
+
+export type ContentPart = TextPart | MediaPart | ReasoningPart | ToolCallPart | ToolResultPart | ProviderBlockPart;
 
 export type Role = 'system' | 'user' | 'assistant' | 'tool';
 
@@ -111,6 +124,11 @@ export interface ChatRequest {
   /** Number of independent choices (OpenAI `n`). */
   n?: number;
   tools?: ToolDefinition[];
+  /**
+   * Tools a provider defines or runs itself (Anthropic's `web_search_…`, `code_execution_…`),
+   * sent verbatim to that provider only; the core refuses them for a model it does not serve alone.
+   */
+  providerTools?: Array<{ provider: string; definition: Record<string, unknown> }>;
   toolChoice?: ToolChoice;
   parallelToolCalls?: boolean;
   responseFormat?: ResponseFormat;
@@ -138,6 +156,8 @@ export interface Usage {
   cacheReadTokens?: number;
   cacheWriteTokens?: number;
   reasoningTokens?: number;
+  /** Requests of tools the provider ran itself, by kind (Anthropic's `web_search_requests`…). */
+  serverToolUse?: Record<string, number>;
 }
 
 /** One generated token's log-probability, with the most likely tokens at its position. */
@@ -151,7 +171,8 @@ export interface TokenLogprob {
   top: Array<{ token: string; logprob: number; bytes: number[] | null }>;
 }
 
-export type FinishReason = 'stop' | 'length' | 'tool-calls' | 'content-filter' | 'error' | 'other';
+/** 'pause': the provider paused a long turn of its own tools; send the answer back to go on (Anthropic pause_turn). */
+export type FinishReason = 'stop' | 'length' | 'tool-calls' | 'content-filter' | 'pause' | 'error' | 'other';
 
 /**
  * Typed stream parts. Text, reasoning and tool input come as start/delta/end triples keyed by
@@ -166,6 +187,10 @@ export type StreamPart =
   // `logprobs`: the tokens whose text this delta (first) carries, when the request asked for them.
   | { type: 'text-delta'; id: string; delta: string; choice?: number; logprobs?: TokenLogprob[] }
   | { type: 'text-end'; id: string; choice?: number }
+  /** A source the open text block `id` cites (an Anthropic citation object, as the provider sent it). */
+  | { type: 'text-citation'; id: string; citation: Record<string, unknown>; choice?: number }
+  /** A whole provider-only block (see ProviderBlockPart), emitted when it is complete. */
+  | { type: 'provider-block'; provider: string; block: Record<string, unknown>; choice?: number }
   | { type: 'reasoning-start'; id: string; choice?: number; redactedData?: string }
   | { type: 'reasoning-delta'; id: string; delta: string; choice?: number }
   | { type: 'reasoning-end'; id: string; signature?: string; choice?: number }
@@ -210,6 +235,11 @@ export function addUsage(a: Usage, b: Usage): Usage {
   if (cacheRead !== undefined) out.cacheReadTokens = cacheRead;
   if (cacheWrite !== undefined) out.cacheWriteTokens = cacheWrite;
   if (reasoning !== undefined) out.reasoningTokens = reasoning;
+  if (a.serverToolUse || b.serverToolUse) {
+    const merged: Record<string, number> = { ...a.serverToolUse };
+    for (const [kind, count] of Object.entries(b.serverToolUse ?? {})) merged[kind] = (merged[kind] ?? 0) + count;
+    out.serverToolUse = merged;
+  }
   return out;
 }
 

@@ -96,6 +96,13 @@ export class Router {
     return this.settingsById.get(model.id) ?? DEFAULT_SETTINGS;
   }
 
+  /** Every deployment a request for `model` may reach: its own and those of its fallback models. */
+  reachableDeployments(model: ResolvedModel): ResolvedDeployment[] {
+    const settings = this.settings(model);
+    const fallbacks = [...settings.fallbacks, ...settings.contextWindowFallbacks, ...settings.contentPolicyFallbacks];
+    return [...model.deployments, ...fallbacks.flatMap((id) => this.registry.resolve(id).deployments)];
+  }
+
   async route(model: ResolvedModel, attempt: AttemptFn, options: RouterOptions): Promise<RouteResult> {
     const settings = this.settings(model);
     const timing: Timing = { waitMs: 0 };

@@ -64,6 +64,7 @@ export async function* runToolLoop(options: ToolLoopOptions): AsyncGenerator<Str
     const calls = new Map<string, ToolCallRequest>();
     let clientCalls = 0;
     let text = '';
+    const providerBlocks: ContentPart[] = [];
     let finishReason: FinishReason = 'stop';
     for await (const part of result.stream) {
       switch (part.type) {
@@ -81,7 +82,13 @@ export async function* runToolLoop(options: ToolLoopOptions): AsyncGenerator<Str
           yield { ...part, id: `${round}:${part.id}` };
           break;
         case 'reasoning-delta':
+        case 'text-citation':
           yield { ...part, id: `${round}:${part.id}` };
+          break;
+        case 'provider-block':
+          // A provider's own tool call or result: part of the turn the next round sends back.
+          providerBlocks.push({ type: 'provider-block', provider: part.provider, block: part.block });
+          yield part;
           break;
         case 'tool-input-start':
           if (returnUnhandled && !executor.handles(part.toolName)) {
@@ -123,7 +130,7 @@ export async function* runToolLoop(options: ToolLoopOptions): AsyncGenerator<Str
     }
     const list = [...calls.values()];
     const outcomes = await Promise.all(list.map((call) => executor.execute(call, context)));
-    const assistant: ContentPart[] = text ? [{ type: 'text', text }] : [];
+    const assistant: ContentPart[] = [...providerBlocks, ...(text ? [{ type: 'text' as const, text }] : [])];
     const results: ContentPart[] = [];
     for (const [i, call] of list.entries()) {
       const outcome = outcomes[i]!;

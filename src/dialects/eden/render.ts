@@ -30,7 +30,7 @@ export interface SuccessInput {
 
 /** Eden reports OpenAI's finish reasons (stop, length, tool_calls, content_filter). */
 function edenFinishReason(reason: FinishReason): string {
-  return { stop: 'stop', length: 'length', 'tool-calls': 'tool_calls', 'content-filter': 'content_filter', error: 'error', other: 'stop' }[reason];
+  return { stop: 'stop', length: 'length', 'tool-calls': 'tool_calls', 'content-filter': 'content_filter', pause: 'stop', error: 'error', other: 'stop' }[reason];
 }
 
 export function renderSuccess(input: SuccessInput): EdenResult {

@@ -6,12 +6,16 @@ import { decodeBase64, imageFromBytes, mediaKindOf, normaliseMediaType, sniffMed
 import type { ChatRequest, ContentPart, Message, ReasoningConfig, ReasoningEffort, ResponseFormat, TextPart, ToolChoice } from '../../core/types.js';
 import { unansweredToolResult } from '../../core/types.js';
 import type { MessagesContentBlock, MessagesRequest } from './schema.js';
+import { isServerBlockType, isServerTool, type ServerToolParam } from './schema.js';
 
 type Block = MessagesContentBlock;
 
-function textPart(block: { text: string; cache_control?: Record<string, unknown> | null }): TextPart {
+function textPart(block: { text: string; cache_control?: Record<string, unknown> | null; citations?: unknown[] | null }): TextPart {
   const part: TextPart = { type: 'text', text: block.text };
   if (block.cache_control) part.cacheControl = block.cache_control;
+  // Sources an earlier answer cited: Anthropic takes them back with the text, others read the text alone.
+  const citations = block.citations?.filter((c): c is Record<string, unknown> => !!c && typeof c === 'object');
+  if (citations?.length) part.citations = citations;
   return part;
 }
 
@@ -80,9 +84,16 @@ async function convertMessage(message: MessagesRequest['messages'][number], inde
     if (last && last.role === r) last.content.push(part);
     else out.push({ role: r, content: [part] });
   };
-  for (const [i, block] of message.content.entries()) {
+  for (const [i, item] of message.content.entries()) {
     const param = `messages[${index}].content[${i}]`;
-    const wrongRole = (allowed: string) => badRequest(`A '${block.type}' block is only allowed in ${allowed} messages`, `${param}.type`);
+    const wrongRole = (allowed: string) => badRequest(`A '${item.type}' block is only allowed in ${allowed} messages`, `${param}.type`);
+    if (isServerBlockType(item.type)) {
+      // An Anthropic server tool's call or result from an earlier answer: only Anthropic takes it back.
+      if (role !== 'assistant') throw wrongRole('assistant');
+      push(role, { type: 'provider-block', provider: 'anthropic', block: item });
+      continue;
+    }
+    const block = item as Block;
     switch (block.type) {
       case 'text':
         push(role, textPart(block));
@@ -198,6 +209,9 @@ export async function parseMessagesRequest(body: MessagesRequest): Promise<ChatR
   if (!messages.some((m) => m.role !== 'system')) throw badRequest('messages needs at least one user or assistant message', 'messages');
   const reasoning = reasoningConfig(body);
   const budget = reasoning?.enabled ? reasoning.budgetTokens : undefined;
+  // Anthropic's own tools (web search…) go to Anthropic as written; the core refuses them elsewhere.
+  const customTools = (body.tools ?? []).filter((t) => !isServerTool(t)) as Array<Exclude<NonNullable<MessagesRequest['tools']>[number], ServerToolParam>>;
+  const serverTools = (body.tools ?? []).filter(isServerTool);
   const disableParallel = body.tool_choice && 'disable_parallel_tool_use' in body.tool_choice ? body.tool_choice.disable_parallel_tool_use : undefined;
   const request: ChatRequest = {
     model: body.model,
@@ -213,7 +227,8 @@ export async function parseMessagesRequest(body: MessagesRequest): Promise<ChatR
     presencePenalty: body.presence_penalty,
     frequencyPenalty: body.frequency_penalty,
     repetitionPenalty: body.repetition_penalty,
-    tools: body.tools?.map((t) => ({ name: t.name, description: t.description, parameters: t.input_schema, ...cacheControlOf(t) })),
+    tools: customTools.length ? customTools.map((t) => ({ name: t.name, description: t.description, parameters: t.input_schema, ...cacheControlOf(t) })) : undefined,
+    providerTools: serverTools.length ? serverTools.map((definition) => ({ provider: 'anthropic', definition })) : undefined,
     toolChoice: toolChoice(body.tool_choice, body.tools),
     parallelToolCalls: disableParallel === undefined ? undefined : !disableParallel,
     responseFormat: responseFormat(body),

@@ -35,7 +35,7 @@ export interface MessageMeta {
   omitThinking: boolean;
 }
 
-export type AnthropicStopReason = 'end_turn' | 'max_tokens' | 'stop_sequence' | 'tool_use' | 'refusal';
+export type AnthropicStopReason = 'end_turn' | 'max_tokens' | 'stop_sequence' | 'tool_use' | 'pause_turn' | 'refusal';
 
 /** `stopSequence`: set when one of the request's stop sequences ended the message (see the finish part). */
 export function mapStopReason(reason: FinishReason, stopSequence?: string | null): AnthropicStopReason {
@@ -47,6 +47,8 @@ export function mapStopReason(reason: FinishReason, stopSequence?: string | null
       return 'tool_use';
     case 'content-filter':
       return 'refusal';
+    case 'pause':
+      return 'pause_turn';
     default:
       return 'end_turn';
   }
@@ -58,6 +60,8 @@ export interface AnthropicUsage {
   cache_creation_input_tokens: number | null;
   cache_read_input_tokens: number | null;
   service_tier: 'standard';
+  /** Requests of Anthropic's server tools (web search…), when any ran. */
+  server_tool_use?: Record<string, number>;
 }
 
 /** Anthropic's input_tokens leave out cache reads and writes; the canonical count includes them. */
@@ -70,10 +74,11 @@ export function renderUsage(usage: Usage): AnthropicUsage {
     cache_creation_input_tokens: cacheWrite ?? null,
     cache_read_input_tokens: cacheRead ?? null,
     service_tier: 'standard',
+    ...(usage.serverToolUse ? { server_tool_use: usage.serverToolUse } : {}),
   };
 }
 
-type BlockKind = 'text' | 'thinking' | 'redacted_thinking' | 'tool_use' | 'mcp_tool_use' | 'mcp_tool_result';
+type BlockKind = 'text' | 'thinking' | 'redacted_thinking' | 'tool_use' | 'mcp_tool_use' | 'mcp_tool_result' | 'server';
 
 interface Block {
   kind: BlockKind;
@@ -85,6 +90,10 @@ interface Block {
   redactedData?: string;
   result?: { value: unknown; isError?: boolean };
   toolUseId?: string;
+  /** Sources a text block cites (citations_delta). */
+  citations?: Array<Record<string, unknown>>;
+  /** A server tool's block (server_tool_use, web_search_tool_result…), sent whole as the provider gave it. */
+  serverBlock?: Record<string, unknown>;
   /** Deltas not yet sent because an earlier block is still streaming. */
   pending: Record<string, unknown>[];
   ended: boolean;
@@ -166,6 +175,18 @@ export class MessageEventRenderer {
       case 'text-end':
         this.endBlock(`text:${part.id}`, out);
         break;
+      case 'text-citation': {
+        const block = this.ensure('text', `text:${part.id}`, out);
+        this.delta(block, { type: 'citations_delta', citation: part.citation }, out, (b) => (b.citations ??= []).push(part.citation));
+        break;
+      }
+      case 'provider-block': {
+        if (part.provider !== 'anthropic') break;
+        const id = `server:${this.blocks.length}`;
+        this.open({ kind: 'server', id, serverBlock: part.block }, out);
+        this.endBlock(id, out);
+        break;
+      }
       case 'reasoning-start':
         if (part.redactedData !== undefined) this.open({ kind: 'redacted_thinking', id: `reasoning:${part.id}`, redactedData: part.redactedData }, out);
         else this.open({ kind: 'thinking', id: `reasoning:${part.id}` }, out);
@@ -296,7 +317,7 @@ export class MessageEventRenderer {
   /** Whether a block can be announced now: whole-block kinds wait for their end, text for content. */
   private ready(block: Block): boolean {
     if (block.kind === 'mcp_tool_use') return block.ended;
-    if (block.kind === 'text') return block.ended || block.text.length > 0;
+    if (block.kind === 'text') return block.ended || block.text.length > 0 || block.citations !== undefined;
     return true;
   }
 
@@ -305,7 +326,7 @@ export class MessageEventRenderer {
       const block = this.blocks[this.cursor]!;
       if (block.index === undefined) {
         if (!this.ready(block)) return;
-        if (block.kind === 'text' && block.text.length === 0) {
+        if (block.kind === 'text' && block.text.length === 0 && !block.citations) {
           // An empty text block is left out, as Anthropic never sends one.
           block.stopped = true;
           this.cursor++;
@@ -326,9 +347,13 @@ export class MessageEventRenderer {
   /** The block as content_block_start announces it (`whole` false) or as the final Message holds it. */
   private blockObject(block: Block, whole: boolean): Record<string, unknown> | undefined {
     switch (block.kind) {
-      case 'text':
-        if (whole && block.text.length === 0) return undefined;
-        return { type: 'text', text: whole ? block.text : '' };
+      case 'text': {
+        if (whole && block.text.length === 0 && !block.citations) return undefined;
+        const text: Record<string, unknown> = { type: 'text', text: whole ? block.text : '' };
+        // A citing block starts with `citations: []` and fills it with citations_delta, as Anthropic's do.
+        if (block.citations) text.citations = whole ? block.citations : [];
+        return text;
+      }
       case 'thinking':
         return { type: 'thinking', thinking: whole && !this.meta.omitThinking ? block.text : '', signature: whole ? (block.signature ?? '') : '' };
       case 'redacted_thinking':
@@ -340,6 +365,8 @@ export class MessageEventRenderer {
       case 'mcp_tool_result': {
         return { type: 'mcp_tool_result', tool_use_id: block.toolUseId, is_error: block.result?.isError ?? false, content: resultContent(block.result?.value) };
       }
+      case 'server':
+        return block.serverBlock;
     }
   }
 }

@@ -11,6 +11,13 @@ export interface AnthropicTextBlock {
   type: 'text';
   text: string;
   cache_control?: AnthropicCacheControl;
+  citations?: Array<Record<string, unknown>>;
+}
+
+/** A server tool's call or result (server_tool_use, web_search_tool_result…), sent back as it came. */
+export interface AnthropicServerBlock {
+  type: string;
+  [key: string]: unknown;
 }
 
 export type AnthropicImageSource =
@@ -63,7 +70,7 @@ export interface AnthropicToolResultBlock {
 }
 
 export type AnthropicUserContent = AnthropicTextBlock | AnthropicImageBlock | AnthropicDocumentBlock | AnthropicToolResultBlock;
-export type AnthropicAssistantContent = AnthropicTextBlock | AnthropicThinkingBlock | AnthropicRedactedThinkingBlock | AnthropicToolUseBlock;
+export type AnthropicAssistantContent = AnthropicTextBlock | AnthropicThinkingBlock | AnthropicRedactedThinkingBlock | AnthropicToolUseBlock | AnthropicServerBlock;
 
 export type AnthropicMessage =
   | { role: 'user'; content: AnthropicUserContent[] }
@@ -97,7 +104,8 @@ export interface AnthropicMessagesRequest {
   top_p?: number;
   top_k?: number;
   stop_sequences?: string[];
-  tools?: AnthropicTool[];
+  /** Client tools, and the server tools (`web_search_…`) a client asked for, as it wrote them. */
+  tools?: Array<AnthropicTool | Record<string, unknown>>;
   tool_choice?: AnthropicToolChoice;
   thinking?: AnthropicThinkingConfig;
   /** Anything from providerOptions.anthropic (metadata, service_tier, top-level cache_control…). */
@@ -111,6 +119,8 @@ export interface AnthropicUsage {
   output_tokens?: number | null;
   cache_creation_input_tokens?: number | null;
   cache_read_input_tokens?: number | null;
+  /** Requests of Anthropic's server tools: {web_search_requests, web_fetch_requests…}. */
+  server_tool_use?: Record<string, number | null> | null;
 }
 
 export type AnthropicStopReason =

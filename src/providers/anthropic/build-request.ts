@@ -79,7 +79,8 @@ export function prepareAnthropicRequest(
   const system = prompt.system ? [...prompt.system] : [];
   if (tools.systemInstruction) system.push({ type: 'text', text: tools.systemInstruction });
   if (system.length) body.system = system;
-  if (tools.tools) body.tools = tools.tools;
+  const serverTools = (request.providerTools ?? []).filter((t) => t.provider === 'anthropic').map((t) => t.definition);
+  if (tools.tools || serverTools.length) body.tools = [...(tools.tools ?? []), ...serverTools];
   if (tools.toolChoice) body.tool_choice = tools.toolChoice;
   if (budget !== undefined) body.thinking = { type: 'enabled', budget_tokens: budget };
   if (request.temperature !== undefined) body.temperature = request.temperature;

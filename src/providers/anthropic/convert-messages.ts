@@ -42,6 +42,7 @@ function parseDataUrl(url: string): { mediaType: string; data: string } | undefi
 function textBlock(part: TextPart): AnthropicTextBlock {
   const block: AnthropicTextBlock = { type: 'text', text: part.text };
   if (part.cacheControl) block.cache_control = part.cacheControl;
+  if (part.citations?.length) block.citations = part.citations;
   return block;
 }
 
@@ -240,6 +241,11 @@ export function convertToAnthropicMessages(messages: Message[]): AnthropicPrompt
           }
           case 'tool-call':
             asst().push(toolUseBlock(part));
+            break;
+          case 'provider-block':
+            // A server tool's call or result from an earlier answer: back exactly as it came.
+            if (part.provider !== 'anthropic') throw badRequest(`A ${part.provider} block cannot go to Anthropic`, 'messages');
+            asst().push(part.block as AnthropicAssistantContent);
             break;
           default:
             throw badRequest(`Anthropic assistant turns cannot carry ${part.type} content`, 'messages');

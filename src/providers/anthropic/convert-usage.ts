@@ -18,6 +18,7 @@ export function mergeAnthropicUsage(base: AnthropicUsage, update: AnthropicUsage
     const value = update[key];
     if (typeof value === 'number') out[key] = value;
   }
+  if (update.server_tool_use) out.server_tool_use = update.server_tool_use;
   return out;
 }
 
@@ -29,5 +30,7 @@ export function convertAnthropicUsage(usage: AnthropicUsage): Usage {
   const out: Usage = { inputTokens, outputTokens, totalTokens: inputTokens + outputTokens };
   if (typeof cacheRead === 'number') out.cacheReadTokens = cacheRead;
   if (typeof cacheWrite === 'number') out.cacheWriteTokens = cacheWrite;
+  const serverToolUse = Object.entries(usage.server_tool_use ?? {}).filter((e): e is [string, number] => typeof e[1] === 'number' && e[1] > 0);
+  if (serverToolUse.length) out.serverToolUse = Object.fromEntries(serverToolUse);
   return out;
 }

@@ -15,8 +15,10 @@ export function mapAnthropicFinishReason(stopReason: string | null | undefined, 
       return options.jsonAnswered ? 'stop' : 'tool-calls';
     case 'refusal':
       return 'content-filter';
+    case 'pause_turn':
+      // A long turn of server tools paused: the client sends the answer back to go on.
+      return 'pause';
     default:
-      // pause_turn (a server tool paused the turn) and anything new.
       return 'other';
   }
 }

@@ -88,7 +88,8 @@ export function prepareAnthropicTools(request: ChatRequest, thinking: boolean): 
     return { tools, toolChoice, jsonTool };
   }
 
-  if (tools.length === 0) return {};
+  // Server tools (web search…) count: a tool choice applies to them as well.
+  if (tools.length === 0 && !request.providerTools?.some((t) => t.provider === 'anthropic')) return {};
   const choice = request.toolChoice;
   let toolChoice: AnthropicToolChoice | undefined;
   switch (choice?.type) {
@@ -108,5 +109,5 @@ export function prepareAnthropicTools(request: ChatRequest, thinking: boolean): 
       toolChoice = { type: 'none' };
       break;
   }
-  return { tools, toolChoice };
+  return { tools: tools.length ? tools : undefined, toolChoice };
 }

@@ -33,6 +33,8 @@ type BlockState =
   | { kind: 'reasoning'; id: string; signature?: string }
   | { kind: 'tool'; id: string; args: string; initialInput?: unknown }
   | { kind: 'json'; id: string; args: string; wrapped: boolean; initialInput?: unknown }
+  /** A server tool's call or result (or a block type this converter does not know): passed on whole. */
+  | { kind: 'server'; block: Record<string, unknown>; args: string }
   | { kind: 'ignored' };
 
 export interface AnthropicStreamOptions {
@@ -168,8 +170,8 @@ export class AnthropicStreamConverter {
         return;
       }
       default:
-        // server_tool_use, web_search_tool_result…: tools this provider never offers.
-        this.blocks.set(index, { kind: 'ignored' });
+        // server_tool_use, web_search_tool_result…: Anthropic's own tools, run upstream.
+        this.blocks.set(index, { kind: 'server', block: { ...block }, args: '' });
     }
   }
 
@@ -189,7 +191,8 @@ export class AnthropicStreamConverter {
         break;
       case 'input_json_delta':
         if (!d.partial_json) break;
-        if (state.kind === 'tool') {
+        if (state.kind === 'server') state.args += d.partial_json;
+        else if (state.kind === 'tool') {
           state.args += d.partial_json;
           emit({ type: 'tool-input-delta', id: state.id, delta: d.partial_json });
         } else if (state.kind === 'json') {
@@ -198,8 +201,12 @@ export class AnthropicStreamConverter {
           if (!state.wrapped) emit({ type: 'text-delta', id: state.id, delta: d.partial_json });
         }
         break;
+      case 'citations_delta':
+        if (state.kind === 'text' && d.citation && typeof d.citation === 'object') {
+          emit({ type: 'text-citation', id: state.id, citation: d.citation as Record<string, unknown> });
+        }
+        break;
       default:
-        // citations_delta: citations are not part of the canonical stream.
         break;
     }
   }
@@ -237,6 +244,18 @@ export class AnthropicStreamConverter {
           emit({ type: 'text-delta', id: state.id, delta: text });
         }
         emit({ type: 'text-end', id: state.id });
+        break;
+      }
+      case 'server': {
+        const block = state.block;
+        if (state.args.trim() !== '') {
+          try {
+            block.input = JSON.parse(state.args);
+          } catch {
+            throw new GatewayError('upstream_invalid', `Anthropic sent a ${String(block.type)} block whose input is not JSON`, { provider: 'anthropic' });
+          }
+        }
+        emit({ type: 'provider-block', provider: 'anthropic', block });
         break;
       }
       case 'ignored':

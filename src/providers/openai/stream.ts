@@ -135,7 +135,9 @@ export class ChunkConverter {
       state.text = `text-${state.blockCount++}`;
       out.push({ type: 'text-start', id: state.text, ...this.tag(state) });
     }
-    out.push({ type: 'text-delta', id: state.text, delta, ...this.tag(state), ...(logprobs ? { logprobs } : {}) });
+    const part: StreamPart = { type: 'text-delta', id: state.text, delta, ...this.tag(state) };
+    if (logprobs) part.logprobs = logprobs;
+    out.push(part);
   }
 
   /** The upstream's token logprobs, when the client asked for them (and the upstream sent them). */

@@ -32,6 +32,15 @@ before(async () => {
             { name: 'b', provider: 'openai', model: 'gpt', baseUrl: 'http://127.0.0.1:9/v1' },
           ],
         },
+        // Searches priced per request, on top of the tokens.
+        {
+          id: 'claude-priced',
+          provider: 'anthropic',
+          model: 'claude-sonnet-4-5',
+          baseUrl: fake.url,
+          apiKeyEnv: 'ANTHROPIC_TEST_KEY',
+          pricing: { input: 3, output: 15, serverToolUse: { web_search_requests: 0.01 } },
+        },
         // Anthropic alone, but its fallback model is not.
         { id: 'claude-fb', provider: 'anthropic', model: 'claude-sonnet-4-5', baseUrl: fake.url, apiKeyEnv: 'ANTHROPIC_TEST_KEY', routing: { fallbacks: ['other'] } },
       ],
@@ -202,6 +211,17 @@ test("Anthropic's server tools: the tool goes upstream as written; its call, res
   assert.deepEqual(sent[1], { type: 'server_tool_use', id: call.id, name: 'web_search', input: call.input });
   assert.deepEqual(sent[2], results);
   assert.deepEqual(sent[4].citations, cited.citations);
+});
+
+test('pricing.serverToolUse prices each search into the request log, on top of the tokens', async () => {
+  fake.enqueue({ fixture: 'web-search.sse' });
+  const message = await client.messages.create(ask({ model: 'claude-priced' }));
+  const { input_tokens, output_tokens, server_tool_use } = message.usage;
+  const expected = (input_tokens * 3 + output_tokens * 15) / 1e6 + server_tool_use.web_search_requests * 0.01;
+  const usage = await (await fetch(`${s.url}/v1/usage?model=claude-priced`)).json();
+  assert.equal(usage.totals.requests, 1);
+  assert.ok(Math.abs(usage.totals.cost - expected) < 1e-9, `${usage.totals.cost} vs ${expected}`);
+  assert.ok(server_tool_use.web_search_requests * 0.01 > 0);
 });
 
 test('pause_turn from a long server-tool turn reaches the client as pause_turn', async () => {

@@ -8,6 +8,8 @@ export interface Pricing {
   output: number;
   cachedInput: number;
   cacheWrite: number;
+  /** USD per request of each server tool kind (see Usage.serverToolUse). */
+  serverToolUse?: Record<string, number>;
 }
 
 export interface ResolvedDeployment {
@@ -94,6 +96,7 @@ export class ModelRegistry {
         output: m.pricing.output,
         cachedInput: m.pricing.cachedInput ?? m.pricing.input,
         cacheWrite: m.pricing.cacheWrite ?? m.pricing.input,
+        ...(m.pricing.serverToolUse ? { serverToolUse: { ...m.pricing.serverToolUse } } : {}),
       },
       deployments: deploymentsOf(m).map((d, i) => resolveDeployment(d, i, env)),
       routing: m.routing ?? {},
@@ -132,11 +135,18 @@ export class ModelRegistry {
   }
 }
 
-export function costOf(pricing: Pricing, usage: { inputTokens: number; outputTokens: number; cacheReadTokens?: number; cacheWriteTokens?: number }): number {
+export function costOf(
+  pricing: Pricing,
+  usage: { inputTokens: number; outputTokens: number; cacheReadTokens?: number; cacheWriteTokens?: number; serverToolUse?: Record<string, number> },
+): number {
   const cacheRead = usage.cacheReadTokens ?? 0;
   const cacheWrite = usage.cacheWriteTokens ?? 0;
   const plainInput = Math.max(0, usage.inputTokens - cacheRead - cacheWrite);
-  const usd =
+  let usd =
     (plainInput * pricing.input + cacheRead * pricing.cachedInput + cacheWrite * pricing.cacheWrite + usage.outputTokens * pricing.output) / 1e6;
+  // Server tools (web searches…) are priced per request, not per token.
+  if (usage.serverToolUse && pricing.serverToolUse) {
+    for (const [kind, count] of Object.entries(usage.serverToolUse)) usd += count * (pricing.serverToolUse[kind] ?? 0);
+  }
   return Math.round(usd * 1e10) / 1e10;
 }

@@ -172,6 +172,12 @@ test('n=2 gives two different choices decoded together', async () => {
   assert.equal(completion.choices.length, 2);
   assert.notEqual(completion.choices[0].message.content, completion.choices[1].message.content);
   assert.equal(completion.usage.completion_tokens, 32);
+  // With logprobs, each choice carries the tokens of its own text.
+  const scored = await client.chat.completions.create(ask({ n: 2, max_tokens: 8, temperature: 1, logprobs: true }));
+  for (const choice of scored.choices) {
+    assert.equal(choice.logprobs.content.length, 8);
+    assert.equal(choice.logprobs.content.map((t) => t.token).join(''), choice.message.content);
+  }
 });
 
 test('json_schema output parses and validates against the schema', async () => {

@@ -40,6 +40,25 @@ const post = (body, headers) => postJson(`${s.url}/v1/messages`, body, headers);
 const user = (text) => [{ role: 'user', content: text }];
 const lastRequest = () => scripted.requests.at(-1);
 
+test('a bad tool or block is named precisely, whichever kind of tool or block it claims to be', async () => {
+  const cases = [
+    [{ tools: [{ name: 'x' }] }, 'tools[0].input_schema', /Missing required parameter/],
+    [{ tools: [{ type: 'custom', name: 'x', input_schema: { type: 'object' }, extra: 1 }] }, 'tools[0].extra', /Unrecognized/],
+    [{ tools: [{ type: 'websearch', name: 'w' }] }, 'tools[0].type', /dated Anthropic tool type/],
+    [{ messages: [{ role: 'user', content: [{ type: 'text' }] }] }, 'messages[0].content[0].text', /Missing required parameter/],
+    [{ messages: [{ role: 'user', content: [{ type: 'picture' }] }] }, 'messages[0].content[0].type', /not a content block type/],
+    [{ messages: [{ role: 'user', content: 5 }] }, 'messages[0].content', /expected array, received number/],
+    [{ temperature: 'hot' }, 'temperature', /expected number, received string/],
+  ];
+  for (const [extra, param, message] of cases) {
+    const res = await post({ model: 'm1', max_tokens: 5, messages: user('hi'), ...extra });
+    assert.equal(res.status, 400, JSON.stringify(extra));
+    assert.equal(res.body.error.type, 'invalid_request_error');
+    assert.match(res.body.error.message, message, JSON.stringify(extra));
+    assert.ok(res.body.error.message.includes(param), `${res.body.error.message} names ${param}`);
+  }
+});
+
 async function rawStream(body) {
   const res = await fetch(`${s.url}/v1/messages`, {
     method: 'POST',

@@ -150,6 +150,13 @@ test('request schemas are the ones the server validates with', async () => {
   for (const path of ['/api/v3/organizations/{organisation}/ai/chat', '/v2/text/chat', '/v1/messages']) {
     assert.ok(doc.paths[path].post.requestBody?.content['application/json'].schema.$ref, path);
   }
+  // The Messages body in the document describes its tools and content blocks, server tools included.
+  const messagesRef = doc.paths['/v1/messages'].post.requestBody.content['application/json'].schema.$ref;
+  const validateMessages = newAjv().compile(doc.components.schemas[messagesRef.split('/').pop()]);
+  const messages = { model: 'm', max_tokens: 5, messages: [{ role: 'user', content: [{ type: 'text', text: 'hi' }] }] };
+  assert.equal(validateMessages({ ...messages, tools: [{ type: 'web_search_20250305', name: 'web_search', max_uses: 2 }] }), true);
+  assert.equal(validateMessages({ ...messages, tools: [{ name: 'no_schema' }] }), false);
+  assert.equal(validateMessages({ ...messages, messages: [{ role: 'user', content: [{ type: 'text' }] }] }), false);
   // Admin and usage responses are described too.
   assert.ok(doc.paths['/v1/usage'].get.responses['200'].content['application/json'].schema.$ref);
   assert.deepEqual(doc.paths['/admin/keys'].post.security, [{ adminKey: [] }]);

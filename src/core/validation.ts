@@ -13,13 +13,28 @@ export function formatPath(path: ReadonlyArray<PropertyKey>): string {
   return out;
 }
 
+/**
+ * Of a union's failed branches, the one the value was meant for: the first whose first complaint
+ * is not about the value's kind (its `type`, or the whole value), else the last.
+ */
+function meantBranch(branches: z.core.$ZodIssue[][]): z.core.$ZodIssue | undefined {
+  const failed = branches.filter((b) => b.length > 0);
+  const wrongKind = (issue: z.core.$ZodIssue) => issue.path.length === 0 || (issue.path.length === 1 && issue.path[0] === 'type');
+  return (failed.find((b) => !wrongKind(b[0]!)) ?? failed.at(-1))?.[0];
+}
+
 function describeIssue(issue: z.core.$ZodIssue): { param: string; message: string } {
+  if (issue.code === 'invalid_union') {
+    const inner = meantBranch(issue.errors);
+    if (inner) return describeIssue({ ...inner, path: [...issue.path, ...inner.path] });
+  }
   const base = formatPath(issue.path);
   if (issue.code === 'unrecognized_keys') {
     const keys = issue.keys.map((k) => (base ? `${base}.${k}` : k));
     return { param: keys[0]!, message: `Unrecognized request argument supplied: ${keys.join(', ')}` };
   }
-  if (issue.code === 'invalid_type' && issue.input === undefined) {
+  // Zod leaves the input out of its issues; its message says when there was none.
+  if (issue.code === 'invalid_type' && / received undefined$/.test(issue.message)) {
     return { param: base, message: `Missing required parameter: '${base}'` };
   }
   return { param: base, message: `Invalid value for '${base || 'body'}': ${issue.message}` };

@@ -108,35 +108,20 @@ export const contentBlockSchema = z.discriminatedUnion('type', [
 ]);
 
 /**
- * An array whose items are each checked by the schema `isOther` picks for it, so every item
- * keeps the clear errors of its own schema (a union would report only "invalid input").
- */
-function arrayOf<A extends z.ZodType, B extends z.ZodType>(usual: A, other: B, isOther: (type: string) => boolean) {
-  return z.array(z.unknown()).transform((items, ctx) => {
-    const out: Array<z.infer<A> | z.infer<B>> = [];
-    items.forEach((item, i) => {
-      const type = item && typeof item === 'object' ? (item as { type?: unknown }).type : undefined;
-      const result = (typeof type === 'string' && isOther(type) ? other : usual).safeParse(item);
-      if (result.success) out.push(result.data as z.infer<A> | z.infer<B>);
-      else for (const issue of result.error.issues) ctx.addIssue({ ...issue, path: [i, ...issue.path] } as Parameters<typeof ctx.addIssue>[0]);
-    });
-    return out;
-  });
-}
-
-/**
  * Blocks of Anthropic's server tools from an earlier answer (server_tool_use,
  * web_search_tool_result…, container_upload): sent back to Anthropic as they are.
  */
-export const serverBlockSchema = z.object({ type: z.string() }).catchall(z.unknown());
+const SERVER_BLOCK_TYPE = /^(?:server_tool_use|container_upload|(?!mcp_tool_result$)[a-z][a-z0-9_]*_tool_result)$/;
 export function isServerBlockType(type: string): boolean {
-  return type === 'server_tool_use' || type === 'container_upload' || (type.endsWith('_tool_result') && type !== 'tool_result' && type !== 'mcp_tool_result');
+  return SERVER_BLOCK_TYPE.test(type);
 }
+// A pattern rather than a refinement, so the OpenAPI document says it too.
+export const serverBlockSchema = z.object({ type: z.string().regex(SERVER_BLOCK_TYPE, { message: 'is not a content block type', abort: true }) }).catchall(z.unknown());
 
 const messageSchema = z
   .object({
     role: z.enum(['user', 'assistant', 'system']),
-    content: z.union([z.string(), arrayOf(contentBlockSchema, serverBlockSchema, isServerBlockType)]),
+    content: z.union([z.string(), z.array(z.union([contentBlockSchema, serverBlockSchema]))]),
   })
   .strict();
 
@@ -157,7 +142,8 @@ const toolSchema = z
 /** Anthropic's own tools (`web_search_20250305`, `code_execution_20250825`…): type and name, the rest as written. */
 const serverToolSchema = z
   .object({
-    type: z.string().regex(/^[a-z][a-z0-9_]*_\d{8}$/, "must be 'custom' or a dated Anthropic tool type such as 'web_search_20250305'"),
+    // abort: a union then weighs this branch against the custom tool's instead of taking its complaint.
+    type: z.string().regex(/^[a-z][a-z0-9_]*_\d{8}$/, { message: "must be 'custom' or a dated Anthropic tool type such as 'web_search_20250305'", abort: true }),
     name: z.string().min(1),
   })
   .catchall(z.unknown());
@@ -220,7 +206,7 @@ export const messagesRequestSchema = z
     messages: z.array(messageSchema).min(1),
     max_tokens: z.number().int().min(1),
     system: systemSchema.optional(),
-    tools: arrayOf(toolSchema, serverToolSchema, (type) => type !== 'custom').optional(),
+    tools: z.array(z.union([toolSchema, serverToolSchema])).optional(),
     thinking: thinkingSchema.optional(),
     tool_choice: toolChoiceSchema.optional(),
     output_config: outputConfigSchema.optional(),

@@ -256,3 +256,23 @@ test("server tools and their blocks are refused, naming them, for a model Anthro
   assert.equal(res.status, 400);
   assert.equal((await res.json()).error.type, 'invalid_request_error');
 });
+
+test("a refusal's stop_details from Anthropic reach the client, buffered and on message_delta", async () => {
+  const details = { type: 'refusal', category: 'cyber', explanation: 'Blocked under the usage policy.' };
+  const sse = loadAnthropicFixture('text.sse').replace('"stop_reason":"end_turn","stop_sequence":null', `"stop_reason":"refusal","stop_sequence":null,"stop_details":${JSON.stringify(details)}`);
+  assert.ok(sse.includes('"stop_details"'));
+  fake.enqueue({ sse });
+  const message = await client.messages.create({ model: 'claude', max_tokens: 100, messages: [{ role: 'user', content: 'Hi' }] });
+  assert.deepEqual([message.stop_reason, message.stop_details], ['refusal', details]);
+  fake.enqueue({ sse });
+  const res = await fetch(`${s.url}/v1/messages`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', 'anthropic-version': '2023-06-01' },
+    body: JSON.stringify({ model: 'claude', max_tokens: 100, stream: true, messages: [{ role: 'user', content: 'Hi' }] }),
+  });
+  const delta = (await res.text()).split('\n').filter((l) => l.startsWith('data: ')).map((l) => JSON.parse(l.slice(6))).find((e) => e.type === 'message_delta');
+  assert.deepEqual(delta.delta, { stop_reason: 'refusal', stop_sequence: null, stop_details: details });
+  // Without a refusal there is no stop_details, as Anthropic sends none.
+  fake.enqueue({ fixture: 'text.sse' });
+  assert.equal('stop_details' in (await client.messages.create({ model: 'claude', max_tokens: 100, messages: [{ role: 'user', content: 'Hi' }] })), false);
+});

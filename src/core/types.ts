@@ -210,6 +210,8 @@ export type StreamPart =
        * did but the upstream did not say which. Absent when no stop sequence ended it.
        */
       stopSequence?: string | null;
+      /** Why the provider stopped, in its own terms (Anthropic's `stop_details` of a refusal). */
+      stopDetails?: Record<string, unknown>;
       choice?: number;
       /** Raw upstream response, for dialects that can show it (Eden show_original_response). */
       rawResponse?: unknown;

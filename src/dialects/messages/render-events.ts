@@ -132,6 +132,7 @@ export class MessageEventRenderer {
   private usage: Usage = emptyUsage();
   private finishReason: FinishReason | undefined;
   private stopSequence: string | null | undefined;
+  private stopDetails: Record<string, unknown> | undefined;
   private ended = false;
 
   constructor(private readonly meta: MessageMeta) {}
@@ -234,6 +235,7 @@ export class MessageEventRenderer {
       case 'finish':
         this.finishReason = part.finishReason;
         this.stopSequence = part.stopSequence;
+        this.stopDetails = part.stopDetails;
         this.usage = addUsage(this.usage, part.usage);
         break;
       default:
@@ -253,7 +255,11 @@ export class MessageEventRenderer {
       event: 'message_delta',
       data: {
         type: 'message_delta',
-        delta: { stop_reason: mapStopReason(this.finishReason ?? 'stop', this.stopSequence), stop_sequence: this.stopSequence ?? null },
+        delta: {
+          stop_reason: mapStopReason(this.finishReason ?? 'stop', this.stopSequence),
+          stop_sequence: this.stopSequence ?? null,
+          ...(this.stopDetails ? { stop_details: this.stopDetails } : {}),
+        },
         usage: renderUsage(this.usage),
       },
     });
@@ -282,6 +288,7 @@ export class MessageEventRenderer {
       content,
       stop_reason: mapStopReason(this.finishReason ?? 'stop', this.stopSequence),
       stop_sequence: this.stopSequence ?? null,
+      ...(this.stopDetails ? { stop_details: this.stopDetails } : {}),
       usage: renderUsage(this.usage),
     };
   }

@@ -160,7 +160,11 @@ export type AnthropicStreamEvent =
   | { type: 'content_block_start'; index: number; content_block: AnthropicContentBlockStart }
   | { type: 'content_block_delta'; index: number; delta: AnthropicContentBlockDelta }
   | { type: 'content_block_stop'; index: number }
-  | { type: 'message_delta'; delta: { stop_reason?: AnthropicStopReason | null; stop_sequence?: string | null }; usage?: AnthropicUsage }
+  | {
+      type: 'message_delta';
+      delta: { stop_reason?: AnthropicStopReason | null; stop_sequence?: string | null; stop_details?: Record<string, unknown> | null };
+      usage?: AnthropicUsage;
+    }
   | { type: 'message_stop' }
   | { type: 'ping' }
   | ({ type: 'error' } & Omit<AnthropicErrorBody, 'type'>);

@@ -53,6 +53,7 @@ export class AnthropicStreamConverter {
   private usage: AnthropicUsage = {};
   private stopReason: string | null | undefined;
   private stopSequence: string | null = null;
+  private stopDetails: Record<string, unknown> | undefined;
   private userToolCalls = 0;
   private jsonAnswered = false;
   private started = false;
@@ -88,6 +89,7 @@ export class AnthropicStreamConverter {
       case 'message_delta':
         if (event.delta.stop_reason !== undefined) this.stopReason = event.delta.stop_reason;
         if (typeof event.delta.stop_sequence === 'string') this.stopSequence = event.delta.stop_sequence;
+        if (event.delta.stop_details && typeof event.delta.stop_details === 'object') this.stopDetails = event.delta.stop_details;
         this.usage = mergeAnthropicUsage(this.usage, event.usage);
         break;
       case 'message_stop':
@@ -98,6 +100,7 @@ export class AnthropicStreamConverter {
           finishReason: mapAnthropicFinishReason(this.stopReason, { jsonAnswered: this.jsonAnswered && this.userToolCalls === 0 }),
           usage: convertAnthropicUsage(this.usage),
           ...(this.stopReason === 'stop_sequence' ? { stopSequence: this.stopSequence } : {}),
+          ...(this.stopDetails ? { stopDetails: this.stopDetails } : {}),
         });
         break;
       case 'error':

@@ -131,7 +131,8 @@ export class Gateway {
   /** Refuses, with a 400 naming the field, what the model cannot do and the core cannot emulate. */
   checkRequest(request: ChatRequest, model: ResolvedModel): void {
     // Provider-only tools and blocks must not reach another provider, fallbacks included.
-    const servedOnlyBy = (provider: string) => this.router.reachableDeployments(model).every((d) => d.provider === provider);
+    let reachable: ResolvedDeployment[] | undefined;
+    const servedOnlyBy = (provider: string) => (reachable ??= this.router.reachableDeployments(model)).every((d) => d.provider === provider);
     for (const tool of request.providerTools ?? []) {
       if (!servedOnlyBy(tool.provider)) {
         throw badRequest(`The tool type '${String(tool.definition.type)}' runs on ${tool.provider} only, and the model '${model.id}' is not served by ${tool.provider} alone`, 'tools', 'unsupported_parameter');

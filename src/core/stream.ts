@@ -305,8 +305,6 @@ export interface CollectedChoice {
   meanTokenProbability?: number;
   /** Token log-probabilities of the answer text, when the request asked for them. */
   logprobs?: TokenLogprob[];
-  /** The stop sequence that ended the choice (see the finish part). */
-  stopSequence?: string | null;
   rawResponse?: unknown;
 }
 
@@ -420,7 +418,6 @@ export class ResponseCollector {
         choice.finishReason = part.finishReason;
         choice.usage = part.usage;
         choice.meanTokenProbability = part.meanTokenProbability;
-        if (part.stopSequence !== undefined) choice.stopSequence = part.stopSequence;
         choice.rawResponse = part.rawResponse;
         this.response.usage = addChoiceUsage(this.response.usage, part.usage);
         break;

@@ -6,7 +6,7 @@ import { decodeBase64, imageFromBytes, mediaKindOf, normaliseMediaType, sniffMed
 import type { ChatRequest, ContentPart, Message, ReasoningConfig, ReasoningEffort, ResponseFormat, TextPart, ToolChoice } from '../../core/types.js';
 import { unansweredToolResult } from '../../core/types.js';
 import type { MessagesContentBlock, MessagesRequest } from './schema.js';
-import { isServerBlockType, isServerTool, type ServerToolParam } from './schema.js';
+import { isServerBlockType, isServerTool, type CustomToolParam } from './schema.js';
 
 type Block = MessagesContentBlock;
 
@@ -210,7 +210,7 @@ export async function parseMessagesRequest(body: MessagesRequest): Promise<ChatR
   const reasoning = reasoningConfig(body);
   const budget = reasoning?.enabled ? reasoning.budgetTokens : undefined;
   // Anthropic's own tools (web search…) go to Anthropic as written; the core refuses them elsewhere.
-  const customTools = (body.tools ?? []).filter((t) => !isServerTool(t)) as Array<Exclude<NonNullable<MessagesRequest['tools']>[number], ServerToolParam>>;
+  const customTools = (body.tools ?? []).filter((t): t is CustomToolParam => !isServerTool(t));
   const serverTools = (body.tools ?? []).filter(isServerTool);
   const disableParallel = body.tool_choice && 'disable_parallel_tool_use' in body.tool_choice ? body.tool_choice.disable_parallel_tool_use : undefined;
   const request: ChatRequest = {

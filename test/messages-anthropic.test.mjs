@@ -41,6 +41,8 @@ before(async () => {
           apiKeyEnv: 'ANTHROPIC_TEST_KEY',
           pricing: { input: 3, output: 15, serverToolUse: { web_search_requests: 0.01 } },
         },
+        // Its own model id, so its usage can be read apart.
+        { id: 'claude-ledger', provider: 'anthropic', model: 'claude-sonnet-4-5', baseUrl: fake.url, apiKeyEnv: 'ANTHROPIC_TEST_KEY' },
         // Anthropic alone, but its fallback model is not.
         { id: 'claude-fb', provider: 'anthropic', model: 'claude-sonnet-4-5', baseUrl: fake.url, apiKeyEnv: 'ANTHROPIC_TEST_KEY', routing: { fallbacks: ['other'] } },
       ],
@@ -222,6 +224,24 @@ test('pricing.serverToolUse prices each search into the request log, on top of t
   assert.equal(usage.totals.requests, 1);
   assert.ok(Math.abs(usage.totals.cost - expected) < 1e-9, `${usage.totals.cost} vs ${expected}`);
   assert.ok(server_tool_use.web_search_requests * 0.01 > 0);
+});
+
+test("prompt-cache tokens and server-tool requests are kept per request: GET /v1/usage adds up what the SDK was told", async () => {
+  fake.enqueue({ fixture: 'cache-usage.sse' });
+  const cached = await client.messages.stream({ model: 'claude-ledger', max_tokens: 3, messages: [{ role: 'user', content: 'Again?' }] }).finalMessage();
+  fake.enqueue({ fixture: 'web-search.sse' });
+  const searched = await client.messages.create(ask({ model: 'claude-ledger' }));
+  assert.ok(cached.usage.cache_read_input_tokens > 0 && cached.usage.cache_creation_input_tokens > 0);
+  const usage = await (await fetch(`${s.url}/v1/usage?model=claude-ledger`)).json();
+  const told = [cached.usage, searched.usage];
+  const sum = (pick) => told.reduce((n, u) => n + (u[pick] ?? 0), 0);
+  assert.equal(usage.totals.requests, 2);
+  assert.equal(usage.totals.cache_read_tokens, sum('cache_read_input_tokens'));
+  assert.equal(usage.totals.cache_write_tokens, sum('cache_creation_input_tokens'));
+  // The canonical input count is the whole prompt: Anthropic's input_tokens plus both cache parts.
+  assert.equal(usage.totals.input_tokens, sum('input_tokens') + sum('cache_read_input_tokens') + sum('cache_creation_input_tokens'));
+  assert.deepEqual(usage.totals.server_tool_use, searched.usage.server_tool_use);
+  assert.deepEqual(usage.data[0].server_tool_use, searched.usage.server_tool_use);
 });
 
 test('pause_turn from a long server-tool turn reaches the client as pause_turn', async () => {

@@ -55,6 +55,20 @@ test('buffered: the upstream model name, the key from the env var, and usage wit
   assert.equal(sent.body.max_tokens, 20);
 });
 
+test('cached and reasoning tokens the upstream reports reach the client, the request log and GET /v1/usage', async () => {
+  const before = await (await fetch(`${s.url}/v1/usage?model=gpt`)).json();
+  const details = { prompt_tokens: 40, completion_tokens: 12, total_tokens: 52, prompt_tokens_details: { cached_tokens: 32 }, completion_tokens_details: { reasoning_tokens: 7 } };
+  upstream.enqueue({ type: 'text', text: 'Thought, then answered.', chunks: 2, usage: details });
+  const completion = await client.chat.completions.create(ask('Think first.'));
+  assert.equal(completion.usage.prompt_tokens_details.cached_tokens, 32);
+  assert.equal(completion.usage.completion_tokens_details.reasoning_tokens, 7);
+  const after = await (await fetch(`${s.url}/v1/usage?model=gpt`)).json();
+  assert.equal(after.totals.cache_read_tokens - before.totals.cache_read_tokens, completion.usage.prompt_tokens_details.cached_tokens);
+  assert.equal(after.totals.reasoning_tokens - before.totals.reasoning_tokens, completion.usage.completion_tokens_details.reasoning_tokens);
+  assert.equal(after.totals.cache_write_tokens, before.totals.cache_write_tokens, 'OpenAI reports no cache writes');
+  assert.deepEqual(after.totals.server_tool_use, {});
+});
+
 test('a buffered client gets a buffered upstream call; a streaming client a streamed one', async () => {
   await client.chat.completions.create(ask('one'));
   assert.equal(upstream.requests.at(-1).body.stream, false);

@@ -41,6 +41,9 @@ function logEntry(organisation, over = {}) {
     inputTokens: 10,
     outputTokens: 5,
     totalTokens: 15,
+    cacheReadTokens: 4,
+    cacheWriteTokens: 2,
+    reasoningTokens: 1,
     cost: 0.0015,
     stream: true,
     ...over,
@@ -97,7 +100,7 @@ for (const backend of backends) {
     const s = await open();
     const o = org('log');
     const old = logEntry(o, { createdAt: Date.now() - 86_400_000, model: 'm2', keyId: 'key_a', stream: false, status: 429, errorKind: 'rate_limit' });
-    const recent = logEntry(o, { keyId: 'key_b', correlationId: 'corr-1', body: '{"x":1}' });
+    const recent = logEntry(o, { keyId: 'key_b', correlationId: 'corr-1', body: '{"x":1}', cacheReadTokens: 0, serverToolUse: { web_search_requests: 2 } });
     await s.logRequest(old);
     await s.logRequest(recent);
     // Read at once: a query must see rows still waiting for their batch.
@@ -117,6 +120,10 @@ for (const backend of backends) {
     assert.deepEqual(samples.map((x) => [x.keyId, x.model, x.inputTokens, x.outputTokens, x.latencyMs]), [
       ['key_a', 'm2', 10, 5, 12.5],
       ['key_b', 'm1', 10, 5, 12.5],
+    ]);
+    assert.deepEqual(plain(samples.map((x) => [x.cacheReadTokens, x.cacheWriteTokens, x.reasoningTokens, x.serverToolUse])), [
+      [4, 2, 1, null],
+      [0, 2, 1, { web_search_requests: 2 }],
     ]);
     assert.ok((await s.pruneRequests(Date.now() - 3_600_000)) >= 1);
     assert.deepEqual((await s.queryRequests({ organisation: o })).map((r) => r.id), [recent.id]);

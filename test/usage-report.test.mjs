@@ -108,14 +108,15 @@ test('`switchboard usage` prints the same report as a table', async () => {
   const run = promisify(execFile);
   const { stdout } = await run(process.execPath, ['bin/switchboard.js', 'usage', '--data-dir', server.dataDir, '--org', 'acme'], { cwd: new URL('..', import.meta.url).pathname });
   const lines = stdout.trim().split('\n');
-  assert.match(lines[0], /^DAY\s+ORGANISATION\s+KEY\s+MODEL\s+PROVIDER\s+REQUESTS\s+ERRORS\s+INPUT\s+OUTPUT\s+COST_USD\s+P50_MS\s+P95_MS$/);
+  assert.match(lines[0], /^DAY\s+ORGANISATION\s+KEY\s+MODEL\s+PROVIDER\s+REQUESTS\s+ERRORS\s+INPUT\s+CACHED\s+OUTPUT\s+COST_USD\s+P50_MS\s+P95_MS$/);
   const { body } = await get('/v1/usage', keys.acme1.key);
   assert.equal(lines.length, 1 + body.data.length + 1);
   const total = lines.at(-1).split(/\s+/);
   assert.deepEqual(total.slice(0, 5), ['TOTAL', '-', '-', '-', String(body.totals.requests)]);
   assert.equal(Number(total[6]), body.totals.input_tokens);
-  assert.equal(Number(total[7]), body.totals.output_tokens);
-  assert.equal(Number(total[8]), Number(body.totals.cost.toFixed(6)));
+  assert.equal(Number(total[7]), body.totals.cache_read_tokens);
+  assert.equal(Number(total[8]), body.totals.output_tokens);
+  assert.equal(Number(total[9]), Number(body.totals.cost.toFixed(6)));
   const json = JSON.parse((await run(process.execPath, ['bin/switchboard.js', 'usage', '--data-dir', server.dataDir, '--org', 'acme', '--json'], { cwd: new URL('..', import.meta.url).pathname })).stdout);
   assert.deepEqual(json.totals, body.totals);
 });

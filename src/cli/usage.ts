@@ -19,7 +19,7 @@ interface UsageFlags {
   json?: boolean;
 }
 
-const COLUMNS = ['DAY', 'ORGANISATION', 'KEY', 'MODEL', 'PROVIDER', 'REQUESTS', 'ERRORS', 'INPUT', 'OUTPUT', 'COST_USD', 'P50_MS', 'P95_MS'] as const;
+const COLUMNS = ['DAY', 'ORGANISATION', 'KEY', 'MODEL', 'PROVIDER', 'REQUESTS', 'ERRORS', 'INPUT', 'CACHED', 'OUTPUT', 'COST_USD', 'P50_MS', 'P95_MS'] as const;
 
 function cells(row: UsageReport['data'][number] | (UsageReport['totals'] & { day: string; organisation: string; key_id: null; model: null; provider: null })): string[] {
   const ms = (v: number | null) => (v === null ? '-' : v.toFixed(1));
@@ -32,6 +32,7 @@ function cells(row: UsageReport['data'][number] | (UsageReport['totals'] & { day
     String(row.requests),
     String(row.errors),
     String(row.input_tokens),
+    String(row.cache_read_tokens),
     String(row.output_tokens),
     row.cost.toFixed(6),
     ms(row.latency_p50_ms),

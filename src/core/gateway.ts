@@ -332,6 +332,10 @@ export class Gateway {
         outputTokens: summary.usage.outputTokens,
         totalTokens: summary.usage.totalTokens,
         cost: summary.cost,
+        cacheReadTokens: summary.usage.cacheReadTokens ?? 0,
+        cacheWriteTokens: summary.usage.cacheWriteTokens ?? 0,
+        reasoningTokens: summary.usage.reasoningTokens ?? 0,
+        serverToolUse: summary.usage.serverToolUse,
         stream: context.stream,
         body: admitted?.loggedBody,
       })

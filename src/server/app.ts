@@ -61,6 +61,7 @@ export async function createServer(options: ServerOptions): Promise<SwitchboardS
   const logger = options.logger ?? pino({ level: config.server.logLevel, base: { service: 'switchboard' } });
   const dataDir = path.resolve(config.server.dataDir);
   const store = options.store ?? (await openStore(config, dataDir, { serving: true, env }));
+  for (const step of store.migrated ?? []) logger.info({ store: store.kind, version: step.version, description: step.description }, 'store schema migrated');
   const gateway = new Gateway(config, store, logger, options.providers ?? providerFactories, dataDir, env);
   const auth = new Authenticator(store, env[config.server.adminKeyEnv]);
   const context: ServerContext = { config, gateway, store, auth, logger, services: {}, env };

@@ -17,6 +17,7 @@ import {
 import { messagesRequestFromRow, runFromRow, type MessagesRequestRow, type RunRow } from './rows.js';
 import { inTransaction, type Queryable } from './postgres-pool.js';
 
+/** Baseline tables, frozen: a change to them is a step in src/store/migrations.ts. */
 export const POSTGRES_ASYNC_RUNS_SCHEMA = `
 CREATE TABLE IF NOT EXISTS async_runs (
   seq BIGSERIAL PRIMARY KEY,

@@ -3,10 +3,11 @@
 
 import type pg from 'pg';
 import type { Reads } from './read-cache.js';
-import { keyFromRow, logFromRow, requestLogWhere, usageSampleFromRow, type KeyRow, type LogRow, type UsageSampleRow } from './rows.js';
+import { keyFromRow, logFromRow, requestLogWhere, usageSampleFromRow, USAGE_SAMPLE_COLUMNS, type KeyRow, type LogRow, type UsageSampleRow } from './rows.js';
 import type { ApiKeyRecord, RequestLogEntry } from './store.js';
 import type { KeyPatch, OrganisationSettings, RequestLogFilter, TenancyStore, UsageSample } from './tenancy.js';
 
+/** Baseline tables, frozen: a change to them is a step in src/store/migrations.ts. */
 export const POSTGRES_TENANCY_SCHEMA = `
 CREATE TABLE IF NOT EXISTS organisation_settings (
   organisation TEXT PRIMARY KEY,
@@ -134,7 +135,7 @@ export class PostgresTenancyStore implements TenancyStore {
     await this.flushRequestLog();
     const { sql, args } = requestLogWhere(filter, (n) => `$${n}`);
     const { rows } = await this.pool.query<UsageSampleRow>(
-      `SELECT created_at, organisation, key_id, model, provider, status, latency_ms, input_tokens, output_tokens, cost
+      `SELECT ${USAGE_SAMPLE_COLUMNS}
        FROM request_log ${sql} ORDER BY created_at`,
       args,
     );

@@ -7,6 +7,7 @@ import { ownerIsGoneSql } from './postgres-async-runs.js';
 import type { ToolExecutionRecord, ToolExecutionStore, ToolExecutionUpdate } from './tool-executions.js';
 import { executionFromRow, type ExecutionRow } from './rows.js';
 
+/** Baseline tables, frozen: a change to them is a step in src/store/migrations.ts. */
 export const POSTGRES_TOOL_EXECUTIONS_SCHEMA = `
 CREATE TABLE IF NOT EXISTS tool_executions (
   id TEXT PRIMARY KEY,

@@ -13,9 +13,11 @@ import { ReadCache, readThrough, type Reads } from './read-cache.js';
 import { POSTGRES_TOOL_EXECUTIONS_SCHEMA, PostgresToolExecutionStore } from './postgres-tool-executions.js';
 import { LOG_COLUMNS, keyFromRow, logFromRow, logValues, newKeyValues, type KeyRow, type LogRow } from './rows.js';
 import type { RedisCoordination } from './redis-coordination.js';
+import { migratePostgres, type Migration } from './migrations.js';
 import { messagesFromJson, messagesToJson } from './serialize.js';
 import type { ApiKeyRecord, NewApiKey, RequestLogEntry, RequestLogQuery, Store } from './store.js';
 
+/** Baseline tables, frozen: a change to them is a step in src/store/migrations.ts. */
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS api_keys (
   id TEXT PRIMARY KEY,
@@ -65,7 +67,7 @@ CREATE INDEX IF NOT EXISTS request_log_org_time ON request_log (organisation, cr
 
 /** How long a request-log row may wait for the batch it is written with (as in SQLite). */
 const REQUEST_LOG_FLUSH_MS = 10;
-/** Rows per INSERT: 21 parameters each, under PostgreSQL's 65535. */
+/** Rows per INSERT: LOG_COLUMNS.length (25) parameters each, under PostgreSQL's 65535. */
 const LOG_ROWS_PER_INSERT = 1000;
 /** Migrations of every process take this advisory lock: concurrent CREATE IF NOT EXISTS can collide. */
 const MIGRATION_LOCK = 0x5bd0b0a1;
@@ -98,6 +100,8 @@ export class PostgresStore implements Store {
   private constructor(
     readonly pool: pg.Pool,
     options: PostgresStoreOptions,
+    /** Schema steps this open applied (src/store/migrations.ts); empty when the database was up to date. */
+    readonly migrated: readonly Migration[],
   ) {
     this.asyncRuns = new PostgresAsyncRunStore(pool, { leaseMs: options.leaseMs });
     this.toolExecutions = new PostgresToolExecutionStore(pool, { owner: this.toolOwner, leaseMs: options.leaseMs ?? DEFAULT_LEASE_MS });
@@ -114,18 +118,20 @@ export class PostgresStore implements Store {
     const pool = openPool(url, options);
     // An idle connection that the server drops must not crash the process.
     pool.on('error', (err) => process.emitWarning(`PostgreSQL pool: ${err.message}`));
+    let migrated: Migration[];
     try {
-      await inTransaction(pool, async (client) => {
+      migrated = await inTransaction(pool, async (client) => {
         await client.query('SELECT pg_advisory_xact_lock($1)', [MIGRATION_LOCK]);
         if (options.schema) await client.query(`CREATE SCHEMA IF NOT EXISTS ${options.schema}`);
         await client.query(SCHEMA + POSTGRES_TENANCY_SCHEMA + POSTGRES_TOOL_EXECUTIONS_SCHEMA + POSTGRES_ASYNC_RUNS_SCHEMA);
+        return migratePostgres(client, `The PostgreSQL database${options.schema ? ` (schema ${options.schema})` : ''}`);
       });
     } catch (err) {
       await pool.end().catch(() => undefined);
       await options.coordination?.close();
       throw err;
     }
-    const store = new PostgresStore(pool, options);
+    const store = new PostgresStore(pool, options, migrated);
     await store.asyncRuns.holdLease(store.toolOwner);
     return store;
   }

@@ -54,6 +54,7 @@ export function newKeyValues(record: ApiKeyRecord): unknown[] {
 export const LOG_COLUMNS = [
   'id', 'created_at', 'organisation', 'key_id', 'correlation_id', 'dialect', 'route', 'model', 'provider', 'deployment',
   'attempts', 'status', 'error_kind', 'latency_ms', 'ttft_ms', 'input_tokens', 'output_tokens', 'total_tokens', 'cost', 'stream', 'body',
+  'cache_read_tokens', 'cache_write_tokens', 'reasoning_tokens', 'server_tool_use',
 ];
 
 export function logValues(e: RequestLogEntry): unknown[] {
@@ -61,7 +62,16 @@ export function logValues(e: RequestLogEntry): unknown[] {
     e.id, e.createdAt, e.organisation, e.keyId ?? null, e.correlationId ?? null, e.dialect, e.route, e.model ?? null,
     e.provider ?? null, e.deployment ?? null, e.attempts, e.status, e.errorKind ?? null, e.latencyMs, e.ttftMs ?? null,
     e.inputTokens, e.outputTokens, e.totalTokens, e.cost, e.stream ? 1 : 0, e.body ?? null,
+    e.cacheReadTokens ?? 0, e.cacheWriteTokens ?? 0, e.reasoningTokens ?? 0, serverToolUseValue(e.serverToolUse),
   ];
+}
+
+function serverToolUseValue(counts: Record<string, number> | undefined): string | null {
+  return counts && Object.keys(counts).length ? JSON.stringify(counts) : null;
+}
+
+function serverToolUseFromValue(value: string | null): Record<string, number> | undefined {
+  return value ? (JSON.parse(value) as Record<string, number>) : undefined;
 }
 
 export interface LogRow {
@@ -86,6 +96,10 @@ export interface LogRow {
   cost: number;
   stream: number;
   body: string | null;
+  cache_read_tokens: number;
+  cache_write_tokens: number;
+  reasoning_tokens: number;
+  server_tool_use: string | null;
 }
 
 export function logFromRow(r: LogRow): RequestLogEntry {
@@ -111,6 +125,10 @@ export function logFromRow(r: LogRow): RequestLogEntry {
     cost: r.cost,
     stream: r.stream === 1,
     body: r.body ?? undefined,
+    cacheReadTokens: r.cache_read_tokens,
+    cacheWriteTokens: r.cache_write_tokens,
+    reasoningTokens: r.reasoning_tokens,
+    serverToolUse: serverToolUseFromValue(r.server_tool_use),
   };
 }
 
@@ -213,7 +231,16 @@ export function requestLogWhere(filter: RequestLogFilter, placeholder: (n: numbe
   return { sql: where.length ? `WHERE ${where.join(' AND ')}` : '', args };
 }
 
-export type UsageSampleRow = Pick<LogRow, 'created_at' | 'organisation' | 'key_id' | 'model' | 'provider' | 'status' | 'latency_ms' | 'input_tokens' | 'output_tokens' | 'cost'>;
+export type UsageSampleRow = Pick<
+  LogRow,
+  | 'created_at' | 'organisation' | 'key_id' | 'model' | 'provider' | 'status' | 'latency_ms' | 'input_tokens' | 'output_tokens' | 'cost'
+  | 'cache_read_tokens' | 'cache_write_tokens' | 'reasoning_tokens' | 'server_tool_use'
+>;
+
+/** The columns of UsageSampleRow, for the SELECT that reads them. */
+export const USAGE_SAMPLE_COLUMNS =
+  'created_at, organisation, key_id, model, provider, status, latency_ms, input_tokens, output_tokens, cost, ' +
+  'cache_read_tokens, cache_write_tokens, reasoning_tokens, server_tool_use';
 
 export function usageSampleFromRow(r: UsageSampleRow): UsageSample {
   return {
@@ -227,6 +254,10 @@ export function usageSampleFromRow(r: UsageSampleRow): UsageSample {
     inputTokens: r.input_tokens,
     outputTokens: r.output_tokens,
     cost: r.cost,
+    cacheReadTokens: r.cache_read_tokens,
+    cacheWriteTokens: r.cache_write_tokens,
+    reasoningTokens: r.reasoning_tokens,
+    serverToolUse: serverToolUseFromValue(r.server_tool_use),
   };
 }
 

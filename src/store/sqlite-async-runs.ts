@@ -15,6 +15,7 @@ import {
 import { statementCache, type StatementCache } from './sqlite-statements.js';
 import { messagesRequestFromRow, runFromRow, type MessagesRequestRow, type RunRow } from './rows.js';
 
+/** Baseline tables, frozen: a change to them is a step in src/store/migrations.ts. */
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS async_runs (
   seq INTEGER PRIMARY KEY AUTOINCREMENT,

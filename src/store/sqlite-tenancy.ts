@@ -3,10 +3,11 @@
 
 import type Database from 'better-sqlite3';
 import { statementCache, type StatementCache } from './sqlite-statements.js';
-import { keyFromRow, logFromRow, requestLogWhere, usageSampleFromRow, type KeyRow, type LogRow, type UsageSampleRow } from './rows.js';
+import { keyFromRow, logFromRow, requestLogWhere, usageSampleFromRow, USAGE_SAMPLE_COLUMNS, type KeyRow, type LogRow, type UsageSampleRow } from './rows.js';
 import type { ApiKeyRecord, RequestLogEntry } from './store.js';
 import type { KeyPatch, OrganisationSettings, RequestLogFilter, TenancyStore, UsageSample } from './tenancy.js';
 
+/** Baseline tables, frozen: a change to them is a step in src/store/migrations.ts. */
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS organisation_settings (
   organisation TEXT PRIMARY KEY,
@@ -118,7 +119,7 @@ export class SqliteTenancyStore implements TenancyStore {
     const { sql, args } = requestLogWhere(filter, () => '?');
     const rows = this
       .stmt(
-        `SELECT created_at, organisation, key_id, model, provider, status, latency_ms, input_tokens, output_tokens, cost
+        `SELECT ${USAGE_SAMPLE_COLUMNS}
          FROM request_log ${sql} ORDER BY created_at`,
       )
       .all(...args) as UsageSampleRow[];

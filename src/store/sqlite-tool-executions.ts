@@ -4,6 +4,7 @@ import type Database from 'better-sqlite3';
 import type { ToolExecutionRecord, ToolExecutionStore, ToolExecutionUpdate } from './tool-executions.js';
 import { executionFromRow, type ExecutionRow } from './rows.js';
 
+/** Baseline tables, frozen: a change to them is a step in src/store/migrations.ts. */
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS tool_executions (
   id TEXT PRIMARY KEY,

@@ -13,7 +13,9 @@ import type { ApiKeyRecord, NewApiKey, RequestLogEntry, RequestLogQuery, Store }
 import { SqliteTenancyStore } from './sqlite-tenancy.js';
 import { statementCache, type StatementCache } from './sqlite-statements.js';
 import { SqliteToolExecutionStore } from './sqlite-tool-executions.js';
+import { migrateSqlite, type Migration } from './migrations.js';
 
+/** Baseline tables, frozen: a change to them is a step in src/store/migrations.ts. */
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS api_keys (
   id TEXT PRIMARY KEY,
@@ -72,6 +74,8 @@ export class SqliteStore implements Store {
   readonly asyncRuns: SqliteAsyncRunStore;
   readonly tenancy: SqliteTenancyStore;
   readonly toolExecutions: SqliteToolExecutionStore;
+  /** Schema steps this open applied (src/store/migrations.ts); empty when the file was up to date. */
+  readonly migrated: readonly Migration[];
 
   /**
    * `backgroundCheckpoints`: a long-running server's connection never checkpoints the WAL; a
@@ -93,6 +97,8 @@ export class SqliteStore implements Store {
     this.asyncRuns = new SqliteAsyncRunStore(this.db);
     this.tenancy = new SqliteTenancyStore(this.db, () => this.flushRequestLog());
     this.toolExecutions = new SqliteToolExecutionStore(this.db);
+    // After every baseline table exists: a step may change any of them.
+    this.migrated = migrateSqlite(this.db, file === ':memory:' ? 'The in-memory database' : `The SQLite file ${file}`);
   }
 
   private statements?: StatementCache;

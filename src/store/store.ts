@@ -3,6 +3,7 @@
 import type { Message } from '../core/types.js';
 import type { AsyncRunStore } from './async-runs.js';
 import type { Coordination } from './coordination.js';
+import type { Migration } from './migrations.js';
 import type { TenancyStore } from './tenancy.js';
 import type { ToolExecutionStore } from './tool-executions.js';
 
@@ -52,6 +53,13 @@ export interface RequestLogEntry {
   outputTokens: number;
   totalTokens: number;
   cost: number;
+  /** Parts of inputTokens read from / written to a prompt cache; 0 when none or not reported. */
+  cacheReadTokens?: number;
+  cacheWriteTokens?: number;
+  /** Part of outputTokens spent thinking; 0 when none or not reported. */
+  reasoningTokens?: number;
+  /** Requests of tools the provider ran itself, by kind (web searches…). */
+  serverToolUse?: Record<string, number>;
   stream: boolean;
   /** Request/response bodies, only when enabled for the organisation. */
   body?: string;
@@ -100,6 +108,9 @@ export interface Store {
    * windows and budgets they all count in, and signals that reach every one of them.
    */
   readonly coordination?: Coordination;
+
+  /** Schema steps applied when this store was opened (src/store/migrations.ts). */
+  readonly migrated?: readonly Migration[];
 
   ping(): Promise<void>;
   close(): Promise<void>;

@@ -46,6 +46,10 @@ export interface UsageSample {
   inputTokens: number;
   outputTokens: number;
   cost: number;
+  cacheReadTokens: number;
+  cacheWriteTokens: number;
+  reasoningTokens: number;
+  serverToolUse?: Record<string, number>;
 }
 
 export interface TenancyStore {

@@ -117,6 +117,13 @@ export const requestLogEntrySchema = z.object({
   input_tokens: z.number().int(),
   output_tokens: z.number().int(),
   total_tokens: z.number().int(),
+  /** Parts of input_tokens read from / written to a prompt cache. */
+  cache_read_tokens: z.number().int(),
+  cache_write_tokens: z.number().int(),
+  /** Part of output_tokens spent thinking. */
+  reasoning_tokens: z.number().int(),
+  /** Requests of tools the provider ran itself, by kind (`web_search_requests`…); {} when none. */
+  server_tool_use: z.record(z.string(), z.number().int()),
   cost: z.number(),
   stream: z.boolean(),
   body: z.string().nullable(),
@@ -130,6 +137,10 @@ const usageNumbers = {
   input_tokens: z.number().int(),
   output_tokens: z.number().int(),
   total_tokens: z.number().int(),
+  cache_read_tokens: z.number().int(),
+  cache_write_tokens: z.number().int(),
+  reasoning_tokens: z.number().int(),
+  server_tool_use: z.record(z.string(), z.number().int()),
   cost: z.number(),
   latency_p50_ms: z.number().nullable(),
   latency_p95_ms: z.number().nullable(),

@@ -17,7 +17,18 @@ interface Bucket {
 }
 
 function emptyNumbers() {
-  return { requests: 0, errors: 0, input_tokens: 0, output_tokens: 0, total_tokens: 0, cost: 0 };
+  return {
+    requests: 0,
+    errors: 0,
+    input_tokens: 0,
+    output_tokens: 0,
+    total_tokens: 0,
+    cache_read_tokens: 0,
+    cache_write_tokens: 0,
+    reasoning_tokens: 0,
+    server_tool_use: {} as Record<string, number>,
+    cost: 0,
+  };
 }
 
 function round(value: number, digits: number): number {
@@ -46,6 +57,10 @@ export function usageReport(samples: UsageSample[], scope: { organisation?: stri
       target.input_tokens += s.inputTokens;
       target.output_tokens += s.outputTokens;
       target.total_tokens += s.inputTokens + s.outputTokens;
+      target.cache_read_tokens += s.cacheReadTokens;
+      target.cache_write_tokens += s.cacheWriteTokens;
+      target.reasoning_tokens += s.reasoningTokens;
+      for (const [kind, count] of Object.entries(s.serverToolUse ?? {})) target.server_tool_use[kind] = (target.server_tool_use[kind] ?? 0) + count;
       target.cost += s.cost;
     }
     bucket.latencies.push(s.latencyMs);

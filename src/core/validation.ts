@@ -48,7 +48,8 @@ export function parseBody<T extends z.ZodType>(schema: T, body: unknown): z.infe
   if (result.success) return result.data;
   const issues = result.error.issues;
   const first = describeIssue(issues[0]!);
-  const fieldErrors: Record<string, string[]> = {};
+  // No prototype: a field named `constructor` or `__proto__` is a field like any other.
+  const fieldErrors: Record<string, string[]> = Object.create(null) as Record<string, string[]>;
   for (const issue of issues) {
     const d = describeIssue(issue);
     (fieldErrors[d.param || 'body'] ??= []).push(d.message);

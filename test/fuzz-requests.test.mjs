@@ -1,0 +1,262 @@
+// Malformed requests, generated: every chat route gets valid bodies mutated at random (a field
+// given another type, removed, wrapped, an unknown field added) and bodies that are not JSON at
+// all. Each answer must be a success or a 4xx in that route's own error shape — never a 5xx, a
+// dropped connection or an error logged by the server — and the server must keep serving.
+// Deterministic: SWITCHBOARD_FUZZ_SEED (default below) and SWITCHBOARD_FUZZ_CASES pick the cases;
+// a failure prints the seed, the case and its body, so it can be replayed.
+// Build first: npx tsc -p tsconfig.json
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { GatewayError } from '../dist/core/errors.js';
+import { startServer } from './helpers/server.mjs';
+import { createScriptedFactory } from './helpers/scripted-provider.mjs';
+
+const SEED = Number(process.env.SWITCHBOARD_FUZZ_SEED ?? 20261123);
+const CASES = Number(process.env.SWITCHBOARD_FUZZ_CASES ?? 150);
+
+let s;
+before(async () => {
+  const scripted = createScriptedFactory({ GatewayError });
+  s = await startServer({
+    providers: { scripted: scripted.factory },
+    config: { defaultModel: 'sc', models: [{ id: 'sc', provider: 'scripted', model: 's', modalities: ['text', 'image'] }] },
+  });
+});
+after(() => s?.close());
+
+/** mulberry32: small, seedable, good enough to pick mutations. */
+function prng(seed) {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+const isObject = (v) => typeof v === 'object' && v !== null && !Array.isArray(v);
+const str = (v) => typeof v === 'string';
+
+/** Each dialect's error body, as its SDK or client reads it. */
+const shapes = {
+  openai: (b) => isObject(b?.error) && str(b.error.message) && str(b.error.type) && 'param' in b.error && 'code' in b.error,
+  messages: (b) => b?.type === 'error' && isObject(b.error) && str(b.error.type) && str(b.error.message),
+  org: (b) => isObject(b?.error) && str(b.error.type) && str(b.error.message) && str(b.requestId),
+  eden: (b) => isObject(b?.error) && str(b.error.type) && (str(b.error.message) || isObject(b.error.message)),
+};
+
+const routes = [
+  {
+    path: '/v1/chat/completions',
+    shape: 'openai',
+    base: {
+      model: 'sc',
+      messages: [
+        { role: 'system', content: 'Be brief.' },
+        { role: 'user', content: [{ type: 'text', text: 'hi' }, { type: 'image_url', image_url: { url: 'data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg==' } }] },
+        { role: 'assistant', content: null, tool_calls: [{ id: 'c1', type: 'function', function: { name: 'f', arguments: '{"a":"x"}' } }] },
+        { role: 'tool', tool_call_id: 'c1', content: 'done' },
+      ],
+      max_tokens: 5,
+      temperature: 0.5,
+      top_p: 0.9,
+      stop: ['zz'],
+      n: 1,
+      seed: 1,
+      tools: [{ type: 'function', function: { name: 'f', description: 'F', parameters: { type: 'object', properties: { a: { type: 'string' } } } } }],
+      tool_choice: 'auto',
+      response_format: { type: 'text' },
+      stream_options: { include_usage: true },
+      stream: true,
+      reasoning: { effort: 'low' },
+      logprobs: true,
+      top_logprobs: 2,
+    },
+  },
+  {
+    path: '/api/v3/inference/chat/completions',
+    shape: 'openai',
+    base: { model: 'default', messages: [{ role: 'user', content: 'script:json', name: 'ann' }], max_tokens: 5, prompt_truncate_len: 100, response_format: { type: 'json_schema', json_schema: { name: 'x', schema: { type: 'object' } } } },
+  },
+  {
+    path: '/v1/messages',
+    shape: 'messages',
+    base: {
+      model: 'sc',
+      max_tokens: 2048,
+      system: [{ type: 'text', text: 'Be brief.', cache_control: { type: 'ephemeral' } }],
+      messages: [
+        { role: 'user', content: [{ type: 'text', text: 'hi' }] },
+        { role: 'assistant', content: [{ type: 'thinking', thinking: 'hm', signature: 'sig' }, { type: 'tool_use', id: 'toolu_1', name: 'f', input: { a: 1 } }] },
+        { role: 'user', content: [{ type: 'tool_result', tool_use_id: 'toolu_1', content: 'ok' }] },
+      ],
+      tools: [{ name: 'f', description: 'F', input_schema: { type: 'object', properties: { a: { type: 'number' } } } }],
+      tool_choice: { type: 'auto' },
+      thinking: { type: 'enabled', budget_tokens: 1024 },
+      stop_sequences: ['zz'],
+      metadata: { user_id: 'u1' },
+      stream: true,
+    },
+  },
+  {
+    path: '/v1/messages/count_tokens',
+    shape: 'messages',
+    base: { model: 'sc', system: 'Be brief.', messages: [{ role: 'user', content: 'hi' }], tools: [{ name: 'f', input_schema: { type: 'object' } }] },
+  },
+  {
+    path: '/v1/messages/async',
+    shape: 'messages',
+    base: { model: 'sc', max_tokens: 5, messages: [{ role: 'user', content: 'hi' }], temperature: 0.2 },
+  },
+  {
+    path: '/api/v3/organizations/acme/ai/chat',
+    shape: 'org',
+    base: {
+      messages: [{ role: 'system', content: 'Be brief.' }, { role: 'user', content: [{ type: 'text', text: 'hi' }] }],
+      modelId: 'sc',
+      temperature: 0.5,
+      maxTokens: 5,
+      topP: 0.9,
+      systemPrompt: 'You help.',
+      stopSequences: ['zz'],
+      toolConfig: { tools: [{ toolSpec: { name: 'f', description: 'F', inputSchema: { json: { type: 'object', properties: {} } } } }] },
+    },
+  },
+  {
+    path: '/api/v3/organizations/acme/ai/chat/stream',
+    shape: 'org',
+    base: { messages: [{ role: 'user', content: 'hi' }], modelId: 'sc', maxTokens: 5, responseFormat: { type: 'json', jsonSchema: { type: 'object' } } },
+  },
+  {
+    path: '/v2/text/chat',
+    shape: 'eden',
+    base: {
+      providers: 'sc',
+      text: 'hi',
+      chatbot_global_action: 'Be brief.',
+      previous_history: [{ role: 'user', message: 'a' }, { role: 'assistant', message: 'b' }],
+      temperature: 0.5,
+      max_tokens: 5,
+      fallback_providers: [],
+    },
+  },
+  {
+    path: '/v2/text/chat/stream',
+    shape: 'eden',
+    base: { providers: ['sc'], text: 'hi', max_tokens: 5 },
+  },
+];
+
+/** Values of every JSON type, and the edges validators forget. */
+const VALUES = [null, true, false, 0, -1, 1.5, 1e300, -1e300, 2 ** 53 + 2, '', 'x', ' ', '\u0000', '😀', 'a'.repeat(20_000), [], [null], [[]], {}, { x: 1 }, { role: 'user' }, [{}], ['a', 1, null]];
+
+function paths(value, prefix = []) {
+  const out = [prefix];
+  if (Array.isArray(value)) value.forEach((v, i) => out.push(...paths(v, [...prefix, i])));
+  else if (isObject(value)) for (const [k, v] of Object.entries(value)) out.push(...paths(v, [...prefix, k]));
+  return out;
+}
+
+function parentOf(root, path) {
+  let node = root;
+  for (const key of path.slice(0, -1)) node = node[key];
+  return node;
+}
+
+function mutateOnce(body, random) {
+  const pick = (list) => list[Math.floor(random() * list.length)];
+  const all = paths(body).filter((p) => p.length > 0);
+  if (all.length === 0) {
+    body.unexpected = structuredClone(pick(VALUES));
+    return;
+  }
+  const path = pick(all);
+  const parent = parentOf(body, path);
+  const key = path.at(-1);
+  const op = random();
+  if (op < 0.45) parent[key] = structuredClone(pick(VALUES));
+  else if (op < 0.65) Array.isArray(parent) ? parent.splice(key, 1) : delete parent[key];
+  else if (op < 0.75) parent[key] = [parent[key]];
+  else if (op < 0.8) parent[key] = { value: parent[key] };
+  else if (op < 0.88) {
+    const objects = paths(body).map((p) => (p.length ? parentOf(body, p)[p.at(-1)] : body)).filter(isObject);
+    pick(objects)[pick(['unexpected', '__proto__', 'constructor', 'type', 'role', 'content'])] = pick(VALUES);
+  } else if (op < 0.94 && Array.isArray(parent)) parent.push(structuredClone(parent[key]));
+  else parent[key] = typeof parent[key] === 'number' ? pick([-parent[key], parent[key] * 1000, 0.5, 1e9]) : pick(VALUES);
+}
+
+function mutant(base, random) {
+  const body = structuredClone(base);
+  const times = random() < 0.7 ? 1 : random() < 0.8 ? 2 : 4;
+  for (let i = 0; i < times; i++) mutateOnce(body, random);
+  return JSON.stringify(body);
+}
+
+/** Bodies that are not a JSON object, sent as application/json (and one as text/plain). */
+const RAW = ['', '{', '}', 'null', '[]', '"x"', '123', '{"model":', '{"a":1}{', '\uFEFF{}', `${'['.repeat(5000)}${']'.repeat(5000)}`, '{"__proto__":{"x":1}}', '{"messages":[{"role":"user","content":"hi"}]'];
+
+async function send(route, body, contentType = 'application/json') {
+  let res;
+  try {
+    res = await fetch(`${s.url}${route.path}`, { method: 'POST', headers: { 'content-type': contentType, 'anthropic-version': '2023-06-01' }, body });
+  } catch (err) {
+    return { error: `the connection failed: ${err.cause?.code ?? err.message}` };
+  }
+  const text = await res.text();
+  // The scripted model follows no grammar: an answer that misses a (mutated) JSON schema is the
+  // model's failure, reported as such, not the gateway's.
+  if (res.status === 502 && JSON.parse(text).error?.code === 'structured_output_invalid') return { status: 502 };
+  if (res.status >= 500) return { error: `status ${res.status}: ${text.slice(0, 300)}` };
+  if (res.status >= 400) {
+    let parsed;
+    try {
+      parsed = JSON.parse(text);
+    } catch {
+      return { error: `status ${res.status} with a body that is not JSON: ${text.slice(0, 200)}` };
+    }
+    if (!shapes[route.shape](parsed)) return { error: `status ${res.status} not in ${route.shape}'s error shape: ${text.slice(0, 300)}` };
+    return { status: res.status, text };
+  }
+  // A success; a stream must not end in an internal error either.
+  if (/"type":\s*"(server_error|internal_error|api_error)"/.test(text)) return { error: `status ${res.status} carrying an internal error: ${text.slice(0, 300)}` };
+  return { status: res.status };
+}
+
+const errorLines = () => s.logLines.filter((line) => JSON.parse(line).level >= 50);
+
+for (const [index, route] of routes.entries()) {
+  test(`${route.path}: ${CASES} mutated bodies and ${RAW.length + 1} non-JSON bodies each get a success or a 4xx in ${route.shape}'s shape`, async () => {
+    const base = await send(route, JSON.stringify(route.base));
+    assert.ok(!base.error && base.status < 300, `the unmutated body must succeed: ${base.error ?? `${base.status} ${base.text}`}`);
+    const random = prng(SEED + index);
+    const failures = [];
+    const statuses = new Map();
+    const logged = errorLines().length;
+    const bodies = [...Array.from({ length: CASES }, () => mutant(route.base, random)), ...RAW];
+    // Four at a time: concurrent bad requests must not disturb each other either.
+    for (let i = 0; i < bodies.length; i += 4) {
+      const batch = bodies.slice(i, i + 4);
+      const results = await Promise.all(batch.map((body) => send(route, body)));
+      results.forEach((r, j) => {
+        if (r.error) failures.push(`case ${i + j} (seed ${SEED + index}): ${r.error}\n    body: ${batch[j].slice(0, 1500)}`);
+        else statuses.set(r.status, (statuses.get(r.status) ?? 0) + 1);
+      });
+    }
+    const plain = await send(route, JSON.stringify(route.base), 'text/plain');
+    if (plain.error) failures.push(`text/plain: ${plain.error}`);
+    const serverErrors = errorLines().slice(logged).map((line) => {
+      const { msg, err } = JSON.parse(line);
+      return `${msg}: ${err?.stack?.split('\n').slice(0, 4).join(' | ') ?? err?.message ?? ''}`;
+    });
+    assert.deepEqual(failures, [], `${failures.join('\n')}\nserver errors:\n${serverErrors.join('\n')}`);
+    assert.deepEqual(serverErrors, [], 'the server logged an error');
+    // Mutants must mostly be refused: a fuzzer whose bodies all pass tests nothing.
+    const refused = [...statuses].filter(([status]) => status >= 400).reduce((n, [, c]) => n + c, 0);
+    assert.ok(refused >= bodies.length / 3, `only ${refused} of ${bodies.length} refused: ${JSON.stringify([...statuses])}`);
+    // And it still serves.
+    const again = await send(route, JSON.stringify(route.base));
+    assert.ok(!again.error && again.status < 300, String(again.error ?? again.status));
+  });
+}

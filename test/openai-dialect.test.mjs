@@ -253,6 +253,20 @@ test('X-Session-ID keeps the conversation server-side and reads it back', async 
   assert.equal((await fetch(`${s.url}/v1/sessions/nope-${Date.now()}`)).status, 404);
 });
 
+test('a session id of the longest allowed length (128) is kept and read back; a longer path id is a 414 in OpenAI shape', async () => {
+  const sid = `long-${Date.now()}-`.padEnd(128, 'x');
+  const first = await postJson(`${s.url}/v1/chat/completions`, { model: 'm1', messages: user('remember me') }, { 'x-session-id': sid });
+  assert.equal(first.status, 200);
+  const res = await fetch(`${s.url}/v1/sessions/${sid}`);
+  assert.equal(res.status, 200);
+  assert.deepEqual((await res.json()).messages.map((m) => m.content), ['remember me', 'Hello world']);
+  const tooLong = await fetch(`${s.url}/v1/sessions/${'y'.repeat(600)}`);
+  assert.equal(tooLong.status, 414);
+  const body = await tooLong.json();
+  assert.equal(body.error.code, 'path_parameter_too_long');
+  assert.equal(body.error.type, 'invalid_request_error');
+});
+
 test('prompt_truncate_len drops the oldest non-system turns to fit', async () => {
   // The scripted provider counts one token per word.
   const messages = [

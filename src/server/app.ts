@@ -2,7 +2,7 @@
 // (each with its own error shape).
 
 import path from 'node:path';
-import Fastify, { type FastifyInstance } from 'fastify';
+import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import pino, { type Logger } from 'pino';
 import type { Config } from '../core/config.js';
 import { Gateway } from '../core/gateway.js';
@@ -55,6 +55,35 @@ function errorReply(dialect: Dialect, error: GatewayError, request: Parameters<D
   return { ...rendered, headers };
 }
 
+const messagesDialect = dialects.find((d) => d.name === 'messages');
+
+/**
+ * The dialect a request was meant for when no route of it could be matched (an unknown path, a
+ * URL that cannot be decoded): by the path's prefix, else the Anthropic SDK by its header.
+ */
+function intendedDialect(request: FastifyRequest): Dialect | undefined {
+  const byPath = dialects.find((d) => d.pathPrefixes.some((prefix) => request.url.startsWith(prefix)));
+  return byPath ?? (request.headers['anthropic-version'] !== undefined ? messagesDialect : undefined);
+}
+
+/** An error outside every dialect's own handler, in the shape its client reads. */
+function unroutedErrorReply(error: GatewayError, request: FastifyRequest, fallback: () => unknown) {
+  const dialect = intendedDialect(request);
+  return dialect ? errorReply(dialect, error, request) : { status: error.status, body: fallback(), headers: {} };
+}
+
+/** Fastify's errors before routing (frameworkErrors): a URL that cannot be decoded, a path parameter too long. */
+function frameworkError(err: FastifyError): GatewayError {
+  if (err.code === 'FST_ERR_BAD_URL') return new GatewayError('bad_request', 'The URL path is not valid percent-encoding', { code: 'invalid_url', cause: err });
+  if (err.code === 'FST_ERR_MAX_PARAM_LENGTH') {
+    return new GatewayError('bad_request', `A path parameter is longer than ${MAX_PARAM_LENGTH} characters`, { code: 'path_parameter_too_long', status: 414, cause: err });
+  }
+  return toGatewayError(err);
+}
+
+/** Longest path parameter (an id) a route accepts; Fastify's default of 100 is below a session id's 128. */
+const MAX_PARAM_LENGTH = 512;
+
 export async function createServer(options: ServerOptions): Promise<SwitchboardServer> {
   const { config } = options;
   const env = options.env ?? process.env;
@@ -75,6 +104,12 @@ export async function createServer(options: ServerOptions): Promise<SwitchboardS
     // Long generations: never cut a request for being slow.
     requestTimeout: 0,
     keepAliveTimeout: 65_000,
+    routerOptions: { maxParamLength: MAX_PARAM_LENGTH },
+    frameworkErrors: (err, request, reply: FastifyReply) => {
+      const error = frameworkError(err);
+      const { status, body, headers } = unroutedErrorReply(error, request, () => ({ error: { message: error.message, type: error.kind, param: null, code: error.code } }));
+      void reply.status(status).headers(headers).send(body);
+    },
   });
   app.decorateRequest('auth', undefined);
   app.decorateRequest('arrivedAt', 0);
@@ -103,18 +138,20 @@ export async function createServer(options: ServerOptions): Promise<SwitchboardS
     });
   }
 
+  // A path under a dialect's prefixes gets that dialect's shape; any other, OpenAI's.
   app.setNotFoundHandler(async (request, reply) => {
     const message = `Unknown route ${request.method} ${request.url.split('?')[0]}`;
-    // The Anthropic SDK (it sends anthropic-version) reads Anthropic's error shape; everyone else gets OpenAI's.
-    if (request.headers['anthropic-version'] !== undefined) {
-      return reply.status(404).header('request-id', request.id).send({ type: 'error', error: { type: 'not_found_error', message }, request_id: request.id });
-    }
-    return reply.status(404).send({ error: { message, type: 'invalid_request_error', param: null, code: 'unknown_route' } });
+    const error = new GatewayError('not_found', message, { code: 'unknown_route' });
+    const { status, body, headers } = unroutedErrorReply(error, request, () => ({ error: { message, type: 'invalid_request_error', param: null, code: 'unknown_route' } }));
+    return reply.status(status).headers(headers).send(body);
   });
+  // Errors of routes outside the dialects (admin, usage, health), and of a body read for a path no route matched.
   app.setErrorHandler(async (err, request, reply) => {
     const error = toGatewayError(err);
     if (error.kind === 'internal') logger.error({ err, reqId: request.id }, 'unhandled error');
-    return reply.status(error.status).send({ error: { message: error.message, type: error.kind, param: error.param ?? null, code: error.code } });
+    const generic = () => ({ error: { message: error.message, type: error.kind, param: error.param ?? null, code: error.code } });
+    const { status, body, headers } = request.is404 ? unroutedErrorReply(error, request, generic) : { status: error.status, body: generic(), headers: {} };
+    return reply.status(status).headers(headers).send(body);
   });
 
   return {

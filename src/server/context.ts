@@ -32,6 +32,11 @@ export interface ServerContext {
 
 export interface Dialect {
   name: string;
+  /**
+   * Path prefixes of this dialect's routes: an error raised before any route is matched (an
+   * unknown path, a URL that cannot be decoded) under one of them comes in this dialect's shape.
+   */
+  pathPrefixes: readonly string[];
   /** Renders any error in this dialect's JSON shape. */
   renderError(error: GatewayError, request: FastifyRequest): { status: number; body: unknown; headers?: Record<string, string> };
   register(app: FastifyInstance, context: ServerContext): void | Promise<void>;

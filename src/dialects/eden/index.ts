@@ -6,6 +6,7 @@ import { registerEdenRoutes } from './routes.js';
 
 export const edenDialect: Dialect = {
   name: 'eden',
+  pathPrefixes: ['/v2/'],
   renderError: (error) => ({ status: error.status, body: edenErrorBody(error) }),
   register: registerEdenRoutes,
 };

@@ -38,6 +38,7 @@ async function register(app: FastifyInstance, context: ServerContext): Promise<v
 
 export const messagesDialect: Dialect = {
   name: 'messages',
+  pathPrefixes: ['/v1/messages'],
   renderError: (error, request) => ({
     status: error.status,
     body: anthropicErrorBody(error, String(request.id)),

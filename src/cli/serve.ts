@@ -47,11 +47,18 @@ export function registerServeCommand(program: Command): void {
       server.context.logger.info({ url, defaultModel: server.context.gateway.registry.defaultModel.id, store: server.context.store.kind }, 'switchboard listening');
       // A line tests and scripts can wait for.
       process.stdout.write(`switchboard listening on ${url}\n`);
-      const stop = async () => {
-        await server.close().catch(() => undefined);
+      let stopping = false;
+      const stop = async (signal: string) => {
+        // A second signal does not wait for the requests in flight.
+        if (stopping) process.exit(1);
+        stopping = true;
+        const { logger, config } = server.context;
+        logger.info({ signal, requests: server.app.inFlight?.size ?? 0, graceSeconds: config.server.shutdownGraceSeconds }, 'shutting down: finishing the requests in flight');
+        await server.close().catch((err: unknown) => logger.error({ err }, 'shutdown failed'));
+        logger.info('stopped');
         process.exit(0);
       };
-      process.once('SIGINT', stop);
-      process.once('SIGTERM', stop);
+      process.on('SIGINT', () => void stop('SIGINT'));
+      process.on('SIGTERM', () => void stop('SIGTERM'));
     });
 }

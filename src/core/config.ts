@@ -110,6 +110,11 @@ export const configSchema = z
         /** Whole-request body cap in bytes. */
         bodyLimit: z.number().int().positive().default(25 * 1024 * 1024),
         logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+        /**
+         * On SIGTERM/SIGINT, how long requests in flight may go on finishing; those still running
+         * then end with a 503 `server_shutting_down` (in-stream when streaming).
+         */
+        shutdownGraceSeconds: z.number().min(0).max(3600).default(20),
         /** Admin key (raw) taken from this env var, for the admin API. */
         adminKeyEnv: z.string().default('SWITCHBOARD_ADMIN_KEY'),
         /** Web origins whose pages may call the API from a browser (CORS); ['*'] for any. Absent: none. */
@@ -119,7 +124,15 @@ export const configSchema = z
           .optional(),
       })
       .strict()
-      .default({ host: '127.0.0.1', port: 8080, dataDir: './data', bodyLimit: 25 * 1024 * 1024, logLevel: 'info', adminKeyEnv: 'SWITCHBOARD_ADMIN_KEY' }),
+      .default({
+        host: '127.0.0.1',
+        port: 8080,
+        dataDir: './data',
+        bodyLimit: 25 * 1024 * 1024,
+        logLevel: 'info',
+        shutdownGraceSeconds: 20,
+        adminKeyEnv: 'SWITCHBOARD_ADMIN_KEY',
+      }),
     local: localSchema.default({ threads: 1, parallel: 4, queueLimit: 64, gpu: false }),
     defaultModel: z.string().optional(),
     models: z.array(modelSchema).default([]),

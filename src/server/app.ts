@@ -21,6 +21,7 @@ import { registerOperationalRoutes } from './operational.js';
 import { registerRouterStatusRoute } from './router-status.js';
 import { attachMetrics } from './metrics.js';
 import { installOperations } from './admin/index.js';
+import { drain, InFlightRequests } from './shutdown.js';
 
 export interface ServerOptions {
   config: Config;
@@ -35,6 +36,7 @@ export interface SwitchboardServer {
   context: ServerContext;
   /** Starts listening; resolves with the bound URL. */
   listen(): Promise<string>;
+  /** Stops listening, lets requests in flight finish for up to server.shutdownGraceSeconds, then ends the rest (src/server/shutdown.ts). */
   close(): Promise<void>;
 }
 
@@ -111,6 +113,8 @@ export async function createServer(options: ServerOptions): Promise<SwitchboardS
       void reply.status(status).headers(headers).send(body);
     },
   });
+  const inFlight = new InFlightRequests();
+  app.decorate('inFlight', inFlight);
   app.decorateRequest('auth', undefined);
   app.decorateRequest('arrivedAt', 0);
   app.addHook('onRequest', async (request, reply) => {
@@ -175,7 +179,9 @@ export async function createServer(options: ServerOptions): Promise<SwitchboardS
       return url;
     },
     async close() {
-      await app.close();
+      await drain(app, inFlight, config.server.shutdownGraceSeconds * 1000, (ended) => {
+        if (ended > 0) logger.warn({ requests: ended, graceSeconds: config.server.shutdownGraceSeconds }, 'shutdown grace period over: ending the requests still running');
+      });
       await gateway.close();
       if (!options.store) await store.close();
     },

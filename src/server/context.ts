@@ -9,8 +9,13 @@ import type { RateHeadroom } from '../core/limits/admission.js';
 import { Cancellation } from '../core/router/cancellation.js';
 import type { Store } from '../store/store.js';
 import type { AuthContext, Authenticator } from './auth.js';
+import type { InFlightRequests } from './shutdown.js';
 
 declare module 'fastify' {
+  interface FastifyInstance {
+    /** Chat requests being served, for a graceful shutdown (src/server/shutdown.ts). */
+    inFlight?: InFlightRequests;
+  }
   interface FastifyRequest {
     auth?: AuthContext;
     /** performance.now() at arrival. */
@@ -76,8 +81,9 @@ class ServerRequestContext implements RequestContext {
   get signal(): AbortSignal {
     if (!this.#controller) {
       const controller = new AbortController();
-      if (this.cancellation.aborted) controller.abort();
-      else this.cancellation.addEventListener('abort', () => controller.abort());
+      // The reason, when there is one, is the server's (a shutdown); a client gone has none.
+      if (this.cancellation.aborted) controller.abort(this.cancellation.reason);
+      else this.cancellation.addEventListener('abort', () => controller.abort(this.cancellation.reason));
       this.#controller = controller;
     }
     return this.#controller.signal;
@@ -95,9 +101,11 @@ interface RequestContextFields {
 /** The request context for a route: it is cancelled when the client goes away before the response is complete. */
 export function requestContext(request: FastifyRequest, reply: FastifyReply, fields: RequestContextFields): RequestContext {
   const context = new ServerRequestContext(request, fields);
-  reply.raw.once('close', () => {
+  const onClose = () => {
     if (!reply.raw.writableFinished) context.cancellation.abort(undefined);
-  });
+  };
+  if (request.server.inFlight) request.server.inFlight.track(context.cancellation, reply, onClose);
+  else reply.raw.once('close', onClose);
   return context;
 }
 

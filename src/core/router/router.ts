@@ -109,7 +109,9 @@ export class Router {
     const attempts: RouteAttempt[] = [];
     // One cancellation for the whole request: the client going away, or the total timeout.
     const request = new Cancellation();
-    const onClientGone = () => request.abort(new GatewayError('cancelled', 'The request was cancelled'));
+    // The client gone (no reason), or the server ending the request (its GatewayError: shutdown).
+    const onClientGone = () =>
+      request.abort(options.signal.reason instanceof GatewayError ? options.signal.reason : new GatewayError('cancelled', 'The request was cancelled'));
     if (options.signal.aborted) onClientGone();
     options.signal.addEventListener('abort', onClientGone, { once: true });
     const { totalMs } = settings.timeouts;

@@ -1,0 +1,156 @@
+// Graceful shutdown (src/server/shutdown.ts): requests in flight finish; a kept-alive client
+// connection does not hold the close; past the grace period a stream still running ends with an
+// in-stream `server_shutting_down` error and [DONE], a buffered one with a 503, and their upstream
+// calls are cancelled. Through the real server and a loopback OpenAI-compatible upstream.
+// Build first: npx tsc -p tsconfig.json
+import { test, afterEach } from 'node:test';
+import assert from 'node:assert/strict';
+import http from 'node:http';
+import { startServer } from './helpers/server.mjs';
+import { startFakeOpenAI } from './helpers/fake-openai-upstream.mjs';
+
+let upstream;
+let s;
+afterEach(async () => {
+  await upstream?.close();
+  // The server is closed by each test; close() again is harmless and removes the data directory.
+  await s?.close();
+});
+
+async function start(graceSeconds) {
+  upstream = await startFakeOpenAI();
+  s = await startServer({
+    config: {
+      server: { shutdownGraceSeconds: graceSeconds },
+      defaultModel: 'up',
+      models: [{ id: 'up', provider: 'openai', model: 'gpt', baseUrl: upstream.url, routing: { retries: 0 } }],
+    },
+  });
+}
+
+/** A streaming chat request over a keep-alive agent that never drops idle connections by itself. */
+function openStream(agent) {
+  return new Promise((resolve, reject) => {
+    const { port } = new URL(s.url);
+    const req = http.request(
+      { host: '127.0.0.1', port, path: '/v1/chat/completions', method: 'POST', agent, headers: { 'content-type': 'application/json' } },
+      (res) => {
+        let text = '';
+        let firstChunk;
+        const first = new Promise((r) => (firstChunk = r));
+        res.setEncoding('utf8');
+        res.on('data', (d) => {
+          text += d;
+          if (text.includes('"content"')) firstChunk();
+        });
+        const ended = new Promise((r) => res.on('end', () => r(text)));
+        resolve({ status: res.statusCode, first, ended });
+      },
+    );
+    req.on('error', reject);
+    req.end(JSON.stringify({ model: 'up', stream: true, messages: [{ role: 'user', content: 'hi' }] }));
+  });
+}
+
+test('requests in flight finish, and a kept-alive client connection does not hold the close', { timeout: 20_000 }, async () => {
+  await start(30);
+  upstream.enqueue({ type: 'text', text: 'one two three four', chunks: 4, delayMs: 100 });
+  const agent = new http.Agent({ keepAlive: true });
+  const stream = await openStream(agent);
+  assert.equal(stream.status, 200);
+  await stream.first;
+  let closed = false;
+  const closing = s.server.close().then(() => (closed = true));
+  const text = await stream.ended;
+  assert.equal(closed, false, 'the close waited for the stream');
+  const deltas = [...text.matchAll(/"content":"([^"]*)"/g)].map((m) => m[1]).join('');
+  assert.equal(deltas, 'one two three four', 'the stream was finished, not cut');
+  assert.match(text, /data: \[DONE\]\n\n$/);
+  // The agent keeps its connection open: only the server closing idle connections ends the wait.
+  await closing;
+  agent.destroy();
+});
+
+test('past the grace period a stream still running ends with server_shutting_down and [DONE]; its upstream call is cancelled', { timeout: 20_000 }, async () => {
+  await start(0.2);
+  // One content chunk, then nothing: the stream can only end by the shutdown.
+  upstream.enqueue({
+    type: 'handler',
+    handle(req, res) {
+      res.writeHead(200, { 'content-type': 'text/event-stream' });
+      const chunk = { id: 'c1', object: 'chat.completion.chunk', created: 1, model: 'gpt', choices: [{ index: 0, delta: { role: 'assistant', content: 'Hel' }, finish_reason: null }] };
+      res.write(`data: ${JSON.stringify(chunk)}\n\n`);
+    },
+  });
+  const agent = new http.Agent({ keepAlive: true });
+  const stream = await openStream(agent);
+  await stream.first;
+  const upstreamCall = upstream.requests.at(-1);
+  const closing = s.server.close();
+  const text = await stream.ended;
+  const events = text.split('\n\n').filter(Boolean);
+  assert.equal(events.at(-1), 'data: [DONE]');
+  const error = JSON.parse(events.at(-2).slice('data: '.length)).error;
+  assert.equal(error.code, 'server_shutting_down');
+  assert.match(error.message, /shutting down/);
+  assert.deepEqual(await upstreamCall.closed, { completed: false }, 'the upstream call was cancelled');
+  await closing;
+  agent.destroy();
+});
+
+test('past the grace period a buffered request still waiting gets a 503 with Retry-After', { timeout: 20_000 }, async () => {
+  await start(0.2);
+  upstream.enqueue({ type: 'stall', phase: 'headers' });
+  const pending = fetch(`${s.url}/v1/chat/completions`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ model: 'up', messages: [{ role: 'user', content: 'hi' }] }),
+  });
+  await upstream.nextRequest();
+  const closing = s.server.close();
+  const res = await pending;
+  assert.equal(res.status, 503);
+  assert.equal(res.headers.get('retry-after'), '1');
+  assert.equal((await res.json()).error.code, 'server_shutting_down');
+  await closing;
+});
+
+test('on the local model, a generation still running at the deadline is stopped and ends with server_shutting_down', { timeout: 60_000 }, async () => {
+  const { ensureTestModel } = await import('./helpers/model.mjs');
+  const model = ensureTestModel();
+  s = await startServer({
+    config: {
+      server: { shutdownGraceSeconds: 0.2 },
+      local: { threads: 1, parallel: 2, contextSize: 2048 },
+      defaultModel: 'tiny',
+      models: [{ id: 'tiny', provider: 'local', model, contextLength: 2048 }],
+    },
+  });
+  const agent = new http.Agent({ keepAlive: true });
+  const { port } = new URL(s.url);
+  const stream = await new Promise((resolve, reject) => {
+    const req = http.request({ host: '127.0.0.1', port, path: '/v1/chat/completions', method: 'POST', agent, headers: { 'content-type': 'application/json' } }, (res) => {
+      let text = '';
+      let firstChunk;
+      const first = new Promise((r) => (firstChunk = r));
+      res.setEncoding('utf8');
+      res.on('data', (d) => {
+        text += d;
+        if (text.includes('"content"')) firstChunk();
+      });
+      resolve({ first, ended: new Promise((r) => res.on('end', () => r(text))) });
+    });
+    req.on('error', reject);
+    // Far more tokens than the grace period leaves time for (≈ 20 ms each here); with this seed the
+    // random-weight model does not end its turn early.
+    req.end(JSON.stringify({ model: 'tiny', stream: true, max_tokens: 1900, temperature: 1, seed: 11, messages: [{ role: 'user', content: 'Write a long story.' }] }));
+  });
+  await stream.first;
+  await s.server.close();
+  const events = (await stream.ended).split('\n\n').filter(Boolean);
+  assert.equal(events.at(-1), 'data: [DONE]');
+  assert.equal(JSON.parse(events.at(-2).slice('data: '.length)).error.code, 'server_shutting_down');
+  const tokens = events.filter((e) => e.includes('"content"')).length;
+  assert.ok(tokens < 1900, `stopped early: ${tokens} content chunks`);
+  agent.destroy();
+});

@@ -226,7 +226,14 @@ test('pricing.serverToolUse prices each search into the request log, on top of t
   assert.ok(server_tool_use.web_search_requests * 0.01 > 0);
 });
 
-test("prompt-cache tokens and server-tool requests are kept per request: GET /v1/usage adds up what the SDK was told", async () => {
+/** Prometheus samples whose line starts with `prefix`, as line → value. */
+async function metricLines(prefix) {
+  const text = await (await fetch(`${s.url}/metrics`)).text();
+  return new Map(text.split('\n').filter((l) => l.startsWith(prefix)).map((l) => [l.slice(0, l.lastIndexOf(' ')), Number(l.slice(l.lastIndexOf(' ') + 1))]));
+}
+
+test("prompt-cache tokens and server-tool requests are kept per request: GET /v1/usage and /metrics add up what the SDK was told", async () => {
+  const metricsBefore = await metricLines('switchboard_');
   fake.enqueue({ fixture: 'cache-usage.sse' });
   const cached = await client.messages.stream({ model: 'claude-ledger', max_tokens: 3, messages: [{ role: 'user', content: 'Again?' }] }).finalMessage();
   fake.enqueue({ fixture: 'web-search.sse' });
@@ -242,6 +249,12 @@ test("prompt-cache tokens and server-tool requests are kept per request: GET /v1
   assert.equal(usage.totals.input_tokens, sum('input_tokens') + sum('cache_read_input_tokens') + sum('cache_creation_input_tokens'));
   assert.deepEqual(usage.totals.server_tool_use, searched.usage.server_tool_use);
   assert.deepEqual(usage.data[0].server_tool_use, searched.usage.server_tool_use);
+  const metricsAfter = await metricLines('switchboard_');
+  const grew = (series) => (metricsAfter.get(series) ?? 0) - (metricsBefore.get(series) ?? 0);
+  const labels = (kind) => `{kind="${kind}",model="claude-ledger",provider="anthropic"}`;
+  assert.equal(grew(`switchboard_token_details_total${labels('cache_read')}`), sum('cache_read_input_tokens'));
+  assert.equal(grew(`switchboard_token_details_total${labels('cache_write')}`), sum('cache_creation_input_tokens'));
+  assert.equal(grew(`switchboard_server_tool_requests_total${labels('web_search_requests')}`), searched.usage.server_tool_use.web_search_requests);
 });
 
 test('pause_turn from a long server-tool turn reaches the client as pause_turn', async () => {

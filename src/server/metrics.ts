@@ -31,6 +31,21 @@ export const chatTokens = new Counter({
   registers: [metricsRegistry],
 });
 
+/** Parts of the input/output tokens, apart from switchboard_tokens_total so a sum by direction counts each token once. */
+export const chatTokenDetails = new Counter({
+  name: 'switchboard_token_details_total',
+  help: 'Parts of the tokens: kind cache_read / cache_write (of input), reasoning (of output), by model and provider',
+  labelNames: ['kind', 'model', 'provider'],
+  registers: [metricsRegistry],
+});
+
+export const serverToolRequests = new Counter({
+  name: 'switchboard_server_tool_requests_total',
+  help: 'Requests of tools the provider ran itself (web searches…), by counter name, model and provider',
+  labelNames: ['kind', 'model', 'provider'],
+  registers: [metricsRegistry],
+});
+
 export const chatCost = new Counter({
   name: 'switchboard_cost_usd_total',
   help: 'Cost in USD (from the model price table) by organisation, model and provider',
@@ -179,6 +194,12 @@ export function attachMetrics(gateway: Gateway): void {
     if (ttftMs !== undefined) chatTtft.observe(labels, ttftMs / 1000);
     chatTokens.inc({ direction: 'input', model: labels.model, provider: labels.provider }, summary.usage.inputTokens);
     chatTokens.inc({ direction: 'output', model: labels.model, provider: labels.provider }, summary.usage.outputTokens);
+    const { cacheReadTokens, cacheWriteTokens, reasoningTokens, serverToolUse } = summary.usage;
+    const by = { model: labels.model, provider: labels.provider };
+    if (cacheReadTokens) chatTokenDetails.inc({ kind: 'cache_read', ...by }, cacheReadTokens);
+    if (cacheWriteTokens) chatTokenDetails.inc({ kind: 'cache_write', ...by }, cacheWriteTokens);
+    if (reasoningTokens) chatTokenDetails.inc({ kind: 'reasoning', ...by }, reasoningTokens);
+    for (const [kind, count] of Object.entries(serverToolUse ?? {})) serverToolRequests.inc({ kind, ...by }, count);
     chatCost.inc({ organisation: context.organisation, model: labels.model, provider: labels.provider }, summary.cost);
   });
 }

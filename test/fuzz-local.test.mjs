@@ -9,6 +9,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { startServer } from './helpers/server.mjs';
 import { ensureTestModel } from './helpers/model.mjs';
+import { parentOf, paths, seeded } from './helpers/fuzz.mjs';
 
 const SEED = Number(process.env.SWITCHBOARD_FUZZ_SEED ?? 20261123);
 const CASES = Number(process.env.SWITCHBOARD_FUZZ_LOCAL_CASES ?? 60);
@@ -27,17 +28,6 @@ before(async () => {
   });
 });
 after(() => s?.close());
-
-function prng(seed) {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const bases = [
   {
@@ -79,14 +69,6 @@ const bases = [
 
 /** Edge values for numbers above all: the fields that reach the sampler. */
 const VALUES = [null, true, 0, -1, -0.0001, 1e-300, 0.5, 1, 2, 3.5, 100, 1e9, 1e300, -1e300, 2 ** 31, 2 ** 53 + 2, '', '1', [], {}, { x: 1 }, ['a']];
-const isObject = (v) => typeof v === 'object' && v !== null && !Array.isArray(v);
-
-function paths(value, prefix = []) {
-  const out = [prefix];
-  if (Array.isArray(value)) value.forEach((v, i) => out.push(...paths(v, [...prefix, i])));
-  else if (isObject(value)) for (const [k, v] of Object.entries(value)) out.push(...paths(v, [...prefix, k]));
-  return out;
-}
 
 function mutant(base, random) {
   const body = structuredClone(base);
@@ -96,8 +78,7 @@ function mutant(base, random) {
     const all = paths(body).filter((p) => p.length > 0 && p[0] !== 'model');
     if (all.length === 0) break;
     const path = pick(all);
-    let parent = body;
-    for (const key of path.slice(0, -1)) parent = parent[key];
+    const parent = parentOf(body, path);
     const key = path.at(-1);
     const op = random();
     if (op < 0.7) parent[key] = structuredClone(pick(VALUES));
@@ -135,7 +116,7 @@ for (const [index, base] of bases.entries()) {
   test(`local model, base ${index + 1}: ${CASES} mutated requests each get a success or a 4xx, and the model keeps answering`, async () => {
     const first = await send(JSON.stringify(base));
     assert.ok(!first.error && first.status === 200, `the unmutated request must succeed: ${first.error ?? first.status}`);
-    const random = prng(SEED + 1000 + index);
+    const random = seeded(SEED + 1000 + index);
     const bodies = Array.from({ length: CASES }, () => mutant(base, random));
     const failures = [];
     const logged = errorLines().length;

@@ -10,6 +10,7 @@ import assert from 'node:assert/strict';
 import { GatewayError } from '../dist/core/errors.js';
 import { startServer } from './helpers/server.mjs';
 import { createScriptedFactory } from './helpers/scripted-provider.mjs';
+import { isObject, parentOf, paths, seeded } from './helpers/fuzz.mjs';
 
 const SEED = Number(process.env.SWITCHBOARD_FUZZ_SEED ?? 20261123);
 const CASES = Number(process.env.SWITCHBOARD_FUZZ_CASES ?? 150);
@@ -26,19 +27,6 @@ before(async () => {
 });
 after(() => s?.close());
 
-/** mulberry32: small, seedable, good enough to pick mutations. */
-function prng(seed) {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-const isObject = (v) => typeof v === 'object' && v !== null && !Array.isArray(v);
 const str = (v) => typeof v === 'string';
 
 /** Each dialect's error body, as its SDK or client reads it. */
@@ -154,19 +142,6 @@ const routes = [
 /** Values of every JSON type, and the edges validators forget. */
 const VALUES = [null, true, false, 0, -1, 1.5, 1e300, -1e300, 2 ** 53 + 2, '', 'x', ' ', '\u0000', '😀', 'a'.repeat(20_000), [], [null], [[]], {}, { x: 1 }, { role: 'user' }, [{}], ['a', 1, null]];
 
-function paths(value, prefix = []) {
-  const out = [prefix];
-  if (Array.isArray(value)) value.forEach((v, i) => out.push(...paths(v, [...prefix, i])));
-  else if (isObject(value)) for (const [k, v] of Object.entries(value)) out.push(...paths(v, [...prefix, k]));
-  return out;
-}
-
-function parentOf(root, path) {
-  let node = root;
-  for (const key of path.slice(0, -1)) node = node[key];
-  return node;
-}
-
 function mutateOnce(body, random) {
   const pick = (list) => list[Math.floor(random() * list.length)];
   const all = paths(body).filter((p) => p.length > 0);
@@ -235,7 +210,7 @@ for (const [index, route] of routes.entries()) {
   test(`${route.path}: ${CASES} mutated bodies and ${RAW.length + 1} non-JSON bodies each get a success or a 4xx in ${route.shape}'s shape`, async () => {
     const base = await send(route, JSON.stringify(route.base));
     assert.ok(!base.error && base.status < 300, `the unmutated body must succeed: ${base.error ?? `${base.status} ${base.text}`}`);
-    const random = prng(SEED + index);
+    const random = seeded(SEED + index);
     const failures = [];
     const statuses = new Map();
     const logged = errorLines().length;
@@ -329,7 +304,7 @@ const adminRoutes = [
 for (const [index, route] of adminRoutes.entries()) {
   test(`${route.method ?? 'POST'} ${route.path}: ${CASES} mutated bodies get a success or a 4xx`, async () => {
     const admin = { ...route, shape: 'openai', headers: { authorization: `Bearer ${ADMIN}` } };
-    const random = prng(SEED + 100 + index);
+    const random = seeded(SEED + 100 + index);
     const failures = [];
     const logged = errorLines().length;
     let refused = 0;

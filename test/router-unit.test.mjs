@@ -10,18 +10,7 @@ import { backoffDelayMs, sleep } from '../dist/core/router/backoff.js';
 import { Cancellation } from '../dist/core/router/cancellation.js';
 import { CircuitBreaker } from '../dist/core/router/breaker.js';
 import { GatewayError } from '../dist/core/errors.js';
-
-/** A small seeded PRNG (mulberry32), so statistical bounds hold run after run. */
-function seeded(seed) {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { seeded } from './helpers/fuzz.mjs';
 
 function deployment(name, extra = {}) {
   return { name, provider: 'fake', model: name, weight: 1, maxConcurrent: 0, options: {}, ...extra };

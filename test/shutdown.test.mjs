@@ -29,7 +29,7 @@ async function start(graceSeconds) {
 }
 
 /** A streaming chat request over a keep-alive agent that never drops idle connections by itself. */
-function openStream(agent) {
+function openStream(agent, body = { model: 'up', stream: true, messages: [{ role: 'user', content: 'hi' }] }) {
   return new Promise((resolve, reject) => {
     const { port } = new URL(s.url);
     const req = http.request(
@@ -48,7 +48,7 @@ function openStream(agent) {
       },
     );
     req.on('error', reject);
-    req.end(JSON.stringify({ model: 'up', stream: true, messages: [{ role: 'user', content: 'hi' }] }));
+    req.end(JSON.stringify(body));
   });
 }
 
@@ -127,24 +127,9 @@ test('on the local model, a generation still running at the deadline is stopped 
     },
   });
   const agent = new http.Agent({ keepAlive: true });
-  const { port } = new URL(s.url);
-  const stream = await new Promise((resolve, reject) => {
-    const req = http.request({ host: '127.0.0.1', port, path: '/v1/chat/completions', method: 'POST', agent, headers: { 'content-type': 'application/json' } }, (res) => {
-      let text = '';
-      let firstChunk;
-      const first = new Promise((r) => (firstChunk = r));
-      res.setEncoding('utf8');
-      res.on('data', (d) => {
-        text += d;
-        if (text.includes('"content"')) firstChunk();
-      });
-      resolve({ first, ended: new Promise((r) => res.on('end', () => r(text))) });
-    });
-    req.on('error', reject);
-    // Far more tokens than the grace period leaves time for (≈ 20 ms each here); with this seed the
-    // random-weight model does not end its turn early.
-    req.end(JSON.stringify({ model: 'tiny', stream: true, max_tokens: 1900, temperature: 1, seed: 11, messages: [{ role: 'user', content: 'Write a long story.' }] }));
-  });
+  // Far more tokens than the grace period leaves time for (≈ 20 ms each here); with this seed the
+  // random-weight model does not end its turn early.
+  const stream = await openStream(agent, { model: 'tiny', stream: true, max_tokens: 1900, temperature: 1, seed: 11, messages: [{ role: 'user', content: 'Write a long story.' }] });
   await stream.first;
   await s.server.close();
   const events = (await stream.ended).split('\n\n').filter(Boolean);

@@ -86,6 +86,17 @@ export class GatewayError extends Error {
   }
 }
 
+/**
+ * What an exception thrown while converting an upstream's event means: that event was malformed
+ * (a field of the wrong type, a null where an object belongs). Converters turn such exceptions
+ * into this 502 so a strange upstream answer is reported as the upstream's, never as a 500.
+ */
+export function unreadableUpstreamEvent(err: unknown, provider: string, what: string): GatewayError {
+  if (err instanceof GatewayError) return err;
+  const reason = err instanceof Error ? err.message : String(err);
+  return new GatewayError('upstream_invalid', `${what} could not be read (${reason})`, { provider, code: 'upstream_invalid_event', cause: err });
+}
+
 export function badRequest(message: string, param?: string, code = 'invalid_request'): GatewayError {
   return new GatewayError('bad_request', message, { param, code });
 }

@@ -266,13 +266,18 @@ export class Gateway {
     let usage = emptyUsage();
     const finishedChoices = new Set<number>();
     let error: GatewayError | undefined;
+    const logger = this.logger;
     return stream.observe({
       part(part) {
         if (part.type === 'finish' && !finishedChoices.has(part.choice ?? 0)) {
           finishedChoices.add(part.choice ?? 0);
           usage = addChoiceUsage(usage, part.usage);
         }
-        if (part.type === 'error') error = toGatewayError(part.error);
+        if (part.type === 'error') {
+          error = toGatewayError(part.error);
+          // A bug, not an upstream's failure: the client gets "Internal error", the operator the stack.
+          if (error.kind === 'internal') logger.error({ err: error.cause ?? part.error, reqId: context.requestId }, 'internal error in a stream');
+        }
       },
       end: (completed) => {
         const status = error ? error.status : completed ? 200 : 499;

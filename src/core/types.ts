@@ -220,6 +220,15 @@ export type StreamPart =
 
 export type StreamPartType = StreamPart['type'];
 
+/**
+ * A token count from an upstream's answer, or undefined when it is not one (a string, a negative
+ * or fractional number…): providers read counts through this, so a malformed usage object costs
+ * the request its counts, never the accounting (metrics, cost, the request log) its numbers.
+ */
+export function tokenCount(value: unknown): number | undefined {
+  return typeof value === 'number' && Number.isSafeInteger(value) && value >= 0 ? value : undefined;
+}
+
 export function emptyUsage(): Usage {
   return { inputTokens: 0, outputTokens: 0, totalTokens: 0 };
 }

@@ -161,9 +161,13 @@ export async function startFakeBedrock(options = {}) {
     req.on('data', (c) => chunks.push(c));
     req.on('end', () => {
       handle(req, res, Buffer.concat(chunks)).catch((err) => {
+        // A scenario this fake cannot play (an event it cannot frame): a 500, or a reset once
+        // the answer has begun — never a response left open.
         if (!res.headersSent) {
           res.writeHead(500, { 'content-type': 'text/plain' });
           res.end(String(err?.stack ?? err));
+        } else {
+          res.stream.close(http2.constants.NGHTTP2_INTERNAL_ERROR);
         }
       });
     });
@@ -248,8 +252,9 @@ export async function startFakeBedrock(options = {}) {
     const events = scenario.events ?? loadBedrockFixture(scenario.fixture);
 
     if (m[2] === 'converse') {
+      const converse = JSON.stringify(assembleConverse(events));
       res.writeHead(200, { 'content-type': 'application/json', 'x-amzn-requestid': 'fake-request-id' });
-      return res.end(JSON.stringify(assembleConverse(events)));
+      return res.end(converse);
     }
 
     res.writeHead(200, {

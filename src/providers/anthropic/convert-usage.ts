@@ -7,7 +7,7 @@
 // `message_start` carries the first counts; each `message_delta` carries cumulative counts that
 // replace them field by field.
 
-import type { Usage } from '../../core/types.js';
+import { tokenCount, type Usage } from '../../core/types.js';
 import type { AnthropicUsage } from './api.js';
 
 /** Later non-null fields replace earlier ones (message_delta counts are cumulative). */
@@ -15,22 +15,23 @@ export function mergeAnthropicUsage(base: AnthropicUsage, update: AnthropicUsage
   if (!update) return base;
   const out: AnthropicUsage = { ...base };
   for (const key of ['input_tokens', 'output_tokens', 'cache_creation_input_tokens', 'cache_read_input_tokens'] as const) {
-    const value = update[key];
-    if (typeof value === 'number') out[key] = value;
+    const value = tokenCount(update[key]);
+    if (value !== undefined) out[key] = value;
   }
-  if (update.server_tool_use) out.server_tool_use = update.server_tool_use;
+  if (update.server_tool_use && typeof update.server_tool_use === 'object') out.server_tool_use = update.server_tool_use;
   return out;
 }
 
 export function convertAnthropicUsage(usage: AnthropicUsage): Usage {
-  const cacheRead = usage.cache_read_input_tokens;
-  const cacheWrite = usage.cache_creation_input_tokens;
-  const inputTokens = (usage.input_tokens ?? 0) + (cacheRead ?? 0) + (cacheWrite ?? 0);
-  const outputTokens = usage.output_tokens ?? 0;
+  const cacheRead = tokenCount(usage.cache_read_input_tokens);
+  const cacheWrite = tokenCount(usage.cache_creation_input_tokens);
+  const inputTokens = (tokenCount(usage.input_tokens) ?? 0) + (cacheRead ?? 0) + (cacheWrite ?? 0);
+  const outputTokens = tokenCount(usage.output_tokens) ?? 0;
   const out: Usage = { inputTokens, outputTokens, totalTokens: inputTokens + outputTokens };
-  if (typeof cacheRead === 'number') out.cacheReadTokens = cacheRead;
-  if (typeof cacheWrite === 'number') out.cacheWriteTokens = cacheWrite;
-  const serverToolUse = Object.entries(usage.server_tool_use ?? {}).filter((e): e is [string, number] => typeof e[1] === 'number' && e[1] > 0);
+  if (cacheRead !== undefined) out.cacheReadTokens = cacheRead;
+  if (cacheWrite !== undefined) out.cacheWriteTokens = cacheWrite;
+  const counts = usage.server_tool_use && typeof usage.server_tool_use === 'object' ? usage.server_tool_use : {};
+  const serverToolUse = Object.entries(counts).filter((e): e is [string, number] => (tokenCount(e[1]) ?? 0) > 0);
   if (serverToolUse.length) out.serverToolUse = Object.fromEntries(serverToolUse);
   return out;
 }

@@ -18,7 +18,7 @@
 //   error                             → thrown GatewayError (mapped by error type)
 // A body that ends before message_stop is an `upstream_invalid` error, never a silent finish.
 
-import { GatewayError } from '../../core/errors.js';
+import { GatewayError, unreadableUpstreamEvent } from '../../core/errors.js';
 import type { StreamPart } from '../../core/types.js';
 import type { AnthropicContentBlockStart, AnthropicStreamEvent, AnthropicUsage } from './api.js';
 import { anthropicError } from './errors.js';
@@ -68,6 +68,14 @@ export class AnthropicStreamConverter {
 
   transform(event: AnthropicStreamEvent, emit: Emit): void {
     if (this.done) return;
+    try {
+      this.transformEvent(event, emit);
+    } catch (err) {
+      throw unreadableUpstreamEvent(err, 'anthropic', `Anthropic's ${typeof event?.type === 'string' ? event.type : 'untyped'} event`);
+    }
+  }
+
+  private transformEvent(event: AnthropicStreamEvent, emit: Emit): void {
     switch (event.type) {
       case 'message_start': {
         this.usage = mergeAnthropicUsage(this.usage, event.message.usage);

@@ -4,16 +4,16 @@
 // cacheWriteInputTokens come apart), like Anthropic's. The canonical `inputTokens` is the whole
 // prompt: inputTokens + cache reads + cache writes; totalTokens = that + outputTokens.
 
-import type { Usage } from '../../core/types.js';
+import { tokenCount, type Usage } from '../../core/types.js';
 import type { TokenUsage } from './api.js';
 
 export function convertBedrockUsage(usage: TokenUsage | undefined): Usage {
-  const cacheRead = usage?.cacheReadInputTokens;
-  const cacheWrite = usage?.cacheWriteInputTokens;
-  const inputTokens = (usage?.inputTokens ?? 0) + (cacheRead ?? 0) + (cacheWrite ?? 0);
-  const outputTokens = usage?.outputTokens ?? 0;
+  const cacheRead = tokenCount(usage?.cacheReadInputTokens);
+  const cacheWrite = tokenCount(usage?.cacheWriteInputTokens);
+  const inputTokens = (tokenCount(usage?.inputTokens) ?? 0) + (cacheRead ?? 0) + (cacheWrite ?? 0);
+  const outputTokens = tokenCount(usage?.outputTokens) ?? 0;
   const out: Usage = { inputTokens, outputTokens, totalTokens: inputTokens + outputTokens };
-  if (typeof cacheRead === 'number') out.cacheReadTokens = cacheRead;
-  if (typeof cacheWrite === 'number') out.cacheWriteTokens = cacheWrite;
+  if (cacheRead !== undefined) out.cacheReadTokens = cacheRead;
+  if (cacheWrite !== undefined) out.cacheWriteTokens = cacheWrite;
   return out;
 }

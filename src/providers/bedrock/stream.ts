@@ -14,7 +14,7 @@
 // (or when the stream ends after messageStop). A stream that ends before messageStop is an
 // `upstream_invalid` error.
 
-import { GatewayError } from '../../core/errors.js';
+import { GatewayError, unreadableUpstreamEvent } from '../../core/errors.js';
 import type { StreamPart } from '../../core/types.js';
 import type { ConverseStreamOutput, TokenUsage } from './api.js';
 import type { JsonResponseTool } from './prepare-tools.js';
@@ -75,6 +75,14 @@ export class BedrockStreamConverter {
 
   transform(event: ConverseStreamOutput, emit: Emit): void {
     if (this.done) return;
+    try {
+      this.transformEvent(event, emit);
+    } catch (err) {
+      throw unreadableUpstreamEvent(err, 'bedrock', `Bedrock's ${Object.keys(event ?? {})[0] ?? 'empty'} event`);
+    }
+  }
+
+  private transformEvent(event: ConverseStreamOutput, emit: Emit): void {
     if (event.messageStart) {
       this.start(emit);
     } else if (event.contentBlockStart) {

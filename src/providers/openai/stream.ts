@@ -7,6 +7,7 @@ import type { FinishReason, StreamPart, TokenLogprob, Usage } from '../../core/t
 import { emptyUsage } from '../../core/types.js';
 import type { OpenAIChatChunk, OpenAIChunkChoice, OpenAITokenLogprob, OpenAIToolCallDelta } from './api.js';
 import { convertUsage } from './convert-usage.js';
+import { unreadableUpstreamEvent } from '../../core/errors.js';
 import { invalidUpstream } from './errors.js';
 import { mapFinishReason } from './map-finish-reason.js';
 
@@ -47,6 +48,14 @@ export class ChunkConverter {
   constructor(private readonly options: ConverterOptions) {}
 
   push(chunk: OpenAIChatChunk, out: StreamPart[]): void {
+    try {
+      this.pushChunk(chunk, out);
+    } catch (err) {
+      throw unreadableUpstreamEvent(err, 'openai', 'A chunk of the upstream stream');
+    }
+  }
+
+  private pushChunk(chunk: OpenAIChatChunk, out: StreamPart[]): void {
     if (!this.started) {
       this.started = true;
       out.push({ type: 'start', ...(chunk.model ? { model: chunk.model } : {}), ...(chunk.id ? { responseId: chunk.id } : {}) });
@@ -101,10 +110,11 @@ export class ChunkConverter {
     const delta = choice.delta;
     const logprobs = choice.logprobs;
     if (delta) {
+      // Text fields that are not strings are not text: skipped rather than passed on to clients.
       const reasoning = delta.reasoning_content ?? delta.reasoning;
-      if (reasoning && !this.options.excludeReasoning) this.reasoningDelta(state, reasoning, out);
-      if (delta.content) this.textDelta(state, delta.content, out, this.tokenLogprobs(logprobs?.content));
-      if (delta.refusal) this.textDelta(state, delta.refusal, out, this.tokenLogprobs(logprobs?.refusal));
+      if (typeof reasoning === 'string' && reasoning && !this.options.excludeReasoning) this.reasoningDelta(state, reasoning, out);
+      if (typeof delta.content === 'string' && delta.content) this.textDelta(state, delta.content, out, this.tokenLogprobs(logprobs?.content));
+      if (typeof delta.refusal === 'string' && delta.refusal) this.textDelta(state, delta.refusal, out, this.tokenLogprobs(logprobs?.refusal));
       const calls = delta.tool_calls ?? [];
       for (let i = 0; i < calls.length; i++) this.toolDelta(state, calls[i]!, i, out);
     }

@@ -1,8 +1,9 @@
 // Upstreams that answer in their own wire format but with the wrong content: recorded streams of
 // OpenAI, Anthropic and Bedrock with one event mutated at random (a field of another type,
-// removed, an event dropped, repeated or moved). The gateway may answer with the text, with a
-// 502, or end the stream with an error event — but never with an internal error (500, or
-// code `internal` in-stream), never cut a stream without its end, and never log an error.
+// removed, an event dropped, repeated or moved), rendered in turn to chat-completions, Messages
+// and organisation-chat clients, streamed and buffered. The gateway may answer, answer with a
+// 502, or end the stream with an error event — but never with an internal error (500, or one
+// in-stream), never leave a stream without its end, and never log an error.
 // Seeded like test/fuzz-requests.test.mjs (SWITCHBOARD_FUZZ_SEED, SWITCHBOARD_FUZZ_UPSTREAM_CASES).
 // Build first: npx tsc -p tsconfig.json
 import { test, before, after } from 'node:test';
@@ -14,7 +15,7 @@ import { MODELS, startMatrix } from './helpers/matrix.mjs';
 import { parentOf, paths, seeded } from './helpers/fuzz.mjs';
 
 const SEED = Number(process.env.SWITCHBOARD_FUZZ_SEED ?? 20261123);
-const CASES = Number(process.env.SWITCHBOARD_FUZZ_UPSTREAM_CASES ?? 60);
+const CASES = Number(process.env.SWITCHBOARD_FUZZ_UPSTREAM_CASES ?? 120);
 const FIXTURES = path.join(path.dirname(fileURLToPath(import.meta.url)), 'fixtures');
 
 let rig;
@@ -83,15 +84,68 @@ const TOOLS = [
   { type: 'function', function: { name: 'get_time', parameters: { type: 'object', properties: {} } } },
 ];
 
-async function ask(provider, stream) {
+/** The client routes a mutated stream is rendered through, taking turns. */
+const clients = {
+  openai: {
+    path: '/v1/chat/completions',
+    body: (model, stream) => ({ model, stream, messages: [{ role: 'user', content: 'Weather in Paris?' }], tools: TOOLS }),
+    // A stream ends with [DONE], after an error chunk if it failed.
+    check(text, stream) {
+      if (!stream) return JSON.parse(text).object === 'chat.completion' ? undefined : 'a 200 that is no chat.completion';
+      const events = text.split('\n\n').filter(Boolean);
+      if (events.at(-1) !== 'data: [DONE]') return 'the stream did not end with [DONE]';
+      const failure = events.slice(0, -1).map((e) => JSON.parse(e.slice('data: '.length))).find((chunk) => chunk.error);
+      if (failure?.error.code === 'internal') return `an internal error in-stream: ${JSON.stringify(failure)}`;
+      return failure ? 'failed' : undefined;
+    },
+  },
+  messages: {
+    path: '/v1/messages',
+    body: (model, stream) => ({
+      model,
+      stream,
+      max_tokens: 256,
+      messages: [{ role: 'user', content: 'Weather in Paris?' }],
+      tools: TOOLS.map((t) => ({ name: t.function.name, input_schema: t.function.parameters })),
+    }),
+    // A stream ends with message_stop, or with an error event if it failed.
+    check(text, stream) {
+      if (!stream) return JSON.parse(text).type === 'message' ? undefined : 'a 200 that is no message';
+      const last = text.split('\n\n').filter(Boolean).at(-1) ?? '';
+      if (/^event: message_stop\n/.test(last)) return undefined;
+      if (!/^event: error\n/.test(last)) return `the stream ended with neither message_stop nor error: ${last.slice(0, 200)}`;
+      const { error } = JSON.parse(last.split('\ndata: ')[1]);
+      return error.message === 'Internal error' ? `an internal error in-stream: ${last}` : 'failed';
+    },
+  },
+  org: {
+    path: '/api/v3/organizations/acme/ai/chat',
+    streamPath: '/api/v3/organizations/acme/ai/chat/stream',
+    body: (model) => ({
+      modelId: model,
+      messages: [{ role: 'user', content: 'Weather in Paris?' }],
+      toolConfig: { tools: TOOLS.map((t) => ({ toolSpec: { name: t.function.name, inputSchema: { json: t.function.parameters } } })) },
+    }),
+    // A stream ends with done, or with an error event if it failed.
+    check(text, stream) {
+      if (!stream) return JSON.parse(text).response ? undefined : 'a 200 without a response';
+      const last = text.split('\n\n').filter(Boolean).at(-1) ?? '';
+      if (/\nevent: done\n/.test(`\n${last}`)) return undefined;
+      if (!/\nevent: error\n/.test(`\n${last}`)) return `the stream ended with neither done nor error: ${last.slice(0, 200)}`;
+      return /"type":"internal_error"/.test(last) ? `an internal error in-stream: ${last}` : 'failed';
+    },
+  },
+};
+
+async function ask(provider, client, stream) {
   let res;
   try {
-    res = await fetch(`${rig.url}/v1/chat/completions`, {
+    res = await fetch(`${rig.url}${stream ? client.streamPath ?? client.path : client.path}`, {
       // Far above any answer here: past it the gateway has hung on this stream.
       signal: AbortSignal.timeout(15_000),
       method: 'POST',
       headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ model: MODELS[provider], stream, messages: [{ role: 'user', content: 'Weather in Paris?' }], tools: TOOLS }),
+      body: JSON.stringify(client.body(MODELS[provider], stream)),
     });
   } catch (err) {
     return { error: `no answer: ${err.cause?.code ?? err.name}` };
@@ -103,19 +157,12 @@ async function ask(provider, stream) {
     return { error: `the body was cut or never ended: ${err.cause?.code ?? err.name}` };
   }
   if (res.status !== 200) {
-    const body = JSON.parse(text);
-    if (res.status === 500 || body.error?.code === 'internal') return { error: `status ${res.status}: ${text.slice(0, 300)}` };
+    if (res.status === 500 || /"(code|message)":"(internal|Internal error)"/.test(text)) return { error: `status ${res.status}: ${text.slice(0, 300)}` };
     return { status: res.status };
   }
-  if (!stream) {
-    const body = JSON.parse(text);
-    return body.object === 'chat.completion' ? { status: 200 } : { error: `a 200 that is no chat.completion: ${text.slice(0, 300)}` };
-  }
-  const events = text.split('\n\n').filter(Boolean);
-  if (events.at(-1) !== 'data: [DONE]') return { error: `the stream did not end with [DONE]: …${text.slice(-200)}` };
-  const failure = events.map((e) => JSON.parse(e.slice('data: '.length).replace(/^\[DONE\]$/, 'null'))).find((chunk) => chunk?.error);
-  if (failure && (failure.error.code === 'internal' || failure.error.type === 'server_error')) return { error: `an internal error in-stream: ${JSON.stringify(failure)}` };
-  return { status: 200, failed: Boolean(failure) };
+  const verdict = client.check(text, stream);
+  if (verdict && verdict !== 'failed') return { error: `${verdict} …${text.slice(-300)}` };
+  return { status: 200, failed: verdict === 'failed' };
 }
 
 const errorLines = () => rig.server.logLines.filter((line) => JSON.parse(line).level >= 50);
@@ -124,18 +171,19 @@ for (const [index, [name, provider]] of Object.entries(providers).entries()) {
   test(`${name}: ${CASES} recorded streams with one event mutated get an answer, a 502 or an in-stream error — never an internal error`, async () => {
     const random = seeded(SEED + 2000 + index);
     const failures = [];
-    const outcomes = { answered: 0, refused: 0, failedInStream: 0 };
+    const outcomes = Object.fromEntries(Object.keys(clients).map((c) => [c, { answered: 0, refused: 0, failedInStream: 0 }]));
     const logged = errorLines().length;
     for (let i = 0; i < CASES; i++) {
       const recording = provider.recordings[i % provider.recordings.length];
       const events = mutate(recording, random, provider);
       const stream = i % 2 === 0;
+      const clientName = Object.keys(clients)[Math.floor(i / 2) % 3];
       rig[name].enqueue(provider.scenario(events));
-      const r = await ask(name, stream);
-      if (r.error) failures.push(`case ${i} (seed ${SEED + 2000 + index}, ${stream ? 'stream' : 'buffered'}): ${r.error}\n    events: ${JSON.stringify(events).slice(0, process.env.SWITCHBOARD_FUZZ_VERBOSE ? Infinity : 1500)}`);
-      else if (r.status !== 200) outcomes.refused++;
-      else if (r.failed) outcomes.failedInStream++;
-      else outcomes.answered++;
+      const r = await ask(name, clients[clientName], stream);
+      if (r.error) failures.push(`case ${i} (seed ${SEED + 2000 + index}, ${clientName} ${stream ? 'stream' : 'buffered'}): ${r.error}\n    events: ${JSON.stringify(events).slice(0, process.env.SWITCHBOARD_FUZZ_VERBOSE ? Infinity : 1500)}`);
+      else if (r.status !== 200) outcomes[clientName].refused++;
+      else if (r.failed) outcomes[clientName].failedInStream++;
+      else outcomes[clientName].answered++;
     }
     const serverErrors = errorLines().slice(logged).map((line) => {
       const { msg, err } = JSON.parse(line);
@@ -143,10 +191,10 @@ for (const [index, [name, provider]] of Object.entries(providers).entries()) {
     });
     assert.deepEqual(failures, [], `${failures.join('\n')}\nserver errors:\n${serverErrors.join('\n')}`);
     assert.deepEqual(serverErrors, [], 'the server logged an error');
-    // Both kinds of outcome occur: mutations that matter are caught, harmless ones still answer.
-    assert.ok(outcomes.answered > 0 && outcomes.refused + outcomes.failedInStream > 0, JSON.stringify(outcomes));
+    // On every client route both kinds of outcome occur: mutations that matter are caught, harmless ones still answer.
+    for (const o of Object.values(outcomes)) assert.ok(o.answered > 0 && o.refused + o.failedInStream > 0, JSON.stringify(outcomes));
     // The provider still answers a clean recording afterwards.
     rig[name].enqueue(provider.scenario(structuredClone(provider.recordings[0])));
-    assert.deepEqual(await ask(name, true), { status: 200, failed: false });
+    for (const client of Object.values(clients)) assert.deepEqual(await ask(name, client, true), { status: 200, failed: false });
   });
 }

@@ -139,3 +139,53 @@ test('on the local model, a generation still running at the deadline is stopped 
   assert.ok(tokens < 1900, `stopped early: ${tokens} content chunks`);
   agent.destroy();
 });
+
+/** An async Messages run on the scripted provider, held after its first delta until released; and an observer of its events. */
+async function heldAsyncRun(graceSeconds) {
+  const { GatewayError } = await import('../dist/core/errors.js');
+  const { createScriptedFactory } = await import('./helpers/scripted-provider.mjs');
+  const scripted = createScriptedFactory({ GatewayError });
+  s = await startServer({
+    providers: { scripted: scripted.factory },
+    config: { server: { shutdownGraceSeconds: graceSeconds }, defaultModel: 'sc', models: [{ id: 'sc', provider: 'scripted', model: 'x' }] },
+  });
+  const text = 'script:gated hold me';
+  const created = await fetch(`${s.url}/v1/messages/async`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ model: 'sc', max_tokens: 20, messages: [{ role: 'user', content: text }] }),
+  }).then((r) => r.json());
+  const res = await fetch(`${s.url}/v1/messages/async/${created.message_id}/events`);
+  const reader = res.body.getReader();
+  const decoder = new TextDecoder();
+  let events = '';
+  const readUntil = async (test) => {
+    while (!test(events)) {
+      const { done, value } = await reader.read();
+      if (done) return events;
+      events += decoder.decode(value, { stream: true });
+    }
+    return events;
+  };
+  await readUntil((t) => t.includes('content_block_delta'));
+  return { release: () => scripted.release(text), ended: () => readUntil(() => false) };
+}
+
+test('an async run in progress at shutdown finishes within the grace period; its observer gets message_stop', { timeout: 20_000 }, async () => {
+  const run = await heldAsyncRun(30);
+  const closing = s.server.close();
+  run.release();
+  const events = await run.ended();
+  assert.match(events, /event: message_stop\n/);
+  assert.doesNotMatch(events, /event: error\n/);
+  await closing;
+});
+
+test('an async run still running when the grace period ends is failed, saying the server shut down', { timeout: 20_000 }, async () => {
+  const run = await heldAsyncRun(0.2);
+  await s.server.close();
+  const events = await run.ended();
+  const last = events.trim().split('\n\n').at(-1);
+  assert.match(last, /^id: \d+\nevent: error\n/);
+  assert.match(last, /shut down before this message finished/);
+});

@@ -64,6 +64,8 @@ export class AsyncRunner {
   private readonly active = new Map<string, ActiveRun>();
   private pumping = false;
   private stopping = false;
+  /** A graceful shutdown has begun: no new work is claimed. */
+  private draining = false;
   private pruneTimer: NodeJS.Timeout | undefined;
   private readonly closing = new AbortController();
 
@@ -178,11 +180,11 @@ export class AsyncRunner {
   }
 
   private pump(): void {
-    if (this.pumping || this.stopping) return;
+    if (this.pumping || this.stopping || this.draining) return;
     this.pumping = true;
     void (async () => {
       try {
-        while (!this.stopping && this.active.size < this.config.concurrency) {
+        while (!this.stopping && !this.draining && this.active.size < this.config.concurrency) {
           const run = await this.store.claimNext(this.owner);
           if (!run) break;
           this.launch(run);
@@ -276,6 +278,22 @@ export class AsyncRunner {
   /** Number of runs executing in this process. */
   get running(): number {
     return this.active.size;
+  }
+
+  /**
+   * A graceful shutdown: claims no more work and lets the runs in progress go on for up to
+   * `graceMs`, then stops (what is still running then ends as stop() ends it). Queued runs stay
+   * queued for the next process.
+   */
+  async drain(graceMs: number): Promise<void> {
+    this.draining = true;
+    const running = [...this.active.values()].map((e) => e.done);
+    if (running.length > 0) {
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([Promise.all(running), new Promise((resolve) => (timer = setTimeout(resolve, graceMs)))]);
+      clearTimeout(timer);
+    }
+    await this.stop();
   }
 
   async stop(): Promise<void> {

@@ -30,9 +30,17 @@ async function register(app: FastifyInstance, context: ServerContext): Promise<v
   context.services.asyncRunner = runner;
   context.services.asyncQueueDepth = () => runner.pendingCount;
   registerAsyncRoutes(app, deps, runner);
-  // preClose: observers' open streams must end before the server waits for its connections.
-  app.addHook('preClose', async () => runner.stop());
-  app.addHook('onClose', async () => runner.stop());
+  // A shutdown lets the runs in progress finish within the grace period, as requests in flight
+  // do. Not awaited in preClose, so the listener closes at once; the server then waits for the
+  // observers' open streams, which end when their runs do (src/server/shutdown.ts).
+  let draining: Promise<void> | undefined;
+  app.addHook('preClose', async () => {
+    draining = runner.drain(context.config.server.shutdownGraceSeconds * 1000);
+  });
+  app.addHook('onClose', async () => {
+    await draining;
+    await runner.stop();
+  });
   await runner.start();
 }
 

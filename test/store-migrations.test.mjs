@@ -109,7 +109,7 @@ test('sqlite: a file from before the change is migrated on open, its rows kept; 
 
   const again = new SqliteStore(file);
   assert.deepEqual(again.migrated, []);
-  const recorded = again.db.prepare('SELECT version, description FROM schema_migrations ORDER BY version').all();
+  const recorded = again.db.prepare('SELECT version, description FROM switchboard_schema_migrations ORDER BY version').all();
   assert.deepEqual(recorded, MIGRATIONS.map((m) => ({ version: m.version, description: m.description })));
   await again.close();
 });
@@ -143,11 +143,11 @@ test('sqlite: processes opening an old file together apply each step exactly onc
 test('sqlite: a file from a newer Switchboard is refused, and left as it was', async () => {
   const file = path.join(tmp, 'newer.db');
   const first = new SqliteStore(file);
-  first.db.prepare('INSERT INTO schema_migrations (version, description, applied_at) VALUES (?, ?, ?)').run(LATEST_SCHEMA_VERSION + 1, 'from the future', Date.now());
+  first.db.prepare('INSERT INTO switchboard_schema_migrations (version, description, applied_at) VALUES (?, ?, ?)').run(LATEST_SCHEMA_VERSION + 1, 'from the future', Date.now());
   await first.close();
   assert.throws(() => new SqliteStore(file), new RegExp(`schema version ${LATEST_SCHEMA_VERSION + 1}, written by a newer Switchboard`));
   const db = new Database(file);
-  assert.equal(db.prepare('SELECT MAX(version) AS v FROM schema_migrations').get().v, LATEST_SCHEMA_VERSION + 1);
+  assert.equal(db.prepare('SELECT MAX(version) AS v FROM switchboard_schema_migrations').get().v, LATEST_SCHEMA_VERSION + 1);
   db.close();
 });
 
@@ -157,7 +157,11 @@ async function oldPostgresSchema() {
   const client = new pg.Client({ connectionString: POSTGRES_URL });
   await client.connect();
   try {
-    await client.query(`CREATE SCHEMA ${schema}; SET search_path = ${schema}; ${OLD_REQUEST_LOG('DOUBLE PRECISION', 'BIGINT')}`);
+    // An application sharing the database keeps its own migrations table (Rails' shape): not ours.
+    await client.query(
+      `CREATE SCHEMA ${schema}; SET search_path = ${schema}; ${OLD_REQUEST_LOG('DOUBLE PRECISION', 'BIGINT')}
+       CREATE TABLE schema_migrations (version VARCHAR PRIMARY KEY); INSERT INTO schema_migrations VALUES ('20240101000000');`,
+    );
   } finally {
     await client.end();
   }
@@ -185,7 +189,7 @@ test('postgres: a database from a newer Switchboard is refused', { skip: pgSkip 
   const schema = uniqueSchema('sbmig');
   schemas.push(schema);
   const first = await PostgresStore.open(POSTGRES_URL, { schema });
-  await first.pool.query('INSERT INTO schema_migrations (version, description, applied_at) VALUES ($1, $2, $3)', [LATEST_SCHEMA_VERSION + 1, 'from the future', Date.now()]);
+  await first.pool.query('INSERT INTO switchboard_schema_migrations (version, description, applied_at) VALUES ($1, $2, $3)', [LATEST_SCHEMA_VERSION + 1, 'from the future', Date.now()]);
   await first.close();
   await assert.rejects(PostgresStore.open(POSTGRES_URL, { schema }), new RegExp(`\\(schema ${schema}\\) is at schema version ${LATEST_SCHEMA_VERSION + 1}`));
 });

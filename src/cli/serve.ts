@@ -53,7 +53,7 @@ export function registerServeCommand(program: Command): void {
         if (stopping) process.exit(1);
         stopping = true;
         const { logger, config } = server.context;
-        logger.info({ signal, requests: server.app.inFlight?.size ?? 0, graceSeconds: config.server.shutdownGraceSeconds }, 'shutting down: finishing the requests in flight');
+        logger.info({ signal, requests: server.app.inFlight.size, graceSeconds: config.server.shutdownGraceSeconds }, 'shutting down: finishing the requests in flight');
         await server.close().catch((err: unknown) => logger.error({ err }, 'shutdown failed'));
         logger.info('stopped');
         process.exit(0);

@@ -246,12 +246,14 @@ export function addUsage(a: Usage, b: Usage): Usage {
   if (cacheRead !== undefined) out.cacheReadTokens = cacheRead;
   if (cacheWrite !== undefined) out.cacheWriteTokens = cacheWrite;
   if (reasoning !== undefined) out.reasoningTokens = reasoning;
-  if (a.serverToolUse || b.serverToolUse) {
-    const merged: Record<string, number> = { ...a.serverToolUse };
-    for (const [kind, count] of Object.entries(b.serverToolUse ?? {})) merged[kind] = (merged[kind] ?? 0) + count;
-    out.serverToolUse = merged;
-  }
+  if (a.serverToolUse || b.serverToolUse) out.serverToolUse = addCounts({ ...a.serverToolUse }, b.serverToolUse);
   return out;
+}
+
+/** Adds counts by kind (server tool requests…) into `into`, which it returns. */
+export function addCounts(into: Record<string, number>, counts: Record<string, number> | undefined): Record<string, number> {
+  for (const [kind, count] of Object.entries(counts ?? {})) into[kind] = (into[kind] ?? 0) + count;
+  return into;
 }
 
 /** Adds one choice's usage to a response total: the prompt is shared by all choices, so it counts once. */

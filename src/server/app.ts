@@ -68,6 +68,11 @@ function intendedDialect(request: FastifyRequest): Dialect | undefined {
   return byPath ?? (request.headers['anthropic-version'] !== undefined ? messagesDialect : undefined);
 }
 
+/** The shape of errors outside the dialects (admin, usage, health): OpenAI's, with the kind as type. */
+function genericErrorBody(error: GatewayError) {
+  return { error: { message: error.message, type: error.kind, param: error.param ?? null, code: error.code } };
+}
+
 /** An error outside every dialect's own handler, in the shape its client reads. */
 function unroutedErrorReply(error: GatewayError, request: FastifyRequest, fallback: () => unknown) {
   const dialect = intendedDialect(request);
@@ -109,7 +114,7 @@ export async function createServer(options: ServerOptions): Promise<SwitchboardS
     routerOptions: { maxParamLength: MAX_PARAM_LENGTH },
     frameworkErrors: (err, request, reply: FastifyReply) => {
       const error = frameworkError(err);
-      const { status, body, headers } = unroutedErrorReply(error, request, () => ({ error: { message: error.message, type: error.kind, param: null, code: error.code } }));
+      const { status, body, headers } = unroutedErrorReply(error, request, () => genericErrorBody(error));
       void reply.status(status).headers(headers).send(body);
     },
   });
@@ -153,7 +158,7 @@ export async function createServer(options: ServerOptions): Promise<SwitchboardS
   app.setErrorHandler(async (err, request, reply) => {
     const error = toGatewayError(err);
     if (error.kind === 'internal') logger.error({ err, reqId: request.id }, 'unhandled error');
-    const generic = () => ({ error: { message: error.message, type: error.kind, param: error.param ?? null, code: error.code } });
+    const generic = () => genericErrorBody(error);
     const { status, body, headers } = request.is404 ? unroutedErrorReply(error, request, generic) : { status: error.status, body: generic(), headers: {} };
     return reply.status(status).headers(headers).send(body);
   });

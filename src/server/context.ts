@@ -14,7 +14,7 @@ import type { InFlightRequests } from './shutdown.js';
 declare module 'fastify' {
   interface FastifyInstance {
     /** Chat requests being served, for a graceful shutdown (src/server/shutdown.ts). */
-    inFlight?: InFlightRequests;
+    inFlight: InFlightRequests;
   }
   interface FastifyRequest {
     auth?: AuthContext;
@@ -101,11 +101,9 @@ interface RequestContextFields {
 /** The request context for a route: it is cancelled when the client goes away before the response is complete. */
 export function requestContext(request: FastifyRequest, reply: FastifyReply, fields: RequestContextFields): RequestContext {
   const context = new ServerRequestContext(request, fields);
-  const onClose = () => {
+  request.server.inFlight.track(context.cancellation, reply, () => {
     if (!reply.raw.writableFinished) context.cancellation.abort(undefined);
-  };
-  if (request.server.inFlight) request.server.inFlight.track(context.cancellation, reply, onClose);
-  else reply.raw.once('close', onClose);
+  });
   return context;
 }
 

@@ -1,6 +1,7 @@
 // Aggregates request-log samples by day, organisation, key, model and provider: requests,
 // errors, tokens, cost and latency percentiles. Shared by GET /v1/usage and `switchboard usage`.
 
+import { addCounts } from '../../core/types.js';
 import type { UsageSample } from '../../store/tenancy.js';
 import type { UsageReport, UsageRow } from './schemas.js';
 
@@ -60,7 +61,7 @@ export function usageReport(samples: UsageSample[], scope: { organisation?: stri
       target.cache_read_tokens += s.cacheReadTokens;
       target.cache_write_tokens += s.cacheWriteTokens;
       target.reasoning_tokens += s.reasoningTokens;
-      for (const [kind, count] of Object.entries(s.serverToolUse ?? {})) target.server_tool_use[kind] = (target.server_tool_use[kind] ?? 0) + count;
+      addCounts(target.server_tool_use, s.serverToolUse);
       target.cost += s.cost;
     }
     bucket.latencies.push(s.latencyMs);

@@ -66,6 +66,19 @@ describe('keys', () => {
     assert.equal(refused.body.error.code, 'api_key_revoked_or_expired');
   });
 
+  test('a DELETE sent as the Python SDKs send it (content-type: application/json, no body) is served; an empty POST body is still refused', async () => {
+    const created = await call('POST', '/admin/keys', { body: { organisation: 'acme' } });
+    const headers = { authorization: `Bearer ${ADMIN}`, 'content-type': 'application/json' };
+    const revoked = await fetch(`${server.url}/admin/keys/${created.body.id}`, { method: 'DELETE', headers });
+    assert.equal(revoked.status, 200);
+    assert.equal((await revoked.json()).state, 'revoked');
+    const broken = await fetch(`${server.url}/admin/keys/${created.body.id}`, { method: 'DELETE', headers, body: '{' });
+    assert.equal(broken.status, 400, 'a body that is there must still be JSON');
+    const empty = await fetch(`${server.url}/admin/keys`, { method: 'POST', headers });
+    assert.equal(empty.status, 400);
+    assert.match((await empty.json()).error.message, /empty/i);
+  });
+
   test('an expired key is refused (401) at once', async () => {
     const created = await call('POST', '/admin/keys', { body: { organisation: 'acme', expires_in: '1h' } });
     assert.equal((await chat(created.body.key)).status, 200);

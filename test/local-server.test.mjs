@@ -195,6 +195,79 @@ test('json_schema output parses and validates against the schema', async () => {
   assert.ok(validate(value), JSON.stringify(validate.errors));
 });
 
+test('numbers in JSON output: integers are written without an exponent, and every number is finite', async () => {
+  // node-llama-cpp's grammar allowed `5e-3` for an integer and exponents of 16 digits (Infinity).
+  const names = Array.from({ length: 6 }, (_, i) => [`i${i}`, `f${i}`]).flat();
+  const schema = {
+    type: 'object',
+    properties: Object.fromEntries(names.map((k) => [k, { type: k.startsWith('i') ? 'integer' : 'number' }])),
+    required: names,
+    additionalProperties: false,
+  };
+  const completion = await client.chat.completions.create(
+    ask({ n: 4, seed: 11, max_tokens: 400, response_format: { type: 'json_schema', json_schema: { name: 'numbers', schema } } }),
+  );
+  for (const choice of completion.choices) {
+    const text = choice.message.content;
+    const value = JSON.parse(text);
+    for (const k of names) {
+      assert.ok(Number.isFinite(value[k]), `${k} in ${text}`);
+      if (k.startsWith('i')) {
+        assert.ok(Number.isInteger(value[k]), `${k} in ${text}`);
+        assert.match(text, new RegExp(`"${k}": ?-?\\d+[,\\s}]`), `${k} written as digits only in ${text}`);
+      }
+    }
+  }
+});
+
+test('JSON schemas as zod and Pydantic write them (anyOf for nullable fields, allOf, definitions, formats) steer the output, not just pass validation', async () => {
+  // node-llama-cpp read anyOf, allOf and {} as "null only" and #/definitions refs as "any value".
+  const schema = {
+    type: 'object',
+    properties: {
+      note: { anyOf: [{ type: 'string', maxLength: 8 }, { type: 'null' }] },
+      box: { anyOf: [{ type: 'object', properties: { w: { type: 'integer', minimum: 1, maximum: 9 } }, required: ['w'], additionalProperties: false }, { type: 'null' }] },
+      color: { $ref: '#/definitions/Color' },
+      both: { allOf: [{ type: 'object', properties: { x: { type: 'boolean' } }, required: ['x'] }, { properties: { y: { type: 'string', maxLength: 4 } }, required: ['y'] }] },
+      // A format without a grammar of its own was written as "" only.
+      mail: { type: 'string', format: 'email', minLength: 3, maxLength: 12 },
+    },
+    required: ['note', 'box', 'color', 'both', 'mail'],
+    additionalProperties: false,
+    definitions: { Color: { enum: ['red', 'blue'] } },
+  };
+  // Formats are not checked, by the server either (a random-weight model writes no e-mail address).
+  const validate = new Ajv({ validateFormats: false }).compile(schema);
+  const values = [];
+  for (const seed of [21, 22]) {
+    const completion = await client.chat.completions.create(
+      ask({ n: 3, seed, max_tokens: 300, response_format: { type: 'json_schema', json_schema: { name: 'shapes', schema } } }),
+    );
+    for (const choice of completion.choices) {
+      assert.equal(choice.finish_reason, 'stop', choice.message.content);
+      const value = JSON.parse(choice.message.content);
+      assert.ok(validate(value), `${JSON.stringify(validate.errors)} in ${choice.message.content}`);
+      assert.equal(typeof value.both.x, 'boolean', 'allOf parts are both applied');
+      values.push(value);
+    }
+  }
+  assert.ok(values.some((v) => v.note !== null || v.box !== null), `a nullable field is not always null: ${JSON.stringify(values)}`);
+});
+
+test('a recursive schema ($ref to the root, as zod writes z.lazy) gets output that validates at every depth', async () => {
+  const schema = {
+    type: 'object',
+    properties: { name: { type: 'string', maxLength: 4 }, children: { type: 'array', items: { $ref: '#' }, maxItems: 2 } },
+    required: ['name', 'children'],
+    additionalProperties: false,
+  };
+  const validate = new Ajv().compile(schema);
+  const completion = await client.chat.completions.create(ask({ n: 3, seed: 31, max_tokens: 300, response_format: { type: 'json_schema', json_schema: { name: 'tree', schema } } }));
+  const finished = completion.choices.filter((c) => c.finish_reason === 'stop');
+  assert.ok(finished.length > 0, 'at least one tree closes within max_tokens');
+  for (const choice of finished) assert.ok(validate(JSON.parse(choice.message.content)), `${JSON.stringify(validate.errors)} in ${choice.message.content}`);
+});
+
 test('a forced tool call (named and required) has arguments that parse and match', async () => {
   const tools = [
     {

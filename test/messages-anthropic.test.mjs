@@ -235,7 +235,8 @@ async function metricLines(prefix) {
 test("prompt-cache tokens and server-tool requests are kept per request: GET /v1/usage and /metrics add up what the SDK was told", async () => {
   const metricsBefore = await metricLines('switchboard_');
   fake.enqueue({ fixture: 'cache-usage.sse' });
-  const cached = await client.messages.stream({ model: 'claude-ledger', max_tokens: 3, messages: [{ role: 'user', content: 'Again?' }] }).finalMessage();
+  const cachedStream = client.messages.stream({ model: 'claude-ledger', max_tokens: 3, messages: [{ role: 'user', content: 'Again?' }] });
+  const cached = await cachedStream.finalMessage();
   fake.enqueue({ fixture: 'web-search.sse' });
   const searched = await client.messages.create(ask({ model: 'claude-ledger' }));
   assert.ok(cached.usage.cache_read_input_tokens > 0 && cached.usage.cache_creation_input_tokens > 0);
@@ -255,6 +256,14 @@ test("prompt-cache tokens and server-tool requests are kept per request: GET /v1
   assert.equal(grew(`switchboard_token_details_total${labels('cache_read')}`), sum('cache_read_input_tokens'));
   assert.equal(grew(`switchboard_token_details_total${labels('cache_write')}`), sum('cache_creation_input_tokens'));
   assert.equal(grew(`switchboard_server_tool_requests_total${labels('web_search_requests')}`), searched.usage.server_tool_use.web_search_requests);
+  // The HTTP log line of each request carries the same details (written when its response closed,
+  // before the two reads above were answered).
+  const lineOf = (id) => s.logLines.map((l) => JSON.parse(l)).find((l) => l.msg === 'request' && l.reqId === id);
+  const cachedLine = lineOf(cachedStream.request_id);
+  assert.equal(cachedLine.cacheReadTokens, cached.usage.cache_read_input_tokens);
+  assert.equal(cachedLine.cacheWriteTokens, cached.usage.cache_creation_input_tokens);
+  assert.equal('serverToolUse' in cachedLine, false, 'no server tools used, none logged');
+  assert.deepEqual(lineOf(searched._request_id).serverToolUse, searched.usage.server_tool_use);
 });
 
 test('pause_turn from a long server-tool turn reaches the client as pause_turn', async () => {

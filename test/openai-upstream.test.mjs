@@ -237,6 +237,31 @@ test('upstream 429 → 429 with Retry-After; 500 → 502; garbage → 502; all i
   assert.equal(garbage.body.error.code.length > 0, true);
 });
 
+test('an upstream event the converter cannot read: 502 (or an in-stream error) for the client, the exception and its stack for the operator', async () => {
+  const logs = () => s.logLines.map((line) => JSON.parse(line)).filter((l) => l.msg === 'unreadable upstream event');
+  const chunk = (choices) => ({ id: 'chatcmpl-odd', object: 'chat.completion.chunk', created: 1, model: 'gpt-upstream', choices });
+  const seen = logs().length;
+
+  upstream.enqueue({ type: 'chunks', chunks: [chunk([null])] });
+  const refused = await postJson(`${s.url}/v1/chat/completions`, ask('x', { stream: true }));
+  assert.equal(refused.status, 502);
+  assert.equal(refused.body.error.code, 'upstream_invalid_event');
+
+  upstream.enqueue({ type: 'chunks', chunks: [chunk([{ index: 0, delta: { role: 'assistant', content: 'Hel' } }]), chunk([null])] });
+  const res = await fetch(`${s.url}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(ask('x', { stream: true })) });
+  const { events } = await readSse(res);
+  assert.equal(JSON.parse(events.at(-2).data).error.code, 'upstream_invalid_event');
+
+  const logged = logs().slice(seen);
+  assert.equal(logged.length, 2, 'one warning per unreadable event, before and after the stream began');
+  for (const line of logged) {
+    assert.equal(line.level, 40);
+    assert.equal(line.provider, 'openai');
+    assert.match(line.reqId, /./);
+    assert.match(line.err.stack, /\n\s+at /, 'the stack of the exception inside the converter');
+  }
+});
+
 test('an upstream that never answers → 504', async () => {
   upstream.enqueue({ type: 'stall', phase: 'headers' });
   const res = await postJson(`${s.url}/v1/chat/completions`, ask('x'));

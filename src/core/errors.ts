@@ -58,6 +58,8 @@ export interface GatewayErrorOptions {
   fieldErrors?: Record<string, string[]>;
   /** For a refusal by a rate limit: the limit that refused, for the rate-limit headers. */
   rateLimit?: RateHeadroom;
+  /** Machine-readable facts a client library acts on (Anthropic's `error.details`). */
+  details?: Record<string, unknown>;
 }
 
 export class GatewayError extends Error {
@@ -70,6 +72,7 @@ export class GatewayError extends Error {
   readonly provider?: string;
   readonly fieldErrors?: Record<string, string[]>;
   readonly rateLimit?: RateHeadroom;
+  readonly details?: Record<string, unknown>;
 
   constructor(kind: ErrorKind, message: string, options: GatewayErrorOptions = {}) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
@@ -83,8 +86,12 @@ export class GatewayError extends Error {
     this.provider = options.provider;
     this.fieldErrors = options.fieldErrors;
     this.rateLimit = options.rateLimit;
+    this.details = options.details;
   }
 }
+
+/** The code of an upstream event a converter could not read (logged with its cause by the gateway). */
+export const UNREADABLE_EVENT = 'upstream_invalid_event';
 
 /**
  * What an exception thrown while converting an upstream's event means: that event was malformed
@@ -94,7 +101,7 @@ export class GatewayError extends Error {
 export function unreadableUpstreamEvent(err: unknown, provider: string, what: string): GatewayError {
   if (err instanceof GatewayError) return err;
   const reason = err instanceof Error ? err.message : String(err);
-  return new GatewayError('upstream_invalid', `${what} could not be read (${reason})`, { provider, code: 'upstream_invalid_event', cause: err });
+  return new GatewayError('upstream_invalid', `${what} could not be read (${reason})`, { provider, code: UNREADABLE_EVENT, cause: err });
 }
 
 export function badRequest(message: string, param?: string, code = 'invalid_request'): GatewayError {

@@ -4,11 +4,11 @@
 import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { Config } from './config.js';
-import { GatewayError, badRequest, toGatewayError } from './errors.js';
+import { GatewayError, UNREADABLE_EVENT, badRequest, toGatewayError } from './errors.js';
 import type { ResolvedDeployment, ResolvedModel } from './models.js';
 import { ModelRegistry, costOf } from './models.js';
 import type { Capabilities, Provider, ProviderEnvironment, ProviderFactory } from './provider.js';
-import { Router, attemptsOf, type AttemptStream, type RouteAttempt } from './router/router.js';
+import { Router, attemptLogOf, type AttemptStream, type RouteAttempt } from './router/router.js';
 import type { Cancellable } from './router/cancellation.js';
 import type { PrimedStream } from './stream.js';
 import { mergeChoices, primeAll } from './stream.js';
@@ -202,9 +202,12 @@ export class Gateway {
       );
     } catch (err) {
       const error = toGatewayError(err);
-      this.finishRefused(context, model.id, error, attemptsOf(err) ?? 1);
+      const attempts = attemptLogOf(err);
+      if (attempts) this.logUnreadableEvents(attempts, context);
+      this.finishRefused(context, model.id, error, attempts?.length ?? 1);
       throw error;
     }
+    this.logUnreadableEvents(result.attempts, context);
     const ttftMs = performance.now() - context.startedAt;
     let resolveDone!: (s: ChatSummary) => void;
     const done = new Promise<ChatSummary>((r) => (resolveDone = r));
@@ -277,6 +280,7 @@ export class Gateway {
           error = toGatewayError(part.error);
           // A bug, not an upstream's failure: the client gets "Internal error", the operator the stack.
           if (error.kind === 'internal') logger.error({ err: error.cause ?? part.error, reqId: context.requestId }, 'internal error in a stream');
+          else if (error.code === UNREADABLE_EVENT) logUnreadableEvent(logger, error, context);
         }
       },
       end: (completed) => {
@@ -292,6 +296,13 @@ export class Gateway {
         resolveDone(summary);
       },
     });
+  }
+
+  /** Failed attempts whose upstream sent an event the converter could not read. */
+  private logUnreadableEvents(attempts: RouteAttempt[], context: RequestContext): void {
+    for (const attempt of attempts) {
+      if (attempt.error?.code === UNREADABLE_EVENT) logUnreadableEvent(this.logger, attempt.error, context);
+    }
   }
 
   /** Accounts for a call that failed before any stream existed (refused, or every attempt failed). */
@@ -388,6 +399,14 @@ export class Gateway {
     for (const provider of this.providers.values()) await provider.close?.().catch(() => undefined);
     this.providers.clear();
   }
+}
+
+/**
+ * The client is told the upstream's event was unreadable; the operator also gets the exception
+ * behind it, with its stack, since a converter bug of ours would look exactly the same.
+ */
+function logUnreadableEvent(logger: Logger, error: GatewayError, context: RequestContext): void {
+  logger.warn({ err: error.cause ?? error, provider: error.provider, reqId: context.requestId }, 'unreadable upstream event');
 }
 
 /**

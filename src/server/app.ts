@@ -22,6 +22,7 @@ import { registerRouterStatusRoute } from './router-status.js';
 import { attachMetrics } from './metrics.js';
 import { installOperations } from './admin/index.js';
 import { drain, InFlightRequests } from './shutdown.js';
+import { acceptEmptyJsonBodies } from './json-body.js';
 
 export interface ServerOptions {
   config: Config;
@@ -118,6 +119,7 @@ export async function createServer(options: ServerOptions): Promise<SwitchboardS
       void reply.status(status).headers(headers).send(body);
     },
   });
+  acceptEmptyJsonBodies(app);
   const inFlight = new InFlightRequests();
   app.decorate('inFlight', inFlight);
   app.decorateRequest('auth', undefined);

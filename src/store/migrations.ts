@@ -31,9 +31,12 @@ export const MIGRATIONS: readonly Migration[] = [
 
 export const LATEST_SCHEMA_VERSION = MIGRATIONS.at(-1)?.version ?? 0;
 
+/** Where applied steps are recorded (one name, so a rename cannot miss a query). */
+const TABLE = 'switchboard_schema_migrations';
+
 export const MIGRATIONS_TABLE = {
-  sqlite: `CREATE TABLE IF NOT EXISTS switchboard_schema_migrations (version INTEGER PRIMARY KEY, description TEXT NOT NULL, applied_at INTEGER NOT NULL);`,
-  postgres: `CREATE TABLE IF NOT EXISTS switchboard_schema_migrations (version INTEGER PRIMARY KEY, description TEXT NOT NULL, applied_at BIGINT NOT NULL);`,
+  sqlite: `CREATE TABLE IF NOT EXISTS ${TABLE} (version INTEGER PRIMARY KEY, description TEXT NOT NULL, applied_at INTEGER NOT NULL);`,
+  postgres: `CREATE TABLE IF NOT EXISTS ${TABLE} (version INTEGER PRIMARY KEY, description TEXT NOT NULL, applied_at BIGINT NOT NULL);`,
 };
 
 /** The steps a database at `current` still needs; throws when it is newer than this code. */
@@ -65,9 +68,9 @@ export function migrateSqlite(db: SqliteHandle, where: string): Migration[] {
   let applied: Migration[] = [];
   db.transaction(() => {
     db.exec(MIGRATIONS_TABLE.sqlite);
-    const row = db.prepare('SELECT COALESCE(MAX(version), 0) AS version FROM switchboard_schema_migrations').get() as { version: number };
+    const row = db.prepare(`SELECT COALESCE(MAX(version), 0) AS version FROM ${TABLE}`).get() as { version: number };
     applied = pendingMigrations(row.version, where);
-    const record = db.prepare('INSERT INTO switchboard_schema_migrations (version, description, applied_at) VALUES (?, ?, ?)');
+    const record = db.prepare(`INSERT INTO ${TABLE} (version, description, applied_at) VALUES (?, ?, ?)`);
     for (const m of applied) {
       db.exec(m.sqlite);
       record.run(m.version, m.description, Date.now());
@@ -79,11 +82,11 @@ export function migrateSqlite(db: SqliteHandle, where: string): Migration[] {
 /** The same on PostgreSQL, on a client already inside the transaction that holds the migration lock. */
 export async function migratePostgres(client: PostgresClient, where: string): Promise<Migration[]> {
   await client.query(MIGRATIONS_TABLE.postgres);
-  const { rows } = await client.query('SELECT COALESCE(MAX(version), 0)::int AS version FROM switchboard_schema_migrations');
+  const { rows } = await client.query(`SELECT COALESCE(MAX(version), 0)::int AS version FROM ${TABLE}`);
   const applied = pendingMigrations(Number(rows[0]!.version), where);
   for (const m of applied) {
     await client.query(m.postgres);
-    await client.query('INSERT INTO switchboard_schema_migrations (version, description, applied_at) VALUES ($1, $2, $3)', [m.version, m.description, Date.now()]);
+    await client.query(`INSERT INTO ${TABLE} (version, description, applied_at) VALUES ($1, $2, $3)`, [m.version, m.description, Date.now()]);
   }
   return applied;
 }

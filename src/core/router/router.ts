@@ -57,11 +57,15 @@ export interface RouterClock {
 /** Failures that say nothing about a deployment's health: they never trip its breaker. */
 const CLIENT_SIDE_KINDS = new Set<ErrorKind>(['bad_request', 'context_window', 'content_policy', 'cancelled', 'payload_too_large', 'permission']);
 
-/** How many attempts a failed route made, for the request log (keyed by the thrown error). */
-const attemptCounts = new WeakMap<object, number>();
+/** The attempts a failed route made, for the request log and the error log (keyed by the thrown error). */
+const failedRoutes = new WeakMap<object, RouteAttempt[]>();
+
+export function attemptLogOf(error: unknown): RouteAttempt[] | undefined {
+  return typeof error === 'object' && error !== null ? failedRoutes.get(error) : undefined;
+}
 
 export function attemptsOf(error: unknown): number | undefined {
-  return typeof error === 'object' && error !== null ? attemptCounts.get(error) : undefined;
+  return attemptLogOf(error)?.length;
 }
 
 interface Timing {
@@ -152,7 +156,7 @@ export class Router {
       }
     } catch (err) {
       release();
-      if (typeof err === 'object' && err !== null) attemptCounts.set(err, attempts.length);
+      if (typeof err === 'object' && err !== null) failedRoutes.set(err, attempts);
       throw err;
     }
   }

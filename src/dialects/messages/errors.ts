@@ -34,14 +34,14 @@ export function anthropicErrorType(error: GatewayError): string {
 
 export interface AnthropicErrorBody {
   type: 'error';
-  error: { type: string; message: string };
+  error: { type: string; message: string; details?: Record<string, unknown> };
   request_id?: string;
 }
 
 export function anthropicErrorBody(error: GatewayError, requestId?: string): AnthropicErrorBody {
   // Name the field in the message too: Anthropic's shape has no `param`.
   const message = error.param && !error.message.includes(error.param) ? `${error.param}: ${error.message}` : error.message;
-  const body: AnthropicErrorBody = { type: 'error', error: { type: anthropicErrorType(error), message } };
+  const body: AnthropicErrorBody = { type: 'error', error: { type: anthropicErrorType(error), message, ...(error.details ? { details: error.details } : {}) } };
   if (requestId) body.request_id = requestId;
   return body;
 }

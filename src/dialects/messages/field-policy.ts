@@ -2,7 +2,7 @@
 // an Anthropic upstream as is, honoured here, or refused with a 400 naming it. docs/messages.md
 // says what each one does.
 
-import { badRequest } from '../../core/errors.js';
+import { GatewayError, badRequest } from '../../core/errors.js';
 import type { Gateway } from '../../core/gateway.js';
 import type { ResolvedModel } from '../../core/models.js';
 import type { ChatRequest } from '../../core/types.js';
@@ -55,6 +55,16 @@ export function applyFieldPolicy(body: MessagesRequest, request: ChatRequest, ga
   if (body.diagnostics != null) {
     // Anthropic would compare against its own message id, and clients hold the gateway's.
     throw badRequest("'diagnostics' is not supported: message ids here are the gateway's own, so previous_message_id cannot name an Anthropic request", 'diagnostics', 'unsupported_parameter');
+  }
+  if (body.thread != null) {
+    // POST /v1/messages holds threads (threads.ts) and removes the field before this point; the
+    // async runs and count_tokens do not. The SDK's thread helpers read this error code and
+    // resend with the full history and no `thread`.
+    throw new GatewayError('bad_request', "Message threads are supported on POST /v1/messages only: send the full conversation without 'thread'", {
+      param: 'thread',
+      code: 'thread_unsupported_request',
+      details: { error_code: 'thread_unsupported_request', unsupported: ['thread'] },
+    });
   }
   let contextManagement: ContextManagement | undefined;
   if (body.context_management != null) {

@@ -11,11 +11,24 @@ import { prepareMessages } from './prepare.js';
 import { eventJson, MessageEventRenderer } from './render-events.js';
 import type { MessagesDeps } from './start.js';
 import { startMessages } from './start.js';
+import { ThreadHolder, type ThreadTurn } from './threads.js';
 
-async function createMessage(deps: MessagesDeps, request: FastifyRequest, reply: FastifyReply) {
+async function createMessage(deps: MessagesDeps, threads: ThreadHolder, request: FastifyRequest, reply: FastifyReply) {
+  const organisation = request.auth!.organisation;
+  const turn = threads.begin(request.body, organisation);
+  if (!turn) return respond(deps, request, reply, request.body);
+  try {
+    return await respond(deps, request, reply, turn.body, turn);
+  } finally {
+    // Kept once the reply completed; otherwise the previous reply may be continued again.
+    turn.abandon();
+  }
+}
+
+async function respond(deps: MessagesDeps, request: FastifyRequest, reply: FastifyReply, raw: unknown, turn?: ThreadTurn) {
   const { context } = deps;
   const { gateway, store } = context;
-  const prepared = await prepareMessages(request.body, gateway, deps.config, betasOf(request.headers['anthropic-beta']));
+  const prepared = await prepareMessages(raw, gateway, deps.config, betasOf(request.headers['anthropic-beta']));
   const { body, info } = prepared;
   const organisation = request.auth!.organisation;
   if (info.correlationId) reply.header('x-correlation-id', info.correlationId);
@@ -42,7 +55,9 @@ async function createMessage(deps: MessagesDeps, request: FastifyRequest, reply:
       renderer.push(part);
     }
     renderer.end();
-    return reply.headers(headers).send(renderer.message());
+    const message = renderer.message();
+    turn?.keep(message.id as string, message);
+    return reply.headers(headers).send(message);
   }
 
   reply.hijack();
@@ -53,6 +68,11 @@ async function createMessage(deps: MessagesDeps, request: FastifyRequest, reply:
       if (writer.isClosed) break;
       await writer.sse({ event: event.event, data: eventJson(event) });
       if (event.event === 'content_block_delta') writer.contentWritten();
+      // The whole reply or none of it: a thread holds a stream that reached message_stop.
+      if (event.event === 'message_stop' && turn) {
+        const message = renderer.message();
+        turn.keep(message.id as string, message);
+      }
     }
   } catch (err) {
     // Nothing may escape after the headers are out: end with an error event instead.
@@ -88,6 +108,7 @@ async function countTokens(deps: MessagesDeps, request: FastifyRequest, reply: F
 }
 
 export function registerMessagesRoutes(app: FastifyInstance, deps: MessagesDeps): void {
-  app.post('/v1/messages', (request, reply) => createMessage(deps, request, reply));
+  const threads = new ThreadHolder();
+  app.post('/v1/messages', (request, reply) => createMessage(deps, threads, request, reply));
   app.post('/v1/messages/count_tokens', (request, reply) => countTokens(deps, request, reply));
 }

@@ -218,6 +218,14 @@ export const messagesRequestSchema = z
     // Anthropic's newer fields: speed passes to an Anthropic upstream; diagnostics is refused (field-policy.ts).
     speed: z.enum(['standard', 'fast']).nullable().optional(),
     diagnostics: z.object({ previous_message_id: z.string().min(1).optional() }).passthrough().nullable().optional(),
+    // Message threads (beta): held by POST /v1/messages (threads.ts), refused elsewhere (field-policy.ts).
+    thread: z
+      .discriminatedUnion('type', [
+        z.object({ type: z.literal('create') }).strict(),
+        z.object({ type: z.literal('continue'), previous_message_id: z.string().min(1) }).strict(),
+      ])
+      .nullable()
+      .optional(),
     response_format: responseFormatSchema.optional(),
     priority: z.number().int().optional(),
     seed: z.number().int().optional(),

@@ -29,7 +29,9 @@ const toolCallSchema = z
   .object({
     id: z.string().min(1),
     type: z.literal('function'),
-    function: z.object({ name: z.string().min(1), arguments: z.string() }).strict(),
+    // parsed_arguments: what the SDK's parse helpers and tool runner add to a call they parsed,
+    // and send back with the transcript; the arguments string is what counts.
+    function: z.object({ name: z.string().min(1), arguments: z.string(), parsed_arguments: z.unknown().optional() }).strict(),
   })
   .strict();
 
@@ -60,6 +62,8 @@ const messageSchema = z.discriminatedUnion('role', [
       // (`messages.push(completion.choices[0].message)`): URL citations, and the empty audio and
       // deprecated function_call. Citations are the answer's metadata, not its text.
       annotations: z.array(z.unknown()).nullable().optional(),
+      /** The SDK's `parse` helpers' parsed content, echoed back with the message; the text counts. */
+      parsed: z.unknown().optional(),
       audio: z.null().optional(),
       function_call: z.null().optional(),
     })

@@ -4,11 +4,9 @@
 import { LlamaGrammar, type GbnfJsonSchema, type Llama } from 'node-llama-cpp';
 import { badRequest } from '../../core/errors.js';
 import type { JsonSchema } from '../../core/types.js';
+import { CONSTRAINING_KEYWORDS, grammarSchema } from './grammar-schema.js';
 
 const MAX_CACHED = 128;
-
-/** Keywords that constrain a value; a schema with none of them (e.g. `{}`) accepts any JSON. */
-const CONSTRAINING_KEYS = ['type', 'properties', 'enum', 'const', 'anyOf', 'oneOf', 'allOf', 'items', 'prefixItems', '$ref'];
 
 export class GrammarCache {
   private readonly cache = new Map<string, Promise<LlamaGrammar>>();
@@ -20,15 +18,27 @@ export class GrammarCache {
    * nothing (node-llama-cpp would read `{}` as "null only"), any JSON object.
    */
   forJsonSchema(schema: JsonSchema | undefined, param: string): Promise<LlamaGrammar> {
-    if (!schema || acceptsAnyObject(schema)) return this.cached('json', () => LlamaGrammar.getFor(this.llama, 'json'));
+    if (!schema || acceptsAnyObject(schema)) return this.cached('json', async () => this.withBoundedNumbers(await LlamaGrammar.getFor(this.llama, 'json')));
     return this.cached(`schema:${JSON.stringify(schema)}`, async () => {
+      let grammar: LlamaGrammar;
       try {
         // The schema is the client's: node-llama-cpp's static schema type cannot describe it.
         const create = this.llama.createGrammarForJsonSchema.bind(this.llama) as (s: GbnfJsonSchema) => Promise<LlamaGrammar>;
-        return await create(schema as unknown as GbnfJsonSchema);
+        grammar = await create(grammarSchema(schema) as unknown as GbnfJsonSchema);
       } catch (err) {
         throw badRequest(`The JSON schema cannot be turned into a grammar: ${(err as Error).message}`, param, 'invalid_schema');
       }
+      return this.withBoundedNumbers(grammar);
+    });
+  }
+
+  /** The same grammar with node-llama-cpp's number rules narrowed (see `boundNumbers`). */
+  private withBoundedNumbers(grammar: LlamaGrammar): Promise<LlamaGrammar> {
+    return this.llama.createGrammar({
+      grammar: boundNumbers(grammar.grammar),
+      rootRuleName: grammar.rootRuleName,
+      stopGenerationTriggers: grammar.stopGenerationTriggers,
+      trimWhitespaceSuffix: grammar.trimWhitespaceSuffix,
     });
   }
 
@@ -55,9 +65,25 @@ export class GrammarCache {
 }
 
 function acceptsAnyObject(schema: JsonSchema): boolean {
-  if (!CONSTRAINING_KEYS.some((k) => k in schema)) return true;
+  if (!CONSTRAINING_KEYWORDS.some((k) => k in schema)) return true;
   // {type: 'object'} with no properties: node-llama-cpp would allow only `{}`.
   return schema.type === 'object' && !schema.properties && schema.additionalProperties !== false && Object.keys(schema).every((k) => ['type', 'additionalProperties', 'description', 'title', '$schema', 'required'].includes(k));
+}
+
+/**
+ * node-llama-cpp's number rules let an exponent of up to 16 digits follow any number, integers
+ * included: `5e-3` satisfied `type: integer`, and `7e6968871519197300` parsed to Infinity (which
+ * JSON cannot carry back). Integers get no exponent; other numbers an exponent of at most two
+ * digits, which keeps every value finite (16 digits × 1e99 < 1.8e308).
+ */
+const EXPONENT = /\(\[eE\] \[-\+\]\? (?:\("0" \| \[1-9\] \[0-9\]\{0,15\}\)|\[0-9\] \[1-9\]\{0,15\})\)\?/g;
+const BOUNDED_EXPONENT = '([eE] [-+]? [0-9]{1,2})?';
+
+function boundNumbers(grammar: string): string {
+  return grammar
+    .split('\n')
+    .map((line) => (line.startsWith('integer-number-rule ::=') ? line.replace(EXPONENT, '').trimEnd() : line.replace(EXPONENT, BOUNDED_EXPONENT)))
+    .join('\n');
 }
 
 function gbnfString(text: string): string {

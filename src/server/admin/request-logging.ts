@@ -5,6 +5,7 @@
 import type { FastifyInstance } from 'fastify';
 import type { ServerContext } from '../context.js';
 import { httpInFlight } from '../metrics.js';
+import { addUsage, type Usage } from '../../core/types.js';
 
 interface ChatFacts {
   dialect: string;
@@ -12,8 +13,7 @@ interface ChatFacts {
   provider?: string;
   correlationId?: string;
   errorKind?: string;
-  inputTokens: number;
-  outputTokens: number;
+  usage: Usage;
   cost: number;
   ttftMs?: number;
 }
@@ -46,11 +46,20 @@ function takeChat(chats: Map<string, ChatFacts>, id: string): ChatFacts | undefi
     provider: join(parts.map((p) => p.provider)),
     correlationId: parts[0]!.correlationId,
     errorKind: join(parts.map((p) => p.errorKind)),
-    inputTokens: parts.reduce((n, p) => n + p.inputTokens, 0),
-    outputTokens: parts.reduce((n, p) => n + p.outputTokens, 0),
+    usage: parts.map((p) => p.usage).reduce(addUsage),
     cost: parts.reduce((n, p) => n + p.cost, 0),
     ttftMs: Math.min(...parts.map((p) => p.ttftMs ?? Infinity)) === Infinity ? undefined : Math.min(...parts.map((p) => p.ttftMs ?? Infinity)),
   };
+}
+
+/** The line's chat fields: the token details only where there were any, to keep lines short. */
+function chatFields({ usage, ...facts }: ChatFacts): Record<string, unknown> {
+  const fields: Record<string, unknown> = { ...facts, inputTokens: usage.inputTokens, outputTokens: usage.outputTokens };
+  if (usage.cacheReadTokens) fields.cacheReadTokens = usage.cacheReadTokens;
+  if (usage.cacheWriteTokens) fields.cacheWriteTokens = usage.cacheWriteTokens;
+  if (usage.reasoningTokens) fields.reasoningTokens = usage.reasoningTokens;
+  if (usage.serverToolUse && Object.keys(usage.serverToolUse).length > 0) fields.serverToolUse = usage.serverToolUse;
+  return fields;
 }
 
 export function attachRequestLogging(app: FastifyInstance, context: ServerContext): void {
@@ -62,8 +71,7 @@ export function attachRequestLogging(app: FastifyInstance, context: ServerContex
       provider,
       correlationId: call.correlationId,
       errorKind: summary.errorKind,
-      inputTokens: summary.usage.inputTokens,
-      outputTokens: summary.usage.outputTokens,
+      usage: summary.usage,
       cost: summary.cost,
       ttftMs: ttftMs === undefined ? undefined : +ttftMs.toFixed(2),
     });
@@ -90,7 +98,7 @@ export function attachRequestLogging(app: FastifyInstance, context: ServerContex
           org: request.auth?.organisation,
           keyId: request.auth?.key?.id,
           auth: request.auth?.mode,
-          ...(chat ?? {}),
+          ...(chat ? chatFields(chat) : {}),
         },
         'request',
       );

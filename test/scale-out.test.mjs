@@ -2,7 +2,8 @@
 // one PostgreSQL schema and one Redis prefix (and each an upstream of its own, to tell which one
 // runs an async run). A key made by the CLI works on both, a rate limit holds for the pair, a
 // session and an async run are read from the process that did not serve them, a cancel sent to
-// one stops the run where it executes, and a killed process's run is taken over by the other.
+// one stops the run where it executes, a killed process's run is taken over by the other, and a
+// message thread made on one is continued on the other.
 // Skipped without PostgreSQL and Redis unless SWITCHBOARD_REQUIRE_SERVICES is set.
 // Build first: npx tsc -p tsconfig.json
 import { test, before, after } from 'node:test';
@@ -13,6 +14,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
+import Anthropic from '@anthropic-ai/sdk';
 import { Redis } from 'ioredis';
 import { stringify } from 'yaml';
 import { readSse } from './helpers/server.mjs';
@@ -234,6 +236,29 @@ test('a session continued on the other process has its earlier turns; the reques
   const log = await (await fetch(`${servers.b.url}/admin/requests?organisation=acme&limit=100`, { headers: auth(ADMIN_KEY) })).json();
   const rows = log.data ?? log.requests ?? log;
   assert.ok(Array.isArray(rows) && rows.length >= 4, `request log rows: ${JSON.stringify(log).slice(0, 200)}`);
+});
+
+test('a message thread created on one process is continued on the other, turn after turn (Redis holds it)', { skip, timeout: 30_000 }, async () => {
+  // The SDK's thread helper through a fetch that sends each request to the other process.
+  const sent = [];
+  let turn = 0;
+  const alternating = (url, init) => {
+    sent.push(JSON.parse(init.body));
+    const target = turn++ % 2 ? servers.b.url : servers.a.url;
+    return fetch(String(url).replace(servers.a.url, target), init);
+  };
+  const client = new Anthropic({ baseURL: servers.a.url, apiKey: key, maxRetries: 0, fetch: alternating });
+  const thread = client.beta.messages.thread({ model: 'up', max_tokens: 20, system: 'Be brief.' });
+  await thread.send({ role: 'user', content: 'first' });
+  await thread.send({ role: 'user', content: 'second' });
+  const third = await thread.send({ role: 'user', content: 'third' });
+  assert.deepEqual(sent.map((b) => b.thread?.type), ['create', 'continue', 'continue'], 'no continue was refused and replayed');
+  assert.deepEqual(sent.slice(1).map((b) => b.messages.length), [1, 1], 'each continue sent only its new message');
+  assert.equal(third.content[0].text, 'echo third');
+  // B served the second turn with A's first turn put back in front of it; A the third with B's.
+  const upstream = (fake) => fake.requests.at(-1).body.messages.map((m) => m.content);
+  assert.deepEqual(upstream(fakes.b), ['Be brief.', 'first', 'echo first', 'second']);
+  assert.deepEqual(upstream(fakes.a), ['Be brief.', 'first', 'echo first', 'second', 'echo second', 'third']);
 });
 
 test('an async run executing in one process is observed live from the other, to its end', { skip, timeout: 30_000 }, async () => {

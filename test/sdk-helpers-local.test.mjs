@@ -207,8 +207,13 @@ test('message threads: the refusals carry the error codes the SDK acts on', asyn
   assert.equal(repeated.status, 400, 'system comes from the thread on a continue');
   assert.equal((await post('/v1/messages', next)).status, 200, 'a refused continue left the thread open');
   const again = await post('/v1/messages', next);
-  assert.equal(again.status, 409);
+  assert.equal(again.status, 400);
+  assert.equal(again.body.error.type, 'invalid_request_error');
   assert.deepEqual(again.body.error.details, { error_code: 'thread_already_continued' });
+  // The SDK picks its error class by status and error_code together: these are the ones it names.
+  const { thread, ...rest } = next;
+  await assert.rejects(anthropic.beta.messages.create({ ...rest, thread }), Anthropic.ThreadAlreadyContinuedError);
+  await assert.rejects(anthropic.beta.messages.create({ ...rest, thread: { ...thread, previous_message_id: 'msg_gone' } }), Anthropic.ThreadNotFoundError);
 
   // The async runs hold no threads: refused in the form the SDK falls back from.
   const queued = await post('/v1/messages/async', { ...base, thread: { type: 'create' } });

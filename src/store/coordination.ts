@@ -1,8 +1,11 @@
 // What gateway processes sharing one store must also share live, beyond rows: rate-limit windows
 // (a limit of 60 requests a minute holds for the deployment, not per process), budget
-// reservations (two processes must not both spend the last dollar) and wake-ups (an async run's
-// observers in one process hear of events another process appended). Redis provides them
+// reservations (two processes must not both spend the last dollar), wake-ups (an async run's
+// observers in one process hear of events another process appended) and the conversations of
+// message threads (a continue may reach any process). Redis provides them
 // (src/store/redis-coordination.ts); a single process keeps them in memory.
+
+import type { ThreadStore } from './threads.js';
 
 /** One scope's limits (a key or an organisation); absent fields are not limited. */
 export interface RateLimitScope {
@@ -94,4 +97,6 @@ export type SpentLoader = (scope: string, since: number) => Promise<number>;
 export interface Coordination extends RateLimiter, Signals {
   /** Budgets kept for every process; `loadSpent` seeds a period the first time it is used. */
   budgets(loadSpent: SpentLoader): BudgetKeeper;
+  /** Message threads' conversations between turns. */
+  readonly threads: ThreadStore;
 }

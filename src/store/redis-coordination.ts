@@ -1,12 +1,14 @@
 // Redis for what processes sharing a PostgreSQL store must share live: rate-limit windows and
 // budget reservations, each checked and counted by one Lua script per request (atomic across
-// every process; windows timed by Redis's own clock so the processes' clocks do not matter), and
-// fire-and-forget signals over pub/sub.
+// every process; windows timed by Redis's own clock so the processes' clocks do not matter),
+// fire-and-forget signals over pub/sub, and message threads (src/store/redis-threads.ts).
 
 import { randomUUID } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { GatewayError } from '../core/errors.js';
 import { periodBounds } from '../core/limits/budget-ledger.js';
+import { RedisThreadStore } from './redis-threads.js';
+import type { ThreadStore } from './threads.js';
 import type {
   BudgetKeeper,
   BudgetLine,
@@ -228,6 +230,7 @@ interface RedisBudgetTicket extends BudgetTicket {
 export class RedisCoordination implements Coordination {
   private readonly listeners = new Map<string, Set<(message: string) => void>>();
   private readonly onError: (err: Error) => void;
+  readonly threads: ThreadStore;
 
   private constructor(
     private readonly commands: Redis & ScriptCommands,
@@ -236,6 +239,7 @@ export class RedisCoordination implements Coordination {
     onError: ((err: Error) => void) | undefined,
   ) {
     this.onError = onError ?? warnAtMostEvery(WARNING_INTERVAL_MS);
+    this.threads = new RedisThreadStore(commands, prefix, (err) => this.onError(err));
   }
 
   /** Connects both connections (commands, and pub/sub, which Redis keeps apart) and subscribes. */

@@ -11,17 +11,19 @@ import { prepareMessages } from './prepare.js';
 import { eventJson, MessageEventRenderer } from './render-events.js';
 import type { MessagesDeps } from './start.js';
 import { startMessages } from './start.js';
-import { ThreadHolder, type ThreadTurn } from './threads.js';
+import { MemoryThreadStore } from '../../store/threads.js';
+import { MessageThreads, type ThreadTurn } from './threads.js';
 
-async function createMessage(deps: MessagesDeps, threads: ThreadHolder, request: FastifyRequest, reply: FastifyReply) {
+async function createMessage(deps: MessagesDeps, threads: MessageThreads, request: FastifyRequest, reply: FastifyReply) {
   const organisation = request.auth!.organisation;
-  const turn = threads.begin(request.body, organisation);
+  const turn = await threads.begin(request.body, organisation);
   if (!turn) return respond(deps, request, reply, request.body);
   try {
     return await respond(deps, request, reply, turn.body, turn);
   } finally {
-    // Kept once the reply completed; otherwise the previous reply may be continued again.
-    turn.abandon();
+    // Kept once the reply completed; otherwise the previous reply may be continued again (before
+    // the error reaches the client, so its retry finds the thread free).
+    await turn.abandon();
   }
 }
 
@@ -56,7 +58,7 @@ async function respond(deps: MessagesDeps, request: FastifyRequest, reply: Fasti
     }
     renderer.end();
     const message = renderer.message();
-    turn?.keep(message.id as string, message);
+    await turn?.keep(message.id as string, message);
     return reply.headers(headers).send(message);
   }
 
@@ -66,13 +68,14 @@ async function respond(deps: MessagesDeps, request: FastifyRequest, reply: Fasti
   try {
     for await (const event of messageEvents(started.stream, renderer, String(request.id))) {
       if (writer.isClosed) break;
-      await writer.sse({ event: event.event, data: eventJson(event) });
-      if (event.event === 'content_block_delta') writer.contentWritten();
-      // The whole reply or none of it: a thread holds a stream that reached message_stop.
+      // The whole reply or none of it: a thread holds a stream that reached message_stop, and
+      // holds it before the client sees the end, so a continue sent at once finds it.
       if (event.event === 'message_stop' && turn) {
         const message = renderer.message();
-        turn.keep(message.id as string, message);
+        await turn.keep(message.id as string, message);
       }
+      await writer.sse({ event: event.event, data: eventJson(event) });
+      if (event.event === 'content_block_delta') writer.contentWritten();
     }
   } catch (err) {
     // Nothing may escape after the headers are out: end with an error event instead.
@@ -108,7 +111,10 @@ async function countTokens(deps: MessagesDeps, request: FastifyRequest, reply: F
 }
 
 export function registerMessagesRoutes(app: FastifyInstance, deps: MessagesDeps): void {
-  const threads = new ThreadHolder();
+  const { store, logger } = deps.context;
+  const threads = new MessageThreads(store.coordination?.threads ?? new MemoryThreadStore(), (err) =>
+    logger.warn({ err }, 'a message thread could not be held; its continue will be a thread_not_found'),
+  );
   app.post('/v1/messages', (request, reply) => createMessage(deps, threads, request, reply));
   app.post('/v1/messages/count_tokens', (request, reply) => countTokens(deps, request, reply));
 }

@@ -364,7 +364,7 @@ describe('seed 003 fields', () => {
     }
   });
 
-  test('output_config.format and the deprecated response_format ask for JSON; the output is validated', async () => {
+  test('output_config.format and the deprecated response_format and output_format ask for JSON; the output is validated', async () => {
     const schema = { type: 'object', properties: { ok: { type: 'boolean' } }, required: ['ok'] };
     const ok = await post({ model: 'm1', max_tokens: 9, messages: user('script:json'), output_config: { format: { type: 'json_schema', schema } } });
     assert.equal(ok.status, 200);
@@ -382,6 +382,16 @@ describe('seed 003 fields', () => {
     });
     assert.equal(clash.status, 400);
     assert.match(clash.body.error.message, /response_format/);
+    // output_format: Anthropic's own deprecated name for output_config.format.
+    const renamed = await post({ model: 'm1', max_tokens: 9, messages: user('script:json'), output_format: { type: 'json_schema', schema } });
+    assert.equal(renamed.status, 200);
+    assert.deepEqual(lastRequest().responseFormat, { type: 'json', schema });
+    const same = await post({ model: 'm1', max_tokens: 9, messages: user('script:json'), output_format: { type: 'json_schema', schema }, output_config: { format: { type: 'json_schema', schema } } });
+    assert.equal(same.status, 200, 'both names with the same schema agree');
+    const differ = await post({ model: 'm1', max_tokens: 9, messages: user('x'), output_format: { type: 'json_schema', schema: { type: 'array' } }, output_config: { format: { type: 'json_schema', schema } } });
+    assert.equal(differ.status, 400);
+    assert.equal(differ.body.error.type, 'invalid_request_error');
+    assert.match(differ.body.error.message, /output_format/);
   });
 
   test('container and speed: fast are refused for a provider that cannot do them; diagnostics always; mcp-less tool_context too', async () => {

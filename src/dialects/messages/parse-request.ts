@@ -186,12 +186,15 @@ function reasoningConfig(body: MessagesRequest): ReasoningConfig | undefined {
 
 function responseFormat(body: MessagesRequest): ResponseFormat | undefined {
   const fromConfig = body.output_config?.format ? { type: 'json' as const, schema: body.output_config.format.schema } : undefined;
+  const fromOutputFormat = body.output_format ? { type: 'json' as const, schema: body.output_format.schema } : undefined;
   const legacy = body.response_format;
   const fromLegacy = !legacy || legacy.type === 'text' ? undefined : legacy.type === 'json_object' ? { type: 'json' as const } : { type: 'json' as const, schema: legacy.schema };
-  if (fromConfig && fromLegacy && JSON.stringify(fromConfig) !== JSON.stringify(fromLegacy)) {
-    throw badRequest('output_config.format and the deprecated response_format disagree; send only output_config.format', 'response_format');
+  const given = [fromConfig, fromOutputFormat, fromLegacy].filter((f) => f !== undefined);
+  if (given.some((f) => JSON.stringify(f) !== JSON.stringify(given[0]))) {
+    const field = fromOutputFormat ? 'output_format' : 'response_format';
+    throw badRequest(`output_config.format and the deprecated ${field} disagree; send only output_config.format`, field);
   }
-  return fromConfig ?? fromLegacy;
+  return given[0];
 }
 
 /** Every tool result must answer a tool call made earlier in the conversation. */

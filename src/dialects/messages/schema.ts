@@ -227,6 +227,8 @@ export const messagesRequestSchema = z
       .nullable()
       .optional(),
     response_format: responseFormatSchema.optional(),
+    // Anthropic's own deprecated name for output_config.format (the SDKs rewrite it; raw callers may not).
+    output_format: jsonSchemaFormat.nullable().optional(),
     priority: z.number().int().optional(),
     seed: z.number().int().optional(),
     min_p: z.number().min(0).max(1).optional(),

@@ -3,7 +3,7 @@
 
 import { randomUUID } from 'node:crypto';
 import { toGatewayError } from '../../core/errors.js';
-import type { StreamPart } from '../../core/types.js';
+import type { MessagesPart } from './fallbacks.js';
 import type { MessageEvent, MessageEventRenderer } from './render-events.js';
 
 /** `msg_` and 24 hex digits. randomUUID draws from a pooled entropy buffer; randomBytes was a getrandom call per message. */
@@ -12,7 +12,7 @@ export function newMessageId(): string {
 }
 
 /** Ends with message_stop, or with an `error` event when the stream fails after it began. */
-export async function* messageEvents(stream: AsyncIterable<StreamPart>, renderer: MessageEventRenderer, requestId?: string): AsyncGenerator<MessageEvent> {
+export async function* messageEvents(stream: AsyncIterable<MessagesPart>, renderer: MessageEventRenderer, requestId?: string): AsyncGenerator<MessageEvent> {
   let begun = false;
   for await (const part of stream) {
     if (!begun) {

@@ -122,6 +122,10 @@ async function convertMessage(message: MessagesRequest['messages'][number], inde
         if (role !== 'assistant') throw wrongRole('assistant');
         push(role, { type: 'tool-call', id: block.id, name: block.name, arguments: JSON.stringify(block.input ?? {}), serverExecuted: { serverName: block.server_name }, ...cacheControlOf(block) });
         break;
+      case 'fallback':
+        // Where one model handed over to another: kept by the client in place, not part of the prompt.
+        if (role !== 'assistant') throw wrongRole('assistant');
+        break;
       case 'tool_result':
       case 'mcp_tool_result': {
         if (block.type === 'tool_result' && role !== 'user') throw wrongRole('user');

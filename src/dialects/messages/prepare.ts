@@ -7,6 +7,7 @@ import type { ChatRequest } from '../../core/types.js';
 import { parseBody } from '../../core/validation.js';
 import type { MessagesConfig } from './config.js';
 import { applyContextManagement } from './context-management.js';
+import { prepareFallbacks } from './fallbacks.js';
 import type { MessagesRequestInfo } from './field-policy.js';
 import { applyFieldPolicy } from './field-policy.js';
 import { checkMcpTargets } from './mcp-servers.js';
@@ -18,6 +19,8 @@ export interface PreparedMessages {
   body: MessagesRequest;
   request: ChatRequest;
   info: MessagesRequestInfo;
+  /** The fallback attempts of a request with `fallbacks` (fallbacks.ts), each checked as its own request. */
+  fallbacks: PreparedMessages[];
 }
 
 /** `betas`: the request's `anthropic-beta` header, for an Anthropic upstream (field-policy.ts). */
@@ -30,5 +33,6 @@ export async function prepareMessages(raw: unknown, gateway: Gateway, config: Me
   const request = await documentsAsText(managed, info.model);
   gateway.checkRequest(request, info.model);
   await checkMcpTargets(body.mcp_servers, config);
-  return { body, request, info };
+  const fallbacks = await prepareFallbacks(raw as Record<string, unknown>, body, info.model, gateway, (hop) => prepareMessages(hop, gateway, config, betas));
+  return { body, request, info, fallbacks };
 }

@@ -9,6 +9,7 @@ import type { GatewayError } from '../../core/errors.js';
 import type { FinishReason, StreamPart, Usage } from '../../core/types.js';
 import { addUsage, emptyUsage } from '../../core/types.js';
 import { anthropicErrorBody } from './errors.js';
+import type { FallbackPart, MessagesPart } from './fallbacks.js';
 
 export interface MessageEvent {
   event: string;
@@ -78,6 +79,20 @@ export function renderUsage(usage: Usage): AnthropicUsage {
   };
 }
 
+/** One model's part of a response served by a fallback: an entry of usage.iterations. */
+function iteration(type: 'message' | 'fallback_message', model: string, usage: Usage): Record<string, unknown> {
+  const rendered = renderUsage(usage);
+  return {
+    type,
+    model,
+    input_tokens: rendered.input_tokens,
+    output_tokens: rendered.output_tokens,
+    cache_creation_input_tokens: rendered.cache_creation_input_tokens ?? 0,
+    cache_read_input_tokens: rendered.cache_read_input_tokens ?? 0,
+    cache_creation: null,
+  };
+}
+
 type BlockKind = 'text' | 'thinking' | 'redacted_thinking' | 'tool_use' | 'mcp_tool_use' | 'mcp_tool_result' | 'server';
 
 interface Block {
@@ -134,8 +149,15 @@ export class MessageEventRenderer {
   private stopSequence: string | null | undefined;
   private stopDetails: Record<string, unknown> | undefined;
   private ended = false;
+  /** The model serving now: the requested one, or the fallback that took over. */
+  private model: string;
+  /** Models that declined before the one serving now, with what they used. */
+  private readonly declined: Array<{ model: string; usage: Usage }> = [];
+  private declinedUsage: Usage = emptyUsage();
 
-  constructor(private readonly meta: MessageMeta) {}
+  constructor(private readonly meta: MessageMeta) {
+    this.model = meta.model;
+  }
 
   /**
    * message_start (empty content, the usage known at the start: the prompt's tokens where the
@@ -163,9 +185,12 @@ export class MessageEventRenderer {
     ];
   }
 
-  push(part: StreamPart): MessageEvent[] {
+  push(part: MessagesPart): MessageEvent[] {
     const out: MessageEvent[] = [];
     switch (part.type) {
+      case 'fallback':
+        this.handOver(part, out);
+        break;
       case 'text-start':
         this.open({ kind: 'text', id: `text:${part.id}` }, out);
         break;
@@ -244,6 +269,37 @@ export class MessageEventRenderer {
     return out;
   }
 
+  /**
+   * The declining model's blocks end where it stopped; a `fallback` block (start and stop, no
+   * deltas, as Anthropic streams it) marks the boundary; what follows is the next model's.
+   */
+  private handOver(part: FallbackPart, out: MessageEvent[]): void {
+    for (const block of this.blocks) block.ended = true;
+    this.advance(out);
+    this.declined.push({ model: part.from, usage: part.refusedUsage });
+    this.declinedUsage = addUsage(this.declinedUsage, part.refusedUsage);
+    const id = `fallback:${this.blocks.length}`;
+    const boundary = { type: 'fallback', from: { model: part.from }, to: { model: part.to }, trigger: { type: 'refusal', category: part.category ?? null } };
+    this.open({ kind: 'server', id, serverBlock: boundary }, out);
+    this.endBlock(id, out);
+    // The next model's part ids may repeat the last one's: its blocks are new ones.
+    this.byId.clear();
+    this.model = part.to;
+    this.usage = emptyUsage();
+    this.finishReason = undefined;
+    this.stopSequence = undefined;
+    this.stopDetails = undefined;
+  }
+
+  /** Anthropic's usage; with a fallback, the serving model's, and every model's in `iterations`. */
+  private renderedUsage(): Record<string, unknown> {
+    const usage: Record<string, unknown> = { ...renderUsage(this.usage) };
+    if (this.declined.length) {
+      usage.iterations = [...this.declined.map((d) => iteration('message', d.model, d.usage)), iteration('fallback_message', this.model, this.usage)];
+    }
+    return usage;
+  }
+
   /** Closes what is open, then message_delta (stop_reason, usage) and message_stop. */
   end(): MessageEvent[] {
     const events: MessageEvent[] = [];
@@ -260,7 +316,7 @@ export class MessageEventRenderer {
           stop_sequence: this.stopSequence ?? null,
           ...(this.stopDetails ? { stop_details: this.stopDetails } : {}),
         },
-        usage: renderUsage(this.usage),
+        usage: this.renderedUsage(),
       },
     });
     events.push({ event: 'message_stop', data: { type: 'message_stop' } });
@@ -273,8 +329,9 @@ export class MessageEventRenderer {
     return [{ event: 'error', data: anthropicErrorBody(error, requestId) as unknown as Record<string, unknown> }];
   }
 
+  /** Every model's usage together (a fallback's included): what the response cost. */
   get totalUsage(): Usage {
-    return this.usage;
+    return addUsage(this.declinedUsage, this.usage);
   }
 
   /** The buffered Message these parts add up to. */
@@ -284,12 +341,12 @@ export class MessageEventRenderer {
       id: this.meta.id,
       type: 'message',
       role: 'assistant',
-      model: this.meta.model,
+      model: this.model,
       content,
       stop_reason: mapStopReason(this.finishReason ?? 'stop', this.stopSequence),
       stop_sequence: this.stopSequence ?? null,
       ...(this.stopDetails ? { stop_details: this.stopDetails } : {}),
-      usage: renderUsage(this.usage),
+      usage: this.renderedUsage(),
     };
   }
 

@@ -95,6 +95,16 @@ const mcpToolResultBlockSchema = z
   })
   .strict();
 
+/** The boundary a fallback left in an earlier answer (fallbacks.ts), sent back as history: not part of the prompt. */
+const fallbackBlockSchema = z
+  .object({
+    type: z.literal('fallback'),
+    from: z.object({ model: z.string() }).passthrough(),
+    to: z.object({ model: z.string() }).passthrough(),
+    trigger: z.object({ type: z.string() }).passthrough(),
+  })
+  .strict();
+
 export const contentBlockSchema = z.discriminatedUnion('type', [
   textBlockSchema,
   imageBlockSchema,
@@ -105,6 +115,7 @@ export const contentBlockSchema = z.discriminatedUnion('type', [
   toolResultBlockSchema,
   mcpToolUseBlockSchema,
   mcpToolResultBlockSchema,
+  fallbackBlockSchema,
 ]);
 
 /**
@@ -227,6 +238,27 @@ export const messagesRequestSchema = z
       .nullable()
       .optional(),
     response_format: responseFormatSchema.optional(),
+    // Server-side fallback on a refusal (beta server-side-fallback-2026-06-01): fallbacks.ts.
+    fallbacks: z
+      .union([
+        z.literal('default'),
+        z
+          .array(
+            z
+              .object({
+                model: z.string().min(1),
+                max_tokens: z.number().int().min(1).nullable().optional(),
+                thinking: thinkingSchema.nullable().optional(),
+                output_config: outputConfigSchema.nullable().optional(),
+                speed: z.enum(['standard', 'fast']).nullable().optional(),
+              })
+              .strict(),
+          )
+          .min(1)
+          .max(3),
+      ])
+      .nullable()
+      .optional(),
     // Anthropic's own deprecated name for output_config.format (the SDKs rewrite it; raw callers may not).
     output_format: jsonSchemaFormat.nullable().optional(),
     priority: z.number().int().optional(),

@@ -2,15 +2,15 @@
 // tool loop when the request names MCP servers. Shared by /v1/messages and the async runs.
 
 import type { ChatResult, RequestContext } from '../../core/gateway.js';
-import type { StreamPart } from '../../core/types.js';
 import type { ServerContext } from '../../server/context.js';
 import type { MessagesConfig } from './config.js';
+import { withRefusalFallbacks, type MessagesPart } from './fallbacks.js';
 import { streamWithMcpServers } from './mcp-servers.js';
 import type { PreparedMessages } from './prepare.js';
 
 export interface StartedMessages {
   /** Primed: a failure before the first content part has already rejected. */
-  stream: AsyncIterable<StreamPart>;
+  stream: AsyncIterable<MessagesPart>;
   modelId: string;
   /** The single gateway call, when there is exactly one (for the served-by headers). */
   chat?: ChatResult;
@@ -25,6 +25,13 @@ export async function startMessages(prepared: PreparedMessages, ctx: RequestCont
   if (prepared.body.mcp_servers?.length) {
     return { stream: await streamWithMcpServers(prepared, ctx, deps.context, deps.config), modelId: prepared.info.model.id };
   }
-  const chat = await deps.context.gateway.chat(prepared.request, ctx);
-  return { stream: chat.stream, modelId: chat.model.id, chat };
+  const { gateway, logger } = deps.context;
+  const chat = await gateway.chat(prepared.request, ctx);
+  if (!prepared.fallbacks.length) return { stream: chat.stream, modelId: chat.model.id, chat };
+  const hops = prepared.fallbacks.map((hop) => async (hopCtx: RequestContext) => {
+    const started = await gateway.chat(hop.request, hopCtx);
+    return { stream: started.stream, modelId: started.model.id };
+  });
+  const onSkipped = (err: unknown, hop: number) => logger.warn({ err, reqId: ctx.requestId, hop }, 'a fallback model could not start; trying the next');
+  return { stream: withRefusalFallbacks(chat.stream, prepared.body.model, hops, ctx, onSkipped), modelId: chat.model.id, chat };
 }

@@ -56,6 +56,14 @@ export class MessageThreads {
     const { thread, ...body } = raw as Record<string, unknown>;
     if (thread === undefined || thread === null) return undefined;
     const spec = thread as { type?: unknown; previous_message_id?: unknown };
+    if (body.fallbacks != null) {
+      // As Anthropic's: a reply a fallback model wrote is not held. The SDK then goes on unthreaded.
+      throw new GatewayError('bad_request', "Message threads cannot be combined with 'fallbacks'", {
+        param: 'thread',
+        code: 'thread_unsupported_request',
+        details: { error_code: 'thread_unsupported_request', unsupported: ['fallbacks'] },
+      });
+    }
     if (spec.type === 'create') return this.turn(organisation, body, undefined);
     if (spec.type !== 'continue' || typeof spec.previous_message_id !== 'string') {
       throw badRequest("'thread' is {\"type\": \"create\"} or {\"type\": \"continue\", \"previous_message_id\": …}", 'thread', 'invalid_thread');

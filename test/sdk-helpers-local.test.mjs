@@ -242,6 +242,35 @@ test('the beta tool runner threads its loop: each later turn sends only the tool
   }
 });
 
+test('the beta tool runner compacts between turns on the local model: a compaction request, then its block opens the history', async () => {
+  const { client, sent } = recordingAnthropic();
+  const runner = client.beta.messages.toolRunner({
+    model: 'tiny',
+    max_tokens: 40,
+    messages: user('Nap?'),
+    tools: [betaZodTool({ name: 'set_alarm', description: 'Set an alarm', inputSchema: Nap, run: () => 'ok' })],
+    tool_choice: { type: 'tool', name: 'set_alarm' },
+    max_iterations: 2,
+  });
+  const messages = [];
+  for await (const message of runner) {
+    messages.push(message);
+    if (messages.length === 1) runner.compactBeforeNextTurn();
+  }
+  const compactions = sent.filter((b) => b.compaction);
+  assert.equal(compactions.length, 1);
+  assert.equal(compactions[0].tool_choice, undefined, 'the SDK leaves a forced tool choice out of a compaction');
+  assert.deepEqual(compactions[0].messages.map((m) => m.role), ['user', 'assistant', 'user'], 'the whole conversation is summarized');
+  const compaction = messages.find((m) => m.stop_reason === 'compaction');
+  assert.ok(compaction, `stop reasons: ${messages.map((m) => m.stop_reason)}`);
+  assert.equal(compaction.content.length, 1);
+  assert.equal(compaction.content[0].type, 'compaction');
+  assert.equal(typeof compaction.content[0].content, 'string', 'the test model wrote a summary');
+  // The turn after it sends the compaction alone, in place of the turns it summarized.
+  assert.deepEqual(sent.at(-1).messages, [{ role: 'assistant', content: compaction.content }]);
+  assert.equal(messages.at(-1).stop_reason, 'tool_use', 'the model went on from the summary');
+});
+
 test('openai runTools streaming: content and tool-call deltas assemble into the same parsed call', async () => {
   const calls = [];
   const runner = alarmRunner({ content: 'Wake me up.', seed: 8, stream: true, run: (args) => (calls.push(args), 'ok') });

@@ -10,6 +10,7 @@ import { GatewayError, badRequest, isGatewayError, toGatewayError } from '../../
 import type { Gateway, RequestContext } from '../../core/gateway.js';
 import type { ResolvedModel } from '../../core/models.js';
 import type { StreamPart, Usage } from '../../core/types.js';
+import type { CompactionPart } from './compaction.js';
 import type { MessagesRequest } from './schema.js';
 
 /** A boundary between a model that declined and the one that goes on (rendered as a `fallback` block). */
@@ -24,8 +25,8 @@ export interface FallbackPart {
   refusedUsage: Usage;
 }
 
-/** What a Messages response is rendered from: the gateway's parts, and fallback boundaries. */
-export type MessagesPart = StreamPart | FallbackPart;
+/** What a Messages response is rendered from: the gateway's parts, fallback boundaries, a compaction's summary. */
+export type MessagesPart = StreamPart | FallbackPart | CompactionPart;
 
 type FallbackEntry = Exclude<NonNullable<MessagesRequest['fallbacks']>, 'default'>[number];
 

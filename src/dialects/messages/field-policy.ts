@@ -22,6 +22,8 @@ export interface MessagesRequestInfo {
   omitThinking: boolean;
   /** Context edits this gateway applies itself (models not served by Anthropic). */
   contextManagement?: ContextManagement;
+  /** A compaction request (compaction.ts): the response is the conversation's summary. */
+  compaction?: { instructions?: string | null };
 }
 
 function servedOnlyByAnthropic(model: ResolvedModel): boolean {
@@ -102,5 +104,6 @@ export function applyFieldPolicy(body: MessagesRequest, request: ChatRequest, ga
     inferenceGeo: body.inference_geo ?? undefined,
     omitThinking: body.thinking?.type !== 'disabled' && body.thinking?.display === 'omitted',
     contextManagement,
+    ...(body.compaction ? { compaction: { instructions: body.compaction.instructions } } : {}),
   };
 }

@@ -5,6 +5,7 @@ import { badRequest } from '../../core/errors.js';
 import { decodeBase64, imageFromBytes, mediaKindOf, normaliseMediaType, sniffMediaType } from '../../core/media.js';
 import type { ChatRequest, ContentPart, Message, ReasoningConfig, ReasoningEffort, ResponseFormat, TextPart, ToolChoice } from '../../core/types.js';
 import { unansweredToolResult } from '../../core/types.js';
+import { compactionNote } from './compaction.js';
 import type { MessagesContentBlock, MessagesRequest } from './schema.js';
 import { isServerBlockType, isServerTool, type CustomToolParam } from './schema.js';
 
@@ -121,6 +122,12 @@ async function convertMessage(message: MessagesRequest['messages'][number], inde
       case 'mcp_tool_use':
         if (role !== 'assistant') throw wrongRole('assistant');
         push(role, { type: 'tool-call', id: block.id, name: block.name, arguments: JSON.stringify(block.input ?? {}), serverExecuted: { serverName: block.server_name }, ...cacheControlOf(block) });
+        break;
+      case 'compaction':
+        // A summary of the turns it replaced, given to the model as the user's note: a conversation
+        // may be that block alone, and every provider needs a user turn to answer.
+        if (role !== 'assistant') throw wrongRole('assistant');
+        if (block.content) push('user', { type: 'text', text: compactionNote(block.content) });
         break;
       case 'fallback':
         // Where one model handed over to another: kept by the client in place, not part of the prompt.

@@ -7,6 +7,7 @@ import type { ChatRequest } from '../../core/types.js';
 import { parseBody } from '../../core/validation.js';
 import type { MessagesConfig } from './config.js';
 import { applyContextManagement } from './context-management.js';
+import { checkCompaction, compactionRequest } from './compaction.js';
 import { prepareFallbacks } from './fallbacks.js';
 import type { MessagesRequestInfo } from './field-policy.js';
 import { applyFieldPolicy } from './field-policy.js';
@@ -26,11 +27,13 @@ export interface PreparedMessages {
 /** `betas`: the request's `anthropic-beta` header, for an Anthropic upstream (field-policy.ts). */
 export async function prepareMessages(raw: unknown, gateway: Gateway, config: MessagesConfig, betas: string[] = []): Promise<PreparedMessages> {
   const body = parseBody(messagesRequestSchema, raw);
+  checkCompaction(body);
   const parsed = await parseMessagesRequest(body);
   const info = applyFieldPolicy(body, parsed, gateway, betas);
   const managed = info.contextManagement ? await applyContextManagement(parsed, info.contextManagement, gateway) : parsed;
   // Documents become text for models that cannot read them (as Gateway.chat does), before the check.
-  const request = await documentsAsText(managed, info.model);
+  const asked = await documentsAsText(managed, info.model);
+  const request = info.compaction ? compactionRequest(asked, info.compaction.instructions) : asked;
   gateway.checkRequest(request, info.model);
   await checkMcpTargets(body.mcp_servers, config);
   const fallbacks = await prepareFallbacks(raw as Record<string, unknown>, body, info.model, gateway, (hop) => prepareMessages(hop, gateway, config, betas));

@@ -36,7 +36,7 @@ export interface MessageMeta {
   omitThinking: boolean;
 }
 
-export type AnthropicStopReason = 'end_turn' | 'max_tokens' | 'stop_sequence' | 'tool_use' | 'pause_turn' | 'refusal';
+export type AnthropicStopReason = 'end_turn' | 'max_tokens' | 'stop_sequence' | 'tool_use' | 'pause_turn' | 'refusal' | 'compaction';
 
 /** `stopSequence`: set when one of the request's stop sequences ended the message (see the finish part). */
 export function mapStopReason(reason: FinishReason, stopSequence?: string | null): AnthropicStopReason {
@@ -79,12 +79,12 @@ export function renderUsage(usage: Usage): AnthropicUsage {
   };
 }
 
-/** One model's part of a response served by a fallback: an entry of usage.iterations. */
-function iteration(type: 'message' | 'fallback_message', model: string, usage: Usage): Record<string, unknown> {
+/** An entry of usage.iterations: one model's part of a response a fallback served, or a compaction. */
+function iteration(type: 'message' | 'fallback_message' | 'compaction', model: string | undefined, usage: Usage): Record<string, unknown> {
   const rendered = renderUsage(usage);
   return {
     type,
-    model,
+    ...(model === undefined ? {} : { model }),
     input_tokens: rendered.input_tokens,
     output_tokens: rendered.output_tokens,
     cache_creation_input_tokens: rendered.cache_creation_input_tokens ?? 0,
@@ -93,7 +93,7 @@ function iteration(type: 'message' | 'fallback_message', model: string, usage: U
   };
 }
 
-type BlockKind = 'text' | 'thinking' | 'redacted_thinking' | 'tool_use' | 'mcp_tool_use' | 'mcp_tool_result' | 'server';
+type BlockKind = 'text' | 'thinking' | 'redacted_thinking' | 'tool_use' | 'mcp_tool_use' | 'mcp_tool_result' | 'server' | 'compaction';
 
 interface Block {
   kind: BlockKind;
@@ -107,6 +107,8 @@ interface Block {
   toolUseId?: string;
   /** Sources a text block cites (citations_delta). */
   citations?: Array<Record<string, unknown>>;
+  /** A compaction's summary (null: none was produced). */
+  summary?: string | null;
   /** A server tool's block (server_tool_use, web_search_tool_result…), sent whole as the provider gave it. */
   serverBlock?: Record<string, unknown>;
   /** Deltas not yet sent because an earlier block is still streaming. */
@@ -151,6 +153,8 @@ export class MessageEventRenderer {
   private ended = false;
   /** The model serving now: the requested one, or the fallback that took over. */
   private model: string;
+  /** The response is a compaction (compaction.ts): its stop_reason says so. */
+  private compacted = false;
   /** Models that declined before the one serving now, with what they used. */
   private readonly declined: Array<{ model: string; usage: Usage }> = [];
   private declinedUsage: Usage = emptyUsage();
@@ -191,6 +195,14 @@ export class MessageEventRenderer {
       case 'fallback':
         this.handOver(part, out);
         break;
+      case 'compaction': {
+        // Start, one delta with the final value (as Anthropic's compaction_delta carries it), stop.
+        this.compacted = true;
+        const block = this.open({ kind: 'compaction', id: `compaction:${this.blocks.length}` }, out);
+        this.delta(block, { type: 'compaction_delta', content: part.summary, encrypted_content: null }, out, (b) => (b.summary = part.summary));
+        this.endBlock(block.id, out);
+        break;
+      }
       case 'text-start':
         this.open({ kind: 'text', id: `text:${part.id}` }, out);
         break;
@@ -294,6 +306,7 @@ export class MessageEventRenderer {
   /** Anthropic's usage; with a fallback, the serving model's, and every model's in `iterations`. */
   private renderedUsage(): Record<string, unknown> {
     const usage: Record<string, unknown> = { ...renderUsage(this.usage) };
+    if (this.compacted) usage.iterations = [iteration('compaction', undefined, this.usage)];
     if (this.declined.length) {
       usage.iterations = [...this.declined.map((d) => iteration('message', d.model, d.usage)), iteration('fallback_message', this.model, this.usage)];
     }
@@ -312,7 +325,7 @@ export class MessageEventRenderer {
       data: {
         type: 'message_delta',
         delta: {
-          stop_reason: mapStopReason(this.finishReason ?? 'stop', this.stopSequence),
+          stop_reason: this.stopReason(),
           stop_sequence: this.stopSequence ?? null,
           ...(this.stopDetails ? { stop_details: this.stopDetails } : {}),
         },
@@ -343,11 +356,15 @@ export class MessageEventRenderer {
       role: 'assistant',
       model: this.model,
       content,
-      stop_reason: mapStopReason(this.finishReason ?? 'stop', this.stopSequence),
+      stop_reason: this.stopReason(),
       stop_sequence: this.stopSequence ?? null,
       ...(this.stopDetails ? { stop_details: this.stopDetails } : {}),
       usage: this.renderedUsage(),
     };
+  }
+
+  private stopReason(): AnthropicStopReason {
+    return this.compacted ? 'compaction' : mapStopReason(this.finishReason ?? 'stop', this.stopSequence);
   }
 
   private endBlock(id: string, out: MessageEvent[]): void {
@@ -431,6 +448,8 @@ export class MessageEventRenderer {
       }
       case 'server':
         return block.serverBlock;
+      case 'compaction':
+        return { type: 'compaction', content: whole ? (block.summary ?? null) : null, encrypted_content: null };
     }
   }
 }

@@ -90,7 +90,9 @@ async function respond(deps: MessagesDeps, request: FastifyRequest, reply: Fasti
  * count_tokens takes no max_tokens; the messages parser needs one, above a thinking budget
  * (which must stay below it) when the body has one.
  */
-function withCountingMaxTokens(body: Record<string, unknown>): Record<string, unknown> {
+function withCountingMaxTokens(raw: Record<string, unknown>): Record<string, unknown> {
+  // As Anthropic's: `compaction` is accepted and ignored, the count is of the conversation as sent.
+  const { compaction: _ignored, ...body } = raw;
   if (body.max_tokens !== undefined) return body;
   const budget = (body.thinking as { budget_tokens?: unknown } | undefined)?.budget_tokens;
   return { ...body, max_tokens: typeof budget === 'number' && Number.isFinite(budget) ? budget + 1 : 1 };

@@ -105,6 +105,19 @@ const fallbackBlockSchema = z
   })
   .strict();
 
+/** A compaction an earlier request produced (compaction.ts), sent back first in `messages`. */
+const compactionBlockSchema = z
+  .object({
+    type: z.literal('compaction'),
+    // Null: a failed compaction, which changes nothing. Anthropic refuses an empty summary.
+    content: z.string().min(1).nullable().optional(),
+    encrypted_content: z.string().nullable().optional(),
+    signature: z.string().nullable().optional(),
+    tool_changes: z.array(z.record(z.string(), z.unknown())).nullable().optional(),
+    cache_control: cacheControlSchema.nullable().optional(),
+  })
+  .strict();
+
 export const contentBlockSchema = z.discriminatedUnion('type', [
   textBlockSchema,
   imageBlockSchema,
@@ -116,6 +129,7 @@ export const contentBlockSchema = z.discriminatedUnion('type', [
   mcpToolUseBlockSchema,
   mcpToolResultBlockSchema,
   fallbackBlockSchema,
+  compactionBlockSchema,
 ]);
 
 /**
@@ -238,6 +252,8 @@ export const messagesRequestSchema = z
       .nullable()
       .optional(),
     response_format: responseFormatSchema.optional(),
+    // A compaction request (beta): compaction.ts.
+    compaction: z.object({ type: z.literal('summarize'), instructions: z.string().nullable().optional() }).strict().nullable().optional(),
     // Server-side fallback on a refusal (beta server-side-fallback-2026-06-01): fallbacks.ts.
     fallbacks: z
       .union([

@@ -4,6 +4,7 @@
 import type { ChatResult, RequestContext } from '../../core/gateway.js';
 import type { ServerContext } from '../../server/context.js';
 import type { MessagesConfig } from './config.js';
+import { compactionParts } from './compaction.js';
 import { withRefusalFallbacks, type MessagesPart } from './fallbacks.js';
 import { streamWithMcpServers } from './mcp-servers.js';
 import type { PreparedMessages } from './prepare.js';
@@ -27,6 +28,7 @@ export async function startMessages(prepared: PreparedMessages, ctx: RequestCont
   }
   const { gateway, logger } = deps.context;
   const chat = await gateway.chat(prepared.request, ctx);
+  if (prepared.info.compaction) return { stream: compactionParts(chat.stream), modelId: chat.model.id, chat };
   if (!prepared.fallbacks.length) return { stream: chat.stream, modelId: chat.model.id, chat };
   const hops = prepared.fallbacks.map((hop) => async (hopCtx: RequestContext) => {
     const started = await gateway.chat(hop.request, hopCtx);

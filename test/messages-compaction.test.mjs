@@ -143,3 +143,24 @@ test('count_tokens takes compaction and ignores it: the count is of the conversa
   assert.ok(withField > 0);
   assert.equal(withField, await count(plain));
 });
+
+test("a compaction block Anthropic makes itself (context_management's compaction edit, passed through) reaches the client with its summary and encrypted content", async () => {
+  const sse = [
+    ['message_start', { type: 'message_start', message: { id: 'msg_up', type: 'message', role: 'assistant', model: 'claude-sonnet-4-5', content: [], stop_reason: null, stop_sequence: null, usage: { input_tokens: 40, output_tokens: 1 } } }],
+    ['content_block_start', { type: 'content_block_start', index: 0, content_block: { type: 'compaction', content: null, encrypted_content: null } }],
+    ['content_block_delta', { type: 'content_block_delta', index: 0, delta: { type: 'compaction_delta', content: SUMMARY, encrypted_content: 'opaque-123' } }],
+    ['content_block_stop', { type: 'content_block_stop', index: 0 }],
+    ['content_block_start', { type: 'content_block_start', index: 1, content_block: { type: 'text', text: '' } }],
+    ['content_block_delta', { type: 'content_block_delta', index: 1, delta: { type: 'text_delta', text: 'Partly the sun.' } }],
+    ['content_block_stop', { type: 'content_block_stop', index: 1 }],
+    ['message_delta', { type: 'message_delta', delta: { stop_reason: 'end_turn', stop_sequence: null }, usage: { output_tokens: 12 } }],
+    ['message_stop', { type: 'message_stop' }],
+  ]
+    .map(([event, data]) => `event: ${event}\ndata: ${JSON.stringify(data)}\n\n`)
+    .join('');
+  fake.enqueue({ sse });
+  const edits = { edits: [{ type: 'compact_20260112', trigger: { type: 'input_tokens', value: 10 } }] };
+  const message = await client.beta.messages.create({ model: 'claude', max_tokens: 50, messages: conversation, context_management: edits });
+  assert.deepEqual(fake.requests.at(-1).body.context_management, edits, 'passed to Anthropic as written');
+  assert.deepEqual(message.content, [{ type: 'compaction', content: SUMMARY, encrypted_content: 'opaque-123' }, { type: 'text', text: 'Partly the sun.' }]);
+});

@@ -217,8 +217,16 @@ export class AnthropicStreamConverter {
           emit({ type: 'text-citation', id: state.id, citation: d.citation as Record<string, unknown> });
         }
         break;
-      default:
+      default: {
+        // compaction_delta carries its block's final value (summary, encrypted_content): the
+        // block is passed on whole at its stop, so the value goes onto it.
+        const fields = d as unknown as Record<string, unknown>;
+        if (state.kind === 'server' && fields.type === 'compaction_delta') {
+          const { type: _type, ...value } = fields;
+          Object.assign(state.block, value);
+        }
         break;
+      }
     }
   }
 

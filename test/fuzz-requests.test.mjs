@@ -21,7 +21,14 @@ before(async () => {
   const scripted = createScriptedFactory({ GatewayError });
   s = await startServer({
     providers: { scripted: scripted.factory },
-    config: { defaultModel: 'sc', models: [{ id: 'sc', provider: 'scripted', model: 's', modalities: ['text', 'image'] }] },
+    config: {
+      defaultModel: 'sc',
+      models: [
+        { id: 'sc', provider: 'scripted', model: 's', modalities: ['text', 'image'] },
+        // Fallbacks need a second model.
+        { id: 'sc2', provider: 'scripted', model: 's2' },
+      ],
+    },
     env: { SWITCHBOARD_ADMIN_KEY: ADMIN },
   });
 });
@@ -89,6 +96,28 @@ const routes = [
       metadata: { user_id: 'u1' },
       stream: true,
     },
+  },
+  {
+    // Fallbacks on a refusal, with a history that carries a fallback and a compaction block.
+    path: '/v1/messages',
+    shape: 'messages',
+    base: {
+      model: 'sc',
+      max_tokens: 64,
+      messages: [
+        { role: 'assistant', content: [{ type: 'compaction', content: 'Earlier: greetings.', encrypted_content: null }] },
+        { role: 'user', content: 'hi' },
+        { role: 'assistant', content: [{ type: 'text', text: 'no' }, { type: 'fallback', from: { model: 'sc' }, to: { model: 'sc2' }, trigger: { type: 'refusal', category: null } }, { type: 'text', text: 'yes' }] },
+        { role: 'user', content: 'script:refuse' },
+      ],
+      fallbacks: [{ model: 'sc2', max_tokens: 9, thinking: null, output_config: { effort: 'low' }, speed: null }],
+      stream: true,
+    },
+  },
+  {
+    path: '/v1/messages',
+    shape: 'messages',
+    base: { model: 'sc', max_tokens: 64, system: 'Be brief.', messages: [{ role: 'user', content: 'hi' }], compaction: { type: 'summarize', instructions: 'Short.' } },
   },
   {
     path: '/v1/messages/count_tokens',

@@ -33,6 +33,13 @@ export const scripts = {
     { type: 'text-end', id: 't0' },
     { type: 'finish', finishReason: 'stop', usage: { inputTokens: 5, outputTokens: 6, totalTokens: 11, reasoningTokens: 4 } },
   ],
+  refuse: [
+    { type: 'start' },
+    { type: 'text-start', id: 't0' },
+    { type: 'text-delta', id: 't0', delta: 'I would rather not' },
+    { type: 'text-end', id: 't0' },
+    { type: 'finish', finishReason: 'content-filter', stopDetails: { type: 'refusal', category: null, explanation: null }, usage: { inputTokens: 4, outputTokens: 5, totalTokens: 9 } },
+  ],
   'fail-before': [{ type: 'start' }, { throw: { kind: 'rate_limit', message: 'slow down', retryAfter: 7 } }],
   'fail-after': [
     { type: 'start' },

@@ -128,6 +128,40 @@ describe('fallbacks', () => {
     assert.equal(res.headers.get('x-switchboard-model'), 'backup');
   });
 
+  test('a refusal that comes as an empty answer (a classifier declining) goes to contentPolicyFallbacks too, streamed or not', async () => {
+    fakes.strict.enqueue({ type: 'text', text: '', finishReason: 'content_filter' });
+    fakes.backup.enqueue({ type: 'text', text: 'answered by backup' });
+    const res = await complete('strict');
+    assert.equal(res.status, 200);
+    assert.equal(res.headers.get('x-switchboard-model'), 'backup');
+    assert.equal(res.body.choices[0].message.content, 'answered by backup');
+    assert.equal(res.headers.get('x-switchboard-attempts'), '2');
+
+    fakes.strict.enqueue({ type: 'text', text: '', finishReason: 'content_filter' });
+    fakes.backup.enqueue({ type: 'text', deltas: ['streamed by backup'] });
+    const streamed = await fetch(`${server.url}/v1/chat/completions`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ model: 'strict', stream: true, messages: [{ role: 'user', content: 'Hi' }] }),
+    });
+    assert.equal(streamed.headers.get('x-switchboard-model'), 'backup');
+    assert.match(await streamed.text(), /streamed by backup/);
+  });
+
+  test('a refusal after content is an answer, not a failure; without a chain an empty refusal reaches the client as an answer too', async () => {
+    fakes.strict.enqueue({ type: 'text', text: 'I started, but', finishReason: 'content_filter' });
+    const partial = await complete('strict');
+    assert.equal(partial.status, 200);
+    assert.equal(partial.body.choices[0].finish_reason, 'content_filter');
+    assert.equal(partial.body.choices[0].message.content, 'I started, but');
+    assert.equal(count('backup'), 0);
+
+    fakes.solo.enqueue({ type: 'text', text: '', finishReason: 'content_filter' });
+    const alone = await complete('solo');
+    assert.equal(alone.status, 200);
+    assert.equal(alone.body.choices[0].finish_reason, 'content_filter');
+  });
+
   test('content-policy fallbacks are off by default: the refusal reaches the client', async () => {
     fakes.small.enqueue({ type: 'error', status: 400, body: { error: { message: 'flagged by the content filter', type: 'invalid_request_error', code: 'content_filter' } } });
     const res = await complete('small');

@@ -5,7 +5,7 @@
 
 import type { ResolvedDeployment, ResolvedModel, ModelRegistry } from '../models.js';
 import type { PrimedStream } from '../stream.js';
-import { primeStream } from '../stream.js';
+import { isContentPart, primeStream } from '../stream.js';
 import type { StreamPart } from '../types.js';
 import { GatewayError, type ErrorKind, toGatewayError } from '../errors.js';
 import { backoffDelayMs, sleep } from './backoff.js';
@@ -37,6 +37,12 @@ export interface RouteResult {
  */
 export interface AttemptStream extends AsyncIterable<StreamPart> {
   readonly buffered?: boolean;
+}
+
+/** Whether primed parts (read up to the first content part) are an answer that declined before writing anything. */
+function isEmptyRefusal(head: readonly StreamPart[]): boolean {
+  const last = head.at(-1);
+  return last?.type === 'finish' && last.finishReason === 'content-filter' && !head.slice(0, -1).some(isContentPart);
 }
 
 /** Starts one attempt on a deployment; the router primes it. */
@@ -286,6 +292,11 @@ export class Router {
         onWait: (ms) => (timing.waitMs += ms),
       });
       primed = await primeStream(source);
+      // A refusal that is the whole answer (no content: a classifier's decline) is the same
+      // content-policy failure as a refusal sent as an error, when the model names models for one.
+      if (settings.contentPolicyFallbacks.length && isEmptyRefusal(primed.head)) {
+        throw new GatewayError('content_policy', `The model '${model.id}' declined the request`, { code: 'refusal' });
+      }
     } catch (err) {
       const error = toGatewayError(err);
       if (error.retryAfter !== undefined) state.coolFor(error.retryAfter);

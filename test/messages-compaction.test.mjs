@@ -10,7 +10,7 @@ import assert from 'node:assert/strict';
 import Anthropic from '@anthropic-ai/sdk';
 import { createAnthropicProvider } from '../dist/providers/anthropic/index.js';
 import { startServer } from './helpers/server.mjs';
-import { loadAnthropicFixture, startFakeAnthropic } from './helpers/fake-anthropic-upstream.mjs';
+import { anthropicAnswerSse, startFakeAnthropic } from './helpers/fake-anthropic-upstream.mjs';
 
 let fake;
 let s;
@@ -35,14 +35,8 @@ after(async () => {
   await fake.close();
 });
 
-/** text.sse answering `text` (30 in / 9 out). */
-const answerSse = (text) =>
-  loadAnthropicFixture('text.sse')
-    .replace('"text":"Hello"', `"text":${JSON.stringify(text)}`)
-    .replace('"text":", wörld"', '"text":""')
-    .replace('"text":"! 👋"', '"text":""')
-    .replace('"input_tokens":25', '"input_tokens":30')
-    .replace('"output_tokens":6', '"output_tokens":9');
+/** An answer of `text` (30 in / 9 out). */
+const answerSse = (text) => anthropicAnswerSse(text, { input: 30, output: 9 });
 const SUMMARY = 'The user asked about tides; the assistant explained the moon.';
 const conversation = [
   { role: 'user', content: 'Why are there tides?' },

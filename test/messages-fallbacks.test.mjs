@@ -10,7 +10,7 @@ import assert from 'node:assert/strict';
 import Anthropic from '@anthropic-ai/sdk';
 import { createAnthropicProvider } from '../dist/providers/anthropic/index.js';
 import { startServer } from './helpers/server.mjs';
-import { loadAnthropicFixture, startFakeAnthropic } from './helpers/fake-anthropic-upstream.mjs';
+import { anthropicAnswerSse, loadAnthropicFixture, startFakeAnthropic } from './helpers/fake-anthropic-upstream.mjs';
 import { startFakeOpenAI } from './helpers/fake-openai-upstream.mjs';
 
 const ADMIN = 'admin-secret-fallbacks';
@@ -54,13 +54,7 @@ const DETAILS = { type: 'refusal', category: 'cyber', explanation: 'Declined und
 const refusalSse = (details = DETAILS) =>
   loadAnthropicFixture('text.sse').replace('"stop_reason":"end_turn","stop_sequence":null', `"stop_reason":"refusal","stop_sequence":null,"stop_details":${JSON.stringify(details)}`);
 /** An answer with text and counts of its own. */
-const answerSse = (text, input, output) =>
-  loadAnthropicFixture('text.sse')
-    .replace('"text":"Hello"', `"text":${JSON.stringify(text)}`)
-    .replace('"text":", wörld"', '"text":""')
-    .replace('"text":"! 👋"', '"text":""')
-    .replace('"input_tokens":25', `"input_tokens":${input}`)
-    .replace('"output_tokens":6', `"output_tokens":${output}`);
+const answerSse = (text, input, output) => anthropicAnswerSse(text, { input, output });
 const ask = (extra = {}) => ({ model: 'fable', max_tokens: 50, messages: [{ role: 'user', content: 'Tell me.' }], betas: [BETA], ...extra });
 const boundary = (from, to, category = 'cyber') => ({ type: 'fallback', from: { model: from }, to: { model: to }, trigger: { type: 'refusal', category } });
 const iteration = (type, model, input, output) => ({ type, model, input_tokens: input, output_tokens: output, cache_creation_input_tokens: 0, cache_read_input_tokens: 0, cache_creation: null });

@@ -28,6 +28,16 @@ export function loadAnthropicFixture(name) {
   return fs.readFileSync(path.join(FIXTURES, name), 'utf8');
 }
 
+/** text.sse answering `text` in one delta, with its own token counts. */
+export function anthropicAnswerSse(text, { input = 25, output = 6 } = {}) {
+  return loadAnthropicFixture('text.sse')
+    .replace('"text":"Hello"', `"text":${JSON.stringify(text)}`)
+    .replace('"text":", wörld"', '"text":""')
+    .replace('"text":"! 👋"', '"text":""')
+    .replace('"input_tokens":25', `"input_tokens":${input}`)
+    .replace('"output_tokens":6', `"output_tokens":${output}`);
+}
+
 /** Splits SSE text into its events (each with its trailing blank line). */
 export function sseEvents(text) {
   return text

@@ -4,6 +4,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { toGatewayError } from '../../core/errors.js';
 import { requestContext, servedByHeaders } from '../../server/context.js';
 import { SSE_HEADERS, StreamWriter } from '../../server/sse.js';
+import { MemoryThreadStore } from '../../store/threads.js';
 import { anthropicErrorBody } from './errors.js';
 import { messageEvents, newMessageId } from './message-events.js';
 import { betasOf } from './field-policy.js';
@@ -11,7 +12,6 @@ import { prepareMessages } from './prepare.js';
 import { eventJson, MessageEventRenderer } from './render-events.js';
 import type { MessagesDeps } from './start.js';
 import { startMessages } from './start.js';
-import { MemoryThreadStore } from '../../store/threads.js';
 import { MessageThreads, type ThreadTurn } from './threads.js';
 
 async function createMessage(deps: MessagesDeps, threads: MessageThreads, request: FastifyRequest, reply: FastifyReply) {

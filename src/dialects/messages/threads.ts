@@ -28,19 +28,20 @@ interface HeldConversation {
 
 const CREATE_ONLY = ['system', 'tools'] as const;
 
-const REFUSALS: Record<ThreadRefusal, { status: 400 | 404; code: string; message: (id: string) => string }> = {
+/** The statuses (through the error kind) and codes @anthropic-ai/sdk's error classes are keyed by. */
+const REFUSALS: Record<ThreadRefusal, { kind: 'not_found' | 'bad_request'; code: string; message: (id: string) => string }> = {
   not_found: {
-    status: 404,
+    kind: 'not_found',
     code: 'thread_not_found',
     message: (id) => `No thread is held for '${id}' (it expired or was evicted); send the whole conversation with thread {"type": "create"}`,
   },
-  in_flight: { status: 400, code: 'thread_continue_in_flight', message: (id) => `The thread at '${id}' is being continued by another request` },
-  continued: { status: 400, code: 'thread_already_continued', message: (id) => `The thread at '${id}' was already continued; continue from the newest reply` },
+  in_flight: { kind: 'bad_request', code: 'thread_continue_in_flight', message: (id) => `The thread at '${id}' is being continued by another request` },
+  continued: { kind: 'bad_request', code: 'thread_already_continued', message: (id) => `The thread at '${id}' was already continued; continue from the newest reply` },
 };
 
 function refusal(reason: ThreadRefusal, id: string): GatewayError {
-  const { status, code, message } = REFUSALS[reason];
-  return new GatewayError(status === 404 ? 'not_found' : 'bad_request', message(id), { param: 'thread', code, details: { error_code: code } });
+  const { kind, code, message } = REFUSALS[reason];
+  return new GatewayError(kind, message(id), { param: 'thread', code, details: { error_code: code } });
 }
 
 export class MessageThreads {

@@ -5,9 +5,9 @@
 
 import { randomUUID } from 'node:crypto';
 import { Redis } from 'ioredis';
-import { GatewayError } from '../core/errors.js';
 import { periodBounds } from '../core/limits/budget-ledger.js';
 import { RedisThreadStore } from './redis-threads.js';
+import { redisUnreachable } from './redis-unreachable.js';
 import type { ThreadStore } from './threads.js';
 import type {
   BudgetKeeper,
@@ -187,16 +187,7 @@ export interface RedisCoordinationOptions {
 }
 
 /** Limits that cannot be checked are not waived: the call is refused with a 503 that says why. */
-function unreachable(what: string) {
-  return (err: unknown): never => {
-    throw new GatewayError('unavailable', `${what} cannot be checked: Redis is unreachable (${(err as Error).message})`, {
-      code: 'limits_unavailable',
-      retryAfter: 1,
-      retryable: false,
-      cause: err,
-    });
-  };
-}
+const unreachable = (what: string) => redisUnreachable(`${what} cannot be checked`, 'limits_unavailable');
 
 /** An outage fails every publish and release: one warning per interval says so, with the count. */
 const WARNING_INTERVAL_MS = 10_000;

@@ -3,7 +3,7 @@
 // script, so two processes continuing the same reply cannot both claim it.
 
 import type { Redis } from 'ioredis';
-import { GatewayError } from '../core/errors.js';
+import { redisUnreachable } from './redis-unreachable.js';
 import { MAX_THREAD_CHARACTERS, THREAD_TTL_MS, type ThreadRefusal, type ThreadStore } from './threads.js';
 
 /** KEYS: the reply's hash. ARGV: organisation. */
@@ -61,15 +61,10 @@ export class RedisThreadStore implements ThreadStore {
   }
 
   async claim(organisation: string, id: string): Promise<{ conversation: string } | { refused: ThreadRefusal }> {
-    const [outcome, conversation] = await this.commands.switchboardThreadClaim(1, this.key(id), organisation).catch((err: Error) => {
-      // Without the store the conversation is unknown: a retry may find Redis back.
-      throw new GatewayError('unavailable', `Message threads cannot be read: Redis is unreachable (${err.message})`, {
-        code: 'threads_unavailable',
-        retryAfter: 1,
-        retryable: false,
-        cause: err,
-      });
-    });
+    // Without Redis the conversation is unknown: a retry may find it back.
+    const [outcome, conversation] = await this.commands
+      .switchboardThreadClaim(1, this.key(id), organisation)
+      .catch(redisUnreachable('Message threads cannot be read', 'threads_unavailable'));
     return outcome === 'ok' ? { conversation: conversation ?? '' } : { refused: outcome as ThreadRefusal };
   }
 

@@ -11,6 +11,7 @@ import type { Gateway, RequestContext } from '../../core/gateway.js';
 import type { ResolvedModel } from '../../core/models.js';
 import type { StreamPart, Usage } from '../../core/types.js';
 import type { CompactionPart } from './compaction.js';
+import { servedOnlyByAnthropic } from './field-policy.js';
 import type { MessagesRequest } from './schema.js';
 
 /** A boundary between a model that declined and the one that goes on (rendered as a `fallback` block). */
@@ -85,9 +86,8 @@ export async function prepareFallbacks<P>(
     if (seen.has(target.id)) throw badRequest(`${param}.model: '${entry.model}' is already in the chain (the requested model or an earlier fallback)`, `${param}.model`, 'invalid_fallback');
     seen.add(target.id);
     const caps = gateway.capabilities(target.deployments[0]!);
-    const anthropic = target.deployments.every((d) => d.provider === 'anthropic');
     try {
-      hops.push(await prepare(fallbackBody(raw, entry, { reasoning: caps.reasoning, anthropic })));
+      hops.push(await prepare(fallbackBody(raw, entry, { reasoning: caps.reasoning, anthropic: servedOnlyByAnthropic(target) })));
     } catch (err) {
       if (!isGatewayError(err) || err.status >= 500) throw err;
       throw new GatewayError(err.kind, `${param} ('${entry.model}'): ${err.message}`, { param: err.param ? `${param}.${err.param}` : param, code: err.code });

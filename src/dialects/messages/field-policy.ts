@@ -2,13 +2,14 @@
 // an Anthropic upstream as is, honoured here, or refused with a 400 naming it. docs/messages.md
 // says what each one does.
 
-import { GatewayError, badRequest } from '../../core/errors.js';
+import { badRequest } from '../../core/errors.js';
 import type { Gateway } from '../../core/gateway.js';
 import type { ResolvedModel } from '../../core/models.js';
 import type { ChatRequest } from '../../core/types.js';
 import type { ContextManagement } from './context-management.js';
 import { parseContextManagement } from './context-management.js';
 import type { MessagesRequest } from './schema.js';
+import { threadUnsupported } from './threads.js';
 
 /** What the dialect keeps about a request beyond the ChatRequest (recorded, echoed, queued). */
 export interface MessagesRequestInfo {
@@ -26,7 +27,7 @@ export interface MessagesRequestInfo {
   compaction?: { instructions?: string | null };
 }
 
-function servedOnlyByAnthropic(model: ResolvedModel): boolean {
+export function servedOnlyByAnthropic(model: ResolvedModel): boolean {
   return model.deployments.every((d) => d.provider === 'anthropic');
 }
 
@@ -60,13 +61,8 @@ export function applyFieldPolicy(body: MessagesRequest, request: ChatRequest, ga
   }
   if (body.thread != null) {
     // POST /v1/messages holds threads (threads.ts) and removes the field before this point; the
-    // async runs and count_tokens do not. The SDK's thread helpers read this error code and
-    // resend with the full history and no `thread`.
-    throw new GatewayError('bad_request', "Message threads are supported on POST /v1/messages only: send the full conversation without 'thread'", {
-      param: 'thread',
-      code: 'thread_unsupported_request',
-      details: { error_code: 'thread_unsupported_request', unsupported: ['thread'] },
-    });
+    // async runs and count_tokens do not.
+    throw threadUnsupported("Message threads are supported on POST /v1/messages only: send the full conversation without 'thread'", 'thread');
   }
   let contextManagement: ContextManagement | undefined;
   if (body.context_management != null) {

@@ -39,6 +39,18 @@ const REFUSALS: Record<ThreadRefusal, { kind: 'not_found' | 'bad_request'; code:
   continued: { kind: 'bad_request', code: 'thread_already_continued', message: (id) => `The thread at '${id}' was already continued; continue from the newest reply` },
 };
 
+/**
+ * A request threads cannot take, refused in the form the SDKs' thread helpers read: they resend
+ * the whole conversation without `thread` (the tool runner does so on its own).
+ */
+export function threadUnsupported(message: string, unsupported: string): GatewayError {
+  return new GatewayError('bad_request', message, {
+    param: 'thread',
+    code: 'thread_unsupported_request',
+    details: { error_code: 'thread_unsupported_request', unsupported: [unsupported] },
+  });
+}
+
 function refusal(reason: ThreadRefusal, id: string): GatewayError {
   const { kind, code, message } = REFUSALS[reason];
   return new GatewayError(kind, message(id), { param: 'thread', code, details: { error_code: code } });
@@ -57,14 +69,8 @@ export class MessageThreads {
     const { thread, ...body } = raw as Record<string, unknown>;
     if (thread === undefined || thread === null) return undefined;
     const spec = thread as { type?: unknown; previous_message_id?: unknown };
-    if (body.fallbacks != null) {
-      // As Anthropic's: a reply a fallback model wrote is not held. The SDK then goes on unthreaded.
-      throw new GatewayError('bad_request', "Message threads cannot be combined with 'fallbacks'", {
-        param: 'thread',
-        code: 'thread_unsupported_request',
-        details: { error_code: 'thread_unsupported_request', unsupported: ['fallbacks'] },
-      });
-    }
+    // As Anthropic's: a reply a fallback model wrote is not held.
+    if (body.fallbacks != null) throw threadUnsupported("Message threads cannot be combined with 'fallbacks'", 'fallbacks');
     if (spec.type === 'create') return this.turn(organisation, body, undefined);
     if (spec.type !== 'continue' || typeof spec.previous_message_id !== 'string') {
       throw badRequest("'thread' is {\"type\": \"create\"} or {\"type\": \"continue\", \"previous_message_id\": …}", 'thread', 'invalid_thread');

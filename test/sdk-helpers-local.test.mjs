@@ -57,6 +57,18 @@ const alarmRunner = ({ content, seed, run, stream = false }) =>
     tool_choice: { type: 'function', function: { name: 'set_alarm' } },
   });
 
+/** Anthropic's beta tool runner on a forced `set_alarm` (Nap, zod-validated) call through `client`. */
+const napRunner = (client, { content, maxTokens = 60, maxIterations, run = () => 'ok', stream = false }) =>
+  client.beta.messages.toolRunner({
+    model: 'tiny',
+    max_tokens: maxTokens,
+    messages: user(content),
+    tools: [betaZodTool({ name: 'set_alarm', description: 'Set an alarm', inputSchema: Nap, run })],
+    tool_choice: { type: 'tool', name: 'set_alarm' },
+    max_iterations: maxIterations,
+    ...(stream ? { stream: true } : {}),
+  });
+
 test('openai chat.completions.parse with zodResponseFormat: message.parsed passes the zod schema', async () => {
   const completion = await openai.chat.completions.parse({
     model: 'tiny',
@@ -223,14 +235,7 @@ test('message threads: the refusals carry the error codes the SDK acts on', asyn
 
 test('the beta tool runner threads its loop: each later turn sends only the tool result', async () => {
   const { client, sent } = recordingAnthropic();
-  const runner = client.beta.messages.toolRunner({
-    model: 'tiny',
-    max_tokens: 60,
-    messages: user('Nap?'),
-    tools: [betaZodTool({ name: 'set_alarm', description: 'Set an alarm', inputSchema: Nap, run: () => 'ok' })],
-    tool_choice: { type: 'tool', name: 'set_alarm' },
-    max_iterations: 3,
-  });
+  const runner = napRunner(client, { content: 'Nap?', maxIterations: 3 });
   const turns = [];
   for await (const message of runner) turns.push(message);
   assert.equal(turns.length, 3);
@@ -244,14 +249,7 @@ test('the beta tool runner threads its loop: each later turn sends only the tool
 
 test('the beta tool runner compacts between turns on the local model: a compaction request, then its block opens the history', async () => {
   const { client, sent } = recordingAnthropic();
-  const runner = client.beta.messages.toolRunner({
-    model: 'tiny',
-    max_tokens: 40,
-    messages: user('Nap?'),
-    tools: [betaZodTool({ name: 'set_alarm', description: 'Set an alarm', inputSchema: Nap, run: () => 'ok' })],
-    tool_choice: { type: 'tool', name: 'set_alarm' },
-    max_iterations: 2,
-  });
+  const runner = napRunner(client, { content: 'Nap?', maxTokens: 40, maxIterations: 2 });
   const messages = [];
   for await (const message of runner) {
     messages.push(message);
@@ -288,15 +286,7 @@ test('openai runTools streaming: content and tool-call deltas assemble into the 
 test('anthropic beta tool runner streaming: each turn is a message stream whose tool_use input validates', async () => {
   const calls = [];
   const { client, sent } = recordingAnthropic();
-  const runner = client.beta.messages.toolRunner({
-    model: 'tiny',
-    max_tokens: 60,
-    messages: user('Nap time?'),
-    tools: [betaZodTool({ name: 'set_alarm', description: 'Set an alarm', inputSchema: Nap, run: (input) => (calls.push(input), 'ok') })],
-    tool_choice: { type: 'tool', name: 'set_alarm' },
-    max_iterations: 2,
-    stream: true,
-  });
+  const runner = napRunner(client, { content: 'Nap time?', maxIterations: 2, run: (input) => (calls.push(input), 'ok'), stream: true });
   let inputDeltas = 0;
   let turns = 0;
   for await (const stream of runner) {

@@ -30,11 +30,11 @@ before(async () => {
         single('second'),
         single('third'),
         single('stally', { fallbacks: ['backup'], timeouts: { ttftMs: 300, idleMs: 300 } }),
-        single('backup'),
+        single('backup', {}, { pricing: { input: 1, output: 4 } }),
         single('slow'),
         single('capped', { retries: 3, timeouts: { totalMs: 250 } }),
         { id: 'duo', deployments: [dep('c'), dep('d')], routing: { retries: 1 } },
-        single('strict', { contentPolicyFallbacks: ['backup'] }),
+        single('strict', { contentPolicyFallbacks: ['backup'] }, { pricing: { input: 2, output: 10 } }),
       ],
     },
   });
@@ -146,6 +146,34 @@ describe('fallbacks', () => {
     });
     assert.equal(streamed.headers.get('x-switchboard-model'), 'backup');
     assert.match(await streamed.text(), /streamed by backup/);
+  });
+
+  test('a declined answer set aside is still paid for: the request log and the metrics count its tokens, the client sees the answer', async () => {
+    const metric = async (name, labels) => {
+      const text = await fetch(`${server.url}/metrics`).then((r) => r.text());
+      const selector = `${name}{${Object.entries(labels).map(([k, v]) => `${k}="${v}"`).join(',')}}`;
+      const line = text.split('\n').find((l) => l.startsWith(`${selector} `));
+      return line ? Number(line.slice(selector.length + 1)) : 0;
+    };
+    const strictInput = await metric('switchboard_tokens_total', { direction: 'input', model: 'strict', provider: 'openai' });
+    fakes.strict.enqueue({ type: 'text', text: '', finishReason: 'content_filter', usage: { prompt_tokens: 40, completion_tokens: 2, total_tokens: 42 } });
+    fakes.backup.enqueue({ type: 'text', text: 'answered', usage: { prompt_tokens: 50, completion_tokens: 10, total_tokens: 60 } });
+    const res = await fetch(`${server.url}/v1/chat/completions`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ model: 'strict', stream: true, stream_options: { include_usage: true }, messages: [{ role: 'user', content: 'Hi' }] }),
+    });
+    assert.equal(res.status, 200);
+    const { events } = await readSse(res);
+    const usage = events.filter((e) => e.data !== '[DONE]').map((e) => JSON.parse(e.data)).find((chunk) => chunk.usage)?.usage;
+    assert.deepEqual([usage.prompt_tokens, usage.completion_tokens, usage.cost], [50, 10, (50 * 1 + 10 * 4) / 1e6]);
+
+    const log = await fetch(`${server.url}/admin/requests?model=backup`, { headers: { authorization: 'Bearer admin' } }).then((r) => r.json());
+    const entry = log.data.find((e) => e.id === res.headers.get('x-request-id'));
+    assert.ok(entry, 'logged');
+    assert.deepEqual([entry.input_tokens, entry.output_tokens, entry.total_tokens, entry.attempts], [90, 12, 102, 2]);
+    assert.equal(entry.cost, (40 * 2 + 2 * 10 + 50 * 1 + 10 * 4) / 1e6);
+    assert.equal(await metric('switchboard_tokens_total', { direction: 'input', model: 'strict', provider: 'openai' }), strictInput + 40);
   });
 
   test('a refusal after content is an answer, not a failure; without a chain an empty refusal reaches the client as an answer too', async () => {

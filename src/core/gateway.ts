@@ -15,7 +15,7 @@ import { mergeChoices, primeAll } from './stream.js';
 import { enforceStructuredOutput, compileSchema } from './structured-output.js';
 import { documentsAsText } from './documents.js';
 import type { ChatRequest, StreamPart, Usage } from './types.js';
-import { addChoiceUsage, emptyUsage } from './types.js';
+import { addChoiceUsage, addUsage, emptyUsage } from './types.js';
 import { estimateTokens } from './truncate.js';
 import type { Store } from '../store/store.js';
 import type { ChatAdmission, RateHeadroom } from './limits/admission.js';
@@ -77,7 +77,36 @@ export interface ChatRouting {
   provider?: string;
 }
 
-export type ChatObserver = (event: { context: RequestContext; model?: string; provider?: string; summary: ChatSummary; ttftMs?: number }) => void;
+/** An attempt whose answer was set aside (a decline the router rerouted): its tokens were paid for. */
+export interface SetAsideAnswer {
+  model: string;
+  provider: string;
+  usage: Usage;
+  cost: number;
+}
+
+export interface ChatDone {
+  context: RequestContext;
+  model?: string;
+  provider?: string;
+  /** The answer the client got (or the failure): its usage and cost. */
+  summary: ChatSummary;
+  ttftMs?: number;
+  /** Answers set aside on the way; `chargedSummary` adds them in. */
+  setAside: SetAsideAnswer[];
+}
+
+export type ChatObserver = (event: ChatDone) => void;
+
+/** What the call cost in all: the answer and every answer set aside on the way (request log, budgets). */
+export function chargedSummary(summary: ChatSummary, setAside: readonly SetAsideAnswer[]): ChatSummary {
+  if (setAside.length === 0) return summary;
+  return {
+    ...summary,
+    usage: setAside.reduce((usage, answer) => addUsage(usage, answer.usage), summary.usage),
+    cost: setAside.reduce((cost, answer) => cost + answer.cost, summary.cost),
+  };
+}
 
 export class Gateway {
   readonly registry: ModelRegistry;
@@ -204,7 +233,7 @@ export class Gateway {
       const error = toGatewayError(err);
       const attempts = attemptLogOf(err);
       if (attempts) this.logUnreadableEvents(attempts, context);
-      this.finishRefused(context, model.id, error, attempts?.length ?? 1);
+      this.finishRefused(context, model.id, error, attempts?.length ?? 1, this.setAsideAnswers(attempts ?? []));
       throw error;
     }
     this.logUnreadableEvents(result.attempts, context);
@@ -212,7 +241,7 @@ export class Gateway {
     let resolveDone!: (s: ChatSummary) => void;
     const done = new Promise<ChatSummary>((r) => (resolveDone = r));
     return {
-      stream: this.account(result.stream, result.model, result.deployment, context, ttftMs, result.attempts.length, resolveDone),
+      stream: this.account(result.stream, result.model, result.deployment, context, ttftMs, result.attempts, resolveDone),
       model: result.model,
       deployment: result.deployment,
       provider: result.deployment.provider,
@@ -263,9 +292,10 @@ export class Gateway {
     deployment: ResolvedDeployment,
     context: RequestContext,
     ttftMs: number,
-    attempts: number,
+    attempts: RouteAttempt[],
     resolveDone: (s: ChatSummary) => void,
   ): PrimedStream {
+    const setAside = this.setAsideAnswers(attempts);
     let usage = emptyUsage();
     const finishedChoices = new Set<number>();
     let error: GatewayError | undefined;
@@ -292,7 +322,7 @@ export class Gateway {
           errorKind: error?.kind ?? (completed ? undefined : 'cancelled'),
           latencyMs: performance.now() - context.startedAt,
         };
-        this.finish(context, model.id, deployment, ttftMs, summary, attempts);
+        this.finish(context, model.id, deployment, ttftMs, summary, attempts.length, setAside);
         resolveDone(summary);
       },
     });
@@ -305,10 +335,17 @@ export class Gateway {
     }
   }
 
+  /** Attempts whose answers the router set aside, priced at their own model's rates. */
+  private setAsideAnswers(attempts: readonly RouteAttempt[]): SetAsideAnswer[] {
+    return attempts.flatMap(({ model, deployment, setAsideUsage: usage }) =>
+      usage ? [{ model, provider: deployment.provider, usage, cost: costOf(this.registry.resolve(model).pricing, usage) }] : [],
+    );
+  }
+
   /** Accounts for a call that failed before any stream existed (refused, or every attempt failed). */
-  private finishRefused(context: RequestContext, model: string, error: GatewayError, attempts: number): void {
+  private finishRefused(context: RequestContext, model: string, error: GatewayError, attempts: number, setAside: SetAsideAnswer[] = []): void {
     const summary = { usage: emptyUsage(), cost: 0, status: error.status, errorKind: error.kind, latencyMs: performance.now() - context.startedAt };
-    this.finish(context, model, undefined, undefined, summary, attempts);
+    this.finish(context, model, undefined, undefined, summary, attempts, setAside);
   }
 
   private finish(
@@ -318,15 +355,18 @@ export class Gateway {
     ttftMs: number | undefined,
     summary: ChatSummary,
     attempts: number,
+    setAside: SetAsideAnswer[],
   ): void {
     for (const observer of this.observers) {
       try {
-        observer({ context, model, provider: deployment?.provider, summary, ttftMs });
+        observer({ context, model, provider: deployment?.provider, summary, ttftMs, setAside });
       } catch (err) {
         this.logger.error({ err }, 'chat observer failed');
       }
     }
-    const admitted = this.admission?.settle(context, summary);
+    // Budgets and the request log count every token paid for, set-aside answers included.
+    const charged = chargedSummary(summary, setAside);
+    const admitted = this.admission?.settle(context, charged);
     this.store
       .logRequest({
         id: context.requestId,
@@ -340,18 +380,18 @@ export class Gateway {
         provider: deployment?.provider,
         deployment: deployment?.name,
         attempts,
-        status: summary.status,
-        errorKind: summary.errorKind,
-        latencyMs: summary.latencyMs,
+        status: charged.status,
+        errorKind: charged.errorKind,
+        latencyMs: charged.latencyMs,
         ttftMs,
-        inputTokens: summary.usage.inputTokens,
-        outputTokens: summary.usage.outputTokens,
-        totalTokens: summary.usage.totalTokens,
-        cost: summary.cost,
-        cacheReadTokens: summary.usage.cacheReadTokens ?? 0,
-        cacheWriteTokens: summary.usage.cacheWriteTokens ?? 0,
-        reasoningTokens: summary.usage.reasoningTokens ?? 0,
-        serverToolUse: summary.usage.serverToolUse,
+        inputTokens: charged.usage.inputTokens,
+        outputTokens: charged.usage.outputTokens,
+        totalTokens: charged.usage.totalTokens,
+        cost: charged.cost,
+        cacheReadTokens: charged.usage.cacheReadTokens ?? 0,
+        cacheWriteTokens: charged.usage.cacheWriteTokens ?? 0,
+        reasoningTokens: charged.usage.reasoningTokens ?? 0,
+        serverToolUse: charged.usage.serverToolUse,
         stream: context.stream,
         body: admitted?.loggedBody,
       })

@@ -3,6 +3,7 @@
 
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { Gateway } from '../core/gateway.js';
+import type { Usage } from '../core/types.js';
 
 export const metricsRegistry = new Registry();
 collectDefaultMetrics({ register: metricsRegistry });
@@ -185,23 +186,28 @@ let attached = new WeakSet<Gateway>();
 export function attachMetrics(gateway: Gateway): void {
   if (attached.has(gateway)) return;
   attached.add(gateway);
-  gateway.onChatDone(({ context, model, provider, summary, ttftMs }) => {
+  gateway.onChatDone(({ context, model, provider, summary, ttftMs, setAside }) => {
     const labels = { dialect: context.dialect, model: model ?? 'unknown', provider: provider ?? 'none' };
     const status = String(summary.status);
     chatRequests.inc({ ...labels, status });
     if (summary.status >= 400) chatErrors.inc({ ...labels, status, kind: summary.errorKind ?? 'unknown' });
     chatLatency.observe(labels, summary.latencyMs / 1000);
     if (ttftMs !== undefined) chatTtft.observe(labels, ttftMs / 1000);
-    chatTokens.inc({ direction: 'input', model: labels.model, provider: labels.provider }, summary.usage.inputTokens);
-    chatTokens.inc({ direction: 'output', model: labels.model, provider: labels.provider }, summary.usage.outputTokens);
-    const { cacheReadTokens, cacheWriteTokens, reasoningTokens, serverToolUse } = summary.usage;
-    const by = { model: labels.model, provider: labels.provider };
-    if (cacheReadTokens) chatTokenDetails.inc({ kind: 'cache_read', ...by }, cacheReadTokens);
-    if (cacheWriteTokens) chatTokenDetails.inc({ kind: 'cache_write', ...by }, cacheWriteTokens);
-    if (reasoningTokens) chatTokenDetails.inc({ kind: 'reasoning', ...by }, reasoningTokens);
-    for (const [kind, count] of Object.entries(serverToolUse ?? {})) serverToolRequests.inc({ kind, ...by }, count);
-    chatCost.inc({ organisation: context.organisation, model: labels.model, provider: labels.provider }, summary.cost);
+    countSpend(context.organisation, { model: labels.model, provider: labels.provider }, summary.usage, summary.cost);
+    // A declined answer the router rerouted was paid for too: counted under the model that declined.
+    for (const answer of setAside) countSpend(context.organisation, { model: answer.model, provider: answer.provider }, answer.usage, answer.cost);
   });
+}
+
+function countSpend(organisation: string, by: { model: string; provider: string }, usage: Usage, cost: number): void {
+  chatTokens.inc({ direction: 'input', ...by }, usage.inputTokens);
+  chatTokens.inc({ direction: 'output', ...by }, usage.outputTokens);
+  const { cacheReadTokens, cacheWriteTokens, reasoningTokens, serverToolUse } = usage;
+  if (cacheReadTokens) chatTokenDetails.inc({ kind: 'cache_read', ...by }, cacheReadTokens);
+  if (cacheWriteTokens) chatTokenDetails.inc({ kind: 'cache_write', ...by }, cacheWriteTokens);
+  if (reasoningTokens) chatTokenDetails.inc({ kind: 'reasoning', ...by }, reasoningTokens);
+  for (const [kind, count] of Object.entries(serverToolUse ?? {})) serverToolRequests.inc({ kind, ...by }, count);
+  chatCost.inc({ organisation, ...by }, cost);
 }
 
 export function resetMetricsAttachments(): void {

@@ -6,7 +6,8 @@
 import type { ResolvedDeployment, ResolvedModel, ModelRegistry } from '../models.js';
 import type { PrimedStream } from '../stream.js';
 import { isContentPart, primeStream } from '../stream.js';
-import type { StreamPart } from '../types.js';
+import type { StreamPart, Usage } from '../types.js';
+import { addChoiceUsage, emptyUsage } from '../types.js';
 import { GatewayError, type ErrorKind, toGatewayError } from '../errors.js';
 import { backoffDelayMs, sleep } from './backoff.js';
 import { Cancellation, type Cancellable } from './cancellation.js';
@@ -19,6 +20,8 @@ export interface RouteAttempt {
   model: string;
   deployment: ResolvedDeployment;
   error?: GatewayError;
+  /** Tokens the upstream spent on an answer that was set aside (a decline rerouted): paid for, never shown. */
+  setAsideUsage?: Usage;
 }
 
 export interface RouteResult {
@@ -44,6 +47,16 @@ function isEmptyRefusal(head: readonly StreamPart[]): boolean {
   const last = head.at(-1);
   return last?.type === 'finish' && last.finishReason === 'content-filter' && !head.slice(0, -1).some(isContentPart);
 }
+
+/** The usage of every choice that finished in the primed parts. */
+function headUsage(head: readonly StreamPart[]): Usage {
+  let usage = emptyUsage();
+  for (const part of head) if (part.type === 'finish') usage = addChoiceUsage(usage, part.usage);
+  return usage;
+}
+
+/** Declines rerouted by the router, with what the declining upstream charged for them. */
+const setAsideUsage = new WeakMap<GatewayError, Usage>();
 
 /** Starts one attempt on a deployment; the router primes it. */
 export type AttemptFn = (model: ResolvedModel, deployment: ResolvedDeployment, signal: AbortSignal) => AttemptStream;
@@ -199,7 +212,8 @@ export class Router {
         return served;
       } catch (err) {
         const error = toGatewayError(err);
-        attempts.push({ model: model.id, deployment: state.deployment, error });
+        const spent = setAsideUsage.get(error);
+        attempts.push({ model: model.id, deployment: state.deployment, error, ...(spent && { setAsideUsage: spent }) });
         lastError = error;
         if (signal.aborted || retry >= settings.retries) throw error;
         if (!settings.retryOn.includes(error.kind)) {
@@ -295,7 +309,10 @@ export class Router {
       // A refusal that is the whole answer (no content: a classifier's decline) is the same
       // content-policy failure as a refusal sent as an error, when the model names models for one.
       if (settings.contentPolicyFallbacks.length && isEmptyRefusal(primed.head)) {
-        throw new GatewayError('content_policy', `The model '${model.id}' declined the request`, { code: 'refusal' });
+        const declined = new GatewayError('content_policy', `The model '${model.id}' declined the request`, { code: 'refusal' });
+        setAsideUsage.set(declined, headUsage(primed.head));
+        await primed[Symbol.asyncIterator]().return?.();
+        throw declined;
       }
     } catch (err) {
       const error = toGatewayError(err);

@@ -5,6 +5,7 @@
 import type { FastifyInstance } from 'fastify';
 import type { ServerContext } from '../context.js';
 import { httpInFlight } from '../metrics.js';
+import { chargedSummary } from '../../core/gateway.js';
 import { addUsage, type Usage } from '../../core/types.js';
 
 interface ChatFacts {
@@ -64,7 +65,8 @@ function chatFields({ usage, ...facts }: ChatFacts): Record<string, unknown> {
 
 export function attachRequestLogging(app: FastifyInstance, context: ServerContext): void {
   const chats = new Map<string, ChatFacts>();
-  context.gateway.onChatDone(({ context: call, model, provider, summary, ttftMs }) => {
+  context.gateway.onChatDone(({ context: call, model, provider, summary: answered, ttftMs, setAside }) => {
+    const summary = chargedSummary(answered, setAside);
     chats.set(call.requestId, {
       dialect: call.dialect,
       model,

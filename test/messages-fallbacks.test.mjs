@@ -70,8 +70,10 @@ test('a refusal goes on to the fallback: what the declining model wrote, a fallb
   const before = anthropic.requests.length;
   anthropic.enqueue({ sse: refusalSse() });
   anthropic.enqueue({ sse: answerSse('Served by opus.', 30, 4) });
-  const message = await client.beta.messages.create(ask({ fallbacks: [{ model: 'opus' }] }));
+  const { data: message, response } = await client.beta.messages.create(ask({ fallbacks: [{ model: 'opus' }] })).withResponse();
   assert.deepEqual(message.content, [{ type: 'text', text: 'Hello, wörld! 👋' }, boundary('fable', 'opus'), { type: 'text', text: 'Served by opus.' }]);
+  // A buffered reply's served-by headers name the call that answered, as its body does.
+  assert.equal(response.headers.get('x-switchboard-model'), 'opus');
   assert.equal(message.stop_reason, 'end_turn');
   assert.equal('stop_details' in message, false, "the refusal's details were the declining model's");
   assert.equal(message.model, 'opus', 'the model that answered');
@@ -90,6 +92,7 @@ test('streamed: one message_start, the boundary block between the two models’ 
   anthropic.enqueue({ sse: answerSse('Streamed by opus.', 30, 4) });
   const res = await rawPost({ ...ask({ fallbacks: [{ model: 'opus' }], stream: true }), betas: undefined });
   assert.equal(res.status, 200);
+  assert.equal(res.headers.get('x-switchboard-model'), 'fable', 'a stream names the model it began with: its headers left before any fallback');
   const events = sseEvents(await res.text());
   assert.equal(events.filter((e) => e.type === 'message_start').length, 1);
   assert.equal(events.filter((e) => e.type === 'message_stop').length, 1);

@@ -45,11 +45,13 @@ async function respond(deps: MessagesDeps, request: FastifyRequest, reply: Fasti
 
   const started = await startMessages(prepared, ctx, deps);
   const renderer = new MessageEventRenderer({ id: newMessageId(), model: started.modelId, omitThinking: info.omitThinking });
-  const headers: Record<string, string> = {
+  // Who served it, when the headers go out: for a buffered reply, the model that answered last
+  // (a fallback's, as the body's `model`); a stream's go out before any fallback could start.
+  const headers = (): Record<string, string> => ({
     ...(started.chat ? servedByHeaders(started.chat, request.arrivedAt, started.chat.ttftMs, undefined, 'anthropic') : {}),
     'request-id': String(request.id),
-  };
-  if (info.correlationId) headers['x-correlation-id'] = info.correlationId;
+    ...(info.correlationId && { 'x-correlation-id': info.correlationId }),
+  });
 
   if (!stream) {
     for await (const part of started.stream) {
@@ -59,12 +61,12 @@ async function respond(deps: MessagesDeps, request: FastifyRequest, reply: Fasti
     renderer.end();
     const message = renderer.message();
     await turn?.keep(message.id as string, message);
-    return reply.headers(headers).send(message);
+    return reply.headers(headers()).send(message);
   }
 
   reply.hijack();
   const writer = new StreamWriter(reply);
-  writer.start(200, { ...SSE_HEADERS, ...headers, 'x-request-id': String(request.id) });
+  writer.start(200, { ...SSE_HEADERS, ...headers(), 'x-request-id': String(request.id) });
   try {
     for await (const event of messageEvents(started.stream, renderer, String(request.id))) {
       if (writer.isClosed) break;

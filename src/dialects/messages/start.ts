@@ -13,8 +13,11 @@ export interface StartedMessages {
   /** Primed: a failure before the first content part has already rejected. */
   stream: AsyncIterable<MessagesPart>;
   modelId: string;
-  /** The single gateway call, when there is exactly one (for the served-by headers). */
-  chat?: ChatResult;
+  /**
+   * The gateway call serving the response (for the served-by headers): the first, then, once a
+   * fallback has started, that one's. Absent for the MCP tool loop (one call per step).
+   */
+  readonly chat?: ChatResult;
 }
 
 export interface MessagesDeps {
@@ -30,10 +33,17 @@ export async function startMessages(prepared: PreparedMessages, ctx: RequestCont
   const chat = await gateway.chat(prepared.request, ctx);
   if (prepared.info.compaction) return { stream: compactionParts(chat.stream), modelId: chat.model.id, chat };
   if (!prepared.fallbacks.length) return { stream: chat.stream, modelId: chat.model.id, chat };
+  let serving = chat;
   const hops = prepared.fallbacks.map((hop) => async (hopCtx: RequestContext) => {
-    const started = await gateway.chat(hop.request, hopCtx);
-    return { stream: started.stream, modelId: started.model.id };
+    serving = await gateway.chat(hop.request, hopCtx);
+    return { stream: serving.stream, modelId: serving.model.id };
   });
   const onSkipped = (err: unknown, hop: number) => logger.warn({ err, reqId: ctx.requestId, hop }, 'a fallback model could not start; trying the next');
-  return { stream: withRefusalFallbacks(chat.stream, prepared.body.model, hops, ctx, onSkipped), modelId: chat.model.id, chat };
+  return {
+    stream: withRefusalFallbacks(chat.stream, prepared.body.model, hops, ctx, onSkipped),
+    modelId: chat.model.id,
+    get chat() {
+      return serving;
+    },
+  };
 }

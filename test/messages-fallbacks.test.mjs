@@ -242,6 +242,9 @@ test('each model’s call is accounted: the request log has the declining and th
   assert.equal(byId[id].output_tokens, 6);
   assert.equal(byId[`${id}-f1`]?.model, 'opus');
   assert.equal(byId[`${id}-f1`].output_tokens, 4);
+  // The HTTP request's one log line sums both calls.
+  const line = s.logLines.map((l) => JSON.parse(l)).find((l) => l.msg === 'request' && l.reqId === id);
+  assert.deepEqual([line?.model, line?.inputTokens, line?.outputTokens], ['fable,opus', 55, 10]);
 });
 
 test('an async run takes the same chain: its events and its final message carry the boundary and the iterations', async () => {

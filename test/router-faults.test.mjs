@@ -173,6 +173,8 @@ describe('fallbacks', () => {
     assert.ok(entry, 'logged');
     assert.deepEqual([entry.input_tokens, entry.output_tokens, entry.total_tokens, entry.attempts], [90, 12, 102, 2]);
     assert.equal(entry.cost, (40 * 2 + 2 * 10 + 50 * 1 + 10 * 4) / 1e6);
+    const line = server.logLines.map((l) => JSON.parse(l)).find((l) => l.msg === 'request' && l.reqId === entry.id);
+    assert.deepEqual([line?.inputTokens, line?.outputTokens, line?.cost], [90, 12, entry.cost]);
     assert.equal(await metric('switchboard_tokens_total', { direction: 'input', model: 'strict', provider: 'openai' }), strictInput + 40);
   });
 

@@ -19,28 +19,14 @@ interface ChatFacts {
   ttftMs?: number;
 }
 
-/** Chat outcomes waiting for their HTTP response to close; bounded so runs without one cannot grow it. */
-const MAX_PENDING = 10_000;
-
 /**
  * The chat facts of one HTTP request: its own call, or the calls it made under `<id>-<n>` (a
- * dialect that fans out to several providers), summed.
+ * dialect that fans out to several providers, fallbacks, tool rounds), summed.
  */
-function takeChat(chats: Map<string, ChatFacts>, id: string): ChatFacts | undefined {
-  const own = chats.get(id);
-  if (own) {
-    chats.delete(id);
-    return own;
-  }
-  const parts: ChatFacts[] = [];
-  for (const [key, facts] of chats) {
-    if (key.startsWith(`${id}-`)) {
-      parts.push(facts);
-      chats.delete(key);
-    }
-  }
-  if (parts.length === 0) return undefined;
+function joinChats(parts: ChatFacts[]): ChatFacts | undefined {
+  if (parts.length <= 1) return parts[0];
   const join = (values: Array<string | undefined>) => [...new Set(values.filter((v): v is string => !!v))].join(',') || undefined;
+  const ttfts = parts.flatMap((p) => (p.ttftMs === undefined ? [] : [p.ttftMs]));
   return {
     dialect: parts[0]!.dialect,
     model: join(parts.map((p) => p.model)),
@@ -49,8 +35,19 @@ function takeChat(chats: Map<string, ChatFacts>, id: string): ChatFacts | undefi
     errorKind: join(parts.map((p) => p.errorKind)),
     usage: parts.map((p) => p.usage).reduce(addUsage),
     cost: parts.reduce((n, p) => n + p.cost, 0),
-    ttftMs: Math.min(...parts.map((p) => p.ttftMs ?? Infinity)) === Infinity ? undefined : Math.min(...parts.map((p) => p.ttftMs ?? Infinity)),
+    ttftMs: ttfts.length ? Math.min(...ttfts) : undefined,
   };
+}
+
+/** The open HTTP request a call belongs to: its own id, or the id its `-<n>` suffixes extend. */
+function owner<T>(open: Map<string, T>, callId: string): T | undefined {
+  for (let id = callId; ; ) {
+    const found = open.get(id);
+    if (found) return found;
+    const dash = id.lastIndexOf('-');
+    if (dash <= 0) return undefined;
+    id = id.slice(0, dash);
+  }
 }
 
 /** The line's chat fields: the token details only where there were any, to keep lines short. */
@@ -64,10 +61,14 @@ function chatFields({ usage, ...facts }: ChatFacts): Record<string, unknown> {
 }
 
 export function attachRequestLogging(app: FastifyInstance, context: ServerContext): void {
-  const chats = new Map<string, ChatFacts>();
+  // One entry per HTTP request still open: a call that ends after its response closed (a client
+  // gone), or that has no HTTP request (an async run), is not kept for a line already written.
+  const open = new Map<string, ChatFacts[]>();
   context.gateway.onChatDone(({ context: call, model, provider, summary: answered, ttftMs, setAside }) => {
+    const chats = owner(open, call.requestId);
+    if (!chats) return;
     const summary = chargedSummary(answered, setAside);
-    chats.set(call.requestId, {
+    chats.push({
       dialect: call.dialect,
       model,
       provider,
@@ -77,15 +78,16 @@ export function attachRequestLogging(app: FastifyInstance, context: ServerContex
       cost: summary.cost,
       ttftMs: ttftMs === undefined ? undefined : +ttftMs.toFixed(2),
     });
-    if (chats.size > MAX_PENDING) chats.delete(chats.keys().next().value!);
   });
 
   app.addHook('onRequest', async (request, reply) => {
     httpInFlight.inc();
+    const id = String(request.id);
+    open.set(id, []);
     reply.raw.once('close', () => {
       httpInFlight.dec();
-      const id = String(request.id);
-      const chat = takeChat(chats, id);
+      const chat = joinChats(open.get(id)!);
+      open.delete(id);
       // The line's object is not even built when info lines are off.
       if (!context.logger.isLevelEnabled('info')) return;
       context.logger.info(

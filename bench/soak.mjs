@@ -63,6 +63,8 @@ function startSlowUpstream() {
 const json = (body) => JSON.stringify(body);
 const messages = [{ role: 'user', content: 'hi' }];
 
+let sessions = 0;
+
 /** One of each request the round sends, cycled through by every connection. */
 function mixedRequests() {
   const post = (p, body, headers = {}) => ({ method: 'POST', path: p, headers: { 'content-type': 'application/json', ...headers }, body: json(body) });
@@ -76,6 +78,9 @@ function mixedRequests() {
     post('/api/v3/organizations/default/ai/chat/stream', { modelId: 'bench', messages, maxTokens: 16 }),
     post('/v2/text/chat', { providers: 'bench', text: 'hi', max_tokens: 16 }),
     post('/v2/text/chat/stream', { providers: 'bench', text: 'hi', max_tokens: 16 }),
+    // A new session each time (its turns are stored), and an async run (queued, run in the background).
+    { ...post('/v1/chat/completions', { model: 'bench', messages }), setupRequest: (req) => ({ ...req, headers: { ...req.headers, 'x-session-id': `soak-${++sessions}` } }) },
+    post('/v1/messages/async', { model: 'bench', messages, max_tokens: 16 }, anthropic),
     // Bad input: answered 400 in the dialect's shape.
     post('/v1/chat/completions', { model: 'bench', messages, temperature: 9 }),
     post('/v1/messages', { model: 'bench', messages: [] }, anthropic),
@@ -157,7 +162,9 @@ async function main() {
           hangUps(url, HANGUPS),
         ]);
       }
-      await until(async () => slow.counts.open === 0 && (await metric(url, 'switchboard_chat_in_flight')) === 0, 'requests in flight to end');
+      const idle = async () =>
+        slow.counts.open === 0 && (await metric(url, 'switchboard_async_queue_depth')) === 0 && (await metric(url, 'switchboard_chat_in_flight')) === 0;
+      await until(idle, 'requests in flight and queued async runs to end', 60_000);
       const after = await survivors();
       rounds.push({ round, requests: load.requests.total, non2xx: load.non2xx, errors: load.errors, failedHangUps, upstreamCut: slow.counts.cut, upstreamCompleted: slow.counts.completed, ...after });
       const mb = (b) => (b / 2 ** 20).toFixed(1);

@@ -6,7 +6,11 @@
 // handles (sockets, timers). A leak grows with every round; a cache or a warming JIT levels off.
 // Also checks that every hung-up client's upstream stream was closed, not read to its end.
 //
-// Usage: node bench/soak.mjs   (env: ROUNDS=8 DURATION=10 CONNECTIONS=16 HANGUPS=200)
+// With LOCAL_MODEL=<a GGUF file>, both models are that model on the local provider (node-llama-cpp)
+// instead: JSON-schema and forced-tool requests join the mix, and a round ends when no sequence
+// is active or queued.
+//
+// Usage: node bench/soak.mjs   (env: ROUNDS=8 DURATION=10 CONNECTIONS=16 HANGUPS=200 LOCAL_MODEL=)
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import http from 'node:http';
@@ -19,6 +23,7 @@ const ROUNDS = Number(process.env.ROUNDS ?? 8);
 const DURATION = Number(process.env.DURATION ?? 10);
 const CONNECTIONS = Number(process.env.CONNECTIONS ?? 16);
 const HANGUPS = Number(process.env.HANGUPS ?? 200);
+const LOCAL_MODEL = process.env.LOCAL_MODEL ? path.resolve(process.env.LOCAL_MODEL) : undefined;
 const root = path.resolve(path.dirname(new URL(import.meta.url).pathname), '..');
 
 /** Starts a node process; resolves on the first stdout line matching `pattern`. Its stderr lines go to `onStderr`. */
@@ -69,9 +74,16 @@ let sessions = 0;
 function mixedRequests() {
   const post = (p, body, headers = {}) => ({ method: 'POST', path: p, headers: { 'content-type': 'application/json', ...headers }, body: json(body) });
   const anthropic = { 'anthropic-version': '2023-06-01' };
+  const schema = { type: 'object', properties: { answer: { type: 'string', maxLength: 8 } }, required: ['answer'], additionalProperties: false };
+  const tool = { type: 'function', function: { name: 'lookup', parameters: { type: 'object', properties: { q: { type: 'string', maxLength: 8 } }, required: ['q'] } } };
+  const constrained = [
+    post('/v1/chat/completions', { model: 'bench', messages, max_tokens: 24, response_format: { type: 'json_schema', json_schema: { name: 'a', schema } } }),
+    post('/v1/chat/completions', { model: 'bench', messages, max_tokens: 24, stream: true, tools: [tool], tool_choice: { type: 'function', function: { name: 'lookup' } } }),
+  ];
   return [
-    post('/v1/chat/completions', { model: 'bench', messages }),
-    post('/v1/chat/completions', { model: 'bench', messages, stream: true, stream_options: { include_usage: true } }),
+    ...(LOCAL_MODEL ? constrained : []),
+    post('/v1/chat/completions', { model: 'bench', messages, max_tokens: 16 }),
+    post('/v1/chat/completions', { model: 'bench', messages, max_tokens: 16, stream: true, stream_options: { include_usage: true } }),
     post('/v1/messages', { model: 'bench', messages, max_tokens: 16 }, anthropic),
     post('/v1/messages', { model: 'bench', messages, max_tokens: 16, stream: true }, anthropic),
     post('/api/v3/organizations/default/ai/chat', { modelId: 'bench', messages, maxTokens: 16 }),
@@ -79,10 +91,10 @@ function mixedRequests() {
     post('/v2/text/chat', { providers: 'bench', text: 'hi', max_tokens: 16 }),
     post('/v2/text/chat/stream', { providers: 'bench', text: 'hi', max_tokens: 16 }),
     // A new session each time (its turns are stored), and an async run (queued, run in the background).
-    { ...post('/v1/chat/completions', { model: 'bench', messages }), setupRequest: (req) => ({ ...req, headers: { ...req.headers, 'x-session-id': `soak-${++sessions}` } }) },
+    { ...post('/v1/chat/completions', { model: 'bench', messages, max_tokens: 16 }), setupRequest: (req) => ({ ...req, headers: { ...req.headers, 'x-session-id': `soak-${++sessions}` } }) },
     post('/v1/messages/async', { model: 'bench', messages, max_tokens: 16 }, anthropic),
     // Bad input: answered 400 in the dialect's shape.
-    post('/v1/chat/completions', { model: 'bench', messages, temperature: 9 }),
+    post('/v1/chat/completions', { model: 'bench', messages, max_tokens: 16, temperature: 9 }),
     post('/v1/messages', { model: 'bench', messages: [] }, anthropic),
     { method: 'GET', path: '/v1/models' },
   ];
@@ -91,7 +103,7 @@ function mixedRequests() {
 /** Clients that read the first chunk of a slow stream, then hang up; `concurrency` at a time. */
 async function hangUps(url, total, concurrency = 8) {
   const routes = [
-    ['/v1/chat/completions', { model: 'slow', messages, stream: true }],
+    ['/v1/chat/completions', { model: 'slow', messages, max_tokens: 64, stream: true }],
     ['/v1/messages', { model: 'slow', messages, max_tokens: 64, stream: true }],
   ];
   let next = 0;
@@ -115,10 +127,11 @@ async function hangUps(url, total, concurrency = 8) {
   return failed;
 }
 
+/** A metric's value; `name` may carry labels as Prometheus writes them. A series not written yet is 0. */
 async function metric(url, name) {
   const text = await fetch(`${url}/metrics`).then((r) => r.text());
   const line = text.split('\n').find((l) => l.startsWith(`${name} `));
-  return line ? Number(line.split(' ')[1]) : NaN;
+  return line ? Number(line.slice(name.length + 1)) : 0;
 }
 
 /** Polls until `check` holds (a benchmark, not a test: there is no event to await across processes). */
@@ -135,8 +148,12 @@ async function main() {
   const upstream = await startNode(['bench/upstream.mjs'], /^(\d+)$/);
   const slow = await startSlowUpstream();
   const config = path.join(dir, 'switchboard.yaml');
-  const model = (id, port) => `  - id: ${id}\n    provider: openai\n    model: ${id}-upstream\n    baseUrl: http://127.0.0.1:${port}/v1\n`;
-  fs.writeFileSync(config, `server:\n  logLevel: warn\ndefaultModel: bench\nmodels:\n${model('bench', upstream.match[1])}${model('slow', slow.port)}`);
+  const model = (id, port) =>
+    LOCAL_MODEL
+      ? `  - id: ${id}\n    provider: local\n    model: ${JSON.stringify(LOCAL_MODEL)}\n    contextLength: 2048\n`
+      : `  - id: ${id}\n    provider: openai\n    model: ${id}-upstream\n    baseUrl: http://127.0.0.1:${port}/v1\n`;
+  const local = LOCAL_MODEL ? 'local:\n  parallel: 4\n  queueLimit: 256\n' : '';
+  fs.writeFileSync(config, `server:\n  logLevel: warn\n${local}defaultModel: bench\nmodels:\n${model('bench', upstream.match[1])}${model('slow', slow.port)}`);
   const reports = [];
   let onReport;
   const gateway = await startNode(
@@ -163,12 +180,16 @@ async function main() {
         ]);
       }
       const idle = async () =>
-        slow.counts.open === 0 && (await metric(url, 'switchboard_async_queue_depth')) === 0 && (await metric(url, 'switchboard_chat_in_flight')) === 0;
+        slow.counts.open === 0 &&
+        (await metric(url, 'switchboard_async_queue_depth')) === 0 &&
+        (await metric(url, 'switchboard_chat_in_flight')) === 0 &&
+        (await metric(url, 'switchboard_provider_stat{provider="local",stat="local_active_sequences"}')) === 0 &&
+        (await metric(url, 'switchboard_provider_stat{provider="local",stat="local_queue_depth"}')) === 0;
       await until(idle, 'requests in flight and queued async runs to end', 60_000);
       const after = await survivors();
       rounds.push({ round, requests: load.requests.total, non2xx: load.non2xx, errors: load.errors, failedHangUps, upstreamCut: slow.counts.cut, upstreamCompleted: slow.counts.completed, ...after });
       const mb = (b) => (b / 2 ** 20).toFixed(1);
-      console.log(`round ${round}: ${load.requests.total} requests (${load.non2xx} non-2xx, ${load.errors} errors), hang-ups failed ${failedHangUps}; after GC heap ${mb(after.heapUsed)} MB, rss ${mb(after.rss)} MB, handles ${JSON.stringify(after.resources)}; slow upstream: ${slow.counts.cut} cut, ${slow.counts.completed} read to the end`);
+      console.log(`round ${round}: ${load.requests.total} requests (${load.non2xx} non-2xx, ${load.errors} errors), hang-ups failed ${failedHangUps}; after GC heap ${mb(after.heapUsed)} MB, rss ${mb(after.rss)} MB, handles ${JSON.stringify(after.resources)}${LOCAL_MODEL ? '' : `; slow upstream: ${slow.counts.cut} cut, ${slow.counts.completed} read to the end`}`);
     }
     const out = { date: new Date().toISOString(), machine: `${os.cpus()[0]?.model} × ${os.cpus().length}, Node ${process.version}`, settings: { ROUNDS, DURATION, CONNECTIONS, HANGUPS }, rounds };
     fs.mkdirSync(path.join(root, 'bench', 'results'), { recursive: true });

@@ -65,17 +65,21 @@ describe('local provider: text generation', () => {
     assert.equal(r.finish.usage.outputTokens, 4);
   });
 
-  it('reports the mean probability of the generated tokens', async () => {
-    const r = await local.run({ messages: [user('Hi')], maxTokens: 10, seed: 5 });
+  it('reports the mean probability of the generated tokens when the request asks for it (confidence), and only then', async () => {
+    const r = await local.run({ messages: [user('Hi')], maxTokens: 10, seed: 5, confidence: true });
     const p = r.finish.meanTokenProbability;
     assert.ok(typeof p === 'number' && p > 0 && p <= 1, `meanTokenProbability ${p}`);
-    const greedy = await local.run({ messages: [user('Hi')], maxTokens: 10, temperature: 0 });
+    const greedy = await local.run({ messages: [user('Hi')], maxTokens: 10, temperature: 0, confidence: true });
     assert.ok(greedy.finish.meanTokenProbability > 0 && greedy.finish.meanTokenProbability <= 1);
+    // A dialect that shows no confidence score does not pay for one (a sort of the vocabulary per token at temperature 0).
+    const unasked = await local.run({ messages: [user('Hi')], maxTokens: 10, temperature: 0 });
+    assert.equal(unasked.finish.usage.outputTokens, 10);
+    assert.equal(unasked.finish.meanTokenProbability, undefined);
   });
 
   it('skips token probabilities when the deployment turns them off', async () => {
     const deployment = { ...local.deployment, options: { tokenProbabilities: false } };
-    const r = await local.run({ messages: [user('Hi')], maxTokens: 3, temperature: 0 }, undefined, deployment);
+    const r = await local.run({ messages: [user('Hi')], maxTokens: 3, temperature: 0, confidence: true }, undefined, deployment);
     assert.equal(r.finish.usage.outputTokens, 3);
     assert.equal(r.finish.meanTokenProbability, undefined);
     assert.equal(local.provider.capabilities(deployment).logprobs, false);

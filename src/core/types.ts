@@ -141,6 +141,11 @@ export interface ChatRequest {
    */
   logprobs?: { top: number };
   /**
+   * The dialect reports the answer's mean token probability (seed 004's `confidence_score`). A
+   * provider that pays for it per token (the local one, at temperature 0) computes it only then.
+   */
+  confidence?: boolean;
+  /**
    * Anthropic beta flags the client asked for (its `anthropic-beta` header): sent by the providers
    * that serve Claude (Anthropic's header, Bedrock's `anthropic_beta`); others have no such flags.
    */

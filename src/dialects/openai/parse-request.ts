@@ -168,6 +168,7 @@ export async function parseChatCompletionRequest(body: ChatCompletionRequest): P
           : { type: 'json', schema: rf.json_schema.schema ?? {}, name: rf.json_schema.name },
     reasoning: reasoningConfig(body),
     logprobs: body.logprobs === true ? { top: body.top_logprobs ?? 0 } : undefined,
+    confidence: true,
   };
   return request;
 }

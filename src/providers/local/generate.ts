@@ -28,7 +28,7 @@ export interface ResponsePlan {
   jsonGrammar?: LlamaGrammar;
   /** Logit bias for free text. */
   tokenBias?: TokenBias;
-  /** Compute each token's probability (for `meanTokenProbability`). */
+  /** Compute each token's probability (for `meanTokenProbability`): asked for, and not turned off. */
   tokenProbabilities: boolean;
   /** Tool-call mode: `forced` lists the names one of which must be called. */
   tools: { mode: 'none' } | ({ mode: 'auto' | 'forced' } & OfferedTools);
@@ -55,8 +55,10 @@ export class ResponseGenerator implements GenerationState {
     private readonly plan: ResponsePlan,
     signal: AbortSignal,
   ) {
-    // `options.tokenProbabilities: false` on a deployment skips them (no confidence score).
-    // The whole distribution only for alternatives: a chosen token's probability is its confidence.
+    // Each token's probability only when the dialect reports a confidence score (a deployment's
+    // `options.tokenProbabilities: false` turns that off) or logprobs: at temperature 0
+    // node-llama-cpp sorts the whole vocabulary for it, every token (docs/providers.md). The whole
+    // distribution only for alternatives: a chosen token's probability is its confidence.
     const top = plan.request.logprobs?.top ?? 0;
     const probabilities = top > 0 ? 'distribution' : plan.tokenProbabilities || plan.request.logprobs ? 'confidence' : 'none';
     this.driver = new SequenceDriver(lease.sequence, loaded.contextSize, signal, probabilities, lease.batchPriority, loaded.gate);

@@ -15,7 +15,7 @@ const syntaxCache = new WeakMap<LoadedModel, ToolCallSyntax>();
 
 export async function buildPlan(loaded: LoadedModel, request: ChatRequest, deployment: ResolvedDeployment): Promise<ResponsePlan> {
   const prompt = renderPrompt(loaded, request);
-  const base = { request, prompt, tokenBias: tokenBias(request, loaded.model), tokenProbabilities: deployment.options.tokenProbabilities !== false };
+  const base = { request, prompt, tokenBias: tokenBias(request, loaded.model), tokenProbabilities: request.confidence === true && deployment.options.tokenProbabilities !== false };
   const choice = request.toolChoice ?? { type: 'auto' };
   const tools = request.tools ?? [];
   if ((choice.type === 'required' || choice.type === 'tool') && tools.length === 0) {

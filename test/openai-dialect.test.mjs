@@ -194,6 +194,30 @@ test('structured output is validated: a mismatch is an error, never a pass', asy
   assert.equal(bad.body.error.code, 'structured_output_invalid');
 });
 
+test('a schema with an $id works on every call, and one declaring draft 2020-12 or 2019-09 (as zod 4 writes) is read as that draft', async () => {
+  const ask = (schema, script = 'script:json') =>
+    postJson(`${s.url}/v1/chat/completions`, { model: 'm1', messages: user(script), response_format: { type: 'json_schema', json_schema: { name: 'r', schema } } });
+  const withId = { $id: 'https://example.com/schemas/ok', type: 'object', properties: { ok: { type: 'boolean' } }, required: ['ok'] };
+  for (let call = 0; call < 3; call++) assert.equal((await ask(withId)).status, 200, `call ${call}`);
+  // The same $id on another schema is another schema.
+  const sameIdOther = { ...withId, properties: { ok: { type: 'string' } } };
+  assert.equal((await ask(sameIdOther)).status, 502, 'validated against its own schema (ok must be a string)');
+  for (const draft of ['https://json-schema.org/draft/2020-12/schema', 'https://json-schema.org/draft/2019-09/schema', 'http://json-schema.org/draft-07/schema#']) {
+    const schema = { $schema: draft, type: 'object', properties: { ok: { type: 'boolean' } }, required: ['ok'], additionalProperties: false };
+    assert.equal((await ask(schema)).status, 200, draft);
+    const bad = await ask(schema, 'script:bad-json');
+    assert.equal(bad.status, 502, draft);
+    assert.equal(bad.body.error.code, 'structured_output_invalid');
+  }
+  // A keyword draft-07 does not have (dependentRequired, 2019-09 on) is enforced where the schema declares a draft that has it.
+  const dependent = { type: 'object', properties: { ok: { type: 'boolean' } }, required: ['ok'], dependentRequired: { ok: ['why'] } };
+  assert.equal((await ask(dependent)).status, 200, 'draft-07: not a keyword');
+  assert.equal((await ask({ ...dependent, $schema: 'https://json-schema.org/draft/2020-12/schema' })).status, 502, '2020-12: enforced');
+  const invalid = await ask({ $schema: 'https://json-schema.org/draft/2020-12/schema', type: 'objekt' });
+  assert.equal(invalid.status, 400);
+  assert.equal(invalid.body.error.code, 'invalid_schema');
+});
+
 test('vision parts: data URIs are checked from the bytes; a text-only model refuses images', async () => {
   const image = (url) => [{ role: 'user', content: [{ type: 'text', text: 'what is this?' }, { type: 'image_url', image_url: { url } }] }];
   const refused = await postJson(`${s.url}/v1/chat/completions`, { model: 'm1', messages: image(`data:image/png;base64,${PNG_1x1}`) });

@@ -2,22 +2,61 @@
 // requested schema, and a failure becomes an error instead of a finish.
 
 import { Ajv, type ValidateFunction } from 'ajv';
+import { Ajv2019 } from 'ajv/dist/2019.js';
+import { Ajv2020 } from 'ajv/dist/2020.js';
 import { GatewayError, badRequest } from './errors.js';
 import type { JsonSchema, ResponseFormat, StreamPart } from './types.js';
 
-const ajv = new Ajv({ strict: false, allErrors: false, validateFormats: false });
-const compiled = new WeakMap<object, ValidateFunction>();
+const options = { strict: false, allErrors: false, validateFormats: false };
+/** One validator per dialect a schema may declare in `$schema`; draft-07 when it declares none. */
+const validators = { draft7: new Ajv(options), draft2019: new Ajv2019(options), draft2020: new Ajv2020(options) };
+
+/** Validators compiled before, by the schema's JSON: a client sends the same schema on every call. */
+const compiledByText = new Map<string, ValidateFunction>();
+const MAX_COMPILED = 256;
+/** The same, by object: a request's schema is compiled when checked and used again to validate. */
+const compiledByObject = new WeakMap<object, ValidateFunction>();
+
+/**
+ * The Ajv that reads `schema` as its `$schema` says, and the schema to give it: 2020-12 and 2019-09
+ * have their own; draft-07 and none are the default; any other (draft-04, draft-06) is read as
+ * draft-07 rather than refused, as the providers do with what they do not check.
+ */
+function validatorFor(schema: JsonSchema): { ajv: Ajv; schema: JsonSchema } {
+  const declared = typeof schema === 'object' && schema !== null ? (schema as { $schema?: unknown }).$schema : undefined;
+  if (typeof declared !== 'string') return { ajv: validators.draft7, schema };
+  const draft = declared.replace(/^https?:\/\//, '').replace(/#$/, '');
+  if (draft === 'json-schema.org/draft/2020-12/schema') return { ajv: validators.draft2020, schema };
+  if (draft === 'json-schema.org/draft/2019-09/schema') return { ajv: validators.draft2019, schema };
+  if (draft === 'json-schema.org/draft-07/schema') return { ajv: validators.draft7, schema };
+  const { $schema: _other, ...rest } = schema as Record<string, unknown>;
+  return { ajv: validators.draft7, schema: rest as JsonSchema };
+}
 
 export function compileSchema(schema: JsonSchema, param = 'response_format'): ValidateFunction {
-  const cached = compiled.get(schema);
-  if (cached) return cached;
-  try {
-    const fn = ajv.compile(schema);
-    compiled.set(schema, fn);
-    return fn;
-  } catch (err) {
-    throw badRequest(`Invalid JSON schema: ${(err as Error).message}`, param, 'invalid_schema');
+  const known = compiledByObject.get(schema);
+  if (known) return known;
+  const text = JSON.stringify(schema);
+  let fn = compiledByText.get(text);
+  if (fn) {
+    // Most recently used last: the oldest is the one dropped when the cache is full.
+    compiledByText.delete(text);
+  } else {
+    const chosen = validatorFor(schema);
+    try {
+      fn = chosen.ajv.compile(chosen.schema);
+    } catch (err) {
+      throw badRequest(`Invalid JSON schema: ${(err as Error).message}`, param, 'invalid_schema');
+    } finally {
+      // Ajv keeps every schema it compiled (and refuses a second one with the same `$id`); the
+      // validator needs none of that once built, and the caches here are bounded.
+      chosen.ajv.removeSchema(chosen.schema);
+    }
+    if (compiledByText.size >= MAX_COMPILED) compiledByText.delete(compiledByText.keys().next().value!);
   }
+  compiledByText.set(text, fn);
+  compiledByObject.set(schema, fn);
+  return fn;
 }
 
 /** Throws unless `text` is JSON matching the format. */

@@ -10,8 +10,13 @@
 // instead: JSON-schema and forced-tool requests join the mix, and a round ends when no sequence
 // is active or queued.
 //
-// Usage: node bench/soak.mjs   (env: ROUNDS=8 DURATION=10 CONNECTIONS=16 HANGUPS=200 LOCAL_MODEL=)
+// With SHARED_STORE=1 the gateway keeps its state in PostgreSQL and Redis (a fresh schema and key
+// prefix, dropped at the end; URLs from SWITCHBOARD_TEST_POSTGRES_URL / SWITCHBOARD_TEST_REDIS_URL,
+// default the local services), as a scale-out process does.
+//
+// Usage: node bench/soak.mjs   (env: ROUNDS=8 DURATION=10 CONNECTIONS=16 HANGUPS=200 LOCAL_MODEL= SHARED_STORE=)
 import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import http from 'node:http';
 import os from 'node:os';
@@ -24,6 +29,9 @@ const DURATION = Number(process.env.DURATION ?? 10);
 const CONNECTIONS = Number(process.env.CONNECTIONS ?? 16);
 const HANGUPS = Number(process.env.HANGUPS ?? 200);
 const LOCAL_MODEL = process.env.LOCAL_MODEL ? path.resolve(process.env.LOCAL_MODEL) : undefined;
+const POSTGRES_URL = process.env.SWITCHBOARD_TEST_POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
+const REDIS_URL = process.env.SWITCHBOARD_TEST_REDIS_URL ?? 'redis://127.0.0.1:6379/0';
+const SHARED = process.env.SHARED_STORE ? { schema: `soak_${randomBytes(4).toString('hex')}`, keyPrefix: `soak:${randomBytes(4).toString('hex')}:` } : undefined;
 const root = path.resolve(path.dirname(new URL(import.meta.url).pathname), '..');
 
 /** Starts a node process; resolves on the first stdout line matching `pattern`. Its stderr lines go to `onStderr`. */
@@ -143,6 +151,19 @@ async function until(check, what, timeoutMs = 10_000) {
   }
 }
 
+/** Drops the run's PostgreSQL schema and Redis keys. */
+async function dropSharedState() {
+  const { default: pg } = await import('pg');
+  const { Redis } = await import('ioredis');
+  const client = new pg.Client({ connectionString: POSTGRES_URL });
+  await client.connect();
+  await client.query(`DROP SCHEMA IF EXISTS ${SHARED.schema} CASCADE`).finally(() => client.end());
+  const redis = new Redis(REDIS_URL);
+  const keys = await redis.keys(`${SHARED.keyPrefix}*`);
+  if (keys.length) await redis.del(...keys);
+  redis.disconnect();
+}
+
 async function main() {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sb-bench-soak-'));
   const upstream = await startNode(['bench/upstream.mjs'], /^(\d+)$/);
@@ -153,7 +174,10 @@ async function main() {
       ? `  - id: ${id}\n    provider: local\n    model: ${JSON.stringify(LOCAL_MODEL)}\n    contextLength: 2048\n`
       : `  - id: ${id}\n    provider: openai\n    model: ${id}-upstream\n    baseUrl: http://127.0.0.1:${port}/v1\n`;
   const local = LOCAL_MODEL ? 'local:\n  parallel: 4\n  queueLimit: 256\n' : '';
-  fs.writeFileSync(config, `server:\n  logLevel: warn\n${local}defaultModel: bench\nmodels:\n${model('bench', upstream.match[1])}${model('slow', slow.port)}`);
+  const store = SHARED
+    ? `store:\n  postgres:\n    url: ${POSTGRES_URL}\n    schema: ${SHARED.schema}\n  redis:\n    url: ${REDIS_URL}\n    keyPrefix: '${SHARED.keyPrefix}'\n`
+    : '';
+  fs.writeFileSync(config, `server:\n  logLevel: warn\n${store}${local}defaultModel: bench\nmodels:\n${model('bench', upstream.match[1])}${model('slow', slow.port)}`);
   const reports = [];
   let onReport;
   const gateway = await startNode(
@@ -200,6 +224,7 @@ async function main() {
     slow.server.close();
     slow.server.closeAllConnections();
     fs.rmSync(dir, { recursive: true, force: true });
+    if (SHARED) await dropSharedState();
   }
 }
 

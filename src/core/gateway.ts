@@ -93,10 +93,12 @@ export interface ChatDone {
   summary: ChatSummary;
   ttftMs?: number;
   /** Answers set aside on the way; `chargedSummary` adds them in. */
-  setAside: SetAsideAnswer[];
+  setAside: readonly SetAsideAnswer[];
 }
 
 export type ChatObserver = (event: ChatDone) => void;
+
+const NONE_SET_ASIDE: readonly SetAsideAnswer[] = Object.freeze([]);
 
 /** What the call cost in all: the answer and every answer set aside on the way (request log, budgets). */
 export function chargedSummary(summary: ChatSummary, setAside: readonly SetAsideAnswer[]): ChatSummary {
@@ -336,14 +338,15 @@ export class Gateway {
   }
 
   /** Attempts whose answers the router set aside, priced at their own model's rates. */
-  private setAsideAnswers(attempts: readonly RouteAttempt[]): SetAsideAnswer[] {
+  private setAsideAnswers(attempts: readonly RouteAttempt[]): readonly SetAsideAnswer[] {
+    if (!attempts.some((attempt) => attempt.setAsideUsage)) return NONE_SET_ASIDE;
     return attempts.flatMap(({ model, deployment, setAsideUsage: usage }) =>
       usage ? [{ model, provider: deployment.provider, usage, cost: costOf(this.registry.resolve(model).pricing, usage) }] : [],
     );
   }
 
   /** Accounts for a call that failed before any stream existed (refused, or every attempt failed). */
-  private finishRefused(context: RequestContext, model: string, error: GatewayError, attempts: number, setAside: SetAsideAnswer[] = []): void {
+  private finishRefused(context: RequestContext, model: string, error: GatewayError, attempts: number, setAside: readonly SetAsideAnswer[] = NONE_SET_ASIDE): void {
     const summary = { usage: emptyUsage(), cost: 0, status: error.status, errorKind: error.kind, latencyMs: performance.now() - context.startedAt };
     this.finish(context, model, undefined, undefined, summary, attempts, setAside);
   }
@@ -355,7 +358,7 @@ export class Gateway {
     ttftMs: number | undefined,
     summary: ChatSummary,
     attempts: number,
-    setAside: SetAsideAnswer[],
+    setAside: readonly SetAsideAnswer[],
   ): void {
     for (const observer of this.observers) {
       try {

@@ -85,7 +85,7 @@ function mutant(base, random) {
     const op = random();
     if (op < 0.7) parent[key] = structuredClone(pick(VALUES));
     else if (op < 0.85) Array.isArray(parent) ? parent.splice(key, 1) : delete parent[key];
-    else parent[key] = typeof parent[key] === 'number' ? pick([-parent[key], parent[key] * 1000, parent[key] / 1000]) : pick(VALUES);
+    else parent[key] = typeof parent[key] === 'number' ? pick([-parent[key], parent[key] * 1000, parent[key] / 1000]) : structuredClone(pick(VALUES));
   }
   return JSON.stringify(body);
 }

@@ -171,6 +171,7 @@ const routes = [
 /** Values of every JSON type, and the edges validators forget. */
 const VALUES = [null, true, false, 0, -1, 1.5, 1e300, -1e300, 2 ** 53 + 2, '', 'x', ' ', '\u0000', '😀', 'a'.repeat(20_000), [], [null], [[]], {}, { x: 1 }, { role: 'user' }, [{}], ['a', 1, null]];
 
+/** One random change to `body`, in place. Values from VALUES are copied: a shared one mutated later would change VALUES itself (and could end up inside itself). */
 function mutateOnce(body, random) {
   const pick = (list) => list[Math.floor(random() * list.length)];
   const all = paths(body).filter((p) => p.length > 0);
@@ -188,9 +189,9 @@ function mutateOnce(body, random) {
   else if (op < 0.8) parent[key] = { value: parent[key] };
   else if (op < 0.88) {
     const objects = paths(body).map((p) => (p.length ? parentOf(body, p)[p.at(-1)] : body)).filter(isObject);
-    pick(objects)[pick(['unexpected', '__proto__', 'constructor', 'type', 'role', 'content'])] = pick(VALUES);
+    pick(objects)[pick(['unexpected', '__proto__', 'constructor', 'type', 'role', 'content'])] = structuredClone(pick(VALUES));
   } else if (op < 0.94 && Array.isArray(parent)) parent.push(structuredClone(parent[key]));
-  else parent[key] = typeof parent[key] === 'number' ? pick([-parent[key], parent[key] * 1000, 0.5, 1e9]) : pick(VALUES);
+  else parent[key] = typeof parent[key] === 'number' ? pick([-parent[key], parent[key] * 1000, 0.5, 1e9]) : structuredClone(pick(VALUES));
 }
 
 function mutant(base, random) {

@@ -67,7 +67,7 @@ function mutate(recording, random, { typedFrames = false } = {}) {
   else if (op < 0.26) events.splice(Math.floor(random() * events.length), 0, ...events.splice(at, 1));
   else {
     const inside = paths(events[at]).filter((p) => p.length > (typedFrames ? 1 : 0));
-    if (inside.length === 0) events[at] = typedFrames ? { [Object.keys(events[at])[0]]: pick(VALUES) } : pick(VALUES);
+    if (inside.length === 0) events[at] = structuredClone(typedFrames ? { [Object.keys(events[at])[0]]: pick(VALUES) } : pick(VALUES));
     else {
       const where = pick(inside);
       const parent = parentOf(events[at], where);
@@ -191,8 +191,11 @@ for (const [index, [name, provider]] of Object.entries(providers).entries()) {
     });
     assert.deepEqual(failures, [], `${failures.join('\n')}\nserver errors:\n${serverErrors.join('\n')}`);
     assert.deepEqual(serverErrors, [], 'the server logged an error');
-    // On every client route both kinds of outcome occur: mutations that matter are caught, harmless ones still answer.
-    for (const o of Object.values(outcomes)) assert.ok(o.answered > 0 && o.refused + o.failedInStream > 0, JSON.stringify(outcomes));
+    // Both kinds of outcome occur (counted over the routes: with 40 cases a route may, for some
+    // seeds, draw only harmless mutations): mutations that matter are caught, harmless ones answer.
+    const total = Object.values(outcomes).reduce((sum, o) => ({ answered: sum.answered + o.answered, caught: sum.caught + o.refused + o.failedInStream }), { answered: 0, caught: 0 });
+    assert.ok(total.answered > 0 && total.caught > 0, JSON.stringify(outcomes));
+    for (const o of Object.values(outcomes)) assert.ok(o.answered > 0, `every route answers some: ${JSON.stringify(outcomes)}`);
     // The provider still answers a clean recording afterwards.
     rig[name].enqueue(provider.scenario(structuredClone(provider.recordings[0])));
     for (const client of Object.values(clients)) assert.deepEqual(await ask(name, client, true), { status: 200, failed: false });

@@ -3,7 +3,9 @@
 // by Switchboard over HTTP, with 1 and 4 concurrent requests (sequences).
 //
 // Model: the test suite's tiny random-weight GGUF (generated if absent), or MODEL=path.gguf.
-// Usage: node bench/local-model.mjs   (env: RUNS=3 TOKENS=256 ROUNDS=4 THREADS=1 MODEL=… GPU=false|auto|cuda|vulkan)
+// ROUTE=messages sends the server's requests to /v1/messages instead of /v1/chat/completions:
+// that route does not ask for each token's probability (the OpenAI one does, for confidence_score).
+// Usage: node bench/local-model.mjs   (env: RUNS=3 TOKENS=256 ROUNDS=4 THREADS=1 MODEL=… GPU=false|auto|cuda|vulkan ROUTE=chat|messages)
 import { spawn, execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -20,6 +22,7 @@ const GPU = !process.env.GPU || process.env.GPU === 'false' ? false : process.en
 const MODEL = process.env.MODEL ?? path.join(root, '.cache/test-model/tiny-qwen2.gguf');
 const PROMPT = 'Write a long story about a lighthouse keeper and the sea.';
 const SAMPLING = { temperature: 0.8, topK: 40, topP: 0.95 };
+const MESSAGES_ROUTE = process.env.ROUTE === 'messages';
 
 if (!fs.existsSync(MODEL)) execFileSync(process.execPath, [path.join(root, 'scripts/make-test-model.mjs')], { stdio: 'inherit' });
 
@@ -88,22 +91,21 @@ async function serverTokensPerSecond(url, concurrency) {
     for (let round = 0; round < ROUNDS; round++) {
       await Promise.all(
         Array.from({ length: concurrency }, async (_, i) => {
-          const res = await fetch(`${url}/v1/chat/completions`, {
-            method: 'POST',
-            headers: { 'content-type': 'application/json' },
-            body: JSON.stringify({
-              model: 'default',
-              messages: [{ role: 'user', content: PROMPT }],
-              max_tokens: TOKENS,
-              temperature: SAMPLING.temperature,
-              top_k: SAMPLING.topK,
-              top_p: SAMPLING.topP,
-              seed: run * 100 + round * 10 + i,
-            }),
-          });
+          const request = {
+            model: 'default',
+            messages: [{ role: 'user', content: PROMPT }],
+            max_tokens: TOKENS,
+            temperature: SAMPLING.temperature,
+            top_k: SAMPLING.topK,
+            top_p: SAMPLING.topP,
+          };
+          // Messages has no seed field.
+          const res = MESSAGES_ROUTE
+            ? await fetch(`${url}/v1/messages`, { method: 'POST', headers: { 'content-type': 'application/json', 'anthropic-version': '2023-06-01' }, body: JSON.stringify(request) })
+            : await fetch(`${url}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ ...request, seed: run * 100 + round * 10 + i }) });
           const body = await res.json();
           if (!res.ok) throw new Error(JSON.stringify(body));
-          tokens += body.usage.completion_tokens;
+          tokens += MESSAGES_ROUTE ? body.usage.output_tokens : body.usage.completion_tokens;
         }),
       );
     }
@@ -113,7 +115,7 @@ async function serverTokensPerSecond(url, concurrency) {
 }
 
 async function main() {
-  const out = { date: new Date().toISOString(), machine: `${os.cpus()[0]?.model} × ${os.availableParallelism()}, Node ${process.version}`, settings: { RUNS, TOKENS, ROUNDS, THREADS, GPU, model: path.basename(MODEL) }, results: {} };
+  const out = { date: new Date().toISOString(), machine: `${os.cpus()[0]?.model} × ${os.availableParallelism()}, Node ${process.version}`, settings: { RUNS, TOKENS, ROUNDS, THREADS, GPU, model: path.basename(MODEL), route: MESSAGES_ROUTE ? '/v1/messages' : '/v1/chat/completions' }, results: {} };
   for (const c of [1, 4]) out.results[`raw/c${c}`] = await rawTokensPerSecond(c);
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'sb-bench-local-'));
   const server = await startServer(dataDir);

@@ -10,11 +10,15 @@
 // instead: JSON-schema and forced-tool requests join the mix, and a round ends when no sequence
 // is active or queued.
 //
+// With PROVIDER=anthropic or bedrock, both models are served by that provider from the test suite's
+// loopback fakes (test/helpers): the slow one sends its first events and then stalls, so only the
+// gateway cancelling it on a hang-up lets a round end.
+//
 // With SHARED_STORE=1 the gateway keeps its state in PostgreSQL and Redis (a fresh schema and key
 // prefix, dropped at the end; URLs from SWITCHBOARD_TEST_POSTGRES_URL / SWITCHBOARD_TEST_REDIS_URL,
 // default the local services), as a scale-out process does.
 //
-// Usage: node bench/soak.mjs   (env: ROUNDS=8 DURATION=10 CONNECTIONS=16 HANGUPS=200 LOCAL_MODEL= SHARED_STORE=)
+// Usage: node bench/soak.mjs   (env: ROUNDS=8 DURATION=10 CONNECTIONS=16 HANGUPS=200 LOCAL_MODEL= PROVIDER= SHARED_STORE=)
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
@@ -29,6 +33,7 @@ const DURATION = Number(process.env.DURATION ?? 10);
 const CONNECTIONS = Number(process.env.CONNECTIONS ?? 16);
 const HANGUPS = Number(process.env.HANGUPS ?? 200);
 const LOCAL_MODEL = process.env.LOCAL_MODEL ? path.resolve(process.env.LOCAL_MODEL) : undefined;
+const PROVIDER = process.env.PROVIDER ?? (LOCAL_MODEL ? 'local' : 'openai');
 const POSTGRES_URL = process.env.SWITCHBOARD_TEST_POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
 const REDIS_URL = process.env.SWITCHBOARD_TEST_REDIS_URL ?? 'redis://127.0.0.1:6379/0';
 const SHARED = process.env.SHARED_STORE ? { schema: `soak_${randomBytes(4).toString('hex')}`, keyPrefix: `soak:${randomBytes(4).toString('hex')}:` } : undefined;
@@ -166,15 +171,41 @@ async function dropSharedState() {
   redis.disconnect();
 }
 
+const FAKE_AWS = { accessKeyId: 'AKIDSOAKBENCH', secretAccessKey: 'soak/fake+secret' };
+
+/** For PROVIDER=anthropic|bedrock: the test suite's fake upstream, one answering and one that stalls mid-stream. */
+async function startFakes() {
+  if (PROVIDER === 'anthropic') {
+    const { startFakeAnthropic } = await import('../test/helpers/fake-anthropic-upstream.mjs');
+    process.env.SOAK_ANTHROPIC_KEY = 'sk-ant-soak';
+    const [bench, slow] = await Promise.all([startFakeAnthropic({ apiKey: 'sk-ant-soak' }), startFakeAnthropic({ apiKey: 'sk-ant-soak' })]);
+    slow.setDefault({ fixture: 'text.sse', fault: 'stall-after', faultAfter: 4 });
+    return { bench, slow };
+  }
+  if (PROVIDER === 'bedrock') {
+    const { startFakeBedrock } = await import('../test/helpers/fake-bedrock-upstream.mjs');
+    process.env.SOAK_BEDROCK_SECRET = FAKE_AWS.secretAccessKey;
+    const [bench, slow] = await Promise.all([startFakeBedrock(FAKE_AWS), startFakeBedrock(FAKE_AWS)]);
+    slow.setDefault({ fixture: 'text.json', fault: 'stall-after', faultAfter: 2 });
+    return { bench, slow };
+  }
+  return {};
+}
+
 async function main() {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sb-bench-soak-'));
   const upstream = await startNode(['bench/upstream.mjs'], /^(\d+)$/);
   const slow = await startSlowUpstream();
   const config = path.join(dir, 'switchboard.yaml');
-  const model = (id, port) =>
-    LOCAL_MODEL
-      ? `  - id: ${id}\n    provider: local\n    model: ${JSON.stringify(LOCAL_MODEL)}\n    contextLength: 2048\n`
-      : `  - id: ${id}\n    provider: openai\n    model: ${id}-upstream\n    baseUrl: http://127.0.0.1:${port}/v1\n`;
+  const fakes = await startFakes();
+  const model = (id, port) => {
+    if (PROVIDER === 'local') return `  - id: ${id}\n    provider: local\n    model: ${JSON.stringify(LOCAL_MODEL)}\n    contextLength: 2048\n`;
+    if (PROVIDER === 'anthropic') return `  - id: ${id}\n    provider: anthropic\n    model: claude-sonnet-4-5\n    baseUrl: ${fakes[id].url}\n    apiKeyEnv: SOAK_ANTHROPIC_KEY\n`;
+    if (PROVIDER === 'bedrock') {
+      return `  - id: ${id}\n    provider: bedrock\n    model: anthropic.claude-3-7-sonnet-20250219-v1:0\n    baseUrl: ${fakes[id].url}\n    region: eu-west-3\n    options:\n      accessKeyId: ${FAKE_AWS.accessKeyId}\n      secretAccessKeyEnv: SOAK_BEDROCK_SECRET\n`;
+    }
+    return `  - id: ${id}\n    provider: openai\n    model: ${id}-upstream\n    baseUrl: http://127.0.0.1:${port}/v1\n`;
+  };
   const local = LOCAL_MODEL ? 'local:\n  parallel: 4\n  queueLimit: 256\n' : '';
   const store = SHARED
     ? `store:\n  postgres:\n    url: ${POSTGRES_URL}\n    schema: ${SHARED.schema}\n  redis:\n    url: ${REDIS_URL}\n    keyPrefix: '${SHARED.keyPrefix}'\n`
@@ -213,13 +244,17 @@ async function main() {
         (await metric(url, 'switchboard_chat_in_flight')) === 0 &&
         (await metric(url, 'switchboard_provider_stat{provider="local",stat="local_active_sequences"}')) === 0 &&
         (await metric(url, 'switchboard_provider_stat{provider="local",stat="local_queue_depth"}')) === 0;
+      const waited = performance.now();
       await until(idle, 'requests in flight and queued async runs to end', 60_000);
+      const idleAfterMs = Math.round(performance.now() - waited);
+      // The fakes record every request; the benchmark process need not keep them.
+      for (const fake of Object.values(fakes)) fake.requests.length = 0;
       const after = await survivors();
-      rounds.push({ round, requests: load.requests.total, non2xx: load.non2xx, errors: load.errors, failedHangUps, upstreamCut: slow.counts.cut, upstreamCompleted: slow.counts.completed, ...after });
+      rounds.push({ round, idleAfterMs, requests: load.requests.total, non2xx: load.non2xx, errors: load.errors, failedHangUps, upstreamCut: slow.counts.cut, upstreamCompleted: slow.counts.completed, ...after });
       const mb = (b) => (b / 2 ** 20).toFixed(1);
-      console.log(`round ${round}: ${load.requests.total} requests (${load.non2xx} non-2xx, ${load.errors} errors), hang-ups failed ${failedHangUps}; after GC heap ${mb(after.heapUsed)} MB, rss ${mb(after.rss)} MB, handles ${JSON.stringify(after.resources)}${LOCAL_MODEL ? '' : `; slow upstream: ${slow.counts.cut} cut, ${slow.counts.completed} read to the end`}`);
+      console.log(`round ${round}: ${load.requests.total} requests (${load.non2xx} non-2xx, ${load.errors} errors), hang-ups failed ${failedHangUps}, idle ${idleAfterMs} ms after; after GC heap ${mb(after.heapUsed)} MB, rss ${mb(after.rss)} MB, handles ${JSON.stringify(after.resources)}${PROVIDER !== 'openai' ? '' : `; slow upstream: ${slow.counts.cut} cut, ${slow.counts.completed} read to the end`}`);
     }
-    const out = { date: new Date().toISOString(), machine: `${os.cpus()[0]?.model} × ${os.cpus().length}, Node ${process.version}`, settings: { ROUNDS, DURATION, CONNECTIONS, HANGUPS }, rounds };
+    const out = { date: new Date().toISOString(), machine: `${os.cpus()[0]?.model} × ${os.cpus().length}, Node ${process.version}`, settings: { ROUNDS, DURATION, CONNECTIONS, HANGUPS, PROVIDER, sharedStore: Boolean(SHARED) }, rounds };
     fs.mkdirSync(path.join(root, 'bench', 'results'), { recursive: true });
     fs.writeFileSync(path.join(root, 'bench', 'results', 'soak.json'), JSON.stringify(out, null, 2));
   } finally {
@@ -227,6 +262,7 @@ async function main() {
     upstream.child.kill();
     slow.server.close();
     slow.server.closeAllConnections();
+    await Promise.all(Object.values(fakes).map((fake) => fake.close()));
     fs.rmSync(dir, { recursive: true, force: true });
     if (SHARED) await dropSharedState();
   }

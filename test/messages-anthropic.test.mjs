@@ -6,54 +6,35 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import Anthropic from '@anthropic-ai/sdk';
 import OpenAI from 'openai';
-import { createAnthropicProvider } from '../dist/providers/anthropic/index.js';
-import { startServer } from './helpers/server.mjs';
-import { loadAnthropicFixture, startFakeAnthropic } from './helpers/fake-anthropic-upstream.mjs';
+import { loadAnthropicFixture } from './helpers/fake-anthropic-upstream.mjs';
+import { startAnthropicGateway } from './helpers/anthropic-gateway.mjs';
 
+let gateway;
 let fake;
 let s;
 let client;
 
 before(async () => {
-  fake = await startFakeAnthropic();
-  s = await startServer({
-    providers: { anthropic: createAnthropicProvider },
-    env: { ANTHROPIC_TEST_KEY: 'sk-ant-test' },
-    config: {
-      router: { retries: 0 },
-      defaultModel: 'claude',
-      models: [
-        { id: 'claude', provider: 'anthropic', model: 'claude-sonnet-4-5', baseUrl: fake.url, apiKeyEnv: 'ANTHROPIC_TEST_KEY' },
-        // Anthropic first, an OpenAI-compatible fallback: not served by Anthropic alone.
-        {
-          id: 'other',
-          deployments: [
-            { name: 'a', provider: 'anthropic', model: 'claude-sonnet-4-5', baseUrl: fake.url, apiKeyEnv: 'ANTHROPIC_TEST_KEY' },
-            { name: 'b', provider: 'openai', model: 'gpt', baseUrl: 'http://127.0.0.1:9/v1' },
-          ],
-        },
-        // Searches priced per request, on top of the tokens.
-        {
-          id: 'claude-priced',
-          provider: 'anthropic',
-          model: 'claude-sonnet-4-5',
-          baseUrl: fake.url,
-          apiKeyEnv: 'ANTHROPIC_TEST_KEY',
-          pricing: { input: 3, output: 15, serverToolUse: { web_search_requests: 0.01 } },
-        },
-        // Its own model id, so its usage can be read apart.
-        { id: 'claude-ledger', provider: 'anthropic', model: 'claude-sonnet-4-5', baseUrl: fake.url, apiKeyEnv: 'ANTHROPIC_TEST_KEY' },
-        // Anthropic alone, but its fallback model is not.
-        { id: 'claude-fb', provider: 'anthropic', model: 'claude-sonnet-4-5', baseUrl: fake.url, apiKeyEnv: 'ANTHROPIC_TEST_KEY', routing: { fallbacks: ['other'] } },
+  gateway = await startAnthropicGateway((claude, upstream) => [
+    claude('claude'),
+    // Anthropic first, an OpenAI-compatible fallback: not served by Anthropic alone.
+    {
+      id: 'other',
+      deployments: [
+        { name: 'a', provider: 'anthropic', model: 'claude-sonnet-4-5', baseUrl: upstream.url, apiKeyEnv: 'ANTHROPIC_TEST_KEY' },
+        { name: 'b', provider: 'openai', model: 'gpt', baseUrl: 'http://127.0.0.1:9/v1' },
       ],
     },
-  });
-  client = new Anthropic({ baseURL: s.url, apiKey: 'x', maxRetries: 0 });
+    // Searches priced per request, on top of the tokens.
+    claude('claude-priced', { pricing: { input: 3, output: 15, serverToolUse: { web_search_requests: 0.01 } } }),
+    // Its own model id, so its usage can be read apart.
+    claude('claude-ledger'),
+    // Anthropic alone, but its fallback model is not.
+    claude('claude-fb', { routing: { fallbacks: ['other'] } }),
+  ]);
+  ({ fake, server: s, client } = gateway);
 });
-after(async () => {
-  await s.close();
-  await fake.close();
-});
+after(() => gateway.close());
 
 test('thinking streams from an Anthropic upstream: thinking_delta, signature_delta, redacted_thinking, then text', async () => {
   fake.enqueue({ fixture: 'thinking.sse' });

@@ -7,33 +7,20 @@
 // Build first: npx tsc -p tsconfig.json
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import Anthropic from '@anthropic-ai/sdk';
-import { createAnthropicProvider } from '../dist/providers/anthropic/index.js';
-import { startServer } from './helpers/server.mjs';
-import { anthropicAnswerSse, startFakeAnthropic } from './helpers/fake-anthropic-upstream.mjs';
+import { anthropicAnswerSse } from './helpers/fake-anthropic-upstream.mjs';
+import { startAnthropicGateway } from './helpers/anthropic-gateway.mjs';
 
+let gateway;
 let fake;
 let s;
 let client;
 
 before(async () => {
-  fake = await startFakeAnthropic();
-  s = await startServer({
-    providers: { anthropic: createAnthropicProvider },
-    env: { ANTHROPIC_TEST_KEY: 'sk-ant-test' },
-    config: {
-      router: { retries: 0 },
-      defaultModel: 'claude',
-      models: [{ id: 'claude', provider: 'anthropic', model: 'claude-sonnet-4-5', baseUrl: fake.url, apiKeyEnv: 'ANTHROPIC_TEST_KEY' }],
-    },
-  });
-  client = new Anthropic({ baseURL: s.url, apiKey: 'x', maxRetries: 0 });
+  gateway = await startAnthropicGateway();
+  ({ fake, server: s, client } = gateway);
 });
 
-after(async () => {
-  await s.close();
-  await fake.close();
-});
+after(() => gateway.close());
 
 /** An answer of `text` (30 in / 9 out). */
 const answerSse = (text) => anthropicAnswerSse(text, { input: 30, output: 9 });

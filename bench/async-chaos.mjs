@@ -22,36 +22,21 @@
 // process stopped, observable as such. The lease is 2 s here.
 //
 // Usage: node bench/async-chaos.mjs   (env: RUNS=120 SEED=1 SHARED_STORE= KILL_AFTER= CONCURRENCY=3 HANG_UPS=0.6 CANCELS=0.35)
-import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
-import readline from 'node:readline';
 import { createParser } from 'eventsource-parser';
+import { dropSharedStore, seededRandom, sharedStore, startGateway } from './lib/gateways.mjs';
 
 const RUNS = Number(process.env.RUNS ?? 120);
 const CONCURRENCY = Number(process.env.CONCURRENCY ?? 3);
 const KILL_AFTER = process.env.KILL_AFTER ? Number(process.env.KILL_AFTER) : undefined;
 const HANG_UPS = Number(process.env.HANG_UPS ?? 0.6);
 const CANCELS = Number(process.env.CANCELS ?? 0.35);
-const POSTGRES_URL = process.env.SWITCHBOARD_TEST_POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
-const REDIS_URL = process.env.SWITCHBOARD_TEST_REDIS_URL ?? 'redis://127.0.0.1:6379/0';
-const SHARED = process.env.SHARED_STORE ? { schema: `chaos_${randomBytes(4).toString('hex')}`, keyPrefix: `chaos:${randomBytes(4).toString('hex')}:` } : undefined;
-const root = path.resolve(path.dirname(new URL(import.meta.url).pathname), '..');
-
-// A small seeded generator (mulberry32), so a failing SEED can be replayed (timing still varies).
-let state = Number(process.env.SEED ?? 1) >>> 0;
-const random = () => {
-  state = (state + 0x6d2b79f5) >>> 0;
-  let t = state;
-  t = Math.imul(t ^ (t >>> 15), t | 1);
-  t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-  return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-};
-const pick = (list) => list[Math.floor(random() * list.length)];
-const between = (lo, hi) => lo + Math.floor(random() * (hi - lo + 1));
+const SHARED = process.env.SHARED_STORE ? sharedStore('chaos', { leaseSeconds: 2 }) : undefined;
+const { random, pick, between } = seededRandom(Number(process.env.SEED ?? 1));
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 /** An OpenAI-compatible upstream streaming `max_tokens` words, one every 4 ms for the slow model. */
@@ -81,18 +66,6 @@ function startUpstream() {
     });
   });
   return new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve({ server, port: server.address().port })));
-}
-
-function startGateway(config, dir) {
-  const child = spawn(process.execPath, ['bin/switchboard.js', 'serve', '--config', config, '--data-dir', dir, '--port', '0', '--no-warm-up'], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
-  readline.createInterface({ input: child.stderr }).on('line', (line) => process.stderr.write(`[gateway] ${line}\n`));
-  return new Promise((resolve, reject) => {
-    readline.createInterface({ input: child.stdout }).on('line', (line) => {
-      const match = /listening on (http:\/\/\S+)/.exec(line);
-      if (match) resolve({ child, url: match[1] });
-    });
-    child.once('exit', (code) => reject(new Error(`gateway exited ${code}`)));
-  });
 }
 
 /** The gateways still alive; a killed one is taken out. */
@@ -272,25 +245,11 @@ async function oneRun(index) {
   return run.status;
 }
 
-async function dropSharedState() {
-  const { default: pg } = await import('pg');
-  const { Redis } = await import('ioredis');
-  const client = new pg.Client({ connectionString: POSTGRES_URL });
-  await client.connect();
-  await client.query(`DROP SCHEMA IF EXISTS ${SHARED.schema} CASCADE`).finally(() => client.end());
-  const redis = new Redis(REDIS_URL);
-  const keys = await redis.keys(`${SHARED.keyPrefix}*`);
-  if (keys.length) await redis.del(...keys);
-  redis.disconnect();
-}
-
 async function main() {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sb-bench-chaos-'));
   const upstream = await startUpstream();
   const config = path.join(dir, 'switchboard.yaml');
-  const store = SHARED
-    ? `store:\n  postgres:\n    url: ${POSTGRES_URL}\n    schema: ${SHARED.schema}\n    leaseSeconds: 2\n  redis:\n    url: ${REDIS_URL}\n    keyPrefix: '${SHARED.keyPrefix}'\n`
-    : '';
+  const store = SHARED?.config ?? '';
   const model = (id) => `  - id: ${id}\n    provider: openai\n    model: ${id}-upstream\n    baseUrl: http://127.0.0.1:${upstream.port}/v1\n`;
   fs.writeFileSync(config, `server:\n  logLevel: warn\n${store}async:\n  concurrency: ${CONCURRENCY}\ndefaultModel: fast\nmodels:\n${model('fast')}${model('slow')}`);
   const gateways = [];
@@ -317,7 +276,7 @@ async function main() {
     upstream.server.closeAllConnections();
     fs.rmSync(dir, { recursive: true, force: true });
     if (SHARED && process.env.KEEP_STATE) console.log(`kept PostgreSQL schema ${SHARED.schema}, Redis prefix ${SHARED.keyPrefix}`);
-    else if (SHARED) await dropSharedState();
+    else if (SHARED) await dropSharedStore(SHARED);
   }
   process.exit(problems.length ? 1 : 0);
 }

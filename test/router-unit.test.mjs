@@ -209,3 +209,68 @@ describe('the router\'s request cancellation', () => {
     await assert.rejects(sleep(5, calm), (err) => err.kind === 'cancelled');
   });
 });
+
+describe('a stopped call ends after its upstream has stopped', () => {
+  // The end of a call gives its concurrency slot back (limits, the router's in-flight count): given
+  // back while the upstream connection is still open, it lets one call more reach the upstream
+  // than the limit allows.
+  const m = model('stop', [deployment('a')]);
+
+  /** An upstream that sends its first part, then waits until aborted (or for ever), and takes a turn of the event loop to stop. */
+  function upstream(log, { stuck = false } = {}) {
+    return async function* (_model, _deployment, signal) {
+      try {
+        yield { type: 'start' };
+        yield { type: 'text-delta', id: 't', delta: 'first' };
+        await new Promise((_resolve, reject) => {
+          if (!stuck) signal.addEventListener('abort', () => reject(signal.reason), { once: true });
+        });
+      } finally {
+        await new Promise((resolve) => setImmediate(resolve));
+        log.push('upstream stopped');
+      }
+    };
+  }
+
+  async function routed(log, client, options) {
+    const router = new Router(registryOf([m]), {}, { now: Date.now, random: Math.random });
+    const result = await router.route(m, upstream(log, options), { signal: client.signal });
+    return { router, iterator: result.stream.observe({ end: () => log.push('call ended') })[Symbol.asyncIterator]() };
+  }
+
+  test('the client gone while the call waits on the upstream', async () => {
+    const log = [];
+    const client = new AbortController();
+    const { router, iterator } = await routed(log, client);
+    await iterator.next();
+    await iterator.next();
+    const waiting = iterator.next();
+    client.abort();
+    const last = await waiting;
+    assert.equal(last.value.type, 'error');
+    assert.equal(last.value.error.kind, 'cancelled');
+    assert.equal((await iterator.next()).done, true);
+    assert.deepEqual(log, ['upstream stopped', 'call ended']);
+    assert.equal(router.status().models[0].deployments[0].inFlight, 0);
+  });
+
+  test('the consumer stopping between parts (a route whose client has gone)', async () => {
+    const log = [];
+    const { iterator } = await routed(log, new AbortController());
+    await iterator.next();
+    await iterator.return();
+    assert.deepEqual(log, ['upstream stopped', 'call ended']);
+  });
+
+  test('an upstream that never stops is left behind: the call still ends', async () => {
+    const log = [];
+    const client = new AbortController();
+    const { iterator } = await routed(log, client, { stuck: true });
+    await iterator.next();
+    await iterator.next();
+    const waiting = iterator.next();
+    client.abort();
+    assert.equal((await waiting).value.error.kind, 'cancelled');
+    assert.deepEqual(log, ['call ended']);
+  });
+});

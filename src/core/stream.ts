@@ -237,12 +237,16 @@ class PrimedPartStream implements PrimedStream {
     );
   }
 
-  /** The consumer stopped early (client gone): stop the upstream work too. */
+  /**
+   * The consumer stopped early (client gone): stop the upstream work too. The observers hear of the
+   * end only once that work has stopped, so a concurrency slot they give back is really free.
+   */
   private async stop(): Promise<IteratorResult<StreamPart>> {
     if (!this.finished) {
       const stoppedEarly = !this.sourceDone;
-      this.close(false);
+      this.finished = true;
       if (stoppedEarly) await this.source.return?.().catch(() => undefined);
+      for (const observer of this.observers) observer.end?.(false);
     }
     return DONE;
   }

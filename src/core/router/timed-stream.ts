@@ -18,6 +18,9 @@ export interface TimedStreamOptions {
   onWait: (ms: number) => void;
 }
 
+/** How long an aborted or timed-out upstream gets to stop before its attempt ends without it. */
+const STOP_GRACE_MS = 250;
+
 function abortError(signal: AbortSignal): GatewayError {
   return signal.reason instanceof GatewayError ? signal.reason : new GatewayError('cancelled', 'The request was cancelled');
 }
@@ -87,11 +90,19 @@ export function timedStream(source: AsyncIterable<StreamPart>, options: TimedStr
           };
           rejectWaiting = (error) => {
             if (!settle()) return;
-            // The upstream may still be stuck in next(): ask it to stop, without waiting for it.
+            // The upstream may still be stuck in next(): ask it to stop, and give it a moment to
+            // (the abort signal reaches it too). Whatever the rejection ends frees a concurrency
+            // slot, and a slot freed while the upstream connection is still open lets one call
+            // more reach the upstream than the limit allows. One that does not stop in time is
+            // left behind.
             stuck = true;
             release();
-            void Promise.resolve(iterator.return?.()).catch(() => undefined);
-            reject(error);
+            const stopped = Promise.resolve(iterator.return?.()).catch(() => undefined);
+            let grace: NodeJS.Timeout | undefined;
+            void Promise.race([stopped, new Promise((resolve) => (grace = setTimeout(resolve, STOP_GRACE_MS)))]).then(() => {
+              clearTimeout(grace);
+              reject(error);
+            });
           };
           iterator.next().then(
             (result) => {

@@ -32,16 +32,21 @@ export async function truncatePrompt(request: ChatRequest, maxTokens: number, co
   return { request: current, dropped };
 }
 
-/** A rough count (≈4 characters a token) for providers without a tokenizer. */
+/**
+ * A rough count for providers without a tokenizer: ≈ 4 characters a token, plus what OpenAI's
+ * chat format adds (3 tokens a message, 3 to start the reply: its cookbook's count), plus the tool
+ * definitions as JSON. Budgets reserve from it, so an estimate far below the upstream's count
+ * would let calls running at once overspend; for a short prompt the per-message part is most of it.
+ */
 export function estimateTokens(request: ChatRequest): number {
   let chars = 0;
   for (const m of request.messages) {
-    chars += 4;
     for (const p of m.content) {
       if (p.type === 'text' || p.type === 'reasoning') chars += p.text.length;
       else if (p.type === 'tool-call') chars += p.name.length + p.arguments.length;
       else if (p.type === 'tool-result') for (const c of p.content) if (c.type === 'text') chars += c.text.length;
     }
   }
-  return Math.ceil(chars / 4);
+  for (const tool of request.tools ?? []) chars += tool.name.length + (tool.description?.length ?? 0) + JSON.stringify(tool.parameters).length;
+  return Math.ceil(chars / 4) + 3 * request.messages.length + 3;
 }

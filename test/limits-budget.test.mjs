@@ -1,14 +1,16 @@
-// Budgets in money per period over HTTP, 50 clients at once: a call reserves max_tokens × price
-// before it runs and settles its real cost after, so a budget is never overspent by more than
-// one request's reservation.
+// Budgets in money per period over HTTP, 50 clients at once: a call reserves its prompt (counted,
+// or estimated for an upstream without a tokenizer) and max_tokens × price before it runs and
+// settles its real cost after, so a budget is overspent only by what calls cost beyond that.
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { startServer, postJson } from './helpers/server.mjs';
 import { createGatedFactory } from './helpers/gated-provider.mjs';
+import { startFakeOpenAI } from './helpers/fake-openai-upstream.mjs';
 
 const ADMIN = 'admin-secret-for-budget-tests';
 const gated = createGatedFactory();
 let server;
+let upstream;
 
 // $0.125 per token in and out. A 2-word prompt with max_tokens 2 reserves (2 + 2) × 0.125 = $0.5,
 // and costs exactly that.
@@ -38,13 +40,23 @@ function answered(pending, status, n) {
 const spentBy = (results) => results.filter((r) => r.status === 200).reduce((sum, r) => sum + r.body.usage.cost, 0);
 
 before(async () => {
+  upstream = await startFakeOpenAI();
   server = await startServer({
-    config: { models: [{ id: 'gm', provider: 'gated', model: 'gated-1', pricing: { input: 125000, output: 125000 } }] },
+    config: {
+      models: [
+        { id: 'gm', provider: 'gated', model: 'gated-1', pricing: { input: 125000, output: 125000 } },
+        // An OpenAI-compatible upstream: no tokenizer here, the prompt is estimated.
+        { id: 'compat', provider: 'openai', model: 'gpt-4o-mini', baseUrl: upstream.url, pricing: { input: 100000, output: 100000 } },
+      ],
+    },
     providers: { gated: gated.factory },
     env: { SWITCHBOARD_ADMIN_KEY: ADMIN },
   });
 });
-after(() => server?.close());
+after(async () => {
+  await server?.close();
+  await upstream?.close();
+});
 
 test('a daily key budget admits exactly floor(budget / reservation) concurrent calls, then refuses', { timeout: 30_000 }, async () => {
   const created = await admin('POST', '/admin/keys', { organisation: 'budget-org' });
@@ -92,4 +104,22 @@ test('a budget of zero refuses the first call', async () => {
   const refused = await chat(created.body.key);
   assert.equal(refused.status, 429);
   assert.equal(refused.body.error.code, 'budget_exceeded');
+});
+
+test("short prompts to an OpenAI-compatible upstream, all at once: the estimate covers OpenAI's own count, so no overspend", async () => {
+  // OpenAI counts one "hi" message as 8 prompt tokens (3 a message, 1 for the role, 1 for "hi", 3
+  // to start the reply); the fake upstream says so. At $0.1 a token, 8 in + 2 out cost $1.
+  upstream.setDefault({ type: 'text', text: 'ok', chunks: 1, delayMs: 200, usage: { prompt_tokens: 8, completion_tokens: 2, total_tokens: 10 } });
+  const budget = 5.5;
+  await admin('PATCH', '/admin/organisations/compat-org', { limits: { budget: { day: budget } } });
+  const { body: key } = await admin('POST', '/admin/keys', { organisation: 'compat-org' });
+  const results = await Promise.all(
+    Array.from({ length: 30 }, () =>
+      postJson(`${server.url}/v1/chat/completions`, { model: 'compat', messages: [{ role: 'user', content: 'hi' }], max_tokens: 2 }, { authorization: `Bearer ${key.key}` }),
+    ),
+  );
+  assert.ok(results.every((r) => r.status === 200 || (r.status === 429 && r.body.error.code === 'budget_exceeded')));
+  const spent = spentBy(results);
+  assert.ok(spent <= budget, `spent ${spent} of ${budget}`);
+  assert.equal(results.filter((r) => r.status === 200).length, 5);
 });

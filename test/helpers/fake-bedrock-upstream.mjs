@@ -10,7 +10,8 @@
 //
 // Scenarios are data: an event list (inline, or a fixture file under test/fixtures/bedrock/),
 // an HTTP error, or a fault. The event list is written as real Bedrock writes it, so `metadata`
-// comes after `messageStop`.
+// comes after `messageStop`. Frames go out one write each; `splitFrames: true` cuts each in two,
+// `chunkSizes: [n…]` writes the whole body in pieces of those byte sizes (cycled).
 
 import http2 from 'node:http2';
 import fs from 'node:fs';
@@ -261,6 +262,18 @@ export async function startFakeBedrock(options = {}) {
       'content-type': 'application/vnd.amazon.eventstream',
       'x-amzn-requestid': 'fake-request-id',
     });
+    if (scenario.chunkSizes) {
+      // The whole body cut at arbitrary byte boundaries (frames and their UTF-8 split anywhere),
+      // in pieces of these sizes, cycled.
+      const body = Buffer.concat(events.map((event) => frameBedrockEvent(event)));
+      for (let at = 0, i = 0; at < body.length; i++) {
+        const size = scenario.chunkSizes[i % scenario.chunkSizes.length];
+        res.write(body.subarray(at, at + size));
+        at += size;
+        await new Promise((r) => setImmediate(r));
+      }
+      return void res.end();
+    }
     const faultAfter = scenario.faultAfter ?? 1;
     for (let i = 0; i < events.length; i++) {
       if ((scenario.fault === 'reset-after' || scenario.fault === 'stall-after') && i === faultAfter) break;

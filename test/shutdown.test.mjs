@@ -6,6 +6,7 @@
 import { test, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
+import net from 'node:net';
 import { startServer } from './helpers/server.mjs';
 import { startFakeOpenAI } from './helpers/fake-openai-upstream.mjs';
 
@@ -188,4 +189,34 @@ test('an async run still running when the grace period ends is failed, saying th
   const last = events.trim().split('\n\n').at(-1);
   assert.match(last, /^id: \d+\nevent: error\n/);
   assert.match(last, /shut down before this message finished/);
+});
+
+test("a request arriving on a busy kept-alive connection after the shutdown began gets a 503 server_shutting_down in its dialect's shape", { timeout: 20_000 }, async () => {
+  await start(30);
+  upstream.enqueue({ type: 'text', text: 'one two three four', chunks: 4, delayMs: 100 });
+  const { port } = new URL(s.url);
+  const socket = net.connect(port, '127.0.0.1');
+  let received = '';
+  socket.setEncoding('utf8');
+  socket.on('data', (d) => (received += d));
+  const ended = new Promise((resolve) => socket.on('close', resolve));
+  const request = (path, body, extra = '') =>
+    `POST ${path} HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\n${extra}content-length: ${Buffer.byteLength(body)}\r\n\r\n${body}`;
+  // A stream keeps the connection busy (not idle, so the shutdown does not close it)…
+  socket.write(request('/v1/chat/completions', JSON.stringify({ model: 'up', stream: true, messages: [{ role: 'user', content: 'hi' }] })));
+  while (!received.includes('"content"')) await new Promise((r) => socket.once('data', r));
+  const closing = s.server.close();
+  // …and the next request on it arrives once the shutdown has begun.
+  socket.write(request('/v1/messages', JSON.stringify({ model: 'up', max_tokens: 5, messages: [{ role: 'user', content: 'hi' }] }), 'anthropic-version: 2023-06-01\r\n'));
+  await ended;
+  await closing;
+  const [first, second] = received.split(/(?=HTTP\/1\.1 )/);
+  assert.match(first, /^HTTP\/1\.1 200/);
+  assert.match(first, /data: \[DONE\]/, 'the stream in flight was finished');
+  assert.match(second, /^HTTP\/1\.1 503/);
+  assert.match(second, /\r\nretry-after: 1\r\n/i);
+  assert.match(second, /\r\nconnection: close\r\n/i);
+  const body = JSON.parse(second.slice(second.indexOf('\r\n\r\n') + 4));
+  assert.equal(body.type, 'error', 'the Messages error shape');
+  assert.match(body.error.message, /shutting down/);
 });

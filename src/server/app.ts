@@ -21,7 +21,7 @@ import { registerOperationalRoutes } from './operational.js';
 import { registerRouterStatusRoute } from './router-status.js';
 import { attachMetrics } from './metrics.js';
 import { installOperations } from './admin/index.js';
-import { drain, InFlightRequests } from './shutdown.js';
+import { drain, InFlightRequests, refuseDuringShutdown } from './shutdown.js';
 import { acceptEmptyJsonBodies } from './json-body.js';
 
 export interface ServerOptions {
@@ -112,6 +112,8 @@ export async function createServer(options: ServerOptions): Promise<SwitchboardS
     // Long generations: never cut a request for being slow.
     requestTimeout: 0,
     keepAliveTimeout: 65_000,
+    // refuseDuringShutdown answers instead, in the dialect's error shape.
+    return503OnClosing: false,
     routerOptions: { maxParamLength: MAX_PARAM_LENGTH },
     frameworkErrors: (err, request, reply: FastifyReply) => {
       const error = frameworkError(err);
@@ -122,6 +124,7 @@ export async function createServer(options: ServerOptions): Promise<SwitchboardS
   acceptEmptyJsonBodies(app);
   const inFlight = new InFlightRequests();
   app.decorate('inFlight', inFlight);
+  refuseDuringShutdown(app, inFlight);
   app.decorateRequest('auth', undefined);
   app.decorateRequest('arrivedAt', 0);
   app.addHook('onRequest', async (request, reply) => {

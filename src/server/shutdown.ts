@@ -1,5 +1,5 @@
 // Graceful shutdown. The listener closes at once (new connections are refused, a request on a
-// kept-alive connection gets 503 with `connection: close`); requests in flight go on until they
+// kept-alive connection gets 503 `server_shutting_down` with `connection: close`); requests in flight go on until they
 // finish or the grace period ends, when each still running is ended with a 503
 // `server_shutting_down` — an in-stream error event when its stream had begun — so a client sees
 // why, never a silent cut, and its upstream call is cancelled.
@@ -11,6 +11,8 @@ import type { Cancellation } from '../core/router/cancellation.js';
 /** Chat requests being served (their cancellations), so a shutdown can end those that outlast it. */
 export class InFlightRequests {
   private readonly live = new Set<Cancellation>();
+  /** Set once the shutdown begins: a request arriving after it is refused (refuseDuringShutdown). */
+  closing = false;
 
   track(cancellation: Cancellation, reply: FastifyReply, onClose: () => void): void {
     this.live.add(cancellation);
@@ -42,6 +44,7 @@ export function shutdownError(): GatewayError {
  * close until the client dropped it.
  */
 export async function drain(app: FastifyInstance, inFlight: InFlightRequests, graceMs: number, onDeadline: (ended: number) => void): Promise<void> {
+  inFlight.closing = true;
   const sweep = setInterval(() => app.server.closeIdleConnections(), 100).unref();
   const deadline = setTimeout(() => onDeadline(inFlight.endAll(shutdownError())), graceMs).unref();
   try {
@@ -50,4 +53,18 @@ export async function drain(app: FastifyInstance, inFlight: InFlightRequests, gr
     clearInterval(sweep);
     clearTimeout(deadline);
   }
+}
+
+/**
+ * A request arriving on a kept-alive connection once the shutdown has begun: a 503
+ * `server_shutting_down` with Retry-After, in its dialect's error shape (Fastify's own answer,
+ * turned off, had a shape of its own), and the connection closed after it.
+ */
+export function refuseDuringShutdown(app: FastifyInstance, inFlight: InFlightRequests): void {
+  // A callback hook, not an async one: no promise per request for a check that almost never fires.
+  app.addHook('onRequest', (_request, reply, done) => {
+    if (!inFlight.closing) return done();
+    reply.header('connection', 'close');
+    done(shutdownError());
+  });
 }

@@ -125,6 +125,59 @@ describe('Router.route', () => {
     await drain(third.stream);
   });
 
+  test("a deployment cooling down after its Retry-After is not called again before its time, by a retry or a new request", async () => {
+    let now = 1_000_000;
+    const clock = { now: () => now, random: Math.random };
+    const signal = new AbortController().signal;
+    // Scripted outcomes per deployment, in call order; then a text answer.
+    const script = { a: [], b: [] };
+    const calls = [];
+    const attempt = (_m, d) => {
+      calls.push(d.name);
+      const outcome = script[d.name].shift();
+      if (!outcome) return replay(textParts);
+      return (async function* () {
+        throw outcome;
+      })();
+    };
+    const boom = () => new GatewayError('upstream_5xx', 'boom');
+    const slowDown = () => new GatewayError('rate_limit', 'slow down', { retryAfter: 1 });
+
+    const pair = model('cool', [deployment('a'), deployment('b')], { backoff: { baseMs: 0, maxMs: 0 } });
+    const router = new Router(registryOf([pair]), {}, clock);
+    // a fails, b says Retry-After 1 s, a answers.
+    script.a.push(boom());
+    script.b.push(slowDown());
+    await drain((await router.route(pair, attempt, { signal })).stream);
+    assert.deepEqual(calls, ['a', 'b', 'a']);
+    // Within b's second: a fails again; the retry goes back to a, not to b (which this request has not tried).
+    calls.length = 0;
+    now += 500;
+    script.a.push(boom());
+    const served = await router.route(pair, attempt, { signal });
+    await drain(served.stream);
+    assert.deepEqual(calls, ['a', 'a']);
+    // Its second over, b is called again.
+    now += 600;
+    calls.length = 0;
+    script.a.push(boom());
+    await drain((await router.route(pair, attempt, { signal })).stream);
+    assert.deepEqual(calls, ['a', 'b']);
+
+    // One deployment, cooling for longer than the model will wait: a new request is refused
+    // without calling it, with a 429 that says when to come back.
+    const single = model('one', [deployment('s')], { retries: 0, backoff: { maxRetryAfterMs: 100 } });
+    const lone = new Router(registryOf([single]), {}, clock);
+    script.s = [slowDown()];
+    calls.length = 0;
+    await assert.rejects(lone.route(single, attempt, { signal }), { kind: 'rate_limit', retryAfter: 1 });
+    await assert.rejects(lone.route(single, attempt, { signal }), { kind: 'rate_limit', code: 'deployments_cooling_down', retryAfter: 1 });
+    assert.deepEqual(calls, ['s']);
+    now += 1001;
+    await drain((await lone.route(single, attempt, { signal })).stream);
+    assert.deepEqual(calls, ['s', 's']);
+  });
+
   test('settings are validated: auth and bad_request cannot be retried, fallbacks must exist', () => {
     const m = model('v', [deployment('a')], { retryOn: ['bad_request'] });
     assert.throws(() => new Router(registryOf([m])), /models\[v\]\.routing: retryOn/);

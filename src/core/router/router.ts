@@ -201,7 +201,7 @@ export class Router {
     const tried = new Set<DeploymentState>();
     let lastError: GatewayError | undefined;
     for (let retry = 0; ; retry++) {
-      const state = this.pick(states, tried, settings);
+      const state = await this.nextDeployment(model, states, tried, settings, signal, timing, lastError);
       if (!state) {
         throw lastError ?? new GatewayError('unavailable', `No deployment of '${model.id}' can take a request now (circuit open or at capacity)`, { code: 'no_deployment_available' });
       }
@@ -233,6 +233,42 @@ export class Router {
     }
   }
 
+  /**
+   * The deployment for the next attempt. One that asked to be left alone (Retry-After) is never
+   * called before its time: when every usable deployment is cooling down, this waits for the first
+   * to come back, as long as that is within `maxRetryAfterMs` (else the request gives up with the
+   * last error, or a 429 saying so). Undefined when none is usable at all (circuits open, full).
+   */
+  private async nextDeployment(
+    model: ResolvedModel,
+    states: DeploymentState[],
+    tried: Set<DeploymentState>,
+    settings: RouteSettings,
+    signal: Cancellable,
+    timing: Timing,
+    lastError: GatewayError | undefined,
+  ): Promise<DeploymentState | undefined> {
+    for (;;) {
+      const state = this.pick(states, tried, settings);
+      if (state) return state;
+      const coolWaitMs = this.coolWaitMs(states);
+      if (coolWaitMs <= 0) return undefined;
+      if (coolWaitMs > settings.backoff.maxRetryAfterMs) {
+        throw (
+          lastError ??
+          new GatewayError('rate_limit', `Every deployment of '${model.id}' asked to be called again later (Retry-After)`, {
+            code: 'deployments_cooling_down',
+            retryAfter: Math.ceil(coolWaitMs / 1000),
+            retryable: true,
+          })
+        );
+      }
+      const t0 = performance.now();
+      await sleep(coolWaitMs, signal);
+      timing.waitMs += performance.now() - t0;
+    }
+  }
+
   /** Milliseconds until some usable deployment stops cooling down (0 if one is ready now). */
   private coolWaitMs(states: DeploymentState[]): number {
     const usable = states.filter((s) => s.breaker.canRequest() && !s.saturated);
@@ -243,11 +279,12 @@ export class Router {
   private pick(states: DeploymentState[], tried: Set<DeploymentState>, settings: RouteSettings): DeploymentState | undefined {
     let candidates = states.filter((s) => s.breaker.canRequest() && !s.saturated);
     if (candidates.length === 0) return undefined;
-    // Prefer a deployment this request has not failed on, then one not asked to back off.
+    // Never one that asked to be left alone (Retry-After) before its time; then one this request
+    // has not failed on.
+    candidates = candidates.filter((s) => !s.cooling);
+    if (candidates.length === 0) return undefined;
     const untried = candidates.filter((s) => !tried.has(s));
     if (untried.length) candidates = untried;
-    const ready = candidates.filter((s) => !s.cooling);
-    if (ready.length) candidates = ready;
     return pickDeployment(
       settings.strategy,
       candidates.map((s) => ({ state: s, weight: s.deployment.weight, inFlight: s.inFlight, ttftAverageMs: s.ttftAverageMs })),

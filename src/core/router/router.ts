@@ -201,7 +201,8 @@ export class Router {
     const tried = new Set<DeploymentState>();
     let lastError: GatewayError | undefined;
     for (let retry = 0; ; retry++) {
-      const state = await this.nextDeployment(model, states, tried, settings, signal, timing, lastError);
+      // Picked at once in the common case: no promise for a request that need not wait.
+      const state = this.pick(states, tried, settings) ?? (await this.waitForDeployment(model, states, tried, settings, signal, timing, lastError));
       if (!state) {
         throw lastError ?? new GatewayError('unavailable', `No deployment of '${model.id}' can take a request now (circuit open or at capacity)`, { code: 'no_deployment_available' });
       }
@@ -234,12 +235,12 @@ export class Router {
   }
 
   /**
-   * The deployment for the next attempt. One that asked to be left alone (Retry-After) is never
+   * When no deployment can be picked now. One that asked to be left alone (Retry-After) is never
    * called before its time: when every usable deployment is cooling down, this waits for the first
    * to come back, as long as that is within `maxRetryAfterMs` (else the request gives up with the
    * last error, or a 429 saying so). Undefined when none is usable at all (circuits open, full).
    */
-  private async nextDeployment(
+  private async waitForDeployment(
     model: ResolvedModel,
     states: DeploymentState[],
     tried: Set<DeploymentState>,
@@ -249,8 +250,6 @@ export class Router {
     lastError: GatewayError | undefined,
   ): Promise<DeploymentState | undefined> {
     for (;;) {
-      const state = this.pick(states, tried, settings);
-      if (state) return state;
       const coolWaitMs = this.coolWaitMs(states);
       if (coolWaitMs <= 0) return undefined;
       if (coolWaitMs > settings.backoff.maxRetryAfterMs) {
@@ -266,6 +265,8 @@ export class Router {
       const t0 = performance.now();
       await sleep(coolWaitMs, signal);
       timing.waitMs += performance.now() - t0;
+      const state = this.pick(states, tried, settings);
+      if (state) return state;
     }
   }
 

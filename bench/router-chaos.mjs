@@ -9,9 +9,14 @@
 //   attempts' text run together), or a stream cut by a reset after output began, ending with the
 //   dialect's error event after a prefix of one answer, or an error status (429/502/503/504) in its
 //   dialect's shape; never a hang or a stream that just stops;
-// - no upstream got a request while it was cooling down after its own Retry-After;
+// - no upstream got a request while it was cooling down after its own Retry-After and another
+//   deployment was ready (the breaker is off here, so "ready" is known from outside; when all are
+//   cooling, a new request may still go to one: docs/router.md);
 // - `x-switchboard-attempts` never exceeds 1 + retries on the model, plus its fallback's;
-// - afterwards every deployment has nothing in flight (GET /v1/router/status).
+// - afterwards every deployment has nothing in flight (GET /v1/router/status);
+// - every request has its request-log row (matched by x-request-id) with the client's status (or
+//   the error's, for a stream cut after it began), its attempts and, for a whole answer, the
+//   upstream's token counts; the log's token and cost totals equal the metrics'.
 // Exits 1 on any broken promise, each printed.
 //
 // Usage: node bench/router-chaos.mjs   (env: REQUESTS=200 CONCURRENCY=8 SEED=1)
@@ -28,7 +33,7 @@ const { random, pick } = seededRandom(Number(process.env.SEED ?? 1));
 const ADMIN = 'admin-key-for-the-router-chaos-check';
 const RETRY_AFTER_S = 1;
 /** Requests this soon after a 429 may have crossed it on the wire. */
-const RACE_MS = 50;
+const RACE_MS = 100;
 const problems = [];
 
 const BEHAVIOURS = [
@@ -50,17 +55,24 @@ let answers = 0;
 /** Every answer text an upstream began, by text: whether it was sent whole. */
 const sentTexts = new Map();
 
+/** The flaky model's deployments' logs: a request to one that is cooling down is a fault only while another is ready. */
+const siblings = [];
+
 /** One upstream; `always` fixes its behaviour. Records arrivals and its Retry-After windows. */
 function startUpstream(name, always) {
   const log = { name, arrivals: [], coolingUntil: 0, violations: [] };
+  if (!always) siblings.push(log);
   const server = http.createServer((req, res) => {
     let text = '';
     req.setEncoding('utf8');
     req.on('data', (d) => (text += d));
     req.on('end', () => {
       const now = performance.now();
-      // A request that arrives just after the 429 left may have been sent before the gateway read it.
-      if (now < log.coolingUntil && now > log.coolingUntil - RETRY_AFTER_S * 1000 + RACE_MS) log.violations.push(`${name} got a request ${Math.round(log.coolingUntil - now)} ms before its Retry-After ran out`);
+      // A request that arrives just after the 429 left may have been sent before the gateway read
+      // it; another deployment counts as ready once its own window is over by as much.
+      const cooling = now < log.coolingUntil && now > log.coolingUntil - RETRY_AFTER_S * 1000 + RACE_MS;
+      const readyOther = siblings.find((other) => other !== log && other.coolingUntil + RACE_MS < now);
+      if (cooling && readyOther) log.violations.push(`${name} got a request ${Math.round(log.coolingUntil - now)} ms before its Retry-After ran out, while ${readyOther.name} was ready`);
       log.arrivals.push(now);
       const body = JSON.parse(text);
       const kind = always ?? behaviour();
@@ -116,17 +128,18 @@ async function one(url) {
   const route = pick(routes);
   const res = await fetch(url + route.path, { method: 'POST', headers: { 'content-type': 'application/json', 'anthropic-version': '2023-06-01' }, body: JSON.stringify(route.body) });
   const attempts = Number(res.headers.get('x-switchboard-attempts') ?? 0);
+  const requestId = res.headers.get('x-request-id');
   const raw = await res.text();
   const messages = route.path === '/v1/messages';
   if (res.status !== 200) {
     const body = JSON.parse(raw);
     const shaped = messages ? body.type === 'error' && typeof body.error?.type === 'string' : typeof body.error?.type === 'string' && 'code' in body.error;
     if (![429, 502, 503, 504].includes(res.status) || !shaped) return { route, problem: `status ${res.status}: ${raw.slice(0, 200)}` };
-    return { route, outcome: `error ${res.status}`, attempts };
+    return { route, outcome: `error ${res.status}`, status: res.status, attempts, requestId };
   }
   if (!route.stream) {
     const body = JSON.parse(raw);
-    return { route, outcome: 'whole', text: messages ? body.content.map((b) => b.text).join('') : body.choices[0].message.content, attempts };
+    return { route, outcome: 'whole', text: messages ? body.content.map((b) => b.text).join('') : body.choices[0].message.content, attempts, requestId };
   }
   const events = [];
   createParser({ onEvent: (e) => events.push(e) }).feed(raw);
@@ -146,9 +159,44 @@ async function one(url) {
       text += data.choices?.[0]?.delta?.content ?? '';
     }
   }
-  if (error) return { route, outcome: 'cut', text, error, attempts };
+  if (error) return { route, outcome: 'cut', text, error, attempts, requestId };
   if (!ended) return { route, problem: `a stream that just stopped after ${JSON.stringify(text)}` };
-  return { route, outcome: 'whole', text, attempts };
+  return { route, outcome: 'whole', text, attempts, requestId };
+}
+
+/** Sums a counter's series from the Prometheus text, those whose labels include `labels`. */
+function metricSum(text, name, labels = '') {
+  let sum = 0;
+  for (const line of text.split('\n')) if (line.startsWith(`${name}{`) && line.includes(labels)) sum += Number(line.slice(line.lastIndexOf(' ') + 1));
+  return sum;
+}
+
+/** The request log against what the clients saw, and against the metrics. */
+async function accountingProblems(url, results) {
+  const found = [];
+  const rows = (await fetch(`${url}/admin/requests?limit=10000`, { headers: { authorization: `Bearer ${ADMIN}` } }).then((r) => r.json())).data;
+  const byId = new Map(rows.map((row) => [row.id, row]));
+  if (rows.length !== results.length) found.push(`${rows.length} request-log rows for ${results.length} requests`);
+  for (const r of results) {
+    const row = byId.get(r.requestId);
+    if (!row) {
+      found.push(`${r.route.name}: no request-log row for ${r.requestId}`);
+      continue;
+    }
+    const what = `${r.route.name} ${r.requestId} (${r.outcome})`;
+    if (row.attempts !== r.attempts) found.push(`${what}: ${row.attempts} attempts logged, the header said ${r.attempts}`);
+    if (r.outcome === 'whole' && (row.status !== 200 || row.input_tokens !== 5 || row.output_tokens !== 6)) found.push(`${what}: logged ${row.status} with ${row.input_tokens}/${row.output_tokens} tokens, the upstream said 5/6`);
+    if (r.outcome?.startsWith('error') && row.status !== r.status) found.push(`${what}: logged status ${row.status}`);
+    if (r.outcome === 'cut' && (row.status < 500 || !row.error_kind)) found.push(`${what}: logged ${row.status} ${row.error_kind}`);
+  }
+  const metrics = await fetch(`${url}/metrics`).then((r) => r.text());
+  const sum = (field) => rows.reduce((total, row) => total + row[field], 0);
+  const compare = (what, logged, counted) => Math.abs(logged - counted) > 1e-9 && found.push(`${what}: request log ${logged}, metrics ${counted}`);
+  compare('input tokens', sum('input_tokens'), metricSum(metrics, 'switchboard_tokens_total', 'direction="input"'));
+  compare('output tokens', sum('output_tokens'), metricSum(metrics, 'switchboard_tokens_total', 'direction="output"'));
+  compare('cost', sum('cost'), metricSum(metrics, 'switchboard_cost_usd_total'));
+  compare('requests', rows.length, metricSum(metrics, 'switchboard_chat_requests_total'));
+  return found;
 }
 
 async function main() {
@@ -159,9 +207,9 @@ async function main() {
   const config = path.join(dir, 'switchboard.yaml');
   fs.writeFileSync(
     config,
-    `server:\n  logLevel: error\nrouter:\n  retries: 2\n  backoff: { baseMs: 20, maxMs: 100, maxRetryAfterMs: 1500 }\n  timeouts: { totalMs: 8000, ttftMs: 300, idleMs: 1000 }\n  breaker: { failureThreshold: 4, coolOffMs: 500 }\n` +
-      `defaultModel: flaky\nmodels:\n  - id: flaky\n    routing: { strategy: weighted, fallbacks: [backup] }\n    deployments:\n${upstreams.map(deployment).join('')}` +
-      `  - id: backup\n    provider: openai\n    model: up\n    baseUrl: 'http://127.0.0.1:${backup.port}/v1'\n`,
+    `server:\n  logLevel: error\nrouter:\n  retries: 2\n  backoff: { baseMs: 20, maxMs: 100, maxRetryAfterMs: 1500 }\n  timeouts: { totalMs: 8000, ttftMs: 300, idleMs: 1000 }\n  breaker: { failureThreshold: 0 }\n` +
+      `defaultModel: flaky\nmodels:\n  - id: flaky\n    pricing: { input: 1, output: 2 }\n    routing: { strategy: weighted, fallbacks: [backup] }\n    deployments:\n${upstreams.map(deployment).join('')}` +
+      `  - id: backup\n    provider: openai\n    model: up\n    pricing: { input: 1, output: 2 }\n    baseUrl: 'http://127.0.0.1:${backup.port}/v1'\n`,
   );
   const gateway = await startGateway(config, dir, { SWITCHBOARD_ADMIN_KEY: ADMIN });
   try {
@@ -183,6 +231,7 @@ async function main() {
     for (const u of [...upstreams, backup]) problems.push(...u.log.violations);
     const status = await fetch(`${gateway.url}/v1/router/status`, { headers: { authorization: `Bearer ${ADMIN}` } }).then((r) => r.json());
     for (const model of status.models) for (const d of model.deployments) if (d.inFlight !== 0) problems.push(`${model.id}/${d.name}: ${d.inFlight} in flight after the run`);
+    problems.push(...(await accountingProblems(gateway.url, results)));
     const tally = {};
     for (const r of results) tally[r.outcome ?? 'broken'] = (tally[r.outcome ?? 'broken'] ?? 0) + 1;
     const calls = Object.fromEntries([...upstreams, backup].map((u) => [u.log.name, u.log.arrivals.length]));

@@ -72,6 +72,7 @@ describe('retries', () => {
     const entry = log.data.find((e) => e.id === res.headers.get('x-request-id'));
     assert.equal(entry.attempts, 3);
     assert.equal(entry.status, 502);
+    assert.equal(res.headers.get('x-switchboard-attempts'), '3', 'the error says how many attempts failed, as the log does');
   });
 
   test('a 500 retries on the other deployment; a 400 is never retried', async () => {
@@ -266,6 +267,7 @@ test('the total timeout bounds the whole request, retries included', async () =>
     assert.equal(res.body.error.code, 'total_timeout');
     assert.ok(elapsed >= 250, `answered after ${elapsed.toFixed(0)} ms`);
     assert.equal(count('capped'), 1, 'the Retry-After wait was cut short by the total timeout');
+    assert.equal(res.headers.get('x-switchboard-attempts'), '1');
   });
 
 describe('served-by headers and cost', () => {

@@ -9,6 +9,7 @@ import { Gateway } from '../core/gateway.js';
 import { newRequestId } from '../core/gateway.js';
 import { GatewayError, toGatewayError } from '../core/errors.js';
 import type { ProviderFactory } from '../core/provider.js';
+import { attemptLogOf } from '../core/router/router.js';
 import { providerFactories } from '../providers/index.js';
 import { dialects } from '../dialects/index.js';
 import { openStore } from '../store/index.js';
@@ -55,6 +56,9 @@ function errorReply(dialect: Dialect, error: GatewayError, request: Parameters<D
   if (retryAfter !== undefined) headers['retry-after'] = String(Math.max(0, Math.ceil(retryAfter)));
   // A refusal by a rate limit says which, as an admitted call's answer does (context.ts).
   if (error.rateLimit) Object.assign(headers, rateLimitHeaders(error.rateLimit, dialect.name === 'messages' ? 'anthropic' : 'openai'));
+  // A request whose every attempt failed says how many there were, as an answered one does.
+  const attempts = attemptLogOf(error);
+  if (attempts) headers['x-switchboard-attempts'] = String(attempts.length);
   return { ...rendered, headers };
 }
 

@@ -201,8 +201,13 @@ export class Router {
     const tried = new Set<DeploymentState>();
     let lastError: GatewayError | undefined;
     for (let retry = 0; ; retry++) {
-      // Picked at once in the common case: no promise for a request that need not wait.
-      const state = this.pick(states, tried, settings) ?? (await this.waitForDeployment(model, states, tried, settings, signal, timing, lastError));
+      // Picked at once in the common case: no promise for a request that need not wait. When every
+      // usable deployment is cooling down, a retry waits for the first to come back; a first
+      // attempt goes to one anyway, so one answer's Retry-After never blocks a model at the gateway
+      // (a lone deployment's callers then get the upstream's own answer).
+      const state =
+        this.pick(states, tried, settings) ??
+        (retry === 0 ? this.pick(states, tried, settings, true) : await this.waitForDeployment(states, tried, settings, signal, timing, lastError!));
       if (!state) {
         throw lastError ?? new GatewayError('unavailable', `No deployment of '${model.id}' can take a request now (circuit open or at capacity)`, { code: 'no_deployment_available' });
       }
@@ -235,33 +240,23 @@ export class Router {
   }
 
   /**
-   * When no deployment can be picked now. One that asked to be left alone (Retry-After) is never
-   * called before its time: when every usable deployment is cooling down, this waits for the first
-   * to come back, as long as that is within `maxRetryAfterMs` (else the request gives up with the
-   * last error, or a 429 saying so). Undefined when none is usable at all (circuits open, full).
+   * A retry's deployment when none is ready: when every usable deployment is cooling down after
+   * its Retry-After, waits for the first to come back, as long as that is within
+   * `maxRetryAfterMs` (else the request gives up with its last error). Undefined when none is
+   * usable at all (circuits open, full).
    */
   private async waitForDeployment(
-    model: ResolvedModel,
     states: DeploymentState[],
     tried: Set<DeploymentState>,
     settings: RouteSettings,
     signal: Cancellable,
     timing: Timing,
-    lastError: GatewayError | undefined,
+    lastError: GatewayError,
   ): Promise<DeploymentState | undefined> {
     for (;;) {
       const coolWaitMs = this.coolWaitMs(states);
       if (coolWaitMs <= 0) return undefined;
-      if (coolWaitMs > settings.backoff.maxRetryAfterMs) {
-        throw (
-          lastError ??
-          new GatewayError('rate_limit', `Every deployment of '${model.id}' asked to be called again later (Retry-After)`, {
-            code: 'deployments_cooling_down',
-            retryAfter: Math.ceil(coolWaitMs / 1000),
-            retryable: true,
-          })
-        );
-      }
+      if (coolWaitMs > settings.backoff.maxRetryAfterMs) throw lastError;
       const t0 = performance.now();
       await sleep(coolWaitMs, signal);
       timing.waitMs += performance.now() - t0;
@@ -270,6 +265,7 @@ export class Router {
     }
   }
 
+
   /** Milliseconds until some usable deployment stops cooling down (0 if one is ready now). */
   private coolWaitMs(states: DeploymentState[]): number {
     const usable = states.filter((s) => s.breaker.canRequest() && !s.saturated);
@@ -277,13 +273,15 @@ export class Router {
     return Math.min(...usable.map((s) => s.coolingUntil - this.clock.now()));
   }
 
-  private pick(states: DeploymentState[], tried: Set<DeploymentState>, settings: RouteSettings): DeploymentState | undefined {
+  /** `cooling`: a deployment cooling down after its Retry-After may be picked (when none other is ready). */
+  private pick(states: DeploymentState[], tried: Set<DeploymentState>, settings: RouteSettings, cooling = false): DeploymentState | undefined {
     let candidates = states.filter((s) => s.breaker.canRequest() && !s.saturated);
     if (candidates.length === 0) return undefined;
-    // Never one that asked to be left alone (Retry-After) before its time; then one this request
-    // has not failed on.
-    candidates = candidates.filter((s) => !s.cooling);
-    if (candidates.length === 0) return undefined;
+    // One that asked to be left alone (Retry-After) only when none other is ready; then one this
+    // request has not failed on.
+    const ready = candidates.filter((s) => !s.cooling);
+    if (ready.length > 0) candidates = ready;
+    else if (!cooling) return undefined;
     const untried = candidates.filter((s) => !tried.has(s));
     if (untried.length) candidates = untried;
     return pickDeployment(

@@ -35,8 +35,9 @@ export async function truncatePrompt(request: ChatRequest, maxTokens: number, co
 /**
  * A rough count for providers without a tokenizer: ≈ 4 characters a token, plus what OpenAI's
  * chat format adds (3 tokens a message and 1 for its role, 3 to start the reply: its cookbook's
- * count), plus the tool definitions as JSON. Budgets reserve from it, so an estimate far below the upstream's count
- * would let calls running at once overspend; for a short prompt the per-message part is most of it.
+ * count), plus the tool definitions as JSON. Budgets reserve from it, so an estimate far below
+ * the upstream's count would let calls running at once overspend; for a short prompt the
+ * per-message part is most of it.
  */
 export function estimateTokens(request: ChatRequest): number {
   let chars = 0;

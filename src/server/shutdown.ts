@@ -1,6 +1,6 @@
 // Graceful shutdown. The listener closes at once (new connections are refused, a request on a
-// kept-alive connection gets 503 `server_shutting_down` with `connection: close`); requests in flight go on until they
-// finish or the grace period ends, when each still running is ended with a 503
+// kept-alive connection gets 503 `server_shutting_down` with `connection: close`); requests in
+// flight go on until they finish or the grace period ends, when each still running is ended with a 503
 // `server_shutting_down` — an in-stream error event when its stream had begun — so a client sees
 // why, never a silent cut, and its upstream call is cancelled.
 

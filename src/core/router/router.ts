@@ -265,7 +265,6 @@ export class Router {
     }
   }
 
-
   /** Milliseconds until some usable deployment stops cooling down (0 if one is ready now). */
   private coolWaitMs(states: DeploymentState[]): number {
     const usable = states.filter((s) => s.breaker.canRequest() && !s.saturated);

@@ -24,11 +24,11 @@
 // Usage: node bench/async-chaos.mjs   (env: RUNS=120 SEED=1 SHARED_STORE= KILL_AFTER= CONCURRENCY=3 HANG_UPS=0.6 CANCELS=0.35)
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
-import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import { createParser } from 'eventsource-parser';
 import { dropSharedStore, seededRandom, sharedStore, startGateway } from './lib/gateways.mjs';
+import { answerWithWords, startJsonServer } from './lib/word-upstream.mjs';
 
 const RUNS = Number(process.env.RUNS ?? 120);
 const CONCURRENCY = Number(process.env.CONCURRENCY ?? 3);
@@ -39,34 +39,8 @@ const SHARED = process.env.SHARED_STORE ? sharedStore('chaos', { leaseSeconds: 2
 const { random, pick, between } = seededRandom(Number(process.env.SEED ?? 1));
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
-/** An OpenAI-compatible upstream streaming `max_tokens` words, one every 4 ms for the slow model. */
-function startUpstream() {
-  const server = http.createServer((req, res) => {
-    let text = '';
-    req.setEncoding('utf8');
-    req.on('data', (d) => (text += d));
-    req.on('end', () => {
-      const body = JSON.parse(text);
-      const count = Math.min(body.max_tokens ?? body.max_completion_tokens ?? 8, 64);
-      const interval = body.model === 'slow-upstream' ? 4 : 0;
-      const chunk = (delta, finish = null, usage) =>
-        `data: ${JSON.stringify({ id: 'chatcmpl-chaos', object: 'chat.completion.chunk', created: 1, model: body.model, choices: usage ? [] : [{ index: 0, delta, logprobs: null, finish_reason: finish }], ...(usage ? { usage } : {}) })}\n\n`;
-      res.writeHead(200, { 'content-type': 'text/event-stream' });
-      res.write(chunk({ role: 'assistant', content: '' }));
-      let sent = 0;
-      const next = () => {
-        if (res.destroyed) return;
-        if (sent < count) {
-          res.write(chunk({ content: `w${sent++} ` }));
-          return void (interval ? setTimeout(next, interval) : setImmediate(next));
-        }
-        res.end(chunk({}, 'length') + chunk(null, null, { prompt_tokens: 5, completion_tokens: count, total_tokens: 5 + count }) + 'data: [DONE]\n\n');
-      };
-      next();
-    });
-  });
-  return new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve({ server, port: server.address().port })));
-}
+/** The upstream: `max_tokens` words, one every 4 ms for the slow model. */
+const startUpstream = () => startJsonServer((_req, res, body) => answerWithWords(res, body, { interval: (model) => (model === 'slow-upstream' ? 4 : 0) }));
 
 /** The gateways still alive; a killed one is taken out. */
 const live = [];

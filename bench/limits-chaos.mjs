@@ -21,12 +21,12 @@
 // Usage: node bench/limits-chaos.mjs   (env: SEED=1 SHARED_STORE= PHASES=rpm,concurrent,budget)
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
-import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import readline from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { dropSharedStore, seededRandom, sharedStore, startGateway } from './lib/gateways.mjs';
+import { answerWithWords, startJsonServer } from './lib/word-upstream.mjs';
 
 const SHARED = process.env.SHARED_STORE ? sharedStore('limits') : undefined;
 const { random, pick, between } = seededRandom(Number(process.env.SEED ?? 1));
@@ -42,54 +42,27 @@ const PRICE = 1000;
 function serveUpstream() {
   const open = { now: 0, max: 0 };
   const running = new Set();
-  const server = http.createServer((req, res) => {
-    let text = '';
-    req.setEncoding('utf8');
-    req.on('data', (d) => (text += d));
-    req.on('end', () => {
-      if (req.url.startsWith('/stats')) {
-        if (req.method === 'POST') open.max = open.now;
-        return void res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(open));
-      }
-      // Counted 10 ms after it arrives, with the requests then still open that were open before
-      // it: a connection the gateway closed just before it sent this one may reach this process's
-      // event loop a moment later (seen: up to ≈ 7 ms on this VM).
-      const before = [...running];
-      const me = {};
-      running.add(me);
-      open.now++;
-      setTimeout(() => {
-        if (running.has(me)) open.max = Math.max(open.max, 1 + before.filter((r) => running.has(r)).length);
-      }, 10);
-      res.once('close', () => {
-        open.now--;
-        running.delete(me);
-      });
-      const body = JSON.parse(text);
-      const count = Math.min(body.max_tokens ?? body.max_completion_tokens ?? 8, 64);
-      const interval = body.model === 'slow-upstream' ? 5 : 0;
-      const usage = { prompt_tokens: 5, completion_tokens: count, total_tokens: 5 + count };
-      if (!body.stream) {
-        const answer = { id: 'chatcmpl-l', object: 'chat.completion', created: 1, model: body.model, choices: [{ index: 0, message: { role: 'assistant', content: 'w '.repeat(count), refusal: null }, logprobs: null, finish_reason: 'length' }], usage };
-        return void setTimeout(() => res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(answer)), interval * count);
-      }
-      const chunk = (delta, finish = null, last) =>
-        `data: ${JSON.stringify({ id: 'chatcmpl-l', object: 'chat.completion.chunk', created: 1, model: body.model, choices: last ? [] : [{ index: 0, delta, logprobs: null, finish_reason: finish }], ...(last ? { usage } : {}) })}\n\n`;
-      res.writeHead(200, { 'content-type': 'text/event-stream' });
-      res.write(chunk({ role: 'assistant', content: '' }));
-      let sent = 0;
-      const next = () => {
-        if (res.destroyed) return;
-        if (sent < count) {
-          res.write(chunk({ content: `w${sent++} ` }));
-          return void (interval ? setTimeout(next, interval) : setImmediate(next));
-        }
-        res.end(chunk({}, 'length') + chunk(null, null, true) + 'data: [DONE]\n\n');
-      };
-      next();
+  void startJsonServer((req, res, body) => {
+    if (req.url.startsWith('/stats')) {
+      if (req.method === 'POST') open.max = open.now;
+      return void res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(open));
+    }
+    // Counted 10 ms after it arrives, with the requests then still open that were open before
+    // it: a connection the gateway closed just before it sent this one may reach this process's
+    // event loop a moment later (seen: up to ≈ 7 ms on this VM).
+    const before = [...running];
+    const me = {};
+    running.add(me);
+    open.now++;
+    setTimeout(() => {
+      if (running.has(me)) open.max = Math.max(open.max, 1 + before.filter((r) => running.has(r)).length);
+    }, 10);
+    res.once('close', () => {
+      open.now--;
+      running.delete(me);
     });
-  });
-  server.listen(0, '127.0.0.1', () => console.log(server.address().port));
+    answerWithWords(res, body, { interval: (model) => (model === 'slow-upstream' ? 5 : 0) });
+  }).then(({ port }) => console.log(port));
 }
 
 if (process.argv[2] === 'upstream') serveUpstream();

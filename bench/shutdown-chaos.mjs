@@ -12,47 +12,18 @@
 //
 // Usage: node bench/shutdown-chaos.mjs   (env: REQUESTS=60 SEED=1)
 import fs from 'node:fs';
-import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import { createParser } from 'eventsource-parser';
 import { seededRandom, startGateway } from './lib/gateways.mjs';
+import { answerWithWords, startJsonServer } from './lib/word-upstream.mjs';
 
 const REQUESTS = Number(process.env.REQUESTS ?? 60);
 const { random, pick, between } = seededRandom(Number(process.env.SEED ?? 1));
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
-/** An OpenAI-compatible upstream: `max_tokens` words, one every 10 ms (`quick-upstream`) or 100 ms (`slow-upstream`). */
-function startUpstream() {
-  const server = http.createServer((req, res) => {
-    let text = '';
-    req.setEncoding('utf8');
-    req.on('data', (d) => (text += d));
-    req.on('end', () => {
-      const body = JSON.parse(text);
-      const count = body.max_tokens ?? body.max_completion_tokens ?? 30;
-      const interval = body.model === 'slow-upstream' ? 100 : 10;
-      const usage = { prompt_tokens: 5, completion_tokens: count, total_tokens: 5 + count };
-      const chunk = (delta, finish = null, last) =>
-        `data: ${JSON.stringify({ id: 'chatcmpl-s', object: 'chat.completion.chunk', created: 1, model: body.model, choices: last ? [] : [{ index: 0, delta, logprobs: null, finish_reason: finish }], ...(last ? { usage } : {}) })}\n\n`;
-      if (!body.stream) {
-        const answer = { id: 'chatcmpl-s', object: 'chat.completion', created: 1, model: body.model, choices: [{ index: 0, message: { role: 'assistant', content: 'w '.repeat(count), refusal: null }, logprobs: null, finish_reason: 'length' }], usage };
-        const timer = setTimeout(() => res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(answer)), interval * count);
-        return void res.once('close', () => clearTimeout(timer));
-      }
-      res.writeHead(200, { 'content-type': 'text/event-stream' });
-      res.write(chunk({ role: 'assistant', content: '' }));
-      let sent = 0;
-      const timer = setInterval(() => {
-        if (sent < count) return void res.write(chunk({ content: `w${sent++} ` }));
-        clearInterval(timer);
-        res.end(chunk({}, 'length') + chunk(null, null, true) + 'data: [DONE]\n\n');
-      }, interval);
-      res.once('close', () => clearInterval(timer));
-    });
-  });
-  return new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve({ server, port: server.address().port })));
-}
+/** The upstream: `max_tokens` words, one every 10 ms (`quick-upstream`) or 100 ms (`slow-upstream`). */
+const startUpstream = () => startJsonServer((_req, res, body) => answerWithWords(res, body, { interval: (model) => (model === 'slow-upstream' ? 100 : 10) }));
 
 /** How the connections of requests that got no answer ended, by error code. */
 const refusals = {};

@@ -1,0 +1,47 @@
+// The chaos checks' upstream: an OpenAI-compatible chat completions server whose answer is
+// `max_tokens` words ("w0 w1 …"), streamed one every `interval(model)` ms, or buffered after as
+// long in all. Slow and quick models differ only by that interval.
+import http from 'node:http';
+
+/**
+ * Answers one request. `interval(model)`: ms between words (0: as fast as it goes); `cap`: the most
+ * words; `words`: the count when the request names no max tokens.
+ */
+export function answerWithWords(res, body, { interval, cap = 64, words = 8 }) {
+  const count = Math.min(body.max_tokens ?? body.max_completion_tokens ?? words, cap);
+  const every = interval(body.model);
+  const usage = { prompt_tokens: 5, completion_tokens: count, total_tokens: 5 + count };
+  let timer;
+  res.once('close', () => clearTimeout(timer));
+  if (!body.stream) {
+    const answer = { id: 'chatcmpl-words', object: 'chat.completion', created: 1, model: body.model, choices: [{ index: 0, message: { role: 'assistant', content: 'w '.repeat(count), refusal: null }, logprobs: null, finish_reason: 'length' }], usage };
+    timer = setTimeout(() => res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(answer)), every * count);
+    return;
+  }
+  const chunk = (delta, finish = null, last = false) =>
+    `data: ${JSON.stringify({ id: 'chatcmpl-words', object: 'chat.completion.chunk', created: 1, model: body.model, choices: last ? [] : [{ index: 0, delta, logprobs: null, finish_reason: finish }], ...(last ? { usage } : {}) })}\n\n`;
+  res.writeHead(200, { 'content-type': 'text/event-stream' });
+  res.write(chunk({ role: 'assistant', content: '' }));
+  let sent = 0;
+  const next = () => {
+    if (res.destroyed) return;
+    if (sent < count) {
+      res.write(chunk({ content: `w${sent++} ` }));
+      timer = every ? setTimeout(next, every) : setImmediate(next);
+      return;
+    }
+    res.end(chunk({}, 'length') + chunk(null, null, true) + 'data: [DONE]\n\n');
+  };
+  next();
+}
+
+/** An HTTP server that reads each request's JSON body and hands it to `handle(req, res, body)`; resolves once it listens on a loopback port. */
+export function startJsonServer(handle, port = 0) {
+  const server = http.createServer((req, res) => {
+    let text = '';
+    req.setEncoding('utf8');
+    req.on('data', (d) => (text += d));
+    req.on('end', () => handle(req, res, text ? JSON.parse(text) : undefined));
+  });
+  return new Promise((resolve) => server.listen(port, '127.0.0.1', () => resolve({ server, port: server.address().port })));
+}

@@ -13,6 +13,7 @@
 //   once, then one at a time until refused: the request log's cost never exceeds the budget by
 //   more than one request's reservation, every refusal is a 429 budget_exceeded, and the budget is
 //   used to within one request's reservation (settled reservations are given back).
+// Then the request log's rows, tokens and cost must add up to the gateways' metrics.
 // Exits 1 on any broken promise, each printed.
 //
 // With SHARED_STORE=1 two gateways share PostgreSQL and Redis and every call goes to either one:
@@ -25,6 +26,7 @@ import os from 'node:os';
 import path from 'node:path';
 import readline from 'node:readline';
 import { fileURLToPath } from 'node:url';
+import { logAgainstMetrics, requestLog } from './lib/accounting.mjs';
 import { dropSharedStore, seededRandom, sharedStore, startGateway } from './lib/gateways.mjs';
 import { answerWithWords, startJsonServer } from './lib/word-upstream.mjs';
 
@@ -233,6 +235,9 @@ async function main() {
     urls = gateways.map((g) => g.url);
     const phases = { rpm: rpmPhase, concurrent: () => concurrentPhase(upstream), budget: budgetPhase };
     for (const name of (process.env.PHASES ?? 'rpm,concurrent,budget').split(',')) console.log(await phases[name]());
+    // Refused or admitted, hung up or not: every request has its row, and the rows add up to the metrics.
+    await settled();
+    for (const p of await logAgainstMetrics(await requestLog(urls[0], ADMIN), urls)) problem('accounting', p);
     console.log(`${gateways.length} gateway(s): ${problems.length} broken promise(s)`);
     for (const p of problems) console.log(`  ${p}`);
   } finally {

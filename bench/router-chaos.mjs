@@ -25,6 +25,7 @@ import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import { createParser } from 'eventsource-parser';
+import { logAgainstMetrics, requestLog } from './lib/accounting.mjs';
 import { seededRandom, startGateway } from './lib/gateways.mjs';
 
 const REQUESTS = Number(process.env.REQUESTS ?? 200);
@@ -164,17 +165,10 @@ async function one(url) {
   return { route, outcome: 'whole', text, attempts, requestId };
 }
 
-/** Sums a counter's series from the Prometheus text, those whose labels include `labels`. */
-function metricSum(text, name, labels = '') {
-  let sum = 0;
-  for (const line of text.split('\n')) if (line.startsWith(`${name}{`) && line.includes(labels)) sum += Number(line.slice(line.lastIndexOf(' ') + 1));
-  return sum;
-}
-
 /** The request log against what the clients saw, and against the metrics. */
 async function accountingProblems(url, results) {
   const found = [];
-  const rows = (await fetch(`${url}/admin/requests?limit=10000`, { headers: { authorization: `Bearer ${ADMIN}` } }).then((r) => r.json())).data;
+  const rows = await requestLog(url, ADMIN);
   const byId = new Map(rows.map((row) => [row.id, row]));
   if (rows.length !== results.length) found.push(`${rows.length} request-log rows for ${results.length} requests`);
   for (const r of results) {
@@ -189,13 +183,7 @@ async function accountingProblems(url, results) {
     if (r.outcome?.startsWith('error') && row.status !== r.status) found.push(`${what}: logged status ${row.status}`);
     if (r.outcome === 'cut' && (row.status < 500 || !row.error_kind)) found.push(`${what}: logged ${row.status} ${row.error_kind}`);
   }
-  const metrics = await fetch(`${url}/metrics`).then((r) => r.text());
-  const sum = (field) => rows.reduce((total, row) => total + row[field], 0);
-  const compare = (what, logged, counted) => Math.abs(logged - counted) > 1e-9 && found.push(`${what}: request log ${logged}, metrics ${counted}`);
-  compare('input tokens', sum('input_tokens'), metricSum(metrics, 'switchboard_tokens_total', 'direction="input"'));
-  compare('output tokens', sum('output_tokens'), metricSum(metrics, 'switchboard_tokens_total', 'direction="output"'));
-  compare('cost', sum('cost'), metricSum(metrics, 'switchboard_cost_usd_total'));
-  compare('requests', rows.length, metricSum(metrics, 'switchboard_chat_requests_total'));
+  found.push(...(await logAgainstMetrics(rows, [url])));
   return found;
 }
 

@@ -16,7 +16,7 @@
 // - afterwards every deployment has nothing in flight (GET /v1/router/status);
 // - every request has its request-log row (matched by x-request-id) with the client's status (or
 //   the error's, for a stream cut after it began), its attempts and, for a whole answer, the
-//   upstream's token counts; the log's token and cost totals equal the metrics'.
+//   upstream's token counts, which the client was told too; the log's token and cost totals equal the metrics'.
 // Exits 1 on any broken promise, each printed.
 //
 // Usage: node bench/router-chaos.mjs   (env: REQUESTS=200 CONCURRENCY=8 SEED=1)
@@ -119,7 +119,7 @@ function startUpstream(name, always) {
 
 const routes = [
   { name: 'chat completions', stream: false, path: '/v1/chat/completions', body: { model: 'flaky', messages: [{ role: 'user', content: 'hi' }] } },
-  { name: 'chat completions stream', stream: true, path: '/v1/chat/completions', body: { model: 'flaky', messages: [{ role: 'user', content: 'hi' }], stream: true } },
+  { name: 'chat completions stream', stream: true, path: '/v1/chat/completions', body: { model: 'flaky', messages: [{ role: 'user', content: 'hi' }], stream: true, stream_options: { include_usage: true } } },
   { name: 'messages', stream: false, path: '/v1/messages', body: { model: 'flaky', max_tokens: 20, messages: [{ role: 'user', content: 'hi' }] } },
   { name: 'messages stream', stream: true, path: '/v1/messages', body: { model: 'flaky', max_tokens: 20, messages: [{ role: 'user', content: 'hi' }], stream: true } },
 ];
@@ -140,29 +140,33 @@ async function one(url) {
   }
   if (!route.stream) {
     const body = JSON.parse(raw);
-    return { route, outcome: 'whole', text: messages ? body.content.map((b) => b.text).join('') : body.choices[0].message.content, attempts, requestId };
+    const usage = messages ? [body.usage.input_tokens, body.usage.output_tokens] : [body.usage.prompt_tokens, body.usage.completion_tokens];
+    return { route, outcome: 'whole', text: messages ? body.content.map((b) => b.text).join('') : body.choices[0].message.content, usage, attempts, requestId };
   }
   const events = [];
   createParser({ onEvent: (e) => events.push(e) }).feed(raw);
   let text = '';
   let error;
   let ended = false;
+  let usage;
   for (const e of events) {
     if (messages) {
       const data = JSON.parse(e.data);
       if (e.event === 'content_block_delta') text += data.delta.text ?? '';
       if (e.event === 'error') error = data.error;
       if (e.event === 'message_stop') ended = true;
+      if (e.event === 'message_delta') usage = [data.usage.input_tokens, data.usage.output_tokens];
     } else if (e.data === '[DONE]') ended = !error;
     else {
       const data = JSON.parse(e.data);
       if (data.error) error = data.error;
       text += data.choices?.[0]?.delta?.content ?? '';
+      if (data.usage) usage = [data.usage.prompt_tokens, data.usage.completion_tokens];
     }
   }
   if (error) return { route, outcome: 'cut', text, error, attempts, requestId };
   if (!ended) return { route, problem: `a stream that just stopped after ${JSON.stringify(text)}` };
-  return { route, outcome: 'whole', text, attempts, requestId };
+  return { route, outcome: 'whole', text, usage, attempts, requestId };
 }
 
 /** The request log against what the clients saw, and against the metrics. */
@@ -180,6 +184,7 @@ async function accountingProblems(url, results) {
     const what = `${r.route.name} ${r.requestId} (${r.outcome})`;
     if (row.attempts !== r.attempts) found.push(`${what}: ${row.attempts} attempts logged, the header said ${r.attempts}`);
     if (r.outcome === 'whole' && (row.status !== 200 || row.input_tokens !== 5 || row.output_tokens !== 6)) found.push(`${what}: logged ${row.status} with ${row.input_tokens}/${row.output_tokens} tokens, the upstream said 5/6`);
+    if (r.outcome === 'whole' && (r.usage?.[0] !== 5 || r.usage?.[1] !== 6)) found.push(`${what}: the client was told ${JSON.stringify(r.usage)} tokens, the upstream said 5/6`);
     if (r.outcome?.startsWith('error') && row.status !== r.status) found.push(`${what}: logged status ${row.status}`);
     if (r.outcome === 'cut' && (row.status < 500 || !row.error_kind)) found.push(`${what}: logged ${row.status} ${row.error_kind}`);
   }

@@ -216,6 +216,7 @@ test("a request arriving on a busy kept-alive connection after the shutdown bega
   assert.match(second, /^HTTP\/1\.1 503/);
   assert.match(second, /\r\nretry-after: 1\r\n/i);
   assert.match(second, /\r\nconnection: close\r\n/i);
+  assert.match(second, /\r\nx-request-id: req-/i, 'the refusal has its request id, as every answer does');
   const body = JSON.parse(second.slice(second.indexOf('\r\n\r\n') + 4));
   assert.equal(body.type, 'error', 'the Messages error shape');
   assert.match(body.error.message, /shutting down/);

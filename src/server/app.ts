@@ -128,13 +128,14 @@ export async function createServer(options: ServerOptions): Promise<SwitchboardS
   acceptEmptyJsonBodies(app);
   const inFlight = new InFlightRequests();
   app.decorate('inFlight', inFlight);
-  refuseDuringShutdown(app, inFlight);
   app.decorateRequest('auth', undefined);
   app.decorateRequest('arrivedAt', 0);
   app.addHook('onRequest', async (request, reply) => {
     request.arrivedAt = performance.now();
     reply.header('x-request-id', request.id);
   });
+  // After the hook above: a refused request still has its arrival time and its x-request-id.
+  refuseDuringShutdown(app, inFlight);
   await registerCors(app, config);
   // Route catalog (/openapi.json), limits and budgets, admin/usage API, the per-request log line.
   installOperations(app, context);

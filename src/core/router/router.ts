@@ -255,13 +255,15 @@ export class Router {
   ): Promise<DeploymentState | undefined> {
     for (;;) {
       const coolWaitMs = this.coolWaitMs(states);
-      if (coolWaitMs <= 0) return undefined;
       if (coolWaitMs > settings.backoff.maxRetryAfterMs) throw lastError;
-      const t0 = performance.now();
-      await sleep(coolWaitMs, signal);
-      timing.waitMs += performance.now() - t0;
+      if (coolWaitMs > 0) {
+        const t0 = performance.now();
+        await sleep(coolWaitMs, signal);
+        timing.waitMs += performance.now() - t0;
+      }
+      // No wait left: a cool-down that ended between the caller's pick and now, or none usable.
       const state = this.pick(states, tried, settings);
-      if (state) return state;
+      if (state || coolWaitMs <= 0) return state;
     }
   }
 

@@ -20,13 +20,13 @@
 //
 // Usage: node bench/soak.mjs   (env: ROUNDS=8 DURATION=10 CONNECTIONS=16 HANGUPS=200 LOCAL_MODEL= PROVIDER= SHARED_STORE=)
 import { spawn } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import readline from 'node:readline';
 import autocannon from 'autocannon';
+import { dropSharedStore, root, sharedStore } from './lib/gateways.mjs';
 
 const ROUNDS = Number(process.env.ROUNDS ?? 8);
 const DURATION = Number(process.env.DURATION ?? 10);
@@ -34,10 +34,7 @@ const CONNECTIONS = Number(process.env.CONNECTIONS ?? 16);
 const HANGUPS = Number(process.env.HANGUPS ?? 200);
 const LOCAL_MODEL = process.env.LOCAL_MODEL ? path.resolve(process.env.LOCAL_MODEL) : undefined;
 const PROVIDER = process.env.PROVIDER ?? (LOCAL_MODEL ? 'local' : 'openai');
-const POSTGRES_URL = process.env.SWITCHBOARD_TEST_POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
-const REDIS_URL = process.env.SWITCHBOARD_TEST_REDIS_URL ?? 'redis://127.0.0.1:6379/0';
-const SHARED = process.env.SHARED_STORE ? { schema: `soak_${randomBytes(4).toString('hex')}`, keyPrefix: `soak:${randomBytes(4).toString('hex')}:` } : undefined;
-const root = path.resolve(path.dirname(new URL(import.meta.url).pathname), '..');
+const SHARED = process.env.SHARED_STORE ? sharedStore('soak') : undefined;
 
 /** Starts a node process; resolves on the first stdout line matching `pattern`. Its stderr lines go to `onStderr`. */
 function startNode(args, pattern, onStderr = (line) => process.stderr.write(`${line}\n`)) {
@@ -158,19 +155,6 @@ async function until(check, what, timeoutMs = 10_000) {
   }
 }
 
-/** Drops the run's PostgreSQL schema and Redis keys. */
-async function dropSharedState() {
-  const { default: pg } = await import('pg');
-  const { Redis } = await import('ioredis');
-  const client = new pg.Client({ connectionString: POSTGRES_URL });
-  await client.connect();
-  await client.query(`DROP SCHEMA IF EXISTS ${SHARED.schema} CASCADE`).finally(() => client.end());
-  const redis = new Redis(REDIS_URL);
-  const keys = await redis.keys(`${SHARED.keyPrefix}*`);
-  if (keys.length) await redis.del(...keys);
-  redis.disconnect();
-}
-
 const FAKE_AWS = { accessKeyId: 'AKIDSOAKBENCH', secretAccessKey: 'soak/fake+secret' };
 
 /** For PROVIDER=anthropic|bedrock: the test suite's fake upstream, one answering and one that stalls mid-stream. */
@@ -207,9 +191,7 @@ async function main() {
     return `  - id: ${id}\n    provider: openai\n    model: ${id}-upstream\n    baseUrl: http://127.0.0.1:${port}/v1\n`;
   };
   const local = LOCAL_MODEL ? 'local:\n  parallel: 4\n  queueLimit: 256\n' : '';
-  const store = SHARED
-    ? `store:\n  postgres:\n    url: ${POSTGRES_URL}\n    schema: ${SHARED.schema}\n  redis:\n    url: ${REDIS_URL}\n    keyPrefix: '${SHARED.keyPrefix}'\n`
-    : '';
+  const store = SHARED?.config ?? '';
   fs.writeFileSync(config, `server:\n  logLevel: warn\n${store}${local}defaultModel: bench\nmodels:\n${model('bench', upstream.match[1])}${model('slow', slow.port)}`);
   const reports = [];
   let onReport;
@@ -264,7 +246,7 @@ async function main() {
     slow.server.closeAllConnections();
     await Promise.all(Object.values(fakes).map((fake) => fake.close()));
     fs.rmSync(dir, { recursive: true, force: true });
-    if (SHARED) await dropSharedState();
+    if (SHARED) await dropSharedStore(SHARED);
   }
 }
 

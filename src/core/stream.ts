@@ -208,6 +208,10 @@ class PrimedPartStream implements PrimedStream {
   private close(completed: boolean): void {
     if (this.finished) return;
     this.finished = true;
+    this.tellEnd(completed);
+  }
+
+  private tellEnd(completed: boolean): void {
     for (const observer of this.observers) observer.end?.(completed);
   }
 
@@ -246,7 +250,7 @@ class PrimedPartStream implements PrimedStream {
       const stoppedEarly = !this.sourceDone;
       this.finished = true;
       if (stoppedEarly) await this.source.return?.().catch(() => undefined);
-      for (const observer of this.observers) observer.end?.(false);
+      this.tellEnd(false);
     }
     return DONE;
   }

@@ -133,9 +133,9 @@ export async function createServer(options: ServerOptions): Promise<SwitchboardS
   app.addHook('onRequest', async (request, reply) => {
     request.arrivedAt = performance.now();
     reply.header('x-request-id', request.id);
+    // Stamped first: a request refused once the shutdown has begun keeps its arrival time and id.
+    if (inFlight.closing) refuseDuringShutdown(reply);
   });
-  // After the hook above: a refused request still has its arrival time and its x-request-id.
-  refuseDuringShutdown(app, inFlight);
   await registerCors(app, config);
   // Route catalog (/openapi.json), limits and budgets, admin/usage API, the per-request log line.
   installOperations(app, context);

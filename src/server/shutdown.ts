@@ -60,11 +60,7 @@ export async function drain(app: FastifyInstance, inFlight: InFlightRequests, gr
  * `server_shutting_down` with Retry-After, in its dialect's error shape (Fastify's own answer,
  * turned off, had a shape of its own), and the connection closed after it.
  */
-export function refuseDuringShutdown(app: FastifyInstance, inFlight: InFlightRequests): void {
-  // A callback hook, not an async one: no promise per request for a check that almost never fires.
-  app.addHook('onRequest', (_request, reply, done) => {
-    if (!inFlight.closing) return done();
-    reply.header('connection', 'close');
-    done(shutdownError());
-  });
+export function refuseDuringShutdown(reply: FastifyReply): never {
+  reply.header('connection', 'close');
+  throw shutdownError();
 }

@@ -260,6 +260,26 @@ describe('the router\'s request cancellation', () => {
   });
 });
 
+describe('a request whose client is already gone', () => {
+  // A caller may reach the router after its client left (a tool loop's next round, a request that
+  // waited on a limit): an abort listener added then never runs, so the attempt must not start.
+  test('is cancelled without calling a deployment', async () => {
+    const m = model('gone', [deployment('a')], { fallbacks: ['spare'] });
+    const spare = model('spare', [deployment('b')]);
+    const router = new Router(registryOf([m, spare]), {}, { now: Date.now, random: Math.random });
+    let called = 0;
+    const attempt = () => {
+      called++;
+      return replay(textParts);
+    };
+    const client = new AbortController();
+    client.abort();
+    await assert.rejects(router.route(m, attempt, { signal: client.signal }), (err) => err.kind === 'cancelled');
+    assert.equal(called, 0);
+    assert.equal(router.status().models.flatMap((s) => s.deployments).reduce((n, d) => n + d.requests, 0), 0);
+  });
+});
+
 describe('a stopped call ends after its upstream has stopped', () => {
   // The end of a call gives its concurrency slot back (limits, the router's in-flight count): given
   // back while the upstream connection is still open, it lets one call more reach the upstream

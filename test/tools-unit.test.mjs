@@ -102,6 +102,28 @@ test('runToolLoop feeds results back and sums usage over rounds', async () => {
   assert.ok(second.tools.some((t) => t.name === 'echo'));
 });
 
+test('runToolLoop: a client gone while the tools ran ends the loop without another model call', async () => {
+  const { runToolLoop, createToolExecutor } = await import('../dist/core/tools/index.js');
+  const gateway = fakeGateway([
+    [{ type: 'start' }, ...call('c1', 'slow', '{}'), finish('tool-calls', 2)],
+    [{ type: 'start' }, { type: 'text-start', id: 't' }, { type: 'text-delta', id: 't', delta: 'for no one' }, { type: 'text-end', id: 't' }, finish('stop', 5)],
+  ]);
+  const client = new AbortController();
+  // The client leaves while the tool runs; the tool sees its signal and gives up (as an HTTP tool does).
+  const slow = { name: 'slow', description: 'waits', parameters: { type: 'object' }, source: 'http', execute: async (_input, ctx) => {
+    client.abort();
+    assert.equal(ctx.signal.aborted, true);
+    return { content: [{ type: 'text', text: 'The tool could not be reached: aborted' }], isError: true };
+  } };
+  const executor = createToolExecutor({ tools: [slow], allowedTools: ['slow'], artifacts: {}, executions: {} });
+  const parts = [];
+  const context = { requestId: 'req-1', organisation: 'o', signal: client.signal };
+  for await (const part of runToolLoop({ gateway, request: { model: 'm', messages: [{ role: 'user', content: [{ type: 'text', text: 'hi' }] }] }, context, executor, maxRounds: 4 })) parts.push(part);
+  assert.equal(gateway.requests.length, 1);
+  assert.equal(parts.at(-1).type, 'error');
+  assert.equal(parts.at(-1).error.kind, 'cancelled');
+});
+
 test('executions left pending or running by a previous process are failed at start (SQLite)', async () => {
   const fs = await import('node:fs');
   const os = await import('node:os');

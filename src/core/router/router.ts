@@ -201,6 +201,9 @@ export class Router {
     const tried = new Set<DeploymentState>();
     let lastError: GatewayError | undefined;
     for (let retry = 0; ; retry++) {
+      // A request cancelled before this attempt (its client left while a caller prepared it, or
+      // during a backoff) starts nothing: an abort listener added now would never run.
+      if (signal.aborted) throw signal.reason;
       // Picked at once in the common case: no promise for a request that need not wait. When every
       // usable deployment is cooling down, a retry waits for the first to come back; a first
       // attempt goes to one anyway, so one answer's Retry-After never blocks a model at the gateway

@@ -143,6 +143,11 @@ export async function* runToolLoop(options: ToolLoopOptions): AsyncGenerator<Str
       yield { type: 'finish', finishReason: 'tool-calls', usage };
       return;
     }
+    if (context.signal.aborted) {
+      // The client left while the tools ran: another model call would be spent for no one.
+      yield { type: 'error', error: new GatewayError('cancelled', 'The request was cancelled') };
+      return;
+    }
     messages.push({ role: 'assistant', content: assistant }, { role: 'tool', content: results });
   }
 }

@@ -1,34 +1,48 @@
 #!/usr/bin/env node
-// Does the auto-execute tool loop keep its promises (docs/tools.md, docs/org-chat.md) under a
-// crowd, with tools that misbehave and clients that hang up? A scripted model (a loopback
-// OpenAI-compatible upstream) follows a random plan per request: 0–4 rounds of 1–3 tool calls —
-// to tools that answer JSON, text or an image, fail with a 500, stall before the headers or in the
-// body (past `timeoutMs`), reset, answer more than `maxResultBytes`, run async (pending, then
-// polled), to built-ins, to tools not on `allowedTools`, to a tool the server does not know, or with
-// arguments that are not JSON — then text; some plans keep calling tools past `maxRounds`.
-// REQUESTS requests on the organisation chat, CONCURRENCY at a time, buffered and streamed, some
-// hung up at a random moment. Checked for each request:
-// - the answer: every call of the plan in `toolUse` with the status and result its tool earned (a
-//   refusal for what is not allowed or not known, the tool's own JSON, text or image, an error
-//   naming the failure), the final text, `finishReason` (`stop`; `tool_use` after an async call),
-//   or `tool_rounds_exceeded` (an error event, or a 502 buffered) — never a silent cut;
-// - the model was offered exactly the allowed server tools, saw every call's result (by call id)
-//   in the next round, and was called as often as the plan allows, no more;
-// - tools ran only when allowed and known, once per call, with the request's `x-request-id`;
+// Does the tool loop keep its promises (docs/tools.md, docs/org-chat.md, docs/messages.md
+// `mcp_servers`) under a crowd, with tools that misbehave and clients that hang up? A scripted
+// model (a loopback OpenAI-compatible upstream) follows a random plan per request: 0–4 rounds of
+// 1–3 tool calls, then text; some plans keep calling tools past `maxRounds`. Requests alternate
+// between two routes:
+// - the organisation chat with `autoExecute` (buffered and streamed): HTTP tools that answer JSON,
+//   text or an image, fail with a 500, stall before the headers or in the body (past `timeoutMs`),
+//   reset, answer more than `maxResultBytes`, run async (pending, then polled); the built-ins;
+// - Messages with `mcp_servers` (buffered and streamed): a loopback MCP server (the SDK's, over
+//   streamable HTTP) whose tools answer, answer text, answer slowly, return an error, throw, or
+//   stall past `messages.mcpServers.timeoutMs`; `allowed_tools` leaves some out; the request's own
+//   client tool is refused with the loop running.
+// Each plan also calls tools not allowed, a tool no one knows, and gives arguments that are not
+// JSON. REQUESTS requests, CONCURRENCY at a time, HANGUPS of them hung up at a random moment.
+// Checked for each request:
+// - the answer: every call with the status and result its tool earned (a refusal for what is not
+//   allowed or not known, the tool's own answer, an error naming the failure), the final text, the
+//   finish (`tool_use` after an async call), or `tool_rounds_exceeded` (an error event, or a 502
+//   buffered) — never a silent cut;
+// - the model was offered exactly the allowed tools, saw every call's result (by call id) in the
+//   next round, and was called as often as the plan allows, no more;
+// - tools ran only when allowed and known, once per call (HTTP tools with the request's
+//   `x-request-id`);
 // - usage is the sum over the model calls; the request log has a row per model call (`<id>`,
 //   `<id>-r2`, …) with its tokens, and its totals equal the metrics';
 // - async executions end `complete` (with the tool's result) or `failed`, and are 404 to another
 //   organisation;
-// - after a hang-up: no model call and no tool call starts, and what was in flight is closed,
-//   within HANGUP_MS; at the end nothing is in flight at the model or the tools.
+// - after a hang-up: no model or tool call starts once the gateway has cut any call of that request
+//   (no timing tolerance), nothing starts or stays open more than HANGUP_MS after the hang-up; at
+//   the end nothing is open at the model, the HTTP tools or the MCP server (its GET streams: one a
+//   connection the gateway did not close).
 // Exits 1 on any broken promise, each printed.
 //
-// Usage: node bench/tools-chaos.mjs   (env: REQUESTS=150 CONCURRENCY=8 SEED=1 HANGUPS=0.2)
+// Usage: node bench/tools-chaos.mjs
+//   (env: REQUESTS=150 CONCURRENCY=8 SEED=1 HANGUPS=0.2 HANGUP_MS=100 DIALECTS=org,messages)
 import { isDeepStrictEqual } from 'node:util';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import http from 'node:http';
+import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
+import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
 import { createParser } from 'eventsource-parser';
+import { z } from 'zod';
 import { logAgainstMetrics, requestLog } from './lib/accounting.mjs';
 import { seededRandom, startGateway } from './lib/gateways.mjs';
 import { startJsonServer } from './lib/word-upstream.mjs';
@@ -36,10 +50,12 @@ import { startJsonServer } from './lib/word-upstream.mjs';
 const REQUESTS = Number(process.env.REQUESTS ?? 150);
 const CONCURRENCY = Number(process.env.CONCURRENCY ?? 8);
 const HANGUPS = Number(process.env.HANGUPS ?? 0.2);
+/** Each request's route, in turn: the organisation chat (autoExecute) and Messages with mcp_servers. */
+const DIALECTS = (process.env.DIALECTS ?? 'org,messages').split(',');
 const { random, pick, between } = seededRandom(Number(process.env.SEED ?? 1));
 const ADMIN = 'admin-key-for-the-tools-chaos-check';
 const MAX_ROUNDS = 3;
-const TIMEOUT_MS = 300;
+const TIMEOUT_MS = 500;
 const MAX_RESULT_BYTES = 4096;
 /** How soon after a hang-up the gateway must have stopped starting and closed its work. */
 const HANGUP_MS = Number(process.env.HANGUP_MS ?? 100);
@@ -64,29 +80,46 @@ const TOOLS = {
 };
 const SERVER_TOOLS = Object.keys(TOOLS);
 const UNKNOWN = 'launch_rockets';
+// Messages with `mcp_servers`: the tools of a loopback MCP server (streamable HTTP), and a tool of
+// the request's own, which the gateway refuses with the loop running (docs/messages.md).
+const MCP_TOOLS = {
+  m_ok: { expect: 'complete' },
+  m_text: { expect: 'complete' },
+  m_slow: { expect: 'complete' },
+  m_fail: { expect: /the tool broke/ },
+  m_throw: { expect: /thrown by the tool/ },
+  m_stall: { expect: /timed out/i },
+};
+const CLIENT_TOOL = 'client_lookup';
+const toolsOf = (plan) => (plan.dialect === 'org' ? TOOLS : MCP_TOOLS);
 
 /** Every request's plan, by number: what the model does each round, and what happened. */
 const plans = new Map();
 
 function makePlan(n) {
+  const dialect = DIALECTS[n % DIALECTS.length];
+  const names = dialect === 'org' ? SERVER_TOOLS : [...Object.keys(MCP_TOOLS), CLIENT_TOOL];
   const rounds = Array.from({ length: pick([0, 1, 1, 2, 2, 3, 4]) }, (_, r) =>
     Array.from({ length: between(1, 3) }, (_, i) => {
-      const name = random() < 0.08 ? UNKNOWN : pick(SERVER_TOOLS);
+      const name = random() < 0.08 ? UNKNOWN : pick(names);
       return { id: `call_${n}_${r + 1}_${i}`, name, badArguments: random() < 0.07 };
     }),
   );
   const used = new Set(rounds.flat().map((c) => c.name));
-  // Most of what the plan calls is allowed; some is not; a few lists name the unknown tool.
-  const allowedTools = [...used].filter((name) => random() < 0.8);
-  if (allowedTools.length === 0) allowedTools.push(pick(SERVER_TOOLS));
+  // Most of what the plan calls is allowed; some is not; a few organisation lists name the
+  // unknown tool (Messages' allowed_tools must name tools the MCP server has).
+  const allowable = dialect === 'org' ? () => true : (name) => name in MCP_TOOLS;
+  const allowedTools = [...used].filter((name) => allowable(name) && random() < 0.8);
+  if (allowedTools.length === 0) allowedTools.push(dialect === 'org' ? pick(SERVER_TOOLS) : 'm_ok');
   return {
     n,
+    dialect,
     rounds,
     allowedTools,
     stubborn: random() < 0.5,
     stream: random() < 0.5,
-    // The first requests (a cold gateway) are never hung up: the check's timing would measure the warm-up.
-    hangUpAfterMs: n >= CONCURRENCY && random() < HANGUPS ? between(0, 250) : undefined,
+    // The first requests of each route (a cold gateway) are never hung up: the timing would measure the warm-up.
+    hangUpAfterMs: n >= 2 * CONCURRENCY && random() < HANGUPS ? between(0, 250) : undefined,
     modelCalls: [],
     toolCalls: [],
     offered: [],
@@ -185,7 +218,7 @@ function answerTool(req, res, input) {
     case 'ok':
       return later(between(0, 30), json);
     case 'slow':
-      return later(between(50, TIMEOUT_MS - 100), json);
+      return later(between(50, 200), json);
     case 'text':
       return later(between(0, 30), () => res.writeHead(200, { 'content-type': 'text/plain' }).end(`text ${input.call}`));
     case 'image':
@@ -205,10 +238,65 @@ function answerTool(req, res, input) {
   }
 }
 
+/** Requests the MCP server has had (initialize, list, calls, GET streams): all closed at the end. */
+const mcpRequests = [];
+
+/** One stateless MCP server per HTTP request, as the SDK's examples serve streamable HTTP. */
+function chaosMcpServer() {
+  const server = new McpServer({ name: 'chaos', version: '1.0.0' });
+  const input = { plan: z.number(), call: z.string() };
+  const wait = (ms, signal) =>
+    new Promise((resolve) => {
+      const timer = setTimeout(resolve, ms);
+      signal.addEventListener('abort', () => (clearTimeout(timer), resolve()), { once: true });
+    });
+  const answer = ({ plan, call }) => {
+    const value = { plan, call, nonce: Math.random().toString(36).slice(2) };
+    toolAnswers.set(call, value);
+    return { content: [{ type: 'text', text: JSON.stringify(value) }] };
+  };
+  const tool = (name, handler) => server.registerTool(name, { description: `The ${name} tool`, inputSchema: input }, handler);
+  tool('m_ok', async (args, extra) => (await wait(between(0, 30), extra.signal), answer(args)));
+  tool('m_slow', async (args, extra) => (await wait(between(50, 200), extra.signal), answer(args)));
+  tool('m_text', async ({ call }) => ({ content: [{ type: 'text', text: `text ${call}` }] }));
+  tool('m_fail', async () => ({ content: [{ type: 'text', text: 'the tool broke' }], isError: true }));
+  tool('m_throw', async () => {
+    throw new Error('thrown by the tool');
+  });
+  // Answers only when the call is cancelled (the gateway's timeoutMs, or its client gone).
+  tool('m_stall', async (_args, extra) => (await wait(60_000, extra.signal), { content: [] }));
+  return server;
+}
+
+function startMcpServer() {
+  const server = http.createServer(async (req, res) => {
+    let text = '';
+    for await (const chunk of req) text += chunk;
+    const body = text ? JSON.parse(text) : undefined;
+    const entry = { arrived: performance.now(), closed: undefined, method: body?.method ?? req.method };
+    mcpRequests.push(entry);
+    res.once('finish', () => (entry.answered = true));
+    res.once('close', () => (entry.closed = performance.now()));
+    if (body?.method === 'tools/call') {
+      Object.assign(entry, { call: body.params.arguments?.call, route: body.params.name });
+      plans.get(body.params.arguments?.plan)?.toolCalls.push(entry);
+    }
+    const mcp = chaosMcpServer();
+    const transport = new StreamableHTTPServerTransport({ sessionIdGenerator: undefined });
+    res.once('close', () => {
+      transport.close();
+      mcp.close();
+    });
+    await mcp.connect(transport);
+    await transport.handleRequest(req, res, body);
+  });
+  return new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve({ server, url: `http://127.0.0.1:${server.address().port}/mcp` })));
+}
+
 /** The plan's calls as the loop should run them: the rounds that happen, and how it ends. */
 function expectedRun(plan) {
   const allowed = new Set(plan.allowedTools);
-  const runs = (c) => allowed.has(c.name) && c.name !== UNKNOWN && !c.badArguments;
+  const runs = (c) => allowed.has(c.name) && c.name in toolsOf(plan) && !c.badArguments;
   const rounds = [];
   for (let r = 0; r < plan.rounds.length; r++) {
     if (r + 1 === MAX_ROUNDS) {
@@ -217,7 +305,7 @@ function expectedRun(plan) {
       return { rounds, modelCalls: MAX_ROUNDS, end: 'stop' };
     }
     rounds.push(plan.rounds[r]);
-    if (plan.rounds[r].some((c) => runs(c) && TOOLS[c.name].async)) return { rounds, modelCalls: r + 1, end: 'tool_use' };
+    if (plan.rounds[r].some((c) => runs(c) && toolsOf(plan)[c.name].async)) return { rounds, modelCalls: r + 1, end: 'tool_use' };
   }
   return { rounds, modelCalls: plan.rounds.length + 1, end: 'stop' };
 }
@@ -248,14 +336,32 @@ function judgeCall(plan, call, use, found) {
   if (route === 'image' && (use.images?.length !== 1 || use.s3Urls?.length !== 1)) found.push(`${what}: image result without one image and one URL: ${JSON.stringify(use).slice(0, 200)}`);
 }
 
+/** The same for Messages: an mcp_tool_use block and its mcp_tool_result (`text`, `status` from is_error). */
+function judgeMcpCall(plan, call, use, found) {
+  const what = `plan ${plan.n} ${call.id} (${call.name}${call.badArguments ? ', bad arguments' : ''})`;
+  if (!use) return void found.push(`${what}: no mcp_tool_use block`);
+  if (use.name !== call.name) found.push(`${what}: the block names ${use.name}`);
+  if (use.status === undefined) return void found.push(`${what}: no mcp_tool_result block`);
+  const error = (pattern) => {
+    if (use.status !== 'failed' || !pattern.test(use.text)) found.push(`${what}: expected is_error ${pattern}, got ${use.status} ${JSON.stringify(use.text).slice(0, 200)}`);
+  };
+  const tool = MCP_TOOLS[call.name];
+  if (!tool || !plan.allowedTools.includes(call.name)) return error(/not in allowedTools/);
+  if (use.serverName !== 'chaos') found.push(`${what}: server_name ${use.serverName}`);
+  if (call.badArguments) return error(/not a JSON object/);
+  if (tool.expect instanceof RegExp) return error(tool.expect);
+  const expected = call.name === 'm_text' ? `text ${call.id}` : JSON.stringify(toolAnswers.get(call.id));
+  if (use.status !== 'complete' || use.text !== expected) found.push(`${what}: ${use.status} ${JSON.stringify(use.text)}, the tool answered ${expected}`);
+}
+
 /** The model's view of a result: the tool's answer for a success, the failure for the rest. */
 function judgeSeen(plan, call, found) {
   const seen = plan.seen.get(call.id);
   const what = `plan ${plan.n} ${call.id} (${call.name})`;
   if (seen === undefined) return void found.push(`${what}: the model never saw its result`);
-  const tool = TOOLS[call.name];
+  const tool = toolsOf(plan)[call.name];
   const runs = tool && plan.allowedTools.includes(call.name) && !call.badArguments;
-  if (runs && tool.route === 'ok' && !seen.includes(toolAnswers.get(call.id)?.nonce ?? '?')) found.push(`${what}: the model saw ${seen.slice(0, 120)}, not the tool's answer`);
+  if (runs && (tool.route === 'ok' || call.name === 'm_ok') && !seen.includes(toolAnswers.get(call.id)?.nonce ?? '?')) found.push(`${what}: the model saw ${seen.slice(0, 120)}, not the tool's answer`);
   if (runs && tool.expect instanceof RegExp && !tool.expect.test(seen)) found.push(`${what}: the model saw ${seen.slice(0, 120)}, not the failure`);
   if (!runs && !/not in allowedTools|not known to the server|not a JSON object/.test(seen)) found.push(`${what}: the model saw ${seen.slice(0, 120)}, not the refusal`);
 }
@@ -268,18 +374,22 @@ function describePlan(plan) {
 
 function judgeAnswer(plan, result, found) {
   const expected = expectedRun(plan);
-  const what = `plan ${plan.n} (${plan.stream ? 'stream' : 'buffered'})`;
+  const what = `plan ${plan.n} (${plan.dialect}${plan.stream ? ' stream' : ''})`;
   if (plan.modelCalls.length !== expected.modelCalls) found.push(`${what}: ${plan.modelCalls.length} model calls, the plan allows ${expected.modelCalls}`);
   const sum = { inputTokens: 0, outputTokens: 0 };
   for (const call of plan.modelCalls) {
     sum.inputTokens += usageOf(call.round).prompt_tokens;
     sum.outputTokens += usageOf(call.round).completion_tokens;
   }
-  const offered = [...new Set(plan.allowedTools.filter((t) => TOOLS[t]))].sort();
+  const offered = [...new Set([...plan.allowedTools.filter((t) => toolsOf(plan)[t]), ...(plan.dialect === 'messages' ? [CLIENT_TOOL] : [])])].sort();
   for (const names of plan.offered) if (!isDeepStrictEqual(names, offered)) found.push(`${what}: the model was offered ${names}, allowed and known: ${offered}`);
   if (expected.end === 'tool_rounds_exceeded') {
-    if (result.status !== (plan.stream ? 200 : 502) || result.error?.code !== 'tool_rounds_exceeded') found.push(`${what}: expected tool_rounds_exceeded, got ${result.status} ${JSON.stringify(result.error ?? result.finishReason)}`);
-    if (plan.stream && result.uses.length !== expected.rounds.flat().length) found.push(`${what}: ${result.uses.length} tool_use events before the error, ${expected.rounds.flat().length} calls ran`);
+    const named = result.error?.code === 'tool_rounds_exceeded' || (plan.dialect === 'messages' && /still calling tools after/.test(result.error?.message));
+    if (result.status !== (plan.stream ? 200 : 502) || !named) found.push(`${what}: expected tool_rounds_exceeded, got ${result.status} ${JSON.stringify(result.error ?? result.finishReason)}`);
+    // Messages streams each mcp_tool_use block as the model makes it, the last round's too; a
+    // result comes only for the calls that ran.
+    const ran = plan.dialect === 'org' ? result.uses : result.uses.filter((u) => u.status !== undefined);
+    if (plan.stream && ran.length !== expected.rounds.flat().length) found.push(`${what}: ${ran.length} tool results before the error, ${expected.rounds.flat().length} calls ran`);
   } else {
     if (result.status !== 200 || result.error) return void found.push(`${what}: ${result.status} ${JSON.stringify(result.error)}; plan ${describePlan(plan)}`);
     if (result.finishReason !== expected.end) found.push(`${what}: finishReason ${result.finishReason}, expected ${expected.end}`);
@@ -288,7 +398,8 @@ function judgeAnswer(plan, result, found) {
     if (!isDeepStrictEqual(result.usage, { ...sum, totalTokens: sum.inputTokens + sum.outputTokens })) found.push(`${what}: usage ${JSON.stringify(result.usage)}, the model calls made ${JSON.stringify(sum)}`);
     const calls = expected.rounds.flat();
     if (result.uses.length !== calls.length) found.push(`${what}: ${result.uses.length} toolUse entries for ${calls.length} calls`);
-    for (const call of calls) judgeCall(plan, call, result.uses.find((u) => u.toolUseId === call.id), found);
+    const judge = plan.dialect === 'org' ? judgeCall : judgeMcpCall;
+    for (const call of calls) judge(plan, call, result.uses.find((u) => u.toolUseId === call.id), found);
   }
   // Each call whose round was followed by another model call was seen by the model.
   for (const [r, round] of expected.rounds.entries()) if (r + 1 < expected.modelCalls) for (const call of round) judgeSeen(plan, call, found);
@@ -304,12 +415,14 @@ function judgeToolCalls(plan, found) {
   for (const entry of plan.toolCalls) {
     const call = plan.rounds.flat().find((c) => c.id === entry.call);
     if (!call || !allowed.has(call.name) || call.badArguments) found.push(`plan ${plan.n}: ${entry.call} reached the tool server though it must not run`);
+    if (plan.dialect !== 'org') continue; // the MCP client sends no x-request-id
     const base = entry.requestId?.replace(/-r\d+$/, '');
     if (plan.requestId && entry.requestId !== plan.requestId) found.push(`plan ${plan.n}: tool call ${entry.call} had x-request-id ${entry.requestId}, the request's is ${plan.requestId}`);
     if (!base) found.push(`plan ${plan.n}: tool call ${entry.call} had no x-request-id`);
   }
   if (!expected) return;
-  const shouldRun = expected.rounds.flat().filter((c) => allowed.has(c.name) && TOOLS[c.name] && !TOOLS[c.name].builtin && !c.badArguments);
+  const tools = toolsOf(plan);
+  const shouldRun = expected.rounds.flat().filter((c) => allowed.has(c.name) && tools[c.name] && !tools[c.name].builtin && !c.badArguments);
   for (const call of shouldRun) if (!ran.has(call.id)) found.push(`plan ${plan.n}: ${call.id} (${call.name}) never reached the tool server`);
 }
 
@@ -319,8 +432,8 @@ const hangUpLags = [];
 /** After a hang-up: nothing new starts, and what was open closes, within HANGUP_MS. */
 function judgeHangUp(plan, found) {
   if (plan.hungUpAt === undefined) return;
-  const sync = plan.toolCalls.filter((t) => !TOOLS[plan.rounds.flat().find((c) => c.id === t.call)?.name]?.async);
-  const what = `plan ${plan.n} (${plan.stream ? 'stream' : 'buffered'})`;
+  const sync = plan.toolCalls.filter((t) => !toolsOf(plan)[plan.rounds.flat().find((c) => c.id === t.call)?.name]?.async);
+  const what = `plan ${plan.n} (${plan.dialect}${plan.stream ? ' stream' : ''})`;
   let lag = 0;
   // Once the gateway has cut one of the request's calls, it knows the client is gone: any call it
   // starts after that (an arrival stamped a little later may have been sent a little earlier) is a
@@ -342,8 +455,77 @@ function judgeHangUp(plan, found) {
   hangUpLags.push(lag);
 }
 
-/** One request as the client sees it: toolUse entries, text, finishReason, usage, or the error. */
-async function one(url, n) {
+/** An organisation chat answer, buffered or streamed: toolUse entries, text, finishReason, usage, or the error. */
+function readOrgAnswer(plan, status, raw) {
+  if (!plan.stream) {
+    const body = JSON.parse(raw);
+    if (status !== 200) return { status, error: body.error, uses: [] };
+    const toolUse = body.response.toolUse;
+    return { status, content: body.response.content, finishReason: body.finishReason, usage: body.usage, uses: toolUse === undefined ? [] : [toolUse].flat() };
+  }
+  const result = { status, content: '', uses: [] };
+  for (const e of sseEvents(raw)) {
+    const data = JSON.parse(e.data);
+    if (e.event === 'content') result.content += data.delta;
+    if (e.event === 'tool_use') result.uses.push(data.toolUse);
+    if (e.event === 'done') Object.assign(result, { finishReason: data.finishReason, usage: data.usage, done: true });
+    if (e.event === 'error') result.error = data.error;
+  }
+  if (!result.done && !result.error) problems.push(`plan ${plan.n}: an organisation stream that just stopped`);
+  return result;
+}
+
+/** A Messages answer in the same terms: each mcp_tool_use with its mcp_tool_result's status and text. */
+function readMessagesAnswer(plan, status, raw) {
+  const result = { status, content: '', uses: [] };
+  const block = (b) => {
+    if (b.type === 'text') result.content += b.text ?? '';
+    if (b.type === 'mcp_tool_use' || b.type === 'tool_use') result.uses.push({ toolUseId: b.id, name: b.name, serverName: b.server_name, type: b.type });
+    if (b.type === 'mcp_tool_result') {
+      const use = result.uses.find((u) => u.toolUseId === b.tool_use_id);
+      if (use) Object.assign(use, { status: b.is_error ? 'failed' : 'complete', text: b.content.map((c) => c.text ?? '').join('') });
+      else problems.push(`plan ${plan.n}: an mcp_tool_result for ${b.tool_use_id}, which no mcp_tool_use came before`);
+    }
+  };
+  const usage = (u) => ({ inputTokens: u.input_tokens, outputTokens: u.output_tokens, totalTokens: u.input_tokens + u.output_tokens });
+  const finish = (reason) => (reason === 'end_turn' ? 'stop' : reason);
+  if (!plan.stream) {
+    const body = JSON.parse(raw);
+    if (status !== 200) return { status, error: body.error, uses: [] };
+    for (const b of body.content) block(b);
+    return Object.assign(result, { finishReason: finish(body.stop_reason), usage: usage(body.usage) });
+  }
+  let stopped = false;
+  for (const e of sseEvents(raw)) {
+    const data = JSON.parse(e.data);
+    if (e.event === 'content_block_start') block(data.content_block);
+    if (e.event === 'content_block_delta' && data.delta.type === 'text_delta') result.content += data.delta.text;
+    if (e.event === 'message_delta') Object.assign(result, { finishReason: finish(data.delta.stop_reason), usage: usage(data.usage) });
+    if (e.event === 'message_stop') stopped = true;
+    if (e.event === 'error') result.error = data.error;
+  }
+  if (!stopped && !result.error) problems.push(`plan ${plan.n}: a Messages stream that just stopped`);
+  return result;
+}
+
+function sseEvents(raw) {
+  const events = [];
+  createParser({ onEvent: (e) => events.push(e) }).feed(raw);
+  return events;
+}
+
+function requestOf(plan, mcpUrl) {
+  const user = [{ role: 'user', content: `plan:${plan.n}` }];
+  if (plan.dialect === 'org') {
+    return { path: `/api/v3/organizations/acme/ai/${plan.stream ? 'chat/stream' : 'chat'}`, body: { modelId: 'scripted', messages: user, autoExecute: true, allowedTools: plan.allowedTools } };
+  }
+  const clientTool = { name: CLIENT_TOOL, description: 'Looks something up on the client', input_schema: { type: 'object', properties: { plan: { type: 'number' }, call: { type: 'string' } } } };
+  const mcpServer = { type: 'url', url: mcpUrl, name: 'chaos', tool_configuration: { allowed_tools: plan.allowedTools } };
+  return { path: '/v1/messages', body: { model: 'scripted', max_tokens: 200, messages: user, stream: plan.stream, mcp_servers: [mcpServer], tools: [clientTool] } };
+}
+
+/** One request as the client sees it, or that it hung up. */
+async function one(url, mcpUrl, n) {
   const plan = makePlan(n);
   plans.set(n, plan);
   const controller = new AbortController();
@@ -354,35 +536,13 @@ async function one(url, n) {
       controller.abort();
     }, plan.hangUpAfterMs);
   }
-  const route = plan.stream ? 'chat/stream' : 'chat';
+  const { path: route, body } = requestOf(plan, mcpUrl);
   try {
-    const res = await fetch(`${url}/api/v3/organizations/acme/ai/${route}`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ modelId: 'scripted', messages: [{ role: 'user', content: `plan:${n}` }], autoExecute: true, allowedTools: plan.allowedTools }),
-      signal: controller.signal,
-    });
+    const res = await fetch(url + route, { method: 'POST', headers: { 'content-type': 'application/json', 'anthropic-version': '2023-06-01' }, body: JSON.stringify(body), signal: controller.signal });
     plan.requestId = res.headers.get('x-request-id');
     const raw = await res.text();
     plan.answered = true;
-    if (!plan.stream) {
-      const body = JSON.parse(raw);
-      if (res.status !== 200) return { status: res.status, error: body.error, uses: [] };
-      const toolUse = body.response.toolUse;
-      return { status: 200, content: body.response.content, finishReason: body.finishReason, usage: body.usage, uses: toolUse === undefined ? [] : [toolUse].flat() };
-    }
-    const events = [];
-    createParser({ onEvent: (e) => events.push(e) }).feed(raw);
-    const result = { status: res.status, content: '', uses: [] };
-    for (const e of events) {
-      const data = JSON.parse(e.data);
-      if (e.event === 'content') result.content += data.delta;
-      if (e.event === 'tool_use') result.uses.push(data.toolUse);
-      if (e.event === 'done') Object.assign(result, { finishReason: data.finishReason, usage: data.usage, done: true });
-      if (e.event === 'error') result.error = data.error;
-    }
-    if (!result.done && !result.error) problems.push(`plan ${n}: a stream that just stopped after ${events.length} events`);
-    return result;
+    return (plan.dialect === 'org' ? readOrgAnswer : readMessagesAnswer)(plan, res.status, raw);
   } catch (err) {
     if (plan.hungUpAt !== undefined) return { hungUp: true };
     throw err;
@@ -433,6 +593,7 @@ async function main() {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sb-bench-tools-'));
   const model = await startJsonServer(answerModel);
   const tools = await startJsonServer(answerTool);
+  const mcp = await startMcpServer();
   const http = Object.entries(TOOLS)
     .filter(([, t]) => !t.builtin)
     .map(([name, t]) => `    - { name: ${name}, url: 'http://127.0.0.1:${tools.port}/t/${t.route}', allowPrivateNetwork: true, timeoutMs: ${TIMEOUT_MS}, async: ${t.async === true} }\n`)
@@ -440,7 +601,7 @@ async function main() {
   const config = path.join(dir, 'switchboard.yaml');
   fs.writeFileSync(
     config,
-    `server:\n  logLevel: error\nrouter:\n  retries: 0\n` +
+    `server:\n  logLevel: error\nrouter:\n  retries: 0\nmessages:\n  mcpServers: { allowPrivateNetwork: true, timeoutMs: ${TIMEOUT_MS} }\n` +
       `tools:\n  maxRounds: ${MAX_ROUNDS}\n  maxResultBytes: ${MAX_RESULT_BYTES}\n  builtins: [calculator, echo]\n  http:\n${http}` +
       `defaultModel: scripted\nmodels:\n  - id: scripted\n    provider: openai\n    model: up\n    pricing: { input: 1, output: 2 }\n    baseUrl: 'http://127.0.0.1:${model.port}/v1'\n`,
   );
@@ -451,7 +612,7 @@ async function main() {
     const t0 = performance.now();
     await Promise.all(
       Array.from({ length: CONCURRENCY }, async () => {
-        for (let n = next++; n < REQUESTS; n = next++) results.push([n, await one(gateway.url, n)]);
+        for (let n = next++; n < REQUESTS; n = next++) results.push([n, await one(gateway.url, mcp.url, n)]);
       }),
     );
     const seconds = ((performance.now() - t0) / 1000).toFixed(1);
@@ -466,19 +627,23 @@ async function main() {
       judgeHangUp(plan, problems);
     }
     for (const entry of [...openModelCalls, ...openToolCalls]) if (entry.closed === undefined) problems.push(`${entry.round ? `model call ${entry.requestId}` : `tool call ${entry.call}`} still open after the run`);
+    const mcpOpen = mcpRequests.filter((e) => e.closed === undefined);
+    if (mcpOpen.length) problems.push(`${mcpOpen.length} MCP request(s) still open after the run: ${[...new Set(mcpOpen.map((e) => e.method))]}`);
     problems.push(...(await accountingProblems(gateway.url)));
     const ends = {};
     for (const [, r] of results) {
-      const key = r.hungUp ? 'hung up' : (r.error?.code ?? r.finishReason ?? 'broken');
+      // Messages' error shape has no code: its message names the rounds.
+      const code = r.error && (r.error.code ?? (/still calling tools/.test(r.error.message) ? 'tool_rounds_exceeded' : r.error.type));
+      const key = r.hungUp ? 'hung up' : (code ?? r.finishReason ?? 'broken');
       ends[key] = (ends[key] ?? 0) + 1;
     }
     const lags = hangUpLags.sort((a, b) => a - b);
     const lagText = lags.length ? `; work ended after a hang-up within ${Math.round(lags[Math.floor(lags.length / 2)])} ms (median), ${Math.round(lags.at(-1))} ms (max)` : '';
-    console.log(`${REQUESTS} requests in ${seconds} s: ${JSON.stringify(ends)}; model calls ${openModelCalls.length}, tool calls ${openToolCalls.length}${lagText}; ${problems.length} broken promise(s)`);
+    console.log(`${REQUESTS} requests in ${seconds} s: ${JSON.stringify(ends)}; model calls ${openModelCalls.length}, HTTP tool calls ${openToolCalls.length}, MCP requests ${mcpRequests.length}${lagText}; ${problems.length} broken promise(s)`);
     for (const p of problems.slice(0, 40)) console.log(`  ${p}`);
   } finally {
     gateway.child.kill();
-    for (const s of [model, tools]) {
+    for (const s of [model, tools, mcp]) {
       s.server.close();
       s.server.closeAllConnections();
     }

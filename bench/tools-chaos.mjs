@@ -77,6 +77,12 @@ const TOOLS = {
   a_fail: { route: 'fail', async: true, expect: 'failed' },
   calculator: { builtin: true, expect: 'complete' },
   echo: { builtin: true, expect: 'complete' },
+  // The MCP server's tools, through `mcp.servers` in the config (one connection, kept).
+  m_ok: { mcp: true, expect: 'complete' },
+  m_text: { mcp: true, expect: 'complete' },
+  m_fail: { mcp: true, expect: /the tool broke/ },
+  m_throw: { mcp: true, expect: /thrown by the tool/ },
+  m_stall: { mcp: true, expect: /timed out/i },
 };
 const SERVER_TOOLS = Object.keys(TOOLS);
 const UNKNOWN = 'launch_rockets';
@@ -329,6 +335,11 @@ function judgeCall(plan, call, use, found) {
   if (tool.expect instanceof RegExp) return error(tool.expect);
   if (use.status !== 'complete') return void found.push(`${what}: ${use.status} ${JSON.stringify(use.result)}`);
   const route = tool.route;
+  if (tool.mcp) {
+    const text = call.name === 'm_text' ? `text ${call.id}` : JSON.stringify(toolAnswers.get(call.id));
+    if (!isDeepStrictEqual(use.result, { text })) found.push(`${what}: result ${JSON.stringify(use.result)}, the tool answered ${text}`);
+    return;
+  }
   const expected =
     call.name === 'calculator' ? { expression: `${plan.n} + 1`, value: plan.n + 1 } : call.name === 'echo' ? undefined : route === 'text' ? { text: `text ${call.id}` } : route === 'image' ? undefined : toolAnswers.get(call.id);
   if (expected && !isDeepStrictEqual(use.result, expected)) found.push(`${what}: result ${JSON.stringify(use.result)}, the tool answered ${JSON.stringify(expected)}`);
@@ -415,7 +426,7 @@ function judgeToolCalls(plan, found) {
   for (const entry of plan.toolCalls) {
     const call = plan.rounds.flat().find((c) => c.id === entry.call);
     if (!call || !allowed.has(call.name) || call.badArguments) found.push(`plan ${plan.n}: ${entry.call} reached the tool server though it must not run`);
-    if (plan.dialect !== 'org') continue; // the MCP client sends no x-request-id
+    if (entry.method) continue; // the MCP client sends no x-request-id
     const base = entry.requestId?.replace(/-r\d+$/, '');
     if (plan.requestId && entry.requestId !== plan.requestId) found.push(`plan ${plan.n}: tool call ${entry.call} had x-request-id ${entry.requestId}, the request's is ${plan.requestId}`);
     if (!base) found.push(`plan ${plan.n}: tool call ${entry.call} had no x-request-id`);
@@ -595,13 +606,14 @@ async function main() {
   const tools = await startJsonServer(answerTool);
   const mcp = await startMcpServer();
   const http = Object.entries(TOOLS)
-    .filter(([, t]) => !t.builtin)
+    .filter(([, t]) => !t.builtin && !t.mcp)
     .map(([name, t]) => `    - { name: ${name}, url: 'http://127.0.0.1:${tools.port}/t/${t.route}', allowPrivateNetwork: true, timeoutMs: ${TIMEOUT_MS}, async: ${t.async === true} }\n`)
     .join('');
   const config = path.join(dir, 'switchboard.yaml');
   fs.writeFileSync(
     config,
     `server:\n  logLevel: error\nrouter:\n  retries: 0\nmessages:\n  mcpServers: { allowPrivateNetwork: true, timeoutMs: ${TIMEOUT_MS} }\n` +
+      `mcp:\n  servers:\n    - { name: chaos, transport: http, url: '${mcp.url}', allowPrivateNetwork: true, timeoutMs: ${TIMEOUT_MS} }\n` +
       `tools:\n  maxRounds: ${MAX_ROUNDS}\n  maxResultBytes: ${MAX_RESULT_BYTES}\n  builtins: [calculator, echo]\n  http:\n${http}` +
       `defaultModel: scripted\nmodels:\n  - id: scripted\n    provider: openai\n    model: up\n    pricing: { input: 1, output: 2 }\n    baseUrl: 'http://127.0.0.1:${model.port}/v1'\n`,
   );
@@ -627,8 +639,9 @@ async function main() {
       judgeHangUp(plan, problems);
     }
     for (const entry of [...openModelCalls, ...openToolCalls]) if (entry.closed === undefined) problems.push(`${entry.round ? `model call ${entry.requestId}` : `tool call ${entry.call}`} still open after the run`);
+    // The configured server's connection is kept, with its GET stream; nothing else stays open.
     const mcpOpen = mcpRequests.filter((e) => e.closed === undefined);
-    if (mcpOpen.length) problems.push(`${mcpOpen.length} MCP request(s) still open after the run: ${[...new Set(mcpOpen.map((e) => e.method))]}`);
+    if (mcpOpen.length > 1 || mcpOpen.some((e) => e.method !== 'GET')) problems.push(`${mcpOpen.length} MCP request(s) still open after the run: ${[...new Set(mcpOpen.map((e) => e.method))]}`);
     problems.push(...(await accountingProblems(gateway.url)));
     const ends = {};
     for (const [, r] of results) {

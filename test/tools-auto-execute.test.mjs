@@ -146,6 +146,30 @@ describe('auto-execute sync', () => {
     assert.ok(mcpHttp.calls.includes('tools/call'));
   });
 
+  test('a client gone while an MCP tool runs: the call is cancelled and its HTTP request closed, on the kept connection', async () => {
+    // The server honours the cancel and never answers; the SDK client alone would keep reading
+    // the call's response stream for the life of the connection.
+    const called = mcpHttp.toolCalled();
+    const client = new AbortController();
+    const answer = fetch(`${base}/chat`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ modelId: 'loop', messages: [{ role: 'user', content: 'call:web_wait {}' }], ...auto(['web_wait']) }),
+      signal: client.signal,
+    }).catch((err) => err);
+    const call = await called;
+    assert.equal(call.name, 'web_wait');
+    client.abort();
+    assert.equal((await answer).name, 'AbortError');
+    let bound;
+    const closed = await Promise.race([call.closed.then(() => true), new Promise((resolve) => (bound = setTimeout(resolve, 5000, false)))]);
+    clearTimeout(bound);
+    assert.ok(closed, 'the tools/call request was still open 5 s after the client left');
+    // The kept connection still serves the next call.
+    const res = await chat('call:web_shout {"text":"again"}', auto(['web_shout']));
+    assert.equal(res.body.response.content, 'Results: web_shout: AGAIN (from http-mcp)');
+  });
+
   test('auto-execute in the stream: a tool_use event with the result, then the answer, then done', async () => {
     const res = await fetch(`${base}/chat/stream`, {
       method: 'POST',

@@ -19,11 +19,22 @@ export function buildMcpServer(name, prefix = '') {
   server.registerTool(`${prefix}draw`, { description: 'Draws a tiny image', inputSchema: {} }, async () => ({
     content: [{ type: 'image', data: png.toString('base64'), mimeType: 'image/png' }],
   }));
+  // Answers only when cancelled; a server that honours the cancel sends no answer (MCP spec).
+  server.registerTool(`${prefix}wait`, { description: 'Waits until cancelled', inputSchema: {} }, async (_args, extra) => {
+    await new Promise((resolve) => extra.signal.addEventListener('abort', resolve, { once: true }));
+    return { content: [] };
+  });
   return server;
 }
 
+/**
+ * `calls`: the JSON-RPC methods received; `toolCalls`: each tools/call request's tool name and a
+ * promise of its HTTP request's close; `toolCalled`: resolves with the next tools/call.
+ */
 export async function startMcpHttpServer(name = 'http-mcp', prefix = 'web_') {
   const calls = [];
+  const toolCalls = [];
+  const waiters = [];
   const httpServer = http.createServer(async (req, res) => {
     const server = buildMcpServer(name, prefix);
     const transport = new StreamableHTTPServerTransport({ sessionIdGenerator: undefined });
@@ -35,6 +46,11 @@ export async function startMcpHttpServer(name = 'http-mcp', prefix = 'web_') {
     for await (const chunk of req) body += chunk;
     const parsed = body ? JSON.parse(body) : undefined;
     if (parsed?.method) calls.push(parsed.method);
+    if (parsed?.method === 'tools/call') {
+      const call = { name: parsed.params.name, closed: new Promise((resolve) => res.once('close', resolve)) };
+      toolCalls.push(call);
+      waiters.splice(0).forEach((resolve) => resolve(call));
+    }
     await server.connect(transport);
     await transport.handleRequest(req, res, parsed);
   });
@@ -42,6 +58,8 @@ export async function startMcpHttpServer(name = 'http-mcp', prefix = 'web_') {
   return {
     url: `http://127.0.0.1:${httpServer.address().port}/mcp`,
     calls,
+    toolCalls,
+    toolCalled: () => new Promise((resolve) => waiters.push(resolve)),
     close: () => new Promise((resolve) => { httpServer.closeAllConnections(); httpServer.close(resolve); }),
   };
 }

@@ -10,6 +10,7 @@ import type { Logger } from 'pino';
 import { normaliseMediaType, mediaKindOf } from '../media.js';
 import type { MediaPart, TextPart } from '../types.js';
 import { assertPublicUrl, publicOnlyAgent } from './address-guard.js';
+import { cancellingFetch } from './mcp-fetch.js';
 import type { ExecutableTool, ToolOutput } from './types.js';
 
 /** What is needed to reach one MCP server (from config, or per request: Messages `mcp_servers`). */
@@ -82,7 +83,7 @@ export class McpConnection {
       undiciFetch(input, { ...(init as object), dispatcher } as Parameters<typeof undiciFetch>[1])) as unknown as typeof fetch;
     return new StreamableHTTPClientTransport(new URL(spec.url!), {
       requestInit: { headers: spec.headers ?? {} },
-      fetch: guardedFetch,
+      fetch: cancellingFetch(guardedFetch),
     });
   }
 

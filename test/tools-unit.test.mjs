@@ -150,3 +150,47 @@ test('executions left pending or running by a previous process are failed at sta
     fs.rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('cancellingFetch: a cancelled MCP call closes its request, and its resumption is answered 405 without a request', async () => {
+  const { cancellingFetch } = await import('../dist/core/tools/mcp-fetch.js');
+  const sent = [];
+  const encoder = new TextEncoder();
+  const base = async (url, init) => {
+    sent.push({ method: init.method, body: init.body, headers: new Headers(init.headers), signal: init.signal });
+    if (init.method === 'GET') return new Response(new ReadableStream(), { status: 200, headers: { 'content-type': 'text/event-stream' } });
+    if (JSON.parse(init.body).method === 'notifications/cancelled') return new Response(null, { status: 202 });
+    // A resumable server's answer to a call: a priming event with an id, split across chunks, then nothing.
+    const body = new ReadableStream({
+      start(stream) {
+        stream.enqueue(encoder.encode('id: str'));
+        stream.enqueue(encoder.encode('eam-1_0\ndata: \n\n'));
+        // As fetch does: an aborted request's body errors.
+        init.signal.addEventListener('abort', () => stream.error(init.signal.reason));
+      },
+    });
+    return new Response(body, { status: 200, headers: { 'content-type': 'text/event-stream' } });
+  };
+  const fetchMcp = cancellingFetch(base);
+  const post = (message) => fetchMcp('http://mcp.test/mcp', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ jsonrpc: '2.0', ...message }) });
+  const call = await post({ id: 7, method: 'tools/call', params: { name: 'wait', arguments: {} } });
+  const reader = call.body.getReader();
+  await reader.read();
+  await reader.read();
+  const callSignal = sent[0].signal;
+  assert.equal(callSignal.aborted, false);
+  // Another call's cancellation leaves this one alone.
+  await post({ method: 'notifications/cancelled', params: { requestId: 8 } });
+  assert.equal(callSignal.aborted, false);
+  await post({ method: 'notifications/cancelled', params: { requestId: 7, reason: 'timeout' } });
+  await new Promise((resolve) => (callSignal.aborted ? resolve() : callSignal.addEventListener('abort', resolve)));
+  await assert.rejects(reader.read());
+  // The SDK resumes the cut stream from its last event id: answered here, never sent.
+  const before = sent.length;
+  const resumed = await fetchMcp('http://mcp.test/mcp', { method: 'GET', headers: { accept: 'text/event-stream', 'last-event-id': 'stream-1_0' } });
+  assert.equal(resumed.status, 405);
+  assert.equal(sent.length, before);
+  // Once only; any other resumption goes to the server.
+  const again = await fetchMcp('http://mcp.test/mcp', { method: 'GET', headers: { 'last-event-id': 'stream-1_0' } });
+  assert.equal(again.status, 200);
+  assert.equal(sent.length, before + 1);
+});

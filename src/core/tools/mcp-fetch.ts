@@ -2,7 +2,9 @@
 // request. The SDK cancels a call (its signal, its timeout) by sending `notifications/cancelled`
 // and keeps reading the call's response stream; a server that honours the cancel never answers
 // it (the MCP spec says not to), so every cancelled call left a request open at both ends, for
-// the life of a kept connection.
+// the life of a kept connection. A resumable server (its streams carry event ids) is the same one
+// step later: the SDK, seeing the stream cut, reconnects with `Last-Event-ID` to resume it, and
+// that GET waits for ever too; it is answered here with 405, which the SDK takes as "no stream".
 
 type Fetch = typeof fetch;
 
@@ -11,6 +13,16 @@ interface JsonRpcMessage {
   method?: string;
   params?: { requestId?: string | number };
 }
+
+interface OpenRequest {
+  controller: AbortController;
+  /** The last SSE event id of its response: what a resumption would send as Last-Event-ID. */
+  lastEventId?: string;
+}
+
+/** Cancelled streams whose resumption is still to come; bounded, in case a server never gives ids twice. */
+const MAX_DEAD_STREAMS = 1000;
+const EVENT_ID = /(?:^|\n)id:[ ]?([^\r\n]*)\r?\n/g;
 
 function messageOf(body: unknown): JsonRpcMessage | undefined {
   if (typeof body !== 'string' || !body.startsWith('{')) return undefined;
@@ -23,22 +35,71 @@ function messageOf(body: unknown): JsonRpcMessage | undefined {
 
 /** `base` with every request's HTTP exchange aborted once the client sends its cancellation. */
 export function cancellingFetch(base: Fetch): Fetch {
-  const open = new Map<string | number, AbortController>();
+  const open = new Map<string | number, OpenRequest>();
+  const deadStreams = new Set<string>();
+
+  /** The response, its body passed through: event ids noted, the entry forgotten at its end. */
+  function tracked(response: Response, id: string | number, request: OpenRequest): Response {
+    const reader = response.body!.getReader();
+    const decoder = new TextDecoder();
+    let tail = '';
+    const forget = () => open.delete(id);
+    const body = new ReadableStream<Uint8Array>({
+      async pull(stream) {
+        try {
+          const { done, value } = await reader.read();
+          if (done) {
+            forget();
+            stream.close();
+            return;
+          }
+          // Lines may be split across chunks: keep the unfinished one for the next.
+          const text = tail + decoder.decode(value, { stream: true });
+          for (const match of text.matchAll(EVENT_ID)) request.lastEventId = match[1];
+          tail = text.slice(text.lastIndexOf('\n') + 1);
+          stream.enqueue(value);
+        } catch (err) {
+          forget();
+          stream.error(err);
+        }
+      },
+      cancel(reason) {
+        forget();
+        return reader.cancel(reason);
+      },
+    });
+    return new Response(body, { status: response.status, statusText: response.statusText, headers: response.headers });
+  }
+
+  function cancel(requestId: string | number, notification: Promise<Response>): void {
+    const request = open.get(requestId);
+    if (!request) return;
+    open.delete(requestId);
+    if (request.lastEventId !== undefined) {
+      deadStreams.add(request.lastEventId);
+      if (deadStreams.size > MAX_DEAD_STREAMS) deadStreams.delete(deadStreams.values().next().value!);
+    }
+    // After the notification has gone: the server must learn of the cancel before the close.
+    void notification.finally(() => request.controller.abort()).catch(() => undefined);
+  }
+
   return (async (input: string | URL | Request, init?: RequestInit) => {
+    if ((init?.method ?? 'GET') === 'GET') {
+      const resumeFrom = new Headers(init?.headers).get('last-event-id');
+      if (resumeFrom !== null && deadStreams.delete(resumeFrom)) return new Response(null, { status: 405 });
+      return base(input, init);
+    }
     const message = messageOf(init?.body);
     if (message?.method === 'notifications/cancelled' && message.params?.requestId !== undefined) {
-      const call = open.get(message.params.requestId);
-      open.delete(message.params.requestId);
-      // After the notification has gone: the server must learn of the cancel before the close.
       const sent = base(input, init);
-      void sent.finally(() => call?.abort()).catch(() => undefined);
+      cancel(message.params.requestId, sent);
       return sent;
     }
     if (message?.id === undefined || message.method === undefined) return base(input, init);
     const id = message.id;
-    const controller = new AbortController();
-    open.set(id, controller);
-    const signal = init?.signal ? AbortSignal.any([init.signal, controller.signal]) : controller.signal;
+    const request: OpenRequest = { controller: new AbortController() };
+    open.set(id, request);
+    const signal = init?.signal ? AbortSignal.any([init.signal, request.controller.signal]) : request.controller.signal;
     let response: Response;
     try {
       response = await base(input, { ...init, signal });
@@ -50,28 +111,6 @@ export function cancellingFetch(base: Fetch): Fetch {
       open.delete(id);
       return response;
     }
-    // Forget the request once its answer has been read, has failed, or is no longer wanted.
-    const reader = response.body.getReader();
-    const body = new ReadableStream<Uint8Array>({
-      async pull(stream) {
-        try {
-          const { done, value } = await reader.read();
-          if (done) {
-            open.delete(id);
-            stream.close();
-          } else {
-            stream.enqueue(value);
-          }
-        } catch (err) {
-          open.delete(id);
-          stream.error(err);
-        }
-      },
-      cancel(reason) {
-        open.delete(id);
-        return reader.cancel(reason);
-      },
-    });
-    return new Response(body, { status: response.status, statusText: response.statusText, headers: response.headers });
+    return tracked(response, id, request);
   }) as Fetch;
 }

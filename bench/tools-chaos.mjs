@@ -7,6 +7,7 @@
 // - the organisation chat with `autoExecute` (buffered and streamed): HTTP tools that answer JSON,
 //   text or an image, fail with a 500, stall before the headers or in the body (past `timeoutMs`),
 //   reset, answer more than `maxResultBytes`, run async (pending, then polled); the built-ins;
+//   the tools of the MCP server below through `mcp.servers` (one connection the gateway keeps);
 // - Messages with `mcp_servers` (buffered and streamed): a loopback MCP server (the SDK's, over
 //   streamable HTTP) whose tools answer, answer text, answer slowly, return an error, throw, or
 //   stall past `messages.mcpServers.timeoutMs`; `allowed_tools` leaves some out; the request's own
@@ -28,8 +29,9 @@
 //   organisation;
 // - after a hang-up: no model or tool call starts once the gateway has cut any call of that request
 //   (no timing tolerance), nothing starts or stays open more than HANGUP_MS after the hang-up; at
-//   the end nothing is open at the model, the HTTP tools or the MCP server (its GET streams: one a
-//   connection the gateway did not close).
+//   the end nothing is open at the model, the HTTP tools or the MCP server but the kept
+//   connection's GET stream (another GET: a connection the gateway did not close; a tools/call: a
+//   cancelled call whose request was left open).
 // Exits 1 on any broken promise, each printed.
 //
 // Usage: node bench/tools-chaos.mjs

@@ -237,7 +237,7 @@ async function main() {
     for (const name of (process.env.PHASES ?? 'rpm,concurrent,budget').split(',')) console.log(await phases[name]());
     // Refused or admitted, hung up or not: every request has its row, and the rows add up to the metrics.
     await settled();
-    for (const p of await logAgainstMetrics(await requestLog(urls[0], ADMIN), urls)) problem('accounting', p);
+    for (const p of await logAgainstMetrics(await requestLog(urls, ADMIN), urls)) problem('accounting', p);
     console.log(`${gateways.length} gateway(s): ${problems.length} broken promise(s)`);
     for (const p of problems) console.log(`  ${p}`);
   } finally {

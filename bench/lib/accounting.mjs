@@ -7,9 +7,15 @@ export function metricSum(text, name, labels = '') {
   return sum;
 }
 
-/** Every gateway's request-log rows (the store is shared, so one answers for all) and its metrics text. */
-export async function requestLog(url, adminKey) {
-  return (await fetch(`${url}/admin/requests?limit=10000`, { headers: { authorization: `Bearer ${adminKey}` } }).then((r) => r.json())).data;
+/**
+ * Every gateway's request-log rows. The store is shared, so one answers for all, but each process
+ * batches its rows and a read flushes only the reading process's batch (docs/scale-out.md): every
+ * gateway is read in turn, and the last read has them all.
+ */
+export async function requestLog(urls, adminKey) {
+  let rows;
+  for (const url of [urls].flat()) rows = (await fetch(`${url}/admin/requests?limit=10000`, { headers: { authorization: `Bearer ${adminKey}` } }).then((r) => r.json())).data;
+  return rows;
 }
 
 /** Where the request log's rows, tokens and cost differ from what the gateways' metrics counted. */

@@ -39,6 +39,15 @@ export interface RequestContext {
   startedAt: number;
 }
 
+/**
+ * The same request under a derived id (a tool round's `-r2`, a fallback's `-f1`), logged as a
+ * call of its own. `signal` is copied by name: on the server's context it is a getter, which a
+ * spread leaves out.
+ */
+export function withRequestId(context: RequestContext, requestId: string): RequestContext {
+  return { ...context, signal: context.signal, requestId };
+}
+
 export interface ChatResult {
   stream: PrimedStream;
   model: ResolvedModel;

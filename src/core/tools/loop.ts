@@ -4,7 +4,7 @@
 // Async tools end the loop at once: their parts carry an executionId to poll.
 
 import { GatewayError } from '../errors.js';
-import type { Gateway, RequestContext } from '../gateway.js';
+import { withRequestId, type Gateway, type RequestContext } from '../gateway.js';
 import type { ChatRequest, ContentPart, FinishReason, Message, StreamPart, ToolDefinition, Usage } from '../types.js';
 import { addUsage, emptyUsage } from '../types.js';
 import type { ToolCallOutcome, ToolCallRequest, ToolExecutor } from './executor.js';
@@ -43,8 +43,7 @@ export function toolResultPart(call: ToolCallRequest, outcome: ToolCallOutcome):
 
 function roundContext(context: RequestContext, round: number): RequestContext {
   // Each model call is logged as its own request; later rounds get a derived id.
-  // `signal` by name: a context may be a class whose signal is a getter, which a spread leaves out.
-  return round === 1 ? context : { ...context, signal: context.signal, requestId: `${context.requestId}-r${round}` };
+  return round === 1 ? context : withRequestId(context, `${context.requestId}-r${round}`);
 }
 
 export async function* runToolLoop(options: ToolLoopOptions): AsyncGenerator<StreamPart> {

@@ -7,7 +7,7 @@
 // Each hop is a gateway call of its own (limits, the request log: `<request id>-f<n>`).
 
 import { GatewayError, badRequest, isGatewayError, toGatewayError } from '../../core/errors.js';
-import type { Gateway, RequestContext } from '../../core/gateway.js';
+import { withRequestId, type Gateway, type RequestContext } from '../../core/gateway.js';
 import type { ResolvedModel } from '../../core/models.js';
 import type { StreamPart, Usage } from '../../core/types.js';
 import type { CompactionPart } from './compaction.js';
@@ -128,7 +128,7 @@ export async function* withRefusalFallbacks(
     while (!started && next < hops.length) {
       const hop = ++next;
       try {
-        started = await hops[hop - 1]!({ ...ctx, requestId: `${ctx.requestId}-f${hop}` });
+        started = await hops[hop - 1]!(withRequestId(ctx, `${ctx.requestId}-f${hop}`));
       } catch (err) {
         if (ctx.signal.aborted) throw err;
         onSkipped(toGatewayError(err), hop);

@@ -53,9 +53,13 @@ export interface RateLimiter {
   withdraw(ticket: RateTicket): void;
 }
 
-/** Fire-and-forget messages to every process sharing the store, this one included. */
+/** Messages to every process sharing the store, this one included. */
 export interface Signals {
-  publish(topic: string, message: string): void;
+  /**
+   * Resolves once Redis has passed the message on to the subscribers (never rejects: a failure is
+   * logged); most callers do not wait.
+   */
+  publish(topic: string, message: string): Promise<void>;
   /** Returns the unsubscribe function. */
   subscribe(topic: string, listener: (message: string) => void): () => void;
 }

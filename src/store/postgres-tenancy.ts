@@ -41,7 +41,7 @@ export class PostgresTenancyStore implements TenancyStore {
     /** Writes request-log rows still waiting in the store's batch, before the log is read. */
     private readonly flushRequestLog: () => Promise<void>,
     /** The store's copies of what every request reads, and how to tell every process of a write. */
-    private readonly shared: { reads: Reads; changed: () => void },
+    private readonly shared: { reads: Reads; changed: () => Promise<void> },
   ) {}
 
   async keyById(id: string): Promise<ApiKeyRecord | undefined> {
@@ -65,7 +65,7 @@ export class PostgresTenancyStore implements TenancyStore {
     if (patch.name !== undefined) set('name', patch.name);
     if (sets.length) {
       await this.pool.query(`UPDATE api_keys SET ${sets.join(', ')} WHERE id = $${args.length + 1}`, [...args, id]);
-      this.shared.changed();
+      await this.shared.changed();
     }
     return this.keyById(id);
   }
@@ -101,7 +101,7 @@ export class PostgresTenancyStore implements TenancyStore {
         patch.logBodies !== undefined,
       ],
     );
-    this.shared.changed();
+    await this.shared.changed();
     return settingsFromRow(rows[0]!);
   }
 

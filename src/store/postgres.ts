@@ -136,10 +136,13 @@ export class PostgresStore implements Store {
     return store;
   }
 
-  /** After a write to keys or organisation settings. */
-  private changed(): void {
+  /**
+   * After a write to keys or organisation settings. The write's answer waits for the signal to have
+   * left Redis, so that a request the caller then sends to another process meets a cleared copy.
+   */
+  private async changed(): Promise<void> {
     this.reads.clear();
-    this.coordination?.publish(STORE_CHANGED, '');
+    await this.coordination?.publish(STORE_CHANGED, '');
   }
 
   async createKey(key: NewApiKey): Promise<ApiKeyRecord> {
@@ -149,7 +152,7 @@ export class PostgresStore implements Store {
        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
       newKeyValues(record),
     );
-    this.changed();
+    await this.changed();
     return record;
   }
 
@@ -170,7 +173,7 @@ export class PostgresStore implements Store {
 
   async revokeKey(id: string): Promise<boolean> {
     const result = await this.pool.query('UPDATE api_keys SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL', [Date.now(), id]);
-    this.changed();
+    await this.changed();
     return (result.rowCount ?? 0) > 0;
   }
 

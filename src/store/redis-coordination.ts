@@ -324,8 +324,8 @@ export class RedisCoordination implements Coordination {
     this.commands.switchboardSettle(ticket.keys.length, ...ticket.keys, ticket.reservation, cost).catch(this.onError);
   }
 
-  publish(topic: string, message: string): void {
-    this.commands.publish(`${this.prefix}signal:${topic}`, message).catch(this.onError);
+  async publish(topic: string, message: string): Promise<void> {
+    await this.commands.publish(`${this.prefix}signal:${topic}`, message).catch(this.onError);
   }
 
   subscribe(topic: string, listener: (message: string) => void): () => void {

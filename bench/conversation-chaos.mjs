@@ -25,7 +25,7 @@ import { isDeepStrictEqual } from 'node:util';
 import { createParser } from 'eventsource-parser';
 import { logAgainstMetrics, requestLog } from './lib/accounting.mjs';
 import { dropSharedStore, seededRandom, sharedStore, startGateway } from './lib/gateways.mjs';
-import { startJsonServer } from './lib/word-upstream.mjs';
+import { chunkMaker, startJsonServer } from './lib/word-upstream.mjs';
 
 const CONVERSATIONS = Number(process.env.CONVERSATIONS ?? 30);
 const TURNS = Number(process.env.TURNS ?? 8);
@@ -56,8 +56,7 @@ function answer(req, res, body) {
     const message = { role: 'assistant', content: text, refusal: null };
     return void res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ id: 'c', object: 'chat.completion', created: 1, model: body.model, choices: [{ index: 0, message, logprobs: null, finish_reason: 'stop' }], usage }));
   }
-  const chunk = (delta, finish = null, last = false) =>
-    `data: ${JSON.stringify({ id: 'c', object: 'chat.completion.chunk', created: 1, model: body.model, choices: last ? [] : [{ index: 0, delta, logprobs: null, finish_reason: finish }], ...(last ? { usage } : {}) })}\n\n`;
+  const chunk = chunkMaker(body.model, usage);
   res.writeHead(200, { 'content-type': 'text/event-stream' });
   const words = text.split(/(?<= )/);
   res.write(chunk({ role: 'assistant', content: '' }) + chunk({ content: words[0] }));

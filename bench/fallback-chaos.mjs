@@ -26,7 +26,7 @@ import { isDeepStrictEqual } from 'node:util';
 import { createParser } from 'eventsource-parser';
 import { logAgainstMetrics, requestLog } from './lib/accounting.mjs';
 import { seededRandom, startGateway } from './lib/gateways.mjs';
-import { startJsonServer } from './lib/word-upstream.mjs';
+import { chunkMaker, startJsonServer, writePaced } from './lib/word-upstream.mjs';
 
 const REQUESTS = Number(process.env.REQUESTS ?? 200);
 const CONCURRENCY = Number(process.env.CONCURRENCY ?? 8);
@@ -74,20 +74,9 @@ function answer(req, res, body) {
     const timer = setTimeout(() => res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ id: 'c', object: 'chat.completion', created: 1, model: body.model, choices: [{ index: 0, message, logprobs: null, finish_reason: finish }], usage })), between(1, 15));
     return void res.once('close', () => clearTimeout(timer));
   }
-  const chunk = (delta, finishReason = null, last = false) =>
-    `data: ${JSON.stringify({ id: 'c', object: 'chat.completion.chunk', created: 1, model: body.model, choices: last ? [] : [{ index: 0, delta, logprobs: null, finish_reason: finishReason }], ...(last ? { usage } : {}) })}\n\n`;
+  const chunk = chunkMaker(body.model, usage);
   const pieces = [chunk({ role: 'assistant', content: '' }), ...words.map((w) => chunk({ content: w })), chunk({}, finish) + chunk(null, null, true) + 'data: [DONE]\n\n'];
-  res.writeHead(200, { 'content-type': 'text/event-stream' });
-  let timer;
-  const next = () => {
-    if (res.destroyed) return;
-    const piece = pieces.shift();
-    if (pieces.length === 0) return void res.end(piece);
-    res.write(piece);
-    timer = setTimeout(next, between(0, 5));
-  };
-  res.once('close', () => clearTimeout(timer));
-  next();
+  writePaced(res, pieces, () => between(0, 5));
 }
 
 /** What the plan should give: the models asked, the started ones, and how it ends. */

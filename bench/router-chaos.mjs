@@ -27,6 +27,7 @@ import path from 'node:path';
 import { createParser } from 'eventsource-parser';
 import { logAgainstMetrics, requestLog } from './lib/accounting.mjs';
 import { seededRandom, startGateway } from './lib/gateways.mjs';
+import { chunkMaker } from './lib/word-upstream.mjs';
 
 const REQUESTS = Number(process.env.REQUESTS ?? 200);
 const CONCURRENCY = Number(process.env.CONCURRENCY ?? 8);
@@ -94,8 +95,7 @@ function startUpstream(name, always) {
           .writeHead(200, { 'content-type': 'application/json' })
           .end(JSON.stringify({ id: 'chatcmpl-r', object: 'chat.completion', created: 1, model: body.model, choices: [{ index: 0, message: { role: 'assistant', content: answer, refusal: null }, logprobs: null, finish_reason: 'stop' }], usage }));
       }
-      const chunk = (delta, finish = null, last) =>
-        `data: ${JSON.stringify({ id: 'chatcmpl-r', object: 'chat.completion.chunk', created: 1, model: body.model, choices: last ? [] : [{ index: 0, delta, logprobs: null, finish_reason: finish }], ...(last ? { usage } : {}) })}\n\n`;
+      const chunk = chunkMaker(body.model, usage);
       res.writeHead(200, { 'content-type': 'text/event-stream' });
       res.write(chunk({ role: 'assistant', content: '' }));
       if (kind === 'stall') return; // nothing more until the router gives up on it (ttftMs)

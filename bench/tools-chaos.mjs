@@ -47,7 +47,7 @@ import { createParser } from 'eventsource-parser';
 import { z } from 'zod';
 import { logAgainstMetrics, requestLog } from './lib/accounting.mjs';
 import { seededRandom, startGateway } from './lib/gateways.mjs';
-import { startJsonServer } from './lib/word-upstream.mjs';
+import { chunkMaker, startJsonServer, writePaced } from './lib/word-upstream.mjs';
 
 const REQUESTS = Number(process.env.REQUESTS ?? 150);
 const CONCURRENCY = Number(process.env.CONCURRENCY ?? 8);
@@ -180,8 +180,7 @@ function answerModel(req, res, body) {
     const timer = setTimeout(() => res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(answer)), between(1, 20));
     return void res.once('close', () => clearTimeout(timer));
   }
-  const chunk = (delta, finishReason = null, last = false) =>
-    `data: ${JSON.stringify({ id: 'chatcmpl-t', object: 'chat.completion.chunk', created: 1, model: body.model, choices: last ? [] : [{ index: 0, delta, logprobs: null, finish_reason: finishReason }], ...(last ? { usage } : {}) })}\n\n`;
+  const chunk = chunkMaker(body.model, usage);
   const pieces = [chunk({ role: 'assistant', content: '' }), chunk({ content })];
   calls.forEach((c, index) => {
     const args = argumentsOf(plan, c);
@@ -191,17 +190,7 @@ function answerModel(req, res, body) {
     pieces.push(chunk({ tool_calls: [{ index, function: { arguments: args.slice(cut) } }] }));
   });
   pieces.push(chunk({}, finish), chunk(null, null, true), 'data: [DONE]\n\n');
-  res.writeHead(200, { 'content-type': 'text/event-stream' });
-  let timer;
-  const next = () => {
-    if (res.destroyed) return;
-    const piece = pieces.shift();
-    if (pieces.length === 0) return void res.end(piece);
-    res.write(piece);
-    timer = setTimeout(next, between(0, 4));
-  };
-  res.once('close', () => clearTimeout(timer));
-  next();
+  writePaced(res, pieces, () => between(0, 4));
 }
 
 const openToolCalls = [];

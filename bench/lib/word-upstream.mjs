@@ -3,6 +3,27 @@
 // long in all. Slow and quick models differ only by that interval.
 import http from 'node:http';
 
+/** Chat-completion chunks of one answer as SSE events: `chunk(delta, finish?)`, and `chunk(null, null, true)` for the usage chunk. */
+export function chunkMaker(model, usage) {
+  return (delta, finishReason = null, last = false) =>
+    `data: ${JSON.stringify({ id: 'chatcmpl-bench', object: 'chat.completion.chunk', created: 1, model, choices: last ? [] : [{ index: 0, delta, logprobs: null, finish_reason: finishReason }], ...(last ? { usage } : {}) })}\n\n`;
+}
+
+/** Writes `pieces` as an event stream, `gap()` ms apart, the last one ending it; stops when the client has gone. */
+export function writePaced(res, pieces, gap) {
+  res.writeHead(200, { 'content-type': 'text/event-stream' });
+  let timer;
+  const next = () => {
+    if (res.destroyed) return;
+    const piece = pieces.shift();
+    if (pieces.length === 0) return void res.end(piece);
+    res.write(piece);
+    timer = setTimeout(next, gap());
+  };
+  res.once('close', () => clearTimeout(timer));
+  next();
+}
+
 /**
  * Answers one request. `interval(model)`: ms between words (0: as fast as it goes); `cap`: the most
  * words; `words`: the count when the request names no max tokens.
@@ -18,8 +39,7 @@ export function answerWithWords(res, body, { interval, cap = 64, words = 8 }) {
     timer = setTimeout(() => res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(answer)), every * count);
     return;
   }
-  const chunk = (delta, finish = null, last = false) =>
-    `data: ${JSON.stringify({ id: 'chatcmpl-words', object: 'chat.completion.chunk', created: 1, model: body.model, choices: last ? [] : [{ index: 0, delta, logprobs: null, finish_reason: finish }], ...(last ? { usage } : {}) })}\n\n`;
+  const chunk = chunkMaker(body.model, usage);
   res.writeHead(200, { 'content-type': 'text/event-stream' });
   res.write(chunk({ role: 'assistant', content: '' }));
   let sent = 0;

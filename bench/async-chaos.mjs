@@ -27,7 +27,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { createParser } from 'eventsource-parser';
-import { dropSharedStore, seededRandom, sharedStore, startGateway } from './lib/gateways.mjs';
+import { closeServers, dropSharedStore, runCheck, seededRandom, sharedStore, startGateway } from './lib/gateways.mjs';
 import { answerWithWords, startJsonServer } from './lib/word-upstream.mjs';
 
 const RUNS = Number(process.env.RUNS ?? 120);
@@ -246,16 +246,12 @@ async function main() {
     for (const p of problems) console.log(`  ${p}`);
   } finally {
     for (const g of gateways) g.child.kill();
-    upstream.server.close();
-    upstream.server.closeAllConnections();
+    closeServers(upstream);
     fs.rmSync(dir, { recursive: true, force: true });
     if (SHARED && process.env.KEEP_STATE) console.log(`kept PostgreSQL schema ${SHARED.schema}, Redis prefix ${SHARED.keyPrefix}`);
     else if (SHARED) await dropSharedStore(SHARED);
   }
-  process.exit(problems.length ? 1 : 0);
+  return problems.length;
 }
 
-main().catch((err) => {
-  console.error(err);
-  process.exit(1);
-});
+runCheck(main);

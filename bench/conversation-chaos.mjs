@@ -24,7 +24,7 @@ import path from 'node:path';
 import { isDeepStrictEqual } from 'node:util';
 import { createParser } from 'eventsource-parser';
 import { logAgainstMetrics, requestLog } from './lib/accounting.mjs';
-import { dropSharedStore, seededRandom, sharedStore, startGateway } from './lib/gateways.mjs';
+import { closeServers, dropSharedStore, runCheck, seededRandom, sharedStore, startGateway } from './lib/gateways.mjs';
 import { chunkMaker, startJsonServer } from './lib/word-upstream.mjs';
 
 const CONVERSATIONS = Number(process.env.CONVERSATIONS ?? 30);
@@ -336,15 +336,11 @@ async function main() {
     for (const p of problems.slice(0, 40)) console.log(`  ${p}`);
   } finally {
     for (const g of gateways) g.child.kill();
-    upstream.server.close();
-    upstream.server.closeAllConnections();
+    closeServers(upstream);
     fs.rmSync(dir, { recursive: true, force: true });
     if (SHARED) await dropSharedStore(SHARED);
   }
-  process.exit(problems.length ? 1 : 0);
+  return problems.length;
 }
 
-main().catch((err) => {
-  console.error(err);
-  process.exit(1);
-});
+runCheck(main);

@@ -25,7 +25,7 @@ import path from 'node:path';
 import { isDeepStrictEqual } from 'node:util';
 import { createParser } from 'eventsource-parser';
 import { logAgainstMetrics, requestLog } from './lib/accounting.mjs';
-import { seededRandom, startGateway } from './lib/gateways.mjs';
+import { closeServers, runCheck, seededRandom, startGateway } from './lib/gateways.mjs';
 import { chunkMaker, startJsonServer, writePaced } from './lib/word-upstream.mjs';
 
 const REQUESTS = Number(process.env.REQUESTS ?? 200);
@@ -239,14 +239,10 @@ async function main() {
     for (const p of problems.slice(0, 40)) console.log(`  ${p}`);
   } finally {
     gateway.child.kill();
-    upstream.server.close();
-    upstream.server.closeAllConnections();
+    closeServers(upstream);
     fs.rmSync(dir, { recursive: true, force: true });
   }
-  process.exit(problems.length ? 1 : 0);
+  return problems.length;
 }
 
-main().catch((err) => {
-  console.error(err);
-  process.exit(1);
-});
+runCheck(main);

@@ -26,7 +26,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { createParser } from 'eventsource-parser';
 import { logAgainstMetrics, requestLog } from './lib/accounting.mjs';
-import { seededRandom, startGateway } from './lib/gateways.mjs';
+import { closeServers, runCheck, seededRandom, startGateway } from './lib/gateways.mjs';
 import { chunkMaker } from './lib/word-upstream.mjs';
 
 const REQUESTS = Number(process.env.REQUESTS ?? 200);
@@ -232,16 +232,10 @@ async function main() {
     for (const p of problems.slice(0, 40)) console.log(`  ${p}`);
   } finally {
     gateway.child.kill();
-    for (const u of [...upstreams, backup]) {
-      u.server.close();
-      u.server.closeAllConnections();
-    }
+    closeServers(...upstreams, backup);
     fs.rmSync(dir, { recursive: true, force: true });
   }
-  process.exit(problems.length ? 1 : 0);
+  return problems.length;
 }
 
-main().catch((err) => {
-  console.error(err);
-  process.exit(1);
-});
+runCheck(main);

@@ -15,7 +15,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { createParser } from 'eventsource-parser';
-import { seededRandom, startGateway } from './lib/gateways.mjs';
+import { closeServers, runCheck, seededRandom, startGateway } from './lib/gateways.mjs';
 import { answerWithWords, startJsonServer } from './lib/word-upstream.mjs';
 
 const REQUESTS = Number(process.env.REQUESTS ?? 60);
@@ -210,14 +210,10 @@ async function main() {
     console.log(`${outcomes.length} requests, SIGTERM at 300 ms, exit ${code} after ${Math.round(ms)} ms: ${JSON.stringify(tally)} (no answer: ${JSON.stringify(refusals)}); ${problems.length} broken promise(s)`);
     for (const p of problems) console.log(`  ${p}`);
   } finally {
-    upstream.server.close();
-    upstream.server.closeAllConnections();
+    closeServers(upstream);
     fs.rmSync(dir, { recursive: true, force: true });
   }
-  process.exit(problems.length ? 1 : 0);
+  return problems.length;
 }
 
-main().catch((err) => {
-  console.error(err);
-  process.exit(1);
-});
+runCheck(main);

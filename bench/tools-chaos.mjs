@@ -46,7 +46,7 @@ import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/
 import { createParser } from 'eventsource-parser';
 import { z } from 'zod';
 import { logAgainstMetrics, requestLog } from './lib/accounting.mjs';
-import { seededRandom, startGateway } from './lib/gateways.mjs';
+import { closeServers, runCheck, seededRandom, startGateway } from './lib/gateways.mjs';
 import { chunkMaker, startJsonServer, writePaced } from './lib/word-upstream.mjs';
 
 const REQUESTS = Number(process.env.REQUESTS ?? 150);
@@ -647,16 +647,10 @@ async function main() {
     for (const p of problems.slice(0, 40)) console.log(`  ${p}`);
   } finally {
     gateway.child.kill();
-    for (const s of [model, tools, mcp]) {
-      s.server.close();
-      s.server.closeAllConnections();
-    }
+    closeServers(model, tools, mcp);
     fs.rmSync(dir, { recursive: true, force: true });
   }
-  process.exit(problems.length ? 1 : 0);
+  return problems.length;
 }
 
-main().catch((err) => {
-  console.error(err);
-  process.exit(1);
-});
+runCheck(main);

@@ -59,3 +59,22 @@ export function seededRandom(seed) {
   };
   return { random, pick: (list) => list[Math.floor(random() * list.length)], between: (lo, hi) => lo + Math.floor(random() * (hi - lo + 1)) };
 }
+
+/** Stops loopback servers (`{ server }` as startJsonServer gives them), their kept-alive connections too. */
+export function closeServers(...servers) {
+  for (const { server } of servers) {
+    server.close();
+    server.closeAllConnections();
+  }
+}
+
+/** A check's entry point: exit 1 when `main` resolves with a count of broken promises above 0, or throws. */
+export function runCheck(main) {
+  main().then(
+    (broken) => process.exit(broken ? 1 : 0),
+    (err) => {
+      console.error(err);
+      process.exit(1);
+    },
+  );
+}

@@ -25,7 +25,7 @@ import path from 'node:path';
 import { isDeepStrictEqual } from 'node:util';
 import { createParser } from 'eventsource-parser';
 import { logAgainstMetrics, requestLog } from './lib/accounting.mjs';
-import { closeServers, runCheck, seededRandom, startGateway } from './lib/gateways.mjs';
+import { closeServers, crowd, hangUpSignal, runCheck, seededRandom, startGateway } from './lib/gateways.mjs';
 import { chunkMaker, startJsonServer, writePaced } from './lib/word-upstream.mjs';
 
 const REQUESTS = Number(process.env.REQUESTS ?? 200);
@@ -163,17 +163,10 @@ function readAnswer(plan, status, raw) {
 async function one(url, n) {
   const plan = makePlan(n);
   plans.set(n, plan);
-  const controller = new AbortController();
-  if (plan.hangUpAfterMs !== undefined) {
-    setTimeout(() => {
-      if (plan.answered) return;
-      plan.hungUpAt = performance.now();
-      controller.abort();
-    }, plan.hangUpAfterMs);
-  }
+  const signal = hangUpSignal(plan);
   const body = { model: 'm0', max_tokens: 50, stream: plan.stream, messages: [{ role: 'user', content: `plan:${n}` }], fallbacks: plan.chain.map((model) => ({ model })) };
   try {
-    const res = await fetch(`${url}/v1/messages`, { method: 'POST', headers: { 'content-type': 'application/json', 'anthropic-version': '2023-06-01' }, body: JSON.stringify(body), signal: controller.signal });
+    const res = await fetch(`${url}/v1/messages`, { method: 'POST', headers: { 'content-type': 'application/json', 'anthropic-version': '2023-06-01' }, body: JSON.stringify(body), signal });
     plan.requestId = res.headers.get('x-request-id') ?? res.headers.get('request-id');
     const raw = await res.text();
     plan.answered = true;
@@ -215,14 +208,8 @@ async function main() {
   );
   const gateway = await startGateway(config, dir, { SWITCHBOARD_ADMIN_KEY: ADMIN });
   try {
-    const results = [];
-    let next = 0;
     const t0 = performance.now();
-    await Promise.all(
-      Array.from({ length: CONCURRENCY }, async () => {
-        for (let n = next++; n < REQUESTS; n = next++) results.push([n, await one(gateway.url, n)]);
-      }),
-    );
+    const results = await crowd(REQUESTS, CONCURRENCY, (n) => one(gateway.url, n));
     const seconds = ((performance.now() - t0) / 1000).toFixed(1);
     await new Promise((r) => setTimeout(r, 200));
     const ends = {};

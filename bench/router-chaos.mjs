@@ -26,7 +26,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { createParser } from 'eventsource-parser';
 import { logAgainstMetrics, requestLog } from './lib/accounting.mjs';
-import { closeServers, runCheck, seededRandom, startGateway } from './lib/gateways.mjs';
+import { closeServers, crowd, runCheck, seededRandom, startGateway } from './lib/gateways.mjs';
 import { chunkMaker } from './lib/word-upstream.mjs';
 
 const REQUESTS = Number(process.env.REQUESTS ?? 200);
@@ -206,14 +206,8 @@ async function main() {
   );
   const gateway = await startGateway(config, dir, { SWITCHBOARD_ADMIN_KEY: ADMIN });
   try {
-    const results = [];
-    let next = 0;
     const t0 = performance.now();
-    await Promise.all(
-      Array.from({ length: CONCURRENCY }, async () => {
-        while (next++ < REQUESTS) results.push(await one(gateway.url));
-      }),
-    );
+    const results = (await crowd(REQUESTS, CONCURRENCY, () => one(gateway.url))).map(([, result]) => result);
     const seconds = ((performance.now() - t0) / 1000).toFixed(1);
     for (const r of results) {
       if (r.problem) problems.push(`${r.route.name}: ${r.problem}`);

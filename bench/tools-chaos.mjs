@@ -46,7 +46,7 @@ import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/
 import { createParser } from 'eventsource-parser';
 import { z } from 'zod';
 import { logAgainstMetrics, requestLog } from './lib/accounting.mjs';
-import { closeServers, runCheck, seededRandom, startGateway } from './lib/gateways.mjs';
+import { closeServers, crowd, hangUpSignal, runCheck, seededRandom, startGateway } from './lib/gateways.mjs';
 import { chunkMaker, startJsonServer, writePaced } from './lib/word-upstream.mjs';
 
 const REQUESTS = Number(process.env.REQUESTS ?? 150);
@@ -530,17 +530,10 @@ function requestOf(plan, mcpUrl) {
 async function one(url, mcpUrl, n) {
   const plan = makePlan(n);
   plans.set(n, plan);
-  const controller = new AbortController();
-  if (plan.hangUpAfterMs !== undefined) {
-    setTimeout(() => {
-      if (plan.answered) return;
-      plan.hungUpAt = performance.now();
-      controller.abort();
-    }, plan.hangUpAfterMs);
-  }
+  const signal = hangUpSignal(plan);
   const { path: route, body } = requestOf(plan, mcpUrl);
   try {
-    const res = await fetch(url + route, { method: 'POST', headers: { 'content-type': 'application/json', 'anthropic-version': '2023-06-01' }, body: JSON.stringify(body), signal: controller.signal });
+    const res = await fetch(url + route, { method: 'POST', headers: { 'content-type': 'application/json', 'anthropic-version': '2023-06-01' }, body: JSON.stringify(body), signal });
     plan.requestId = res.headers.get('x-request-id');
     const raw = await res.text();
     plan.answered = true;
@@ -610,14 +603,8 @@ async function main() {
   );
   const gateway = await startGateway(config, dir, { SWITCHBOARD_ADMIN_KEY: ADMIN });
   try {
-    const results = [];
-    let next = 0;
     const t0 = performance.now();
-    await Promise.all(
-      Array.from({ length: CONCURRENCY }, async () => {
-        for (let n = next++; n < REQUESTS; n = next++) results.push([n, await one(gateway.url, mcp.url, n)]);
-      }),
-    );
+    const results = await crowd(REQUESTS, CONCURRENCY, (n) => one(gateway.url, mcp.url, n));
     const seconds = ((performance.now() - t0) / 1000).toFixed(1);
     for (const [n, result] of results) {
       const plan = plans.get(n);

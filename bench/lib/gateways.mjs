@@ -78,3 +78,31 @@ export function runCheck(main) {
     },
   );
 }
+
+/** Runs `one(n)` for n = 0 … count − 1, `concurrency` at a time; resolves with [n, result] pairs in the order they ended. */
+export async function crowd(count, concurrency, one) {
+  const results = [];
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: concurrency }, async () => {
+      for (let n = next++; n < count; n = next++) results.push([n, await one(n)]);
+    }),
+  );
+  return results;
+}
+
+/**
+ * The signal of a client that hangs up `plan.hangUpAfterMs` after it starts (when set), unless
+ * `plan.answered` is true by then; `plan.hungUpAt` records when.
+ */
+export function hangUpSignal(plan) {
+  const controller = new AbortController();
+  if (plan.hangUpAfterMs !== undefined) {
+    setTimeout(() => {
+      if (plan.answered) return;
+      plan.hungUpAt = performance.now();
+      controller.abort();
+    }, plan.hangUpAfterMs);
+  }
+  return controller.signal;
+}

@@ -115,6 +115,11 @@ export const configSchema = z
          * then end with a 503 `server_shutting_down` (in-stream when streaming).
          */
         shutdownGraceSeconds: z.number().min(0).max(3600).default(20),
+        /**
+         * How long a client may take to send its whole request (headers and body); past it, 408 and
+         * the connection closed. It does not bound the answer: a long generation is never cut. 0: no limit.
+         */
+        requestTimeoutSeconds: z.number().min(0).max(86_400).default(300),
         /** Admin key (raw) taken from this env var, for the admin API. */
         adminKeyEnv: z.string().default('SWITCHBOARD_ADMIN_KEY'),
         /** Web origins whose pages may call the API from a browser (CORS); ['*'] for any. Absent: none. */
@@ -131,6 +136,7 @@ export const configSchema = z
         bodyLimit: 25 * 1024 * 1024,
         logLevel: 'info',
         shutdownGraceSeconds: 20,
+        requestTimeoutSeconds: 300,
         adminKeyEnv: 'SWITCHBOARD_ADMIN_KEY',
       }),
     local: localSchema.default({ threads: 1, parallel: 4, queueLimit: 64, gpu: false }),

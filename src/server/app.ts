@@ -96,6 +96,16 @@ function frameworkError(err: FastifyError): GatewayError {
 /** Longest path parameter (an id) a route accepts; Fastify's default of 100 is below a session id's 128. */
 const MAX_PARAM_LENGTH = 512;
 
+/**
+ * Node's limits on receiving a request. It checks them every `connectionsCheckingInterval` (30 s
+ * by default), and times the headers apart with `headersTimeout` (60 s), which must not exceed the
+ * whole request's: short limits get a tighter check and a headers limit within them.
+ */
+function requestTimeouts(ms: number): { requestTimeout: number; http?: { headersTimeout: number; connectionsCheckingInterval: number } } {
+  if (ms === 0) return { requestTimeout: 0 };
+  return { requestTimeout: ms, http: { headersTimeout: Math.min(60_000, ms), connectionsCheckingInterval: Math.min(30_000, Math.max(100, Math.round(ms / 10))) } };
+}
+
 export async function createServer(options: ServerOptions): Promise<SwitchboardServer> {
   const { config } = options;
   const env = options.env ?? process.env;
@@ -113,8 +123,9 @@ export async function createServer(options: ServerOptions): Promise<SwitchboardS
     bodyLimit: config.server.bodyLimit,
     genReqId: () => newRequestId(),
     requestIdHeader: false,
-    // Long generations: never cut a request for being slow.
-    requestTimeout: 0,
+    // A client slow to *send* its request (a trickled body) is cut; the answer is not timed, so a
+    // long generation never is.
+    ...requestTimeouts(config.server.requestTimeoutSeconds * 1000),
     keepAliveTimeout: 65_000,
     // refuseDuringShutdown answers instead, in the dialect's error shape.
     return503OnClosing: false,

@@ -23,6 +23,9 @@ interface OpenRequest {
 /** Cancelled streams whose resumption is still to come; bounded, in case a server never gives ids twice. */
 const MAX_DEAD_STREAMS = 1000;
 const EVENT_ID = /(?:^|\n)id:[ ]?([^\r\n]*)\r?\n/g;
+/** Longest unfinished line kept for the next chunk; past it, a marker that the next chunk begins mid-line. */
+const MAX_ID_LINE = 1024;
+const MID_LINE = 'x';
 
 function messageOf(body: unknown): JsonRpcMessage | undefined {
   if (typeof body !== 'string' || !body.startsWith('{')) return undefined;
@@ -38,9 +41,10 @@ export function cancellingFetch(base: Fetch): Fetch {
   const open = new Map<string | number, OpenRequest>();
   const deadStreams = new Set<string>();
 
-  /** The response, its body passed through: event ids noted, the entry forgotten at its end. */
+  /** The response, its body passed through: event ids noted (of an event stream), the entry forgotten at its end. */
   function tracked(response: Response, id: string | number, request: OpenRequest): Response {
     const reader = response.body!.getReader();
+    const events = response.headers.get('content-type')?.includes('text/event-stream') === true;
     const decoder = new TextDecoder();
     let tail = '';
     const forget = () => open.delete(id);
@@ -53,10 +57,14 @@ export function cancellingFetch(base: Fetch): Fetch {
             stream.close();
             return;
           }
-          // Lines may be split across chunks: keep the unfinished one for the next.
-          const text = tail + decoder.decode(value, { stream: true });
-          for (const match of text.matchAll(EVENT_ID)) request.lastEventId = match[1];
-          tail = text.slice(text.lastIndexOf('\n') + 1);
+          if (events) {
+            // Lines may be split across chunks: keep the unfinished one for the next, unless it is
+            // long (a data line: an id line is short), so a large result is not scanned again and again.
+            const text = tail + decoder.decode(value, { stream: true });
+            for (const match of text.matchAll(EVENT_ID)) request.lastEventId = match[1];
+            tail = text.slice(text.lastIndexOf('\n') + 1);
+            if (tail.length > MAX_ID_LINE) tail = MID_LINE;
+          }
           stream.enqueue(value);
         } catch (err) {
           forget();

@@ -22,7 +22,7 @@
 // - the model was offered exactly the allowed tools, saw every call's result (by call id) in the
 //   next round, and was called as often as the plan allows, no more;
 // - tools ran only when allowed and known, once per call (HTTP tools with the request's
-//   `x-request-id`);
+//   `x-request-id`); each image inline and behind its signed URL (a forged signature: 403);
 // - usage is the sum over the model calls; the request log has a row per model call (`<id>`,
 //   `<id>-r2`, …) with its tokens, and its totals equal the metrics';
 // - async executions end `complete` (with the tool's result) or `failed`, and are 404 to another
@@ -336,6 +336,7 @@ function judgeCall(plan, call, use, found) {
   if (expected && !isDeepStrictEqual(use.result, expected)) found.push(`${what}: result ${JSON.stringify(use.result)}, the tool answered ${JSON.stringify(expected)}`);
   if (call.name === 'echo' && !JSON.stringify(use.result).includes(call.id)) found.push(`${what}: echo result ${JSON.stringify(use.result)}`);
   if (route === 'image' && (use.images?.length !== 1 || use.s3Urls?.length !== 1)) found.push(`${what}: image result without one image and one URL: ${JSON.stringify(use).slice(0, 200)}`);
+  else if (route === 'image') artifacts.push({ what, image: use.images[0], url: use.s3Urls[0] });
 }
 
 /** The same for Messages: an mcp_tool_use block and its mcp_tool_result (`text`, `status` from is_error). */
@@ -354,6 +355,26 @@ function judgeMcpCall(plan, call, use, found) {
   if (tool.expect instanceof RegExp) return error(tool.expect);
   const expected = call.name === 'm_text' ? `text ${call.id}` : JSON.stringify(toolAnswers.get(call.id));
   if (use.status !== 'complete' || use.text !== expected) found.push(`${what}: ${use.status} ${JSON.stringify(use.text)}, the tool answered ${expected}`);
+}
+
+/** The images the tools made, as the client was given them: fetched after the run. */
+const artifacts = [];
+
+/** Each image inline is the tool's PNG, and its signed URL serves those bytes; a URL with another signature is 403. */
+async function artifactProblems() {
+  const found = [];
+  for (const { what, image, url } of artifacts) {
+    if (image !== `data:image/png;base64,${PNG.toString('base64')}`) found.push(`${what}: the inline image is not the tool's PNG`);
+    const res = await fetch(url);
+    const bytes = Buffer.from(await res.arrayBuffer());
+    if (res.status !== 200 || !bytes.equals(PNG)) found.push(`${what}: its URL answered ${res.status} with ${bytes.length} bytes`);
+    const forged = new URL(url);
+    forged.searchParams.set('signature', '0'.repeat(64));
+    const refused = await fetch(forged);
+    await refused.arrayBuffer();
+    if (refused.status !== 403) found.push(`${what}: a forged signature answered ${refused.status}`);
+  }
+  return found;
 }
 
 /** The model's view of a result: the tool's answer for a success, the failure for the rest. */
@@ -611,6 +632,7 @@ async function main() {
       if (!result.hungUp) judgeAnswer(plan, result, problems);
     }
     problems.push(...(await pollExecutions(gateway.url, results.filter(([, r]) => !r.hungUp))));
+    problems.push(...(await artifactProblems()));
     await new Promise((r) => setTimeout(r, TIMEOUT_MS + 100));
     for (const plan of plans.values()) {
       judgeToolCalls(plan, problems);
@@ -630,7 +652,7 @@ async function main() {
     }
     const lags = hangUpLags.sort((a, b) => a - b);
     const lagText = lags.length ? `; work ended after a hang-up within ${Math.round(lags[Math.floor(lags.length / 2)])} ms (median), ${Math.round(lags.at(-1))} ms (max)` : '';
-    console.log(`${REQUESTS} requests in ${seconds} s: ${JSON.stringify(ends)}; model calls ${openModelCalls.length}, HTTP tool calls ${openToolCalls.length}, MCP requests ${mcpRequests.length}${lagText}; ${problems.length} broken promise(s)`);
+    console.log(`${REQUESTS} requests in ${seconds} s: ${JSON.stringify(ends)}; model calls ${openModelCalls.length}, HTTP tool calls ${openToolCalls.length}, MCP requests ${mcpRequests.length}, images fetched ${artifacts.length}${lagText}; ${problems.length} broken promise(s)`);
     for (const p of problems.slice(0, 40)) console.log(`  ${p}`);
   } finally {
     gateway.child.kill();

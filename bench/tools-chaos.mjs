@@ -10,8 +10,8 @@
 //   the tools of the MCP server below through `mcp.servers` (one connection the gateway keeps);
 // - Messages with `mcp_servers` (buffered and streamed): a loopback MCP server (the SDK's, over
 //   streamable HTTP) whose tools answer, answer text, answer slowly, return an error, throw, or
-//   stall past `messages.mcpServers.timeoutMs`; `allowed_tools` leaves some out; the request's own
-//   client tool is refused with the loop running.
+//   stall past `messages.mcpServers.timeoutMs`; `allowed_tools` leaves some out; a call to the
+//   request's own client tool comes back to the client and ends the turn.
 // Each plan also calls tools not allowed, a tool no one knows, and gives arguments that are not
 // JSON. REQUESTS requests, CONCURRENCY at a time, HANGUPS of them hung up at a random moment.
 // Checked for each request:
@@ -89,7 +89,7 @@ const TOOLS = {
 const SERVER_TOOLS = Object.keys(TOOLS);
 const UNKNOWN = 'launch_rockets';
 // Messages with `mcp_servers`: the tools of a loopback MCP server (streamable HTTP), and a tool of
-// the request's own, which the gateway refuses with the loop running (docs/messages.md).
+// the request's own, whose calls come back to the client (docs/messages.md).
 const MCP_TOOLS = {
   m_ok: { expect: 'complete' },
   m_text: { expect: 'complete' },
@@ -294,15 +294,19 @@ function startMcpServer() {
 function expectedRun(plan) {
   const allowed = new Set(plan.allowedTools);
   const runs = (c) => allowed.has(c.name) && c.name in toolsOf(plan) && !c.badArguments;
+  // A call to the client's own tool (Messages) comes back to it and ends the turn.
+  const clientCall = (c) => plan.dialect === 'messages' && c.name === CLIENT_TOOL;
   const rounds = [];
   for (let r = 0; r < plan.rounds.length; r++) {
     if (r + 1 === MAX_ROUNDS) {
-      // The last model call is asked for text (tool_choice none).
-      if (plan.stubborn) return { rounds, modelCalls: MAX_ROUNDS, end: 'tool_rounds_exceeded' };
-      return { rounds, modelCalls: MAX_ROUNDS, end: 'stop' };
+      // The last model call is asked for text (tool_choice none); a model that still calls tools
+      // fails the request, unless its calls are all the client's.
+      if (!plan.stubborn) return { rounds, modelCalls: MAX_ROUNDS, end: 'stop' };
+      if (plan.rounds[r].every(clientCall)) return { rounds: [...rounds, plan.rounds[r]], modelCalls: MAX_ROUNDS, end: 'tool_use' };
+      return { rounds, modelCalls: MAX_ROUNDS, end: 'tool_rounds_exceeded' };
     }
     rounds.push(plan.rounds[r]);
-    if (plan.rounds[r].some((c) => runs(c) && toolsOf(plan)[c.name].async)) return { rounds, modelCalls: r + 1, end: 'tool_use' };
+    if (plan.rounds[r].some((c) => (runs(c) && toolsOf(plan)[c.name].async) || clientCall(c))) return { rounds, modelCalls: r + 1, end: 'tool_use' };
   }
   return { rounds, modelCalls: plan.rounds.length + 1, end: 'stop' };
 }
@@ -344,6 +348,11 @@ function judgeMcpCall(plan, call, use, found) {
   const what = `plan ${plan.n} ${call.id} (${call.name}${call.badArguments ? ', bad arguments' : ''})`;
   if (!use) return void found.push(`${what}: no mcp_tool_use block`);
   if (use.name !== call.name) found.push(`${what}: the block names ${use.name}`);
+  if (call.name === CLIENT_TOOL) {
+    // The client's own tool: handed back as a tool_use block, never run.
+    if (use.type !== 'tool_use' || use.status !== undefined) found.push(`${what}: expected a tool_use block for the client, got ${use.type} ${use.status ?? ''}`);
+    return;
+  }
   if (use.status === undefined) return void found.push(`${what}: no mcp_tool_result block`);
   const error = (pattern) => {
     if (use.status !== 'failed' || !pattern.test(use.text)) found.push(`${what}: expected is_error ${pattern}, got ${use.status} ${JSON.stringify(use.text).slice(0, 200)}`);

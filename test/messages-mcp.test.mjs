@@ -118,6 +118,36 @@ test('a tool not in allowed_tools is not offered and does not run; unknown allow
   assert.match(bad.body.error.message, /nope/);
 });
 
+test("the request's own tools beside mcp_servers: the gateway runs the MCP call, the client gets its own call back", async () => {
+  // As Anthropic's connector: the client's function tools come back as tool_use (stop_reason
+  // tool_use) while the MCP calls of that turn run at the server; the client answers, the loop goes on.
+  seen.calls.length = 0;
+  const tools = [{ name: 'client_thing', description: 'Runs on the client', input_schema: { type: 'object', properties: { x: { type: 'number' } } } }];
+  const first = await postJson(`${gateway.url}/v1/messages`, { ...ask('call:lookup {"q":"cats"}\ncall:client_thing {"x":1}'), tools, mcp_servers: [server()] });
+  assert.equal(first.status, 200, first.text);
+  assert.equal(first.body.stop_reason, 'tool_use');
+  assert.deepEqual(first.body.content.map((b) => b.type), ['mcp_tool_use', 'tool_use', 'mcp_tool_result']);
+  const [mcpUse, clientUse, mcpResult] = first.body.content;
+  assert.deepEqual([clientUse.name, clientUse.input], ['client_thing', { x: 1 }]);
+  assert.deepEqual(mcpResult, { type: 'mcp_tool_result', tool_use_id: mcpUse.id, is_error: false, content: [{ type: 'text', text: 'found cats' }] });
+  assert.deepEqual(seen.calls.map((c) => c.q), ['cats']);
+  const second = await postJson(`${gateway.url}/v1/messages`, {
+    model: 'tl',
+    max_tokens: 100,
+    tools,
+    mcp_servers: [server()],
+    messages: [
+      { role: 'user', content: 'call:lookup {"q":"cats"}\ncall:client_thing {"x":1}' },
+      { role: 'assistant', content: first.body.content },
+      { role: 'user', content: [{ type: 'tool_result', tool_use_id: clientUse.id, content: 'thing done' }] },
+    ],
+  });
+  assert.equal(second.status, 200, second.text);
+  assert.equal(second.body.stop_reason, 'end_turn');
+  assert.match(second.body.content.at(-1).text, /thing done/);
+  assert.deepEqual(seen.calls.map((c) => c.q), ['cats'], 'the MCP call of the first turn is not run again');
+});
+
 test('thinking on a model whose provider cannot reason is a 400 naming thinking', async () => {
   const res = await postJson(`${gateway.url}/v1/messages`, { ...ask('x', { max_tokens: 3000 }), thinking: { type: 'enabled', budget_tokens: 1024 } });
   assert.equal(res.status, 400);

@@ -68,17 +68,19 @@ const call = (id, name, args) => [
 ];
 const finish = (finishReason, n) => ({ type: 'finish', finishReason, usage: { inputTokens: n, outputTokens: n, totalTokens: 2 * n } });
 
-test('runToolLoop with unhandledCalls "return": server calls run, client calls end the loop as plain tool calls', async () => {
+test('runToolLoop with clientTools: server calls run, client calls end the loop as plain tool calls', async () => {
   const { runToolLoop, createToolExecutor, builtinTools } = await import('../dist/core/tools/index.js');
-  const gateway = fakeGateway([[{ type: 'start' }, ...call('c1', 'calculator', '{"expression":"2+2"}'), ...call('c2', 'client_tool', '{}'), finish('tool-calls', 3)]]);
+  const gateway = fakeGateway([[{ type: 'start' }, ...call('c1', 'calculator', '{"expression":"2+2"}'), ...call('c2', 'client_tool', '{}'), ...call('c3', 'nobody', '{}'), finish('tool-calls', 3)]]);
   const executor = createToolExecutor({ tools: builtinTools, allowedTools: ['calculator'], artifacts: { save: async () => assert.fail('no files') }, executions: {} });
   const parts = [];
   const context = { requestId: 'req-1', organisation: 'o', signal: new AbortController().signal };
-  for await (const part of runToolLoop({ gateway, request: { model: 'm', messages: [] }, context, executor, maxRounds: 4, unhandledCalls: 'return' })) parts.push(part);
+  for await (const part of runToolLoop({ gateway, request: { model: 'm', messages: [] }, context, executor, maxRounds: 4, clientTools: ['client_tool'] })) parts.push(part);
   const starts = parts.filter((p) => p.type === 'tool-input-start');
-  assert.deepEqual(starts.map((p) => [p.id, p.serverExecuted]), [['c1', { serverName: 'gateway' }], ['c2', undefined]]);
+  // A name neither the server nor the client has is still refused, not handed to the client.
+  assert.deepEqual(starts.map((p) => [p.id, p.serverExecuted]), [['c1', { serverName: 'gateway' }], ['c2', undefined], ['c3', { serverName: undefined }]]);
   const results = parts.filter((p) => p.type === 'tool-result');
-  assert.deepEqual(results.map((p) => [p.toolCallId, p.result]), [['c1', { expression: '2+2', value: 4 }]]);
+  assert.deepEqual(results.map((p) => [p.toolCallId, p.isError === true]), [['c1', false], ['c3', true]]);
+  assert.deepEqual(results[0].result, { expression: '2+2', value: 4 });
   assert.deepEqual(parts.at(-1), { type: 'finish', finishReason: 'tool-calls', usage: { inputTokens: 3, outputTokens: 3, totalTokens: 6 } });
   assert.equal(gateway.requests.length, 1);
 });

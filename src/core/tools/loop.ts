@@ -17,11 +17,11 @@ export interface ToolLoopOptions {
   /** Model calls at most (tool rounds + the final answer). */
   maxRounds: number;
   /**
-   * Calls the executor does not handle: 'refuse' (default; fed back to the model as a tool
-   * error, seed 001) or 'return' (left to the client as ordinary tool calls, ending the loop after
-   * the round — for dialects that mix server tools with client tools, e.g. Messages mcp_servers).
+   * The client's own tools (Messages `tools` beside `mcp_servers`): a call to one is left to the
+   * client as an ordinary tool call, and the loop ends after the round. Any other call the
+   * executor does not handle is refused, fed back to the model as a tool error (seed 001).
    */
-  unhandledCalls?: 'refuse' | 'return';
+  clientTools?: readonly string[];
 }
 
 /** Request tools plus the executor's server tools, the request's own definition winning a name clash. */
@@ -51,7 +51,7 @@ export async function* runToolLoop(options: ToolLoopOptions): AsyncGenerator<Str
   const tools = mergeTools(options.request.tools, executor.offered);
   const messages: Message[] = [...options.request.messages];
   let usage: Usage = emptyUsage();
-  const returnUnhandled = options.unhandledCalls === 'return';
+  const clientTools = new Set(options.clientTools);
   for (let round = 1; round <= maxRounds; round++) {
     const lastRound = round === maxRounds;
     const request: ChatRequest = { ...options.request, messages, tools: tools.length ? tools : undefined };
@@ -90,7 +90,7 @@ export async function* runToolLoop(options: ToolLoopOptions): AsyncGenerator<Str
           yield part;
           break;
         case 'tool-input-start':
-          if (returnUnhandled && !executor.handles(part.toolName)) {
+          if (clientTools.has(part.toolName)) {
             clientCalls++;
             yield part;
             break;

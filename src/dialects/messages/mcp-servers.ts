@@ -125,7 +125,9 @@ export async function streamWithMcpServers(prepared: PreparedMessages, ctx: Requ
       opened.tools.map((t) => t.name),
       opened.tools,
     );
-    const loop = runToolLoop({ gateway: context.gateway, request: prepared.request, context: ctx, executor, maxRounds: service.toolsConfig.maxRounds });
+    // The request's own tools are the client's to run, as with Anthropic's connector.
+    const clientTools = (prepared.request.tools ?? []).map((tool) => tool.name);
+    const loop = runToolLoop({ gateway: context.gateway, request: prepared.request, context: ctx, executor, maxRounds: service.toolsConfig.maxRounds, clientTools });
     return closingAfter(await primeStream(loop), opened.close);
   } catch (err) {
     await opened.close();

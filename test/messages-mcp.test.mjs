@@ -148,6 +148,34 @@ test("the request's own tools beside mcp_servers: the gateway runs the MCP call,
   assert.deepEqual(seen.calls.map((c) => c.q), ['cats'], 'the MCP call of the first turn is not run again');
 });
 
+test('mcp_toolset (the connector\'s newer shape): an allowlist, a denylist, and the references checked', async () => {
+  const toolset = (extra = {}) => ({ type: 'mcp_toolset', mcp_server_name: 'kb', ...extra });
+  const offeredFor = async (tools) => {
+    const res = await postJson(`${gateway.url}/v1/messages`, { ...ask('hello'), mcp_servers: [server()], tools });
+    assert.equal(res.status, 200, res.text);
+    return toolloop.requests.at(-1).tools.map((t) => t.name).sort();
+  };
+  assert.deepEqual(await offeredFor([toolset()]), ['delete_all', 'lookup'], 'every tool by default');
+  assert.deepEqual(await offeredFor([toolset({ default_config: { enabled: false }, configs: { lookup: { enabled: true } } })]), ['lookup'], 'allowlist');
+  assert.deepEqual(await offeredFor([toolset({ configs: { delete_all: { enabled: false } } })]), ['lookup'], 'denylist');
+  // A tool left out does not run when the model calls it anyway.
+  seen.calls.length = 0;
+  const refused = await postJson(`${gateway.url}/v1/messages`, { ...ask('call:delete_all {}'), mcp_servers: [server()], tools: [toolset({ configs: { delete_all: { enabled: false } } })] });
+  assert.equal(refused.body.content[1].is_error, true);
+  assert.deepEqual(seen.calls, []);
+  const bad = async (body, param) => {
+    const res = await postJson(`${gateway.url}/v1/messages`, { ...ask('x'), ...body });
+    assert.equal(res.status, 400, res.text);
+    assert.match(res.body.error.message, param);
+  };
+  await bad({ mcp_servers: [server()], tools: [toolset({ mcp_server_name: 'elsewhere' })] }, /'elsewhere', which is not in mcp_servers/);
+  await bad({ tools: [toolset()] }, /not in mcp_servers/);
+  await bad({ mcp_servers: [server(), server({ name: 'kb2' })], tools: [toolset()] }, /'kb2' has no mcp_toolset/);
+  await bad({ mcp_servers: [server()], tools: [toolset(), toolset()] }, /Two mcp_toolset entries/);
+  await bad({ mcp_servers: [server({ tool_configuration: { allowed_tools: ['lookup'] } })], tools: [toolset()] }, /tool_configuration/);
+  await bad({ mcp_servers: [server()], tools: [toolset({ configs: { nope: { enabled: true } } })] }, /no tool 'nope'/);
+});
+
 test('thinking on a model whose provider cannot reason is a 400 naming thinking', async () => {
   const res = await postJson(`${gateway.url}/v1/messages`, { ...ask('x', { max_tokens: 3000 }), thinking: { type: 'enabled', budget_tokens: 1024 } });
   assert.equal(res.status, 400);

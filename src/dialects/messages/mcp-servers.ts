@@ -11,7 +11,7 @@ import type { StreamPart } from '../../core/types.js';
 import type { ServerContext } from '../../server/context.js';
 import type { MessagesConfig } from './config.js';
 import type { PreparedMessages } from './prepare.js';
-import type { McpServerParam } from './schema.js';
+import { isMcpToolset, type McpServerParam, type McpToolsetParam, type MessagesRequest } from './schema.js';
 
 /** Where tool_context travels to MCP tools: the `_meta` of each tools/call request. */
 export const TOOL_CONTEXT_META_KEY = 'switchboard/tool_context';
@@ -25,8 +25,55 @@ function toolService(context: ServerContext): ToolService {
   });
 }
 
-/** Refuses private-address targets (unless allowed in config) before anything is queued or sent. */
-export async function checkMcpTargets(servers: McpServerParam[] | undefined, config: MessagesConfig): Promise<void> {
+/** The `mcp_toolset` entries of `tools`, with their index, by the server they name. */
+function toolsets(body: Pick<MessagesRequest, 'tools'>): Map<string, { toolset: McpToolsetParam; index: number }> {
+  const byServer = new Map<string, { toolset: McpToolsetParam; index: number }>();
+  for (const [index, tool] of (body.tools ?? []).entries()) {
+    if (!isMcpToolset(tool)) continue;
+    if (byServer.has(tool.mcp_server_name)) throw badRequest(`Two mcp_toolset entries name the MCP server '${tool.mcp_server_name}'`, `tools[${index}].mcp_server_name`, 'invalid_mcp_toolset');
+    byServer.set(tool.mcp_server_name, { toolset: tool, index });
+  }
+  return byServer;
+}
+
+/**
+ * The MCP connector's two shapes, not mixed: a server's own `tool_configuration` (beta
+ * mcp-client-2025-04-04), or one `mcp_toolset` in `tools` for every server (mcp-client-2025-11-20).
+ */
+function checkToolsets(body: Pick<MessagesRequest, 'tools' | 'mcp_servers'>): void {
+  const byServer = toolsets(body);
+  if (byServer.size === 0) return;
+  const servers = body.mcp_servers ?? [];
+  for (const [name, { index }] of byServer) {
+    if (!servers.some((s) => s.name === name)) throw badRequest(`The mcp_toolset names '${name}', which is not in mcp_servers`, `tools[${index}].mcp_server_name`, 'invalid_mcp_toolset');
+  }
+  for (const [i, server] of servers.entries()) {
+    if (!byServer.has(server.name)) throw badRequest(`The MCP server '${server.name}' has no mcp_toolset in tools (each server needs exactly one)`, `mcp_servers[${i}]`, 'invalid_mcp_toolset');
+    if (server.tool_configuration) throw badRequest("'tool_configuration' is the older shape: with mcp_toolset entries, say which tools to offer there", `mcp_servers[${i}].tool_configuration`, 'invalid_mcp_toolset');
+  }
+}
+
+/** Which of a server's tools to offer: its toolset's configs, else its tool_configuration (all by default). */
+function toolChoiceOf(server: McpServerParam, entry: { toolset: McpToolsetParam; index: number } | undefined, listed: ExecutableTool[], i: number): (name: string) => boolean {
+  const known = (name: string) => listed.some((t) => t.name === name);
+  if (entry) {
+    const { toolset, index } = entry;
+    for (const name of Object.keys(toolset.configs ?? {})) {
+      if (!known(name)) throw badRequest(`The MCP server '${server.name}' has no tool '${name}'`, `tools[${index}].configs`);
+    }
+    return (name) => toolset.configs?.[name]?.enabled ?? toolset.default_config?.enabled ?? true;
+  }
+  const allowed = server.tool_configuration?.allowed_tools;
+  for (const name of allowed ?? []) {
+    if (!known(name)) throw badRequest(`The MCP server '${server.name}' has no tool '${name}'`, `mcp_servers[${i}].tool_configuration.allowed_tools`);
+  }
+  return (name) => !allowed || allowed.includes(name);
+}
+
+/** Refuses private-address targets (unless allowed in config) and ill-formed toolsets before anything is queued or sent. */
+export async function checkMcpTargets(body: Pick<MessagesRequest, 'tools' | 'mcp_servers'>, config: MessagesConfig): Promise<void> {
+  checkToolsets(body);
+  const servers = body.mcp_servers;
   if (!servers?.length || config.mcpServers.allowPrivateNetwork) return;
   for (const [i, server] of servers.entries()) {
     try {
@@ -54,6 +101,7 @@ async function openServers(prepared: PreparedMessages, service: ToolService, con
     await Promise.all(connections.map((c) => c.close()));
   };
   const toolContext = prepared.body.tool_context;
+  const byServer = toolsets(prepared.body);
   const tools: ExecutableTool[] = [];
   try {
     for (const [i, server] of (prepared.body.mcp_servers ?? []).entries()) {
@@ -74,13 +122,10 @@ async function openServers(prepared: PreparedMessages, service: ToolService, con
         if (isGatewayError(err)) throw new GatewayError(err.kind, `mcp_servers[${i}] (${server.name}): ${err.message}`, { param: `mcp_servers[${i}].url`, code: err.code });
         throw badRequest(`Could not use the MCP server '${server.name}': ${(err as Error).message}`, `mcp_servers[${i}].url`, 'mcp_server_unavailable');
       }
-      const allowed = server.tool_configuration?.allowed_tools;
-      for (const name of allowed ?? []) {
-        if (!listed.some((t) => t.name === name)) throw badRequest(`The MCP server '${server.name}' has no tool '${name}'`, `mcp_servers[${i}].tool_configuration.allowed_tools`);
-      }
+      const offered = toolChoiceOf(server, byServer.get(server.name), listed, i);
       const client = toolContext?.length ? await connection.connect() : undefined;
       for (const tool of listed) {
-        if (allowed && !allowed.includes(tool.name)) continue;
+        if (!offered(tool.name)) continue;
         if (tools.some((t) => t.name === tool.name)) continue;
         tools.push(
           client

@@ -7,7 +7,7 @@ import type { ChatRequest, ContentPart, Message, ReasoningConfig, ReasoningEffor
 import { unansweredToolResult } from '../../core/types.js';
 import { compactionNote } from './compaction.js';
 import type { MessagesContentBlock, MessagesRequest } from './schema.js';
-import { isServerBlockType, isServerTool, type CustomToolParam } from './schema.js';
+import { isCustomTool, isServerBlockType, isServerTool } from './schema.js';
 
 type Block = MessagesContentBlock;
 
@@ -175,7 +175,7 @@ function toolChoice(choice: MessagesRequest['tool_choice'], tools: MessagesReque
     case 'any':
       return { type: 'required' };
     case 'tool':
-      if (!tools?.some((t) => t.name === choice.name)) throw badRequest(`tool_choice names '${choice.name}', which is not in tools`, 'tool_choice.name');
+      if (!tools?.some((t) => 'name' in t && t.name === choice.name)) throw badRequest(`tool_choice names '${choice.name}', which is not in tools`, 'tool_choice.name');
       return { type: 'tool', name: choice.name };
   }
 }
@@ -224,7 +224,8 @@ export async function parseMessagesRequest(body: MessagesRequest): Promise<ChatR
   const reasoning = reasoningConfig(body);
   const budget = reasoning?.enabled ? reasoning.budgetTokens : undefined;
   // Anthropic's own tools (web search…) go to Anthropic as written; the core refuses them elsewhere.
-  const customTools = (body.tools ?? []).filter((t): t is CustomToolParam => !isServerTool(t));
+  // MCP toolsets only choose the tools of an `mcp_servers` entry (mcp-servers.ts).
+  const customTools = (body.tools ?? []).filter(isCustomTool);
   const serverTools = (body.tools ?? []).filter(isServerTool);
   const disableParallel = body.tool_choice && 'disable_parallel_tool_use' in body.tool_choice ? body.tool_choice.disable_parallel_tool_use : undefined;
   const request: ChatRequest = {

@@ -35,7 +35,7 @@ export async function prepareMessages(raw: unknown, gateway: Gateway, config: Me
   const asked = await documentsAsText(managed, info.model);
   const request = info.compaction ? compactionRequest(asked, info.compaction.instructions) : asked;
   gateway.checkRequest(request, info.model);
-  await checkMcpTargets(body.mcp_servers, config);
+  await checkMcpTargets(body, config);
   const fallbacks = await prepareFallbacks(raw as Record<string, unknown>, body, info.model, gateway, (hop) => prepareMessages(hop, gateway, config, betas));
   return { body, request, info, fallbacks };
 }

@@ -172,9 +172,27 @@ const serverToolSchema = z
     name: z.string().min(1),
   })
   .catchall(z.unknown());
+/** A tool's settings in an MCP toolset: `defer_loading` is accepted and has no effect (no tool search here). */
+const mcpToolConfigSchema = z.object({ enabled: z.boolean().optional(), defer_loading: z.boolean().optional() }).strict();
+
+/** The MCP connector's newer shape (beta `mcp-client-2025-11-20`): which tools of an `mcp_servers` entry to offer. */
+const mcpToolsetSchema = z
+  .object({
+    type: z.literal('mcp_toolset'),
+    mcp_server_name: z.string().min(1),
+    default_config: mcpToolConfigSchema.optional(),
+    configs: z.record(z.string(), mcpToolConfigSchema).optional(),
+    cache_control: cacheControlSchema.nullable().optional(),
+  })
+  .strict();
+
 export type ServerToolParam = z.infer<typeof serverToolSchema>;
 export type CustomToolParam = z.infer<typeof toolSchema>;
-export const isServerTool = (tool: CustomToolParam | ServerToolParam): tool is ServerToolParam => tool.type !== undefined && tool.type !== 'custom';
+export type McpToolsetParam = z.infer<typeof mcpToolsetSchema>;
+type ToolParam = CustomToolParam | ServerToolParam | McpToolsetParam;
+export const isMcpToolset = (tool: ToolParam): tool is McpToolsetParam => tool.type === 'mcp_toolset';
+export const isServerTool = (tool: ToolParam): tool is ServerToolParam => tool.type !== undefined && tool.type !== 'custom' && tool.type !== 'mcp_toolset';
+export const isCustomTool = (tool: ToolParam): tool is CustomToolParam => tool.type === undefined || tool.type === 'custom';
 
 const toolChoiceSchema = z.discriminatedUnion('type', [
   z.object({ type: z.literal('auto'), disable_parallel_tool_use: z.boolean().optional() }).strict(),
@@ -231,7 +249,7 @@ export const messagesRequestSchema = z
     messages: z.array(messageSchema).min(1),
     max_tokens: z.number().int().min(1),
     system: systemSchema.optional(),
-    tools: z.array(z.union([toolSchema, serverToolSchema])).optional(),
+    tools: z.array(z.union([toolSchema, mcpToolsetSchema, serverToolSchema])).optional(),
     thinking: thinkingSchema.optional(),
     tool_choice: toolChoiceSchema.optional(),
     output_config: outputConfigSchema.optional(),

@@ -10,8 +10,9 @@
 //   the tools of the MCP server below through `mcp.servers` (one connection the gateway keeps);
 // - Messages with `mcp_servers` (buffered and streamed): a loopback MCP server (the SDK's, over
 //   streamable HTTP) whose tools answer, answer text, answer slowly, return an error, throw, or
-//   stall past `messages.mcpServers.timeoutMs`; `allowed_tools` leaves some out; a call to the
-//   request's own client tool comes back to the client and ends the turn.
+//   stall past `messages.mcpServers.timeoutMs`; `allowed_tools` or an `mcp_toolset` (either shape,
+//   at random) leaves some out; a call to the request's own client tool comes back to the client
+//   and ends the turn.
 // Each plan also calls tools not allowed, a tool no one knows, and gives arguments that are not
 // JSON. REQUESTS requests, CONCURRENCY at a time, HANGUPS of them hung up at a random moment.
 // Checked for each request:
@@ -125,6 +126,8 @@ function makePlan(n) {
     rounds,
     allowedTools,
     stubborn: random() < 0.5,
+    // Messages: the connector's older shape (tool_configuration) or its newer one (an mcp_toolset).
+    toolset: random() < 0.5,
     stream: random() < 0.5,
     // The first requests of each route (a cold gateway) are never hung up: the timing would measure the warm-up.
     hangUpAfterMs: n >= 2 * CONCURRENCY && random() < HANGUPS ? between(0, 250) : undefined,
@@ -552,8 +555,11 @@ function requestOf(plan, mcpUrl) {
     return { path: `/api/v3/organizations/acme/ai/${plan.stream ? 'chat/stream' : 'chat'}`, body: { modelId: 'scripted', messages: user, autoExecute: true, allowedTools: plan.allowedTools } };
   }
   const clientTool = { name: CLIENT_TOOL, description: 'Looks something up on the client', input_schema: { type: 'object', properties: { plan: { type: 'number' }, call: { type: 'string' } } } };
-  const mcpServer = { type: 'url', url: mcpUrl, name: 'chaos', tool_configuration: { allowed_tools: plan.allowedTools } };
-  return { path: '/v1/messages', body: { model: 'scripted', max_tokens: 200, messages: user, stream: plan.stream, mcp_servers: [mcpServer], tools: [clientTool] } };
+  const mcpServer = { type: 'url', url: mcpUrl, name: 'chaos' };
+  const tools = [clientTool];
+  if (plan.toolset) tools.push({ type: 'mcp_toolset', mcp_server_name: 'chaos', default_config: { enabled: false }, configs: Object.fromEntries(plan.allowedTools.map((name) => [name, { enabled: true }])) });
+  else mcpServer.tool_configuration = { allowed_tools: plan.allowedTools };
+  return { path: '/v1/messages', body: { model: 'scripted', max_tokens: 200, messages: user, stream: plan.stream, mcp_servers: [mcpServer], tools } };
 }
 
 /** One request as the client sees it, or that it hung up. */

@@ -191,8 +191,9 @@ export type CustomToolParam = z.infer<typeof toolSchema>;
 export type McpToolsetParam = z.infer<typeof mcpToolsetSchema>;
 type ToolParam = CustomToolParam | ServerToolParam | McpToolsetParam;
 export const isMcpToolset = (tool: ToolParam): tool is McpToolsetParam => tool.type === 'mcp_toolset';
-export const isServerTool = (tool: ToolParam): tool is ServerToolParam => tool.type !== undefined && tool.type !== 'custom' && tool.type !== 'mcp_toolset';
 export const isCustomTool = (tool: ToolParam): tool is CustomToolParam => tool.type === undefined || tool.type === 'custom';
+/** Anthropic's own tools: whatever is neither a custom tool nor an MCP toolset. */
+export const isServerTool = (tool: ToolParam): tool is ServerToolParam => !isCustomTool(tool) && !isMcpToolset(tool);
 
 const toolChoiceSchema = z.discriminatedUnion('type', [
   z.object({ type: z.literal('auto'), disable_parallel_tool_use: z.boolean().optional() }).strict(),

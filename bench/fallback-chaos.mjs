@@ -26,7 +26,7 @@ import { isDeepStrictEqual } from 'node:util';
 import { createParser } from 'eventsource-parser';
 import { logAgainstMetrics, requestLog } from './lib/accounting.mjs';
 import { closeServers, crowd, hangUpSignal, runCheck, seededRandom, startGateway } from './lib/gateways.mjs';
-import { chunkMaker, startJsonServer, writePaced } from './lib/word-upstream.mjs';
+import { chunkMaker, startJsonServer, trackRequest, writePaced } from './lib/word-upstream.mjs';
 
 const REQUESTS = Number(process.env.REQUESTS ?? 200);
 const CONCURRENCY = Number(process.env.CONCURRENCY ?? 8);
@@ -60,10 +60,7 @@ function makePlan(n) {
 function answer(req, res, body) {
   const model = body.model.replace(/^up-/, '');
   const plan = plans.get(Number(/plan:(\d+)/.exec(JSON.stringify(body.messages))?.[1]));
-  const entry = { model, requestId: req.headers['x-request-id'], arrived: performance.now() };
-  plan?.asked.push(entry);
-  res.once('finish', () => (entry.answered = true));
-  res.once('close', () => (entry.closed = performance.now()));
+  trackRequest(plan?.asked ?? [], req, res, { model });
   const behaviour = plan?.behaviour[model] ?? 'answer';
   if (behaviour === 'fail') return void res.writeHead(500, { 'content-type': 'application/json' }).end('{"error":{"message":"boom","type":"server_error","code":null}}');
   const words = wordsOf(plan, model);

@@ -48,7 +48,7 @@ import { createParser } from 'eventsource-parser';
 import { z } from 'zod';
 import { logAgainstMetrics, requestLog } from './lib/accounting.mjs';
 import { closeServers, crowd, hangUpSignal, runCheck, seededRandom, startGateway } from './lib/gateways.mjs';
-import { chunkMaker, startJsonServer, writePaced } from './lib/word-upstream.mjs';
+import { chunkMaker, startJsonServer, trackRequest, writePaced } from './lib/word-upstream.mjs';
 
 const REQUESTS = Number(process.env.REQUESTS ?? 150);
 const CONCURRENCY = Number(process.env.CONCURRENCY ?? 8);
@@ -149,15 +149,6 @@ const roundText = (plan, round) => `[${plan.n}.${round}] `;
 const finalText = (plan) => `final ${plan.n}`;
 const usageOf = (round) => ({ prompt_tokens: 10 + round, completion_tokens: 2 + round, total_tokens: 12 + 2 * round });
 
-/** Tracks an open request on one of the loopback servers, for the hang-up checks. */
-function track(list, req, res, extra) {
-  const entry = { arrived: performance.now(), closed: undefined, requestId: req.headers['x-request-id'], ...extra };
-  list.push(entry);
-  res.once('finish', () => (entry.answered = true));
-  res.once('close', () => (entry.closed = performance.now()));
-  return entry;
-}
-
 const openModelCalls = [];
 
 /** The scripted model: round r of plan n is 1 + the assistant turns in the request. */
@@ -167,7 +158,7 @@ function answerModel(req, res, body) {
   const plan = plans.get(Number(/plan:(\d+)/.exec(text)?.[1]));
   if (!plan) return void res.writeHead(400).end('{"error":{"message":"no plan"}}');
   const round = 1 + body.messages.filter((m) => m.role === 'assistant').length;
-  const entry = track(plan.modelCalls, req, res, { round, toolChoice: body.tool_choice });
+  const entry = trackRequest(plan.modelCalls, req, res, { round, toolChoice: body.tool_choice });
   openModelCalls.push(entry);
   plan.offered.push((body.tools ?? []).map((t) => t.function.name).sort());
   // What the model reads of the last round's results, by call id.
@@ -203,7 +194,7 @@ const toolAnswers = new Map();
 function answerTool(req, res, input) {
   const route = req.url.slice(3);
   const plan = plans.get(input?.plan);
-  const entry = track(plan?.toolCalls ?? [], req, res, { call: input?.call, route });
+  const entry = trackRequest(plan?.toolCalls ?? [], req, res, { call: input?.call, route });
   openToolCalls.push(entry);
   const later = (ms, fn) => {
     const timer = setTimeout(fn, ms);
@@ -273,10 +264,7 @@ function startMcpServer() {
     let text = '';
     for await (const chunk of req) text += chunk;
     const body = text ? JSON.parse(text) : undefined;
-    const entry = { arrived: performance.now(), closed: undefined, method: body?.method ?? req.method };
-    mcpRequests.push(entry);
-    res.once('finish', () => (entry.answered = true));
-    res.once('close', () => (entry.closed = performance.now()));
+    const entry = trackRequest(mcpRequests, req, res, { method: body?.method ?? req.method });
     if (body?.method === 'tools/call') {
       Object.assign(entry, { call: body.params.arguments?.call, route: body.params.name });
       plans.get(body.params.arguments?.plan)?.toolCalls.push(entry);

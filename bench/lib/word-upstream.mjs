@@ -55,6 +55,18 @@ export function answerWithWords(res, body, { interval, cap = 64, words = 8 }) {
   next();
 }
 
+/**
+ * Notes a request a loopback server got, in `list`: when it arrived, whether it was answered to the
+ * end (`answered`) and when its connection closed (`closed`), with its `x-request-id` and `extra`.
+ */
+export function trackRequest(list, req, res, extra) {
+  const entry = { arrived: performance.now(), closed: undefined, requestId: req.headers['x-request-id'], ...extra };
+  list.push(entry);
+  res.once('finish', () => (entry.answered = true));
+  res.once('close', () => (entry.closed = performance.now()));
+  return entry;
+}
+
 /** An HTTP server that reads each request's JSON body and hands it to `handle(req, res, body)`; resolves once it listens on a loopback port. */
 export function startJsonServer(handle, port = 0) {
   const server = http.createServer((req, res) => {

@@ -22,9 +22,8 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { isDeepStrictEqual } from 'node:util';
-import { createParser } from 'eventsource-parser';
 import { logAgainstMetrics, requestLog } from './lib/accounting.mjs';
-import { closeServers, dropSharedStore, runCheck, seededRandom, sharedStore, startGateway } from './lib/gateways.mjs';
+import { closeServers, dropSharedStore, runCheck, seededRandom, sharedStore, sseEvents, startGateway } from './lib/gateways.mjs';
 import { chunkMaker, startJsonServer } from './lib/word-upstream.mjs';
 
 const CONVERSATIONS = Number(process.env.CONVERSATIONS ?? 30);
@@ -97,12 +96,6 @@ async function call(route, body, { key = keys.acme, headers = {}, hangUp = false
   return { status: res.status, raw, hungUp: true };
 }
 
-function events(raw) {
-  const list = [];
-  createParser({ onEvent: (e) => list.push(e) }).feed(raw);
-  return list;
-}
-
 /** Did the upstream get exactly `expected` for the turn `marker` (each call, when it was called more than once)? */
 function checkSeen(what, marker, expected, alternatives = []) {
   const calls = seen.get(marker) ?? [];
@@ -162,7 +155,7 @@ function answerText(result, stream, what, marker) {
   if (!stream) return JSON.parse(result.raw).choices[0].message.content;
   let text = '';
   let done = false;
-  for (const e of events(result.raw)) {
+  for (const e of sseEvents(result.raw)) {
     if (e.data === '[DONE]') done = true;
     else text += JSON.parse(e.data).choices?.[0]?.delta?.content ?? '';
   }
@@ -184,7 +177,7 @@ async function readSession(id, what) {
 async function message(body, options = {}) {
   const result = await call('/v1/messages', body, options);
   if (result.hungUp) {
-    const start = events(result.raw).find((e) => e.event === 'message_start');
+    const start = sseEvents(result.raw).find((e) => e.event === 'message_start');
     return { hungUp: true, id: start && JSON.parse(start.data).message.id };
   }
   if (result.status !== 200) {
@@ -198,7 +191,7 @@ async function message(body, options = {}) {
   let id;
   let text = '';
   let stopped = false;
-  for (const e of events(result.raw)) {
+  for (const e of sseEvents(result.raw)) {
     const data = JSON.parse(e.data);
     if (e.event === 'message_start') id = data.message.id;
     if (e.event === 'content_block_delta') text += data.delta.text ?? '';

@@ -23,9 +23,8 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { isDeepStrictEqual } from 'node:util';
-import { createParser } from 'eventsource-parser';
 import { logAgainstMetrics, requestLog } from './lib/accounting.mjs';
-import { closeServers, crowd, hangUpSignal, runCheck, seededRandom, startGateway } from './lib/gateways.mjs';
+import { closeServers, crowd, hangUpSignal, runCheck, seededRandom, sseEvents, startGateway } from './lib/gateways.mjs';
 import { chunkMaker, startJsonServer, trackRequest, writePaced } from './lib/word-upstream.mjs';
 
 const REQUESTS = Number(process.env.REQUESTS ?? 200);
@@ -140,9 +139,7 @@ function readAnswer(plan, status, raw) {
   }
   if (status !== 200) return { status, error: JSON.parse(raw).error };
   const result = { status, blocks: [] };
-  const list = [];
-  createParser({ onEvent: (e) => list.push(e) }).feed(raw);
-  for (const e of list) {
+  for (const e of sseEvents(raw)) {
     const data = JSON.parse(e.data);
     if (e.event === 'content_block_start') {
       const b = data.content_block;

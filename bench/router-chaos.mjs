@@ -24,9 +24,8 @@ import fs from 'node:fs';
 import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
-import { createParser } from 'eventsource-parser';
 import { logAgainstMetrics, requestLog } from './lib/accounting.mjs';
-import { closeServers, crowd, runCheck, seededRandom, startGateway } from './lib/gateways.mjs';
+import { closeServers, crowd, runCheck, seededRandom, sseEvents, startGateway } from './lib/gateways.mjs';
 import { chunkMaker } from './lib/word-upstream.mjs';
 
 const REQUESTS = Number(process.env.REQUESTS ?? 200);
@@ -143,8 +142,7 @@ async function one(url) {
     const usage = messages ? [body.usage.input_tokens, body.usage.output_tokens] : [body.usage.prompt_tokens, body.usage.completion_tokens];
     return { route, outcome: 'whole', text: messages ? body.content.map((b) => b.text).join('') : body.choices[0].message.content, usage, attempts, requestId };
   }
-  const events = [];
-  createParser({ onEvent: (e) => events.push(e) }).feed(raw);
+  const events = sseEvents(raw);
   let text = '';
   let error;
   let ended = false;

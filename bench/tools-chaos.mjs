@@ -44,10 +44,9 @@ import path from 'node:path';
 import http from 'node:http';
 import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
-import { createParser } from 'eventsource-parser';
 import { z } from 'zod';
 import { logAgainstMetrics, requestLog } from './lib/accounting.mjs';
-import { closeServers, crowd, hangUpSignal, runCheck, seededRandom, startGateway } from './lib/gateways.mjs';
+import { closeServers, crowd, hangUpSignal, runCheck, seededRandom, sseEvents, startGateway } from './lib/gateways.mjs';
 import { chunkMaker, startJsonServer, trackRequest, writePaced } from './lib/word-upstream.mjs';
 
 const REQUESTS = Number(process.env.REQUESTS ?? 150);
@@ -529,12 +528,6 @@ function readMessagesAnswer(plan, status, raw) {
   }
   if (!stopped && !result.error) problems.push(`plan ${plan.n}: a Messages stream that just stopped`);
   return result;
-}
-
-function sseEvents(raw) {
-  const events = [];
-  createParser({ onEvent: (e) => events.push(e) }).feed(raw);
-  return events;
 }
 
 function requestOf(plan, mcpUrl) {

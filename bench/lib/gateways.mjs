@@ -4,6 +4,7 @@ import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import readline from 'node:readline';
+import { createParser } from 'eventsource-parser';
 
 export const root = path.resolve(path.dirname(new URL(import.meta.url).pathname), '..', '..');
 export const POSTGRES_URL = process.env.SWITCHBOARD_TEST_POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
@@ -105,4 +106,11 @@ export function hangUpSignal(plan) {
     }, plan.hangUpAfterMs);
   }
   return controller.signal;
+}
+
+/** The events of a whole SSE body, as eventsource-parser reads them ({event, data, id}). */
+export function sseEvents(raw) {
+  const events = [];
+  createParser({ onEvent: (e) => events.push(e) }).feed(raw);
+  return events;
 }

@@ -3,7 +3,8 @@
 
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { startLocalProvider, user } from './helpers/model.mjs';
+import { ensureTestModel, startLocalProvider, user } from './helpers/model.mjs';
+import { startServer } from './helpers/server.mjs';
 
 /** Resolves once `check()` holds, re-checking after each turn of the event loop. */
 async function until(check, what) {
@@ -144,5 +145,51 @@ describe('local provider: queue limit and client disconnects', () => {
     assert.equal(local.provider.stats().local_active_sequences, 0);
     const r = await local.run({ messages: [user('after')], maxTokens: 3, seed: 7 });
     assert.equal(r.finish.usage.outputTokens, 3);
+  });
+});
+
+describe('local model behind the router: a full queue is not a failing deployment', () => {
+  let s;
+  before(async () => {
+    s = await startServer({
+      config: {
+        local: { threads: 1, parallel: 1, queueLimit: 1 },
+        router: { retries: 0, breaker: { failureThreshold: 3, coolOffMs: 60_000 } },
+        defaultModel: 'tiny',
+        models: [{ id: 'tiny', provider: 'local', model: ensureTestModel(), contextLength: 1024 }],
+      },
+    });
+  });
+  after(() => s?.close());
+
+  const chat = (extra, signal) =>
+    fetch(`${s.url}/v1/chat/completions`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ model: 'tiny', messages: [{ role: 'user', content: 'hello' }], max_tokens: 4, ...extra }),
+      signal,
+    });
+  const queueDepth = async () => Number(/^switchboard_local_queue_depth (\d+)$/m.exec(await (await fetch(`${s.url}/metrics`)).text())?.[1]);
+
+  it('every request past the queue gets local_queue_full, more of them than the breaker threshold, and the model serves on', async () => {
+    const long = new AbortController();
+    const holding = await chat({ max_tokens: 100_000, stream: true }, long.signal);
+    const reader = holding.body.getReader();
+    await reader.read();
+    const queued = chat({});
+    const deadline = Date.now() + 10_000;
+    while ((await queueDepth()) !== 1) assert.ok(Date.now() < deadline, 'the second request never queued');
+    // Old code counted each refusal as a failure: the circuit opened after three, and the rest
+    // (and everyone for the next minute) got no_deployment_available.
+    for (let i = 0; i < 6; i++) {
+      const refused = await chat({});
+      assert.equal(refused.status, 503);
+      assert.equal(refused.headers.get('retry-after'), '1');
+      assert.equal((await refused.json()).error.code, 'local_queue_full', `refusal ${i + 1}`);
+    }
+    long.abort();
+    assert.equal((await queued).status, 200);
+    const after = await chat({});
+    assert.equal(after.status, 200, await after.clone().text());
   });
 });

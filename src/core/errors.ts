@@ -50,6 +50,11 @@ export interface GatewayErrorOptions {
   /** Seconds the client should wait (429, 503). */
   retryAfter?: number;
   retryable?: boolean;
+  /**
+   * The deployment is healthy but has no room now (a full local queue): the router may try
+   * another and lets it cool for `retryAfter`, but its circuit breaker does not count it.
+   */
+  busy?: boolean;
   status?: number;
   cause?: unknown;
   /** Provider that raised it, when upstream. */
@@ -69,6 +74,7 @@ export class GatewayError extends Error {
   readonly code: string;
   readonly retryAfter?: number;
   readonly retryable: boolean;
+  readonly busy: boolean;
   readonly provider?: string;
   readonly fieldErrors?: Record<string, string[]>;
   readonly rateLimit?: RateHeadroom;
@@ -83,6 +89,7 @@ export class GatewayError extends Error {
     this.code = options.code ?? kind;
     this.retryAfter = options.retryAfter;
     this.retryable = options.retryable ?? RETRYABLE_KINDS.has(kind);
+    this.busy = options.busy ?? false;
     this.provider = options.provider;
     this.fieldErrors = options.fieldErrors;
     this.rateLimit = options.rateLimit;

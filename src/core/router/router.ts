@@ -326,7 +326,9 @@ export class Router {
       ended = true;
       state.inFlight--;
       requestSignal.removeEventListener('abort', forward);
-      if (error && !CLIENT_SIDE_KINDS.has(error.kind)) {
+      // A refusal for want of room (a full local queue) says the deployment is alive: opening its
+      // circuit would turn away every request for the cool-off, long after the queue drained.
+      if (error && !CLIENT_SIDE_KINDS.has(error.kind) && !error.busy) {
         state.failures++;
         state.breaker.onFailure();
       } else if (error) {

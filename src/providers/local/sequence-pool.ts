@@ -53,7 +53,7 @@ export class SequencePool {
       throw new GatewayError(
         'unavailable',
         `The local model is busy: ${this.sequences.length} requests are generating and ${this.waiters.length} are queued (queue limit ${this.queueLimit}). Retry shortly.`,
-        { code: 'local_queue_full', retryAfter: 1 },
+        { code: 'local_queue_full', retryAfter: 1, busy: true },
       );
     }
     const sequence = await new Promise<LlamaContextSequence>((resolve, reject) => {

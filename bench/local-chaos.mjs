@@ -7,7 +7,7 @@
 // cached prefixes — is first asked alone, buffered and streamed: those are the references.
 // Checked on the references alone:
 // - a streamed answer is the buffered one (text, finish, tool calls, usage, logprobs);
-// - the same conversation gives the same text on both dialects (finish reasons mapped);
+// - the same conversation gives the same text, usage and (mapped) finish on every dialect;
 // - a stop sequence ends the text before its first occurrence in the unstopped answer; a small
 //   max_tokens gives exactly that many tokens, a prefix of the longer answer, finish "length";
 // - JSON-schema answers and forced tool arguments parse and validate against their schemas;
@@ -77,8 +77,27 @@ function messagesBody(openai, stream) {
   return body;
 }
 
+/** An OpenAI conversation (one system, one user turn) → organisation chat and Eden. */
+const orgBody = (openai) => ({
+  modelId: 'tiny',
+  systemPrompt: openai.messages.find((m) => m.role === 'system')?.content,
+  messages: openai.messages.filter((m) => m.role !== 'system'),
+  temperature: openai.temperature,
+  maxTokens: openai.max_tokens,
+});
+const edenBody = (openai) => ({
+  providers: 'tiny',
+  chatbot_global_action: openai.messages.find((m) => m.role === 'system')?.content,
+  text: openai.messages.at(-1).content,
+  temperature: openai.temperature,
+  max_tokens: openai.max_tokens,
+});
+
 const openaiVariant = (name, body, extra = {}) => ({ name, route: 'openai', body: (stream) => ({ model: 'tiny', ...body, ...(stream ? { stream, stream_options: { include_usage: true } } : {}) }), ...extra });
 const messagesVariant = (name, body, extra = {}) => ({ name, route: 'messages', body: (stream) => ({ ...body, stream }), ...extra });
+// These two take the stream from the route, not the body.
+const orgVariant = (name, body, extra = {}) => ({ name, route: 'org', body: () => body, ...extra });
+const edenVariant = (name, body, extra = {}) => ({ name, route: 'eden', body: () => body, ...extra });
 
 /** The first variants; the rest (follow-ups, stops) need these' references. */
 function baseVariants() {
@@ -87,6 +106,8 @@ function baseVariants() {
     const conversation = { messages: [{ role: 'system', content: SYSTEM }, { role: 'user', content: `Tell me about ${topic}.` }], max_tokens: 24 + 4 * i, temperature: 0 };
     variants.push(openaiVariant(`text:${i}`, conversation, { conversation, oracle: conversation }));
     variants.push(messagesVariant(`messages:${i}`, messagesBody(conversation, false), { sameAs: `text:${i}`, oracle: conversation }));
+    variants.push(orgVariant(`org:${i}`, orgBody(conversation), { sameAs: `text:${i}`, oracle: conversation }));
+    variants.push(edenVariant(`eden:${i}`, edenBody(conversation), { sameAs: `text:${i}`, oracle: conversation }));
     variants.push(openaiVariant(`seeded:${i}`, { ...conversation, temperature: 0.9, top_k: 0, seed: 100 + i }, { sampled: true }));
   }
   variants.push(openaiVariant('n2', { messages: [{ role: 'user', content: 'Name a colour.' }], n: 2, temperature: 1, seed: 5, max_tokens: 12 }, { sampled: true }));
@@ -234,12 +255,56 @@ function readMessages(status, raw, stream) {
   return result;
 }
 
+function readOrg(status, raw, stream) {
+  if (!stream || status !== 200) {
+    const body = JSON.parse(raw);
+    if (status !== 200) return { status, error: body.error };
+    return { status, choices: [{ text: body.response.content, finish: body.finishReason, calls: [], logprobs: undefined }], usage: [body.usage.inputTokens, body.usage.outputTokens] };
+  }
+  const choice = { text: '', finish: null, calls: [], logprobs: undefined };
+  const result = { status, choices: [choice], usage: undefined };
+  let done = false;
+  for (const e of sseEvents(raw)) {
+    const data = JSON.parse(e.data);
+    if (e.event === 'content') choice.text += data.delta;
+    if (e.event === 'done') {
+      done = true;
+      choice.finish = data.finishReason;
+      result.usage = [data.usage.inputTokens, data.usage.outputTokens];
+    }
+    if (e.event === 'error') result.error = data.error;
+  }
+  if (!done && !result.error) result.error = { message: `a stream that just stopped: ${raw.slice(-300)}` };
+  return result;
+}
+
+/** Eden: a buffered result per provider; the stream route is the raw text alone (no finish, no usage). */
+function readEden(status, raw, stream) {
+  if (!stream || status !== 200) {
+    const body = JSON.parse(raw);
+    if (status !== 200) return { status, error: body.error };
+    const result = body.tiny;
+    if (result.status !== 'success') return { status, error: result.error };
+    return { status, choices: [{ text: result.generated_text, finish: result.finish_reason, calls: [], logprobs: undefined }], usage: [result.usage.prompt_tokens, result.usage.completion_tokens] };
+  }
+  // A failure after the first byte is a last line {"error": …} and no clean end (fetch then throws).
+  const lastLine = raw.slice(raw.lastIndexOf('\n') + 1);
+  if (lastLine.startsWith('{"error":')) return { status, error: JSON.parse(lastLine).error };
+  return { status, choices: [{ text: raw, finish: undefined, calls: [], logprobs: undefined }], usage: undefined };
+}
+
+const ROUTES = {
+  openai: { path: () => '/v1/chat/completions', read: readOpenAI, headers: {} },
+  messages: { path: () => '/v1/messages', read: readMessages, headers: { 'anthropic-version': '2023-06-01' } },
+  org: { path: (stream) => `/api/v3/organizations/default/ai/chat${stream ? '/stream' : ''}`, read: readOrg, headers: {} },
+  eden: { path: (stream) => `/v2/text/chat${stream ? '/stream' : ''}`, read: readEden, headers: {} },
+};
+
 async function ask(url, variant, stream, signal) {
-  const route = variant.route === 'openai' ? '/v1/chat/completions' : '/v1/messages';
-  const headers = { 'content-type': 'application/json', ...(variant.route === 'messages' ? { 'anthropic-version': '2023-06-01' } : {}) };
-  const res = await fetch(`${url}${route}`, { method: 'POST', headers, body: JSON.stringify(variant.body(stream)), signal });
+  const route = ROUTES[variant.route];
+  const res = await fetch(`${url}${route.path(stream)}`, { method: 'POST', headers: { 'content-type': 'application/json', ...route.headers }, body: JSON.stringify(variant.body(stream)), signal });
   const raw = await res.text();
-  const answer = (variant.route === 'openai' ? readOpenAI : readMessages)(res.status, raw, stream);
+  const answer = route.read(res.status, raw, stream);
   return { ...answer, requestId: res.headers.get('x-request-id'), retryAfter: res.headers.get('retry-after') };
 }
 
@@ -269,22 +334,29 @@ function compare(what, got, want, found) {
   }
 }
 
-const FINISH_ON_MESSAGES = { stop: 'end_turn', length: 'max_tokens', tool_calls: 'tool_use' };
+/** Chat completions' finish reasons in each dialect's words. */
+const FINISH = {
+  messages: { stop: 'end_turn', length: 'max_tokens', tool_calls: 'tool_use' },
+  org: { stop: 'stop', length: 'length', tool_calls: 'tool_use' },
+  eden: { stop: 'stop', length: 'length', tool_calls: 'tool_calls' },
+};
 
 /** The promises one variant's references keep on their own (see the header). */
 function judgeReference(variant, ref, references, found) {
   const { buffered, streamed } = ref;
   const name = variant.name;
   if (buffered.error || buffered.status !== 200) return void found.push(`${name} alone: ${buffered.status} ${JSON.stringify(buffered.error)}`);
-  // A stream carries no confidence score at all on some routes: compare it only when both have one.
+  // A stream carries no confidence score at all on some routes, and Eden's raw text stream no
+  // finish or usage either: compare what the stream has.
   const { confidence, ...rest } = streamed;
-  compare(`${name}: streamed against buffered`, streamed.confidence === undefined ? { ...rest, confidence: buffered.confidence } : streamed, buffered, found);
+  const comparable = variant.route === 'eden' ? { ...buffered, choices: buffered.choices.map((c) => ({ ...c, finish: undefined })), usage: undefined } : buffered;
+  compare(`${name}: streamed against buffered`, streamed.confidence === undefined ? { ...rest, confidence: comparable.confidence } : streamed, comparable, found);
   const first = buffered.choices[0];
   if (variant.sameAs) {
     const other = references.get(variant.sameAs).buffered;
     const otherChoice = other.choices[0];
     if (first.text !== otherChoice.text) found.push(`${name}: text ${JSON.stringify(first.text)}, the same conversation on chat completions gave ${JSON.stringify(otherChoice.text)}`);
-    if (first.finish !== FINISH_ON_MESSAGES[otherChoice.finish]) found.push(`${name}: stop_reason ${first.finish}, chat completions' finish_reason ${otherChoice.finish}`);
+    if (first.finish !== FINISH[variant.route][otherChoice.finish]) found.push(`${name}: finish ${first.finish}, chat completions' finish_reason ${otherChoice.finish}`);
     if (!isDeepStrictEqual(buffered.usage, other.usage)) found.push(`${name}: usage ${buffered.usage}, chat completions' ${other.usage}`);
   }
   if (variant.expectText !== undefined && first.text !== variant.expectText) found.push(`${name}: text ${JSON.stringify(first.text)}, expected the unstopped answer up to the stop: ${JSON.stringify(variant.expectText)}`);
@@ -347,11 +419,19 @@ function judgeAnswer(what, variant, got, want, found) {
   if (got.status === 200 && !got.error && text !== want.choices[0].text) {
     const oracle = variant.oracle && oracles.get(JSON.stringify(variant.oracle));
     const how = oracle && leavesAtTie(text, oracle) ? 'tie' : variant.sampled ? 'sampled' : undefined;
+    if (process.env.DIVERGENCE) {
+      const ref = [...want.choices[0].text];
+      const mine = [...text];
+      let i = 0;
+      while (i < ref.length && ref[i] === mine[i]) i++;
+      console.log(`${what}: ${how} after ${i} of ${ref.length} characters`);
+    }
     if (how) {
-      if (got.usage[0] !== want.usage[0]) found.push(`${what}: ${got.usage[0]} prompt tokens, expected ${want.usage[0]}`);
+      if (got.usage?.[0] !== want.usage?.[0]) found.push(`${what}: ${got.usage?.[0]} prompt tokens, expected ${want.usage?.[0]}`);
       if (got.choices.length !== want.choices.length) found.push(`${what}: ${got.choices.length} choices, expected ${want.choices.length}`);
-      const max = variant.body(false).max_tokens;
-      if (!(got.usage[1] <= max * got.choices.length)) found.push(`${what}: ${got.usage[1]} completion tokens, max_tokens ${max}`);
+      const body = variant.body(false);
+      const max = body.max_tokens ?? body.maxTokens;
+      if (got.usage && !(got.usage[1] <= max * got.choices.length)) found.push(`${what}: ${got.usage[1]} completion tokens, max_tokens ${max}`);
       return how;
     }
   }
@@ -362,8 +442,9 @@ function judgeAnswer(what, variant, got, want, found) {
 function judgeCrowdAnswer(plan, result, references, found) {
   const what = `request ${plan.n} (${plan.variant.name}${plan.stream ? ', streamed' : ''})`;
   if (result.status === 503) {
-    const code = plan.variant.route === 'openai' ? result.error?.code : result.error?.type;
-    const want = plan.variant.route === 'openai' ? 'local_queue_full' : 'overloaded_error';
+    // Anthropic's shape has no code: its type says it.
+    const code = plan.variant.route === 'messages' ? result.error?.type : result.error?.code;
+    const want = plan.variant.route === 'messages' ? 'overloaded_error' : 'local_queue_full';
     if (code !== want) found.push(`${what}: 503 ${JSON.stringify(result.error)}, expected ${want}`);
     if (!(Number(result.retryAfter) > 0)) found.push(`${what}: 503 without a Retry-After (${result.retryAfter})`);
     return 'turned away';
@@ -448,11 +529,13 @@ async function main() {
     const seconds = ((performance.now() - t0) / 1000).toFixed(1);
     const ends = {};
     const logged = [];
+    let seededAnswers = 0;
     for (const [n, result] of results) {
       const plan = plans.get(n);
       const end = result.hungUp ? 'hung up' : judgeCrowdAnswer(plan, result, refs, problems);
       ends[end] = (ends[end] ?? 0) + 1;
-      if (end === 'answered' && result.requestId) logged.push(result);
+      if (end.startsWith('answered') && plan.variant.sampled) seededAnswers++;
+      if (end.startsWith('answered') && result.requestId && result.usage) logged.push(result);
     }
 
     // Every client has its answer or has gone: nothing may stay busy (a short grace for the last
@@ -485,7 +568,7 @@ async function main() {
 
     console.log(
       `${variants.length} requests asked alone (${referenceProblems} broken on their own); ${results.length} in a crowd of ${CONCURRENCY} on ${PARALLEL} sequences + a queue of ${QUEUE} in ${seconds} s: ` +
-        `${JSON.stringify(ends)}; asked alone again: ${JSON.stringify(afterwards)}; ${problems.length} broken promise(s)`,
+        `${JSON.stringify(ends)} (${seededAnswers} answers to seeded requests); asked alone again: ${JSON.stringify(afterwards)}; ${problems.length} broken promise(s)`,
     );
     for (const p of problems.slice(0, 40)) console.log(`  ${p}`);
   } finally {

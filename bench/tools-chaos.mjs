@@ -290,9 +290,10 @@ function expectedRun(plan) {
   for (let r = 0; r < plan.rounds.length; r++) {
     if (r + 1 === MAX_ROUNDS) {
       // The last model call is asked for text (tool_choice none); a model that still calls tools
-      // fails the request, unless its calls are all the client's.
+      // fails the request, unless the client has calls among them: the turn then ends with
+      // them, and the gateway's calls beside them run.
       if (!plan.stubborn) return { rounds, modelCalls: MAX_ROUNDS, end: 'stop' };
-      if (plan.rounds[r].every(clientCall)) return { rounds: [...rounds, plan.rounds[r]], modelCalls: MAX_ROUNDS, end: 'tool_use' };
+      if (plan.rounds[r].some(clientCall)) return { rounds: [...rounds, plan.rounds[r]], modelCalls: MAX_ROUNDS, end: 'tool_use' };
       return { rounds, modelCalls: MAX_ROUNDS, end: 'tool_rounds_exceeded' };
     }
     rounds.push(plan.rounds[r]);

@@ -16,6 +16,7 @@ import { createToolLoopFactory } from './helpers/tool-loop-provider.mjs';
 let mcp;
 let gateway;
 let strict;
+let oneRound;
 let toolloop;
 const seen = { calls: [], authorization: [] };
 
@@ -54,10 +55,12 @@ before(async () => {
   const config = (messages) => ({ defaultModel: 'tl', models: [{ id: 'tl', provider: 'toolloop', model: 'x' }], ...(messages ? { messages } : {}) });
   gateway = await startServer({ providers: { toolloop: toolloop.factory }, config: config({ mcpServers: { allowPrivateNetwork: true } }) });
   strict = await startServer({ providers: { toolloop: toolloop.factory }, config: config() });
+  oneRound = await startServer({ providers: { toolloop: toolloop.factory }, config: { ...config({ mcpServers: { allowPrivateNetwork: true } }), tools: { maxRounds: 1 } } });
 });
 after(async () => {
   await gateway.close();
   await strict.close();
+  await oneRound.close();
   await mcp.close();
 });
 
@@ -146,6 +149,23 @@ test("the request's own tools beside mcp_servers: the gateway runs the MCP call,
   assert.equal(second.body.stop_reason, 'end_turn');
   assert.match(second.body.content.at(-1).text, /thing done/);
   assert.deepEqual(seen.calls.map((c) => c.q), ['cats'], 'the MCP call of the first turn is not run again');
+});
+
+test("on the last round, an MCP call beside the client's own call runs, and the turn ends with the client's call", async () => {
+  // No model call follows the round (the client's call ends the turn), so the round limit does
+  // not stand in the way; it was tool_rounds_exceeded.
+  seen.calls.length = 0;
+  const tools = [{ name: 'client_thing', description: 'Runs on the client', input_schema: { type: 'object', properties: {} } }];
+  const res = await postJson(`${oneRound.url}/v1/messages`, { ...ask('forever:delete_all+client_thing'), tools, mcp_servers: [server()] });
+  assert.equal(res.status, 200, res.text);
+  assert.equal(res.body.stop_reason, 'tool_use');
+  assert.deepEqual(res.body.content.map((b) => b.type), ['mcp_tool_use', 'tool_use', 'mcp_tool_result']);
+  assert.equal(res.body.content[1].name, 'client_thing');
+  assert.deepEqual(res.body.content[2].content, [{ type: 'text', text: 'deleted' }]);
+  assert.deepEqual(seen.calls, [{ dangerous: true }]);
+  const alone = await postJson(`${oneRound.url}/v1/messages`, { ...ask('forever:delete_all'), mcp_servers: [server()] });
+  assert.equal(alone.status, 502, 'without a client call the limit still holds');
+  assert.match(alone.body.error.message, /still calling tools after 1 rounds/);
 });
 
 test('mcp_toolset (the connector\'s newer shape): an allowlist, a denylist, and the references checked', async () => {

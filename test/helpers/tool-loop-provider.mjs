@@ -1,6 +1,8 @@
 // A provider for tool-loop tests. When the last message is a user turn, each line
 // "call:<tool> <json>" of it becomes one tool call (no such line: a plain text answer); when the
-// last message holds tool results, it answers in text quoting them. Records every request.
+// last message holds tool results, it answers in text quoting them. A first user turn starting
+// "repeat:<tool>" calls that tool every round until told tool_choice none, "forever:<tool>[+<tool>…]"
+// calls them every round regardless. Records every request.
 
 function textOf(message) {
   return message.content.filter((p) => p.type === 'text').map((p) => p.text).join('');
@@ -26,12 +28,15 @@ export function createToolLoopFactory() {
       yield { type: 'start', model: 'toolloop' };
       await new Promise((r) => setImmediate(r));
       const firstUser = textOf(request.messages.find((m) => m.role === 'user'));
-      const repeat = /^(repeat|forever):([\w-]+)/.exec(firstUser);
+      const repeat = /^(repeat|forever):([\w+-]+)/.exec(firstUser);
       if (repeat && (repeat[1] === 'forever' || request.toolChoice?.type !== 'none')) {
-        const id = `call_${n}_0`;
-        yield { type: 'tool-input-start', id, toolName: repeat[2] };
-        yield { type: 'tool-input-delta', id, delta: '{"expression":"1+1"}' };
-        yield { type: 'tool-input-end', id };
+        // "forever:a+b" calls a and b every round.
+        for (const [i, toolName] of repeat[2].split('+').entries()) {
+          const id = `call_${n}_${i}`;
+          yield { type: 'tool-input-start', id, toolName };
+          yield { type: 'tool-input-delta', id, delta: '{"expression":"1+1"}' };
+          yield { type: 'tool-input-end', id };
+        }
         yield { type: 'finish', finishReason: 'tool-calls', usage: { inputTokens: 1, outputTokens: 1, totalTokens: 2 } };
         return;
       }

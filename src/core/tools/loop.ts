@@ -123,7 +123,9 @@ export async function* runToolLoop(options: ToolLoopOptions): AsyncGenerator<Str
       yield { type: 'finish', finishReason, usage };
       return;
     }
-    if (lastRound) {
+    // On the last round the gateway's calls can run only when the client's own calls end the
+    // turn anyway: no further model call is needed for them.
+    if (lastRound && clientCalls === 0) {
       yield { type: 'error', error: new GatewayError('upstream_invalid', `The model was still calling tools after ${maxRounds} rounds`, { code: 'tool_rounds_exceeded', retryable: false }) };
       return;
     }

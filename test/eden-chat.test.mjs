@@ -11,11 +11,13 @@ import { startFakeOpenAI } from './helpers/fake-openai-upstream.mjs';
 let server;
 const fakes = {};
 const PRICING = { input: 2, output: 10 };
+const ADMIN = 'eden-admin-key';
 
 before(async () => {
   for (const name of ['alpha', 'beta', 'gamma']) fakes[name] = await startFakeOpenAI();
   const model = (id) => ({ id, provider: 'openai', model: `${id}-upstream`, baseUrl: fakes[id].url, pricing: PRICING });
   server = await startServer({
+    env: { SWITCHBOARD_ADMIN_KEY: ADMIN },
     config: {
       // No retries inside a model: each upstream failure shows up at the Eden level at once.
       router: { retries: 0 },
@@ -112,6 +114,18 @@ describe('POST /v2/text/chat', () => {
     assert.deepEqual(['alpha', 'beta', 'gamma'].map((n) => fakes[n].requests.length), [1, 1, 1]);
     assert.equal(res.headers.get('x-switchboard-attempts'), '3', 'the failed fallback_providers count');
     assert.equal(res.headers.get('x-switchboard-model'), 'gamma');
+  });
+
+  test('each provider call has its request-log row: the request id, then <id>-2, <id>-3 in the order they start', async () => {
+    fakes.alpha.enqueue({ type: 'error', status: 500 });
+    fakes.beta.enqueue({ type: 'error', status: 503 });
+    fakes.gamma.enqueue({ type: 'text', text: 'logged' });
+    const res = await chat({ providers: 'alpha', fallback_providers: ['beta', 'gamma'], text: 'Hello' });
+    assert.equal(res.status, 200);
+    const id = res.headers.get('x-request-id');
+    const log = await fetch(`${server.url}/admin/requests?limit=100`, { headers: { authorization: `Bearer ${ADMIN}` } }).then((r) => r.json());
+    const rows = log.data.filter((row) => row.id === id || row.id.startsWith(`${id}-`));
+    assert.deepEqual(rows.map((row) => [row.id, row.model]).sort(), [[id, 'alpha'], [`${id}-2`, 'beta'], [`${id}-3`, 'gamma']]);
   });
 
   test('fallback stops at the first provider that answers', async () => {

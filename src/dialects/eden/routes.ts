@@ -43,12 +43,19 @@ function parse(context: ServerContext, raw: unknown, stream: boolean): Parsed {
   return { body, targets, fallbacks };
 }
 
-let callCounter = 0;
+/** Calls started per HTTP request, for their request-log ids. */
+const callsStarted = new WeakMap<FastifyRequest, number>();
 
-/** One gateway call; each gets its own request id so the request log keeps every one. */
+/**
+ * One gateway call; each gets its own request-log row: the first keeps the request's id (the
+ * `x-request-id` a client sees), later ones — other providers, fallback providers — `<id>-2`,
+ * `<id>-3`… in the order they start.
+ */
 function startCall(context: ServerContext, request: FastifyRequest, reply: FastifyReply, body: EdenChatRequest, target: EdenTarget, route: string, stream: boolean): Promise<ChatResult> {
   const ctx = requestContext(request, reply, { dialect: DIALECT, route, stream });
-  ctx.requestId = `${request.id}-${++callCounter}`;
+  const n = (callsStarted.get(request) ?? 0) + 1;
+  callsStarted.set(request, n);
+  if (n > 1) ctx.requestId = `${request.id}-${n}`;
   return context.gateway.chat(buildChatRequest(body, target.model.id), ctx, { provider: target.provider });
 }
 

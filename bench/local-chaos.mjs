@@ -447,7 +447,7 @@ function judgeCrowdAnswer(plan, result, references, found) {
     const want = plan.variant.route === 'messages' ? 'overloaded_error' : 'local_queue_full';
     if (code !== want) found.push(`${what}: 503 ${JSON.stringify(result.error)}, expected ${want}`);
     if (!(Number(result.retryAfter) > 0)) found.push(`${what}: 503 without a Retry-After (${result.retryAfter})`);
-    return 'turned away';
+    return `turned away (${plan.variant.route})`;
   }
   const how = judgeAnswer(what, plan.variant, result, references.get(plan.variant.name)[plan.stream ? 'streamed' : 'buffered'], found);
   return how === 'tie' ? 'answered (left at a near-tie)' : how === 'sampled' ? 'answered (sampled otherwise)' : 'answered';

@@ -175,6 +175,29 @@ describe('Router.route', () => {
     assert.deepEqual(calls, ['s', 's']);
   });
 
+  test('refusals for want of room (a 429 with Retry-After, a full local queue) never open the circuit; other failures do', async () => {
+    const signal = new AbortController().signal;
+    const failWith = (error) => () => (async function* () { throw error; })();
+    const settings = { retries: 0, breaker: { failureThreshold: 3, coolOffMs: 60_000 } };
+    const busy = [
+      new GatewayError('rate_limit', 'slow down', { retryAfter: 1 }),
+      new GatewayError('unavailable', 'queue full', { code: 'local_queue_full', retryAfter: 1, busy: true }),
+    ];
+    for (const error of busy) {
+      const single = model('busy', [deployment('s')], settings);
+      const router = new Router(registryOf([single]));
+      for (let i = 0; i < 6; i++) await assert.rejects(router.route(single, failWith(error), { signal }), { code: error.code }, `refusal ${i + 1}`);
+      assert.equal(router.status().models[0].deployments[0].circuit.state, 'closed', error.code);
+    }
+    // A 429 without Retry-After, like a 500, counts: the third in a row opens the circuit.
+    for (const error of [new GatewayError('rate_limit', 'quota'), new GatewayError('upstream_5xx', 'boom')]) {
+      const single = model('broken', [deployment('s')], settings);
+      const router = new Router(registryOf([single]));
+      for (let i = 0; i < 3; i++) await assert.rejects(router.route(single, failWith(error), { signal }), { code: error.code });
+      await assert.rejects(router.route(single, () => replay(textParts), { signal }), { code: 'no_deployment_available' });
+    }
+  });
+
   test('settings are validated: auth and bad_request cannot be retried, fallbacks must exist', () => {
     const m = model('v', [deployment('a')], { retryOn: ['bad_request'] });
     assert.throws(() => new Router(registryOf([m])), /models\[v\]\.routing: retryOn/);

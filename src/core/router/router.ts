@@ -76,6 +76,16 @@ export interface RouterClock {
 /** Failures that say nothing about a deployment's health: they never trip its breaker. */
 const CLIENT_SIDE_KINDS = new Set<ErrorKind>(['bad_request', 'context_window', 'content_policy', 'cancelled', 'payload_too_large', 'permission']);
 
+/**
+ * A refusal for want of room — a full local queue, an upstream's 429 that says when to come back —
+ * says the deployment is alive. Its Retry-After cool-down already steers requests elsewhere;
+ * opening its circuit as well would turn every request away for the breaker's cool-off, long after
+ * the room came back (and a lone deployment's callers would no longer get the upstream's answer).
+ */
+function isBusy(error: GatewayError): boolean {
+  return error.busy || (error.kind === 'rate_limit' && error.retryAfter !== undefined);
+}
+
 /** The attempts a failed route made, for the request log and the error log (keyed by the thrown error). */
 const failedRoutes = new WeakMap<object, RouteAttempt[]>();
 
@@ -326,9 +336,7 @@ export class Router {
       ended = true;
       state.inFlight--;
       requestSignal.removeEventListener('abort', forward);
-      // A refusal for want of room (a full local queue) says the deployment is alive: opening its
-      // circuit would turn away every request for the cool-off, long after the queue drained.
-      if (error && !CLIENT_SIDE_KINDS.has(error.kind) && !error.busy) {
+      if (error && !CLIENT_SIDE_KINDS.has(error.kind) && !isBusy(error)) {
         state.failures++;
         state.breaker.onFailure();
       } else if (error) {

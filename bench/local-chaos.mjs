@@ -1,12 +1,14 @@
 #!/usr/bin/env node
 // Does the local provider keep its promises (docs/providers.md, docs/openai.md) under a crowd?
 // One gateway serves the test model (or MODEL=path.gguf) on `parallel` sequences with a short
-// queue. A set of deterministic requests (temperature 0, or a seed) on chat completions and
-// Messages — plain text, seeded sampling, n = 2, stop sequences, a small max_tokens, JSON schema,
-// a forced tool call, token logprobs; conversations that extend each other, so sequences reuse
-// cached prefixes — is first asked alone, buffered and streamed: those are the references.
+// queue. A set of deterministic requests (temperature 0, or a seed) on chat completions,
+// Messages, organisation chat and Eden — plain text, seeded sampling, n = 2, stop sequences, a
+// small max_tokens, JSON schema, forced tool calls, token logprobs; conversations that extend each
+// other, so sequences reuse cached prefixes — is first asked alone, buffered and streamed: those
+// are the references.
 // Checked on the references alone:
-// - a streamed answer is the buffered one (text, finish, tool calls, usage, logprobs);
+// - a streamed answer is the buffered one (text, finish, tool calls, usage, logprobs; Eden's raw
+//   text stream: its text);
 // - the same conversation gives the same text, usage and (mapped) finish on every dialect;
 // - a stop sequence ends the text before its first occurrence in the unstopped answer; a small
 //   max_tokens gives exactly that many tokens, a prefix of the longer answer, finish "length";
@@ -18,6 +20,8 @@
 //   beside it or before it on the same sequence (a leaked KV cache, sampler or grammar state, or
 //   a misaligned cached prefix shows here) — or, for greedy text, leaves it only at a near-tie
 //   for the runner-up (see leavesAtTie: the test model's random weights make such ties common);
+//   seeded samples, which have no such test, are checked for prompt tokens, choices and
+//   max_tokens, and counted (see judgeAnswer);
 // - a request turned away for a full queue gets 503, Retry-After and the dialect's error shape
 //   (that client then waits half to all of the Retry-After before its next request);
 // - once every client has its answer or has hung up, no sequence stays busy and none is queued;
@@ -25,7 +29,7 @@
 // - every reference, asked alone again after the crowd, is unchanged.
 // Exits 1 on any broken promise, each printed.
 //
-// Usage: node bench/local-chaos.mjs
+// Usage: node bench/local-chaos.mjs   (DIVERGENCE=1 prints where each differing answer left its reference)
 //   (env: REQUESTS=240 CONCURRENCY=10 BURST=8 BURST_EVERY=30 PARALLEL=4 QUEUE=4 SEED=1 HANGUPS=0.15 MODEL=…)
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';

@@ -52,10 +52,10 @@ test('an answer that takes longer than the request timeout is not cut, streamed 
   assert.ok(performance.now() - t0 > 2 * WORDS * PAUSE_MS - 100, 'both answers took longer than the request timeout');
 });
 
-test('a body still unsent after the request timeout: 408, the connection closed, and the server goes on', async () => {
+/** Sends the head of a request and part of its body over a raw socket; resolves with what came back once the server closes it. */
+async function trickle(path, headers = '') {
   const socket = net.connect(new URL(s.url).port, '127.0.0.1');
-  const head = `POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n`;
-  socket.write(`${head}{"model":"slow",`);
+  socket.write(`POST ${path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n${headers}Content-Length: 100\r\n\r\n{"model":"slow",`);
   let answer = '';
   socket.on('data', (chunk) => (answer += chunk));
   const t0 = performance.now();
@@ -67,8 +67,22 @@ test('a body still unsent after the request timeout: 408, the connection closed,
   clearTimeout(bound);
   socket.destroy();
   assert.ok(closed, 'the connection was still open 10 s after the request began');
-  assert.match(answer, /^HTTP\/1\.1 408 /);
   assert.ok(performance.now() - t0 >= 900, 'not before the timeout');
+  const [head, body] = answer.split('\r\n\r\n');
+  return { head, body: JSON.parse(body) };
+}
+
+test("a body still unsent after the request timeout: 408 in the dialect's shape, the connection closed, and the server goes on", async () => {
+  const openai = await trickle('/v1/chat/completions');
+  assert.match(openai.head, /^HTTP\/1\.1 408 /);
+  assert.match(openai.head, /\r\nx-request-id: req-/i);
+  assert.equal(openai.body.error.type, 'timeout_error');
+  assert.equal(openai.body.error.code, 'request_timeout');
+  assert.match(openai.body.error.message, /within 1 s/);
+  const messages = await trickle('/v1/messages', 'anthropic-version: 2023-06-01\r\n');
+  assert.match(messages.head, /^HTTP\/1\.1 408 /);
+  assert.equal(messages.body.type, 'error');
+  assert.equal(messages.body.error.type, 'timeout_error');
   const res = await chat(false);
   assert.equal(res.status, 200);
 });

@@ -24,6 +24,7 @@ import { attachMetrics } from './metrics.js';
 import { installOperations } from './admin/index.js';
 import { drain, InFlightRequests, refuseDuringShutdown } from './shutdown.js';
 import { acceptEmptyJsonBodies } from './json-body.js';
+import { ClientErrors } from './client-errors.js';
 
 export interface ServerOptions {
   config: Config;
@@ -118,8 +119,15 @@ export async function createServer(options: ServerOptions): Promise<SwitchboardS
   const context: ServerContext = { config, gateway, store, auth, logger, services: {}, env };
   attachMetrics(gateway);
 
+  // Errors on a connection (a request not received in time): the dialect's shape where a request is known.
+  const clientErrors = new ClientErrors((error, request) => {
+    if (!request) return { status: error.status, body: genericErrorBody(error), headers: {} };
+    const reply = unroutedErrorReply(error, request, () => genericErrorBody(error));
+    return { ...reply, headers: { ...reply.headers, 'x-request-id': String(request.id) } };
+  }, config.server.requestTimeoutSeconds);
   const app = Fastify({
     logger: false,
+    clientErrorHandler: clientErrors.handle,
     bodyLimit: config.server.bodyLimit,
     genReqId: () => newRequestId(),
     requestIdHeader: false,
@@ -144,8 +152,14 @@ export async function createServer(options: ServerOptions): Promise<SwitchboardS
   app.addHook('onRequest', async (request, reply) => {
     request.arrivedAt = performance.now();
     reply.header('x-request-id', request.id);
+    clientErrors.receivingStarted(request);
     // Stamped first: a request refused once the shutdown has begun keeps its arrival time and id.
     if (inFlight.closing) refuseDuringShutdown(reply);
+  });
+  // The body has been read: a timeout on the connection is no longer this request's.
+  app.addHook('preHandler', (request, _reply, done) => {
+    clientErrors.receivingEnded(request);
+    done();
   });
   await registerCors(app, config);
   // Route catalog (/openapi.json), limits and budgets, admin/usage API, the per-request log line.

@@ -1,0 +1,47 @@
+// Errors Node raises on a connection rather than on a request: a request still not received
+// after server.requestTimeoutSeconds (a trickled body), headers too large, bytes that are not
+// HTTP. Fastify answers them in its own JSON; here a request whose headers have arrived gets its
+// dialect's error shape (by its path, as an unknown route does), and anything else the generic one.
+
+import http from 'node:http';
+import type { Socket } from 'node:net';
+import type { FastifyRequest } from 'fastify';
+import { GatewayError } from '../core/errors.js';
+
+export type RenderClientError = (error: GatewayError, request: FastifyRequest | undefined) => { status: number; body: unknown; headers: Record<string, string> };
+
+export class ClientErrors {
+  /** The request each connection is receiving: from its headers until its body has been read. */
+  private readonly receiving = new WeakMap<Socket, FastifyRequest>();
+
+  constructor(
+    private readonly render: RenderClientError,
+    private readonly requestTimeoutSeconds: number,
+  ) {}
+
+  receivingStarted(request: FastifyRequest): void {
+    this.receiving.set(request.raw.socket, request);
+  }
+
+  receivingEnded(request: FastifyRequest): void {
+    if (this.receiving.get(request.raw.socket) === request) this.receiving.delete(request.raw.socket);
+  }
+
+  /** Fastify's `clientErrorHandler`: answers once, in the right shape, and closes the connection. */
+  readonly handle = (err: NodeJS.ErrnoException, socket: Socket): void => {
+    if (err.code === 'ECONNRESET' || socket.destroyed) return;
+    const { status, body, headers } = this.render(this.errorOf(err), this.receiving.get(socket));
+    const text = JSON.stringify(body);
+    const lines = Object.entries({ ...headers, 'content-type': 'application/json; charset=utf-8', 'content-length': String(Buffer.byteLength(text)), connection: 'close' });
+    if (socket.writable) socket.write(`HTTP/1.1 ${status} ${http.STATUS_CODES[status] ?? ''}\r\n${lines.map(([k, v]) => `${k}: ${v}\r\n`).join('')}\r\n${text}`);
+    socket.destroy(err);
+  };
+
+  private errorOf(err: NodeJS.ErrnoException): GatewayError {
+    if (err.code === 'ERR_HTTP_REQUEST_TIMEOUT') {
+      return new GatewayError('timeout', `The request was not received in full within ${this.requestTimeoutSeconds} s (server.requestTimeoutSeconds)`, { code: 'request_timeout', status: 408 });
+    }
+    if (err.code === 'HPE_HEADER_OVERFLOW') return new GatewayError('bad_request', 'The request headers are too large', { code: 'headers_too_large', status: 431 });
+    return new GatewayError('bad_request', 'The request is not valid HTTP', { code: 'malformed_request' });
+  }
+}

@@ -152,14 +152,9 @@ export async function createServer(options: ServerOptions): Promise<SwitchboardS
   app.addHook('onRequest', async (request, reply) => {
     request.arrivedAt = performance.now();
     reply.header('x-request-id', request.id);
-    clientErrors.receivingStarted(request);
+    clientErrors.received(request);
     // Stamped first: a request refused once the shutdown has begun keeps its arrival time and id.
     if (inFlight.closing) refuseDuringShutdown(reply);
-  });
-  // The body has been read: a timeout on the connection is no longer this request's.
-  app.addHook('preHandler', (request, _reply, done) => {
-    clientErrors.receivingEnded(request);
-    done();
   });
   await registerCors(app, config);
   // Route catalog (/openapi.json), limits and budgets, admin/usage API, the per-request log line.

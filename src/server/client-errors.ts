@@ -11,26 +11,28 @@ import { GatewayError } from '../core/errors.js';
 export type RenderClientError = (error: GatewayError, request: FastifyRequest | undefined) => { status: number; body: unknown; headers: Record<string, string> };
 
 export class ClientErrors {
-  /** The request each connection is receiving: from its headers until its body has been read. */
-  private readonly receiving = new WeakMap<Socket, FastifyRequest>();
+  /** The last request whose headers each connection delivered. */
+  private readonly latest = new WeakMap<Socket, FastifyRequest>();
 
   constructor(
     private readonly render: RenderClientError,
     private readonly requestTimeoutSeconds: number,
   ) {}
 
-  receivingStarted(request: FastifyRequest): void {
-    this.receiving.set(request.raw.socket, request);
+  received(request: FastifyRequest): void {
+    this.latest.set(request.raw.socket, request);
   }
 
-  receivingEnded(request: FastifyRequest): void {
-    if (this.receiving.get(request.raw.socket) === request) this.receiving.delete(request.raw.socket);
+  /** The request the connection is still receiving: one whose body has not all arrived. */
+  private receiving(socket: Socket): FastifyRequest | undefined {
+    const request = this.latest.get(socket);
+    return request && !request.raw.complete ? request : undefined;
   }
 
   /** Fastify's `clientErrorHandler`: answers once, in the right shape, and closes the connection. */
   readonly handle = (err: NodeJS.ErrnoException, socket: Socket): void => {
     if (err.code === 'ECONNRESET' || socket.destroyed) return;
-    const { status, body, headers } = this.render(this.errorOf(err), this.receiving.get(socket));
+    const { status, body, headers } = this.render(this.errorOf(err), this.receiving(socket));
     const text = JSON.stringify(body);
     const lines = Object.entries({ ...headers, 'content-type': 'application/json; charset=utf-8', 'content-length': String(Buffer.byteLength(text)), connection: 'close' });
     if (socket.writable) socket.write(`HTTP/1.1 ${status} ${http.STATUS_CODES[status] ?? ''}\r\n${lines.map(([k, v]) => `${k}: ${v}\r\n`).join('')}\r\n${text}`);

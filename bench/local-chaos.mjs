@@ -74,9 +74,9 @@ const validWeather = ajv.compile(WEATHER_SCHEMA);
 // Requests: a variant is one deterministic request on one route; `body(stream)` builds it.
 
 /** An OpenAI conversation → the same one on Messages (system apart). */
-function messagesBody(openai, stream) {
+function messagesBody(openai) {
   const system = openai.messages.filter((m) => m.role === 'system').map((m) => m.content).join('\n');
-  const body = { model: 'tiny', max_tokens: openai.max_tokens, temperature: openai.temperature, stream, messages: openai.messages.filter((m) => m.role !== 'system') };
+  const body = { model: 'tiny', max_tokens: openai.max_tokens, temperature: openai.temperature, messages: openai.messages.filter((m) => m.role !== 'system') };
   if (system) body.system = system;
   return body;
 }
@@ -109,7 +109,7 @@ function baseVariants() {
   for (const [i, topic] of TOPICS.entries()) {
     const conversation = { messages: [{ role: 'system', content: SYSTEM }, { role: 'user', content: `Tell me about ${topic}.` }], max_tokens: 24 + 4 * i, temperature: 0 };
     variants.push(openaiVariant(`text:${i}`, conversation, { conversation, oracle: conversation }));
-    variants.push(messagesVariant(`messages:${i}`, messagesBody(conversation, false), { sameAs: `text:${i}`, oracle: conversation }));
+    variants.push(messagesVariant(`messages:${i}`, messagesBody(conversation), { sameAs: `text:${i}`, oracle: conversation }));
     variants.push(orgVariant(`org:${i}`, orgBody(conversation), { sameAs: `text:${i}`, oracle: conversation }));
     variants.push(edenVariant(`eden:${i}`, edenBody(conversation), { sameAs: `text:${i}`, oracle: conversation }));
     variants.push(openaiVariant(`seeded:${i}`, { ...conversation, temperature: 0.9, top_k: 0, seed: 100 + i }, { sampled: true }));
@@ -157,7 +157,7 @@ function derivedVariants(references) {
     const { conversation } = variantsByName.get(`text:${i}`);
     const followUp = { ...conversation, messages: [...conversation.messages, { role: 'assistant', content: base.text }, { role: 'user', content: 'Why?' }] };
     variants.push(openaiVariant(`follow-up:${i}`, followUp, { oracle: followUp }));
-    variants.push(messagesVariant(`messages-follow-up:${i}`, messagesBody(followUp, false), { sameAs: `follow-up:${i}`, oracle: followUp }));
+    variants.push(messagesVariant(`messages-follow-up:${i}`, messagesBody(followUp), { sameAs: `follow-up:${i}`, oracle: followUp }));
     // A stop string from the middle of the answer: the text must end right before its first occurrence.
     const chars = [...base.text];
     if (chars.length >= 8) {
@@ -186,130 +186,128 @@ const parseArgs = (text) => {
   }
 };
 
-function readOpenAI(status, raw, stream) {
-  if (!stream || status !== 200) {
-    const body = JSON.parse(raw);
-    if (status !== 200) return { status, error: body.error };
+// Each route's reader of a 200: its buffered body (parsed) or its whole stream (raw text), as
+// {choices, usage, confidence?, error?}; a stream reader says whether the stream reached its end.
+
+const logprobsOf = (content) => content?.map((t) => [t.token, t.logprob, t.top_logprobs.map((a) => [a.token, a.logprob])]);
+
+const openaiReader = {
+  buffered(body) {
     const choices = [...body.choices]
       .sort((a, b) => a.index - b.index)
       .map((c) => ({
         text: c.message.content ?? '',
         finish: c.finish_reason,
         calls: (c.message.tool_calls ?? []).map((t) => [t.function.name, parseArgs(t.function.arguments)]),
-        logprobs: c.logprobs?.content?.map((t) => [t.token, t.logprob, t.top_logprobs.map((a) => [a.token, a.logprob])]),
+        logprobs: logprobsOf(c.logprobs?.content),
       }));
-    return { status, choices, usage: [body.usage.prompt_tokens, body.usage.completion_tokens], confidence: body.confidence_score };
-  }
-  const result = { status, choices: [], usage: undefined, confidence: undefined };
-  const args = [];
-  let done = false;
-  for (const e of sseEvents(raw)) {
-    if (e.data === '[DONE]') {
-      done = true;
-      continue;
-    }
-    const chunk = JSON.parse(e.data);
-    if (chunk.error) result.error = chunk.error;
-    if (chunk.usage) result.usage = [chunk.usage.prompt_tokens, chunk.usage.completion_tokens];
-    if (chunk.confidence_score !== undefined) result.confidence = chunk.confidence_score;
-    for (const c of chunk.choices ?? []) {
-      const choice = (result.choices[c.index] ??= { text: '', finish: null, calls: [], logprobs: undefined });
-      args[c.index] ??= [];
-      if (c.delta?.content) choice.text += c.delta.content;
-      for (const t of c.delta?.tool_calls ?? []) {
-        if (t.function?.name) choice.calls[t.index] = [t.function.name, undefined];
-        args[c.index][t.index] = (args[c.index][t.index] ?? '') + (t.function?.arguments ?? '');
+    return { choices, usage: [body.usage.prompt_tokens, body.usage.completion_tokens], confidence: body.confidence_score };
+  },
+  streamed(raw) {
+    const result = { choices: [], usage: undefined, confidence: undefined, ended: false };
+    const args = [];
+    for (const e of sseEvents(raw)) {
+      if (e.data === '[DONE]') {
+        result.ended = true;
+        continue;
       }
-      if (c.logprobs?.content) (choice.logprobs ??= []).push(...c.logprobs.content.map((t) => [t.token, t.logprob, t.top_logprobs.map((a) => [a.token, a.logprob])]));
-      if (c.finish_reason) choice.finish = c.finish_reason;
+      const chunk = JSON.parse(e.data);
+      if (chunk.error) result.error = chunk.error;
+      if (chunk.usage) result.usage = [chunk.usage.prompt_tokens, chunk.usage.completion_tokens];
+      if (chunk.confidence_score !== undefined) result.confidence = chunk.confidence_score;
+      for (const c of chunk.choices ?? []) {
+        const choice = (result.choices[c.index] ??= { text: '', finish: null, calls: [], logprobs: undefined });
+        args[c.index] ??= [];
+        if (c.delta?.content) choice.text += c.delta.content;
+        for (const t of c.delta?.tool_calls ?? []) {
+          if (t.function?.name) choice.calls[t.index] = [t.function.name, undefined];
+          args[c.index][t.index] = (args[c.index][t.index] ?? '') + (t.function?.arguments ?? '');
+        }
+        if (c.logprobs?.content) (choice.logprobs ??= []).push(...logprobsOf(c.logprobs.content));
+        if (c.finish_reason) choice.finish = c.finish_reason;
+      }
     }
-  }
-  result.choices.forEach((choice, i) => choice.calls.forEach((call, j) => (call[1] = parseArgs(args[i][j]))));
-  if (!done && !result.error) result.error = { message: `a stream that just stopped: ${raw.slice(-300)}` };
-  return result;
-}
-
-function readMessages(status, raw, stream) {
-  if (!stream || status !== 200) {
-    const body = JSON.parse(raw);
-    if (status !== 200) return { status, error: body.error };
-    const text = body.content.filter((b) => b.type === 'text').map((b) => b.text).join('');
-    const calls = body.content.filter((b) => b.type === 'tool_use').map((b) => [b.name, b.input]);
-    return { status, choices: [{ text, finish: body.stop_reason, calls, logprobs: undefined }], usage: [body.usage.input_tokens, body.usage.output_tokens] };
-  }
-  const choice = { text: '', finish: null, calls: [], logprobs: undefined };
-  const result = { status, choices: [choice], usage: [undefined, undefined] };
-  const blocks = [];
-  let stopped = false;
-  for (const e of sseEvents(raw)) {
-    const data = JSON.parse(e.data);
-    if (e.event === 'message_start') result.usage[0] = data.message.usage.input_tokens;
-    if (e.event === 'content_block_start') blocks[data.index] = { ...data.content_block, json: '' };
-    if (e.event === 'content_block_delta' && data.delta.type === 'text_delta') choice.text += data.delta.text;
-    if (e.event === 'content_block_delta' && data.delta.type === 'input_json_delta') blocks[data.index].json += data.delta.partial_json;
-    if (e.event === 'message_delta') {
-      choice.finish = data.delta.stop_reason;
-      result.usage[1] = data.usage.output_tokens;
-    }
-    if (e.event === 'message_stop') stopped = true;
-    if (e.event === 'error') result.error = data.error;
-  }
-  for (const b of blocks) if (b?.type === 'tool_use') choice.calls.push([b.name, parseArgs(b.json || '{}')]);
-  if (!stopped && !result.error) result.error = { message: `a stream that just stopped: ${raw.slice(-300)}` };
-  return result;
-}
-
-function readOrg(status, raw, stream) {
-  if (!stream || status !== 200) {
-    const body = JSON.parse(raw);
-    if (status !== 200) return { status, error: body.error };
-    return { status, choices: [{ text: body.response.content, finish: body.finishReason, calls: [], logprobs: undefined }], usage: [body.usage.inputTokens, body.usage.outputTokens] };
-  }
-  const choice = { text: '', finish: null, calls: [], logprobs: undefined };
-  const result = { status, choices: [choice], usage: undefined };
-  let done = false;
-  for (const e of sseEvents(raw)) {
-    const data = JSON.parse(e.data);
-    if (e.event === 'content') choice.text += data.delta;
-    if (e.event === 'done') {
-      done = true;
-      choice.finish = data.finishReason;
-      result.usage = [data.usage.inputTokens, data.usage.outputTokens];
-    }
-    if (e.event === 'error') result.error = data.error;
-  }
-  if (!done && !result.error) result.error = { message: `a stream that just stopped: ${raw.slice(-300)}` };
-  return result;
-}
-
-/** Eden: a buffered result per provider; the stream route is the raw text alone (no finish, no usage). */
-function readEden(status, raw, stream) {
-  if (!stream || status !== 200) {
-    const body = JSON.parse(raw);
-    if (status !== 200) return { status, error: body.error };
-    const result = body.tiny;
-    if (result.status !== 'success') return { status, error: result.error };
-    return { status, choices: [{ text: result.generated_text, finish: result.finish_reason, calls: [], logprobs: undefined }], usage: [result.usage.prompt_tokens, result.usage.completion_tokens] };
-  }
-  // A failure after the first byte is a last line {"error": …} and no clean end (fetch then throws).
-  const lastLine = raw.slice(raw.lastIndexOf('\n') + 1);
-  if (lastLine.startsWith('{"error":')) return { status, error: JSON.parse(lastLine).error };
-  return { status, choices: [{ text: raw, finish: undefined, calls: [], logprobs: undefined }], usage: undefined };
-}
-
-const ROUTES = {
-  openai: { path: () => '/v1/chat/completions', read: readOpenAI, headers: {} },
-  messages: { path: () => '/v1/messages', read: readMessages, headers: { 'anthropic-version': '2023-06-01' } },
-  org: { path: (stream) => `/api/v3/organizations/default/ai/chat${stream ? '/stream' : ''}`, read: readOrg, headers: {} },
-  eden: { path: (stream) => `/v2/text/chat${stream ? '/stream' : ''}`, read: readEden, headers: {} },
+    result.choices.forEach((choice, i) => choice.calls.forEach((call, j) => (call[1] = parseArgs(args[i][j]))));
+    return result;
+  },
 };
 
+const messagesReader = {
+  buffered(body) {
+    const text = body.content.filter((b) => b.type === 'text').map((b) => b.text).join('');
+    const calls = body.content.filter((b) => b.type === 'tool_use').map((b) => [b.name, b.input]);
+    return { choices: [{ text, finish: body.stop_reason, calls, logprobs: undefined }], usage: [body.usage.input_tokens, body.usage.output_tokens] };
+  },
+  streamed(raw) {
+    const choice = { text: '', finish: null, calls: [], logprobs: undefined };
+    const result = { choices: [choice], usage: [undefined, undefined], ended: false };
+    const blocks = [];
+    for (const e of sseEvents(raw)) {
+      const data = JSON.parse(e.data);
+      if (e.event === 'message_start') result.usage[0] = data.message.usage.input_tokens;
+      if (e.event === 'content_block_start') blocks[data.index] = { ...data.content_block, json: '' };
+      if (e.event === 'content_block_delta' && data.delta.type === 'text_delta') choice.text += data.delta.text;
+      if (e.event === 'content_block_delta' && data.delta.type === 'input_json_delta') blocks[data.index].json += data.delta.partial_json;
+      if (e.event === 'message_delta') {
+        choice.finish = data.delta.stop_reason;
+        result.usage[1] = data.usage.output_tokens;
+      }
+      if (e.event === 'message_stop') result.ended = true;
+      if (e.event === 'error') result.error = data.error;
+    }
+    for (const b of blocks) if (b?.type === 'tool_use') choice.calls.push([b.name, parseArgs(b.json || '{}')]);
+    return result;
+  },
+};
+
+const orgReader = {
+  buffered: (body) => ({ choices: [{ text: body.response.content, finish: body.finishReason, calls: [], logprobs: undefined }], usage: [body.usage.inputTokens, body.usage.outputTokens] }),
+  streamed(raw) {
+    const choice = { text: '', finish: null, calls: [], logprobs: undefined };
+    const result = { choices: [choice], usage: undefined, ended: false };
+    for (const e of sseEvents(raw)) {
+      const data = JSON.parse(e.data);
+      if (e.event === 'content') choice.text += data.delta;
+      if (e.event === 'done') {
+        result.ended = true;
+        choice.finish = data.finishReason;
+        result.usage = [data.usage.inputTokens, data.usage.outputTokens];
+      }
+      if (e.event === 'error') result.error = data.error;
+    }
+    return result;
+  },
+};
+
+/** Eden: a buffered result per provider; the stream route is the raw text alone (no finish, no usage, no end marker). */
+const edenReader = {
+  buffered({ tiny: result }) {
+    if (result.status !== 'success') return { error: result.error };
+    return { choices: [{ text: result.generated_text, finish: result.finish_reason, calls: [], logprobs: undefined }], usage: [result.usage.prompt_tokens, result.usage.completion_tokens] };
+  },
+  streamed(raw) {
+    // A failure after the first byte is a last line {"error": …} and no clean end (fetch then throws).
+    const lastLine = raw.slice(raw.lastIndexOf('\n') + 1);
+    if (lastLine.startsWith('{"error":')) return { error: JSON.parse(lastLine).error };
+    return { choices: [{ text: raw, finish: undefined, calls: [], logprobs: undefined }], usage: undefined };
+  },
+};
+
+const ROUTES = {
+  openai: { path: () => '/v1/chat/completions', reader: openaiReader, headers: {} },
+  messages: { path: () => '/v1/messages', reader: messagesReader, headers: { 'anthropic-version': '2023-06-01' } },
+  org: { path: (stream) => `/api/v3/organizations/default/ai/chat${stream ? '/stream' : ''}`, reader: orgReader, headers: {} },
+  eden: { path: (stream) => `/v2/text/chat${stream ? '/stream' : ''}`, reader: edenReader, headers: {} },
+};
+
+/** One request, its answer normalised: an error status's body error, else the route's reader's, a stream cut short an error. */
 async function ask(url, variant, stream, signal) {
   const route = ROUTES[variant.route];
   const res = await fetch(`${url}${route.path(stream)}`, { method: 'POST', headers: { 'content-type': 'application/json', ...route.headers }, body: JSON.stringify(variant.body(stream)), signal });
   const raw = await res.text();
-  const answer = route.read(res.status, raw, stream);
-  return { ...answer, requestId: res.headers.get('x-request-id'), retryAfter: res.headers.get('retry-after') };
+  const { ended, ...answer } = res.status !== 200 ? { error: JSON.parse(raw).error } : stream ? route.reader.streamed(raw) : route.reader.buffered(JSON.parse(raw));
+  if (ended === false && !answer.error) answer.error = { message: `a stream that just stopped: ${raw.slice(-300)}` };
+  return { status: res.status, ...answer, requestId: res.headers.get('x-request-id'), retryAfter: res.headers.get('retry-after') };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -478,11 +476,7 @@ async function askOracles(url, variants) {
 }
 
 async function references(url, variants, into) {
-  for (const v of variants) {
-    const t0 = performance.now();
-    into.set(v.name, { buffered: await ask(url, v, false), streamed: await ask(url, v, true) });
-    if (process.env.TIMES) console.log(v.name, Math.round(performance.now() - t0));
-  }
+  for (const v of variants) into.set(v.name, { buffered: await ask(url, v, false), streamed: await ask(url, v, true) });
 }
 
 async function main() {

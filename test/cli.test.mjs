@@ -17,9 +17,12 @@ const cli = (args, options = {}) => run(process.execPath, ['bin/switchboard.js',
 
 let s;
 let tmp;
+let scripted;
+/** Where the next chat's calls will start in `scripted.calls` (and `scripted.requests`). */
+const scriptedCalls = () => scripted.calls.length;
 before(async () => {
   tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'sb-cli-'));
-  const scripted = createScriptedFactory({ GatewayError });
+  scripted = createScriptedFactory({ GatewayError });
   s = await startServer({ providers: { scripted: scripted.factory }, config: { defaultModel: 'm1', models: [{ id: 'm1', provider: 'scripted', model: 'x' }] } });
 });
 after(async () => {
@@ -79,21 +82,111 @@ test('models pull downloads a model from a URL into the cache and verifies its s
   }
 });
 
+/** `switchboard chat` as a child process; `command` wraps it (e.g. in a terminal via `script`). */
+function startChat(args, { command } = {}) {
+  const argv = [process.execPath, 'bin/switchboard.js', 'chat', '--url', s.url, ...args];
+  const child = command ? spawn('script', ['-qfec', argv.join(' '), '/dev/null'], { stdio: ['pipe', 'pipe', 'pipe'] }) : spawn(argv[0], argv.slice(1), { stdio: ['pipe', 'pipe', 'pipe'] });
+  const seen = { out: '', err: '' };
+  const waiters = [];
+  const notify = () => {
+    for (const w of [...waiters]) if (w.re.test(seen[w.stream])) (waiters.splice(waiters.indexOf(w), 1), w.resolve());
+  };
+  child.stdout.on('data', (d) => ((seen.out += d), notify()));
+  child.stderr.on('data', (d) => ((seen.err += d), notify()));
+  const exited = new Promise((resolve) => child.once('exit', (code) => resolve(code)));
+  return {
+    child,
+    seen,
+    exited,
+    /** Resolves once stdout (or stderr) matches `re`. */
+    waitFor: (re, stream = 'out') => new Promise((resolve) => (re.test(seen[stream]) ? resolve() : waiters.push({ re, stream, resolve }))),
+  };
+}
+
+const count = (text, word) => text.split(word).length - 1;
+
 test('chat streams the answer of a running server to the terminal', async () => {
-  const child = spawn(process.execPath, ['bin/switchboard.js', 'chat', '--url', s.url, '--model', 'm1'], { stdio: ['pipe', 'pipe', 'pipe'] });
-  let out = '';
-  child.stdout.on('data', (d) => (out += d));
-  child.stdin.write('hello there\n');
-  // Wait for the streamed answer before leaving.
-  await new Promise((resolve) => {
-    const check = () => (out.includes('Hello world') ? resolve() : child.stdout.once('data', check));
-    check();
-  });
-  child.stdin.end('/exit\n');
-  const code = await new Promise((r) => child.once('exit', r));
-  assert.equal(code, 0);
-  assert.match(out, /Chatting with m1/);
-  assert.match(out, /Hello world/);
+  const chat = startChat(['--model', 'm1']);
+  chat.child.stdin.write('hello there\n');
+  await chat.waitFor(/Hello world/);
+  chat.child.stdin.write('script:reasoning\n');
+  await chat.waitFor(/Answer\./);
+  chat.child.stdin.end('/exit\n');
+  assert.equal(await chat.exited, 0);
+  assert.match(chat.seen.out, /Chatting with m1/);
+  assert.match(chat.seen.out, /Hello world/);
+  assert.doesNotMatch(chat.seen.out, /Let me think/, 'reasoning is left out of piped output');
+});
+
+test('chat answers every piped line in turn, with the earlier turns as history', async () => {
+  const from = scriptedCalls();
+  const chat = startChat(['--model', 'm1']);
+  chat.child.stdin.end('one\ntwo\nthree\n');
+  assert.equal(await chat.exited, 0);
+  assert.equal(count(chat.seen.out, 'Hello world'), 3, chat.seen.out);
+  const asked = scripted.requests.slice(from).map((r) => r.messages.map((m) => `${m.role}:${m.content.map((p) => p.text).join('')}`));
+  assert.deepEqual(asked, [
+    ['user:one'],
+    ['user:one', 'assistant:Hello world', 'user:two'],
+    ['user:one', 'assistant:Hello world', 'user:two', 'assistant:Hello world', 'user:three'],
+  ]);
+});
+
+test('Ctrl-C while an answer streams stops it and cancels the upstream call; the chat goes on with what was written', async () => {
+  const from = scriptedCalls();
+  const chat = startChat(['--model', 'm1']);
+  chat.child.stdin.write('script:gated\n');
+  await chat.waitFor(/before/);
+  chat.child.kill('SIGINT'); // as the terminal sends it when input is not a terminal
+  await chat.waitFor(/\[stopped\]/, 'err');
+  const held = scripted.calls[from];
+  await held.done;
+  assert.equal(held.aborted, true, 'the server cancelled the held upstream call');
+  chat.child.stdin.write('go on\n');
+  await chat.waitFor(/Hello world/);
+  chat.child.stdin.end('/exit\n');
+  assert.equal(await chat.exited, 0);
+  const last = scripted.requests.at(-1).messages.map((m) => `${m.role}:${m.content.map((p) => p.text).join('')}`);
+  assert.deepEqual(last, ['user:script:gated', 'assistant:before ', 'user:go on']);
+});
+
+test('on a terminal, Ctrl-C typed during an answer stops it, reasoning is shown, and Ctrl-C at the prompt leaves', async () => {
+  const from = scriptedCalls();
+  const chat = startChat(['--model', 'm1'], { command: 'script' });
+  await chat.waitFor(/> /);
+  chat.child.stdin.write('script:reasoning\r');
+  await chat.waitFor(/Answer\./);
+  assert.match(chat.seen.out, /Let me think\./, 'reasoning is shown on a terminal');
+  chat.child.stdin.write('script:gated\r');
+  await chat.waitFor(/before/);
+  chat.child.stdin.write('\x03');
+  await chat.waitFor(/\[stopped\]/);
+  await scripted.calls[from + 1].done;
+  assert.equal(scripted.calls[from + 1].aborted, true);
+  chat.child.stdin.write('\x03');
+  assert.equal(await chat.exited, 0);
+});
+
+test('chat shows refusals and an unreachable server as one readable line, and keeps going', async () => {
+  const wrong = startChat(['--model', 'no-such-model']);
+  wrong.child.stdin.write('hello\n');
+  await wrong.waitFor(/error:/, 'err');
+  wrong.child.stdin.end('again\n');
+  assert.equal(await wrong.exited, 0);
+  assert.match(wrong.seen.err, /error: 404 model_not_found: .*no-such-model/);
+  assert.doesNotMatch(wrong.seen.err, /\{"error"/, 'not the raw JSON body');
+  assert.equal(count(wrong.seen.err, 'error:'), 2, 'the second line was asked too');
+
+  const closed = http.createServer();
+  await new Promise((r) => closed.listen(0, '127.0.0.1', r));
+  const port = closed.address().port;
+  await new Promise((r) => closed.close(r));
+  const away = spawn(process.execPath, ['bin/switchboard.js', 'chat', '--url', `http://127.0.0.1:${port}`], { stdio: ['pipe', 'pipe', 'pipe'] });
+  let err = '';
+  away.stderr.on('data', (d) => (err += d));
+  away.stdin.end('hello\n');
+  assert.equal(await new Promise((r) => away.once('exit', r)), 0);
+  assert.match(err, new RegExp(`error: cannot reach http://127.0.0.1:${port} \\(ECONNREFUSED\\)`));
 });
 
 test('keys create prints the key alone on its last line', async () => {

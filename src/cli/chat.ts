@@ -1,6 +1,7 @@
 // Interactive terminal chat against a running server; tokens are printed as they stream.
+// Ctrl-C stops the answer being written (the conversation goes on); at the prompt it leaves.
 
-import readline from 'node:readline/promises';
+import readline from 'node:readline';
 import { createParser } from 'eventsource-parser';
 import type { Command } from 'commander';
 
@@ -12,69 +13,147 @@ interface ChatFlags {
   maxTokens?: string;
 }
 
-async function streamReply(flags: ChatFlags, messages: Array<{ role: string; content: string }>, out: NodeJS.WritableStream): Promise<string> {
-  const response = await fetch(`${flags.url.replace(/\/$/, '')}/v1/chat/completions`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json', ...(flags.key ? { authorization: `Bearer ${flags.key}` } : {}) },
-    body: JSON.stringify({ model: flags.model, messages, stream: true, ...(flags.maxTokens ? { max_tokens: Number(flags.maxTokens) } : {}) }),
-  });
-  if (!response.ok || !response.body) {
-    const text = await response.text();
-    throw new Error(`HTTP ${response.status}: ${text}`);
-  }
-  let answer = '';
+type Turn = { role: string; content: string };
+
+interface Reply {
+  text: string;
+  /** The user pressed Ctrl-C before the answer ended. */
+  stopped: boolean;
+  finishReason?: string;
+}
+
+interface Terminal {
+  out: NodeJS.WriteStream;
+  err: NodeJS.WritableStream;
+}
+
+const DIM = '\x1b[2m';
+const UNDIM = '\x1b[22m';
+
+/** One streamed answer; resolves with what was written, also when Ctrl-C cut it short. */
+async function streamReply(flags: ChatFlags, messages: Turn[], signal: AbortSignal, terminal: Terminal): Promise<Reply> {
+  const url = `${flags.url.replace(/\/$/, '')}/v1/chat/completions`;
+  const reply: Reply = { text: '', stopped: false };
   let error: string | undefined;
+  let reasoning = false;
+  const setReasoning = (on: boolean) => {
+    if (on !== reasoning && terminal.out.isTTY) terminal.out.write(on ? DIM : `${UNDIM}\n`);
+    reasoning = on;
+  };
   const parser = createParser({
     onEvent(event) {
       if (event.data === '[DONE]') return;
-      const chunk = JSON.parse(event.data) as { choices?: Array<{ delta?: { content?: string } }>; error?: { message: string } };
+      const chunk = JSON.parse(event.data) as {
+        choices?: Array<{ delta?: { content?: string | null; reasoning?: string }; finish_reason?: string | null }>;
+        error?: { message: string };
+      };
       if (chunk.error) error = chunk.error.message;
-      const delta = chunk.choices?.[0]?.delta?.content;
-      if (delta) {
-        answer += delta;
-        out.write(delta);
+      const choice = chunk.choices?.[0];
+      // Reasoning is shown dimmed on a terminal and left out of piped output and of the history.
+      if (choice?.delta?.reasoning && terminal.out.isTTY) {
+        setReasoning(true);
+        terminal.out.write(choice.delta.reasoning);
       }
+      if (choice?.delta?.content) {
+        setReasoning(false);
+        reply.text += choice.delta.content;
+        terminal.out.write(choice.delta.content);
+      }
+      if (choice?.finish_reason) reply.finishReason = choice.finish_reason;
     },
   });
-  const decoder = new TextDecoder();
-  for await (const bytes of response.body as unknown as AsyncIterable<Uint8Array>) parser.feed(decoder.decode(bytes, { stream: true }));
-  out.write('\n');
+  try {
+    const response = await fetch(url, {
+      method: 'POST',
+      signal,
+      headers: { 'content-type': 'application/json', ...(flags.key ? { authorization: `Bearer ${flags.key}` } : {}) },
+      body: JSON.stringify({ model: flags.model, messages, stream: true, ...(flags.maxTokens ? { max_tokens: Number(flags.maxTokens) } : {}) }),
+    });
+    if (!response.ok || !response.body) throw new Error(await describeRefusal(response));
+    const decoder = new TextDecoder();
+    for await (const bytes of response.body as unknown as AsyncIterable<Uint8Array>) parser.feed(decoder.decode(bytes, { stream: true }));
+  } catch (err) {
+    if (!signal.aborted) throw err instanceof TypeError ? new Error(describeUnreachable(flags.url, err)) : err;
+    reply.stopped = true;
+  } finally {
+    setReasoning(false);
+  }
   if (error) throw new Error(error);
-  return answer;
+  return reply;
+}
+
+/** `404 model_not_found: The model 'x' does not exist` rather than the raw JSON body. */
+async function describeRefusal(response: Response): Promise<string> {
+  const body = await response.text();
+  try {
+    const { error } = JSON.parse(body) as { error?: { message?: string; code?: string | null; type?: string } };
+    if (error?.message) return `${response.status} ${error.code ?? error.type ?? ''}: ${error.message}`.replace(' :', ':');
+  } catch {
+    // not JSON: show it as it came
+  }
+  return `${response.status}: ${body.slice(0, 500)}`;
+}
+
+/** fetch's own "fetch failed" says nothing; its cause names the refused or unknown host. */
+function describeUnreachable(url: string, err: TypeError): string {
+  const cause = (err as { cause?: { code?: string; message?: string } }).cause;
+  return `cannot reach ${url} (${cause?.code ?? cause?.message ?? err.message}); is \`switchboard serve\` running there?`;
+}
+
+async function chat(flags: ChatFlags, terminal: Terminal): Promise<void> {
+  const rl = readline.createInterface({ input: process.stdin, output: process.stdout, terminal: process.stdin.isTTY, prompt: '> ' });
+  let answering: AbortController | undefined;
+  const interrupt = () => (answering ? answering.abort() : rl.close());
+  rl.on('SIGINT', interrupt); // Ctrl-C on a terminal: readline's raw mode turns it into this event
+  process.on('SIGINT', interrupt); // SIGINT sent to the process, as when input is piped
+  const messages: Turn[] = flags.system ? [{ role: 'system', content: flags.system }] : [];
+  terminal.out.write(`Chatting with ${flags.model} at ${flags.url}. Ctrl-C stops an answer; /exit or Ctrl-D leaves.\n`);
+  // Lines are read through the iterator, which queues them: piped lines that arrive while an
+  // answer streams wait their turn instead of being dropped.
+  const lines = rl[Symbol.asyncIterator]();
+  try {
+    for (;;) {
+      rl.prompt();
+      const next = await lines.next();
+      if (next.done) break;
+      const text = (next.value as string).trim();
+      if (text === '/exit' || text === '/quit') break;
+      if (!text) continue;
+      messages.push({ role: 'user', content: text });
+      answering = new AbortController();
+      try {
+        const reply = await streamReply(flags, messages, answering.signal, terminal);
+        terminal.out.write('\n');
+        if (reply.stopped) terminal.err.write('[stopped]\n');
+        else if (reply.finishReason === 'length') terminal.err.write('[cut short at the token limit]\n');
+        // A stopped answer stays in the history as far as it got, as in the chat apps; one
+        // stopped before its first word takes its question with it.
+        if (reply.stopped && !reply.text) messages.pop();
+        else messages.push({ role: 'assistant', content: reply.text });
+      } catch (err) {
+        messages.pop();
+        terminal.err.write(`\nerror: ${(err as Error).message}\n`);
+      } finally {
+        answering = undefined;
+      }
+    }
+  } finally {
+    process.off('SIGINT', interrupt);
+    rl.close();
+  }
 }
 
 export function registerChatCommand(program: Command): void {
   program
     .command('chat')
-    .description('Chat with a model of a running server in the terminal (streams tokens as they come). Type /exit to leave.')
-    .option('--url <url>', 'server URL', process.env.SWITCHBOARD_URL ?? 'http://127.0.0.1:8080')
+    .description(
+      'Chat with a model of a running server in the terminal: tokens are printed as they stream, reasoning dimmed. ' +
+        'Ctrl-C stops an answer and keeps what was written; /exit, Ctrl-D or Ctrl-C at the prompt leaves.',
+    )
+    .option('--url <url>', 'server URL (env SWITCHBOARD_URL)', process.env.SWITCHBOARD_URL ?? 'http://127.0.0.1:8080')
     .option('-m, --model <model>', 'model id or alias', 'default')
     .option('-k, --key <key>', 'API key (env SWITCHBOARD_API_KEY)', process.env.SWITCHBOARD_API_KEY)
     .option('-s, --system <prompt>', 'system prompt')
     .option('--max-tokens <n>', 'max tokens per answer')
-    .action(async (flags: ChatFlags) => {
-      const rl = readline.createInterface({ input: process.stdin, output: process.stdout, terminal: process.stdin.isTTY });
-      const messages: Array<{ role: string; content: string }> = flags.system ? [{ role: 'system', content: flags.system }] : [];
-      process.stdout.write(`Chatting with ${flags.model} at ${flags.url}. /exit to leave.\n`);
-      for (;;) {
-        let line: string;
-        try {
-          line = await rl.question('> ');
-        } catch {
-          break; // stdin closed
-        }
-        const text = line.trim();
-        if (text === '/exit' || text === '/quit') break;
-        if (!text) continue;
-        messages.push({ role: 'user', content: text });
-        try {
-          const answer = await streamReply(flags, messages, process.stdout);
-          messages.push({ role: 'assistant', content: answer });
-        } catch (err) {
-          messages.pop();
-          process.stderr.write(`error: ${(err as Error).message}\n`);
-        }
-      }
-      rl.close();
-    });
+    .action((flags: ChatFlags) => chat(flags, { out: process.stdout, err: process.stderr }));
 }

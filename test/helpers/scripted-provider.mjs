@@ -113,8 +113,10 @@ export function createScriptedFactory({ GatewayError }) {
     },
     async *stream(request, context) {
       scripted.requests.push(request);
-      // What each call did: parts yielded, whether it saw its abort signal, whether it ended.
-      const call = { script: undefined, yielded: 0, aborted: false, ended: false };
+      // What each call did: parts yielded, whether it saw its abort signal, whether it ended
+      // (`done` resolves when it has).
+      let markDone;
+      const call = { script: undefined, yielded: 0, aborted: false, ended: false, done: new Promise((r) => (markDone = r)) };
       scripted.calls.push(call);
       const match = /script:([\w-]+)/.exec(lastUserText(request));
       call.script = match ? match[1] : 'text';
@@ -144,6 +146,7 @@ export function createScriptedFactory({ GatewayError }) {
       }
       } finally {
         call.ended = true;
+        markDone();
       }
     },
   });

@@ -189,6 +189,26 @@ test('chat shows refusals and an unreachable server as one readable line, and ke
   assert.match(err, new RegExp(`error: cannot reach http://127.0.0.1:${port} \\(ECONNREFUSED\\)`));
 });
 
+test('serve refuses a bad flag, env value or config file with one line naming it', async () => {
+  const fail = async (args, env = {}) => {
+    const error = await cli(['serve', '--data-dir', path.join(tmp, 'refused'), '--no-warm-up', ...args], { env: { ...process.env, ...env } }).then(
+      () => assert.fail(`serve ${args.join(' ')} started`),
+      (e) => e,
+    );
+    assert.equal(error.code, 1);
+    return error.stderr.trim();
+  };
+  assert.match(await fail(['--port', 'abc']), /^switchboard: Invalid --port "abc": .*number/);
+  assert.match(await fail([], { SWITCHBOARD_PORT: '99999' }), /^switchboard: Invalid SWITCHBOARD_PORT "99999": .*65535/);
+  assert.match(await fail(['--threads', '0']), /^switchboard: Invalid --threads "0"/);
+  assert.match(await fail([], { SWITCHBOARD_LOG_LEVEL: 'loud' }), /^switchboard: Invalid SWITCHBOARD_LOG_LEVEL "loud": .*"debug"/);
+  const broken = path.join(tmp, 'broken.yaml');
+  fs.writeFileSync(broken, 'models: [\n');
+  assert.match(await fail(['--config', broken]), new RegExp(`^switchboard: Invalid YAML in ${broken}: .*line 2`));
+  const missing = path.join(tmp, 'missing.yaml');
+  assert.equal(await fail(['--config', missing]), `switchboard: Cannot read the config file ${missing}: ENOENT`);
+});
+
 test('keys create prints the key alone on its last line', async () => {
   const dataDir = path.join(tmp, 'keys');
   const { stdout } = await cli(['keys', 'create', '--org', 'team-a', '--name', 'ci', '--data-dir', dataDir]);

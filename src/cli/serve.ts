@@ -20,8 +20,8 @@ export function configFromFlags(flags: ConfigFlags) {
     dataDir: flags.dataDir,
     model: flags.model,
     host: flags.host,
-    port: flags.port === undefined ? undefined : Number(flags.port),
-    threads: flags.threads === undefined ? undefined : Number(flags.threads),
+    port: flags.port,
+    threads: flags.threads,
     gpu: flags.gpu,
     logLevel: flags.logLevel,
   });

@@ -84,10 +84,15 @@ const modelSchema = z
 /** node-llama-cpp's GPU backends; `false` keeps local models on the CPU. */
 const GPU_BACKENDS = ['auto', 'cuda', 'vulkan', 'metal'] as const;
 
+// Fields a flag or env var can also set: the same rule checks them there.
+const portSchema = z.number().int().min(0).max(65535);
+const threadsSchema = z.number().int().positive();
+const logLevelSchema = z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']);
+
 const localSchema = z
   .object({
     /** CPU threads per context. 1 is by far the fastest for small models on small machines (measured). */
-    threads: z.number().int().positive().default(1),
+    threads: threadsSchema.default(1),
     /** Sequences evaluated together in one context (batched). */
     parallel: z.number().int().positive().default(4),
     /** Requests that may wait for a free sequence before new ones get 429/503. */
@@ -105,11 +110,11 @@ export const configSchema = z
     server: z
       .object({
         host: z.string().default('127.0.0.1'),
-        port: z.number().int().min(0).max(65535).default(8080),
+        port: portSchema.default(8080),
         dataDir: z.string().default('./data'),
         /** Whole-request body cap in bytes. */
         bodyLimit: z.number().int().positive().default(25 * 1024 * 1024),
-        logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+        logLevel: logLevelSchema.default('info'),
         /**
          * On SIGTERM/SIGINT, how long requests in flight may go on finishing; those still running
          * then end with a 503 `server_shutting_down` (in-stream when streaming).
@@ -163,11 +168,12 @@ export type Modality = z.infer<typeof modalitySchema>;
 export interface ConfigOverrides {
   configFile?: string;
   host?: string;
-  port?: number;
+  /** Numbers as a flag gives them (strings) or as code does. */
+  port?: number | string;
   dataDir?: string;
   /** Default local model: path, URL or hf: reference. */
   model?: string;
-  threads?: number;
+  threads?: number | string;
   /** GPU backend for local models: false, auto, cuda, vulkan or metal. */
   gpu?: string;
   logLevel?: string;
@@ -192,6 +198,38 @@ export function localModelId(source: string): string {
   return last.replace(/\.gguf$/i, '') || DEFAULT_LOCAL_MODEL_ID;
 }
 
+/** The file's YAML; a missing file or a syntax error says which file. */
+function readConfigFile(file: string): Record<string, unknown> {
+  let text: string;
+  try {
+    text = fs.readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new Error(`Cannot read the config file ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+  }
+  try {
+    return (parseYaml(text) as Record<string, unknown> | null) ?? {};
+  } catch (err) {
+    throw new Error(`Invalid YAML in ${file}: ${(err as Error).message}`);
+  }
+}
+
+type Source = [name: string, value: string | number | undefined];
+
+const asNumber = (value: string | number): number => (typeof value === 'number' ? value : value.trim() === '' ? Number.NaN : Number(value));
+
+/**
+ * A flag's value, else the env var's (an empty one counts as unset), checked by the config
+ * field's own rule: `--port abc` or `SWITCHBOARD_PORT=99999` is an error naming where it came
+ * from, not a silently ignored setting.
+ */
+function checkedOverride<T>(schema: z.ZodType<T>, flag: Source, envVar: Source, convert: (value: string | number) => unknown): T | undefined {
+  const [name, value] = flag[1] !== undefined ? flag : envVar[1] !== undefined && envVar[1] !== '' ? envVar : [undefined, undefined];
+  if (name === undefined || value === undefined) return undefined;
+  const result = schema.safeParse(convert(value));
+  if (!result.success) throw new Error(`Invalid ${name} ${JSON.stringify(String(value))}: ${result.error.issues.map((i) => i.message).join('; ')}`);
+  return result.data;
+}
+
 function formatZodError(error: z.ZodError): string {
   return error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ');
 }
@@ -203,26 +241,23 @@ function formatZodError(error: z.ZodError): string {
 export function loadConfig(overrides: ConfigOverrides = {}, env: NodeJS.ProcessEnv = process.env): Config {
   const file = overrides.configFile ?? env.SWITCHBOARD_CONFIG ?? (fs.existsSync('switchboard.yaml') ? 'switchboard.yaml' : undefined);
   let raw: Record<string, unknown> = {};
-  if (file) {
-    const text = fs.readFileSync(file, 'utf8');
-    raw = (parseYaml(text) as Record<string, unknown> | null) ?? {};
-  }
+  if (file) raw = readConfigFile(file);
   const parsed = configSchema.safeParse(raw);
   if (!parsed.success) throw new Error(`Invalid config${file ? ` in ${file}` : ''}: ${formatZodError(parsed.error)}`);
   const config = parsed.data;
 
   const host = overrides.host ?? env.SWITCHBOARD_HOST;
-  const port = overrides.port ?? (env.SWITCHBOARD_PORT ? Number(env.SWITCHBOARD_PORT) : undefined);
+  const port = checkedOverride(portSchema, ['--port', overrides.port], ['SWITCHBOARD_PORT', env.SWITCHBOARD_PORT], asNumber);
   const dataDir = overrides.dataDir ?? env.SWITCHBOARD_DATA_DIR;
   const model = overrides.model ?? env.SWITCHBOARD_MODEL;
-  const threads = overrides.threads ?? (env.SWITCHBOARD_THREADS ? Number(env.SWITCHBOARD_THREADS) : undefined);
-  const logLevel = overrides.logLevel ?? env.SWITCHBOARD_LOG_LEVEL;
+  const threads = checkedOverride(threadsSchema, ['--threads', overrides.threads], ['SWITCHBOARD_THREADS', env.SWITCHBOARD_THREADS], asNumber);
+  const logLevel = checkedOverride(logLevelSchema, ['--log-level', overrides.logLevel], ['SWITCHBOARD_LOG_LEVEL', env.SWITCHBOARD_LOG_LEVEL], String);
   const gpu = overrides.gpu ?? env.SWITCHBOARD_GPU;
   if (host) config.server.host = host;
-  if (port !== undefined && Number.isFinite(port)) config.server.port = port;
+  if (port !== undefined) config.server.port = port;
   if (dataDir) config.server.dataDir = dataDir;
-  if (threads !== undefined && Number.isFinite(threads)) config.local.threads = threads;
-  if (logLevel) config.server.logLevel = logLevel as Config['server']['logLevel'];
+  if (threads !== undefined) config.local.threads = threads;
+  if (logLevel) config.server.logLevel = logLevel;
   if (gpu !== undefined) config.local.gpu = parseGpu(gpu);
 
   if (model) {

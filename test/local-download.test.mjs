@@ -26,6 +26,7 @@ before(async () => {
   cacheDir = fs.mkdtempSync(path.join(os.tmpdir(), 'sb-download-'));
   server = http.createServer((req, res) => {
     seen.push({ path: req.url, range: req.headers.range });
+    if (req.url.startsWith('/gated/')) return res.writeHead(401).end();
     const match = /^bytes=(\d+)-$/.exec(req.headers.range ?? '');
     const start = match ? Number(match[1]) : 0;
     if (start >= body.length) {
@@ -90,6 +91,15 @@ describe('pullModel', () => {
     assert.equal(requests[0].range, undefined);
     assert.equal(requests[1].range, `bytes=${partial}-`);
     assert.ok(fs.readFileSync(file).equals(body));
+  });
+
+  it('says why a download could not start: the refused connection, a gated model without HF_TOKEN', async () => {
+    const closed = http.createServer();
+    await new Promise((resolve) => closed.listen(0, '127.0.0.1', resolve));
+    const port = closed.address().port;
+    await new Promise((resolve) => closed.close(resolve));
+    await assert.rejects(pullModel(`http://127.0.0.1:${port}/m.gguf`, { cacheDir, progress: false }), (err) => err.code === 'model_download_failed' && /ECONNREFUSED/.test(err.message));
+    await assert.rejects(pullModel(`${baseUrl}/gated/m.gguf`, { cacheDir, progress: false }), (err) => err.code === 'model_download_failed' && /HTTP 401 .*HF_TOKEN/.test(err.message));
   });
 
   it('maps hf: references to the hub (or HF_ENDPOINT) and returns local paths as they are', async () => {

@@ -61,7 +61,8 @@ async function download(url: string, target: string, options: PullOptions): Prom
   }
   if (response.status !== 200 && response.status !== 206) {
     await response.body?.cancel();
-    throw new GatewayError('unavailable', `Downloading ${url} failed: HTTP ${response.status}`, { code: 'model_download_failed' });
+    const hint = response.status === 401 || response.status === 403 ? ' (a gated or private model needs HF_TOKEN)' : '';
+    throw new GatewayError('unavailable', `Downloading ${url} failed: HTTP ${response.status}${hint}`, { code: 'model_download_failed' });
   }
 
   const length = Number(response.headers.get('content-length') ?? NaN);
@@ -109,7 +110,7 @@ async function download(url: string, target: string, options: PullOptions): Prom
     // for the file to close, or a pull that resumes at once would append after the wrong offset.
     if (!file.closed) await new Promise<void>((resolve) => file.once('close', () => resolve()));
     // The .part keeps what arrived; the next pull resumes from there.
-    throw new GatewayError('unavailable', `Downloading ${url} was interrupted after ${fileSize(part)} bytes (${(err as Error).message}); pull again to resume`, {
+    throw new GatewayError('unavailable', `Downloading ${url} was interrupted after ${fileSize(part)} bytes (${networkReason(err)}); pull again to resume`, {
       code: 'model_download_interrupted',
       cause: err,
     });
@@ -151,8 +152,15 @@ function request(url: string, offset: number, signal: AbortSignal | undefined) {
   const hfHost = new URL(process.env.HF_ENDPOINT ?? 'https://huggingface.co').host;
   if (token && new URL(url).host === hfHost) headers.authorization = `Bearer ${token}`;
   return fetch(url, { headers, signal, redirect: 'follow' }).catch((err: unknown) => {
-    throw new GatewayError('unavailable', `Downloading ${url} failed: ${(err as Error).message}`, { code: 'model_download_failed', cause: err });
+    throw new GatewayError('unavailable', `Downloading ${url} failed: ${networkReason(err)}`, { code: 'model_download_failed', cause: err });
   });
+}
+
+/** fetch says only "fetch failed" or "terminated"; the cause's code (ECONNREFUSED, ENOTFOUND, …) is what helps. */
+function networkReason(err: unknown): string {
+  const { message, cause } = err as Error & { cause?: { code?: string; message?: string } };
+  const detail = cause?.code ?? cause?.message;
+  return detail && !message.includes(detail) ? `${message}: ${detail}` : message;
 }
 
 function progressBar(enabled: boolean, name: string, total: number | undefined, start: number) {

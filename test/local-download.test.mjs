@@ -122,3 +122,76 @@ describe('pullModel', () => {
     assert.equal(await pullModel(local, { progress: false }), local);
   });
 });
+
+// The Hub's own protocol for an LFS file: the resolve URL answers 302 to a CDN host, and carries
+// the file's sha256 (X-Linked-Etag) and size (X-Linked-Size); a renamed repository answers with a
+// relative redirect first.
+describe('pullModel from the Hub', () => {
+  const hubSeen = [];
+  const cdnSeen = [];
+  /** The etag each resolve path publishes. */
+  const published = new Map();
+  let hub;
+  let cdn;
+  let previous;
+  let hubCache;
+
+  before(async () => {
+    hubCache = fs.mkdtempSync(path.join(os.tmpdir(), 'sb-hub-'));
+    cdn = http.createServer((req, res) => {
+      cdnSeen.push({ method: req.method, path: req.url, authorization: req.headers.authorization });
+      res.writeHead(200, { 'content-length': body.length }).end(body);
+    });
+    await new Promise((resolve) => cdn.listen(0, '127.0.0.1', resolve));
+    hub = http.createServer((req, res) => {
+      hubSeen.push({ method: req.method, path: req.url, authorization: req.headers.authorization });
+      if (req.url.startsWith('/old-name/')) return res.writeHead(307, { location: req.url.replace('/old-name/', '/owner/') }).end();
+      const etag = published.get(req.url);
+      res.writeHead(302, {
+        location: `http://127.0.0.1:${cdn.address().port}/blob${req.url}`,
+        ...(etag ? { 'x-linked-etag': `"${etag}"`, 'x-linked-size': String(body.length), etag: '"a-git-blob-sha1"' } : {}),
+      });
+      res.end();
+    });
+    await new Promise((resolve) => hub.listen(0, '127.0.0.1', resolve));
+    previous = { endpoint: process.env.HF_ENDPOINT, token: process.env.HF_TOKEN };
+    process.env.HF_ENDPOINT = `http://127.0.0.1:${hub.address().port}`;
+    process.env.HF_TOKEN = 'hf_test_token';
+  });
+  after(async () => {
+    for (const [name, value] of [['HF_ENDPOINT', previous.endpoint], ['HF_TOKEN', previous.token]]) {
+      if (value === undefined) delete process.env[name];
+      else process.env[name] = value;
+    }
+    for (const server of [hub, cdn]) await new Promise((resolve) => server.close(resolve));
+    fs.rmSync(hubCache, { recursive: true, force: true });
+  });
+
+  it('verifies the sha256 the Hub publishes, sends HF_TOKEN to the Hub only, and follows a renamed repository', async () => {
+    published.set('/owner/repo/resolve/main/good.gguf', sha256);
+    const file = await pullModel('hf:old-name/repo/good.gguf', { cacheDir: hubCache, progress: false });
+    assert.ok(fs.readFileSync(file).equals(body));
+    assert.deepEqual(hubSeen.map((r) => `${r.method} ${r.path}`), [
+      'HEAD /old-name/repo/resolve/main/good.gguf',
+      'HEAD /owner/repo/resolve/main/good.gguf',
+      'GET /old-name/repo/resolve/main/good.gguf',
+      'GET /owner/repo/resolve/main/good.gguf',
+    ]);
+    assert.ok(hubSeen.every((r) => r.authorization === 'Bearer hf_test_token'));
+    assert.deepEqual(cdnSeen.map((r) => [r.method, r.authorization]), [['GET', undefined]], 'the CDN gets the file request, without the token');
+  });
+
+  it('deletes a download whose sha256 is not the one the Hub publishes', async () => {
+    published.set('/owner/repo/resolve/main/tampered.gguf', 'cd'.repeat(32));
+    await assert.rejects(pullModel('hf:owner/repo/tampered.gguf', { cacheDir: hubCache, progress: false }), (err) => err.code === 'model_checksum_mismatch' && err.message.includes('cd'.repeat(32)));
+    const target = path.join(hubCache, parseModelSource('hf:owner/repo/tampered.gguf').cachePath);
+    assert.ok(!fs.existsSync(target) && !fs.existsSync(`${target}.part`));
+    // A configured sha256 wins over the published one.
+    assert.ok(fs.readFileSync(await pullModel('hf:owner/repo/tampered.gguf', { cacheDir: hubCache, sha256, progress: false })).equals(body));
+  });
+
+  it('without published headers (a file kept in git, a mirror) the download is checked by size alone', async () => {
+    const file = await pullModel('hf:owner/repo/plain.gguf', { cacheDir: hubCache, progress: false });
+    assert.ok(fs.readFileSync(file).equals(body));
+  });
+});

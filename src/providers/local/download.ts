@@ -41,7 +41,8 @@ export async function pullModel(source: string, options: PullOptions = {}): Prom
   // One download per file at a time; concurrent pulls share it.
   let pending = inFlight.get(target);
   if (!pending) {
-    pending = download(parsed.url, target, options).finally(() => inFlight.delete(target));
+    const checked = isHubFile(source, parsed.url) ? withHubChecksum(parsed.url, options) : Promise.resolve(options);
+    pending = checked.then((withChecksum) => download(parsed.url, target, withChecksum)).finally(() => inFlight.delete(target));
     inFlight.set(target, pending);
   }
   return pending;
@@ -145,12 +146,55 @@ async function finalize(part: string, target: string, url: string, options: Pull
   return target;
 }
 
-function request(url: string, offset: number, signal: AbortSignal | undefined) {
-  const headers: Record<string, string> = { 'user-agent': 'switchboard' };
-  if (offset > 0) headers.range = `bytes=${offset}-`;
+const hubHost = () => new URL(process.env.HF_ENDPOINT ?? 'https://huggingface.co').host;
+
+/** An `hf:` reference, or a `resolve` URL on the Hub (or HF_ENDPOINT). */
+function isHubFile(source: string, url: string): boolean {
+  return source.startsWith('hf:') || (new URL(url).host === hubHost() && url.includes('/resolve/'));
+}
+
+/** HF_TOKEN goes to the Hub only; fetch drops it itself on the redirect to another host. */
+function hubHeaders(url: string): Record<string, string> {
   const token = process.env.HF_TOKEN;
-  const hfHost = new URL(process.env.HF_ENDPOINT ?? 'https://huggingface.co').host;
-  if (token && new URL(url).host === hfHost) headers.authorization = `Bearer ${token}`;
+  return token && new URL(url).host === hubHost() ? { authorization: `Bearer ${token}` } : {};
+}
+
+/**
+ * Fills in the sha256 and size the Hub publishes for a file it stores in LFS, read as
+ * huggingface_hub reads them: a HEAD on the resolve URL that does not follow the redirect to the
+ * CDN, whose X-Linked-Etag is the file's sha256 and X-Linked-Size its size. A configured sha256 or
+ * size wins; without the headers (a small file in git, a mirror that omits them) the download is
+ * checked by size as before, and a HEAD that fails leaves the GET to report why.
+ */
+async function withHubChecksum(url: string, options: PullOptions): Promise<PullOptions> {
+  let target = url;
+  try {
+    for (let hop = 0; hop < 5; hop++) {
+      const response = await fetch(target, { method: 'HEAD', headers: { 'user-agent': 'switchboard', 'accept-encoding': 'identity', ...hubHeaders(target) }, redirect: 'manual', signal: options.signal });
+      const location = response.headers.get('location');
+      // A relative redirect stays on the Hub (a renamed repository): follow it.
+      if (response.status >= 300 && response.status < 400 && location && !/^[a-z][a-z0-9+.-]*:/i.test(location)) {
+        target = new URL(location, target).href;
+        continue;
+      }
+      if (response.status >= 400) return options;
+      const etag = (response.headers.get('x-linked-etag') ?? response.headers.get('etag'))?.replace(/^W\//, '').replaceAll('"', '');
+      const size = Number(response.headers.get('x-linked-size') ?? Number.NaN);
+      return {
+        ...options,
+        sha256: options.sha256 ?? (etag && /^[0-9a-f]{64}$/i.test(etag) ? etag.toLowerCase() : undefined),
+        size: options.size ?? (Number.isSafeInteger(size) && size > 0 ? size : undefined),
+      };
+    }
+  } catch {
+    // The GET that follows says what went wrong.
+  }
+  return options;
+}
+
+function request(url: string, offset: number, signal: AbortSignal | undefined) {
+  const headers: Record<string, string> = { 'user-agent': 'switchboard', ...hubHeaders(url) };
+  if (offset > 0) headers.range = `bytes=${offset}-`;
   return fetch(url, { headers, signal, redirect: 'follow' }).catch((err: unknown) => {
     throw new GatewayError('unavailable', `Downloading ${url} failed: ${networkReason(err)}`, { code: 'model_download_failed', cause: err });
   });

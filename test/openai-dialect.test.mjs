@@ -452,6 +452,19 @@ test('with no keys the server refuses to listen beyond loopback', async () => {
   await server.close();
 });
 
+test('a local model the config adds itself (the default one, --model) lists the context it is served with', async () => {
+  const { loadConfig } = await import('../dist/core/config.js');
+  const fs = await import('node:fs');
+  const defaultModel = (config) => config.models.find((m) => m.id === config.defaultModel);
+  // 8192 tokens per sequence unless local.contextSize says otherwise (docs/configuration.md).
+  assert.equal(defaultModel(loadConfig({}, {})).contextLength, 8192);
+  assert.equal(defaultModel(loadConfig({ model: '/models/mine.gguf' }, {})).contextLength, 8192);
+  const file = `${s.dataDir}/context.yaml`;
+  fs.writeFileSync(file, 'local:\n  contextSize: 3000\n');
+  assert.equal(defaultModel(loadConfig({ configFile: file }, {})).contextLength, 3000);
+  assert.equal(defaultModel(loadConfig({ configFile: file, model: '/models/mine.gguf' }, {})).contextLength, 3000);
+});
+
 test('the GPU backend: flag beats SWITCHBOARD_GPU beats the file; an unknown one is refused', async () => {
   const { loadConfig } = await import('../dist/core/config.js');
   assert.equal(loadConfig({}, {}).local.gpu, false);

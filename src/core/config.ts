@@ -9,6 +9,12 @@ import { z } from 'zod';
 
 export const DEFAULT_LOCAL_MODEL_ID = 'qwen2.5-0.5b-instruct';
 /** Qwen2.5-0.5B-Instruct, Q4_K_M quantisation: small, multilingual, trained for tool calling. */
+/**
+ * Tokens per sequence a local model is served with when `local.contextSize` is not set (less when
+ * the GGUF was trained for less): enough for chat, cheap in RAM with four sequences.
+ */
+export const DEFAULT_LOCAL_CONTEXT_SIZE = 8192;
+
 export const DEFAULT_LOCAL_MODEL_SOURCE = 'hf:Qwen/Qwen2.5-0.5B-Instruct-GGUF/qwen2.5-0.5b-instruct-q4_k_m.gguf';
 
 const modalitySchema = z.enum(['text', 'image', 'video', 'document']);
@@ -260,6 +266,8 @@ export function loadConfig(overrides: ConfigOverrides = {}, env: NodeJS.ProcessE
   if (logLevel) config.server.logLevel = logLevel;
   if (gpu !== undefined) config.local.gpu = parseGpu(gpu);
 
+  // What a local model added here is served with, so its listed context is the true one.
+  const servedContext = config.local.contextSize ?? DEFAULT_LOCAL_CONTEXT_SIZE;
   if (model) {
     // --model replaces the default local model (or adds it when the config has none).
     const existing = config.models.find((m) => m.id === config.defaultModel && m.provider === 'local');
@@ -267,13 +275,13 @@ export function loadConfig(overrides: ConfigOverrides = {}, env: NodeJS.ProcessE
     else {
       const id = localModelId(model);
       config.models = config.models.filter((m) => m.id !== id);
-      config.models.unshift(modelSchema.parse({ id, provider: 'local', model, contextLength: 4096 }));
+      config.models.unshift(modelSchema.parse({ id, provider: 'local', model, contextLength: servedContext }));
       config.defaultModel = id;
     }
   }
   if (config.models.length === 0) {
     config.models.push(
-      modelSchema.parse({ id: DEFAULT_LOCAL_MODEL_ID, provider: 'local', model: DEFAULT_LOCAL_MODEL_SOURCE, contextLength: 32768, ownedBy: 'qwen' }),
+      modelSchema.parse({ id: DEFAULT_LOCAL_MODEL_ID, provider: 'local', model: DEFAULT_LOCAL_MODEL_SOURCE, contextLength: servedContext, ownedBy: 'qwen' }),
     );
   }
   if (!config.defaultModel) config.defaultModel = config.models[0]!.id;

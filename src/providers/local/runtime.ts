@@ -3,7 +3,7 @@
 
 import { getLlama, LlamaLogLevel, resolveChatWrapper, type ChatWrapper, type Llama, type LlamaContext, type LlamaModel } from 'node-llama-cpp';
 import type { Logger } from 'pino';
-import { defaultCacheDir, type Config } from '../../core/config.js';
+import { DEFAULT_LOCAL_CONTEXT_SIZE, defaultCacheDir, type Config } from '../../core/config.js';
 import { GatewayError, isGatewayError } from '../../core/errors.js';
 import type { ResolvedDeployment } from '../../core/models.js';
 import { pullModel } from './download.js';
@@ -12,8 +12,6 @@ import { inSequenceOrder } from './batch-order.js';
 import { GrammarCache } from './grammars.js';
 import { SequencePool } from './sequence-pool.js';
 
-/** Context per sequence when neither the config nor the model says less: enough for chat, cheap in RAM. */
-const DEFAULT_CONTEXT_SIZE = 8192;
 
 export interface LoadedModel {
   readonly source: string;
@@ -112,7 +110,7 @@ export class LocalRuntime {
     let model: LlamaModel | undefined;
     try {
       model = await llama.loadModel({ modelPath: path });
-      const contextSize = Math.min(this.settings.contextSize ?? DEFAULT_CONTEXT_SIZE, model.trainContextSize);
+      const contextSize = Math.min(this.settings.contextSize ?? DEFAULT_LOCAL_CONTEXT_SIZE, model.trainContextSize);
       const gate = new BatchGate();
       const context = await model.createContext({
         sequences: this.settings.parallel,

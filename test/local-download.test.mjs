@@ -144,7 +144,15 @@ describe('pullModel from the Hub', () => {
     });
     await new Promise((resolve) => cdn.listen(0, '127.0.0.1', resolve));
     hub = http.createServer((req, res) => {
-      hubSeen.push({ method: req.method, path: req.url, authorization: req.headers.authorization });
+      hubSeen.push({ method: req.method, path: req.url, authorization: req.headers.authorization, agent: req.headers['user-agent'] });
+      // llama.cpp's manifest API: which GGUF file a quantization tag is.
+      const manifest = /^\/v2\/owner\/repo-GGUF\/manifests\/(.+)$/.exec(req.url);
+      if (manifest) {
+        const files = { Q4_K_M: 'repo-q4_k_m.gguf', LATEST: 'repo-q4_k_m.gguf', Q8_0: 'big/repo-Q8_0-00001-of-00002.gguf' };
+        const file = files[manifest[1].toUpperCase()];
+        if (!file) return res.writeHead(400, { 'content-type': 'application/json' }).end('{"error":"The specified tag is not a valid quantization scheme."}');
+        return res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ ggufFile: { rfilename: file, size: body.length } }));
+      }
       if (req.url.startsWith('/old-name/')) return res.writeHead(307, { location: req.url.replace('/old-name/', '/owner/') }).end();
       const etag = published.get(req.url);
       res.writeHead(302, {
@@ -188,6 +196,35 @@ describe('pullModel from the Hub', () => {
     assert.ok(!fs.existsSync(target) && !fs.existsSync(`${target}.part`));
     // A configured sha256 wins over the published one.
     assert.ok(fs.readFileSync(await pullModel('hf:owner/repo/tampered.gguf', { cacheDir: hubCache, sha256, progress: false })).equals(body));
+  });
+
+  it('hf:owner/repo:QUANT asks the Hub which file that is (as llama.cpp does), and a restart needs no network', async () => {
+    published.set('/owner/repo-GGUF/resolve/main/repo-q4_k_m.gguf', sha256);
+    hubSeen.length = 0;
+    const file = await pullModel('hf:owner/repo-GGUF:q4_k_m', { cacheDir: hubCache, progress: false });
+    assert.ok(fs.readFileSync(file).equals(body));
+    assert.equal(path.basename(file), 'repo-q4_k_m.gguf');
+    assert.equal(hubSeen[0].path, '/v2/owner/repo-GGUF/manifests/Q4_K_M');
+    assert.equal(hubSeen[0].agent, 'llama-cpp', 'the manifest API names the GGUF file for llama.cpp clients');
+    // `latest` (no tag) lets the Hub choose; the answer for Q4_K_M is remembered: no request at all.
+    hubSeen.length = 0;
+    assert.equal(await pullModel('hf:owner/repo-GGUF:Q4_K_M', { cacheDir: hubCache, progress: false }), file);
+    assert.deepEqual(hubSeen, []);
+    assert.equal(await pullModel('hf:owner/repo-GGUF', { cacheDir: hubCache, progress: false }), file);
+    assert.deepEqual(hubSeen.map((r) => r.path), ['/v2/owner/repo-GGUF/manifests/latest']);
+  });
+
+  it('a tag the Hub does not know, or one that is a split GGUF, is refused with a line that says so', async () => {
+    await assert.rejects(pullModel('hf:owner/repo-GGUF:Q2_XYZ', { cacheDir: hubCache, progress: false }), (err) => err.code === 'model_not_found' && /no GGUF file for hf:owner\/repo-GGUF:Q2_XYZ/.test(err.message));
+    await assert.rejects(pullModel('hf:owner/repo-GGUF:Q8_0', { cacheDir: hubCache, progress: false }), (err) => err.code === 'model_split_unsupported' && /split into parts/.test(err.message));
+  });
+
+  it('hf:owner/repo/file.gguf#branch downloads from that branch', async () => {
+    published.set('/owner/repo/resolve/dev/good.gguf', sha256);
+    const file = await pullModel('hf:owner/repo/good.gguf#dev', { cacheDir: hubCache, progress: false });
+    assert.ok(fs.readFileSync(file).equals(body));
+    assert.ok(hubSeen.some((r) => r.method === 'GET' && r.path === '/owner/repo/resolve/dev/good.gguf'));
+    assert.notEqual(file, path.join(hubCache, parseModelSource('hf:owner/repo/good.gguf').cachePath), 'a branch has its own place in the cache');
   });
 
   it('without published headers (a file kept in git, a mirror) the download is checked by size alone', async () => {

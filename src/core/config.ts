@@ -198,9 +198,18 @@ export function defaultCacheDir(): string {
   return process.env.SWITCHBOARD_CACHE_DIR ?? path.join(os.homedir(), '.cache', 'switchboard', 'models');
 }
 
-/** Model id for a local model source: the file name without `.gguf`. */
+/**
+ * Model id for a local model source: the file name without `.gguf`; for `hf:owner/repo:QUANT`,
+ * the repository without `-GGUF` and the quantization (`Qwen2.5-0.5B-Instruct-Q4_K_M`).
+ */
 export function localModelId(source: string): string {
-  const last = source.split(/[\\/]/).pop() ?? source;
+  const repo = /^hf:[^/#:]+\/([^/#:]+)(?::([^/#]+))?$/.exec(source);
+  if (repo) {
+    const tag = repo[2] && repo[2].toLowerCase() !== 'latest' ? `-${repo[2].toUpperCase()}` : '';
+    return `${repo[1]!.replace(/-gguf$/i, '')}${tag}`;
+  }
+  const file = source.startsWith('hf:') ? source.split('#')[0]! : source;
+  const last = file.split(/[\\/]/).pop() ?? file;
   return last.replace(/\.gguf$/i, '') || DEFAULT_LOCAL_MODEL_ID;
 }
 

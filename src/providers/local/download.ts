@@ -12,7 +12,7 @@ import cliProgress from 'cli-progress';
 import { fetch } from 'undici';
 import { defaultCacheDir } from '../../core/config.js';
 import { GatewayError } from '../../core/errors.js';
-import { parseModelSource } from './source.js';
+import { hubEndpoint, hubTagRecord, parseModelSource, type ModelSource } from './source.js';
 
 export interface PullOptions {
   cacheDir?: string;
@@ -30,6 +30,7 @@ const inFlight = new Map<string, Promise<string>>();
 /** Returns the local path of `source`, downloading it into the cache first when it is remote. */
 export async function pullModel(source: string, options: PullOptions = {}): Promise<string> {
   const parsed = parseModelSource(source);
+  if (parsed.kind === 'hub-repo') return pullModel(await resolveHubRepo(parsed, options), options);
   if (parsed.kind === 'file') {
     if (!fs.existsSync(parsed.path)) {
       throw new GatewayError('unavailable', `Local model file not found: ${parsed.path}`, { code: 'model_file_not_found', retryable: false });
@@ -144,6 +145,41 @@ async function finalize(part: string, target: string, url: string, options: Pull
   }
   fs.renameSync(part, target);
   return target;
+}
+
+/**
+ * `hf:owner/repo:QUANT` → `hf:owner/repo/<the file>`, asking the Hub which file that is the way
+ * llama.cpp and node-llama-cpp do (`/v2/owner/repo/manifests/QUANT`, which names the GGUF file of
+ * that quantization). The answer is remembered in the cache, so a restart needs no network.
+ */
+async function resolveHubRepo(source: Extract<ModelSource, { kind: 'hub-repo' }>, options: PullOptions): Promise<string> {
+  const cacheDir = options.cacheDir ?? defaultCacheDir();
+  const record = path.resolve(cacheDir, hubTagRecord(source));
+  const reference = (file: string) => `hf:${source.owner}/${source.repo}/${file}`;
+  if (fs.existsSync(record)) return reference(fs.readFileSync(record, 'utf8').trim());
+  const named = `hf:${source.owner}/${source.repo}:${source.tag}`;
+  const url = `${hubEndpoint()}/v2/${encodeURIComponent(source.owner)}/${encodeURIComponent(source.repo)}/manifests/${encodeURIComponent(source.tag)}`;
+  const response = await fetch(url, { headers: { 'user-agent': 'llama-cpp', accept: 'application/json', ...hubHeaders(url) }, signal: options.signal }).catch((err: unknown) => {
+    throw new GatewayError('unavailable', `Asking the Hub which file ${named} is failed: ${networkReason(err)}`, { code: 'model_download_failed', cause: err });
+  });
+  if (response.status === 400 || response.status === 404) {
+    throw new GatewayError('not_found', `The Hub has no GGUF file for ${named} (name the quantization, e.g. :Q4_K_M, or the file: hf:owner/repo/file.gguf)`, { code: 'model_not_found', retryable: false });
+  }
+  if (!response.ok) {
+    const hint = response.status === 401 || response.status === 403 ? ' (a gated or private model needs HF_TOKEN)' : '';
+    throw new GatewayError('unavailable', `Asking the Hub which file ${named} is failed: HTTP ${response.status}${hint}`, { code: 'model_download_failed' });
+  }
+  const manifest = (await response.json().catch(() => undefined)) as { ggufFile?: { rfilename?: unknown } } | undefined;
+  const file = manifest?.ggufFile?.rfilename;
+  if (typeof file !== 'string' || !file.toLowerCase().endsWith('.gguf') || file.split('/').includes('..')) {
+    throw new GatewayError('unavailable', `The Hub's answer for ${named} names no GGUF file`, { code: 'model_download_failed' });
+  }
+  if (/-\d{5}-of-\d{5}\.gguf$/i.test(file)) {
+    throw new GatewayError('bad_request', `${named} is a GGUF split into parts (${file}), which Switchboard does not download; pick a smaller quantization or a single file`, { code: 'model_split_unsupported', retryable: false });
+  }
+  fs.mkdirSync(path.dirname(record), { recursive: true });
+  fs.writeFileSync(record, `${file}\n`);
+  return reference(file);
 }
 
 const hubHost = () => new URL(process.env.HF_ENDPOINT ?? 'https://huggingface.co').host;

@@ -6,20 +6,33 @@ import path from 'node:path';
 
 export type ModelSource =
   | { kind: 'file'; path: string }
-  | { kind: 'remote'; url: string; /** Path of the downloaded file, relative to the cache dir. */ cachePath: string };
+  | { kind: 'remote'; url: string; /** Path of the downloaded file, relative to the cache dir. */ cachePath: string }
+  /** `hf:owner/repo[:tag]`: the Hub picks the file (see resolveHubRepo in download.ts). */
+  | { kind: 'hub-repo'; owner: string; repo: string; tag: string };
 
-/** `hf:owner/repo/path/file.gguf` → the file's `resolve/main` URL on the Hugging Face hub (or HF_ENDPOINT). */
+export const hubEndpoint = (env: NodeJS.ProcessEnv = process.env): string => (env.HF_ENDPOINT ?? 'https://huggingface.co').replace(/\/+$/, '');
+
+/**
+ * `hf:owner/repo/path/file.gguf[#branch]` → the file's `resolve/<branch>` URL on the Hugging Face
+ * hub (or HF_ENDPOINT); the branch is `main` unless named, as in node-llama-cpp's URIs.
+ */
 export function huggingFaceUrl(ref: string, env: NodeJS.ProcessEnv = process.env): { url: string; parts: string[] } {
-  const parts = ref.replace(/^hf:/, '').split('/').filter(Boolean);
-  if (parts.length < 3) throw new Error(`Invalid hf: model reference '${ref}': expected hf:owner/repo/path/file.gguf`);
+  const [reference, branch = ''] = ref.replace(/^hf:/, '').split('#');
+  const parts = reference!.split('/').filter(Boolean);
+  if (parts.length < 3) throw new Error(`Invalid hf: model reference '${ref}': expected hf:owner/repo/path/file.gguf or hf:owner/repo:QUANT`);
   const [owner, repo, ...file] = parts;
-  const endpoint = (env.HF_ENDPOINT ?? 'https://huggingface.co').replace(/\/+$/, '');
-  const url = `${endpoint}/${owner}/${repo}/resolve/main/${file.map(encodeURIComponent).join('/')}`;
-  return { url, parts };
+  const url = `${hubEndpoint(env)}/${owner}/${repo}/resolve/${encodeURIComponent(branch || 'main')}/${file.map(encodeURIComponent).join('/')}`;
+  return { url, parts: branch ? [owner!, repo!, `.branch-${branch}`, ...file] : parts };
 }
 
 export function parseModelSource(source: string, env: NodeJS.ProcessEnv = process.env): ModelSource {
   if (source.startsWith('hf:')) {
+    const repoOnly = /^hf:([^/#:]+)\/([^/#:]+)(?::([^/#]+))?$/.exec(source);
+    if (repoOnly) {
+      // A quantization as llama.cpp and node-llama-cpp name it (Q4_K_M, q8_0, …); `latest` lets the Hub choose.
+      const tag = !repoOnly[3] || repoOnly[3].toLowerCase() === 'latest' ? 'latest' : repoOnly[3].toUpperCase();
+      return { kind: 'hub-repo', owner: repoOnly[1]!, repo: repoOnly[2]!, tag };
+    }
     const { url, parts } = huggingFaceUrl(source, env);
     return { kind: 'remote', url, cachePath: path.join('hf', ...parts.map(safeSegment)) };
   }
@@ -32,6 +45,11 @@ export function parseModelSource(source: string, env: NodeJS.ProcessEnv = proces
   }
   const file = source.startsWith('file://') ? new URL(source).pathname : source;
   return { kind: 'file', path: path.resolve(file) };
+}
+
+/** Where the file a `hf:owner/repo:tag` resolved to is remembered, relative to the cache dir: a restart needs no network. */
+export function hubTagRecord(source: Extract<ModelSource, { kind: 'hub-repo' }>): string {
+  return path.join('hf', safeSegment(source.owner), safeSegment(source.repo), '.tags', safeSegment(source.tag));
 }
 
 /** A path segment that cannot climb out of the cache dir or carry odd characters. */

@@ -11,6 +11,8 @@ import { promisify } from 'node:util';
 import { GatewayError } from '../dist/core/errors.js';
 import { startServer } from './helpers/server.mjs';
 import { createScriptedFactory } from './helpers/scripted-provider.mjs';
+import { ensureTestModel } from './helpers/model.mjs';
+import OpenAI from 'openai';
 
 const run = promisify(execFile);
 const cli = (args, options = {}) => run(process.execPath, ['bin/switchboard.js', ...args], { encoding: 'utf8', ...options });
@@ -207,6 +209,55 @@ test('serve refuses a bad flag, env value or config file with one line naming it
   assert.match(await fail(['--config', broken]), new RegExp(`^switchboard: Invalid YAML in ${broken}: .*line 2`));
   const missing = path.join(tmp, 'missing.yaml');
   assert.equal(await fail(['--config', missing]), `switchboard: Cannot read the config file ${missing}: ENOENT`);
+});
+
+test('first run with no config: serve downloads the default model from the Hub, verifies it, and answers on the alias default', async () => {
+  // The Hub, on loopback: the default model's resolve URL redirects to a CDN host and publishes
+  // the file's sha256, as huggingface.co does; the file is the test model.
+  const model = fs.readFileSync(ensureTestModel());
+  const digest = createHash('sha256').update(model).digest('hex');
+  const hubSeen = [];
+  const hub = http.createServer((req, res) => {
+    hubSeen.push(`${req.method} ${req.url}`);
+    if (req.url.startsWith('/cdn/')) return res.writeHead(200, { 'content-length': model.length }).end(model);
+    res.writeHead(302, { location: `/cdn${req.url}`, 'x-linked-etag': `"${digest}"`, 'x-linked-size': String(model.length) }).end();
+  });
+  await new Promise((resolve) => hub.listen(0, '127.0.0.1', resolve));
+  const home = fs.mkdtempSync(path.join(tmp, 'first-run-'));
+  const env = { ...process.env, HF_ENDPOINT: `http://127.0.0.1:${hub.address().port}`, SWITCHBOARD_CACHE_DIR: path.join(home, 'cache') };
+  for (const name of ['SWITCHBOARD_CONFIG', 'SWITCHBOARD_MODEL', 'SWITCHBOARD_DATA_DIR', 'SWITCHBOARD_HOST']) delete env[name];
+  // As `npm start` runs it, from a folder with no switchboard.yaml; only the port differs.
+  const server = spawn(process.execPath, [path.resolve('bin/switchboard.js'), 'serve', '--port', '0'], { cwd: home, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  let err = '';
+  let out = '';
+  server.stderr.on('data', (d) => (err += d));
+  /** Resolves with the match once stdout (the log too) has `re`; rejects if serve exits first. */
+  const printed = (re) =>
+    new Promise((resolve, reject) => {
+      const check = () => {
+        const match = re.exec(out);
+        if (match) (server.stdout.off('data', check), resolve(match));
+      };
+      server.stdout.on('data', check);
+      server.once('exit', (code) => reject(new Error(`serve exited with ${code}: ${err}`)));
+      check();
+    });
+  server.stdout.on('data', (d) => (out += d));
+  try {
+    const [, url] = await printed(/switchboard listening on (\S+)/);
+    await printed(/running OPEN \(no authentication\), bound to loopback only/);
+    assert.ok(hubSeen[0].startsWith('HEAD /Qwen/Qwen2.5-0.5B-Instruct-GGUF/resolve/main/'), hubSeen.join('\n'));
+    assert.ok(hubSeen.some((r) => r.startsWith('GET /cdn/')), 'downloaded from the CDN the Hub redirected to');
+    const client = new OpenAI({ baseURL: `${url}/v1`, apiKey: 'none', maxRetries: 0 });
+    const completion = await client.chat.completions.create({ model: 'default', messages: [{ role: 'user', content: 'hi' }], max_tokens: 3 });
+    assert.equal(completion.model, 'qwen2.5-0.5b-instruct');
+    assert.equal(completion.usage.completion_tokens, 3);
+    assert.ok(fs.existsSync(path.join(home, 'data')), 'the store is in ./data');
+  } finally {
+    server.kill('SIGTERM');
+    await new Promise((resolve) => (server.exitCode !== null ? resolve() : server.once('exit', resolve)));
+    await new Promise((resolve) => hub.close(resolve));
+  }
 });
 
 test('keys create prints the key alone on its last line', async () => {

@@ -369,3 +369,25 @@ test('concurrent requests share the model; a client that disconnects frees its s
   const { local_queue_depth, local_active_sequences } = local.stats();
   assert.deepEqual({ local_queue_depth, local_active_sequences }, { local_queue_depth: 0, local_active_sequences: 0 });
 });
+
+test('a local model listed with a longer context than its sequences hold is reported once in the log', async () => {
+  const wide = await startServer({
+    config: {
+      local: { threads: 1, parallel: 1, contextSize: 1024 },
+      defaultModel: 'wide',
+      models: [{ id: 'wide', provider: 'local', model: ensureTestModel(), contextLength: 4096 }],
+    },
+  });
+  try {
+    for (let i = 0; i < 2; i++) {
+      const res = await fetch(`${wide.url}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ model: 'wide', messages: [{ role: 'user', content: 'hi' }], max_tokens: 2 }) });
+      assert.equal(res.status, 200);
+    }
+    const warnings = wide.logLines.map((l) => JSON.parse(l)).filter((l) => l.servedContext !== undefined);
+    assert.equal(warnings.length, 1, 'once, not per request');
+    assert.deepEqual([warnings[0].level, warnings[0].model, warnings[0].contextLength, warnings[0].servedContext], [40, 'wide', 4096, 1024]);
+    assert.match(warnings[0].msg, /raise local\.contextSize or lower contextLength/);
+  } finally {
+    await wide.close();
+  }
+});

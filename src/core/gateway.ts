@@ -443,8 +443,9 @@ export class Gateway {
 
   /** Loads the default model's provider so the first request does not pay for it. */
   async warmUp(): Promise<void> {
-    const d = this.registry.defaultModel.deployments[0]!;
-    await this.provider(d.provider).warmUp?.(d);
+    const model = this.registry.defaultModel;
+    const d = model.deployments[0]!;
+    await this.provider(d.provider).warmUp?.(d, model);
   }
 
   async close(): Promise<void> {

@@ -3,7 +3,7 @@
 // wait in a bounded FIFO queue (see sequence-pool.ts).
 
 import { GatewayError } from '../../core/errors.js';
-import type { ResolvedDeployment } from '../../core/models.js';
+import type { ResolvedDeployment, ResolvedModel } from '../../core/models.js';
 import type { Capabilities, Provider, ProviderCallContext, ProviderFactory } from '../../core/provider.js';
 import type { ChatRequest, StreamPart } from '../../core/types.js';
 import { ResponseGenerator } from './generate.js';
@@ -25,9 +25,23 @@ const CAPABILITIES: Capabilities = {
 
 export const createLocalProvider: ProviderFactory = (env) => {
   const runtime = new LocalRuntime(env.config.local, env.logger);
+  const warnedContext = new Set<string>();
+  /**
+   * A model listed with a longer context than its sequences hold would turn prompts away that its
+   * listing (and the admission checks) promise to take: say so once, where the operator looks.
+   */
+  const checkContext = (model: Pick<ResolvedModel, 'id' | 'contextLength'>, served: number) => {
+    if (model.contextLength <= served || warnedContext.has(model.id)) return;
+    warnedContext.add(model.id);
+    env.logger.warn(
+      { model: model.id, contextLength: model.contextLength, servedContext: served },
+      'local model: its contextLength is longer than the context each sequence is served with; raise local.contextSize or lower contextLength',
+    );
+  };
 
   async function* stream(request: ChatRequest, context: ProviderCallContext): AsyncGenerator<StreamPart> {
     const loaded = await runtime.load(context.deployment);
+    checkContext(context.model, loaded.contextSize);
     const plan = await buildPlan(loaded, request, context.deployment);
     const promptTokens = plan.prompt.tokens.length;
     if (promptTokens >= loaded.contextSize) {
@@ -62,8 +76,8 @@ export const createLocalProvider: ProviderFactory = (env) => {
     async countPromptTokens(request: ChatRequest, deployment: ResolvedDeployment) {
       return renderPrompt(await runtime.load(deployment), request).tokens.length;
     },
-    async warmUp(deployment: ResolvedDeployment) {
-      await runtime.load(deployment);
+    async warmUp(deployment: ResolvedDeployment, model: ResolvedModel) {
+      checkContext(model, (await runtime.load(deployment)).contextSize);
     },
     stats() {
       const { queueDepth, active, decodeRounds, decodeRoundSequences } = runtime.stats();

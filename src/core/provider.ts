@@ -54,7 +54,7 @@ export interface Provider {
    */
   countInputTokens?(request: ChatRequest, context: ProviderCallContext): Promise<number | undefined>;
   /** Loads what must be loaded before serving (a local model); called at start for the default model. */
-  warmUp?(deployment: ResolvedDeployment, model: ResolvedModel): Promise<void>;
+  warmUp?(deployment: ResolvedDeployment, model?: ResolvedModel): Promise<void>;
   /** Numbers for /metrics and readiness (queue depth, loaded models). */
   stats?(): Record<string, number>;
   close?(): Promise<void>;

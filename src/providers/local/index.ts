@@ -30,8 +30,8 @@ export const createLocalProvider: ProviderFactory = (env) => {
    * A model listed with a longer context than its sequences hold would turn prompts away that its
    * listing (and the admission checks) promise to take: say so once, where the operator looks.
    */
-  const checkContext = (model: Pick<ResolvedModel, 'id' | 'contextLength'>, served: number) => {
-    if (model.contextLength <= served || warnedContext.has(model.id)) return;
+  const checkContext = (model: Pick<ResolvedModel, 'id' | 'contextLength'> | undefined, served: number) => {
+    if (!model || model.contextLength <= served || warnedContext.has(model.id)) return;
     warnedContext.add(model.id);
     env.logger.warn(
       { model: model.id, contextLength: model.contextLength, servedContext: served },
@@ -76,7 +76,7 @@ export const createLocalProvider: ProviderFactory = (env) => {
     async countPromptTokens(request: ChatRequest, deployment: ResolvedDeployment) {
       return renderPrompt(await runtime.load(deployment), request).tokens.length;
     },
-    async warmUp(deployment: ResolvedDeployment, model: ResolvedModel) {
+    async warmUp(deployment: ResolvedDeployment, model?: ResolvedModel) {
       checkContext(model, (await runtime.load(deployment)).contextSize);
     },
     stats() {

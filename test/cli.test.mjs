@@ -188,7 +188,7 @@ test('chat shows refusals and an unreachable server as one readable line, and ke
   away.stderr.on('data', (d) => (err += d));
   away.stdin.end('hello\n');
   assert.equal(await new Promise((r) => away.once('exit', r)), 0);
-  assert.match(err, new RegExp(`error: cannot reach http://127.0.0.1:${port} \\(ECONNREFUSED\\)`));
+  assert.match(err, new RegExp(`error: cannot reach http://127.0.0.1:${port} \\(.*ECONNREFUSED\\)`));
 });
 
 test('serve refuses a bad flag, env value or config file with one line naming it', async () => {

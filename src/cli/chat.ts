@@ -4,6 +4,7 @@
 import readline from 'node:readline';
 import { createParser } from 'eventsource-parser';
 import type { Command } from 'commander';
+import { describeNetworkError } from '../core/errors.js';
 
 interface ChatFlags {
   url: string;
@@ -94,10 +95,8 @@ async function describeRefusal(response: Response): Promise<string> {
   return `${response.status}: ${body.slice(0, 500)}`;
 }
 
-/** fetch's own "fetch failed" says nothing; its cause names the refused or unknown host. */
 function describeUnreachable(url: string, err: TypeError): string {
-  const cause = (err as { cause?: { code?: string; message?: string } }).cause;
-  return `cannot reach ${url} (${cause?.code ?? cause?.message ?? err.message}); is \`switchboard serve\` running there?`;
+  return `cannot reach ${url} (${describeNetworkError(err)}); is \`switchboard serve\` running there?`;
 }
 
 async function chat(flags: ChatFlags, terminal: Terminal): Promise<void> {

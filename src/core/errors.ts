@@ -111,6 +111,13 @@ export function unreadableUpstreamEvent(err: unknown, provider: string, what: st
   return new GatewayError('upstream_invalid', `${what} could not be read (${reason})`, { provider, code: UNREADABLE_EVENT, cause: err });
 }
 
+/** fetch says only "fetch failed" or "terminated"; the cause's code (ECONNREFUSED, ENOTFOUND, …) is what helps. */
+export function describeNetworkError(err: unknown): string {
+  const { message, cause } = err as Error & { cause?: { code?: string; message?: string } };
+  const detail = cause?.code ?? cause?.message;
+  return detail && !message.includes(detail) ? `${message}: ${detail}` : message;
+}
+
 export function badRequest(message: string, param?: string, code = 'invalid_request'): GatewayError {
   return new GatewayError('bad_request', message, { param, code });
 }

@@ -11,8 +11,9 @@ import type { ReadableStream as NodeWebReadableStream } from 'node:stream/web';
 import cliProgress from 'cli-progress';
 import { fetch } from 'undici';
 import { defaultCacheDir } from '../../core/config.js';
-import { GatewayError } from '../../core/errors.js';
-import { hubEndpoint, hubTagRecord, parseModelSource, type ModelSource } from './source.js';
+import { describeNetworkError, GatewayError } from '../../core/errors.js';
+import { hubHeaders, isHubFile, resolveHubRepo, withHubChecksum } from './hub.js';
+import { parseModelSource } from './source.js';
 
 export interface PullOptions {
   cacheDir?: string;
@@ -112,7 +113,7 @@ async function download(url: string, target: string, options: PullOptions): Prom
     // for the file to close, or a pull that resumes at once would append after the wrong offset.
     if (!file.closed) await new Promise<void>((resolve) => file.once('close', () => resolve()));
     // The .part keeps what arrived; the next pull resumes from there.
-    throw new GatewayError('unavailable', `Downloading ${url} was interrupted after ${fileSize(part)} bytes (${networkReason(err)}); pull again to resume`, {
+    throw new GatewayError('unavailable', `Downloading ${url} was interrupted after ${fileSize(part)} bytes (${describeNetworkError(err)}); pull again to resume`, {
       code: 'model_download_interrupted',
       cause: err,
     });
@@ -147,100 +148,12 @@ async function finalize(part: string, target: string, url: string, options: Pull
   return target;
 }
 
-/**
- * `hf:owner/repo:QUANT` → `hf:owner/repo/<the file>`, asking the Hub which file that is the way
- * llama.cpp and node-llama-cpp do (`/v2/owner/repo/manifests/QUANT`, which names the GGUF file of
- * that quantization). The answer is remembered in the cache, so a restart needs no network.
- */
-async function resolveHubRepo(source: Extract<ModelSource, { kind: 'hub-repo' }>, options: PullOptions): Promise<string> {
-  const cacheDir = options.cacheDir ?? defaultCacheDir();
-  const record = path.resolve(cacheDir, hubTagRecord(source));
-  const reference = (file: string) => `hf:${source.owner}/${source.repo}/${file}`;
-  if (fs.existsSync(record)) return reference(fs.readFileSync(record, 'utf8').trim());
-  const named = `hf:${source.owner}/${source.repo}:${source.tag}`;
-  const url = `${hubEndpoint()}/v2/${encodeURIComponent(source.owner)}/${encodeURIComponent(source.repo)}/manifests/${encodeURIComponent(source.tag)}`;
-  const response = await fetch(url, { headers: { 'user-agent': 'llama-cpp', accept: 'application/json', ...hubHeaders(url) }, signal: options.signal }).catch((err: unknown) => {
-    throw new GatewayError('unavailable', `Asking the Hub which file ${named} is failed: ${networkReason(err)}`, { code: 'model_download_failed', cause: err });
-  });
-  if (response.status === 400 || response.status === 404) {
-    throw new GatewayError('not_found', `The Hub has no GGUF file for ${named} (name the quantization, e.g. :Q4_K_M, or the file: hf:owner/repo/file.gguf)`, { code: 'model_not_found', retryable: false });
-  }
-  if (!response.ok) {
-    const hint = response.status === 401 || response.status === 403 ? ' (a gated or private model needs HF_TOKEN)' : '';
-    throw new GatewayError('unavailable', `Asking the Hub which file ${named} is failed: HTTP ${response.status}${hint}`, { code: 'model_download_failed' });
-  }
-  const manifest = (await response.json().catch(() => undefined)) as { ggufFile?: { rfilename?: unknown } } | undefined;
-  const file = manifest?.ggufFile?.rfilename;
-  if (typeof file !== 'string' || !file.toLowerCase().endsWith('.gguf') || file.split('/').includes('..')) {
-    throw new GatewayError('unavailable', `The Hub's answer for ${named} names no GGUF file`, { code: 'model_download_failed' });
-  }
-  if (/-\d{5}-of-\d{5}\.gguf$/i.test(file)) {
-    throw new GatewayError('bad_request', `${named} is a GGUF split into parts (${file}), which Switchboard does not download; pick a smaller quantization or a single file`, { code: 'model_split_unsupported', retryable: false });
-  }
-  fs.mkdirSync(path.dirname(record), { recursive: true });
-  fs.writeFileSync(record, `${file}\n`);
-  return reference(file);
-}
-
-const hubHost = () => new URL(process.env.HF_ENDPOINT ?? 'https://huggingface.co').host;
-
-/** An `hf:` reference, or a `resolve` URL on the Hub (or HF_ENDPOINT). */
-function isHubFile(source: string, url: string): boolean {
-  return source.startsWith('hf:') || (new URL(url).host === hubHost() && url.includes('/resolve/'));
-}
-
-/** HF_TOKEN goes to the Hub only; fetch drops it itself on the redirect to another host. */
-function hubHeaders(url: string): Record<string, string> {
-  const token = process.env.HF_TOKEN;
-  return token && new URL(url).host === hubHost() ? { authorization: `Bearer ${token}` } : {};
-}
-
-/**
- * Fills in the sha256 and size the Hub publishes for a file it stores in LFS, read as
- * huggingface_hub reads them: a HEAD on the resolve URL that does not follow the redirect to the
- * CDN, whose X-Linked-Etag is the file's sha256 and X-Linked-Size its size. A configured sha256 or
- * size wins; without the headers (a small file in git, a mirror that omits them) the download is
- * checked by size as before, and a HEAD that fails leaves the GET to report why.
- */
-async function withHubChecksum(url: string, options: PullOptions): Promise<PullOptions> {
-  let target = url;
-  try {
-    for (let hop = 0; hop < 5; hop++) {
-      const response = await fetch(target, { method: 'HEAD', headers: { 'user-agent': 'switchboard', 'accept-encoding': 'identity', ...hubHeaders(target) }, redirect: 'manual', signal: options.signal });
-      const location = response.headers.get('location');
-      // A relative redirect stays on the Hub (a renamed repository): follow it.
-      if (response.status >= 300 && response.status < 400 && location && !/^[a-z][a-z0-9+.-]*:/i.test(location)) {
-        target = new URL(location, target).href;
-        continue;
-      }
-      if (response.status >= 400) return options;
-      const etag = (response.headers.get('x-linked-etag') ?? response.headers.get('etag'))?.replace(/^W\//, '').replaceAll('"', '');
-      const size = Number(response.headers.get('x-linked-size') ?? Number.NaN);
-      return {
-        ...options,
-        sha256: options.sha256 ?? (etag && /^[0-9a-f]{64}$/i.test(etag) ? etag.toLowerCase() : undefined),
-        size: options.size ?? (Number.isSafeInteger(size) && size > 0 ? size : undefined),
-      };
-    }
-  } catch {
-    // The GET that follows says what went wrong.
-  }
-  return options;
-}
-
 function request(url: string, offset: number, signal: AbortSignal | undefined) {
   const headers: Record<string, string> = { 'user-agent': 'switchboard', ...hubHeaders(url) };
   if (offset > 0) headers.range = `bytes=${offset}-`;
   return fetch(url, { headers, signal, redirect: 'follow' }).catch((err: unknown) => {
-    throw new GatewayError('unavailable', `Downloading ${url} failed: ${networkReason(err)}`, { code: 'model_download_failed', cause: err });
+    throw new GatewayError('unavailable', `Downloading ${url} failed: ${describeNetworkError(err)}`, { code: 'model_download_failed', cause: err });
   });
-}
-
-/** fetch says only "fetch failed" or "terminated"; the cause's code (ECONNREFUSED, ENOTFOUND, …) is what helps. */
-function networkReason(err: unknown): string {
-  const { message, cause } = err as Error & { cause?: { code?: string; message?: string } };
-  const detail = cause?.code ?? cause?.message;
-  return detail && !message.includes(detail) ? `${message}: ${detail}` : message;
 }
 
 function progressBar(enabled: boolean, name: string, total: number | undefined, start: number) {

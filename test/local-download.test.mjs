@@ -5,12 +5,12 @@ import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import http from 'node:http';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { pullModel } from '../dist/providers/local/download.js';
 import { parseModelSource } from '../dist/providers/local/source.js';
+import { startConnectProxy, withEnv } from './helpers/connect-proxy.mjs';
 
 const body = randomBytes(3 * 1024 * 1024 + 123);
 const sha256 = createHash('sha256').update(body).digest('hex');
@@ -229,42 +229,23 @@ describe('pullModel from the Hub', () => {
   });
 
   it('goes through the proxy HTTP_PROXY names (a CONNECT tunnel to the Hub and to the CDN), and around it for NO_PROXY hosts', async () => {
-    const tunnels = [];
-    const sockets = [];
-    const proxy = http.createServer((req, res) => res.writeHead(405).end());
-    proxy.on('connect', (req, socket, head) => {
-      tunnels.push(req.url);
-      sockets.push(socket);
-      const [host, port] = req.url.split(':');
-      const upstream = net.connect(Number(port), host, () => {
-        socket.write('HTTP/1.1 200 Connection Established\r\n\r\n');
-        upstream.write(head);
-        upstream.pipe(socket).on('error', () => {});
-        socket.pipe(upstream).on('error', () => {});
-      });
-      upstream.on('error', () => socket.destroy());
-    });
-    await new Promise((resolve) => proxy.listen(0, '127.0.0.1', resolve));
-    const saved = { HTTP_PROXY: process.env.HTTP_PROXY, NO_PROXY: process.env.NO_PROXY };
-    process.env.HTTP_PROXY = `http://127.0.0.1:${proxy.address().port}`;
+    const proxy = await startConnectProxy();
     try {
-      published.set('/owner/repo/resolve/main/proxied.gguf', sha256);
-      const file = await pullModel('hf:owner/repo/proxied.gguf', { cacheDir: hubCache, progress: false });
-      assert.ok(fs.readFileSync(file).equals(body));
-      assert.ok(tunnels.includes(`127.0.0.1:${hub.address().port}`), 'the Hub through the proxy');
-      assert.ok(tunnels.includes(`127.0.0.1:${cdn.address().port}`), 'the CDN through the proxy');
-      tunnels.length = 0;
-      process.env.NO_PROXY = '127.0.0.1';
-      published.set('/owner/repo/resolve/main/direct.gguf', sha256);
-      assert.ok(fs.readFileSync(await pullModel('hf:owner/repo/direct.gguf', { cacheDir: hubCache, progress: false })).equals(body));
-      assert.deepEqual(tunnels, [], 'NO_PROXY hosts are reached directly');
+      await withEnv({ HTTP_PROXY: proxy.url }, async () => {
+        published.set('/owner/repo/resolve/main/proxied.gguf', sha256);
+        const file = await pullModel('hf:owner/repo/proxied.gguf', { cacheDir: hubCache, progress: false });
+        assert.ok(fs.readFileSync(file).equals(body));
+        assert.ok(proxy.tunnels.includes(`127.0.0.1:${hub.address().port}`), 'the Hub through the proxy');
+        assert.ok(proxy.tunnels.includes(`127.0.0.1:${cdn.address().port}`), 'the CDN through the proxy');
+      });
+      proxy.tunnels.length = 0;
+      await withEnv({ HTTP_PROXY: proxy.url, NO_PROXY: '127.0.0.1' }, async () => {
+        published.set('/owner/repo/resolve/main/direct.gguf', sha256);
+        assert.ok(fs.readFileSync(await pullModel('hf:owner/repo/direct.gguf', { cacheDir: hubCache, progress: false })).equals(body));
+      });
+      assert.deepEqual(proxy.tunnels, [], 'NO_PROXY hosts are reached directly');
     } finally {
-      for (const [name, value] of Object.entries(saved)) {
-        if (value === undefined) delete process.env[name];
-        else process.env[name] = value;
-      }
-      for (const socket of sockets) socket.destroy();
-      await new Promise((resolve) => proxy.close(resolve));
+      await proxy.close();
     }
   });
 

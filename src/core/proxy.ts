@@ -1,17 +1,45 @@
-// Outbound HTTP through the proxy the environment names (HTTPS_PROXY, HTTP_PROXY and NO_PROXY, or
-// their lower-case forms), as curl and huggingface_hub honour them. Model downloads use it.
+// Outbound HTTP through the proxy the environment names (HTTPS_PROXY, HTTP_PROXY, ALL_PROXY and
+// NO_PROXY, or their lower-case forms), as curl, huggingface_hub and LiteLLM's httpx honour them:
+// model downloads and the openai and anthropic providers. Bedrock's AWS SDK speaks HTTP/2, which
+// a CONNECT agent for node:http cannot carry, and MCP servers and HTTP tools check the address
+// they connect to: those connect directly.
 
 import { EnvHttpProxyAgent, type Dispatcher } from 'undici';
 
-const PROXY_VARS = ['HTTPS_PROXY', 'https_proxy', 'HTTP_PROXY', 'http_proxy'] as const;
+const PROXY_VARS = ['HTTPS_PROXY', 'https_proxy', 'HTTP_PROXY', 'http_proxy', 'ALL_PROXY', 'all_proxy'] as const;
+const SETTINGS_VARS = [...PROXY_VARS, 'NO_PROXY', 'no_proxy'] as const;
 
-let cached: { settings: string; dispatcher: Dispatcher } | undefined;
+/** Whether any proxy is set at all: without one, callers keep their own direct connections. */
+export function proxyConfigured(env: NodeJS.ProcessEnv = process.env): boolean {
+  return PROXY_VARS.some((name) => env[name]);
+}
 
-/** undici's EnvHttpProxyAgent when a proxy is set, else undefined (a direct connection). */
-export function envProxyDispatcher(env: NodeJS.ProcessEnv = process.env): Dispatcher | undefined {
-  if (!PROXY_VARS.some((name) => env[name])) return undefined;
-  // The agent reads the variables once; a change (a test, a config reload) gets a new one.
-  const settings = [...PROXY_VARS, 'NO_PROXY', 'no_proxy'].map((name) => env[name] ?? '').join('\n');
-  if (cached?.settings !== settings) cached = { settings, dispatcher: new EnvHttpProxyAgent() };
-  return cached.dispatcher;
+/** The variables' values as one string: agents read them once, so a change needs a new agent. */
+export function proxySettings(env: NodeJS.ProcessEnv = process.env): string {
+  return SETTINGS_VARS.map((name) => env[name] ?? '').join('\n');
+}
+
+/**
+ * A new undici EnvHttpProxyAgent (it applies NO_PROXY itself) when a proxy is set, else
+ * undefined; the caller owns and closes it. `options` are the direct connections' own.
+ */
+export function newProxyDispatcher(options: EnvHttpProxyAgent.Options = {}, env: NodeJS.ProcessEnv = process.env): Dispatcher | undefined {
+  if (!proxyConfigured(env)) return undefined;
+  const all = env.ALL_PROXY ?? env.all_proxy;
+  return new EnvHttpProxyAgent({
+    ...options,
+    // ALL_PROXY is not one EnvHttpProxyAgent reads on its own.
+    httpProxy: env.HTTP_PROXY ?? env.http_proxy ?? all,
+    httpsProxy: env.HTTPS_PROXY ?? env.https_proxy ?? all,
+    noProxy: env.NO_PROXY ?? env.no_proxy,
+  });
+}
+
+let shared: { settings: string; dispatcher: Dispatcher | undefined } | undefined;
+
+/** One process-wide proxy dispatcher for model downloads (never closed), or undefined to go direct. */
+export function sharedProxyDispatcher(): Dispatcher | undefined {
+  const settings = proxySettings();
+  if (shared?.settings !== settings) shared = { settings, dispatcher: newProxyDispatcher() };
+  return shared.dispatcher;
 }

@@ -6,8 +6,9 @@
 // events keep a healthy stream alive). All three fail with kind `timeout`.
 
 import { createParser, type EventSourceMessage } from 'eventsource-parser';
-import { Agent, request as undiciRequest } from 'undici';
+import { Agent, request as undiciRequest, type Dispatcher } from 'undici';
 import { GatewayError } from '../../core/errors.js';
+import { newProxyDispatcher, proxySettings } from '../../core/proxy.js';
 import type { Capabilities, Provider, ProviderCallContext, ProviderFactory } from '../../core/provider.js';
 import type { ResolvedDeployment } from '../../core/models.js';
 import type { ChatRequest, StreamPart } from '../../core/types.js';
@@ -75,17 +76,20 @@ function requestHeaders(deployment: ResolvedDeployment, options: AnthropicDeploy
 
 export class AnthropicProvider implements Provider {
   readonly name = 'anthropic';
-  private readonly agents = new Map<number, Agent>();
+  private readonly agents = new Map<string, Dispatcher>();
 
   capabilities(_deployment: ResolvedDeployment): Capabilities {
     return ANTHROPIC_CAPABILITIES;
   }
 
-  private agent(connectTimeoutMs: number): Agent {
-    let agent = this.agents.get(connectTimeoutMs);
+  private agent(connectTimeoutMs: number): Dispatcher {
+    // Through the environment's proxy when it names one (core/proxy.ts).
+    const key = `${connectTimeoutMs} ${proxySettings()}`;
+    let agent = this.agents.get(key);
     if (!agent) {
-      agent = new Agent({ connect: { timeout: connectTimeoutMs } });
-      this.agents.set(connectTimeoutMs, agent);
+      const connect = { timeout: connectTimeoutMs };
+      agent = newProxyDispatcher({ connect }) ?? new Agent({ connect });
+      this.agents.set(key, agent);
     }
     return agent;
   }

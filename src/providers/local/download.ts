@@ -12,7 +12,7 @@ import cliProgress from 'cli-progress';
 import { fetch } from 'undici';
 import { defaultCacheDir } from '../../core/config.js';
 import { describeNetworkError, GatewayError } from '../../core/errors.js';
-import { envProxyDispatcher } from '../../core/proxy.js';
+import { sharedProxyDispatcher } from '../../core/proxy.js';
 import { hubHeaders, isHubFile, resolveHubRepo, withHubChecksum } from './hub.js';
 import { parseModelSource } from './source.js';
 
@@ -152,7 +152,7 @@ async function finalize(part: string, target: string, url: string, options: Pull
 function request(url: string, offset: number, signal: AbortSignal | undefined) {
   const headers: Record<string, string> = { 'user-agent': 'switchboard', ...hubHeaders(url) };
   if (offset > 0) headers.range = `bytes=${offset}-`;
-  return fetch(url, { headers, signal, redirect: 'follow', dispatcher: envProxyDispatcher() }).catch((err: unknown) => {
+  return fetch(url, { headers, signal, redirect: 'follow', dispatcher: sharedProxyDispatcher() }).catch((err: unknown) => {
     throw new GatewayError('unavailable', `Downloading ${url} failed: ${describeNetworkError(err)}`, { code: 'model_download_failed', cause: err });
   });
 }

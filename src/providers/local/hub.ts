@@ -7,7 +7,7 @@ import path from 'node:path';
 import { fetch } from 'undici';
 import { defaultCacheDir } from '../../core/config.js';
 import { describeNetworkError, GatewayError } from '../../core/errors.js';
-import { envProxyDispatcher } from '../../core/proxy.js';
+import { sharedProxyDispatcher } from '../../core/proxy.js';
 import type { PullOptions } from './download.js';
 import { hubEndpoint, hubTagRecord, type ModelSource } from './source.js';
 
@@ -23,7 +23,7 @@ export async function resolveHubRepo(source: Extract<ModelSource, { kind: 'hub-r
   if (fs.existsSync(record)) return reference(fs.readFileSync(record, 'utf8').trim());
   const named = `hf:${source.owner}/${source.repo}:${source.tag}`;
   const url = `${hubEndpoint()}/v2/${encodeURIComponent(source.owner)}/${encodeURIComponent(source.repo)}/manifests/${encodeURIComponent(source.tag)}`;
-  const response = await fetch(url, { headers: { 'user-agent': 'llama-cpp', accept: 'application/json', ...hubHeaders(url) }, signal: options.signal, dispatcher: envProxyDispatcher() }).catch((err: unknown) => {
+  const response = await fetch(url, { headers: { 'user-agent': 'llama-cpp', accept: 'application/json', ...hubHeaders(url) }, signal: options.signal, dispatcher: sharedProxyDispatcher() }).catch((err: unknown) => {
     throw new GatewayError('unavailable', `Asking the Hub which file ${named} is failed: ${describeNetworkError(err)}`, { code: 'model_download_failed', cause: err });
   });
   if (response.status === 400 || response.status === 404) {
@@ -70,7 +70,7 @@ export async function withHubChecksum(url: string, options: PullOptions): Promis
   let target = url;
   try {
     for (let hop = 0; hop < 5; hop++) {
-      const response = await fetch(target, { method: 'HEAD', headers: { 'user-agent': 'switchboard', 'accept-encoding': 'identity', ...hubHeaders(target) }, redirect: 'manual', signal: options.signal, dispatcher: envProxyDispatcher() });
+      const response = await fetch(target, { method: 'HEAD', headers: { 'user-agent': 'switchboard', 'accept-encoding': 'identity', ...hubHeaders(target) }, redirect: 'manual', signal: options.signal, dispatcher: sharedProxyDispatcher() });
       const location = response.headers.get('location');
       // A relative redirect stays on the Hub (a renamed repository): follow it.
       if (response.status >= 300 && response.status < 400 && location && !/^[a-z][a-z0-9+.-]*:/i.test(location)) {

@@ -1,8 +1,10 @@
 // The HTTP side: one undici Pool per upstream origin (keep-alive connections reused across
-// requests), the chat/completions URL, and the request headers.
+// requests; one proxy agent for every origin when the environment names a proxy), the
+// chat/completions URL, and the request headers.
 
 import { Pool, type Dispatcher } from 'undici';
 import { GatewayError } from '../../core/errors.js';
+import { newProxyDispatcher, proxyConfigured, proxySettings } from '../../core/proxy.js';
 import type { ResolvedDeployment } from '../../core/models.js';
 import { DEFAULT_BASE_URL, type OpenAIDeploymentOptions } from './options.js';
 
@@ -35,18 +37,19 @@ export function requestHeaders(deployment: ResolvedDeployment, requestId: string
 }
 
 export class UpstreamClient {
-  private readonly pools = new Map<string, Pool>();
+  private readonly pools = new Map<string, Dispatcher>();
   private inFlight = 0;
 
-  private pool(origin: string, options: OpenAIDeploymentOptions): Pool {
-    // The connect timeout and size belong to the pool, so they are part of its key.
-    const key = `${origin} ${options.connectTimeoutMs} ${options.maxConnections}`;
+  private pool(origin: string, options: OpenAIDeploymentOptions): Dispatcher {
+    const connect = { timeout: options.connectTimeoutMs };
+    const connections = options.maxConnections || null;
+    // The connect timeout and size belong to the pool, so they are part of its key; a proxy
+    // agent serves every origin (and sends the NO_PROXY ones direct).
+    const proxied = proxyConfigured();
+    const key = `${proxied ? `proxy ${proxySettings()}` : origin} ${options.connectTimeoutMs} ${options.maxConnections}`;
     let pool = this.pools.get(key);
     if (!pool) {
-      pool = new Pool(origin, {
-        connect: { timeout: options.connectTimeoutMs },
-        connections: options.maxConnections || null,
-      });
+      pool = (proxied && newProxyDispatcher({ connect, connections })) || new Pool(origin, { connect, connections });
       this.pools.set(key, pool);
     }
     return pool;
@@ -65,6 +68,7 @@ export class UpstreamClient {
     let response: Dispatcher.ResponseData;
     try {
       response = await this.pool(target.origin, options).request({
+        origin: target.origin,
         method: 'POST',
         path: target.path,
         headers,

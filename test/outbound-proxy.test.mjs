@@ -1,0 +1,91 @@
+// Remote providers behind an egress proxy: with HTTPS_PROXY / HTTP_PROXY set, the openai and
+// anthropic providers reach their upstreams through a CONNECT tunnel of the proxy, and hosts in
+// NO_PROXY directly. Bedrock's SDK speaks HTTP/2 and connects directly (docs/configuration.md);
+// it must still answer with a proxy set.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { startFakeOpenAI } from './helpers/fake-openai-upstream.mjs';
+import { startFakeAnthropic } from './helpers/fake-anthropic-upstream.mjs';
+import { startFakeBedrock } from './helpers/fake-bedrock-upstream.mjs';
+import { startConnectProxy, withEnv } from './helpers/connect-proxy.mjs';
+import { startServer, postJson } from './helpers/server.mjs';
+
+const AWS = { accessKeyId: 'AKIDPROXY', secretAccessKey: 'proxy/fake+secret' };
+process.env.SB_PROXY_BEDROCK_SECRET = AWS.secretAccessKey;
+
+let fakes;
+let proxy;
+before(async () => {
+  const [openai, anthropic, bedrock] = await Promise.all([startFakeOpenAI(), startFakeAnthropic({ apiKey: 'sk-ant-proxy' }), startFakeBedrock(AWS)]);
+  fakes = { openai, anthropic, bedrock };
+  proxy = await startConnectProxy();
+});
+after(async () => {
+  await proxy?.close();
+  await Promise.all(Object.values(fakes ?? {}).map((f) => f.close()));
+});
+
+/** A fresh server (so its providers build their connections under the current environment). */
+async function gateway() {
+  return startServer({
+    env: { PROXY_ANTHROPIC_KEY: 'sk-ant-proxy' },
+    config: {
+      router: { retries: 0 },
+      models: [
+        { id: 'p-openai', provider: 'openai', model: 'gpt-4o-mini', baseUrl: fakes.openai.url },
+        { id: 'p-anthropic', provider: 'anthropic', model: 'claude-sonnet-4-5', baseUrl: fakes.anthropic.url, apiKeyEnv: 'PROXY_ANTHROPIC_KEY' },
+        {
+          id: 'p-bedrock',
+          provider: 'bedrock',
+          model: 'anthropic.claude-3-7-sonnet-20250219-v1:0',
+          baseUrl: fakes.bedrock.url,
+          region: 'eu-west-3',
+          options: { accessKeyId: AWS.accessKeyId, secretAccessKeyEnv: 'SB_PROXY_BEDROCK_SECRET' },
+        },
+      ],
+    },
+  });
+}
+
+const hostOf = (url) => new URL(url).host;
+
+async function askEach(server) {
+  for (const model of ['p-openai', 'p-anthropic', 'p-bedrock']) {
+    for (const stream of [false, true]) {
+      const res = await postJson(`${server.url}/v1/chat/completions`, { model, stream, max_tokens: 16, messages: [{ role: 'user', content: 'hello' }] });
+      assert.equal(res.status, 200, `${model} stream=${stream}: ${res.text.slice(0, 300)}`);
+    }
+  }
+}
+
+test('with a proxy set, the openai and anthropic providers reach their upstreams through a CONNECT tunnel', async () => {
+  await withEnv({ HTTPS_PROXY: proxy.url, HTTP_PROXY: proxy.url }, async () => {
+    const server = await gateway();
+    try {
+      await askEach(server);
+    } finally {
+      await server.close();
+    }
+  });
+  for (const name of ['openai', 'anthropic']) assert.ok(proxy.tunnels.includes(hostOf(fakes[name].url)), `${name} through the proxy: ${proxy.tunnels.join(', ')}`);
+  assert.ok(!proxy.tunnels.includes(hostOf(fakes.bedrock.url)), 'bedrock (HTTP/2) connects directly');
+});
+
+test('hosts in NO_PROXY, and every host with no proxy set, are reached directly', async () => {
+  proxy.tunnels.length = 0;
+  await withEnv({ HTTPS_PROXY: proxy.url, HTTP_PROXY: proxy.url, NO_PROXY: '127.0.0.1' }, async () => {
+    const server = await gateway();
+    try {
+      await askEach(server);
+    } finally {
+      await server.close();
+    }
+  });
+  const server = await gateway();
+  try {
+    await askEach(server);
+  } finally {
+    await server.close();
+  }
+  assert.deepEqual(proxy.tunnels, []);
+});

@@ -260,6 +260,28 @@ test('first run with no config: serve downloads the default model from the Hub, 
   }
 });
 
+test('serve binds its port before loading the model: a taken port fails at once, before any download', async () => {
+  const taken = http.createServer();
+  await new Promise((resolve) => taken.listen(0, '127.0.0.1', resolve));
+  const hubSeen = [];
+  const hub = http.createServer((req, res) => (hubSeen.push(req.url), res.writeHead(404).end()));
+  await new Promise((resolve) => hub.listen(0, '127.0.0.1', resolve));
+  const home = fs.mkdtempSync(path.join(tmp, 'taken-'));
+  try {
+    const env = { ...process.env, HF_ENDPOINT: `http://127.0.0.1:${hub.address().port}`, SWITCHBOARD_CACHE_DIR: path.join(home, 'cache') };
+    const error = await cli(['serve', '--port', String(taken.address().port), '--data-dir', path.join(home, 'data')], { env }).then(
+      () => assert.fail('serve started on a taken port'),
+      (e) => e,
+    );
+    assert.equal(error.code, 1);
+    assert.match(error.stderr, /EADDRINUSE/);
+    assert.deepEqual(hubSeen, [], 'no download was started');
+  } finally {
+    await new Promise((resolve) => taken.close(resolve));
+    await new Promise((resolve) => hub.close(resolve));
+  }
+});
+
 test('keys create prints the key alone on its last line', async () => {
   const dataDir = path.join(tmp, 'keys');
   const { stdout } = await cli(['keys', 'create', '--org', 'team-a', '--name', 'ci', '--data-dir', dataDir]);

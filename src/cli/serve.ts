@@ -39,11 +39,14 @@ export function registerServeCommand(program: Command): void {
     .action(async (flags: ConfigFlags & { warmUp: boolean }) => {
       const config = configFromFlags(flags);
       const server = await createServer({ config });
+      // Bound before the warm-up: a taken port or a refused address shows at once, not after a
+      // model download; requests that come meanwhile wait for the model, and /health/ready says
+      // so. The line below is still printed only once the model is loaded.
+      const url = await server.listen();
       if (flags.warmUp) {
         server.context.logger.info({ model: server.context.gateway.registry.defaultModel.id }, 'loading the default model');
         await server.context.gateway.warmUp();
       }
-      const url = await server.listen();
       server.context.logger.info({ url, defaultModel: server.context.gateway.registry.defaultModel.id, store: server.context.store.kind }, 'switchboard listening');
       // A line tests and scripts can wait for.
       process.stdout.write(`switchboard listening on ${url}\n`);

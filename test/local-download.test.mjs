@@ -213,6 +213,12 @@ describe('pullModel from the Hub', () => {
     assert.deepEqual(hubSeen, []);
     assert.equal(await pullModel('hf:owner/repo-GGUF', { cacheDir: hubCache, progress: false }), file);
     assert.deepEqual(hubSeen.map((r) => r.path), ['/v2/owner/repo-GGUF/manifests/latest']);
+    // With its file gone from the cache, the remembered answer is not trusted: the Hub is asked again.
+    fs.rmSync(file);
+    hubSeen.length = 0;
+    assert.equal(await pullModel('hf:owner/repo-GGUF:Q4_K_M', { cacheDir: hubCache, progress: false }), file);
+    assert.equal(hubSeen[0].path, '/v2/owner/repo-GGUF/manifests/Q4_K_M');
+    assert.ok(fs.readFileSync(file).equals(body));
   });
 
   it('a tag the Hub does not know, or one that is a split GGUF, is refused with a line that says so', async () => {

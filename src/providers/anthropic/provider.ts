@@ -8,7 +8,7 @@
 import { createParser, type EventSourceMessage } from 'eventsource-parser';
 import { Agent, request as undiciRequest, type Dispatcher } from 'undici';
 import { GatewayError } from '../../core/errors.js';
-import { newProxyDispatcher, proxySettings } from '../../core/proxy.js';
+import { newProxyDispatcher } from '../../core/proxy.js';
 import type { Capabilities, Provider, ProviderCallContext, ProviderFactory } from '../../core/provider.js';
 import type { ResolvedDeployment } from '../../core/models.js';
 import type { ChatRequest, StreamPart } from '../../core/types.js';
@@ -76,20 +76,19 @@ function requestHeaders(deployment: ResolvedDeployment, options: AnthropicDeploy
 
 export class AnthropicProvider implements Provider {
   readonly name = 'anthropic';
-  private readonly agents = new Map<string, Dispatcher>();
+  private readonly agents = new Map<number, Dispatcher>();
 
   capabilities(_deployment: ResolvedDeployment): Capabilities {
     return ANTHROPIC_CAPABILITIES;
   }
 
   private agent(connectTimeoutMs: number): Dispatcher {
-    // Through the environment's proxy when it names one (core/proxy.ts).
-    const key = `${connectTimeoutMs} ${proxySettings()}`;
-    let agent = this.agents.get(key);
+    let agent = this.agents.get(connectTimeoutMs);
     if (!agent) {
+      // Through the environment's proxy when it names one (core/proxy.ts).
       const connect = { timeout: connectTimeoutMs };
       agent = newProxyDispatcher({ connect }) ?? new Agent({ connect });
-      this.agents.set(key, agent);
+      this.agents.set(connectTimeoutMs, agent);
     }
     return agent;
   }

@@ -9,18 +9,24 @@ import { defaultCacheDir } from '../../core/config.js';
 import { describeNetworkError, GatewayError } from '../../core/errors.js';
 import { sharedProxyDispatcher } from '../../core/proxy.js';
 import type { PullOptions } from './download.js';
-import { hubEndpoint, hubTagRecord, type ModelSource } from './source.js';
+import { hubEndpoint, hubTagRecord, parseModelSource, type ModelSource } from './source.js';
 
 /**
  * `hf:owner/repo:QUANT` → `hf:owner/repo/<the file>`, asking the Hub which file that is the way
  * llama.cpp and node-llama-cpp do (`/v2/owner/repo/manifests/QUANT`, which names the GGUF file of
- * that quantization). The answer is remembered in the cache, so a restart needs no network.
+ * that quantization). The answer is remembered beside the file, so a restart needs no network.
  */
 export async function resolveHubRepo(source: Extract<ModelSource, { kind: 'hub-repo' }>, options: PullOptions): Promise<string> {
   const cacheDir = options.cacheDir ?? defaultCacheDir();
   const record = path.resolve(cacheDir, hubTagRecord(source));
   const reference = (file: string) => `hf:${source.owner}/${source.repo}/${file}`;
-  if (fs.existsSync(record)) return reference(fs.readFileSync(record, 'utf8').trim());
+  // The remembered answer serves while its file is in the cache; once the file is gone the network
+  // is needed anyway, so the Hub is asked again (the quantization may name another file by now).
+  if (fs.existsSync(record)) {
+    const remembered = reference(fs.readFileSync(record, 'utf8').trim());
+    const file = parseModelSource(remembered);
+    if (file.kind === 'remote' && fs.existsSync(path.resolve(cacheDir, file.cachePath))) return remembered;
+  }
   const named = `hf:${source.owner}/${source.repo}:${source.tag}`;
   const url = `${hubEndpoint()}/v2/${encodeURIComponent(source.owner)}/${encodeURIComponent(source.repo)}/manifests/${encodeURIComponent(source.tag)}`;
   const response = await fetch(url, { headers: { 'user-agent': 'llama-cpp', accept: 'application/json', ...hubHeaders(url) }, signal: options.signal, dispatcher: sharedProxyDispatcher() }).catch((err: unknown) => {

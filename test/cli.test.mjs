@@ -60,6 +60,30 @@ test('models list prints every configured model with its aliases and provider', 
   );
 });
 
+test('models list says, for each local model, whether its file is on disk', async () => {
+  const config = path.join(tmp, 'local-files.yaml');
+  const onDisk = path.join(tmp, 'on-disk.gguf');
+  fs.writeFileSync(onDisk, 'x');
+  const cacheDir = path.join(tmp, 'list-cache');
+  fs.writeFileSync(
+    config,
+    `local:\n  cacheDir: ${cacheDir}\ndefaultModel: here\nmodels:\n` +
+      `  - { id: here, provider: local, model: ${onDisk} }\n` +
+      `  - { id: gone, provider: local, model: ${path.join(tmp, 'no-such.gguf')} }\n` +
+      `  - { id: remote, provider: local, model: 'hf:owner/repo-GGUF:Q4_K_M' }\n` +
+      `  - { id: upstream, provider: openai, model: gpt-x, baseUrl: 'http://127.0.0.1:1/v1' }\n`,
+  );
+  const { stdout } = await cli(['models', 'list', '--config', config]);
+  const [header, ...rows] = stdout.replace(/\n$/, '').split('\n').map((l) => l.split('\t'));
+  assert.equal(header.at(-1), 'LOCAL FILE');
+  assert.deepEqual(rows.map((r) => [r[0], r.at(-1)]), [
+    ['here', onDisk],
+    ['gone', 'missing'],
+    ['remote', 'not downloaded'],
+    ['upstream', ''],
+  ]);
+});
+
 test('models pull downloads a model from a URL into the cache and verifies its sha256', async () => {
   const payload = Buffer.alloc(300_000, 7);
   const sha256 = createHash('sha256').update(payload).digest('hex');

@@ -1,20 +1,25 @@
 import type { Command } from 'commander';
 import { ModelRegistry } from '../core/models.js';
-import { pullModel } from '../providers/local/download.js';
+import { localModelFile, pullModel } from '../providers/local/download.js';
+import { parseModelSource } from '../providers/local/source.js';
 import { configOptions } from './options.js';
 import { configFromFlags, type ConfigFlags } from './serve.js';
+
+const isRemoteSource = (source: string) => parseModelSource(source).kind !== 'file';
 
 export function registerModelsCommand(program: Command): void {
   const models = program.command('models').description('List the configured models, or download local ones.');
 
   configOptions(models.command('list'))
-    .description('List every routable model: id, aliases, provider and upstream model.')
+    .description('List every routable model: id, aliases, provider, upstream model, context, modalities, and for a local model whether its file is on disk (else serve or `models pull` downloads it).')
     .action((flags: ConfigFlags) => {
-      const registry = new ModelRegistry(configFromFlags(flags));
-      process.stdout.write('ID\tALIASES\tPROVIDER\tUPSTREAM MODEL\tCONTEXT\tMODALITIES\n');
+      const config = configFromFlags(flags);
+      const registry = new ModelRegistry(config);
+      process.stdout.write('ID\tALIASES\tPROVIDER\tUPSTREAM MODEL\tCONTEXT\tMODALITIES\tLOCAL FILE\n');
       for (const m of registry.models) {
         for (const d of m.deployments) {
-          process.stdout.write(`${m.id}\t${m.aliases.join(',')}\t${d.provider}\t${d.model}\t${m.contextLength}\t${m.modalities.join(',')}\n`);
+          const file = d.provider === 'local' ? (localModelFile(d.model, config.local.cacheDir) ?? (isRemoteSource(d.model) ? 'not downloaded' : 'missing')) : '';
+          process.stdout.write(`${m.id}\t${m.aliases.join(',')}\t${d.provider}\t${d.model}\t${m.contextLength}\t${m.modalities.join(',')}\t${file}\n`);
         }
       }
     });

@@ -13,7 +13,7 @@ import { fetch } from 'undici';
 import { defaultCacheDir } from '../../core/config.js';
 import { describeNetworkError, GatewayError } from '../../core/errors.js';
 import { sharedProxyDispatcher } from '../../core/proxy.js';
-import { hubHeaders, isHubFile, resolveHubRepo, withHubChecksum } from './hub.js';
+import { hubHeaders, isHubFile, rememberedHubFile, resolveHubRepo, withHubChecksum } from './hub.js';
 import { parseModelSource } from './source.js';
 
 export interface PullOptions {
@@ -28,6 +28,14 @@ export interface PullOptions {
 }
 
 const inFlight = new Map<string, Promise<string>>();
+
+/** Where `source` is on disk now, without downloading anything: its path, or undefined. */
+export function localModelFile(source: string, cacheDir: string = defaultCacheDir()): string | undefined {
+  const parsed = parseModelSource(source);
+  if (parsed.kind === 'hub-repo') return rememberedHubFile(parsed, cacheDir)?.path;
+  const file = parsed.kind === 'file' ? parsed.path : path.resolve(cacheDir, parsed.cachePath);
+  return fs.existsSync(file) ? file : undefined;
+}
 
 /** Returns the local path of `source`, downloading it into the cache first when it is remote. */
 export async function pullModel(source: string, options: PullOptions = {}): Promise<string> {

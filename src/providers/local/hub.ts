@@ -18,15 +18,10 @@ import { hubEndpoint, hubTagRecord, parseModelSource, type ModelSource } from '.
  */
 export async function resolveHubRepo(source: Extract<ModelSource, { kind: 'hub-repo' }>, options: PullOptions): Promise<string> {
   const cacheDir = options.cacheDir ?? defaultCacheDir();
-  const record = path.resolve(cacheDir, hubTagRecord(source));
+  const remembered = rememberedHubFile(source, cacheDir);
+  if (remembered) return remembered.reference;
   const reference = (file: string) => `hf:${source.owner}/${source.repo}/${file}`;
-  // The remembered answer serves while its file is in the cache; once the file is gone the network
-  // is needed anyway, so the Hub is asked again (the quantization may name another file by now).
-  if (fs.existsSync(record)) {
-    const remembered = reference(fs.readFileSync(record, 'utf8').trim());
-    const file = parseModelSource(remembered);
-    if (file.kind === 'remote' && fs.existsSync(path.resolve(cacheDir, file.cachePath))) return remembered;
-  }
+  const record = path.resolve(cacheDir, hubTagRecord(source));
   const named = `hf:${source.owner}/${source.repo}:${source.tag}`;
   const url = `${hubEndpoint()}/v2/${encodeURIComponent(source.owner)}/${encodeURIComponent(source.repo)}/manifests/${encodeURIComponent(source.tag)}`;
   const response = await fetch(url, { headers: { 'user-agent': 'llama-cpp', accept: 'application/json', ...hubHeaders(url) }, signal: options.signal, dispatcher: sharedProxyDispatcher() }).catch((err: unknown) => {
@@ -50,6 +45,20 @@ export async function resolveHubRepo(source: Extract<ModelSource, { kind: 'hub-r
   fs.mkdirSync(path.dirname(record), { recursive: true });
   fs.writeFileSync(record, `${file}\n`);
   return reference(file);
+}
+
+/**
+ * The file an earlier answer named, while it is in the cache: its `hf:` reference and path. Once
+ * the file is gone the network is needed anyway, so the Hub is asked again (the quantization may
+ * name another file by now).
+ */
+export function rememberedHubFile(source: Extract<ModelSource, { kind: 'hub-repo' }>, cacheDir: string): { reference: string; path: string } | undefined {
+  const record = path.resolve(cacheDir, hubTagRecord(source));
+  if (!fs.existsSync(record)) return undefined;
+  const reference = `hf:${source.owner}/${source.repo}/${fs.readFileSync(record, 'utf8').trim()}`;
+  const file = parseModelSource(reference);
+  const cached = file.kind === 'remote' ? path.resolve(cacheDir, file.cachePath) : undefined;
+  return cached && fs.existsSync(cached) ? { reference, path: cached } : undefined;
 }
 
 const hubHost = () => new URL(hubEndpoint()).host;

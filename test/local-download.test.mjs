@@ -211,6 +211,9 @@ describe('pullModel from the Hub', () => {
     hubSeen.length = 0;
     assert.equal(await pullModel('hf:owner/repo-GGUF:Q4_K_M', { cacheDir: hubCache, progress: false }), file);
     assert.deepEqual(hubSeen, []);
+    // The form the Hub's "use this model" button writes for Ollama names the same thing.
+    assert.equal(await pullModel('hf.co/owner/repo-GGUF:Q4_K_M', { cacheDir: hubCache, progress: false }), file);
+    assert.deepEqual(hubSeen, []);
     assert.equal(await pullModel('hf:owner/repo-GGUF', { cacheDir: hubCache, progress: false }), file);
     assert.deepEqual(hubSeen.map((r) => r.path), ['/v2/owner/repo-GGUF/manifests/latest']);
     // With its file gone from the cache, the remembered answer is not trusted: the Hub is asked again.

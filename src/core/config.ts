@@ -202,7 +202,8 @@ export function defaultCacheDir(): string {
  * Model id for a local model source: the file name without `.gguf`; for `hf:owner/repo:QUANT`,
  * the repository without `-GGUF` and the quantization (`Qwen2.5-0.5B-Instruct-Q4_K_M`).
  */
-export function localModelId(source: string): string {
+export function localModelId(given: string): string {
+  const source = given.replace(/^(?:hf\.co|huggingface\.co)\//, 'hf:');
   const repo = /^hf:[^/#:]+\/([^/#:]+)(?::([^/#]+))?$/.exec(source);
   if (repo) {
     const tag = repo[2] && repo[2].toLowerCase() !== 'latest' ? `-${repo[2].toUpperCase()}` : '';

@@ -25,7 +25,14 @@ export function huggingFaceUrl(ref: string, env: NodeJS.ProcessEnv = process.env
   return { url, parts: branch ? [owner!, repo!, `.branch-${branch}`, ...file] : parts };
 }
 
-export function parseModelSource(source: string, env: NodeJS.ProcessEnv = process.env): ModelSource {
+/** `hf.co/owner/repo:QUANT`, as the Hub's "use this model" buttons write it for Ollama, is `hf:owner/repo:QUANT`. */
+export function normalizeHubSource(source: string): string {
+  const short = /^(?:hf\.co|huggingface\.co)\/(.+)$/.exec(source);
+  return short ? `hf:${short[1]}` : source;
+}
+
+export function parseModelSource(given: string, env: NodeJS.ProcessEnv = process.env): ModelSource {
+  const source = normalizeHubSource(given);
   if (source.startsWith('hf:')) {
     const repoOnly = /^hf:([^/#:]+)\/([^/#:]+)(?::([^/#]+))?$/.exec(source);
     if (repoOnly) {

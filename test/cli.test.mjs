@@ -97,10 +97,14 @@ test('models pull downloads a model from a URL into the cache and verifies its s
   const config = path.join(tmp, 'pull.yaml');
   fs.writeFileSync(config, `local:\n  cacheDir: ${cacheDir}\nmodels:\n  - id: remote\n    provider: local\n    model: ${url}\n    sha256: ${sha256}\n`);
   try {
-    const { stdout } = await cli(['models', 'pull', 'remote', '--config', config]);
+    const { stdout, stderr } = await cli(['models', 'pull', 'remote', '--config', config]);
     const file = stdout.trim().split('\n').at(-1);
     assert.ok(file.startsWith(cacheDir), file);
     assert.equal(createHash('sha256').update(fs.readFileSync(file)).digest('hex'), sha256);
+    assert.match(stderr, new RegExp(`verified: ${payload.length} bytes, sha256 ${sha256}`), 'says what it checked');
+    const again = await cli(['models', 'pull', 'remote', '--config', config]);
+    assert.equal(again.stdout.trim().split('\n').at(-1), file);
+    assert.match(again.stderr, /already in the cache/);
     fs.writeFileSync(config, `local:\n  cacheDir: ${path.join(tmp, 'cache2')}\nmodels:\n  - id: remote\n    provider: local\n    model: ${url}\n    sha256: ${'0'.repeat(64)}\n`);
     await assert.rejects(cli(['models', 'pull', 'remote', '--config', config]), /sha256|hash/i);
   } finally {

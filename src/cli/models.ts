@@ -35,12 +35,21 @@ export function registerModelsCommand(program: Command): void {
       const source = deployment?.model ?? name;
       if (!source) throw new Error('Nothing to pull');
       if (model && !deployment) throw new Error(`Model '${model.id}' is not a local model`);
+      let verified: { bytes: number; sha256?: string } | undefined;
       const file = await pullModel(source, {
         cacheDir: config.local.cacheDir,
         sha256: deployment?.sha256,
         size: deployment?.size,
         progress: true,
+        onVerified: (check) => (verified = check),
       });
+      // What was checked, on stderr: the last line of stdout stays the path alone.
+      if (verified) {
+        const { bytes, sha256 } = verified;
+        process.stderr.write(`verified: ${bytes} bytes, ${sha256 ? `sha256 ${sha256}` : 'no sha256 known (set one in the config to check it)'}\n`);
+      } else if (isRemoteSource(source)) {
+        process.stderr.write('already in the cache\n');
+      }
       process.stdout.write(`${file}\n`);
     });
 }

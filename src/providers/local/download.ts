@@ -25,6 +25,8 @@ export interface PullOptions {
   /** Show a progress bar on stderr (default: when stderr is a TTY). */
   progress?: boolean;
   signal?: AbortSignal;
+  /** Called once a downloaded file has passed its checks: its size, and its sha256 when one was known. */
+  onVerified?: (check: { bytes: number; sha256?: string }) => void;
 }
 
 const inFlight = new Map<string, Promise<string>>();
@@ -154,6 +156,7 @@ async function finalize(part: string, target: string, url: string, options: Pull
     }
   }
   fs.renameSync(part, target);
+  options.onVerified?.({ bytes: size, sha256: options.sha256?.toLowerCase() });
   return target;
 }
 

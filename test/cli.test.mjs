@@ -197,6 +197,28 @@ test('on a terminal, Ctrl-C typed during an answer stops it, reasoning is shown,
   assert.equal(await chat.exited, 0);
 });
 
+test('chat --session keeps the conversation on the server: a later chat with the same id resumes it', async () => {
+  const session = `cli-${Date.now()}`;
+  const first = startChat(['--model', 'm1', '--session', session]);
+  await first.waitFor(/New session/);
+  first.child.stdin.end('hello\n');
+  assert.equal(await first.exited, 0);
+  assert.match(first.seen.out, /Hello world/);
+
+  const from = scriptedCalls();
+  const second = startChat(['--model', 'm1', '--session', session]);
+  await second.waitFor(/Resuming session/);
+  second.child.stdin.end('again\nmore\n');
+  assert.equal(await second.exited, 0);
+  assert.match(second.seen.out, new RegExp(`Resuming session ${session}: 2 earlier messages`));
+  // The chat sends only its new turn each time; the server puts the earlier ones back, once.
+  const asked = scripted.requests.slice(from).map((r) => r.messages.map((m) => `${m.role}:${m.content.map((p) => p.text).join('')}`));
+  assert.deepEqual(asked, [
+    ['user:hello', 'assistant:Hello world', 'user:again'],
+    ['user:hello', 'assistant:Hello world', 'user:again', 'assistant:Hello world', 'user:more'],
+  ]);
+});
+
 test('chat shows refusals and an unreachable server as one readable line, and keeps going', async () => {
   const wrong = startChat(['--model', 'no-such-model']);
   wrong.child.stdin.write('hello\n');

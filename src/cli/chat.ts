@@ -12,6 +12,7 @@ interface ChatFlags {
   key?: string;
   system?: string;
   maxTokens?: string;
+  session?: string;
 }
 
 type Turn = { role: string; content: string };
@@ -67,7 +68,7 @@ async function streamReply(flags: ChatFlags, messages: Turn[], signal: AbortSign
     const response = await fetch(url, {
       method: 'POST',
       signal,
-      headers: { 'content-type': 'application/json', ...(flags.key ? { authorization: `Bearer ${flags.key}` } : {}) },
+      headers: { 'content-type': 'application/json', ...authorization(flags), ...(flags.session ? { 'x-session-id': flags.session } : {}) },
       body: JSON.stringify({ model: flags.model, messages, stream: true, ...(flags.maxTokens ? { max_tokens: Number(flags.maxTokens) } : {}) }),
     });
     if (!response.ok || !response.body) throw new Error(await describeRefusal(response));
@@ -81,6 +82,22 @@ async function streamReply(flags: ChatFlags, messages: Turn[], signal: AbortSign
   }
   if (error) throw new Error(error);
   return reply;
+}
+
+const authorization = (flags: ChatFlags): Record<string, string> => (flags.key ? { authorization: `Bearer ${flags.key}` } : {});
+
+/** With --session: says whether the server already holds turns of it (GET /v1/sessions/{id}). */
+async function announceSession(flags: ChatFlags, session: string, terminal: Terminal): Promise<void> {
+  const url = `${flags.url.replace(/\/$/, '')}/v1/sessions/${encodeURIComponent(session)}`;
+  try {
+    const response = await fetch(url, { headers: authorization(flags) });
+    if (response.status === 404) return void terminal.out.write(`New session ${session}: the server keeps its turns.\n`);
+    if (!response.ok) return void terminal.err.write(`error: ${await describeRefusal(response)}\n`);
+    const { messages } = (await response.json()) as { messages: unknown[] };
+    terminal.out.write(`Resuming session ${session}: ${messages.length} earlier messages.\n`);
+  } catch (err) {
+    terminal.err.write(`error: ${err instanceof TypeError ? describeUnreachable(flags.url, err) : (err as Error).message}\n`);
+  }
 }
 
 /** `404 model_not_found: The model 'x' does not exist` rather than the raw JSON body. */
@@ -105,8 +122,11 @@ async function chat(flags: ChatFlags, terminal: Terminal): Promise<void> {
   const interrupt = () => (answering ? answering.abort() : rl.close());
   rl.on('SIGINT', interrupt); // Ctrl-C on a terminal: readline's raw mode turns it into this event
   process.on('SIGINT', interrupt); // SIGINT sent to the process, as when input is piped
-  const messages: Turn[] = flags.system ? [{ role: 'system', content: flags.system }] : [];
+  const system: Turn[] = flags.system ? [{ role: 'system', content: flags.system }] : [];
+  // The conversation so far, kept here; with --session the server keeps it instead (X-Session-ID).
+  const history: Turn[] = [];
   terminal.out.write(`Chatting with ${flags.model} at ${flags.url}. Ctrl-C stops an answer; /exit or Ctrl-D leaves.\n`);
+  if (flags.session) await announceSession(flags, flags.session, terminal);
   // Lines are read through the iterator, which queues them: piped lines that arrive while an
   // answer streams wait their turn instead of being dropped.
   const lines = rl[Symbol.asyncIterator]();
@@ -118,19 +138,18 @@ async function chat(flags: ChatFlags, terminal: Terminal): Promise<void> {
       const text = (next.value as string).trim();
       if (text === '/exit' || text === '/quit') break;
       if (!text) continue;
-      messages.push({ role: 'user', content: text });
+      const turn: Turn = { role: 'user', content: text };
       answering = new AbortController();
       try {
-        const reply = await streamReply(flags, messages, answering.signal, terminal);
+        const reply = await streamReply(flags, [...system, ...history, turn], answering.signal, terminal);
         terminal.out.write('\n');
         if (reply.stopped) terminal.err.write('[stopped]\n');
         else if (reply.finishReason === 'length') terminal.err.write('[cut short at the token limit]\n');
         // A stopped answer stays in the history as far as it got, as in the chat apps; one
-        // stopped before its first word takes its question with it.
-        if (reply.stopped && !reply.text) messages.pop();
-        else messages.push({ role: 'assistant', content: reply.text });
+        // stopped before its first word takes its question with it. (A server-side session keeps
+        // only answers that ended.)
+        if (!flags.session && !(reply.stopped && !reply.text)) history.push(turn, { role: 'assistant', content: reply.text });
       } catch (err) {
-        messages.pop();
         terminal.err.write(`\nerror: ${(err as Error).message}\n`);
       } finally {
         answering = undefined;
@@ -154,5 +173,6 @@ export function registerChatCommand(program: Command): void {
     .option('-k, --key <key>', 'API key (env SWITCHBOARD_API_KEY)', process.env.SWITCHBOARD_API_KEY)
     .option('-s, --system <prompt>', 'system prompt')
     .option('--max-tokens <n>', 'max tokens per answer')
+    .option('--session <id>', 'keep the conversation on the server (X-Session-ID): the same id later resumes it')
     .action((flags: ChatFlags) => chat(flags, { out: process.stdout, err: process.stderr }));
 }

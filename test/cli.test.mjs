@@ -259,6 +259,13 @@ test('serve refuses a bad flag, env value or config file with one line naming it
   assert.match(await fail(['--config', broken]), new RegExp(`^switchboard: Invalid YAML in ${broken}: .*line 2`));
   const missing = path.join(tmp, 'missing.yaml');
   assert.equal(await fail(['--config', missing]), `switchboard: Cannot read the config file ${missing}: ENOENT`);
+  // Values a request would trip over later (a malformed base URL or model source; a sha256 that
+  // could only fail after a whole download) stop the start, naming the model.
+  const bad = path.join(tmp, 'bad-values.yaml');
+  fs.writeFileSync(bad, 'models:\n  - { id: x, provider: openai, model: m, baseUrl: "localhost:8080/v1" }\n  - { id: y, provider: local, model: "hf:a/b/c.gguf", sha256: abc }\n');
+  assert.match(await fail(['--config', bad]), /models\.0\.baseUrl: expected an http\(s\) URL; models\.1\.sha256: expected 64 hexadecimal characters/);
+  fs.writeFileSync(bad, 'defaultModel: ok\nmodels:\n  - { id: ok, provider: openai, model: m, baseUrl: "http://127.0.0.1:1/v1" }\n  - { id: half, provider: local, model: "hf:owner" }\n');
+  assert.match(await fail(['--config', bad]), /^switchboard: Model 'half': Invalid hf: model reference 'hf:owner'/);
 });
 
 test('first run with no config: serve downloads the default model from the Hub, verifies it, and answers on the alias default', async () => {

@@ -34,6 +34,11 @@ const pricingSchema = z
   })
   .strict();
 
+// Checked when the config loads, not when a request first needs them: a typo in a sha256 would
+// otherwise show only after a whole model had downloaded.
+const baseUrlSchema = z.url({ protocol: /^https?$/, error: 'expected an http(s) URL' });
+const sha256Schema = z.string().regex(/^[0-9a-fA-F]{64}$/, 'expected 64 hexadecimal characters');
+
 /** One upstream that can serve a model: provider + upstream model + credentials. */
 const deploymentSchema = z
   .object({
@@ -42,13 +47,13 @@ const deploymentSchema = z
     provider: z.string(),
     /** Upstream model name; for `local`, a GGUF path, http(s) URL or hf: reference. */
     model: z.string(),
-    baseUrl: z.string().optional(),
+    baseUrl: baseUrlSchema.optional(),
     /** Name of the environment variable holding the API key (never the key itself). */
     apiKeyEnv: z.string().optional(),
     /** Extra request headers for the upstream. */
     headers: z.record(z.string(), z.string()).optional(),
     /** Expected sha256 of a downloaded local model file. */
-    sha256: z.string().optional(),
+    sha256: sha256Schema.optional(),
     /** Expected size in bytes of a downloaded local model file. */
     size: z.number().int().positive().optional(),
     region: z.string().optional(),
@@ -66,10 +71,10 @@ const modelSchema = z
     aliases: z.array(z.string()).default([]),
     provider: z.string().optional(),
     model: z.string().optional(),
-    baseUrl: z.string().optional(),
+    baseUrl: baseUrlSchema.optional(),
     apiKeyEnv: z.string().optional(),
     headers: z.record(z.string(), z.string()).optional(),
-    sha256: z.string().optional(),
+    sha256: sha256Schema.optional(),
     size: z.number().int().positive().optional(),
     region: z.string().optional(),
     options: z.record(z.string(), z.unknown()).optional(),

@@ -140,6 +140,11 @@ export class Gateway {
     for (const model of this.registry.models) {
       for (const d of model.deployments) {
         if (!factories[d.provider]) throw new Error(`Model '${model.id}' names an unknown provider '${d.provider}' (known: ${Object.keys(factories).join(', ')})`);
+        try {
+          this.provider(d.provider).checkDeployment?.(d);
+        } catch (err) {
+          throw new Error(`Model '${model.id}': ${(err as Error).message}`);
+        }
       }
     }
   }

@@ -53,6 +53,8 @@ export interface Provider {
    * estimate). Undefined when the upstream cannot count for this model; failures throw.
    */
   countInputTokens?(request: ChatRequest, context: ProviderCallContext): Promise<number | undefined>;
+  /** Refuses, when the server starts, a deployment it could never serve (a malformed model source): throws saying why. */
+  checkDeployment?(deployment: ResolvedDeployment): void;
   /** Loads what must be loaded before serving (a local model); called at start for the default model. */
   warmUp?(deployment: ResolvedDeployment, model?: ResolvedModel): Promise<void>;
   /** Numbers for /metrics and readiness (queue depth, loaded models). */

@@ -10,6 +10,7 @@ import { ResponseGenerator } from './generate.js';
 import { buildPlan } from './plan.js';
 import { renderPrompt } from './prompt.js';
 import { LocalRuntime } from './runtime.js';
+import { parseModelSource } from './source.js';
 
 export { pullModel } from './download.js';
 
@@ -75,6 +76,10 @@ export const createLocalProvider: ProviderFactory = (env) => {
     stream,
     async countPromptTokens(request: ChatRequest, deployment: ResolvedDeployment) {
       return renderPrompt(await runtime.load(deployment), request).tokens.length;
+    },
+    checkDeployment(deployment: ResolvedDeployment) {
+      // A malformed `hf:` reference throws here, at start, instead of failing each request.
+      parseModelSource(deployment.model);
     },
     async warmUp(deployment: ResolvedDeployment, model?: ResolvedModel) {
       checkContext(model, (await runtime.load(deployment)).contextSize);

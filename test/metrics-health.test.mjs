@@ -42,6 +42,18 @@ test('readiness is 503 naming the check when the default model cannot load', asy
   assert.match(body.checks.defaultModel, /model file missing/);
 });
 
+test('while the default model loads (a first download), readiness answers 503 loading at once, then 200', async () => {
+  let finish;
+  const loading = new Promise((resolve) => (finish = resolve));
+  const server = await start(() => loading);
+  const during = await fetch(`${server.url}/health/ready`);
+  assert.equal(during.status, 503);
+  assert.deepEqual((await during.json()).checks, { store: 'ok', defaultModel: 'loading' });
+  finish();
+  const after = await fetch(`${server.url}/health/ready`);
+  assert.equal(after.status, 200);
+});
+
 test('readiness is 503 when the store is unreachable', async () => {
   const server = await start(async () => {});
   await server.server.context.store.close();

@@ -4,6 +4,29 @@ import type { FastifyInstance } from 'fastify';
 import type { ServerContext } from './context.js';
 import { metricsRegistry } from './metrics.js';
 
+/** How long readiness waits for the default model before it answers `loading`: probes time out. */
+const READINESS_WAIT_MS = 1000;
+
+/**
+ * `ok` once the default model is loaded (the first probe starts the load when the server did not),
+ * its load error, or `loading` while a load (a first download, say) takes longer than a probe waits.
+ */
+async function defaultModelCheck(gateway: ServerContext['gateway']): Promise<string> {
+  let timer: NodeJS.Timeout | undefined;
+  const waited = new Promise<string>((resolve) => {
+    timer = setTimeout(() => resolve('loading'), READINESS_WAIT_MS).unref();
+  });
+  const loaded = gateway.warmUp().then(
+    () => 'ok',
+    (err: unknown) => `error: ${(err as Error).message}`,
+  );
+  try {
+    return await Promise.race([loaded, waited]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 export function registerOperationalRoutes(app: FastifyInstance, context: ServerContext): void {
   app.get('/health', async () => ({ status: 'ok' }));
 
@@ -17,13 +40,8 @@ export function registerOperationalRoutes(app: FastifyInstance, context: ServerC
       ready = false;
       checks.store = `error: ${(err as Error).message}`;
     }
-    try {
-      await context.gateway.warmUp();
-      checks.defaultModel = 'ok';
-    } catch (err) {
-      ready = false;
-      checks.defaultModel = `error: ${(err as Error).message}`;
-    }
+    checks.defaultModel = await defaultModelCheck(context.gateway);
+    if (checks.defaultModel !== 'ok') ready = false;
     return reply.status(ready ? 200 : 503).send({ status: ready ? 'ready' : 'not_ready', checks });
   });
 

@@ -8,13 +8,13 @@ import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 
 export const DEFAULT_LOCAL_MODEL_ID = 'qwen2.5-0.5b-instruct';
-/** Qwen2.5-0.5B-Instruct, Q4_K_M quantisation: small, multilingual, trained for tool calling. */
 /**
  * Tokens per sequence a local model is served with when `local.contextSize` is not set (less when
  * the GGUF was trained for less): enough for chat, cheap in RAM with four sequences.
  */
 export const DEFAULT_LOCAL_CONTEXT_SIZE = 8192;
 
+/** Qwen2.5-0.5B-Instruct, Q4_K_M quantisation: small, multilingual, trained for tool calling. */
 export const DEFAULT_LOCAL_MODEL_SOURCE = 'hf:Qwen/Qwen2.5-0.5B-Instruct-GGUF/qwen2.5-0.5b-instruct-q4_k_m.gguf';
 
 const modalitySchema = z.enum(['text', 'image', 'video', 'document']);

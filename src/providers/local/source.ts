@@ -7,7 +7,7 @@ import path from 'node:path';
 export type ModelSource =
   | { kind: 'file'; path: string }
   | { kind: 'remote'; url: string; /** Path of the downloaded file, relative to the cache dir. */ cachePath: string }
-  /** `hf:owner/repo[:tag]`: the Hub picks the file (see resolveHubRepo in download.ts). */
+  /** `hf:owner/repo[:tag]`: the Hub picks the file (see resolveHubRepo in hub.ts). */
   | { kind: 'hub-repo'; owner: string; repo: string; tag: string };
 
 export const hubEndpoint = (env: NodeJS.ProcessEnv = process.env): string => (env.HF_ENDPOINT ?? 'https://huggingface.co').replace(/\/+$/, '');
@@ -26,7 +26,7 @@ export function huggingFaceUrl(ref: string, env: NodeJS.ProcessEnv = process.env
 }
 
 /** `hf.co/owner/repo:QUANT`, as the Hub's "use this model" buttons write it for Ollama, is `hf:owner/repo:QUANT`. */
-export function normalizeHubSource(source: string): string {
+function normalizeHubSource(source: string): string {
   const short = /^(?:hf\.co|huggingface\.co)\/(.+)$/.exec(source);
   return short ? `hf:${short[1]}` : source;
 }

@@ -259,6 +259,9 @@ test('serve refuses a bad flag, env value or config file with one line naming it
   assert.match(await fail(['--config', broken]), new RegExp(`^switchboard: Invalid YAML in ${broken}: .*line 2`));
   const missing = path.join(tmp, 'missing.yaml');
   assert.equal(await fail(['--config', missing]), `switchboard: Cannot read the config file ${missing}: ENOENT`);
+  const notADir = path.join(tmp, 'data-is-a-file');
+  fs.writeFileSync(notADir, 'x');
+  assert.match(await cli(['serve', '--data-dir', notADir, '--no-warm-up']).then(() => assert.fail('started'), (e) => e.stderr), new RegExp(`The data directory ${notADir} is a file, not a directory`));
   // Values a request would trip over later (a malformed base URL or model source; a sha256 that
   // could only fail after a whole download) stop the start, naming the model.
   const bad = path.join(tmp, 'bad-values.yaml');

@@ -83,7 +83,12 @@ export class SqliteStore implements Store {
    * automatic checkpoints rather than pay for starting a worker.
    */
   constructor(file: string, options: { backgroundCheckpoints?: boolean } = {}) {
-    if (file !== ':memory:') fs.mkdirSync(path.dirname(file), { recursive: true });
+    if (file !== ':memory:') {
+      const dir = path.dirname(file);
+      // mkdir's own EEXIST would not say which setting is wrong.
+      if (fs.existsSync(dir) && !fs.statSync(dir).isDirectory()) throw new Error(`The data directory ${dir} is a file, not a directory (--data-dir, SWITCHBOARD_DATA_DIR, server.dataDir)`);
+      fs.mkdirSync(dir, { recursive: true });
+    }
     this.db = new Database(file);
     this.db.pragma('journal_mode = WAL');
     this.db.pragma('synchronous = NORMAL');

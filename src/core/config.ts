@@ -203,17 +203,32 @@ export function defaultCacheDir(): string {
   return process.env.SWITCHBOARD_CACHE_DIR ?? path.join(os.homedir(), '.cache', 'switchboard', 'models');
 }
 
+/** `hf.co/owner/repo…`, as the Hub's "use this model" buttons write it for Ollama, is `hf:owner/repo…`. */
+export function normalizeHubSource(source: string): string {
+  const short = /^(?:hf\.co|huggingface\.co)\/(.+)$/.exec(source);
+  return short ? `hf:${short[1]}` : source;
+}
+
+/**
+ * `hf:owner/repo[:QUANT]` (or its `hf.co/` form), a repository whose file the Hub picks: owner,
+ * repo and tag — a quantization upper-cased as llama.cpp and node-llama-cpp name it (Q4_K_M, …),
+ * or `latest` to let the Hub choose. Undefined for any other source.
+ */
+export function hubRepoReference(source: string): { owner: string; repo: string; tag: string } | undefined {
+  const match = /^hf:([^/#:]+)\/([^/#:]+)(?::([^/#]+))?$/.exec(normalizeHubSource(source));
+  if (!match) return undefined;
+  const tag = !match[3] || match[3].toLowerCase() === 'latest' ? 'latest' : match[3].toUpperCase();
+  return { owner: match[1]!, repo: match[2]!, tag };
+}
+
 /**
  * Model id for a local model source: the file name without `.gguf`; for `hf:owner/repo:QUANT`,
  * the repository without `-GGUF` and the quantization (`Qwen2.5-0.5B-Instruct-Q4_K_M`).
  */
 export function localModelId(given: string): string {
-  const source = given.replace(/^(?:hf\.co|huggingface\.co)\//, 'hf:');
-  const repo = /^hf:[^/#:]+\/([^/#:]+)(?::([^/#]+))?$/.exec(source);
-  if (repo) {
-    const tag = repo[2] && repo[2].toLowerCase() !== 'latest' ? `-${repo[2].toUpperCase()}` : '';
-    return `${repo[1]!.replace(/-gguf$/i, '')}${tag}`;
-  }
+  const hubRepo = hubRepoReference(given);
+  if (hubRepo) return `${hubRepo.repo.replace(/-gguf$/i, '')}${hubRepo.tag === 'latest' ? '' : `-${hubRepo.tag}`}`;
+  const source = normalizeHubSource(given);
   const file = source.startsWith('hf:') ? source.split('#')[0]! : source;
   const last = file.split(/[\\/]/).pop() ?? file;
   return last.replace(/\.gguf$/i, '') || DEFAULT_LOCAL_MODEL_ID;

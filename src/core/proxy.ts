@@ -15,7 +15,7 @@ export function proxyConfigured(env: NodeJS.ProcessEnv = process.env): boolean {
 }
 
 /** The variables' values as one string: agents read them once, so a change needs a new agent. */
-export function proxySettings(env: NodeJS.ProcessEnv = process.env): string {
+function proxySettings(env: NodeJS.ProcessEnv = process.env): string {
   return SETTINGS_VARS.map((name) => env[name] ?? '').join('\n');
 }
 

@@ -13,7 +13,7 @@ import { fetch } from 'undici';
 import { defaultCacheDir } from '../../core/config.js';
 import { describeNetworkError, GatewayError } from '../../core/errors.js';
 import { sharedProxyDispatcher } from '../../core/proxy.js';
-import { hubHeaders, isHubFile, rememberedHubFile, resolveHubRepo, withHubChecksum } from './hub.js';
+import { hubHeaders, isHubFile, rememberedHubFile, resolveHubRepo, tokenHint, withHubChecksum } from './hub.js';
 import { parseModelSource } from './source.js';
 
 export interface PullOptions {
@@ -75,8 +75,7 @@ async function download(url: string, target: string, options: PullOptions): Prom
   }
   if (response.status !== 200 && response.status !== 206) {
     await response.body?.cancel();
-    const hint = response.status === 401 || response.status === 403 ? ' (a gated or private model needs HF_TOKEN)' : '';
-    throw new GatewayError('unavailable', `Downloading ${url} failed: HTTP ${response.status}${hint}`, { code: 'model_download_failed' });
+    throw new GatewayError('unavailable', `Downloading ${url} failed: HTTP ${response.status}${tokenHint(response.status)}`, { code: 'model_download_failed' });
   }
 
   const length = Number(response.headers.get('content-length') ?? NaN);

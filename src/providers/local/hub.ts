@@ -11,17 +11,17 @@ import { sharedProxyDispatcher } from '../../core/proxy.js';
 import type { PullOptions } from './download.js';
 import { hubEndpoint, hubTagRecord, parseModelSource, type ModelSource } from './source.js';
 
+type HubRepo = Extract<ModelSource, { kind: 'hub-repo' }>;
+
 /**
  * `hf:owner/repo:QUANT` → `hf:owner/repo/<the file>`, asking the Hub which file that is the way
  * llama.cpp and node-llama-cpp do (`/v2/owner/repo/manifests/QUANT`, which names the GGUF file of
  * that quantization). The answer is remembered beside the file, so a restart needs no network.
  */
-export async function resolveHubRepo(source: Extract<ModelSource, { kind: 'hub-repo' }>, options: PullOptions): Promise<string> {
+export async function resolveHubRepo(source: HubRepo, options: PullOptions): Promise<string> {
   const cacheDir = options.cacheDir ?? defaultCacheDir();
   const remembered = rememberedHubFile(source, cacheDir);
   if (remembered) return remembered.reference;
-  const reference = (file: string) => `hf:${source.owner}/${source.repo}/${file}`;
-  const record = path.resolve(cacheDir, hubTagRecord(source));
   const named = `hf:${source.owner}/${source.repo}:${source.tag}`;
   const url = `${hubEndpoint()}/v2/${encodeURIComponent(source.owner)}/${encodeURIComponent(source.repo)}/manifests/${encodeURIComponent(source.tag)}`;
   const response = await fetch(url, { headers: { 'user-agent': 'llama-cpp', accept: 'application/json', ...hubHeaders(url) }, signal: options.signal, dispatcher: sharedProxyDispatcher() }).catch((err: unknown) => {
@@ -31,8 +31,7 @@ export async function resolveHubRepo(source: Extract<ModelSource, { kind: 'hub-r
     throw new GatewayError('not_found', `The Hub has no GGUF file for ${named} (name the quantization, e.g. :Q4_K_M, or the file: hf:owner/repo/file.gguf)`, { code: 'model_not_found', retryable: false });
   }
   if (!response.ok) {
-    const hint = response.status === 401 || response.status === 403 ? ' (a gated or private model needs HF_TOKEN)' : '';
-    throw new GatewayError('unavailable', `Asking the Hub which file ${named} is failed: HTTP ${response.status}${hint}`, { code: 'model_download_failed' });
+    throw new GatewayError('unavailable', `Asking the Hub which file ${named} is failed: HTTP ${response.status}${tokenHint(response.status)}`, { code: 'model_download_failed' });
   }
   const manifest = (await response.json().catch(() => undefined)) as { ggufFile?: { rfilename?: unknown } } | undefined;
   const file = manifest?.ggufFile?.rfilename;
@@ -42,26 +41,34 @@ export async function resolveHubRepo(source: Extract<ModelSource, { kind: 'hub-r
   if (/-\d{5}-of-\d{5}\.gguf$/i.test(file)) {
     throw new GatewayError('bad_request', `${named} is a GGUF split into parts (${file}), which Switchboard does not download; pick a smaller quantization or a single file`, { code: 'model_split_unsupported', retryable: false });
   }
+  const record = path.resolve(cacheDir, hubTagRecord(source));
   fs.mkdirSync(path.dirname(record), { recursive: true });
   fs.writeFileSync(record, `${file}\n`);
-  return reference(file);
+  return hubFileReference(source, file);
 }
+
+const hubFileReference = (source: HubRepo, file: string) => `hf:${source.owner}/${source.repo}/${file}`;
 
 /**
  * The file an earlier answer named, while it is in the cache: its `hf:` reference and path. Once
  * the file is gone the network is needed anyway, so the Hub is asked again (the quantization may
  * name another file by now).
  */
-export function rememberedHubFile(source: Extract<ModelSource, { kind: 'hub-repo' }>, cacheDir: string): { reference: string; path: string } | undefined {
+export function rememberedHubFile(source: HubRepo, cacheDir: string): { reference: string; path: string } | undefined {
   const record = path.resolve(cacheDir, hubTagRecord(source));
   if (!fs.existsSync(record)) return undefined;
-  const reference = `hf:${source.owner}/${source.repo}/${fs.readFileSync(record, 'utf8').trim()}`;
+  const reference = hubFileReference(source, fs.readFileSync(record, 'utf8').trim());
   const file = parseModelSource(reference);
   const cached = file.kind === 'remote' ? path.resolve(cacheDir, file.cachePath) : undefined;
   return cached && fs.existsSync(cached) ? { reference, path: cached } : undefined;
 }
 
 const hubHost = () => new URL(hubEndpoint()).host;
+
+/** What a refused download should say: a 401 or 403 from the Hub is a gated or private model. */
+export function tokenHint(status: number): string {
+  return status === 401 || status === 403 ? ' (a gated or private model needs HF_TOKEN)' : '';
+}
 
 /** An `hf:` reference, or a `resolve` URL on the Hub (or HF_ENDPOINT). */
 export function isHubFile(source: string, url: string): boolean {

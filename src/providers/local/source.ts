@@ -3,6 +3,7 @@
 
 import { createHash } from 'node:crypto';
 import path from 'node:path';
+import { hubRepoReference, normalizeHubSource } from '../../core/config.js';
 
 export type ModelSource =
   | { kind: 'file'; path: string }
@@ -25,21 +26,11 @@ export function huggingFaceUrl(ref: string, env: NodeJS.ProcessEnv = process.env
   return { url, parts: branch ? [owner!, repo!, `.branch-${branch}`, ...file] : parts };
 }
 
-/** `hf.co/owner/repo:QUANT`, as the Hub's "use this model" buttons write it for Ollama, is `hf:owner/repo:QUANT`. */
-function normalizeHubSource(source: string): string {
-  const short = /^(?:hf\.co|huggingface\.co)\/(.+)$/.exec(source);
-  return short ? `hf:${short[1]}` : source;
-}
-
 export function parseModelSource(given: string, env: NodeJS.ProcessEnv = process.env): ModelSource {
   const source = normalizeHubSource(given);
   if (source.startsWith('hf:')) {
-    const repoOnly = /^hf:([^/#:]+)\/([^/#:]+)(?::([^/#]+))?$/.exec(source);
-    if (repoOnly) {
-      // A quantization as llama.cpp and node-llama-cpp name it (Q4_K_M, q8_0, …); `latest` lets the Hub choose.
-      const tag = !repoOnly[3] || repoOnly[3].toLowerCase() === 'latest' ? 'latest' : repoOnly[3].toUpperCase();
-      return { kind: 'hub-repo', owner: repoOnly[1]!, repo: repoOnly[2]!, tag };
-    }
+    const hubRepo = hubRepoReference(source);
+    if (hubRepo) return { kind: 'hub-repo', ...hubRepo };
     const { url, parts } = huggingFaceUrl(source, env);
     return { kind: 'remote', url, cachePath: path.join('hf', ...parts.map(safeSegment)) };
   }

@@ -33,7 +33,10 @@ export class BatchGate {
   /** node-llama-cpp's `batching.dispatchSchedule`. */
   readonly schedule: CustomBatchingDispatchSchedule = (dispatch) => {
     this.held = dispatch;
-    if (!this.releaseIfAllAsked()) this.timer ??= setTimeout(() => this.release(), this.maxWaitMs);
+    // Alone, the one driver's token is queued by now and nothing is worth waiting for: dispatch
+    // at once (as node-llama-cpp does when every sequence has queued), in this turn.
+    if (this.generating === 1 && this.asking === 1) this.release(true);
+    else if (!this.releaseIfAllAsked()) this.timer ??= setTimeout(() => this.release(), this.maxWaitMs);
   };
 
   /** A driver starts generating. */
@@ -81,7 +84,7 @@ export class BatchGate {
     return true;
   }
 
-  private release(): void {
+  private release(now = false): void {
     clearTimeout(this.timer);
     this.timer = undefined;
     const dispatch = this.held;
@@ -92,6 +95,7 @@ export class BatchGate {
     this.inFlight = this.asking > 0;
     // One turn later, as node-llama-cpp's own "nextCycle": the last asker's tokens are queued
     // a few microtasks after ask().
-    setImmediate(dispatch);
+    if (now) dispatch();
+    else setImmediate(dispatch);
   }
 }

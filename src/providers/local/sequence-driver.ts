@@ -57,7 +57,13 @@ export class SequenceDriver {
     this.pending.push(...tokens);
   }
 
-  /** Generates tokens until the caller stops iterating, the model ends its turn, or the context is full. */
+  /**
+   * Generates tokens until the caller stops iterating, the model ends its turn, or the context is
+   * full. Each token's successor is asked for before the token is handed to the caller, so the
+   * decode runs while the caller streams the token out: on a fast backend the server's work per
+   * token would otherwise add to every step. When the caller stops, the token asked for ahead is
+   * dropped (one decode per phase) and the last handed-out token is already in the cache.
+   */
   async *run(options: SequenceEvaluateOptions): AsyncGenerator<GeneratedToken> {
     this.ended = undefined;
     if (this.signal.aborted) throw cancelledError();
@@ -72,24 +78,31 @@ export class SequenceDriver {
     const iterator = (steps as AsyncIterable<GeneratedToken>)[Symbol.asyncIterator]();
     const gate = this.gate;
     gate?.enter();
+    let ahead: Promise<IteratorResult<GeneratedToken>> | undefined = this.ask(iterator, gate);
     try {
       for (;;) {
-        const next = await this.ask(iterator, gate);
+        const next = await ahead;
+        ahead = undefined;
         if (next.done) break;
         const step = next.value;
         this.generated.push(step.token);
         this.confidenceSum += step.confidence ?? 0;
-        // Until the caller asks for more, this token is not in the cache.
-        this.pending = [step.token];
-        yield step;
-        if (this.signal.aborted) throw cancelledError();
         if (this.sequence.nextTokenIndex + 1 >= this.contextSize) {
+          // No room to evaluate it: the token stays pending, and this phase ends after it.
+          this.pending = [step.token];
+          yield step;
           this.ended = 'context-full';
           return;
         }
-        this.pending = [];
+        ahead = this.ask(iterator, gate);
+        // Until the caller awaits it, a failure of the token asked ahead has no handler.
+        ahead.catch(() => {});
+        yield step;
+        if (this.signal.aborted) throw cancelledError();
       }
     } finally {
+      // The caller stopped: let the decode in flight finish so the cache holds what was handed out.
+      if (ahead) await ahead.catch(() => undefined);
       gate?.leave();
       // What `for await` does on an early exit: ends node-llama-cpp's generation loop.
       await iterator.return?.();

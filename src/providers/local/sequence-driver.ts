@@ -1,7 +1,9 @@
 // Drives one context sequence through the phases of a response (free text, tool name, tool
 // arguments…), each with its own sampling options and grammar. It keeps the KV cache aligned:
-// the last token a phase generated is only evaluated by the next phase, together with any text
-// the provider writes itself. It also counts the generated tokens and their probabilities.
+// every token handed out is in the cache when a phase ends (it was evaluated while the caller
+// handled it), so the next phase evaluates only the text the provider writes itself; a token that
+// did not fit the context stays pending. It also counts the generated tokens and their
+// probabilities.
 
 import type { EvaluationPriority, LlamaContextSequence, SequenceEvaluateOptions, Token } from 'node-llama-cpp';
 import type { BatchGate } from './batch-gate.js';

@@ -70,7 +70,7 @@ async function generate(sequence, index, seed) {
   await sequence.clearHistory();
   const options = { temperature: 0.8, topK: 40, topP: 0.95, seed };
   const driver = gate
-    ? new SequenceDriver(sequence, context.contextSize, new AbortController().signal, false, batchPriorityOf(index, 4), gate)
+    ? new SequenceDriver(sequence, context.contextSize, new AbortController().signal, { probabilities: 'none', batchPriority: batchPriorityOf(index, 4), gate })
     : undefined;
   let n = 0;
   if (driver) {

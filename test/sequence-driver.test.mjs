@@ -44,7 +44,7 @@ function scriptedSequence(script, { failAt } = {}) {
   return { sequence, log };
 }
 
-const driverFor = (sequence, contextSize = 1000) => new SequenceDriver(sequence, contextSize, new AbortController().signal, 'confidence');
+const driverFor = (sequence, contextSize = 1000, maxTokens) => new SequenceDriver(sequence, contextSize, new AbortController().signal, { probabilities: 'confidence', maxTokens });
 
 describe('local provider: sequence driver', () => {
   it('asks for the next token before handing one out', async () => {
@@ -72,7 +72,11 @@ describe('local provider: sequence driver', () => {
       handed.push(step.token);
       if (handed.length === 2) break;
     }
-    // The prompt and both handed-out tokens are in the cache; 12 was sampled ahead and dropped.
+    // The caller is not kept waiting for the decode of 11, asked ahead…
+    assert.equal(log.at(-1), 'decode 11');
+    // …which finishes in the background: then the prompt and both handed-out tokens are in the
+    // cache, and 12, sampled ahead, is dropped.
+    await driver.idle();
     assert.equal(sequence.nextTokenIndex, 5);
     assert.deepEqual(driver.generated, [10, 11]);
     assert.deepEqual(log, ['decode 1,2,3', 'sampled 10', 'decode 10', 'sampled 11', 'decode 11', 'sampled 12', 'return']);
@@ -83,6 +87,24 @@ describe('local provider: sequence driver', () => {
     assert.deepEqual(log, ['decode 99', 'sampled 13', 'decode 13', 'sampled 14', 'decode 14', 'return']);
     assert.deepEqual(driver.generated, [10, 11, 13, 14]);
     assert.equal(sequence.nextTokenIndex, 8);
+  });
+
+  it('asks nothing ahead once the caller has all the tokens it takes, yet goes on if asked', async () => {
+    const { sequence, log } = scriptedSequence([10, 11, 12, 13, 'eog']);
+    const limited = driverFor(sequence, 1000, 2);
+    await limited.prepare([1, 2, 3]);
+    for await (const step of limited.run({})) if (limited.generated.length >= 2) break;
+    // 11 was not evaluated: no decode to wait for, and it is the next phase's first token.
+    assert.deepEqual(log, ['decode 1,2,3', 'sampled 10', 'decode 10', 'sampled 11', 'return']);
+    assert.equal(sequence.nextTokenIndex, 4);
+    limited.force([99]);
+    log.length = 0;
+    const handed = [];
+    for await (const step of limited.run({})) handed.push(step.token);
+    assert.equal(log[0], 'decode 11,99');
+    // Past the limit, each token is asked for when the caller wants it.
+    assert.deepEqual(handed, [12, 13]);
+    assert.deepEqual(log.slice(1), ['sampled 12', 'decode 12', 'sampled 13', 'decode 13', 'return']);
   });
 
   it('a failure of the token asked ahead is not left unhandled while the caller works, and reaches a caller that goes on', async () => {

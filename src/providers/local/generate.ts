@@ -61,10 +61,10 @@ export class ResponseGenerator implements GenerationState {
     // distribution only for alternatives: a chosen token's probability is its confidence.
     const top = plan.request.logprobs?.top ?? 0;
     const probabilities = top > 0 ? 'distribution' : plan.tokenProbabilities || plan.request.logprobs ? 'confidence' : 'none';
-    this.driver = new SequenceDriver(lease.sequence, loaded.contextSize, signal, probabilities, lease.batchPriority, loaded.gate);
+    this.maxTokens = plan.request.maxTokens ?? Number.POSITIVE_INFINITY;
+    this.driver = new SequenceDriver(lease.sequence, loaded.contextSize, signal, { probabilities, batchPriority: lease.batchPriority, gate: loaded.gate, maxTokens: this.maxTokens });
     this.sampling = samplingOptions(plan.request);
     this.freeSampling = { ...this.sampling, tokenBias: plan.tokenBias };
-    this.maxTokens = plan.request.maxTokens ?? Number.POSITIVE_INFINITY;
     this.thought = thoughtSyntax(loaded);
     this.request = plan.request;
     if (plan.tools.mode !== 'none') this.toolWriter = new ToolCallWriter(this, plan.tools);

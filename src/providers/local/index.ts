@@ -53,9 +53,10 @@ export const createLocalProvider: ProviderFactory = (env) => {
       );
     }
     const lease = await loaded.pool.acquire(plan.prompt.tokens, context.signal);
+    const generator = new ResponseGenerator(loaded, lease, plan, context.signal);
     const started = performance.now();
     try {
-      for await (const part of new ResponseGenerator(loaded, lease, plan, context.signal).run(context.model.id)) {
+      for await (const part of generator.run(context.model.id)) {
         if (part.type === 'finish') {
           const seconds = (performance.now() - started) / 1000;
           context.logger.debug(
@@ -66,7 +67,9 @@ export const createLocalProvider: ProviderFactory = (env) => {
         yield part;
       }
     } finally {
-      lease.release();
+      // A token asked ahead and dropped may still be decoding: the sequence goes back after it,
+      // while the response ends now.
+      void generator.driver.idle().then(() => lease.release());
     }
   }
 

@@ -93,8 +93,8 @@ export class BatchGate {
     this.rounds++;
     this.roundSequences += this.asking;
     this.inFlight = this.asking > 0;
-    // One turn later, as node-llama-cpp's own "nextCycle": the last asker's tokens are queued
-    // a few microtasks after ask().
+    // Otherwise one turn later, as node-llama-cpp's own "nextCycle": the last asker's tokens are
+    // queued a few microtasks after ask().
     if (now) dispatch();
     else setImmediate(dispatch);
   }

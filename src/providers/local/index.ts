@@ -53,9 +53,10 @@ export const createLocalProvider: ProviderFactory = (env) => {
       );
     }
     const lease = await loaded.pool.acquire(plan.prompt.tokens, context.signal);
-    const generator = new ResponseGenerator(loaded, lease, plan, context.signal);
     const started = performance.now();
+    let generator: ResponseGenerator | undefined;
     try {
+      generator = new ResponseGenerator(loaded, lease, plan, context.signal);
       for await (const part of generator.run(context.model.id)) {
         if (part.type === 'finish') {
           const seconds = (performance.now() - started) / 1000;
@@ -69,7 +70,7 @@ export const createLocalProvider: ProviderFactory = (env) => {
     } finally {
       // A token asked ahead and dropped may still be decoding: the sequence goes back after it,
       // while the response ends now.
-      void generator.driver.idle().then(() => lease.release());
+      void (generator?.driver.idle() ?? Promise.resolve()).then(() => lease.release());
     }
   }
 

@@ -130,15 +130,17 @@ async function main() {
     const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'sb-bench-local-'));
     const server = await startServer(bin, dataDir);
     try {
-      await serverRun(server.url, 1, -1); // warm-up
+      await serverRun(server.url, 1, 0); // warm-up
       for (const c of [1, 4]) {
         const results = [];
         for (let run = 0; run < RUNS; run++) results.push(await serverRun(server.url, c, run));
         out.results[`${name}/c${c}`] = median(results);
       }
     } finally {
-      server.child.kill('SIGTERM');
-      await new Promise((resolve) => server.child.once('exit', resolve));
+      if (server.child.exitCode === null) {
+        server.child.kill('SIGTERM');
+        await new Promise((resolve) => server.child.once('exit', resolve));
+      }
       fs.rmSync(dataDir, { recursive: true, force: true });
     }
   }

@@ -1,6 +1,6 @@
 // The Bedrock provider — the real AWS SDK client, SigV4-signed — against a loopback endpoint
-// speaking Bedrock runtime's protocol (HTTP/2, AWS binary event-stream framing, x-amzn-errortype
-// errors). Recorded event sequences live in test/fixtures/bedrock/*.json; the fake frames them.
+// speaking Bedrock runtime's protocol (HTTP/2, or HTTP/1.1 through an egress proxy; AWS binary
+// event-stream framing, x-amzn-errortype errors). Recorded event sequences live in test/fixtures/bedrock/*.json; the fake frames them.
 // Canonical parts are asserted event by event; `metadata` (usage) always arrives after
 // `messageStop`, as it does from real Bedrock.
 // Build first: npx tsc -p tsconfig.json
@@ -9,6 +9,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import pino from 'pino';
 import { startFakeBedrock } from './helpers/fake-bedrock-upstream.mjs';
+import { startConnectProxy } from './helpers/connect-proxy.mjs';
 import { createBedrockProvider } from '../dist/providers/bedrock/index.js';
 import { BedrockRuntimeClient, ConverseCommand } from '@aws-sdk/client-bedrock-runtime';
 import { GatewayError } from '../dist/core/errors.js';
@@ -620,6 +621,78 @@ describe('errors', () => {
     assert.equal(error.kind, 'auth');
     assert.equal(error.code, 'upstream_credentials_missing');
     assert.equal(fake.requests.length, before);
+  });
+});
+
+describe('through an egress proxy: HTTP/1.1 in a CONNECT tunnel, the same parts and the same faults', () => {
+  const PROXY_VARS = ['HTTP_PROXY', 'HTTPS_PROXY', 'NO_PROXY', 'http_proxy', 'https_proxy', 'no_proxy'];
+  let proxy;
+  let direct;
+  let savedEnv;
+  before(async () => {
+    proxy = await startConnectProxy();
+    savedEnv = Object.fromEntries(PROXY_VARS.map((name) => [name, process.env[name]]));
+    for (const name of PROXY_VARS) delete process.env[name];
+    process.env.HTTP_PROXY = proxy.url;
+    process.env.HTTPS_PROXY = proxy.url;
+    // A provider of its own: clients pick their transport when they are made.
+    direct = provider;
+    provider = createBedrockProvider({ logger, config: {}, dataDir: '.' });
+  });
+  after(async () => {
+    await provider.close();
+    provider = direct;
+    for (const [name, value] of Object.entries(savedEnv)) {
+      if (value === undefined) delete process.env[name];
+      else process.env[name] = value;
+    }
+    await proxy.close();
+  });
+
+  test('plain text and split frames: the same parts, over HTTP/1.1 through the tunnel, signed', async () => {
+    fake.enqueue({ fixture: 'text.json' });
+    assert.deepEqual(await collect(), TEXT_PARTS);
+    assert.equal(lastRequest().httpVersion, '1.1');
+    assert.equal(lastRequest().signatureValid, true);
+    assert.deepEqual(proxy.tunnels, [new URL(fake.url).host]);
+    fake.enqueue({ fixture: 'text.json', splitFrames: true });
+    assert.deepEqual(await collect(), TEXT_PARTS);
+    fake.enqueue({ fixture: 'text.json', chunkSizes: [1, 7, 64] });
+    assert.deepEqual(await collect(), TEXT_PARTS);
+  });
+
+  test('aborting the signal cuts the upstream response', async () => {
+    fake.enqueue({ fixture: 'text.json', fault: 'stall-after', faultAfter: 2 });
+    const controller = new AbortController();
+    const iterator = provider.stream(chat(), context(deployment(), controller.signal))[Symbol.asyncIterator]();
+    const seen = [];
+    while (seen.at(-1)?.type !== 'text-delta') seen.push((await iterator.next()).value);
+    assert.deepEqual(seen, TEXT_PARTS.slice(0, 3));
+    const upstream = lastRequest();
+    controller.abort();
+    await assert.rejects(iterator.next(), (err) => err instanceof GatewayError && err.kind === 'cancelled');
+    await upstream.closed;
+  });
+
+  test('429, a reset mid-stream, stalls before the headers and after an event: the same typed errors', async () => {
+    fake.enqueue({ error: 'ThrottlingException' });
+    let { parts, error } = await failure();
+    assert.deepEqual([parts, error.kind, error.status, error.retryable], [[], 'rate_limit', 429, true]);
+
+    fake.enqueue({ fixture: 'text.json', fault: 'reset-after', faultAfter: 2 });
+    ({ parts, error } = await failure());
+    assert.deepEqual(parts, TEXT_PARTS.slice(0, 3));
+    assert.equal(error.kind, 'upstream_5xx');
+
+    fake.enqueue({ fault: 'stall-before-headers' });
+    ({ parts, error } = await failure(chat(), deployment({ connectTimeoutMs: 50, firstByteTimeoutMs: 100 })));
+    assert.deepEqual([parts, error.kind, error.code], [[], 'timeout', 'upstream_first_byte_timeout']);
+
+    fake.enqueue({ fixture: 'text.json', fault: 'stall-after', faultAfter: 2 });
+    ({ parts, error } = await failure(chat(), deployment({ idleTimeoutMs: 300 })));
+    assert.deepEqual(parts, TEXT_PARTS.slice(0, 3));
+    assert.deepEqual([error.kind, error.code], ['timeout', 'upstream_idle_timeout']);
+    assert.ok(fake.requests.slice(-4).every((r) => r.httpVersion === '1.1'));
   });
 });
 

@@ -1,7 +1,6 @@
-// Remote providers behind an egress proxy: with HTTPS_PROXY / HTTP_PROXY set, the openai and
-// anthropic providers reach their upstreams through a CONNECT tunnel of the proxy, and hosts in
-// NO_PROXY directly. Bedrock's SDK speaks HTTP/2 and connects directly (docs/configuration.md);
-// it must still answer with a proxy set.
+// Remote providers behind an egress proxy: with HTTPS_PROXY / HTTP_PROXY set, the openai,
+// anthropic and bedrock providers reach their upstreams through a CONNECT tunnel of the proxy
+// (Bedrock over HTTP/1.1 there, its SDK's HTTP/2 otherwise), and hosts in NO_PROXY directly.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { startFakeOpenAI } from './helpers/fake-openai-upstream.mjs';
@@ -58,7 +57,11 @@ async function askEach(server) {
   }
 }
 
-test('with a proxy set, the openai and anthropic providers reach their upstreams through a CONNECT tunnel', async () => {
+/** The HTTP versions of the Bedrock requests received since `from`. */
+const bedrockVersions = (from) => [...new Set(fakes.bedrock.requests.slice(from).map((r) => r.httpVersion))];
+
+test('with a proxy set, the openai, anthropic and bedrock providers reach their upstreams through a CONNECT tunnel', async () => {
+  const from = fakes.bedrock.requests.length;
   await withEnv({ HTTPS_PROXY: proxy.url, HTTP_PROXY: proxy.url }, async () => {
     const server = await gateway();
     try {
@@ -67,12 +70,16 @@ test('with a proxy set, the openai and anthropic providers reach their upstreams
       await server.close();
     }
   });
-  for (const name of ['openai', 'anthropic']) assert.ok(proxy.tunnels.includes(hostOf(fakes[name].url)), `${name} through the proxy: ${proxy.tunnels.join(', ')}`);
-  assert.ok(!proxy.tunnels.includes(hostOf(fakes.bedrock.url)), 'bedrock (HTTP/2) connects directly');
+  for (const name of ['openai', 'anthropic', 'bedrock']) assert.ok(proxy.tunnels.includes(hostOf(fakes[name].url)), `${name} through the proxy: ${proxy.tunnels.join(', ')}`);
+  assert.deepEqual(bedrockVersions(from), ['1.1'], 'bedrock speaks HTTP/1.1 through the tunnel');
+  const bedrockRequests = fakes.bedrock.requests.slice(from);
+  assert.equal(bedrockRequests.length, 2);
+  assert.ok(bedrockRequests.every((r) => r.signatureValid), 'the SigV4 signature holds through the tunnel');
 });
 
 test('hosts in NO_PROXY, and every host with no proxy set, are reached directly', async () => {
   proxy.tunnels.length = 0;
+  const from = fakes.bedrock.requests.length;
   await withEnv({ HTTPS_PROXY: proxy.url, HTTP_PROXY: proxy.url, NO_PROXY: '127.0.0.1' }, async () => {
     const server = await gateway();
     try {
@@ -88,4 +95,5 @@ test('hosts in NO_PROXY, and every host with no proxy set, are reached directly'
     await server.close();
   }
   assert.deepEqual(proxy.tunnels, []);
+  assert.deepEqual(bedrockVersions(from), ['2.0'], 'bedrock keeps its SDK\'s HTTP/2 when it goes direct');
 });

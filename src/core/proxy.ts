@@ -1,9 +1,12 @@
 // Outbound HTTP through the proxy the environment names (HTTPS_PROXY, HTTP_PROXY, ALL_PROXY and
 // NO_PROXY, or their lower-case forms), as curl, huggingface_hub and LiteLLM's httpx honour them:
-// model downloads and the openai and anthropic providers. Bedrock's AWS SDK speaks HTTP/2, which
-// a CONNECT agent for node:http cannot carry, and MCP servers and HTTP tools check the address
-// they connect to: those connect directly.
+// model downloads and the openai and anthropic providers over undici, Bedrock's AWS SDK over a
+// node:http agent. MCP servers and HTTP tools check the address they connect to: those connect
+// directly.
 
+import type { Agent } from 'node:http';
+import { HttpsProxyAgent } from 'https-proxy-agent';
+import { getProxyForUrl } from 'proxy-from-env';
 import { EnvHttpProxyAgent, type Dispatcher } from 'undici';
 
 const PROXY_VARS = ['HTTPS_PROXY', 'https_proxy', 'HTTP_PROXY', 'http_proxy', 'ALL_PROXY', 'all_proxy'] as const;
@@ -42,4 +45,13 @@ export function sharedProxyDispatcher(): Dispatcher | undefined {
   const settings = proxySettings();
   if (shared?.settings !== settings) shared = { settings, dispatcher: newProxyDispatcher() };
   return shared.dispatcher;
+}
+
+/**
+ * A node:http agent that tunnels to `target` through the proxy the environment names for it
+ * (NO_PROXY applied), or undefined when that URL goes direct; the caller owns and destroys it.
+ */
+export function newProxyHttpAgent(target: string): Agent | undefined {
+  const proxy = getProxyForUrl(target);
+  return proxy ? new HttpsProxyAgent(proxy, { keepAlive: true }) : undefined;
 }

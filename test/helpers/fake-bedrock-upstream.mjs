@@ -1,7 +1,9 @@
 // A loopback stand-in for the Bedrock runtime HTTP API, for the real AWS SDK client.
 //
 // It speaks what the SDK speaks: HTTP/2 without TLS (the SDK's default NodeHttp2Handler connects
-// with prior knowledge to an http:// endpoint), `POST /model/{modelId}/converse-stream` answered
+// with prior knowledge to an http:// endpoint) and, on the same port, HTTP/1.1 (what Switchboard
+// uses through an egress proxy); each request records its `httpVersion`.
+// `POST /model/{modelId}/converse-stream` answered
 // with the AWS binary event-stream framing (built with @smithy/eventstream-codec), and
 // `POST /model/{modelId}/converse` answered with the buffered JSON, `POST /model/{modelId}/count-tokens`
 // with `{inputTokens}`. Every request is checked for a
@@ -13,7 +15,10 @@
 // comes after `messageStop`. Frames go out one write each; `splitFrames: true` cuts each in two,
 // `chunkSizes: [n…]` writes the whole body in pieces of those byte sizes (cycled).
 
+import http from 'node:http';
 import http2 from 'node:http2';
+import net from 'node:net';
+import { Duplex } from 'node:stream';
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -138,6 +143,40 @@ async function verifySignature(req, rawBody, auth, secretAccessKey) {
   return signed.headers.authorization === req.headers.authorization;
 }
 
+const H2_PREFACE = Buffer.from('PRI * HTTP/2.0\r\n');
+
+/** A duplex over `socket` that first yields `head`, the bytes already read from it. */
+function replaying(socket, head) {
+  const duplex = new Duplex({
+    read() {
+      socket.resume();
+    },
+    write(chunk, encoding, done) {
+      socket.write(chunk, encoding, done);
+    },
+    final(done) {
+      socket.end(done);
+    },
+    destroy(err, done) {
+      socket.destroy();
+      done(err);
+    },
+  });
+  duplex.push(head);
+  socket.on('data', (chunk) => {
+    if (!duplex.push(chunk)) socket.pause();
+  });
+  socket.on('end', () => duplex.push(null));
+  socket.on('close', () => duplex.destroy());
+  return duplex;
+}
+
+/** Ends a response that has begun with an error the client sees: an HTTP/2 stream reset, or a cut connection. */
+function resetResponse(res) {
+  if (res.stream) res.stream.close(http2.constants.NGHTTP2_INTERNAL_ERROR);
+  else res.socket?.destroy();
+}
+
 /**
  * Starts the fake. Options: `accessKeyId` and `secretAccessKey` (the signature is recomputed
  * when given), `apiKey` (a Bearer token also accepted).
@@ -150,14 +189,33 @@ export async function startFakeBedrock(options = {}) {
   const sessions = new Set();
   const waiters = [];
 
-  const server = http2.createServer();
-  server.on('session', (session) => {
+  const h2 = http2.createServer();
+  h2.on('session', (session) => {
     sessions.add(session);
     session.on('close', () => sessions.delete(session));
     session.on('error', () => undefined);
   });
+  const h1 = http.createServer();
+  const h1Sockets = new Set();
+  // One port for both: a connection that opens with the HTTP/2 preface goes to h2, any other to h1.
+  const server = net.createServer((socket) => {
+    socket.on('error', () => undefined);
+    socket.once('data', (first) => {
+      socket.pause();
+      if (first.subarray(0, H2_PREFACE.length).equals(H2_PREFACE)) {
+        // node:http2 reads a net.Socket's handle directly and would miss the bytes read here.
+        h2.emit('connection', replaying(socket, first));
+      } else {
+        h1Sockets.add(socket);
+        socket.once('close', () => h1Sockets.delete(socket));
+        socket.unshift(first);
+        h1.emit('connection', socket);
+        socket.resume();
+      }
+    });
+  });
 
-  server.on('request', (req, res) => {
+  const onRequest = (req, res) => {
     const chunks = [];
     req.on('data', (c) => chunks.push(c));
     req.on('end', () => {
@@ -168,13 +226,15 @@ export async function startFakeBedrock(options = {}) {
           res.writeHead(500, { 'content-type': 'text/plain' });
           res.end(String(err?.stack ?? err));
         } else {
-          res.stream.close(http2.constants.NGHTTP2_INTERNAL_ERROR);
+          resetResponse(res);
         }
       });
     });
     req.on('error', () => undefined);
     res.on('error', () => undefined);
-  });
+  };
+  h2.on('request', onRequest);
+  h1.on('request', onRequest);
 
   function sendAwsError(res, type, message) {
     const def = AWS_ERRORS[type] ?? { status: 400, message: type };
@@ -291,7 +351,7 @@ export async function startFakeBedrock(options = {}) {
     }
     if (scenario.fault === 'stall-after') return; // headers and some events, then silence
     if (scenario.fault === 'reset-after') {
-      res.stream.close(http2.constants.NGHTTP2_INTERNAL_ERROR);
+      resetResponse(res);
       return;
     }
     res.end();
@@ -318,6 +378,7 @@ export async function startFakeBedrock(options = {}) {
     },
     async close() {
       for (const s of sessions) s.destroy();
+      for (const s of h1Sockets) s.destroy();
       await new Promise((resolve) => server.close(() => resolve()));
     },
   };

@@ -3,11 +3,16 @@
 // region: deployment.region ?? AWS_REGION ?? AWS_DEFAULT_REGION ?? 'us-east-1'; endpoint:
 // deployment.baseUrl when set. Credentials: static keys from deployment.options (accessKeyId +
 // the secret read from the variable named by secretAccessKeyEnv), a Bedrock API key (the
-// deployment's apiKey, sent as Bearer), or else the SDK's default provider chain.
+// deployment's apiKey, sent as Bearer), or else the SDK's default provider chain. Transport: the
+// SDK's own HTTP/2, or HTTP/1.1 through a CONNECT tunnel when the environment names an egress
+// proxy for the endpoint (a tunnel for node:http cannot carry the SDK's HTTP/2; Bedrock's
+// Converse API answers HTTP/1.1 as well, as botocore speaks it).
 
 import { createHash } from 'node:crypto';
 import { BedrockRuntimeClient, type BedrockRuntimeClientConfig } from '@aws-sdk/client-bedrock-runtime';
+import { NodeHttpHandler } from '@smithy/node-http-handler';
 import { GatewayError } from '../../core/errors.js';
+import { newProxyHttpAgent } from '../../core/proxy.js';
 import type { ResolvedDeployment } from '../../core/models.js';
 import type { BedrockDeploymentOptions } from './options.js';
 
@@ -43,6 +48,17 @@ export function bedrockClientConfig(
   return config;
 }
 
+/** The URL the client will call: the deployment's baseUrl, or the region's public endpoint. */
+export function bedrockEndpoint(config: BedrockRuntimeClientConfig): string {
+  return typeof config.endpoint === 'string' ? config.endpoint : `https://bedrock-runtime.${String(config.region)}.amazonaws.com`;
+}
+
+/** HTTP/1.1 through the egress proxy the environment names for `endpoint`, or undefined to keep the SDK's HTTP/2. */
+function proxiedRequestHandler(endpoint: string): NodeHttpHandler | undefined {
+  const agent = newProxyHttpAgent(endpoint);
+  return agent && new NodeHttpHandler({ httpAgent: agent, httpsAgent: agent });
+}
+
 export class BedrockClientPool {
   private readonly clients = new Map<string, BedrockRuntimeClient>();
 
@@ -62,7 +78,8 @@ export class BedrockClientPool {
     ])).digest('hex');
     let client = this.clients.get(key);
     if (!client) {
-      client = new BedrockRuntimeClient(config);
+      const requestHandler = proxiedRequestHandler(bedrockEndpoint(config));
+      client = new BedrockRuntimeClient(requestHandler ? { ...config, requestHandler } : config);
       const headers = deployment.headers;
       if (headers && Object.keys(headers).length) {
         // Extra upstream headers (a proxy's), added before signing so they are signed too.

@@ -1,5 +1,5 @@
-// The Bedrock provider: ConverseStream through @aws-sdk/client-bedrock-runtime (its default
-// HTTP/2 transport and SigV4 signing), every request streamed, each event converted as it comes.
+// The Bedrock provider: ConverseStream through @aws-sdk/client-bedrock-runtime (HTTP/2, or HTTP/1.1
+// through an egress proxy: client.ts; SigV4 signing), every request streamed, each event converted as it comes.
 //
 // Timeouts (deployment.options) are the provider's own timers on an AbortController passed to
 // the SDK: connectTimeoutMs + firstByteTimeoutMs bound the wait for the response headers,

@@ -262,6 +262,11 @@ test('serve refuses a bad flag, env value or config file with one line naming it
   const notADir = path.join(tmp, 'data-is-a-file');
   fs.writeFileSync(notADir, 'x');
   assert.match(await cli(['serve', '--data-dir', notADir, '--no-warm-up']).then(() => assert.fail('started'), (e) => e.stderr), new RegExp(`The data directory ${notADir} is a file, not a directory`));
+  // Node 20's recursive mkdir never returns for a path under /proc: the start must fail, naming it.
+  const underProc = '/proc/switchboard-test/data';
+  const procError = await cli(['serve', '--data-dir', underProc, '--no-warm-up'], { timeout: 20_000 }).then(() => assert.fail('started'), (e) => e);
+  assert.equal(procError.killed, false, 'the start hung');
+  assert.match(procError.stderr, /^switchboard: Cannot create the data directory \/proc\/switchboard-test\/data \(--data-dir, .*ENOENT/);
   // Values a request would trip over later (a malformed base URL or model source; a sha256 that
   // could only fail after a whole download) stop the start, naming the model.
   const bad = path.join(tmp, 'bad-values.yaml');

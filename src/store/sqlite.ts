@@ -6,6 +6,7 @@ import { randomBytes } from 'node:crypto';
 import Database from 'better-sqlite3';
 import { startCheckpointer, type Checkpointer } from './sqlite-checkpointer.js';
 import type { Message } from '../core/types.js';
+import { makeDir } from '../core/make-dir.js';
 import { messagesFromJson, messagesToJson } from './serialize.js';
 import { SqliteAsyncRunStore } from './sqlite-async-runs.js';
 import { LOG_COLUMNS, keyFromRow, logFromRow, logValues, newKeyValues, type KeyRow, type LogRow } from './rows.js';
@@ -87,7 +88,11 @@ export class SqliteStore implements Store {
       const dir = path.dirname(file);
       // mkdir's own EEXIST would not say which setting is wrong.
       if (fs.existsSync(dir) && !fs.statSync(dir).isDirectory()) throw new Error(`The data directory ${dir} is a file, not a directory (--data-dir, SWITCHBOARD_DATA_DIR, server.dataDir)`);
-      fs.mkdirSync(dir, { recursive: true });
+      try {
+        makeDir(dir);
+      } catch (err) {
+        throw new Error(`Cannot create the data directory ${dir} (--data-dir, SWITCHBOARD_DATA_DIR, server.dataDir): ${(err as Error).message}`);
+      }
     }
     this.db = new Database(file);
     this.db.pragma('journal_mode = WAL');

@@ -5,6 +5,7 @@ import { createHmac, randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { safeEqual } from '../keys.js';
+import { makeDir } from '../make-dir.js';
 
 export function signPath(secret: string, pathname: string, expires: number): string {
   return createHmac('sha256', secret).update(`${pathname}\n${expires}`).digest('base64url');
@@ -31,7 +32,7 @@ export function loadSigningSecret(dataDir: string, env: NodeJS.ProcessEnv, secre
   try {
     return fs.readFileSync(file, 'utf8').trim();
   } catch {
-    fs.mkdirSync(dataDir, { recursive: true });
+    makeDir(dataDir);
     const secret = randomBytes(32).toString('base64url');
     try {
       fs.writeFileSync(file, secret, { mode: 0o600, flag: 'wx' });

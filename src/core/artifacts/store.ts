@@ -7,6 +7,7 @@ import path from 'node:path';
 import { GetObjectCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
 import type { ArtifactsConfig } from './config.js';
+import { makeDir } from '../make-dir.js';
 import { checkSignature, loadSigningSecret, signedUrl, type SignatureCheck } from './signing.js';
 
 /** The gateway's own download route; `:id` is the artifact id. */
@@ -43,7 +44,7 @@ export class LocalArtifactStore implements ArtifactStore {
 
   async save(organisation: string, data: Uint8Array, mediaType: string): Promise<SavedArtifact> {
     const id = newArtifactId();
-    await fs.mkdir(this.dir, { recursive: true });
+    makeDir(this.dir);
     await fs.writeFile(path.join(this.dir, id), data);
     await fs.writeFile(path.join(this.dir, `${id}.json`), JSON.stringify({ mediaType, organisation, createdAt: Date.now() }));
     return { id, mediaType, url: signedUrl(this.secret, `${ARTIFACT_ROUTE_PREFIX}${id}`, this.config.ttlSeconds) };

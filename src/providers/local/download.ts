@@ -12,6 +12,7 @@ import cliProgress from 'cli-progress';
 import { fetch } from 'undici';
 import { defaultCacheDir } from '../../core/config.js';
 import { describeNetworkError, GatewayError } from '../../core/errors.js';
+import { makeDir } from '../../core/make-dir.js';
 import { sharedProxyDispatcher } from '../../core/proxy.js';
 import { hubHeaders, isHubFile, rememberedHubFile, resolveHubRepo, tokenHint, withHubChecksum } from './hub.js';
 import { parseModelSource } from './source.js';
@@ -63,7 +64,7 @@ export async function pullModel(source: string, options: PullOptions = {}): Prom
 
 async function download(url: string, target: string, options: PullOptions): Promise<string> {
   const part = `${target}.part`;
-  fs.mkdirSync(path.dirname(target), { recursive: true });
+  makeDir(path.dirname(target));
   let offset = fileSize(part);
   if (options.size !== undefined && offset > options.size) offset = truncate(part);
 

@@ -7,6 +7,7 @@ import path from 'node:path';
 import { fetch } from 'undici';
 import { defaultCacheDir } from '../../core/config.js';
 import { describeNetworkError, GatewayError } from '../../core/errors.js';
+import { makeDir } from '../../core/make-dir.js';
 import { sharedProxyDispatcher } from '../../core/proxy.js';
 import type { PullOptions } from './download.js';
 import { hubEndpoint, hubTagRecord, parseModelSource, type ModelSource } from './source.js';
@@ -42,7 +43,7 @@ export async function resolveHubRepo(source: HubRepo, options: PullOptions): Pro
     throw new GatewayError('bad_request', `${named} is a GGUF split into parts (${file}), which Switchboard does not download; pick a smaller quantization or a single file`, { code: 'model_split_unsupported', retryable: false });
   }
   const record = path.resolve(cacheDir, hubTagRecord(source));
-  fs.mkdirSync(path.dirname(record), { recursive: true });
+  makeDir(path.dirname(record));
   fs.writeFileSync(record, `${file}\n`);
   return hubFileReference(source, file);
 }

@@ -11,6 +11,7 @@ import pino from 'pino';
 import { startFakeBedrock } from './helpers/fake-bedrock-upstream.mjs';
 import { startConnectProxy } from './helpers/connect-proxy.mjs';
 import { createBedrockProvider } from '../dist/providers/bedrock/index.js';
+import { bedrockEndpoint } from '../dist/providers/bedrock/client.js';
 import { BedrockRuntimeClient, ConverseCommand } from '@aws-sdk/client-bedrock-runtime';
 import { GatewayError } from '../dist/core/errors.js';
 import { primeStream } from '../dist/core/stream.js';
@@ -647,6 +648,13 @@ describe('through an egress proxy: HTTP/1.1 in a CONNECT tunnel, the same parts 
       else process.env[name] = value;
     }
     await proxy.close();
+  });
+
+  test('the proxy is chosen for the endpoint the SDK will call: baseUrl, the SDK\'s endpoint variables, the region\'s', () => {
+    assert.equal(bedrockEndpoint({ region: 'eu-west-3', endpoint: 'http://127.0.0.1:9' }, { AWS_ENDPOINT_URL: 'https://other' }), 'http://127.0.0.1:9');
+    assert.equal(bedrockEndpoint({ region: 'eu-west-3' }, { AWS_ENDPOINT_URL_BEDROCK_RUNTIME: 'https://vpce-1.example', AWS_ENDPOINT_URL: 'https://other' }), 'https://vpce-1.example');
+    assert.equal(bedrockEndpoint({ region: 'eu-west-3' }, { AWS_ENDPOINT_URL: 'https://all-services.example' }), 'https://all-services.example');
+    assert.equal(bedrockEndpoint({ region: 'eu-west-3' }, {}), 'https://bedrock-runtime.eu-west-3.amazonaws.com');
   });
 
   test('plain text and split frames: the same parts, over HTTP/1.1 through the tunnel, signed', async () => {

@@ -48,9 +48,13 @@ export function bedrockClientConfig(
   return config;
 }
 
-/** The URL the client will call: the deployment's baseUrl, or the region's public endpoint. */
-export function bedrockEndpoint(config: BedrockRuntimeClientConfig): string {
-  return typeof config.endpoint === 'string' ? config.endpoint : `https://bedrock-runtime.${String(config.region)}.amazonaws.com`;
+/**
+ * The URL the client will call, for the proxy choice: the deployment's baseUrl, else the endpoint
+ * variables the SDK reads, else the region's public endpoint.
+ */
+export function bedrockEndpoint(config: BedrockRuntimeClientConfig, env: NodeJS.ProcessEnv = process.env): string {
+  if (typeof config.endpoint === 'string') return config.endpoint;
+  return env.AWS_ENDPOINT_URL_BEDROCK_RUNTIME || env.AWS_ENDPOINT_URL || `https://bedrock-runtime.${String(config.region)}.amazonaws.com`;
 }
 
 /** HTTP/1.1 through the egress proxy the environment names for `endpoint`, or undefined to keep the SDK's HTTP/2. */

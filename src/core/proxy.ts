@@ -1,10 +1,11 @@
 // Outbound HTTP through the proxy the environment names (HTTPS_PROXY, HTTP_PROXY, ALL_PROXY and
 // NO_PROXY, or their lower-case forms), as curl, huggingface_hub and LiteLLM's httpx honour them:
-// model downloads and the openai and anthropic providers over undici, Bedrock's AWS SDK over a
-// node:http agent. MCP servers and HTTP tools check the address they connect to: those connect
-// directly.
+// model downloads and the openai and anthropic providers over undici; the AWS SDK's clients
+// (Bedrock, S3 artifacts) over a node:http agent. MCP servers and HTTP tools check the address
+// they connect to: those connect directly.
 
 import type { Agent } from 'node:http';
+import { NodeHttpHandler } from '@smithy/node-http-handler';
 import { HttpsProxyAgent } from 'https-proxy-agent';
 import { getProxyForUrl } from 'proxy-from-env';
 import { EnvHttpProxyAgent, type Dispatcher } from 'undici';
@@ -54,4 +55,14 @@ export function sharedProxyDispatcher(): Dispatcher | undefined {
 export function newProxyHttpAgent(target: string): Agent | undefined {
   const proxy = getProxyForUrl(target);
   return proxy ? new HttpsProxyAgent(proxy, { keepAlive: true }) : undefined;
+}
+
+/**
+ * An AWS SDK request handler for a client that calls `endpoint`: HTTP/1.1 through the proxy the
+ * environment names for it, or undefined to keep the SDK's own handler (Bedrock's is HTTP/2,
+ * which a tunnel for node:http cannot carry; every AWS endpoint answers HTTP/1.1 too).
+ */
+export function proxiedAwsRequestHandler(endpoint: string): NodeHttpHandler | undefined {
+  const agent = newProxyHttpAgent(endpoint);
+  return agent && new NodeHttpHandler({ httpAgent: agent, httpsAgent: agent });
 }

@@ -6,6 +6,7 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import { GetObjectCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
+import { proxiedAwsRequestHandler } from '../proxy.js';
 import type { ArtifactsConfig } from './config.js';
 import { makeDir } from '../make-dir.js';
 import { checkSignature, loadSigningSecret, signedUrl, type SignatureCheck } from './signing.js';
@@ -67,6 +68,16 @@ export class LocalArtifactStore implements ArtifactStore {
   }
 }
 
+/**
+ * The URL the S3 client will call, for the proxy choice: the configured endpoint, else the
+ * endpoint variables the SDK reads, else the bucket's AWS endpoint.
+ */
+export function s3Endpoint(s3: NonNullable<ArtifactsConfig['s3']>, env: NodeJS.ProcessEnv = process.env): string {
+  const base = s3.endpoint || env.AWS_ENDPOINT_URL_S3 || env.AWS_ENDPOINT_URL;
+  if (base) return base;
+  return s3.forcePathStyle ? `https://s3.${s3.region}.amazonaws.com` : `https://${s3.bucket}.s3.${s3.region}.amazonaws.com`;
+}
+
 export class S3ArtifactStore implements ArtifactStore {
   private readonly client: S3Client;
 
@@ -77,11 +88,13 @@ export class S3ArtifactStore implements ArtifactStore {
   ) {
     const accessKeyId = s3.accessKeyIdEnv ? env[s3.accessKeyIdEnv] : undefined;
     const secretAccessKey = s3.secretAccessKeyEnv ? env[s3.secretAccessKeyEnv] : undefined;
+    const requestHandler = proxiedAwsRequestHandler(s3Endpoint(s3));
     this.client = new S3Client({
       region: s3.region,
       endpoint: s3.endpoint,
       forcePathStyle: s3.forcePathStyle,
       credentials: accessKeyId && secretAccessKey ? { accessKeyId, secretAccessKey } : undefined,
+      ...(requestHandler ? { requestHandler } : {}),
     });
   }
 

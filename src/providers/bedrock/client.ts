@@ -10,9 +10,8 @@
 
 import { createHash } from 'node:crypto';
 import { BedrockRuntimeClient, type BedrockRuntimeClientConfig } from '@aws-sdk/client-bedrock-runtime';
-import { NodeHttpHandler } from '@smithy/node-http-handler';
 import { GatewayError } from '../../core/errors.js';
-import { newProxyHttpAgent } from '../../core/proxy.js';
+import { proxiedAwsRequestHandler } from '../../core/proxy.js';
 import type { ResolvedDeployment } from '../../core/models.js';
 import type { BedrockDeploymentOptions } from './options.js';
 
@@ -57,12 +56,6 @@ export function bedrockEndpoint(config: BedrockRuntimeClientConfig, env: NodeJS.
   return env.AWS_ENDPOINT_URL_BEDROCK_RUNTIME || env.AWS_ENDPOINT_URL || `https://bedrock-runtime.${String(config.region)}.amazonaws.com`;
 }
 
-/** HTTP/1.1 through the egress proxy the environment names for `endpoint`, or undefined to keep the SDK's HTTP/2. */
-function proxiedRequestHandler(endpoint: string): NodeHttpHandler | undefined {
-  const agent = newProxyHttpAgent(endpoint);
-  return agent && new NodeHttpHandler({ httpAgent: agent, httpsAgent: agent });
-}
-
 export class BedrockClientPool {
   private readonly clients = new Map<string, BedrockRuntimeClient>();
 
@@ -82,7 +75,7 @@ export class BedrockClientPool {
     ])).digest('hex');
     let client = this.clients.get(key);
     if (!client) {
-      const requestHandler = proxiedRequestHandler(bedrockEndpoint(config));
+      const requestHandler = proxiedAwsRequestHandler(bedrockEndpoint(config));
       client = new BedrockRuntimeClient(requestHandler ? { ...config, requestHandler } : config);
       const headers = deployment.headers;
       if (headers && Object.keys(headers).length) {

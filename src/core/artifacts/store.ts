@@ -6,9 +6,9 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import { GetObjectCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
+import { makeDir } from '../make-dir.js';
 import { proxiedAwsRequestHandler } from '../proxy.js';
 import type { ArtifactsConfig } from './config.js';
-import { makeDir } from '../make-dir.js';
 import { checkSignature, loadSigningSecret, signedUrl, type SignatureCheck } from './signing.js';
 
 /** The gateway's own download route; `:id` is the artifact id. */

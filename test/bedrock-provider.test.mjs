@@ -102,6 +102,24 @@ const TEXT_PARTS = [
   { type: 'finish', finishReason: 'stop', usage: { inputTokens: 12, outputTokens: 4, totalTokens: 16 } },
 ];
 
+/** The upstream stalls after the first text delta; the parts up to it arrive, then an abort closes the upstream response. */
+async function abortAfterFirstDelta() {
+  fake.enqueue({ fixture: 'text.json', fault: 'stall-after', faultAfter: 2 });
+  const controller = new AbortController();
+  const iterator = provider.stream(chat(), context(deployment(), controller.signal))[Symbol.asyncIterator]();
+  const seen = [];
+  while (seen.at(-1)?.type !== 'text-delta') {
+    const next = await iterator.next();
+    assert.ok(!next.done, `the stream ended before a text delta: ${JSON.stringify(seen)}`);
+    seen.push(next.value);
+  }
+  assert.deepEqual(seen, TEXT_PARTS.slice(0, 3));
+  const upstream = lastRequest();
+  controller.abort();
+  await assert.rejects(iterator.next(), (err) => err instanceof GatewayError && err.kind === 'cancelled');
+  await upstream.closed;
+}
+
 describe('streamed answers → canonical parts', () => {
   test('plain text through ConverseStream; the request is SigV4-signed with the configured key', async () => {
     fake.enqueue({ fixture: 'text.json' });
@@ -139,22 +157,7 @@ describe('streamed answers → canonical parts', () => {
     });
   });
 
-  test('parts are yielded as events arrive, and aborting the signal cuts the upstream stream', async () => {
-    fake.enqueue({ fixture: 'text.json', fault: 'stall-after', faultAfter: 2 });
-    const controller = new AbortController();
-    const iterator = provider.stream(chat(), context(deployment(), controller.signal))[Symbol.asyncIterator]();
-    const seen = [];
-    for (;;) {
-      const { value } = await iterator.next();
-      seen.push(value);
-      if (value.type === 'text-delta') break;
-    }
-    assert.deepEqual(seen, TEXT_PARTS.slice(0, 3));
-    const upstream = lastRequest();
-    controller.abort();
-    await assert.rejects(iterator.next(), (err) => err instanceof GatewayError && err.kind === 'cancelled');
-    await upstream.closed;
-  });
+  test('parts are yielded as events arrive, and aborting the signal cuts the upstream stream', abortAfterFirstDelta);
 
   test('a tool call: contentBlockStart → tool-input-start, input fragments → tool-input-delta', async () => {
     fake.enqueue({ fixture: 'tool-call.json' });
@@ -669,18 +672,7 @@ describe('through an egress proxy: HTTP/1.1 in a CONNECT tunnel, the same parts 
     assert.deepEqual(await collect(), TEXT_PARTS);
   });
 
-  test('aborting the signal cuts the upstream response', async () => {
-    fake.enqueue({ fixture: 'text.json', fault: 'stall-after', faultAfter: 2 });
-    const controller = new AbortController();
-    const iterator = provider.stream(chat(), context(deployment(), controller.signal))[Symbol.asyncIterator]();
-    const seen = [];
-    while (seen.at(-1)?.type !== 'text-delta') seen.push((await iterator.next()).value);
-    assert.deepEqual(seen, TEXT_PARTS.slice(0, 3));
-    const upstream = lastRequest();
-    controller.abort();
-    await assert.rejects(iterator.next(), (err) => err instanceof GatewayError && err.kind === 'cancelled');
-    await upstream.closed;
-  });
+  test('aborting the signal cuts the upstream response', abortAfterFirstDelta);
 
   test('429, a reset mid-stream, stalls before the headers and after an event: the same typed errors', async () => {
     fake.enqueue({ error: 'ThrottlingException' });

@@ -1,6 +1,9 @@
 // Remote providers behind an egress proxy: with HTTPS_PROXY / HTTP_PROXY set, the openai,
 // anthropic and bedrock providers reach their upstreams through a CONNECT tunnel of the proxy
 // (Bedrock over HTTP/1.1 there, its SDK's HTTP/2 otherwise), and hosts in NO_PROXY directly.
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { startFakeOpenAI } from './helpers/fake-openai-upstream.mjs';
@@ -8,6 +11,7 @@ import { startFakeAnthropic } from './helpers/fake-anthropic-upstream.mjs';
 import { startFakeBedrock } from './helpers/fake-bedrock-upstream.mjs';
 import { startConnectProxy, withEnv } from './helpers/connect-proxy.mjs';
 import { startServer, postJson } from './helpers/server.mjs';
+import { pullModel } from '../dist/providers/local/download.js';
 
 const AWS = { accessKeyId: 'AKIDPROXY', secretAccessKey: 'proxy/fake+secret' };
 process.env.SB_PROXY_BEDROCK_SECRET = AWS.secretAccessKey;
@@ -96,4 +100,72 @@ test('hosts in NO_PROXY, and every host with no proxy set, are reached directly'
   }
   assert.deepEqual(proxy.tunnels, []);
   assert.deepEqual(bedrockVersions(from), ['2.0'], 'bedrock keeps its SDK\'s HTTP/2 when it goes direct');
+});
+
+test('a proxy that refuses the tunnel is a 502 proxy_refused from every provider, never the upstream\'s answer or a cancel; a download names the proxy', async () => {
+  const forbidding = await startConnectProxy({ refuseWith: 403 });
+  try {
+    await withEnv({ HTTPS_PROXY: forbidding.url, HTTP_PROXY: forbidding.url }, async () => {
+      const server = await gateway();
+      try {
+        for (const model of ['p-openai', 'p-anthropic', 'p-bedrock']) {
+          const res = await postJson(`${server.url}/v1/chat/completions`, { model, messages: [{ role: 'user', content: 'hello' }] });
+          assert.deepEqual([res.status, res.body.error.code], [502, 'proxy_refused'], `${model}: ${res.text}`);
+          assert.match(res.body.error.message, /^The egress proxy refused to connect to the \w+ upstream \(403\)$/);
+        }
+      } finally {
+        await server.close();
+      }
+    });
+  } finally {
+    await forbidding.close();
+  }
+
+  const refusing = await startConnectProxy({ refuseWith: 407 });
+  try {
+    await withEnv({ HTTPS_PROXY: refusing.url, HTTP_PROXY: refusing.url }, async () => {
+      const server = await gateway();
+      const reached = Object.fromEntries(Object.entries(fakes).map(([name, fake]) => [name, fake.requests?.length]));
+      try {
+        for (const model of ['p-openai', 'p-anthropic', 'p-bedrock']) {
+          for (const stream of [false, true]) {
+            const res = await postJson(`${server.url}/v1/chat/completions`, { model, stream, messages: [{ role: 'user', content: 'hello' }] });
+            assert.equal(res.status, 502, `${model} stream=${stream}: ${res.text}`);
+            assert.equal(res.body.error.code, 'proxy_refused', `${model}: ${res.text}`);
+            assert.match(res.body.error.message, /egress proxy refused .* \(407\): it asks for credentials/);
+          }
+        }
+        assert.deepEqual(Object.fromEntries(Object.entries(fakes).map(([name, fake]) => [name, fake.requests?.length])), reached, 'no upstream was reached');
+        const cacheDir = fs.mkdtempSync(path.join(os.tmpdir(), 'sb-proxy-pull-'));
+        await assert.rejects(pullModel(`${fakes.openai.url}/model.gguf`, { cacheDir, progress: false }), (err) => {
+          assert.match(err.message, new RegExp(`through the egress proxy ${refusing.url}`));
+          return true;
+        });
+      } finally {
+        await server.close();
+      }
+    });
+    assert.ok(refusing.tunnels.length >= 7, refusing.tunnels.join(', '));
+  } finally {
+    await refusing.close();
+  }
+});
+
+test('credentials in the proxy URL answer a proxy that asks for them, for every provider', async () => {
+  const guarded = await startConnectProxy({ credentials: 'egress-user:p@ss w0rd' });
+  try {
+    // Percent-encoded, as a URL needs them.
+    const url = guarded.url.replace('http://', `http://egress-user:${encodeURIComponent('p@ss w0rd')}@`);
+    await withEnv({ HTTPS_PROXY: url, HTTP_PROXY: url, NO_PROXY: '' }, async () => {
+      const server = await gateway();
+      try {
+        await askEach(server);
+      } finally {
+        await server.close();
+      }
+    });
+    for (const name of ['openai', 'anthropic', 'bedrock']) assert.ok(guarded.tunnels.includes(hostOf(fakes[name].url)), `${name}: ${guarded.tunnels.join(', ')}`);
+  } finally {
+    await guarded.close();
+  }
 });

@@ -113,8 +113,9 @@ export function unreadableUpstreamEvent(err: unknown, provider: string, what: st
 
 /** fetch says only "fetch failed" or "terminated"; the cause's code (ECONNREFUSED, ENOTFOUND, …) is what helps. */
 export function describeNetworkError(err: unknown): string {
-  const { message, cause } = err as Error & { cause?: { code?: string; message?: string } };
-  const detail = cause?.code ?? cause?.message;
+  const { message, cause } = err as Error & { cause?: { code?: unknown; message?: string } };
+  // undici's fetch gives some causes a numeric code 0; only a named code says more than the message.
+  const detail = (typeof cause?.code === 'string' && cause.code) || cause?.message;
   return detail && !message.includes(detail) ? `${message}: ${detail}` : message;
 }
 

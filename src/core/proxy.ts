@@ -4,11 +4,12 @@
 // (Bedrock, S3 artifacts) over a node:http agent. MCP servers and HTTP tools check the address
 // they connect to: those connect directly.
 
-import type { Agent } from 'node:http';
+import type { Agent, ClientRequest } from 'node:http';
 import { NodeHttpHandler } from '@smithy/node-http-handler';
 import { HttpsProxyAgent } from 'https-proxy-agent';
 import { getProxyForUrl } from 'proxy-from-env';
 import { EnvHttpProxyAgent, type Dispatcher } from 'undici';
+import { GatewayError } from './errors.js';
 
 const PROXY_VARS = ['HTTPS_PROXY', 'https_proxy', 'HTTP_PROXY', 'http_proxy', 'ALL_PROXY', 'all_proxy'] as const;
 const SETTINGS_VARS = [...PROXY_VARS, 'NO_PROXY', 'no_proxy'] as const;
@@ -49,12 +50,62 @@ export function sharedProxyDispatcher(): Dispatcher | undefined {
 }
 
 /**
+ * The proxy refused to open a tunnel (its answer to CONNECT was not 200): the gateway's network
+ * setting is wrong or the proxy is failing, never the client's request, whichever client saw it.
+ */
+export function proxyRefusal(status: number, provider: string, cause?: unknown): GatewayError {
+  // 407: the gateway's own credentials for the proxy are missing or wrong, as an upstream's 401 would be.
+  const wantsCredentials = status === 407;
+  const hint = wantsCredentials ? ': it asks for credentials, which go in the proxy URL (http://user:password@host:port)' : '';
+  return new GatewayError(wantsCredentials ? 'auth' : 'upstream_5xx', `The egress proxy refused to connect to the ${provider} upstream (${status})${hint}`, {
+    provider,
+    status: 502,
+    code: 'proxy_refused',
+    retryable: status >= 500,
+    cause,
+  });
+}
+
+/** The proxy's status when `err` is undici's error for a refused CONNECT (a RequestAbortedError). */
+export function refusedTunnelStatus(err: unknown): number | undefined {
+  const match = /^Proxy response \((\d{3})\) !== 200 when HTTP Tunneling/.exec((err as Error | null)?.message ?? '');
+  return match ? Number(match[1]) : undefined;
+}
+
+/**
+ * https-proxy-agent hands a refusing proxy's answer to the client as if the upstream had sent it
+ * (a 407 would read as the upstream's 407); this fails the request with proxyRefusal instead.
+ */
+class TunnelAgent extends HttpsProxyAgent<string> {
+  constructor(
+    proxy: string,
+    private readonly provider: string,
+  ) {
+    super(proxy, { keepAlive: true });
+  }
+
+  override async connect(req: ClientRequest, opts: Parameters<HttpsProxyAgent<string>['connect']>[1]) {
+    let status = 200;
+    req.once('proxyConnect', (answer: { statusCode: number }) => {
+      status = answer.statusCode;
+    });
+    const socket = await super.connect(req, opts);
+    if (status !== 200) {
+      socket.destroy();
+      throw proxyRefusal(status, this.provider);
+    }
+    return socket;
+  }
+}
+
+/**
  * A node:http agent that tunnels to `target` through the proxy the environment names for it
  * (NO_PROXY applied), or undefined when that URL goes direct; the caller owns and destroys it.
+ * `provider` names the upstream in a refusal's error.
  */
-export function newProxyHttpAgent(target: string): Agent | undefined {
+export function newProxyHttpAgent(target: string, provider: string): Agent | undefined {
   const proxy = getProxyForUrl(target);
-  return proxy ? new HttpsProxyAgent(proxy, { keepAlive: true }) : undefined;
+  return proxy ? new TunnelAgent(proxy, provider) : undefined;
 }
 
 /**
@@ -62,7 +113,23 @@ export function newProxyHttpAgent(target: string): Agent | undefined {
  * environment names for it, or undefined to keep the SDK's own handler (Bedrock's is HTTP/2,
  * which a tunnel for node:http cannot carry; every AWS endpoint answers HTTP/1.1 too).
  */
-export function proxiedAwsRequestHandler(endpoint: string): NodeHttpHandler | undefined {
-  const agent = newProxyHttpAgent(endpoint);
+export function proxiedAwsRequestHandler(endpoint: string, provider: string): NodeHttpHandler | undefined {
+  const agent = newProxyHttpAgent(endpoint, provider);
   return agent && new NodeHttpHandler({ httpAgent: agent, httpsAgent: agent });
+}
+
+/**
+ * For an error message about `url`: where the proxy the environment names for it sits (its
+ * credentials left out), or '' when the URL goes direct. undici's fetch reports a refused tunnel
+ * only as "Request was cancelled.", so the message has to say a proxy was involved.
+ */
+export function viaProxy(url: string): string {
+  const proxy = getProxyForUrl(url);
+  if (!proxy) return '';
+  try {
+    const { protocol, host } = new URL(proxy);
+    return ` through the egress proxy ${protocol}//${host}`;
+  } catch {
+    return ' through the egress proxy';
+  }
 }

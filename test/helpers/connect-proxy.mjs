@@ -1,14 +1,22 @@
 // A forward proxy on loopback that speaks CONNECT (as corporate egress proxies do): it records
-// each tunnel's target (`host:port`) and pipes bytes both ways.
+// each tunnel's target (`host:port`) and pipes bytes both ways, or refuses every tunnel with
+// `refuseWith` (a status), or with a 407 each one without `credentials` ('user:password', Basic).
 import http from 'node:http';
 import net from 'node:net';
 
-export async function startConnectProxy() {
+export async function startConnectProxy({ refuseWith, credentials } = {}) {
   const tunnels = [];
   const sockets = new Set();
   const server = http.createServer((req, res) => res.writeHead(405).end());
   server.on('connect', (req, socket, head) => {
     tunnels.push(req.url);
+    const authorized = !credentials || req.headers['proxy-authorization'] === `Basic ${Buffer.from(credentials).toString('base64')}`;
+    if (refuseWith || !authorized) {
+      // A proxy that wants credentials (407) or forbids the target (403): it answers and closes.
+      const status = refuseWith ?? 407;
+      socket.end(`HTTP/1.1 ${status} ${http.STATUS_CODES[status]}\r\nProxy-Authenticate: Basic realm="egress"\r\nContent-Length: 0\r\n\r\n`);
+      return;
+    }
     sockets.add(socket);
     socket.once('close', () => sockets.delete(socket));
     const [host, port] = req.url.split(':');

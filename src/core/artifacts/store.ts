@@ -88,7 +88,7 @@ export class S3ArtifactStore implements ArtifactStore {
   ) {
     const accessKeyId = s3.accessKeyIdEnv ? env[s3.accessKeyIdEnv] : undefined;
     const secretAccessKey = s3.secretAccessKeyEnv ? env[s3.secretAccessKeyEnv] : undefined;
-    const requestHandler = proxiedAwsRequestHandler(s3Endpoint(s3));
+    const requestHandler = proxiedAwsRequestHandler(s3Endpoint(s3), 's3');
     this.client = new S3Client({
       region: s3.region,
       endpoint: s3.endpoint,

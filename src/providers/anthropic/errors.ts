@@ -14,6 +14,7 @@
 // | 529 overloaded_error                       | unavailable      | 503    | yes       |
 
 import { GatewayError } from '../../core/errors.js';
+import { proxyRefusal, refusedTunnelStatus } from '../../core/proxy.js';
 import type { AnthropicErrorBody } from './api.js';
 
 const PROVIDER = 'anthropic';
@@ -97,6 +98,8 @@ export function anthropicTransportError(err: unknown, signal: AbortSignal): Gate
     if (signal.reason instanceof GatewayError) return signal.reason;
     return new GatewayError('cancelled', 'The request was cancelled', { provider: PROVIDER, cause: err });
   }
+  const refused = refusedTunnelStatus(err);
+  if (refused !== undefined) return proxyRefusal(refused, PROVIDER, err);
   const e = err as { code?: string; name?: string; message?: string } | undefined;
   const code = e?.code ?? '';
   const base = { provider: PROVIDER, cause: err };

@@ -75,7 +75,7 @@ export class BedrockClientPool {
     ])).digest('hex');
     let client = this.clients.get(key);
     if (!client) {
-      const requestHandler = proxiedAwsRequestHandler(bedrockEndpoint(config));
+      const requestHandler = proxiedAwsRequestHandler(bedrockEndpoint(config), 'bedrock');
       client = new BedrockRuntimeClient(requestHandler ? { ...config, requestHandler } : config);
       const headers = deployment.headers;
       if (headers && Object.keys(headers).length) {

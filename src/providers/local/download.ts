@@ -13,7 +13,7 @@ import { fetch } from 'undici';
 import { defaultCacheDir } from '../../core/config.js';
 import { describeNetworkError, GatewayError } from '../../core/errors.js';
 import { makeDir } from '../../core/make-dir.js';
-import { sharedProxyDispatcher } from '../../core/proxy.js';
+import { sharedProxyDispatcher, viaProxy } from '../../core/proxy.js';
 import { hubHeaders, isHubFile, rememberedHubFile, resolveHubRepo, tokenHint, withHubChecksum } from './hub.js';
 import { parseModelSource } from './source.js';
 
@@ -164,7 +164,7 @@ function request(url: string, offset: number, signal: AbortSignal | undefined) {
   const headers: Record<string, string> = { 'user-agent': 'switchboard', ...hubHeaders(url) };
   if (offset > 0) headers.range = `bytes=${offset}-`;
   return fetch(url, { headers, signal, redirect: 'follow', dispatcher: sharedProxyDispatcher() }).catch((err: unknown) => {
-    throw new GatewayError('unavailable', `Downloading ${url} failed: ${describeNetworkError(err)}`, { code: 'model_download_failed', cause: err });
+    throw new GatewayError('unavailable', `Downloading ${url}${viaProxy(url)} failed: ${describeNetworkError(err)}`, { code: 'model_download_failed', cause: err });
   });
 }
 

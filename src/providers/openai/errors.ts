@@ -2,6 +2,7 @@
 // event inside a 200 stream, and the transport itself (refused, reset, timed out, aborted).
 
 import { GatewayError } from '../../core/errors.js';
+import { proxyRefusal, refusedTunnelStatus } from '../../core/proxy.js';
 import type { OpenAIErrorObject } from './api.js';
 
 const PROVIDER = 'openai';
@@ -151,6 +152,9 @@ const CONNECTION_CODES = new Set([
 export function errorFromTransport(err: unknown, timeouts: TimeoutSettings, signal: AbortSignal): unknown {
   if (err instanceof GatewayError) return err;
   if (signal.aborted) return new GatewayError('cancelled', 'The request was cancelled', { provider: PROVIDER, cause: err });
+  // undici reports a refused tunnel as an aborted request, which would otherwise read as a 499.
+  const refused = refusedTunnelStatus(err);
+  if (refused !== undefined) return proxyRefusal(refused, PROVIDER, err);
   const code = (err as { code?: unknown } | null)?.code;
   const detail = (err as Error | null)?.message ?? String(err);
   switch (code) {

@@ -222,3 +222,33 @@ test('an async run with mcp_servers executes the tool too', async () => {
   assert.deepEqual(status.message.content.map((b) => b.type), ['mcp_tool_use', 'mcp_tool_result', 'text']);
   assert.deepEqual(seen.calls.map((c) => c.q), ['owls']);
 });
+
+test('tool_choice may name an MCP tool or ask for any tool with mcp_servers alone; it is checked against the tools offered', async () => {
+  const from = toolloop.requests.length;
+  const forced = await postJson(`${gateway.url}/v1/messages`, {
+    ...ask('call:lookup {"q":"owls"}'),
+    mcp_servers: [server()],
+    tool_choice: { type: 'tool', name: 'lookup' },
+  });
+  assert.equal(forced.status, 200, forced.text);
+  assert.deepEqual(forced.body.content.map((b) => b.type), ['mcp_tool_use', 'mcp_tool_result', 'text']);
+  // The first round is forced to the tool; once it has run, the model answers freely.
+  assert.deepEqual(toolloop.requests.slice(from).map((r) => r.toolChoice), [{ type: 'tool', name: 'lookup' }, { type: 'auto' }]);
+
+  const any = await postJson(`${gateway.url}/v1/messages`, { ...ask('call:lookup {"q":"bats"}'), mcp_servers: [server()], tool_choice: { type: 'any' } });
+  assert.equal(any.status, 200, any.text);
+  assert.deepEqual(toolloop.requests.at(-2).toolChoice, { type: 'required' });
+
+  for (const [extra, pattern] of [
+    [{ mcp_servers: [server()], tool_choice: { type: 'tool', name: 'nope' } }, /'nope', which is neither in tools nor offered by mcp_servers/],
+    // Offered tools only: delete_all is the server's, but not allowed here.
+    [{ mcp_servers: [server({ tool_configuration: { allowed_tools: ['lookup'] } })], tool_choice: { type: 'tool', name: 'delete_all' } }, /'delete_all', which is neither/],
+    [{ mcp_servers: [server({ tool_configuration: { enabled: false } })], tool_choice: { type: 'any' } }, /tool_choice 'any' needs tools, and the MCP servers offer none/],
+    [{ tool_choice: { type: 'tool', name: 'lookup' } }, /needs tools/],
+  ]) {
+    const res = await postJson(`${gateway.url}/v1/messages`, { ...ask('hello'), ...extra });
+    assert.equal(res.status, 400, res.text);
+    assert.equal(res.body.error.type, 'invalid_request_error');
+    assert.match(res.body.error.message, pattern);
+  }
+});

@@ -150,6 +150,18 @@ async function openServers(prepared: PreparedMessages, service: ToolService, con
   return { tools, close };
 }
 
+/** tool_choice against every tool the model will be offered: the request's own and the MCP servers' chosen ones. */
+function checkToolChoice(request: PreparedMessages['request'], mcpTools: ExecutableTool[]): void {
+  const choice = request.toolChoice;
+  const names = [...(request.tools ?? []), ...mcpTools].map((tool) => tool.name);
+  if ((choice?.type === 'required' || choice?.type === 'tool') && !names.length) {
+    throw badRequest(`tool_choice '${choice.type === 'required' ? 'any' : 'tool'}' needs tools, and the MCP servers offer none`, 'tool_choice');
+  }
+  if (choice?.type === 'tool' && !names.includes(choice.name)) {
+    throw badRequest(`tool_choice names '${choice.name}', which is neither in tools nor offered by mcp_servers`, 'tool_choice.name');
+  }
+}
+
 async function* closingAfter(parts: AsyncIterable<StreamPart>, close: () => Promise<void>): AsyncGenerator<StreamPart> {
   try {
     yield* parts;
@@ -166,6 +178,7 @@ export async function streamWithMcpServers(prepared: PreparedMessages, ctx: Requ
   const service = toolService(context);
   const opened = await openServers(prepared, service, config);
   try {
+    checkToolChoice(prepared.request, opened.tools);
     const executor = await service.executor(
       opened.tools.map((t) => t.name),
       opened.tools,

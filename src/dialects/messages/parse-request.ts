@@ -164,9 +164,13 @@ function systemMessages(system: MessagesRequest['system']): Message[] {
   return parts.length ? [{ role: 'system', content: parts }] : [];
 }
 
-function toolChoice(choice: MessagesRequest['tool_choice'], tools: MessagesRequest['tools']): ToolChoice | undefined {
+/**
+ * With `mcp_servers`, the tools they offer are known only once the gateway has listed them: a
+ * choice that may concern them is checked then (mcp-servers.ts, checkToolChoice).
+ */
+function toolChoice(choice: MessagesRequest['tool_choice'], tools: MessagesRequest['tools'], mcpServers: boolean): ToolChoice | undefined {
   if (!choice) return undefined;
-  if (choice.type !== 'none' && !tools?.length) throw badRequest(`tool_choice '${choice.type}' needs tools`, 'tool_choice');
+  if (choice.type !== 'none' && !tools?.length && !mcpServers) throw badRequest(`tool_choice '${choice.type}' needs tools`, 'tool_choice');
   switch (choice.type) {
     case 'auto':
       return { type: 'auto' };
@@ -175,7 +179,7 @@ function toolChoice(choice: MessagesRequest['tool_choice'], tools: MessagesReque
     case 'any':
       return { type: 'required' };
     case 'tool':
-      if (!tools?.some((t) => 'name' in t && t.name === choice.name)) throw badRequest(`tool_choice names '${choice.name}', which is not in tools`, 'tool_choice.name');
+      if (!mcpServers && !tools?.some((t) => 'name' in t && t.name === choice.name)) throw badRequest(`tool_choice names '${choice.name}', which is not in tools`, 'tool_choice.name');
       return { type: 'tool', name: choice.name };
   }
 }
@@ -244,7 +248,7 @@ export async function parseMessagesRequest(body: MessagesRequest): Promise<ChatR
     repetitionPenalty: body.repetition_penalty,
     tools: customTools.length ? customTools.map((t) => ({ name: t.name, description: t.description, parameters: t.input_schema, ...cacheControlOf(t) })) : undefined,
     providerTools: serverTools.length ? serverTools.map((definition) => ({ provider: 'anthropic', definition })) : undefined,
-    toolChoice: toolChoice(body.tool_choice, body.tools),
+    toolChoice: toolChoice(body.tool_choice, body.tools, Boolean(body.mcp_servers?.length)),
     parallelToolCalls: disableParallel === undefined ? undefined : !disableParallel,
     responseFormat: responseFormat(body),
     reasoning,

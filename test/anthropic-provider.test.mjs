@@ -488,6 +488,17 @@ describe('errors', () => {
     assert.equal(error.retryable, true);
   });
 
+  test('a redirect names where it points (not followed); a 4xx without an Anthropic error type is the upstream\'s fault, 502', async () => {
+    fake.enqueue({ status: 308, headers: { location: 'https://api.anthropic.com/v1/messages' } });
+    let { error } = await failure();
+    assert.deepEqual([error.kind, error.status, error.code, error.retryable], ['upstream_invalid', 502, 'upstream_redirect', false]);
+    assert.match(error.message, /redirected \(308\) to https:\/\/api\.anthropic\.com\/v1\/messages; redirects are not followed/);
+    fake.enqueue({ status: 405, error: { message: 'Method Not Allowed' } });
+    ({ error } = await failure());
+    assert.deepEqual([error.kind, error.status, error.code], ['upstream_invalid', 502, 'upstream_unexpected_status']);
+    assert.match(error.message, /Anthropic answered 405: Method Not Allowed/);
+  });
+
   test('400 "prompt is too long" → context_window; other 400 → bad_request; 401 → auth as 502', async () => {
     fake.enqueue({ status: 400, error: { type: 'invalid_request_error', message: 'prompt is too long: 210012 tokens > 200000 maximum' } });
     let { error } = await failure();

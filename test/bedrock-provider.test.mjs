@@ -696,6 +696,20 @@ describe('through an egress proxy: HTTP/1.1 in a CONNECT tunnel, the same parts 
   });
 });
 
+test('options.http1: HTTP/1.1 without a proxy, with the same parts and errors; HTTP/2 otherwise', async () => {
+  fake.enqueue({ fixture: 'text.json' });
+  assert.deepEqual(await collect(chat(), deployment({ http1: true })), TEXT_PARTS);
+  assert.equal(lastRequest().httpVersion, '1.1');
+  assert.equal(lastRequest().signatureValid, true);
+  fake.enqueue({ fixture: 'text.json', fault: 'reset-after', faultAfter: 2 });
+  const { parts, error } = await failure(chat(), deployment({ http1: true }));
+  assert.deepEqual(parts, TEXT_PARTS.slice(0, 3));
+  assert.equal(error.kind, 'upstream_5xx');
+  fake.enqueue({ fixture: 'text.json' });
+  assert.deepEqual(await collect(), TEXT_PARTS);
+  assert.equal(lastRequest().httpVersion, '2.0');
+});
+
 test('the fake also answers the buffered Converse operation (for clients that use it)', async () => {
   const client = new BedrockRuntimeClient({ region: 'eu-west-3', endpoint: fake.url, credentials: { accessKeyId: ACCESS_KEY_ID, secretAccessKey: SECRET }, maxAttempts: 1 });
   try {

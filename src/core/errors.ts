@@ -119,6 +119,20 @@ export function describeNetworkError(err: unknown): string {
   return detail && !message.includes(detail) ? `${message}: ${detail}` : message;
 }
 
+/**
+ * An upstream answered with a redirect. Not followed: it would resend the gateway's key to
+ * wherever it points (an http baseUrl for an https-only API is the usual cause).
+ */
+export function upstreamRedirect(status: number, location: string | string[] | undefined, provider: string): GatewayError {
+  const to = Array.isArray(location) ? location[0] : location;
+  return new GatewayError('upstream_invalid', `The ${provider} upstream redirected (${status})${to ? ` to ${to}` : ''}; redirects are not followed: set the deployment's baseUrl to where it points`, {
+    provider,
+    status: 502,
+    code: 'upstream_redirect',
+    retryable: false,
+  });
+}
+
 export function badRequest(message: string, param?: string, code = 'invalid_request'): GatewayError {
   return new GatewayError('bad_request', message, { param, code });
 }

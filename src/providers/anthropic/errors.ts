@@ -13,7 +13,7 @@
 // | 504 timeout_error                          | timeout          | 504    | yes       |
 // | 529 overloaded_error                       | unavailable      | 503    | yes       |
 
-import { GatewayError } from '../../core/errors.js';
+import { GatewayError, upstreamRedirect } from '../../core/errors.js';
 import { proxyRefusal, refusedTunnelStatus } from '../../core/proxy.js';
 import type { AnthropicErrorBody } from './api.js';
 
@@ -72,13 +72,16 @@ export function anthropicError(type: string | undefined, message: string, ctx: A
     return new GatewayError('upstream_5xx', `Anthropic failed: ${detail}`, { ...base, code: 'upstream_error', retryAfter: ctx.retryAfter });
   }
   if (status !== undefined && status >= 400) {
-    return new GatewayError('bad_request', `Anthropic rejected the request (${status}): ${detail}`, { ...base, code: 'upstream_invalid_request' });
+    // Any other 4xx without Anthropic's error type (405, 406, 410…): not the API answering, and
+    // nothing the client's request could fix.
+    return new GatewayError('upstream_invalid', `Anthropic answered ${status}: ${detail}`, { ...base, code: 'upstream_unexpected_status' });
   }
   return new GatewayError('upstream_5xx', `Anthropic stream error${t ? ` (${t})` : ''}: ${detail}`, { ...base, code: 'upstream_error' });
 }
 
 /** An HTTP error response: `{type:"error", error:{type, message}}`, or whatever a proxy sent. */
 export function anthropicHttpError(status: number, headers: Record<string, string | string[] | undefined>, bodyText: string): GatewayError {
+  if (status >= 300 && status < 400) return upstreamRedirect(status, headers.location, PROVIDER);
   let body: Partial<AnthropicErrorBody> | undefined;
   try {
     body = JSON.parse(bodyText) as Partial<AnthropicErrorBody>;

@@ -6,10 +6,12 @@
 // deployment's apiKey, sent as Bearer), or else the SDK's default provider chain. Transport: the
 // SDK's own HTTP/2, or HTTP/1.1 through a CONNECT tunnel when the environment names an egress
 // proxy for the endpoint (a tunnel for node:http cannot carry the SDK's HTTP/2; Bedrock's
-// Converse API answers HTTP/1.1 as well, as botocore speaks it).
+// Converse API answers HTTP/1.1 as well, as botocore speaks it), or HTTP/1.1 direct with the
+// deployment's `http1` option.
 
 import { createHash } from 'node:crypto';
 import { BedrockRuntimeClient, type BedrockRuntimeClientConfig } from '@aws-sdk/client-bedrock-runtime';
+import { NodeHttpHandler } from '@smithy/node-http-handler';
 import { GatewayError } from '../../core/errors.js';
 import { proxiedAwsRequestHandler } from '../../core/proxy.js';
 import type { ResolvedDeployment } from '../../core/models.js';
@@ -72,10 +74,11 @@ export class BedrockClientPool {
       creds?.sessionToken ?? null,
       deployment.apiKey && !creds ? deployment.apiKey : null,
       deployment.headers ?? null,
+      options.http1,
     ])).digest('hex');
     let client = this.clients.get(key);
     if (!client) {
-      const requestHandler = proxiedAwsRequestHandler(bedrockEndpoint(config), 'bedrock');
+      const requestHandler = proxiedAwsRequestHandler(bedrockEndpoint(config), 'bedrock') ?? (options.http1 ? new NodeHttpHandler() : undefined);
       client = new BedrockRuntimeClient(requestHandler ? { ...config, requestHandler } : config);
       const headers = deployment.headers;
       if (headers && Object.keys(headers).length) {

@@ -26,6 +26,11 @@ export interface BedrockDeploymentOptions {
   /** SDK attempts per call; 1 by default, so retries and fallbacks stay with the gateway's router. */
   maxAttempts: number;
   defaultThinkingBudget: number;
+  /**
+   * HTTP/1.1 instead of the SDK's HTTP/2: for networks that break HTTP/2 (TLS-inspecting
+   * middleboxes) and plain-http endpoints that speak only HTTP/1.1 (mocks, some API gateways).
+   */
+  http1: boolean;
 }
 
 function num(value: unknown): number | undefined {
@@ -54,6 +59,7 @@ export function bedrockOptions(model: string, options: Record<string, unknown>):
     sessionTokenEnv: str(options.sessionTokenEnv),
     maxAttempts: num(options.maxAttempts) ?? 1,
     defaultThinkingBudget: num(options.defaultThinkingBudget) ?? 4096,
+    http1: options.http1 === true,
   };
 }
 

@@ -1,7 +1,7 @@
 // Upstream failures → GatewayError. Three sources: an HTTP error status with its body, an error
 // event inside a 200 stream, and the transport itself (refused, reset, timed out, aborted).
 
-import { GatewayError } from '../../core/errors.js';
+import { GatewayError, upstreamRedirect } from '../../core/errors.js';
 import { proxyRefusal, refusedTunnelStatus } from '../../core/proxy.js';
 import type { OpenAIErrorObject } from './api.js';
 
@@ -101,7 +101,8 @@ export function errorFromStatus(status: number, e: UpstreamError, headers: Respo
     if (isContentError(e)) return new GatewayError('content_policy', message, { ...base, code: 'content_filter', param: e.param });
     return new GatewayError('bad_request', message, { ...base, code: e.code ?? 'invalid_request', param: e.param });
   }
-  // 3xx (redirects are not followed) and the remaining 4xx: the upstream is not speaking the API.
+  if (status >= 300 && status < 400) return upstreamRedirect(status, headers.location, PROVIDER);
+  // The remaining 4xx: the upstream is not speaking the API.
   return new GatewayError('upstream_invalid', message, { ...base, code: 'upstream_unexpected_status' });
 }
 

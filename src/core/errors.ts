@@ -119,6 +119,31 @@ export function describeNetworkError(err: unknown): string {
   return detail && !message.includes(detail) ? `${message}: ${detail}` : message;
 }
 
+const TLS_CODE = /^(ERR_TLS_|ERR_SSL_)|CERT|SIGNATURE|HOSTNAME_MISMATCH|^EPROTO$/;
+
+/**
+ * A TLS failure with an upstream (an untrusted, expired or misnamed certificate, no protocol in
+ * common), as a 502 that says so, or undefined when `err` (or its causes) is not one. Without
+ * this such an error reached the edge unmapped, as a 500 "Internal error".
+ */
+export function upstreamTlsError(err: unknown, provider: string, hint = ''): GatewayError | undefined {
+  for (let e = err, depth = 0; e && typeof e === 'object' && depth < 4; e = (e as { cause?: unknown }).cause, depth++) {
+    const code = (e as { code?: unknown }).code;
+    if (typeof code !== 'string' || !TLS_CODE.test(code)) continue;
+    const untrusted = /SELF_SIGNED|ISSUER|UNABLE_TO_VERIFY|UNTRUSTED/.test(code) ? "; a private CA's certificate goes in NODE_EXTRA_CA_CERTS" : '';
+    // OpenSSL's own text carries its source path; its reason alone reads better.
+    const message = String((e as Error).message ?? '');
+    const reason = /SSL routines:[^:]*:([^:\n]+)/.exec(message)?.[1] ?? message;
+    return new GatewayError('upstream_5xx', `TLS with the ${provider} upstream failed: ${reason} (${code})${untrusted}${hint}`, {
+      provider,
+      status: 502,
+      code: 'upstream_tls_error',
+      cause: err,
+    });
+  }
+  return undefined;
+}
+
 /**
  * An upstream answered with a redirect. Not followed: it would resend the gateway's key to
  * wherever it points (an http baseUrl for an https-only API is the usual cause).

@@ -13,7 +13,7 @@
 // | 504 timeout_error                          | timeout          | 504    | yes       |
 // | 529 overloaded_error                       | unavailable      | 503    | yes       |
 
-import { GatewayError, upstreamRedirect } from '../../core/errors.js';
+import { GatewayError, upstreamRedirect, upstreamTlsError } from '../../core/errors.js';
 import { proxyRefusal, refusedTunnelStatus } from '../../core/proxy.js';
 import type { AnthropicErrorBody } from './api.js';
 
@@ -103,6 +103,8 @@ export function anthropicTransportError(err: unknown, signal: AbortSignal): Gate
   }
   const refused = refusedTunnelStatus(err);
   if (refused !== undefined) return proxyRefusal(refused, PROVIDER, err);
+  const tls = upstreamTlsError(err, PROVIDER);
+  if (tls) return tls;
   const e = err as { code?: string; name?: string; message?: string } | undefined;
   const code = e?.code ?? '';
   const base = { provider: PROVIDER, cause: err };

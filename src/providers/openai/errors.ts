@@ -1,7 +1,7 @@
 // Upstream failures → GatewayError. Three sources: an HTTP error status with its body, an error
 // event inside a 200 stream, and the transport itself (refused, reset, timed out, aborted).
 
-import { GatewayError, upstreamRedirect } from '../../core/errors.js';
+import { GatewayError, upstreamRedirect, upstreamTlsError } from '../../core/errors.js';
 import { proxyRefusal, refusedTunnelStatus } from '../../core/proxy.js';
 import type { OpenAIErrorObject } from './api.js';
 
@@ -170,5 +170,5 @@ export function errorFromTransport(err: unknown, timeouts: TimeoutSettings, sign
   if (typeof code === 'string' && CONNECTION_CODES.has(code)) {
     return new GatewayError('upstream_5xx', `Upstream connection failed (${code}): ${detail}`, { provider: PROVIDER, status: 502, code: 'upstream_connection_failed', cause: err });
   }
-  return err;
+  return upstreamTlsError(err, PROVIDER) ?? err;
 }

@@ -600,12 +600,15 @@ describe('faults → GatewayError', () => {
     assert.equal(error.code, 'upstream_idle_timeout');
   });
 
-  test('a 200 with an HTML body instead of SSE → upstream_invalid', async () => {
-    fake.enqueue({ type: 'garbage' });
-    const { error } = await failure();
-    assert.equal(error.kind, 'upstream_invalid');
-    assert.equal(error.status, 502);
-    assert.match(error.message, /<html>/);
+  test('a 200 with an HTML body instead of SSE (a proxy\'s or captive portal\'s page) → upstream_invalid quoting it', async () => {
+    // With and without a final newline: the page must be named either way, not "ended early".
+    for (const body of [undefined, '<html><body>Please log in to the network</body></html>']) {
+      fake.enqueue({ type: 'garbage', ...(body ? { body } : {}) });
+      const { error } = await failure();
+      assert.equal(error.kind, 'upstream_invalid');
+      assert.equal(error.status, 502);
+      assert.match(error.message, /^The upstream answered with text\/html instead of an event stream or JSON: <html>/);
+    }
   });
 
   test('a JSON content type with a body that is not JSON → upstream_invalid', async () => {

@@ -11,15 +11,15 @@ import type { ChatRequest, StreamPart } from '../../core/types.js';
 import { withReadyParts, type ReadyQueue } from '../../core/stream.js';
 import { buildRequestBody, supportedSampling } from './build-request.js';
 import { partsFromCompletionBody } from './convert-completion.js';
-import { errorFromResponse, errorFromTransport, type ResponseHeaders } from './errors.js';
+import { errorFromResponse, errorFromTransport, invalidUpstream, type ResponseHeaders } from './errors.js';
 import { UpstreamClient, chatCompletionsTarget, requestHeaders } from './http.js';
 import { readOptions, type OpenAIDeploymentOptions } from './options.js';
 import { EventStreamReader } from './sse.js';
 import { ChunkConverter } from './stream.js';
 
-function isJson(headers: ResponseHeaders): boolean {
+function contentType(headers: ResponseHeaders): string {
   const type = headers['content-type'];
-  return (Array.isArray(type) ? type[0] : type)?.includes('application/json') === true;
+  return (Array.isArray(type) ? type[0] : type) ?? '';
 }
 
 export class OpenAIProvider implements Provider {
@@ -78,7 +78,12 @@ export class OpenAIProvider implements Provider {
         this.logger.debug({ deployment: deployment.name, status: response.statusCode, kind: error.kind }, 'upstream error response');
         throw error;
       }
-      if (isJson(response.headers)) {
+      const type = contentType(response.headers);
+      if (type.includes('text/html')) {
+        // A login page of a captive portal or proxy, answered with 200: neither of the API's shapes.
+        throw invalidUpstream(`The upstream answered with ${type} instead of an event stream or JSON: ${(await response.body.text()).slice(0, 200)}`);
+      }
+      if (type.includes('application/json')) {
         // A buffered call, or an upstream that ignored `stream: true` and answered with the whole completion.
         ready.fill(partsFromCompletionBody(await response.body.text(), converter));
         while (ready.pending) yield ready.take()!;

@@ -241,6 +241,22 @@ test('chat shows refusals and an unreachable server as one readable line, and ke
   assert.match(err, new RegExp(`error: cannot reach http://127.0.0.1:${port} \\(.*ECONNREFUSED\\)`));
 });
 
+test('serve with a GGUF whose header is corrupt stops at once, naming it (node-llama-cpp alone reads it forever)', async () => {
+  const corrupt = path.join(tmp, 'corrupt.gguf');
+  const header = Buffer.alloc(24);
+  header.write('GGUF', 0, 'latin1');
+  header.writeUInt32LE(3, 4);
+  header.writeBigUInt64LE(7n, 8);
+  header.writeBigUInt64LE(10n ** 15n, 16);
+  fs.writeFileSync(corrupt, Buffer.concat([header, Buffer.alloc(1000)]));
+  const error = await cli(['serve', '--model', corrupt, '--port', '0', '--data-dir', path.join(tmp, 'corrupt-data')], { timeout: 60_000 }).then(
+    () => assert.fail('started'),
+    (e) => e,
+  );
+  assert.equal(error.killed, false, 'serve hung');
+  assert.match(error.stderr, /could not be loaded: its header declares 1000000000000000 metadata entries and 7 tensors, more than its 1024 bytes can hold: the file is truncated or corrupt/);
+});
+
 test('serve refuses a bad flag, env value or config file with one line naming it', async () => {
   const fail = async (args, env = {}) => {
     const error = await cli(['serve', '--data-dir', path.join(tmp, 'refused'), '--no-warm-up', ...args], { env: { ...process.env, ...env } }).then(

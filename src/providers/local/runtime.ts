@@ -9,6 +9,7 @@ import type { ResolvedDeployment } from '../../core/models.js';
 import { pullModel } from './download.js';
 import { BatchGate } from './batch-gate.js';
 import { inSequenceOrder } from './batch-order.js';
+import { checkGgufHeader } from './gguf-header.js';
 import { GrammarCache } from './grammars.js';
 import { SequencePool } from './sequence-pool.js';
 
@@ -109,6 +110,7 @@ export class LocalRuntime {
     const started = performance.now();
     let model: LlamaModel | undefined;
     try {
+      await checkGgufHeader(path);
       model = await llama.loadModel({ modelPath: path });
       const contextSize = Math.min(this.settings.contextSize ?? DEFAULT_LOCAL_CONTEXT_SIZE, model.trainContextSize);
       const gate = new BatchGate();

@@ -85,7 +85,11 @@ test('models list says, for each local model, whether its file is on disk', asyn
 });
 
 test('models pull downloads a model from a URL into the cache and verifies its sha256', async () => {
+  // A GGUF header (version 3, no tensors, no metadata), then filler.
   const payload = Buffer.alloc(300_000, 7);
+  payload.write('GGUF', 0, 'latin1');
+  payload.writeUInt32LE(3, 4);
+  payload.fill(0, 8, 24);
   const sha256 = createHash('sha256').update(payload).digest('hex');
   const server = http.createServer((req, res) => {
     res.writeHead(200, { 'content-length': payload.length, 'content-type': 'application/octet-stream' });

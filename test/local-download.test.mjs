@@ -12,7 +12,12 @@ import { pullModel } from '../dist/providers/local/download.js';
 import { parseModelSource } from '../dist/providers/local/source.js';
 import { startConnectProxy, withEnv } from './helpers/connect-proxy.mjs';
 
-const body = randomBytes(3 * 1024 * 1024 + 123);
+// A GGUF header (magic, version 3, no tensors, no metadata) in front of random bytes: what a pull
+// checks before it keeps a file.
+const ggufHeader = Buffer.alloc(24);
+ggufHeader.write('GGUF', 0, 'latin1');
+ggufHeader.writeUInt32LE(3, 4);
+const body = Buffer.concat([ggufHeader, randomBytes(3 * 1024 * 1024 + 123)]);
 const sha256 = createHash('sha256').update(body).digest('hex');
 
 let server;
@@ -28,6 +33,7 @@ before(async () => {
   server = http.createServer((req, res) => {
     seen.push({ path: req.url, range: req.headers.range });
     if (req.url.startsWith('/gated/')) return res.writeHead(401).end();
+    if (req.url.startsWith('/login/')) return res.writeHead(200, { 'content-type': 'text/html' }).end('<html><body>Sign in to continue</body></html>');
     const match = /^bytes=(\d+)-$/.exec(req.headers.range ?? '');
     const start = match ? Number(match[1]) : 0;
     if (start >= body.length) {
@@ -64,6 +70,18 @@ describe('pullModel', () => {
     const requests = seen.filter((r) => r.path === '/models/good.gguf').length;
     assert.equal(await pullModel(url, { cacheDir, sha256, progress: false }), file);
     assert.equal(seen.filter((r) => r.path === '/models/good.gguf').length, requests, 'cached: no second request');
+  });
+
+  it('refuses what is not a GGUF file (a login page served with 200), and deletes it', async () => {
+    const url = `${baseUrl}/login/model.gguf`;
+    await assert.rejects(pullModel(url, { cacheDir, progress: false }), (err) => {
+      assert.equal(err.code, 'model_not_gguf');
+      assert.match(err.message, /is not a usable GGUF file: it is not a GGUF file \(it starts with "<htm", not "GGUF"\); the file was deleted/);
+      return true;
+    });
+    const target = path.join(cacheDir, parseModelSource(url).cachePath);
+    assert.ok(!fs.existsSync(target));
+    assert.ok(!fs.existsSync(`${target}.part`));
   });
 
   it('rejects a file whose sha256 does not match, and deletes it', async () => {

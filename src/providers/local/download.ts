@@ -14,6 +14,7 @@ import { defaultCacheDir } from '../../core/config.js';
 import { describeNetworkError, GatewayError } from '../../core/errors.js';
 import { makeDir } from '../../core/make-dir.js';
 import { sharedProxyDispatcher, viaProxy } from '../../core/proxy.js';
+import { checkGgufHeader } from './gguf-header.js';
 import { hubHeaders, isHubFile, rememberedHubFile, resolveHubRepo, tokenHint, withHubChecksum } from './hub.js';
 import { parseModelSource } from './source.js';
 
@@ -143,6 +144,16 @@ async function finalize(part: string, target: string, url: string, options: Pull
     throw new GatewayError('unavailable', `Model download ${url} has ${size} bytes, expected ${wantSize}${size < wantSize ? '; pull again to resume' : ''}`, {
       code: 'model_size_mismatch',
       retryable: size < wantSize,
+    });
+  }
+  try {
+    await checkGgufHeader(part);
+  } catch (err) {
+    // A login page or an error page served with 200 (a wrong URL, a gated file) is no model.
+    fs.rmSync(part, { force: true });
+    throw new GatewayError('unavailable', `Model download ${url} is not a usable GGUF file: ${(err as Error).message}; the file was deleted (a wrong URL, or a login page?)`, {
+      code: 'model_not_gguf',
+      retryable: false,
     });
   }
   if (options.sha256) {

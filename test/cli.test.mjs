@@ -5,6 +5,7 @@ import { createHash } from 'node:crypto';
 import { execFile, spawn } from 'node:child_process';
 import fs from 'node:fs';
 import http from 'node:http';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -279,6 +280,18 @@ test('serve refuses a bad flag, env value or config file with one line naming it
   assert.match(await fail(['--config', broken]), new RegExp(`^switchboard: Invalid YAML in ${broken}: .*line 2`));
   const missing = path.join(tmp, 'missing.yaml');
   assert.equal(await fail(['--config', missing]), `switchboard: Cannot read the config file ${missing}: ENOENT`);
+  // A store that cannot be reached: a line naming it and its settings, the URL's password left out.
+  const closed = await new Promise((resolve) => {
+    const probe = net.createServer().listen(0, '127.0.0.1', () => {
+      const { port } = probe.address();
+      probe.close(() => resolve(port));
+    });
+  });
+  const postgresFailure = await fail([], { SWITCHBOARD_POSTGRES_URL: `postgres://sb:hunter2@127.0.0.1:${closed}/sb` });
+  assert.match(postgresFailure.split('\n').at(-1), new RegExp(`^switchboard: Cannot open the PostgreSQL store at postgres://127\\.0\\.0\\.1:${closed}/sb \\(store\\.postgres or SWITCHBOARD_POSTGRES_URL\\): connect ECONNREFUSED`));
+  const redisFailure = await fail([], { SWITCHBOARD_POSTGRES_URL: `postgres://sb@127.0.0.1:${closed}/sb`, SWITCHBOARD_REDIS_URL: `redis://:hunter2@127.0.0.1:${closed}` });
+  assert.match(redisFailure.split('\n').at(-1), new RegExp(`^switchboard: Cannot reach Redis at redis://127\\.0\\.0\\.1:${closed} \\(store\\.redis or SWITCHBOARD_REDIS_URL\\): connect ECONNREFUSED`));
+  assert.doesNotMatch(postgresFailure + redisFailure, /hunter2/);
   const notADir = path.join(tmp, 'data-is-a-file');
   fs.writeFileSync(notADir, 'x');
   assert.match(await cli(['serve', '--data-dir', notADir, '--no-warm-up']).then(() => assert.fail('started'), (e) => e.stderr), new RegExp(`The data directory ${notADir} is a file, not a directory`));

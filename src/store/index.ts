@@ -16,6 +16,22 @@ export async function openStore(
 ): Promise<Store> {
   const { postgres, redis } = parseStoreConfig(config.store, options.env);
   if (!postgres) return SqliteStore.inDataDir(dataDir, { backgroundCheckpoints: options.serving === true });
-  const coordination = redis ? await RedisCoordination.connect(redis.url, { keyPrefix: redis.keyPrefix }) : undefined;
-  return PostgresStore.open(postgres.url, { schema: postgres.schema, max: postgres.poolSize, leaseMs: postgres.leaseMs, coordination });
+  const coordination = redis
+    ? await RedisCoordination.connect(redis.url, { keyPrefix: redis.keyPrefix }).catch((err: unknown) => {
+        throw new Error(`Cannot reach Redis at ${withoutSecrets(redis.url)} (store.redis or SWITCHBOARD_REDIS_URL): ${(err as Error).message}`, { cause: err });
+      })
+    : undefined;
+  return PostgresStore.open(postgres.url, { schema: postgres.schema, max: postgres.poolSize, leaseMs: postgres.leaseMs, coordination }).catch((err: unknown) => {
+    throw new Error(`Cannot open the PostgreSQL store at ${withoutSecrets(postgres.url)} (store.postgres or SWITCHBOARD_POSTGRES_URL): ${(err as Error).message}`, { cause: err });
+  });
+}
+
+/** A connection URL fit for an error message: scheme, host and path, no user or password. */
+function withoutSecrets(url: string): string {
+  try {
+    const { protocol, host, pathname } = new URL(url);
+    return `${protocol}//${host}${pathname === '/' ? '' : pathname}`;
+  } catch {
+    return '(an unparseable URL)';
+  }
 }

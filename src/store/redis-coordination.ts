@@ -245,8 +245,16 @@ export class RedisCoordination implements Coordination {
     const coordination = new RedisCoordination(commands, subscriber, options.keyPrefix, options.onError);
     commands.on('error', (err: Error) => coordination.onError(err));
     subscriber.on('error', (err: Error) => coordination.onError(err));
+    // ioredis rejects a failed connect with "Connection is closed."; the cause is in its error events.
+    let connectError: Error | undefined;
+    const remember = (err: Error) => {
+      connectError ??= err;
+    };
+    commands.on('error', remember);
     try {
-      await Promise.all([commands.connect(), subscriber.connect()]);
+      await Promise.all([commands.connect(), subscriber.connect()]).catch((err: Error) => {
+        throw connectError ?? err;
+      });
       // One pattern for every topic: no topic can miss messages sent before its own SUBSCRIBE.
       subscriber.on('pmessage', (_pattern: string, channel: string, message: string) => coordination.deliver(channel, message));
       await subscriber.psubscribe(`${options.keyPrefix}signal:*`);
@@ -254,6 +262,8 @@ export class RedisCoordination implements Coordination {
       commands.disconnect();
       subscriber.disconnect();
       throw err;
+    } finally {
+      commands.off('error', remember);
     }
     return coordination;
   }

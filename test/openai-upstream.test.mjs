@@ -313,3 +313,25 @@ test('a client that disconnects mid-stream cancels the upstream request', async 
   const { completed } = await record.closed;
   assert.equal(completed, false, 'the upstream connection was closed before its response finished');
 });
+
+test('a model whose API key variable is empty is named in a warning at start, once per deployment', async () => {
+  const s = await startServer({
+    env: { SB_SET_KEY: 'sk-set' },
+    config: {
+      models: [
+        { id: 'keyless', provider: 'openai', model: 'm', baseUrl: 'http://127.0.0.1:9/v1', apiKeyEnv: 'SB_UNSET_KEY' },
+        { id: 'keyed', provider: 'openai', model: 'm', baseUrl: 'http://127.0.0.1:9/v1', apiKeyEnv: 'SB_SET_KEY' },
+        { id: 'open', provider: 'openai', model: 'm', baseUrl: 'http://127.0.0.1:9/v1' },
+      ],
+    },
+  });
+  try {
+    const warnings = s.logLines.map((line) => JSON.parse(line)).filter((entry) => entry.level === 40 && entry.variable);
+    assert.deepEqual(
+      warnings.map((w) => [w.model, w.variable, w.msg]),
+      [['keyless', 'SB_UNSET_KEY', "the API key variable SB_UNSET_KEY is empty: model 'keyless' calls its upstream without a key"]],
+    );
+  } finally {
+    await s.close();
+  }
+});

@@ -107,6 +107,18 @@ function requestTimeouts(ms: number): { requestTimeout: number; http?: { headers
   return { requestTimeout: ms, http: { headersTimeout: Math.min(60_000, ms), connectionsCheckingInterval: Math.min(30_000, Math.max(100, Math.round(ms / 10))) } };
 }
 
+/** A deployment that names an API key variable which is empty goes without a key: said once, at start. */
+function warnAboutEmptyKeyVariables(config: ServerOptions['config'], env: NodeJS.ProcessEnv, logger: Logger): void {
+  for (const model of config.models) {
+    const deployments = model.deployments?.length ? model.deployments : [{ provider: model.provider, apiKeyEnv: model.apiKeyEnv }];
+    for (const deployment of deployments) {
+      if (deployment.apiKeyEnv && !env[deployment.apiKeyEnv]) {
+        logger.warn({ model: model.id, provider: deployment.provider, variable: deployment.apiKeyEnv }, `the API key variable ${deployment.apiKeyEnv} is empty: model '${model.id}' calls its upstream without a key`);
+      }
+    }
+  }
+}
+
 export async function createServer(options: ServerOptions): Promise<SwitchboardServer> {
   const { config } = options;
   const env = options.env ?? process.env;
@@ -115,6 +127,7 @@ export async function createServer(options: ServerOptions): Promise<SwitchboardS
   const store = options.store ?? (await openStore(config, dataDir, { serving: true, env }));
   for (const step of store.migrated ?? []) logger.info({ store: store.kind, version: step.version, description: step.description }, 'store schema migrated');
   const gateway = new Gateway(config, store, logger, options.providers ?? providerFactories, dataDir, env);
+  warnAboutEmptyKeyVariables(config, env, logger);
   const auth = new Authenticator(store, env[config.server.adminKeyEnv]);
   const context: ServerContext = { config, gateway, store, auth, logger, services: {}, env };
   attachMetrics(gateway);

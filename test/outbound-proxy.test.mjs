@@ -169,3 +169,24 @@ test('credentials in the proxy URL answer a proxy that asks for them, for every 
     await guarded.close();
   }
 });
+
+test('a proxy written host:port, as curl takes it, works for every provider; one that is no URL stops the start, naming the variable only', async () => {
+  proxy.tunnels.length = 0;
+  const bare = proxy.url.replace('http://', '');
+  await withEnv({ HTTPS_PROXY: bare, HTTP_PROXY: bare, NO_PROXY: '' }, async () => {
+    const server = await gateway();
+    try {
+      await askEach(server);
+    } finally {
+      await server.close();
+    }
+  });
+  for (const name of ['openai', 'anthropic', 'bedrock']) assert.ok(proxy.tunnels.includes(hostOf(fakes[name].url)), `${name}: ${proxy.tunnels.join(', ')}`);
+
+  await withEnv({ HTTPS_PROXY: 'http://user:s3cret@proxy.example:99999' }, async () => {
+    await assert.rejects(gateway(), (err) => {
+      assert.equal(err.message, 'Invalid HTTPS_PROXY: not a proxy URL (expected http://host:port, or http://user:password@host:port)');
+      return true;
+    });
+  });
+});

@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 import { ModelRegistry } from '../core/models.js';
+import { checkProxySettings } from '../core/proxy.js';
 import { localModelFile, pullModel } from '../providers/local/download.js';
 import { parseModelSource } from '../providers/local/source.js';
 import { configOptions } from './options.js';
@@ -35,6 +36,7 @@ export function registerModelsCommand(program: Command): void {
       const source = deployment?.model ?? name;
       if (!source) throw new Error('Nothing to pull');
       if (model && !deployment) throw new Error(`Model '${model.id}' is not a local model`);
+      checkProxySettings();
       let verified: { bytes: number; sha256?: string } | undefined;
       const file = await pullModel(source, {
         cacheDir: config.local.cacheDir,

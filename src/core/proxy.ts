@@ -19,6 +19,22 @@ export function proxyConfigured(env: NodeJS.ProcessEnv = process.env): boolean {
   return PROXY_VARS.some((name) => env[name]);
 }
 
+/**
+ * Throws, naming the variable, when a proxy variable is set to something that is not a URL (its
+ * value is left out: it may hold credentials). Called at start, so that no call fails for it later.
+ */
+export function checkProxySettings(env: NodeJS.ProcessEnv = process.env): void {
+  for (const name of PROXY_VARS) {
+    const value = env[name];
+    if (!value) continue;
+    try {
+      new URL(withScheme(value)!);
+    } catch {
+      throw new Error(`Invalid ${name}: not a proxy URL (expected http://host:port, or http://user:password@host:port)`);
+    }
+  }
+}
+
 /** The variables' values as one string: agents read them once, so a change needs a new agent. */
 function proxySettings(env: NodeJS.ProcessEnv = process.env): string {
   return SETTINGS_VARS.map((name) => env[name] ?? '').join('\n');
@@ -34,10 +50,18 @@ export function newProxyDispatcher(options: EnvHttpProxyAgent.Options = {}, env:
   return new EnvHttpProxyAgent({
     ...options,
     // ALL_PROXY is not one EnvHttpProxyAgent reads on its own.
-    httpProxy: env.HTTP_PROXY ?? env.http_proxy ?? all,
-    httpsProxy: env.HTTPS_PROXY ?? env.https_proxy ?? all,
+    httpProxy: withScheme(env.HTTP_PROXY ?? env.http_proxy ?? all),
+    httpsProxy: withScheme(env.HTTPS_PROXY ?? env.https_proxy ?? all),
     noProxy: env.NO_PROXY ?? env.no_proxy,
   });
+}
+
+/**
+ * `host:port` as curl and proxy-from-env read it, `http://host:port`: undici takes only whole URLs,
+ * and a bare value made every call through it fail as an internal error.
+ */
+function withScheme(proxy: string | undefined): string | undefined {
+  return proxy && !proxy.includes('://') ? `http://${proxy}` : proxy;
 }
 
 let shared: { settings: string; dispatcher: Dispatcher | undefined } | undefined;

@@ -8,6 +8,7 @@ import type { Config } from '../core/config.js';
 import { Gateway } from '../core/gateway.js';
 import { newRequestId } from '../core/gateway.js';
 import { GatewayError, toGatewayError } from '../core/errors.js';
+import { checkProxySettings } from '../core/proxy.js';
 import type { ProviderFactory } from '../core/provider.js';
 import { attemptLogOf } from '../core/router/router.js';
 import { providerFactories } from '../providers/index.js';
@@ -122,6 +123,8 @@ function warnAboutEmptyKeyVariables(config: ServerOptions['config'], env: NodeJS
 export async function createServer(options: ServerOptions): Promise<SwitchboardServer> {
   const { config } = options;
   const env = options.env ?? process.env;
+  // The providers read the proxy variables from the process's environment.
+  checkProxySettings();
   const logger = options.logger ?? pino({ level: config.server.logLevel, base: { service: 'switchboard' } });
   const dataDir = path.resolve(config.server.dataDir);
   const store = options.store ?? (await openStore(config, dataDir, { serving: true, env }));

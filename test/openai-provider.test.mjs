@@ -530,6 +530,13 @@ describe('faults → GatewayError', () => {
     { name: '401 upstream key rejected', scenario: { status: 401 }, kind: 'auth', status: 502, message: /Incorrect API key/ },
     { name: '403', scenario: { status: 403 }, kind: 'auth', status: 502 },
     { name: '404 unknown upstream model', scenario: { status: 404 }, kind: 'not_found', status: 404, message: /does not exist/ },
+    {
+      name: '404 without the API\'s error shape (no such route: a baseUrl without /v1) says so',
+      scenario: { status: 404, body: { detail: 'Not Found' } },
+      kind: 'not_found',
+      status: 404,
+      message: /^Upstream answered 404: nothing at \/v1\/chat\/completions: is the deployment's baseUrl right\? .*\(it said: Not Found\)$/,
+    },
     { name: '408', scenario: { status: 408 }, kind: 'upstream_5xx', status: 502, retryable: true },
     {
       name: '301 redirect (an http baseUrl for an https API): not followed, and says where it points',

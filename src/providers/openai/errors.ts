@@ -106,8 +106,14 @@ export function errorFromStatus(status: number, e: UpstreamError, headers: Respo
   return new GatewayError('upstream_invalid', message, { ...base, code: 'upstream_unexpected_status' });
 }
 
-export function errorFromResponse(status: number, headers: ResponseHeaders, bodyText: string): GatewayError {
-  return errorFromStatus(status, parseErrorBody(bodyText, status), headers);
+export function errorFromResponse(status: number, headers: ResponseHeaders, bodyText: string, path?: string): GatewayError {
+  const e = parseErrorBody(bodyText, status);
+  if (status === 404 && path && e.code === undefined && e.type === undefined) {
+    // Not the API's "model not found" (which carries a code or type): most likely no such route,
+    // a baseUrl without the /v1 the server expects.
+    e.message = `nothing at ${path}: is the deployment's baseUrl right? OpenAI-compatible servers usually serve under /v1 (it said: ${e.message.slice(0, 200)})`;
+  }
+  return errorFromStatus(status, e, headers);
 }
 
 /** An `{"error": …}` event inside a 200 stream. */

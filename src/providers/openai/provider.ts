@@ -74,7 +74,7 @@ export class OpenAIProvider implements Provider {
     const converter = new ChunkConverter({ tagChoices: (request.n ?? 1) > 1, excludeReasoning: request.reasoning?.exclude === true, logprobs: request.logprobs !== undefined });
     try {
       if (response.statusCode >= 300) {
-        const error = errorFromResponse(response.statusCode, response.headers, await response.body.text());
+        const error = errorFromResponse(response.statusCode, response.headers, await response.body.text(), target.path);
         this.logger.debug({ deployment: deployment.name, status: response.statusCode, kind: error.kind }, 'upstream error response');
         throw error;
       }

@@ -145,3 +145,26 @@ describe('local provider: errors', () => {
     await assert.rejects(local.run({ messages: [user('hi')], tools, toolChoice: { type: 'tool', name: 'b' } }), (err) => err.status === 400 && err.param === 'tool_choice');
   });
 });
+
+describe('local provider: settings that would slow it down', () => {
+  it('more threads than CPU cores: a warning naming both when the runtime starts; none within the cores', async () => {
+    const { createLocalProvider } = await import('../dist/providers/local/index.js');
+    const { default: pino } = await import('pino');
+    const cores = (await import('node:os')).availableParallelism();
+    const warningsWith = async (threads) => {
+      const lines = [];
+      const logger = pino({ level: 'warn' }, { write: (line) => lines.push(JSON.parse(line)) });
+      const provider = createLocalProvider({ config: { local: { threads, parallel: 1, queueLimit: 1, gpu: false, contextSize: 512 } }, logger, dataDir: '.cache/test-data' });
+      try {
+        await provider.warmUp({ ...local.deployment, name: `threads-${threads}` });
+      } finally {
+        await provider.close();
+      }
+      return lines.filter((l) => l.threads !== undefined && l.cores !== undefined);
+    };
+    const [warning, ...more] = await warningsWith(cores + 1);
+    assert.deepEqual(more, []);
+    assert.equal(warning.msg, `local.threads is ${cores + 1}, more than the ${cores} CPU cores here: generation will be much slower than with ${cores} or fewer`);
+    assert.deepEqual(await warningsWith(1), []);
+  });
+});

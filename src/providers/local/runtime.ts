@@ -1,6 +1,7 @@
 // The llama.cpp runtime: one `Llama` per provider, one loaded model per source shared by every
 // request, each with one context whose sequences are decoded together in batches.
 
+import os from 'node:os';
 import { getLlama, LlamaLogLevel, resolveChatWrapper, type ChatWrapper, type Llama, type LlamaContext, type LlamaModel } from 'node-llama-cpp';
 import type { Logger } from 'pino';
 import { DEFAULT_LOCAL_CONTEXT_SIZE, defaultCacheDir, type Config } from '../../core/config.js';
@@ -81,6 +82,12 @@ export class LocalRuntime {
   }
 
   private getLlama(): Promise<Llama> {
+    const cores = os.availableParallelism();
+    if (!this.llama && this.settings.threads > cores) {
+      // More threads than cores make each decode wait on descheduled threads: measured here with 2
+      // threads on a loaded 2-core VM, 17 tokens/s against ≈ 300 with 1 (docs/benchmarks.md (b)).
+      this.logger.warn({ threads: this.settings.threads, cores }, `local.threads is ${this.settings.threads}, more than the ${cores} CPU cores here: generation will be much slower than with ${cores} or fewer`);
+    }
     this.llama ??= getLlama({
       gpu: this.settings.gpu,
       build: 'never',

@@ -389,6 +389,7 @@ const MALFORMED = [
   ['tool without function', { model: 'm1', messages: user('hi'), tools: [{ type: 'function' }] }],
   ['tool_choice unknown tool', { model: 'm1', messages: user('hi'), tools: [{ type: 'function', function: { name: 'a' } }], tool_choice: { type: 'function', function: { name: 'b' } } }],
   ['tool_choice required without tools', { model: 'm1', messages: user('hi'), tool_choice: 'required' }],
+  ['function parameters not an object schema', { model: 'm1', messages: user('hi'), tools: [{ type: 'function', function: { name: 'f', parameters: { type: 'string' } } }] }],
   ['tool message without id', { model: 'm1', messages: [{ role: 'tool', content: 'x' }] }],
   ['tool result for unknown call', { model: 'm1', messages: [...user('hi'), { role: 'tool', tool_call_id: 'nope', content: 'x' }] }],
   ['bad response_format', { model: 'm1', messages: user('hi'), response_format: { type: 'xml' } }],
@@ -415,6 +416,17 @@ test(`${MALFORMED.length} malformed or out-of-range requests each get a 4xx in O
   assert.equal(health.status, 200);
   const ok = await client.chat.completions.create({ model: 'm1', messages: user('still there?') });
   assert.equal(ok.choices[0].message.content, 'Hello world');
+});
+
+test("a function whose parameters are not an object schema: OpenAI's 400, word for word", async () => {
+  const res = await postJson(`${s.url}/v1/chat/completions`, { model: 'm1', messages: user('hi'), tools: [{ type: 'function', function: { name: 'send_email', parameters: { type: 'string' } } }] });
+  assert.equal(res.status, 400);
+  assert.deepEqual(res.body.error, {
+    message: `Invalid schema for function 'send_email': schema must be a JSON Schema of 'type: "object"', got 'type: "string"'.`,
+    type: 'invalid_request_error',
+    param: 'tools[0].function.parameters',
+    code: 'invalid_function_parameters',
+  });
 });
 
 test('keys: with a key created by the CLI the server requires it; revoked keys are refused at once', async () => {

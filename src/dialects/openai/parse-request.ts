@@ -83,6 +83,19 @@ async function convertMessage(message: ChatCompletionMessage, index: number): Pr
   }
 }
 
+/**
+ * A function's parameters are an object schema, as OpenAI requires (its 400 for anything else,
+ * word for word); omitted, the function takes none.
+ */
+function functionParameters(parameters: Record<string, unknown> | undefined, name: string, index: number): Record<string, unknown> {
+  if (!parameters) return { type: 'object', properties: {} };
+  if (parameters.type !== undefined && parameters.type !== 'object') {
+    const got = typeof parameters.type === 'string' ? parameters.type : JSON.stringify(parameters.type);
+    throw badRequest(`Invalid schema for function '${name}': schema must be a JSON Schema of 'type: "object"', got 'type: "${got}"'.`, `tools[${index}].function.parameters`, 'invalid_function_parameters');
+  }
+  return parameters;
+}
+
 function toolChoice(choice: ChatCompletionRequest['tool_choice'], tools: ChatCompletionRequest['tools']): ToolChoice | undefined {
   if (choice === undefined) return undefined;
   if (typeof choice === 'string') {
@@ -153,10 +166,10 @@ export async function parseChatCompletionRequest(body: ChatCompletionRequest): P
     repetitionPenalty: body.repetition_penalty ?? undefined,
     logitBias: body.logit_bias && Object.keys(body.logit_bias).length ? body.logit_bias : undefined,
     n: body.n ?? undefined,
-    tools: body.tools?.map((t) => ({
+    tools: body.tools?.map((t, i) => ({
       name: t.function.name,
       description: t.function.description,
-      parameters: t.function.parameters ?? { type: 'object', properties: {} },
+      parameters: functionParameters(t.function.parameters, t.function.name, i),
     })),
     toolChoice: toolChoice(body.tool_choice, body.tools),
     parallelToolCalls: body.parallel_tool_calls,

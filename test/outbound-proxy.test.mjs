@@ -64,6 +64,19 @@ async function askEach(server) {
 /** The HTTP versions of the Bedrock requests received since `from`. */
 const bedrockVersions = (from) => [...new Set(fakes.bedrock.requests.slice(from).map((r) => r.httpVersion))];
 
+/** Every provider answers with HTTPS_PROXY and HTTP_PROXY set to `value`, through `proxyServer`'s tunnels. */
+async function askEachThrough(proxyServer, value) {
+  await withEnv({ HTTPS_PROXY: value, HTTP_PROXY: value, NO_PROXY: '' }, async () => {
+    const server = await gateway();
+    try {
+      await askEach(server);
+    } finally {
+      await server.close();
+    }
+  });
+  for (const name of ['openai', 'anthropic', 'bedrock']) assert.ok(proxyServer.tunnels.includes(hostOf(fakes[name].url)), `${name}: ${proxyServer.tunnels.join(', ')}`);
+}
+
 test('with a proxy set, the openai, anthropic and bedrock providers reach their upstreams through a CONNECT tunnel', async () => {
   const from = fakes.bedrock.requests.length;
   await withEnv({ HTTPS_PROXY: proxy.url, HTTP_PROXY: proxy.url }, async () => {
@@ -155,16 +168,7 @@ test('credentials in the proxy URL answer a proxy that asks for them, for every 
   const guarded = await startConnectProxy({ credentials: 'egress-user:p@ss w0rd' });
   try {
     // Percent-encoded, as a URL needs them.
-    const url = guarded.url.replace('http://', `http://egress-user:${encodeURIComponent('p@ss w0rd')}@`);
-    await withEnv({ HTTPS_PROXY: url, HTTP_PROXY: url, NO_PROXY: '' }, async () => {
-      const server = await gateway();
-      try {
-        await askEach(server);
-      } finally {
-        await server.close();
-      }
-    });
-    for (const name of ['openai', 'anthropic', 'bedrock']) assert.ok(guarded.tunnels.includes(hostOf(fakes[name].url)), `${name}: ${guarded.tunnels.join(', ')}`);
+    await askEachThrough(guarded, guarded.url.replace('http://', `http://egress-user:${encodeURIComponent('p@ss w0rd')}@`));
   } finally {
     await guarded.close();
   }
@@ -172,16 +176,7 @@ test('credentials in the proxy URL answer a proxy that asks for them, for every 
 
 test('a proxy written host:port, as curl takes it, works for every provider; one that is no URL stops the start, naming the variable only', async () => {
   proxy.tunnels.length = 0;
-  const bare = proxy.url.replace('http://', '');
-  await withEnv({ HTTPS_PROXY: bare, HTTP_PROXY: bare, NO_PROXY: '' }, async () => {
-    const server = await gateway();
-    try {
-      await askEach(server);
-    } finally {
-      await server.close();
-    }
-  });
-  for (const name of ['openai', 'anthropic', 'bedrock']) assert.ok(proxy.tunnels.includes(hostOf(fakes[name].url)), `${name}: ${proxy.tunnels.join(', ')}`);
+  await askEachThrough(proxy, proxy.url.replace('http://', ''));
 
   await withEnv({ HTTPS_PROXY: 'http://user:s3cret@proxy.example:99999' }, async () => {
     await assert.rejects(gateway(), (err) => {

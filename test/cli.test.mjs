@@ -295,6 +295,12 @@ test('serve refuses a bad flag, env value or config file with one line naming it
   const notADir = path.join(tmp, 'data-is-a-file');
   fs.writeFileSync(notADir, 'x');
   assert.match(await cli(['serve', '--data-dir', notADir, '--no-warm-up']).then(() => assert.fail('started'), (e) => e.stderr), new RegExp(`The data directory ${notADir} is a file, not a directory`));
+  // A damaged store file: named, with what to do.
+  const damaged = path.join(tmp, 'damaged-data');
+  fs.mkdirSync(damaged);
+  fs.writeFileSync(path.join(damaged, 'switchboard.db'), Buffer.alloc(4096, 0x5a));
+  const damagedError = await cli(['serve', '--data-dir', damaged, '--no-warm-up']).then(() => assert.fail('started'), (e) => e.stderr.trim());
+  assert.equal(damagedError, `switchboard: Cannot open the SQLite store ${path.join(damaged, 'switchboard.db')}: file is not a database (restore it from a backup, or move it aside to start empty)`);
   // Node 20's recursive mkdir never returns for a path under /proc: the start must fail, naming it.
   const underProc = '/proc/switchboard-test/data';
   const procError = await cli(['serve', '--data-dir', underProc, '--no-warm-up'], { timeout: 20_000 }).then(() => assert.fail('started'), (e) => e);

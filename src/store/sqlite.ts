@@ -95,7 +95,13 @@ export class SqliteStore implements Store {
       }
     }
     this.db = new Database(file);
-    this.db.pragma('journal_mode = WAL');
+    try {
+      // The first statement reads the file: a damaged one fails here, named.
+      this.db.pragma('journal_mode = WAL');
+    } catch (err) {
+      this.db.close();
+      throw new Error(`Cannot open the SQLite store ${file}: ${(err as Error).message} (restore it from a backup, or move it aside to start empty)`);
+    }
     this.db.pragma('synchronous = NORMAL');
     this.db.pragma('busy_timeout = 5000');
     if (options.backgroundCheckpoints && file !== ':memory:') {

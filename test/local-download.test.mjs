@@ -72,6 +72,20 @@ describe('pullModel', () => {
     assert.equal(seen.filter((r) => r.path === '/models/good.gguf').length, requests, 'cached: no second request');
   });
 
+  it('a server that cannot be reached: the error says what to do offline or behind a proxy', async () => {
+    const closed = await new Promise((resolve) => {
+      const probe = http.createServer().listen(0, '127.0.0.1', () => {
+        const { port } = probe.address();
+        probe.close(() => resolve(port));
+      });
+    });
+    await assert.rejects(pullModel(`http://127.0.0.1:${closed}/m.gguf`, { cacheDir, progress: false }), (err) => {
+      assert.equal(err.code, 'model_download_failed');
+      assert.match(err.message, /ECONNREFUSED \(offline, pass a GGUF file you have: --model \/path\/to\/model\.gguf; behind an egress proxy, set HTTPS_PROXY\)$/);
+      return true;
+    });
+  });
+
   it('refuses what is not a GGUF file (a login page served with 200), and deletes it', async () => {
     const url = `${baseUrl}/login/model.gguf`;
     await assert.rejects(pullModel(url, { cacheDir, progress: false }), (err) => {

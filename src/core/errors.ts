@@ -112,6 +112,14 @@ export function unreadableUpstreamEvent(err: unknown, provider: string, what: st
 }
 
 /** fetch says only "fetch failed" or "terminated"; the cause's code (ECONNREFUSED, ENOTFOUND, …) is what helps. */
+/** For a download that could not connect at all: what to do without a network, or behind a proxy. */
+export function offlineHint(err: unknown): string {
+  const code = (err as { cause?: { code?: unknown } } | null)?.cause?.code;
+  return typeof code === 'string' && /^(ENOTFOUND|EAI_AGAIN|ECONNREFUSED|ENETUNREACH|EHOSTUNREACH|ETIMEDOUT|UND_ERR_CONNECT_TIMEOUT)$/.test(code)
+    ? ' (offline, pass a GGUF file you have: --model /path/to/model.gguf; behind an egress proxy, set HTTPS_PROXY)'
+    : '';
+}
+
 export function describeNetworkError(err: unknown): string {
   const { message, cause } = err as Error & { cause?: { code?: unknown; message?: string } };
   // undici's fetch gives some causes a numeric code 0; only a named code says more than the message.

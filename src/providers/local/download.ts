@@ -11,7 +11,7 @@ import type { ReadableStream as NodeWebReadableStream } from 'node:stream/web';
 import cliProgress from 'cli-progress';
 import { fetch } from 'undici';
 import { defaultCacheDir } from '../../core/config.js';
-import { describeNetworkError, GatewayError } from '../../core/errors.js';
+import { describeNetworkError, GatewayError, offlineHint } from '../../core/errors.js';
 import { makeDir } from '../../core/make-dir.js';
 import { sharedProxyDispatcher, viaProxy } from '../../core/proxy.js';
 import { checkGgufHeader } from './gguf-header.js';
@@ -175,7 +175,7 @@ function request(url: string, offset: number, signal: AbortSignal | undefined) {
   const headers: Record<string, string> = { 'user-agent': 'switchboard', ...hubHeaders(url) };
   if (offset > 0) headers.range = `bytes=${offset}-`;
   return fetch(url, { headers, signal, redirect: 'follow', dispatcher: sharedProxyDispatcher() }).catch((err: unknown) => {
-    throw new GatewayError('unavailable', `Downloading ${url}${viaProxy(url)} failed: ${describeNetworkError(err)}`, { code: 'model_download_failed', cause: err });
+    throw new GatewayError('unavailable', `Downloading ${url}${viaProxy(url)} failed: ${describeNetworkError(err)}${offlineHint(err)}`, { code: 'model_download_failed', cause: err });
   });
 }
 

@@ -6,7 +6,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { fetch } from 'undici';
 import { defaultCacheDir } from '../../core/config.js';
-import { describeNetworkError, GatewayError } from '../../core/errors.js';
+import { describeNetworkError, GatewayError, offlineHint } from '../../core/errors.js';
 import { makeDir } from '../../core/make-dir.js';
 import { sharedProxyDispatcher, viaProxy } from '../../core/proxy.js';
 import type { PullOptions } from './download.js';
@@ -26,7 +26,7 @@ export async function resolveHubRepo(source: HubRepo, options: PullOptions): Pro
   const named = `hf:${source.owner}/${source.repo}:${source.tag}`;
   const url = `${hubEndpoint()}/v2/${encodeURIComponent(source.owner)}/${encodeURIComponent(source.repo)}/manifests/${encodeURIComponent(source.tag)}`;
   const response = await fetch(url, { headers: { 'user-agent': 'llama-cpp', accept: 'application/json', ...hubHeaders(url) }, signal: options.signal, dispatcher: sharedProxyDispatcher() }).catch((err: unknown) => {
-    throw new GatewayError('unavailable', `Asking the Hub${viaProxy(url)} which file ${named} is failed: ${describeNetworkError(err)}`, { code: 'model_download_failed', cause: err });
+    throw new GatewayError('unavailable', `Asking the Hub${viaProxy(url)} which file ${named} is failed: ${describeNetworkError(err)}${offlineHint(err)}`, { code: 'model_download_failed', cause: err });
   });
   if (response.status === 400 || response.status === 404) {
     throw new GatewayError('not_found', `The Hub has no GGUF file for ${named} (name the quantization, e.g. :Q4_K_M, or the file: hf:owner/repo/file.gguf)`, { code: 'model_not_found', retryable: false });

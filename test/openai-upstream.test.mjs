@@ -335,3 +335,23 @@ test('a model whose API key variable is empty is named in a warning at start, on
     await s.close();
   }
 });
+
+test('a route missed by a base URL without /v1, or with it twice, names the route meant; an unserved one is a plain 404', async () => {
+  const s = await startServer({ config: { models: [{ id: 'o', provider: 'openai', model: 'm', baseUrl: 'http://127.0.0.1:9/v1' }] } });
+  try {
+    for (const [path, meant] of [
+      ['/chat/completions', '/v1/chat/completions'],
+      ['/v1/v1/messages', '/v1/messages'],
+      ['/v1/v1/chat/completions?stream=1', '/v1/chat/completions'],
+      ['/v1/embeddings', undefined],
+    ]) {
+      const res = await postJson(`${s.url}${path}`, { model: 'o', messages: [] });
+      assert.equal(res.status, 404, path);
+      assert.equal(res.body.error.code, 'unknown_route');
+      const asked = path.split('?')[0];
+      assert.equal(res.body.error.message, `Unknown route POST ${asked}${meant ? `; did you mean POST ${meant}? (check the client's base URL)` : ''}`);
+    }
+  } finally {
+    await s.close();
+  }
+});

@@ -120,6 +120,16 @@ function warnAboutEmptyKeyVariables(config: ServerOptions['config'], env: NodeJS
   }
 }
 
+/**
+ * A client whose base URL lacks the /v1 its SDK expects (the openai SDK's ends in /v1), or repeats
+ * it (the Anthropic SDK adds /v1 itself), misses every route by that much: name the route it meant.
+ */
+function nearRoute(app: { hasRoute(route: { method: string; url: string }): boolean }, method: string, path: string): string {
+  const candidates = [path.startsWith('/v1/') ? undefined : `/v1${path}`, path.startsWith('/v1/v1/') ? path.slice(3) : undefined];
+  const near = candidates.find((url) => url !== undefined && app.hasRoute({ method, url }));
+  return near ? `; did you mean ${method} ${near}? (check the client's base URL)` : '';
+}
+
 export async function createServer(options: ServerOptions): Promise<SwitchboardServer> {
   const { config } = options;
   const env = options.env ?? process.env;
@@ -195,7 +205,8 @@ export async function createServer(options: ServerOptions): Promise<SwitchboardS
 
   // A path under a dialect's prefixes gets that dialect's shape; any other, OpenAI's.
   app.setNotFoundHandler(async (request, reply) => {
-    const message = `Unknown route ${request.method} ${request.url.split('?')[0]}`;
+    const path = request.url.split('?')[0]!;
+    const message = `Unknown route ${request.method} ${path}${nearRoute(app, request.method, path)}`;
     const error = new GatewayError('not_found', message, { code: 'unknown_route' });
     const { status, body, headers } = unroutedErrorReply(error, request, () => ({ error: { message, type: 'invalid_request_error', param: null, code: 'unknown_route' } }));
     return reply.status(status).headers(headers).send(body);

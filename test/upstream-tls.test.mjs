@@ -57,3 +57,30 @@ test("Bedrock's HTTP/2 against an endpoint that offers none: the error says to s
   assert.equal(res.body.error.code, 'upstream_tls_error');
   assert.match(res.body.error.message, /^TLS with the bedrock upstream failed: .*no application protocol \(ERR_SSL_TLSV1_ALERT_NO_APPLICATION_PROTOCOL\); the endpoint does not offer HTTP\/2: set the deployment option http1$/);
 });
+
+test('an https baseUrl for a server that speaks plain HTTP: the error asks whether it should be http://', async () => {
+  const plain = (await import('node:http')).createServer((req, res) => res.end('{}'));
+  await new Promise((resolve) => plain.listen(0, '127.0.0.1', resolve));
+  const base = `https://127.0.0.1:${plain.address().port}`;
+  const s = await startServer({
+    env: { TLS_TEST_KEY: 'k' },
+    config: {
+      router: { retries: 0 },
+      models: [
+        { id: 'p-openai', provider: 'openai', model: 'gpt-4o-mini', baseUrl: `${base}/v1` },
+        { id: 'p-anthropic', provider: 'anthropic', model: 'claude-sonnet-4-5', baseUrl: base, apiKeyEnv: 'TLS_TEST_KEY' },
+      ],
+    },
+  });
+  try {
+    for (const model of ['p-openai', 'p-anthropic']) {
+      const res = await postJson(`${s.url}/v1/chat/completions`, { model, messages: [{ role: 'user', content: 'hello' }] });
+      assert.equal(res.status, 502, res.text);
+      assert.equal(res.body.error.code, 'upstream_tls_error');
+      assert.match(res.body.error.message, /wrong version number \(ERR_SSL_WRONG_VERSION_NUMBER\): the server does not speak TLS there; should the baseUrl start with http:\/\/\?$/);
+    }
+  } finally {
+    await s.close();
+    await new Promise((resolve) => plain.close(resolve));
+  }
+});

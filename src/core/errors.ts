@@ -138,11 +138,15 @@ export function upstreamTlsError(err: unknown, provider: string, hint = ''): Gat
   for (let e = err, depth = 0; e && typeof e === 'object' && depth < 4; e = (e as { cause?: unknown }).cause, depth++) {
     const code = (e as { code?: unknown }).code;
     if (typeof code !== 'string' || !TLS_CODE.test(code)) continue;
-    const untrusted = /SELF_SIGNED|ISSUER|UNABLE_TO_VERIFY|UNTRUSTED/.test(code) ? "; a private CA's certificate goes in NODE_EXTRA_CA_CERTS" : '';
     // OpenSSL's own text carries its source path; its reason alone reads better.
     const message = String((e as Error).message ?? '');
     const reason = /SSL routines:[^:]*:([^:\n]+)/.exec(message)?.[1] ?? message;
-    return new GatewayError('upstream_5xx', `TLS with the ${provider} upstream failed: ${reason} (${code})${untrusted}${hint}`, {
+    const advice = /SELF_SIGNED|ISSUER|UNABLE_TO_VERIFY|UNTRUSTED/.test(code)
+      ? "; a private CA's certificate goes in NODE_EXTRA_CA_CERTS"
+      : /wrong version number|packet length too long/.test(reason)
+        ? ': the server does not speak TLS there; should the baseUrl start with http://?'
+        : '';
+    return new GatewayError('upstream_5xx', `TLS with the ${provider} upstream failed: ${reason} (${code})${advice}${hint}`, {
       provider,
       status: 502,
       code: 'upstream_tls_error',

@@ -111,7 +111,6 @@ export function unreadableUpstreamEvent(err: unknown, provider: string, what: st
   return new GatewayError('upstream_invalid', `${what} could not be read (${reason})`, { provider, code: UNREADABLE_EVENT, cause: err });
 }
 
-/** fetch says only "fetch failed" or "terminated"; the cause's code (ECONNREFUSED, ENOTFOUND, …) is what helps. */
 /** For a download that could not connect at all: what to do without a network, or behind a proxy. */
 export function offlineHint(err: unknown): string {
   const code = (err as { cause?: { code?: unknown } } | null)?.cause?.code;
@@ -120,6 +119,7 @@ export function offlineHint(err: unknown): string {
     : '';
 }
 
+/** fetch says only "fetch failed" or "terminated"; the cause's code (ECONNREFUSED, ENOTFOUND, …) is what helps. */
 export function describeNetworkError(err: unknown): string {
   const { message, cause } = err as Error & { cause?: { code?: unknown; message?: string } };
   // undici's fetch gives some causes a numeric code 0; only a named code says more than the message.

@@ -12,6 +12,8 @@
 // | 500 api_error, other 5xx                   | upstream_5xx     | 502    | yes       |
 // | 504 timeout_error                          | timeout          | 504    | yes       |
 // | 529 overloaded_error                       | unavailable      | 503    | yes       |
+// | 3xx (not followed), other 4xx without a type | upstream_invalid | 502  | no        |
+// | a refused proxy tunnel; a TLS failure      | auth (407) / upstream_5xx | 502 | 5xx only / yes |
 
 import { GatewayError, upstreamRedirect, upstreamTlsError } from '../../core/errors.js';
 import { proxyRefusal, refusedTunnelStatus } from '../../core/proxy.js';

@@ -111,6 +111,16 @@ export function unreadableUpstreamEvent(err: unknown, provider: string, what: st
   return new GatewayError('upstream_invalid', `${what} could not be read (${reason})`, { provider, code: UNREADABLE_EVENT, cause: err });
 }
 
+/** A URL fit for an error message: scheme, host and path, never a user or password. */
+export function withoutCredentials(url: string): string {
+  try {
+    const { protocol, host, pathname } = new URL(url);
+    return `${protocol}//${host}${pathname === '/' ? '' : pathname}`;
+  } catch {
+    return '(an unparseable URL)';
+  }
+}
+
 /** For a download that could not connect at all: what to do without a network, or behind a proxy. */
 export function offlineHint(err: unknown): string {
   const code = (err as { cause?: { code?: unknown } } | null)?.cause?.code;
@@ -134,7 +144,7 @@ const TLS_CODE = /^(ERR_TLS_|ERR_SSL_)|CERT|SIGNATURE|HOSTNAME_MISMATCH|^EPROTO$
  * common), as a 502 that says so, or undefined when `err` (or its causes) is not one. Without
  * this such an error reached the edge unmapped, as a 500 "Internal error".
  */
-export function upstreamTlsError(err: unknown, provider: string, hint = ''): GatewayError | undefined {
+export function upstreamTlsError(err: unknown, provider: string, hint: (code: string) => string = () => ''): GatewayError | undefined {
   for (let e = err, depth = 0; e && typeof e === 'object' && depth < 4; e = (e as { cause?: unknown }).cause, depth++) {
     const code = (e as { code?: unknown }).code;
     if (typeof code !== 'string' || !TLS_CODE.test(code)) continue;
@@ -146,7 +156,7 @@ export function upstreamTlsError(err: unknown, provider: string, hint = ''): Gat
       : /wrong version number|packet length too long/.test(reason)
         ? ': the server does not speak TLS there; should the baseUrl start with http://?'
         : '';
-    return new GatewayError('upstream_5xx', `TLS with the ${provider} upstream failed: ${reason} (${code})${advice}${hint}`, {
+    return new GatewayError('upstream_5xx', `TLS with the ${provider} upstream failed: ${reason} (${code})${advice}${hint(code)}`, {
       provider,
       status: 502,
       code: 'upstream_tls_error',

@@ -60,7 +60,8 @@ function resolveDeployment(d: DeploymentConfig, index: number, env: NodeJS.Proce
   };
 }
 
-function deploymentsOf(m: ModelConfig): DeploymentConfig[] {
+/** A model's deployments as configured: its `deployments`, or the one its own fields describe. */
+export function deploymentsOf(m: ModelConfig): DeploymentConfig[] {
   if (m.deployments?.length) return m.deployments;
   return [
     {

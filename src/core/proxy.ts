@@ -9,7 +9,7 @@ import { NodeHttpHandler } from '@smithy/node-http-handler';
 import { HttpsProxyAgent } from 'https-proxy-agent';
 import { getProxyForUrl } from 'proxy-from-env';
 import { EnvHttpProxyAgent, type Dispatcher } from 'undici';
-import { GatewayError } from './errors.js';
+import { GatewayError, withoutCredentials } from './errors.js';
 
 const PROXY_VARS = ['HTTPS_PROXY', 'https_proxy', 'HTTP_PROXY', 'http_proxy', 'ALL_PROXY', 'all_proxy'] as const;
 const SETTINGS_VARS = [...PROXY_VARS, 'NO_PROXY', 'no_proxy'] as const;
@@ -127,7 +127,7 @@ class TunnelAgent extends HttpsProxyAgent<string> {
  * (NO_PROXY applied), or undefined when that URL goes direct; the caller owns and destroys it.
  * `provider` names the upstream in a refusal's error.
  */
-export function newProxyHttpAgent(target: string, provider: string): Agent | undefined {
+function newProxyHttpAgent(target: string, provider: string): Agent | undefined {
   const proxy = getProxyForUrl(target);
   return proxy ? new TunnelAgent(proxy, provider) : undefined;
 }
@@ -149,11 +149,5 @@ export function proxiedAwsRequestHandler(endpoint: string, provider: string): No
  */
 export function viaProxy(url: string): string {
   const proxy = getProxyForUrl(url);
-  if (!proxy) return '';
-  try {
-    const { protocol, host } = new URL(proxy);
-    return ` through the egress proxy ${protocol}//${host}`;
-  } catch {
-    return ' through the egress proxy';
-  }
+  return proxy ? ` through the egress proxy ${withoutCredentials(proxy)}` : '';
 }

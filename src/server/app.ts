@@ -8,6 +8,7 @@ import type { Config } from '../core/config.js';
 import { Gateway } from '../core/gateway.js';
 import { newRequestId } from '../core/gateway.js';
 import { GatewayError, toGatewayError } from '../core/errors.js';
+import { deploymentsOf } from '../core/models.js';
 import { checkProxySettings } from '../core/proxy.js';
 import type { ProviderFactory } from '../core/provider.js';
 import { attemptLogOf } from '../core/router/router.js';
@@ -111,8 +112,7 @@ function requestTimeouts(ms: number): { requestTimeout: number; http?: { headers
 /** A deployment that names an API key variable which is empty goes without a key: said once, at start. */
 function warnAboutEmptyKeyVariables(config: ServerOptions['config'], env: NodeJS.ProcessEnv, logger: Logger): void {
   for (const model of config.models) {
-    const deployments = model.deployments?.length ? model.deployments : [{ provider: model.provider, apiKeyEnv: model.apiKeyEnv }];
-    for (const deployment of deployments) {
+    for (const deployment of deploymentsOf(model)) {
       if (deployment.apiKeyEnv && !env[deployment.apiKeyEnv]) {
         logger.warn({ model: model.id, provider: deployment.provider, variable: deployment.apiKeyEnv }, `the API key variable ${deployment.apiKeyEnv} is empty: model '${model.id}' calls its upstream without a key`);
       }

@@ -2,6 +2,7 @@
 // PostgreSQL shared by several processes, with Redis for their shared rate limits and signals.
 
 import type { Config } from '../core/config.js';
+import { withoutCredentials } from '../core/errors.js';
 import { parseStoreConfig } from './config.js';
 import { PostgresStore } from './postgres.js';
 import { RedisCoordination } from './redis-coordination.js';
@@ -18,20 +19,10 @@ export async function openStore(
   if (!postgres) return SqliteStore.inDataDir(dataDir, { backgroundCheckpoints: options.serving === true });
   const coordination = redis
     ? await RedisCoordination.connect(redis.url, { keyPrefix: redis.keyPrefix }).catch((err: unknown) => {
-        throw new Error(`Cannot reach Redis at ${withoutSecrets(redis.url)} (store.redis or SWITCHBOARD_REDIS_URL): ${(err as Error).message}`, { cause: err });
+        throw new Error(`Cannot reach Redis at ${withoutCredentials(redis.url)} (store.redis or SWITCHBOARD_REDIS_URL): ${(err as Error).message}`, { cause: err });
       })
     : undefined;
   return PostgresStore.open(postgres.url, { schema: postgres.schema, max: postgres.poolSize, leaseMs: postgres.leaseMs, coordination }).catch((err: unknown) => {
-    throw new Error(`Cannot open the PostgreSQL store at ${withoutSecrets(postgres.url)} (store.postgres or SWITCHBOARD_POSTGRES_URL): ${(err as Error).message}`, { cause: err });
+    throw new Error(`Cannot open the PostgreSQL store at ${withoutCredentials(postgres.url)} (store.postgres or SWITCHBOARD_POSTGRES_URL): ${(err as Error).message}`, { cause: err });
   });
-}
-
-/** A connection URL fit for an error message: scheme, host and path, no user or password. */
-function withoutSecrets(url: string): string {
-  try {
-    const { protocol, host, pathname } = new URL(url);
-    return `${protocol}//${host}${pathname === '/' ? '' : pathname}`;
-  } catch {
-    return '(an unparseable URL)';
-  }
 }

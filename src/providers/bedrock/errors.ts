@@ -106,9 +106,8 @@ export function bedrockError(err: unknown, ctx: BedrockErrorContext): GatewayErr
   if (status !== undefined && status >= 500) return new GatewayError('upstream_5xx', `Bedrock failed (${status}): ${detail}`, { ...base, code: 'upstream_error' });
   if (status !== undefined && status >= 400) return new GatewayError('bad_request', `Bedrock rejected the request (${status}): ${detail}`, { ...base, code: 'upstream_invalid_request' });
   const code = e.code ?? '';
-  const tls = upstreamTlsError(err, PROVIDER);
   // An endpoint that offers no HTTP/2 in its TLS handshake refuses the SDK's default transport so.
-  if (tls?.message.includes('NO_APPLICATION_PROTOCOL')) return upstreamTlsError(err, PROVIDER, '; the endpoint does not offer HTTP/2: set the deployment option http1')!;
+  const tls = upstreamTlsError(err, PROVIDER, (tlsCode) => (tlsCode.includes('NO_APPLICATION_PROTOCOL') ? '; the endpoint does not offer HTTP/2: set the deployment option http1' : ''));
   if (tls) return tls;
   if (['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH'].includes(code)) {
     return new GatewayError('unavailable', `Cannot reach Bedrock: ${message}`, { ...base, code: 'upstream_unreachable' });

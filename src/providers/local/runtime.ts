@@ -40,6 +40,16 @@ export class LocalRuntime {
     private readonly logger: Logger,
   ) {}
 
+  /**
+   * More threads than cores make each decode wait on descheduled threads: measured here with 2
+   * threads on a loaded 2-core VM, 17 tokens/s against ≈ 300 with 1 (docs/benchmarks.md (b)).
+   */
+  private warnIfThreadsExceedCores(): void {
+    const cores = os.availableParallelism();
+    if (this.settings.threads <= cores) return;
+    this.logger.warn({ threads: this.settings.threads, cores }, `local.threads is ${this.settings.threads}, more than the ${cores} CPU cores here: generation will be much slower than with ${cores} or fewer`);
+  }
+
   /** The model of `deployment`, downloading and loading it on first use. */
   load(deployment: ResolvedDeployment): Promise<LoadedModel> {
     const source = deployment.model;
@@ -82,12 +92,7 @@ export class LocalRuntime {
   }
 
   private getLlama(): Promise<Llama> {
-    const cores = os.availableParallelism();
-    if (!this.llama && this.settings.threads > cores) {
-      // More threads than cores make each decode wait on descheduled threads: measured here with 2
-      // threads on a loaded 2-core VM, 17 tokens/s against ≈ 300 with 1 (docs/benchmarks.md (b)).
-      this.logger.warn({ threads: this.settings.threads, cores }, `local.threads is ${this.settings.threads}, more than the ${cores} CPU cores here: generation will be much slower than with ${cores} or fewer`);
-    }
+    if (!this.llama) this.warnIfThreadsExceedCores();
     this.llama ??= getLlama({
       gpu: this.settings.gpu,
       build: 'never',

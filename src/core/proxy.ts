@@ -133,6 +133,14 @@ function newProxyHttpAgent(target: string, provider: string): Agent | undefined 
 }
 
 /**
+ * The URL an AWS SDK client will call, for the proxy choice: its configured endpoint, else the
+ * variables the SDK reads (`AWS_ENDPOINT_URL_<SERVICE>`, then `AWS_ENDPOINT_URL`), else `standard`.
+ */
+export function awsEndpoint(configured: string | undefined, service: 'BEDROCK_RUNTIME' | 'S3', standard: string, env: NodeJS.ProcessEnv = process.env): string {
+  return configured || env[`AWS_ENDPOINT_URL_${service}`] || env.AWS_ENDPOINT_URL || standard;
+}
+
+/**
  * An AWS SDK request handler for a client that calls `endpoint`: HTTP/1.1 through the proxy the
  * environment names for it, or undefined to keep the SDK's own handler (Bedrock's is HTTP/2,
  * which a tunnel for node:http cannot carry; every AWS endpoint answers HTTP/1.1 too).

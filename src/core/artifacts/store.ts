@@ -7,7 +7,7 @@ import path from 'node:path';
 import { GetObjectCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
 import { makeDir } from '../make-dir.js';
-import { proxiedAwsRequestHandler } from '../proxy.js';
+import { awsEndpoint, proxiedAwsRequestHandler } from '../proxy.js';
 import type { ArtifactsConfig } from './config.js';
 import { checkSignature, loadSigningSecret, signedUrl, type SignatureCheck } from './signing.js';
 
@@ -73,9 +73,8 @@ export class LocalArtifactStore implements ArtifactStore {
  * endpoint variables the SDK reads, else the bucket's AWS endpoint.
  */
 export function s3Endpoint(s3: NonNullable<ArtifactsConfig['s3']>, env: NodeJS.ProcessEnv = process.env): string {
-  const base = s3.endpoint || env.AWS_ENDPOINT_URL_S3 || env.AWS_ENDPOINT_URL;
-  if (base) return base;
-  return s3.forcePathStyle ? `https://s3.${s3.region}.amazonaws.com` : `https://${s3.bucket}.s3.${s3.region}.amazonaws.com`;
+  const standard = s3.forcePathStyle ? `https://s3.${s3.region}.amazonaws.com` : `https://${s3.bucket}.s3.${s3.region}.amazonaws.com`;
+  return awsEndpoint(s3.endpoint, 'S3', standard, env);
 }
 
 export class S3ArtifactStore implements ArtifactStore {

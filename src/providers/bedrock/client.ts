@@ -13,7 +13,7 @@ import { createHash } from 'node:crypto';
 import { BedrockRuntimeClient, type BedrockRuntimeClientConfig } from '@aws-sdk/client-bedrock-runtime';
 import { NodeHttpHandler } from '@smithy/node-http-handler';
 import { GatewayError } from '../../core/errors.js';
-import { proxiedAwsRequestHandler } from '../../core/proxy.js';
+import { awsEndpoint, proxiedAwsRequestHandler } from '../../core/proxy.js';
 import type { ResolvedDeployment } from '../../core/models.js';
 import type { BedrockDeploymentOptions } from './options.js';
 
@@ -54,8 +54,8 @@ export function bedrockClientConfig(
  * variables the SDK reads, else the region's public endpoint.
  */
 export function bedrockEndpoint(config: BedrockRuntimeClientConfig, env: NodeJS.ProcessEnv = process.env): string {
-  if (typeof config.endpoint === 'string') return config.endpoint;
-  return env.AWS_ENDPOINT_URL_BEDROCK_RUNTIME || env.AWS_ENDPOINT_URL || `https://bedrock-runtime.${String(config.region)}.amazonaws.com`;
+  const configured = typeof config.endpoint === 'string' ? config.endpoint : undefined;
+  return awsEndpoint(configured, 'BEDROCK_RUNTIME', `https://bedrock-runtime.${String(config.region)}.amazonaws.com`, env);
 }
 
 export class BedrockClientPool {

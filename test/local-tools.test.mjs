@@ -76,6 +76,59 @@ describe('local provider: forced tool calls', () => {
   });
 });
 
+describe('local provider: a call still open at maxTokens is closed, not left to run', () => {
+  // A tree: each node may hold more nodes. Sampled freely, the test model nests on and on (seeds
+  // 4 and 6 wrote past 1,800 tokens for maxTokens 20, until the context was full).
+  const tree = {
+    name: 'tree',
+    parameters: {
+      type: 'object',
+      $defs: { node: { type: 'object', properties: { children: { type: 'array', items: { $ref: '#/$defs/node' } } } } },
+      properties: { root: { $ref: '#/$defs/node' } },
+    },
+  };
+  // Every property required: a string with a minimum length, at least two items, a nested object.
+  const record = {
+    name: 'record',
+    parameters: {
+      type: 'object',
+      properties: {
+        name: { type: 'string', minLength: 3 },
+        age: { type: 'integer' },
+        tags: { type: 'array', items: { type: 'string' }, minItems: 2 },
+        meta: { type: 'object', properties: { x: { type: 'number' }, note: { type: 'string' } }, required: ['x'] },
+      },
+      required: ['name', 'age', 'tags', 'meta'],
+    },
+  };
+  /** Tokens the closing took past maxTokens, at most. */
+  const CLOSED_WITHIN = 64;
+
+  for (const [tool, maxTokens] of [
+    [tree, 20],
+    [record, 3],
+  ]) {
+    it(`${tool.name}: arguments that parse and fit the schema, a few tokens past maxTokens ${maxTokens} (seeds 1–8)`, async () => {
+      for (let seed = 1; seed <= 8; seed++) {
+        const r = await local.run({ messages: [user('Go')], tools: [tool], toolChoice: { type: 'tool', name: tool.name }, seed, temperature: 1, maxTokens });
+        const where = `seed ${seed}: ${r.toolCalls[0]?.arguments}`;
+        assert.equal(r.finish.finishReason, 'tool-calls', where);
+        assert.ok(ajv.validate(tool.parameters, JSON.parse(r.toolCalls[0].arguments)), `${where} ${JSON.stringify(ajv.errors)}`);
+        assert.ok(r.finish.usage.outputTokens <= maxTokens + CLOSED_WITHIN, `${where}: ${r.finish.usage.outputTokens} tokens`);
+      }
+    });
+  }
+
+  it('a schema that needs more than the closing budget ends the call where it stopped: finish length', async () => {
+    const many = { name: 'many', parameters: { type: 'object', properties: { xs: { type: 'array', items: { type: 'integer' }, minItems: 300 } }, required: ['xs'] } };
+    const r = await local.run({ messages: [user('Go')], tools: [many], toolChoice: { type: 'tool', name: 'many' }, seed: 1, maxTokens: 3 });
+    assert.equal(r.finish.finishReason, 'length');
+    assert.deepEqual(r.types.slice(-2), ['tool-input-end', 'finish']);
+    assert.ok(r.finish.usage.outputTokens > 3 && r.finish.usage.outputTokens <= 3 + 256, `${r.finish.usage.outputTokens} tokens`);
+    assert.throws(() => JSON.parse(r.toolCalls[0].arguments));
+  });
+});
+
 describe('local provider: auto tool choice', () => {
   it('offers the tools through the chat template and answers (text or a valid call)', async () => {
     const plain = await local.run({ messages: [user('Weather in Paris?')], seed: 4, maxTokens: 16 });

@@ -108,6 +108,16 @@ describe('auto-execute sync', () => {
     assert.match(res.body.response.content, /calculator: 2 \| echo \(error\): Error: The tool 'echo' is not in allowedTools/);
   });
 
+  test('a call the token limit cut off is not run: the turn ends there, finish length', async () => {
+    const requests = loop.requests.length;
+    const res = await chat('cut:calculator {"expression":"6*', auto(['calculator']));
+    assert.equal(res.status, 200, res.text);
+    assert.equal(res.body.finishReason, 'length');
+    assert.equal(loop.requests.length, requests + 1, 'no second model call');
+    assert.equal(res.body.response.toolUse.status, undefined, JSON.stringify(res.body.response.toolUse));
+    assert.equal(res.body.response.toolUse.result, undefined);
+  });
+
   test('a tool on the list that the server does not know is refused', async () => {
     const res = await chat('call:launch_rockets {}', auto(['launch_rockets']));
     assert.equal(res.status, 200);

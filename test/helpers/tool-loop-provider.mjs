@@ -2,7 +2,8 @@
 // "call:<tool> <json>" of it becomes one tool call (no such line: a plain text answer); when the
 // last message holds tool results, it answers in text quoting them. A first user turn starting
 // "repeat:<tool>" calls that tool every round until told tool_choice none, "forever:<tool>[+<tool>…]"
-// calls them every round regardless. Records every request.
+// calls them every round regardless. "cut:<tool> <json>" is a call the token limit cut off
+// (finish length). Records every request.
 
 function textOf(message) {
   return message.content.filter((p) => p.type === 'text').map((p) => p.text).join('');
@@ -50,7 +51,7 @@ export function createToolLoopFactory() {
       }
       const calls = textOf(last)
         .split('\n')
-        .map((line) => /^call:([\w-]+)\s*(.*)$/.exec(line.trim()))
+        .map((line) => /^(?:call|cut):([\w-]+)\s*(.*)$/.exec(line.trim()))
         .filter(Boolean);
       if (calls.length === 0 || request.toolChoice?.type === 'none') {
         yield { type: 'text-start', id: 't' };
@@ -65,7 +66,8 @@ export function createToolLoopFactory() {
         yield { type: 'tool-input-delta', id, delta: args || '{}' };
         yield { type: 'tool-input-end', id };
       }
-      yield { type: 'finish', finishReason: 'tool-calls', usage: { inputTokens: 8, outputTokens: 6, totalTokens: 14 } };
+      const cut = textOf(last).trim().startsWith('cut:');
+      yield { type: 'finish', finishReason: cut ? 'length' : 'tool-calls', usage: { inputTokens: 8, outputTokens: 6, totalTokens: 14 } };
     },
   });
   return state;

@@ -119,7 +119,8 @@ export async function* runToolLoop(options: ToolLoopOptions): AsyncGenerator<Str
           return;
       }
     }
-    if (calls.size === 0) {
+    // A round the token limit ended may have cut its last call short: none of it runs.
+    if (calls.size === 0 || finishReason === 'length') {
       yield { type: 'finish', finishReason, usage };
       return;
     }

@@ -5,12 +5,17 @@ export class JsonCompletionTracker {
   private depth = 0;
   private started = false;
   private scalar = false;
-  private inString = false;
+  private stringOpen = false;
   private escaped = false;
   private done = false;
 
   get complete(): boolean {
     return this.done;
+  }
+
+  /** The text so far ends inside a string. */
+  get inString(): boolean {
+    return this.stringOpen;
   }
 
   /** Index in `text` just past the end of the top-level value, or -1 if it has not ended yet. */
@@ -22,15 +27,15 @@ export class JsonCompletionTracker {
         if (/\s/.test(ch)) continue;
         this.started = true;
         if (ch === '{' || ch === '[') this.depth = 1;
-        else if (ch === '"') this.inString = true;
+        else if (ch === '"') this.stringOpen = true;
         else this.scalar = true;
         continue;
       }
-      if (this.inString) {
+      if (this.stringOpen) {
         if (this.escaped) this.escaped = false;
         else if (ch === '\\') this.escaped = true;
         else if (ch === '"') {
-          this.inString = false;
+          this.stringOpen = false;
           if (this.depth === 0) return this.end(i + 1);
         }
         continue;
@@ -40,7 +45,7 @@ export class JsonCompletionTracker {
         if (/[\s,\]}]/.test(ch)) return this.end(i);
         continue;
       }
-      if (ch === '"') this.inString = true;
+      if (ch === '"') this.stringOpen = true;
       else if (ch === '{' || ch === '[') this.depth++;
       else if (ch === '}' || ch === ']') {
         this.depth--;

@@ -3,9 +3,10 @@
 // under the tool's JSON-schema grammar, streamed as tool-input deltas. After a call the model
 // may open another one (parallel calls) or end its turn.
 
-import { LlamaGrammarEvaluationState, LlamaText, type LlamaGrammar } from 'node-llama-cpp';
+import { LlamaGrammarEvaluationState, LlamaText, type LlamaGrammar, type SequenceEvaluateOptions } from 'node-llama-cpp';
 import { GatewayError } from '../../core/errors.js';
 import type { ChatRequest, FinishReason, StreamPart } from '../../core/types.js';
+import { closingBias } from './closing-bias.js';
 import { IncrementalDetokenizer } from './detokenizer.js';
 import { JsonCompletionTracker } from './json-tracker.js';
 import { newToolCallId, type PartWriter } from './part-writer.js';
@@ -16,6 +17,12 @@ import type { ToolCallSyntax } from './tool-syntax.js';
 
 /** Parallel tool calls one response may make. */
 const MAX_TOOL_CALLS = 16;
+/**
+ * Tokens past `maxTokens` that closing a call's arguments may take. The closing bias needs a
+ * handful for most schemas; one that demands more (long required strings, many required items)
+ * is cut here, finish `length`, as OpenAI cuts a call at its limit.
+ */
+const CLOSING_BUDGET = 256;
 
 /** What the tool-call writer shares with the response it is part of. */
 export interface GenerationState {
@@ -47,8 +54,8 @@ export class ToolCallWriter {
 
   /**
    * One or more calls to `names`. `triggered`: the model already wrote the start of the call
-   * syntax. A call's arguments are always completed, past `maxTokens` if need be, so they
-   * always parse and match the schema.
+   * syntax. A call whose arguments are still open at `maxTokens` is closed (see
+   * writeArguments), so it parses and matches the schema; finish `length` if that too runs out.
    */
   async *write(names: string[], triggered: boolean, forced: boolean): AsyncGenerator<StreamPart, FinishReason> {
     const { syntax } = this.tools;
@@ -64,8 +71,9 @@ export class ToolCallWriter {
       }
       const id = newToolCallId();
       yield* this.state.out.toolStart(id, name);
-      yield* this.writeArguments(id, this.tools.grammars.get(name)!);
+      const closed = yield* this.writeArguments(id, this.tools.grammars.get(name)!);
       yield { type: 'tool-input-end', id };
+      if (!closed) return 'length';
       this.calls++;
       const more = !forced && request.parallelToolCalls !== false && this.calls < MAX_TOOL_CALLS && driver.generated.length < this.state.maxTokens;
       if (!more) return 'tool-calls';
@@ -99,19 +107,42 @@ export class ToolCallWriter {
     return name;
   }
 
-  private async *writeArguments(id: string, grammar: LlamaGrammar): AsyncGenerator<StreamPart, void> {
-    const { loaded, driver } = this.state;
+  /**
+   * The arguments under the tool's grammar. At `maxTokens` they are closed instead of left to
+   * run on (a recursive or unbounded schema lets a model write until the context is full):
+   * greedy decoding with the closing bias, at most CLOSING_BUDGET tokens more. False when even
+   * that did not close them: the call ends where it stopped.
+   */
+  private async *writeArguments(id: string, grammar: LlamaGrammar): AsyncGenerator<StreamPart, boolean> {
+    const { loaded, driver, maxTokens } = this.state;
     const grammarEvaluationState = new LlamaGrammarEvaluationState({ model: loaded.model, grammar });
     const detokenizer = new IncrementalDetokenizer(loaded.model);
     const tracker = new JsonCompletionTracker();
-    for await (const step of driver.run({ ...this.state.sampling, grammarEvaluationState })) {
-      let text = detokenizer.push(step.token);
-      const end = tracker.push(text);
-      if (end >= 0) text = text.slice(0, end);
-      if (text) yield { type: 'tool-input-delta', id, delta: text };
-      if (tracker.complete) return;
+    const write = async function* (options: SequenceEvaluateOptions, until: number): AsyncGenerator<StreamPart, 'closed' | 'limit' | 'ended'> {
+      if (driver.generated.length >= until) return 'limit';
+      for await (const step of driver.run(options)) {
+        let text = detokenizer.push(step.token);
+        const end = tracker.push(text);
+        if (end >= 0) text = text.slice(0, end);
+        if (text) yield { type: 'tool-input-delta', id, delta: text };
+        if (tracker.complete) return 'closed';
+        if (driver.generated.length >= until) return 'limit';
+      }
+      return 'ended';
+    };
+    let outcome = yield* write({ ...this.state.sampling, grammarEvaluationState }, maxTokens);
+    if (outcome === 'limit') {
+      const bias = await closingBias(loaded.model);
+      // Read before each token: the bias depends on whether the arguments end inside a string.
+      const closing = { temperature: 0, grammarEvaluationState, tokenBias: () => (tracker.inString ? bias.inString : bias.outside) };
+      outcome = yield* write(closing, driver.generated.length + CLOSING_BUDGET);
     }
-    throw contextRanOut('writing tool call arguments');
+    if (outcome === 'ended') throw contextRanOut('writing tool call arguments');
+    if (outcome === 'limit') {
+      const rest = detokenizer.flush();
+      if (rest) yield { type: 'tool-input-delta', id, delta: rest };
+    }
+    return outcome === 'closed';
   }
 
   /** After a call: does the model open another one, or end its turn? */

@@ -8,6 +8,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { GatewayError } from '../dist/core/errors.js';
+import { MAX_JSON_DEPTH } from '../dist/server/json-body.js';
 import { startServer } from './helpers/server.mjs';
 import { createScriptedFactory } from './helpers/scripted-provider.mjs';
 import { isObject, parentOf, paths, seeded } from './helpers/fuzz.mjs';
@@ -270,6 +271,45 @@ for (const [index, route] of routes.entries()) {
     assert.ok(!again.error && again.status < 300, String(again.error ?? again.status));
   });
 }
+
+// A value nested thousands of levels deep, anywhere in a body (a tool's schema, a response
+// format, a tool_use input, metadata): code that walks values recursively overflows the stack on
+// it (a 5,000-level schema was a 500 from JSON.stringify before the body parser refused depth).
+const nested = (levels) => '{"a":'.repeat(levels) + '1' + '}'.repeat(levels);
+const PLACEHOLDER = '"__deep__"';
+
+test('a value nested 5,000 levels deep at any place in any body is a 400 in the route\'s shape, never a 5xx', async () => {
+  const random = seeded(SEED + 101);
+  const failures = [];
+  const logged = errorLines().length;
+  for (const route of routes) {
+    const all = paths(route.base).filter((p) => p.length > 0);
+    for (let i = 0; i < 12; i++) {
+      const body = structuredClone(route.base);
+      const path = all[Math.floor(random() * all.length)];
+      parentOf(body, path)[path.at(-1)] = '__deep__';
+      const text = JSON.stringify(body).replace(PLACEHOLDER, nested(5000));
+      const r = await send(route, text);
+      if (r.error) failures.push(`${route.path} at ${path.join('.')}: ${r.error}`);
+      else if (r.status !== 400 || !/more than \d+ levels deep/.test(r.text)) failures.push(`${route.path} at ${path.join('.')}: ${r.status} ${r.text?.slice(0, 200)}`);
+    }
+  }
+  assert.deepEqual(failures, [], failures.join('\n'));
+  assert.deepEqual(errorLines().slice(logged), [], 'the server logged an error');
+});
+
+test('a body nested to the limit is read, one level past it is refused', async () => {
+  // The limit counts levels of objects and arrays from the body itself (the body is level 1).
+  const route = routes.find((r) => r.path === '/v1/messages/count_tokens');
+  const at = (levels) => JSON.stringify({ ...route.base, tools: [{ name: 'f', input_schema: '__deep__' }] }).replace(PLACEHOLDER, nested(levels));
+  // Body, tools, the tool, then the schema's own levels.
+  const within = await send(route, at(MAX_JSON_DEPTH - 3));
+  assert.ok(!within.error, within.error);
+  assert.doesNotMatch(within.text ?? '', /levels deep/);
+  const past = await send(route, at(MAX_JSON_DEPTH - 2));
+  assert.equal(past.status, 400);
+  assert.match(past.text, /more than 128 levels deep/);
+});
 
 /** Path segments, query values and header values that parsers and lookups trip on. */
 // ('..' is left out: clients resolve it before sending.)

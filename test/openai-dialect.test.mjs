@@ -216,6 +216,11 @@ test('a schema with an $id works on every call, and one declaring draft 2020-12 
   const invalid = await ask({ $schema: 'https://json-schema.org/draft/2020-12/schema', type: 'objekt' });
   assert.equal(invalid.status, 400);
   assert.equal(invalid.body.error.code, 'invalid_schema');
+  // $refs that only lead to each other: Ajv recursed until the stack ran out, and said just that.
+  const loop = await ask({ $defs: { a: { $ref: '#/$defs/b' }, b: { $ref: '#/$defs/a' } }, $ref: '#/$defs/a' });
+  assert.equal(loop.status, 400);
+  assert.equal(loop.body.error.code, 'invalid_schema');
+  assert.match(loop.body.error.message, /\$ref chain loops/);
 });
 
 test('vision parts: data URIs are checked from the bytes; a text-only model refuses images', async () => {

@@ -46,7 +46,9 @@ export function compileSchema(schema: JsonSchema, param = 'response_format'): Va
     try {
       fn = chosen.ajv.compile(chosen.schema);
     } catch (err) {
-      throw badRequest(`Invalid JSON schema: ${(err as Error).message}`, param, 'invalid_schema');
+      // Ajv follows `$ref`s recursively: a chain of them that loops without reaching a schema never ends.
+      const reason = err instanceof RangeError ? 'its $ref chain loops without reaching a schema' : (err as Error).message;
+      throw badRequest(`Invalid JSON schema: ${reason}`, param, 'invalid_schema');
     } finally {
       // Ajv keeps every schema it compiled (and refuses a second one with the same `$id`); the
       // validator needs none of that once built, and the caches here are bounded.

@@ -174,6 +174,14 @@ describe('local provider: auto tool choice', () => {
     await assert.rejects(local.run({ messages: [user('x')], providerOptions: { local: { logitBias: { abc: 1 } } } }), (err) => err.status === 400);
   });
 
+  it('refuses a logit bias on a token id past the vocabulary (2^32 biased token 0; larger ids were ignored)', async () => {
+    for (const id of ['151936', '999999999', String(2 ** 32)]) {
+      await assert.rejects(local.run({ messages: [user('x')], maxTokens: 2, logitBias: { [id]: 100 } }), (err) => err.status === 400 && err.code === 'invalid_token_id' && err.message.includes('0 to 151935'), id);
+    }
+    const last = await local.run({ messages: [user('x')], maxTokens: 2, seed: 1, logitBias: { 151935: 100 } });
+    assert.equal(last.finish.usage.outputTokens, 2);
+  });
+
   it('with tool_choice none, the tools are not offered', async () => {
     const plain = await local.run({ messages: [user('Weather in Paris?')], seed: 4, maxTokens: 4 });
     const none = await local.run({ messages: [user('Weather in Paris?')], tools, toolChoice: { type: 'none' }, seed: 4, maxTokens: 4 });

@@ -5,6 +5,7 @@
 // tokens more. Inside a string only its closing quote is favoured, so the text is the model's.
 
 import { TokenBias, type LlamaModel, type Token } from 'node-llama-cpp';
+import { vocabularySize } from './sampling.js';
 
 /** Added to a logit: far more than a model's own preferences, so greedy decoding follows it where the grammar allows. */
 const CLOSES = 50;
@@ -36,7 +37,7 @@ export function closingBias(model: LlamaModel): Promise<ClosingBias> {
 
 async function build(model: LlamaModel): Promise<ClosingBias> {
   const bias = { inString: new TokenBias(model.tokenizer), outside: new TokenBias(model.tokenizer) };
-  const size = model.fileInfo.metadata.tokenizer?.ggml?.tokens?.length ?? 0;
+  const size = vocabularySize(model);
   for (let id = 0; id < size; id++) {
     // Other requests' tokens go on while this runs.
     if (id % SLICE === 0) await new Promise<void>((resolve) => setImmediate(resolve));

@@ -58,6 +58,10 @@ export function tokenBias(request: ChatRequest, model: LlamaModel): TokenBias | 
     if (!Number.isInteger(id) || id < 0 || typeof value !== 'number' || !Number.isFinite(value)) {
       throw badRequest(`logitBias needs integer token ids mapped to numbers; got ${JSON.stringify(token)}: ${JSON.stringify(value)}`, 'logit_bias');
     }
+    // node-llama-cpp passes ids as 32-bit integers: past the vocabulary one was ignored, and 2^32 biased token 0.
+    if (id >= vocabularySize(model)) {
+      throw badRequest(`logit_bias names token ${token}, which is not in the model's vocabulary (token ids 0 to ${vocabularySize(model) - 1})`, 'logit_bias', 'invalid_token_id');
+    }
     // node-llama-cpp's TokenBias skips end-of-generation tokens: say so rather than ignore the bias.
     if (model.isEogToken(id as Token)) {
       throw badRequest(`logit_bias cannot change token ${id}: it ends the turn, and the local runtime does not bias end-of-turn tokens (use max_tokens or stop instead)`, 'logit_bias', 'unsupported_parameter');
@@ -65,4 +69,9 @@ export function tokenBias(request: ChatRequest, model: LlamaModel): TokenBias | 
     result.set(id as Token, value <= -100 ? 'never' : { logit: value });
   }
   return result;
+}
+
+/** Tokens in the model's vocabulary, from its GGUF metadata. */
+export function vocabularySize(model: LlamaModel): number {
+  return model.fileInfo.metadata.tokenizer?.ggml?.tokens?.length ?? 0;
 }

@@ -61,6 +61,22 @@ test('models list prints every configured model with its aliases and provider', 
   );
 });
 
+test('a model name used twice (two ids, an alias and an id, `default` on another model) stops the start, named', async () => {
+  const model = (id, aliases = []) => `  - { id: ${id}, aliases: [${aliases.join(', ')}], provider: openai, model: m, baseUrl: "http://127.0.0.1:1/v1" }\n`;
+  const cases = [
+    [model('a') + model('a'), /two models have the id 'a'/],
+    [model('a', ['b']) + model('b'), /'b' is an alias of model 'a' and the id of model 'b'/],
+    [model('a', ['x']) + model('b', ['x']), /'x' is an alias of model 'a' and an alias of model 'b'/],
+    [model('a') + model('b', ['default']), /model 'b' has the alias 'default', which names the default model \('a'\)/],
+  ];
+  for (const [models, expected] of cases) {
+    const config = path.join(tmp, 'names.yaml');
+    fs.writeFileSync(config, `models:\n${models}`);
+    // Before, the later model of a name silently won (or the alias lost): the list showed both.
+    await assert.rejects(cli(['models', 'list', '--config', config]), (err) => expected.test(err.stderr), models);
+  }
+});
+
 test('models list says, for each local model, whether its file is on disk', async () => {
   const config = path.join(tmp, 'local-files.yaml');
   const onDisk = path.join(tmp, 'on-disk.gguf');

@@ -318,5 +318,28 @@ export function loadConfig(overrides: ConfigOverrides = {}, env: NodeJS.ProcessE
   if (!config.models.some((m) => m.id === config.defaultModel)) {
     throw new Error(`Invalid config: defaultModel "${config.defaultModel}" is not one of the models`);
   }
+  checkModelNames(config.models, config.defaultModel);
   return config;
+}
+
+/**
+ * Every id and alias names one model: a second model of the same name was silently shadowed (the
+ * later id won, an alias lost to any id). `default` names the default model only.
+ */
+function checkModelNames(models: Config['models'], defaultModel: string): void {
+  const owner = new Map<string, string>();
+  for (const model of models) {
+    for (const name of new Set([model.id, ...model.aliases])) {
+      if (name === 'default' && model.id !== defaultModel) {
+        throw new Error(`Invalid config: model '${model.id}' has the alias 'default', which names the default model ('${defaultModel}'); set defaultModel: ${model.id} instead`);
+      }
+      const first = owner.get(name);
+      if (first !== undefined) {
+        if (first === name && model.id === name) throw new Error(`Invalid config: two models have the id '${name}'`);
+        const what = (id: string) => (id === name ? `the id of model '${id}'` : `an alias of model '${id}'`);
+        throw new Error(`Invalid config: '${name}' is ${what(first)} and ${what(model.id)}; each model id and alias must name one model`);
+      }
+      owner.set(name, model.id);
+    }
+  }
 }

@@ -370,6 +370,22 @@ test('concurrent requests share the model; a client that disconnects frees its s
   assert.deepEqual({ local_queue_depth, local_active_sequences }, { local_queue_depth: 0, local_active_sequences: 0 });
 });
 
+test('a local model without a contextLength in the config lists the context it is served with: less for a GGUF trained for less, no warning', async () => {
+  const own = await startServer({ config: { local: { threads: 1, parallel: 1 }, defaultModel: 'own', models: [{ id: 'own', provider: 'local', model: ensureTestModel() }] } });
+  try {
+    const listed = async () => (await (await fetch(`${own.url}/v1/models/own`, { headers: { 'anthropic-version': '2023-06-01' } })).json()).max_input_tokens;
+    // Before the model is loaded: local.contextSize's default.
+    assert.equal(await listed(), 8192);
+    const res = await fetch(`${own.url}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ model: 'own', messages: [{ role: 'user', content: 'hi' }], max_tokens: 2 }) });
+    assert.equal(res.status, 200);
+    // The test GGUF is trained for 2048 tokens; the warning said to edit a contextLength the config never had.
+    assert.equal(await listed(), 2048);
+    assert.deepEqual(own.logLines.filter((l) => JSON.parse(l).servedContext !== undefined), []);
+  } finally {
+    await own.close();
+  }
+});
+
 test('a local model listed with a longer context than its sequences hold is reported once in the log', async () => {
   const wide = await startServer({
     config: {

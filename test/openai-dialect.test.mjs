@@ -471,8 +471,10 @@ test('with no keys the server refuses to listen beyond loopback', async () => {
 
 test('a local model the config adds itself (the default one, --model) lists the context it is served with', async () => {
   const { loadConfig } = await import('../dist/core/config.js');
+  const { ModelRegistry } = await import('../dist/core/models.js');
   const fs = await import('node:fs');
-  const defaultModel = (config) => config.models.find((m) => m.id === config.defaultModel);
+  // Until the GGUF is loaded: the provider then lists what it serves (test/local-server.test.mjs).
+  const defaultModel = (config) => new ModelRegistry(config).defaultModel;
   // 8192 tokens per sequence unless local.contextSize says otherwise (docs/configuration.md).
   assert.equal(defaultModel(loadConfig({}, {})).contextLength, 8192);
   assert.equal(defaultModel(loadConfig({ model: '/models/mine.gguf' }, {})).contextLength, 8192);

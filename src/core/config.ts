@@ -78,7 +78,8 @@ const modelSchema = z
     size: z.number().int().positive().optional(),
     region: z.string().optional(),
     options: z.record(z.string(), z.unknown()).optional(),
-    contextLength: z.number().int().positive().default(4096),
+    /** Omitted: 4096, or for a model served only by `local`, the context its sequences are served with (models.ts). */
+    contextLength: z.number().int().positive().optional(),
     modalities: z.array(modalitySchema).default(['text']),
     pricing: pricingSchema.default({ input: 0, output: 0 }),
     /** Several upstreams for one model; when absent, the model's own provider fields are the one deployment. */
@@ -296,8 +297,6 @@ export function loadConfig(overrides: ConfigOverrides = {}, env: NodeJS.ProcessE
   if (logLevel) config.server.logLevel = logLevel;
   if (gpu !== undefined) config.local.gpu = parseGpu(gpu);
 
-  // What a local model added here is served with, so its listed context is the true one.
-  const servedContext = config.local.contextSize ?? DEFAULT_LOCAL_CONTEXT_SIZE;
   if (model) {
     // --model replaces the default local model (or adds it when the config has none).
     const existing = config.models.find((m) => m.id === config.defaultModel && m.provider === 'local');
@@ -305,13 +304,13 @@ export function loadConfig(overrides: ConfigOverrides = {}, env: NodeJS.ProcessE
     else {
       const id = localModelId(model);
       config.models = config.models.filter((m) => m.id !== id);
-      config.models.unshift(modelSchema.parse({ id, provider: 'local', model, contextLength: servedContext }));
+      config.models.unshift(modelSchema.parse({ id, provider: 'local', model }));
       config.defaultModel = id;
     }
   }
   if (config.models.length === 0) {
     config.models.push(
-      modelSchema.parse({ id: DEFAULT_LOCAL_MODEL_ID, provider: 'local', model: DEFAULT_LOCAL_MODEL_SOURCE, contextLength: servedContext, ownedBy: 'qwen' }),
+      modelSchema.parse({ id: DEFAULT_LOCAL_MODEL_ID, provider: 'local', model: DEFAULT_LOCAL_MODEL_SOURCE, ownedBy: 'qwen' }),
     );
   }
   if (!config.defaultModel) config.defaultModel = config.models[0]!.id;

@@ -1,6 +1,6 @@
 // The model registry: every routable id and alias, resolved to its deployments.
 
-import type { Config, DeploymentConfig, Modality, ModelConfig } from './config.js';
+import { DEFAULT_LOCAL_CONTEXT_SIZE, type Config, type DeploymentConfig, type Modality, type ModelConfig } from './config.js';
 import { GatewayError } from './errors.js';
 
 export interface Pricing {
@@ -34,6 +34,12 @@ export interface ResolvedModel {
   id: string;
   aliases: string[];
   contextLength: number;
+  /**
+   * The config gave no contextLength and only the local provider serves the model: the listed
+   * context is the one its sequences are served with, which the provider knows once the GGUF is
+   * loaded (a model trained for less than local.contextSize gets less) and sets here.
+   */
+  contextLengthFromServer?: boolean;
   modalities: Modality[];
   pricing: Pricing;
   deployments: ResolvedDeployment[];
@@ -80,6 +86,15 @@ export function deploymentsOf(m: ModelConfig): DeploymentConfig[] {
   ];
 }
 
+/** A model's context when the config gives none (see ResolvedModel.contextLengthFromServer). */
+const DEFAULT_CONTEXT_LENGTH = 4096;
+
+function contextLengthOf(m: ModelConfig, config: Config): Pick<ResolvedModel, 'contextLength' | 'contextLengthFromServer'> {
+  if (m.contextLength !== undefined) return { contextLength: m.contextLength };
+  if (!deploymentsOf(m).every((d) => d.provider === 'local')) return { contextLength: DEFAULT_CONTEXT_LENGTH };
+  return { contextLength: config.local.contextSize ?? DEFAULT_LOCAL_CONTEXT_SIZE, contextLengthFromServer: true };
+}
+
 export class ModelRegistry {
   private readonly byName = new Map<string, ResolvedModel>();
   readonly models: ResolvedModel[];
@@ -90,7 +105,7 @@ export class ModelRegistry {
     this.models = config.models.map((m) => ({
       id: m.id,
       aliases: [...m.aliases],
-      contextLength: m.contextLength,
+      ...contextLengthOf(m, config),
       modalities: m.modalities,
       pricing: {
         input: m.pricing.input,

@@ -29,9 +29,14 @@ export const createLocalProvider: ProviderFactory = (env) => {
   const warnedContext = new Set<string>();
   /**
    * A model listed with a longer context than its sequences hold would turn prompts away that its
-   * listing (and the admission checks) promise to take: say so once, where the operator looks.
+   * listing (and the admission checks) promise to take. Where the config left the context to the
+   * server, the listing takes the served one; where it set one, the operator is told once.
    */
-  const checkContext = (model: Pick<ResolvedModel, 'id' | 'contextLength'> | undefined, served: number) => {
+  const checkContext = (model: Pick<ResolvedModel, 'id' | 'contextLength' | 'contextLengthFromServer'> | undefined, served: number) => {
+    if (model?.contextLengthFromServer) {
+      model.contextLength = Math.min(model.contextLength, served);
+      return;
+    }
     if (!model || model.contextLength <= served || warnedContext.has(model.id)) return;
     warnedContext.add(model.id);
     env.logger.warn(

@@ -588,6 +588,16 @@ describe('errors', () => {
     assert.match(res.body.error.message, /toolu_orphan/);
   });
 
+  test("two tools of one name (a custom tool and a server tool included) are Anthropic's 400, word for word", async () => {
+    const tool = (name) => ({ name, input_schema: { type: 'object' } });
+    for (const tools of [[tool('f'), tool('f')], [tool('web_search'), { type: 'web_search_20250305', name: 'web_search' }]]) {
+      const res = await post({ model: 'm1', max_tokens: 5, messages: user('hi'), tools });
+      assert.equal(res.status, 400);
+      assert.deepEqual(res.body.error, { type: 'invalid_request_error', message: 'tools: Tool names must be unique.' });
+    }
+    assert.equal((await post({ model: 'm1', max_tokens: 5, messages: user('hi'), tools: [tool('f'), tool('g')] })).status, 200);
+  });
+
   test('malformed JSON is an invalid_request_error', async () => {
     const res = await post('{"model":', {});
     assert.equal(res.status, 400);

@@ -220,6 +220,12 @@ function checkToolRoundTrips(messages: Message[]): void {
   }
 }
 
+/** Anthropic's own check, word for word: a model could not tell two tools of one name apart. */
+function checkToolNamesUnique(tools: MessagesRequest['tools']): void {
+  const names = (tools ?? []).map((t) => ('name' in t && typeof t.name === 'string' ? t.name : undefined)).filter((n) => n !== undefined);
+  if (new Set(names).size !== names.length) throw badRequest('tools: Tool names must be unique.', 'tools');
+}
+
 export async function parseMessagesRequest(body: MessagesRequest): Promise<ChatRequest> {
   const converted = await Promise.all(body.messages.map((m, i) => convertMessage(m, i)));
   const messages = [...systemMessages(body.system), ...converted.flat()];
@@ -229,6 +235,7 @@ export async function parseMessagesRequest(body: MessagesRequest): Promise<ChatR
   const budget = reasoning?.enabled ? reasoning.budgetTokens : undefined;
   // Anthropic's own tools (web search…) go to Anthropic as written; the core refuses them elsewhere.
   // MCP toolsets only choose the tools of an `mcp_servers` entry (mcp-servers.ts).
+  checkToolNamesUnique(body.tools);
   const customTools = (body.tools ?? []).filter(isCustomTool);
   const serverTools = (body.tools ?? []).filter(isServerTool);
   const disableParallel = body.tool_choice && 'disable_parallel_tool_use' in body.tool_choice ? body.tool_choice.disable_parallel_tool_use : undefined;

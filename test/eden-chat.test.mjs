@@ -210,6 +210,11 @@ describe('POST /v2/text/chat', () => {
     const refused = await chat({ providers: 'alpha', text: 'x', tool_choice: 'required' });
     assert.equal(refused.status, 400);
     assert.ok(refused.body.error.message.tool_choice);
+    const requests = fakes.alpha.requests.length;
+    const twice = await chat({ providers: 'alpha', text: 'x', available_tools: [tool, { ...tool, description: 'Other' }] });
+    assert.equal(twice.status, 400);
+    assert.deepEqual(twice.body.error.message, { available_tools: ["Duplicate tool name 'get_weather'"] });
+    assert.equal(fakes.alpha.requests.length, requests, 'nothing sent upstream');
   });
 
   test('tool_results continue after a tool call in previous_history', async () => {

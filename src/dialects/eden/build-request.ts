@@ -57,6 +57,10 @@ export function buildChatRequest(body: EdenChatRequest, model: string): ChatRequ
   }
   const request: ChatRequest = { model, messages, temperature: body.temperature, maxTokens: body.max_tokens };
   if (body.available_tools.length) {
+    const names = body.available_tools.map((t) => t.name);
+    const repeated = names.find((name, i) => names.indexOf(name) !== i);
+    // A model could not tell the two apart (the organisation chat and Anthropic refuse the same).
+    if (repeated !== undefined) throw fieldError('available_tools', `Duplicate tool name '${repeated}'`);
     request.tools = body.available_tools.map((t) => ({ name: t.name, description: t.description, parameters: t.parameters }));
   }
   const choice = toolChoice(body);

@@ -96,6 +96,12 @@ function functionParameters(parameters: Record<string, unknown> | undefined, nam
   return parameters;
 }
 
+/** Strict OpenAI-compatible APIs (DeepSeek's, Anthropic's) refuse two tools of one name in these words: a model could not tell them apart. */
+function checkToolNamesUnique(tools: ChatCompletionRequest['tools']): void {
+  const names = (tools ?? []).map((t) => t.function.name);
+  if (new Set(names).size !== names.length) throw badRequest('Tool names must be unique.', 'tools');
+}
+
 function toolChoice(choice: ChatCompletionRequest['tool_choice'], tools: ChatCompletionRequest['tools']): ToolChoice | undefined {
   if (choice === undefined) return undefined;
   if (typeof choice === 'string') {
@@ -144,6 +150,7 @@ export async function parseChatCompletionRequest(body: ChatCompletionRequest): P
   refuseUnsupported(body);
   const messages = await Promise.all(body.messages.map((m, i) => convertMessage(m, i)));
   checkToolRoundTrips(messages);
+  checkToolNamesUnique(body.tools);
   if (body.max_tokens != null && body.max_completion_tokens != null && body.max_tokens !== body.max_completion_tokens) {
     throw badRequest('max_tokens and max_completion_tokens disagree; send one', 'max_completion_tokens');
   }

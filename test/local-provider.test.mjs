@@ -89,7 +89,7 @@ describe('local provider: text generation', () => {
     const caps = local.provider.capabilities(local.deployment);
     assert.deepEqual(caps.modalities, ['text']);
     assert.equal(caps.structuredOutput, 'grammar');
-    assert.equal(caps.multipleChoices, false);
+    assert.equal(caps.multipleChoices, true, 'n is run by the provider itself (choices.ts)');
     assert.equal(caps.logprobs, true);
     assert.equal(caps.reasoning, true);
     assert.deepEqual(caps.sampling, ['temperature', 'topP', 'topK', 'minP', 'seed', 'stop', 'presencePenalty', 'frequencyPenalty', 'repetitionPenalty', 'logitBias']);

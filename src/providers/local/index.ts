@@ -6,10 +6,12 @@ import { GatewayError } from '../../core/errors.js';
 import type { ResolvedDeployment, ResolvedModel } from '../../core/models.js';
 import type { Capabilities, Provider, ProviderCallContext, ProviderFactory } from '../../core/provider.js';
 import type { ChatRequest, StreamPart } from '../../core/types.js';
-import { ResponseGenerator } from './generate.js';
+import { runChoices } from './choices.js';
+import { ResponseGenerator, type ResponsePlan } from './generate.js';
 import { buildPlan } from './plan.js';
 import { renderPrompt } from './prompt.js';
-import { LocalRuntime } from './runtime.js';
+import { LocalRuntime, type LoadedModel } from './runtime.js';
+import type { SequenceLease } from './sequence-pool.js';
 import { parseModelSource } from './source.js';
 
 export { pullModel } from './download.js';
@@ -19,7 +21,8 @@ const CAPABILITIES: Capabilities = {
   tools: true,
   structuredOutput: 'grammar',
   reasoning: true,
-  multipleChoices: false,
+  // n choices decoded side by side on the sequences of one context (choices.ts).
+  multipleChoices: true,
   logprobs: true,
   sampling: ['temperature', 'topP', 'topK', 'minP', 'seed', 'stop', 'presencePenalty', 'frequencyPenalty', 'repetitionPenalty', 'logitBias'],
 };
@@ -57,7 +60,18 @@ export const createLocalProvider: ProviderFactory = (env) => {
         { param: 'messages', code: 'context_length_exceeded' },
       );
     }
-    const lease = await loaded.pool.acquire(plan.prompt.tokens, context.signal);
+    const n = request.n ?? 1;
+    const leases = await loaded.pool.acquireMany(plan.prompt.tokens, Math.min(n, loaded.pool.size), context.signal);
+    if (n === 1) {
+      yield* generate(loaded, plan, leases[0]!, context, (lease) => lease.release());
+      return;
+    }
+    // A fixed seed must still give n different choices: choice i samples with seed + i.
+    const seeded = (i: number): ResponsePlan => (request.seed === undefined ? plan : { ...plan, request: { ...plan.request, seed: request.seed + i } });
+    yield* runChoices(n, leases, (i, lease, done) => generate(loaded, seeded(i), lease, context, done));
+  }
+
+  async function* generate(loaded: LoadedModel, plan: ResponsePlan, lease: SequenceLease, context: ProviderCallContext, done: (lease: SequenceLease) => void): AsyncGenerator<StreamPart> {
     const started = performance.now();
     let generator: ResponseGenerator | undefined;
     try {
@@ -75,7 +89,7 @@ export const createLocalProvider: ProviderFactory = (env) => {
     } finally {
       // A token asked ahead and dropped may still be decoding: the sequence goes back after it,
       // while the response ends now.
-      void (generator?.driver.idle() ?? Promise.resolve()).then(() => lease.release());
+      void (generator?.driver.idle() ?? Promise.resolve()).then(() => done(lease));
     }
   }
 

@@ -1,4 +1,5 @@
-// The sequences of one context, handed out one per request. Beyond them, requests wait in a
+// The sequences of one context, handed out one per request (one per choice, all at once, for
+// several choices). Beyond them, requests wait in a
 // bounded FIFO queue; past its limit they are refused at once with 503 + Retry-After, which is
 // "this server is at capacity" (a 429 would blame the client's own rate, and the router may
 // try another deployment on a 503). A waiter whose client goes away leaves the queue at once.
@@ -16,7 +17,10 @@ export interface SequenceLease {
 }
 
 interface Waiter {
-  resolve(sequence: LlamaContextSequence): void;
+  /** Sequences wanted, all at once: a request's choices never hold some while waiting for the rest. */
+  count: number;
+  prompt: readonly Token[];
+  resolve(sequences: LlamaContextSequence[]): void;
   reject(err: unknown): void;
 }
 
@@ -44,11 +48,25 @@ export class SequencePool {
     return this.sequences.length - this.free.length;
   }
 
+  get size(): number {
+    return this.sequences.length;
+  }
+
   /** A free sequence (preferring the one whose cached tokens share the longest prefix with `prompt`), or a place in the queue. */
   async acquire(prompt: readonly Token[], signal: AbortSignal): Promise<SequenceLease> {
+    return (await this.acquireMany(prompt, 1, signal))[0]!;
+  }
+
+  /**
+   * `count` sequences at once (at most the pool's size). Taken one by one, the choices of two
+   * requests could each hold some and wait for the others' forever; the queue is FIFO, so a
+   * waiter for several is not passed by later waiters for one.
+   */
+  async acquireMany(prompt: readonly Token[], count: number, signal: AbortSignal): Promise<SequenceLease[]> {
     if (signal.aborted) throw cancelledError();
     if (this.closed) throw new GatewayError('unavailable', 'The local model is shutting down', { retryAfter: 1 });
-    if (this.free.length > 0 && this.waiters.length === 0) return this.lease(this.takeBestFree(prompt));
+    if (count < 1 || count > this.sequences.length) throw new RangeError(`cannot lease ${count} of ${this.sequences.length} sequences`);
+    if (this.waiters.length === 0 && this.free.length >= count) return this.take(prompt, count);
     if (this.waiters.length >= this.queueLimit) {
       throw new GatewayError(
         'unavailable',
@@ -56,13 +74,17 @@ export class SequencePool {
         { code: 'local_queue_full', retryAfter: 1, busy: true },
       );
     }
-    const sequence = await new Promise<LlamaContextSequence>((resolve, reject) => {
+    const sequences = await new Promise<LlamaContextSequence[]>((resolve, reject) => {
       const onAbort = () => {
         const index = this.waiters.indexOf(waiter);
         if (index >= 0) this.waiters.splice(index, 1);
         reject(cancelledError());
+        // A waiter for several that left may have held back smaller ones behind it.
+        this.serveWaiters();
       };
       const waiter: Waiter = {
+        count,
+        prompt,
         resolve: (s) => {
           signal.removeEventListener('abort', onAbort);
           resolve(s);
@@ -75,12 +97,24 @@ export class SequencePool {
       signal.addEventListener('abort', onAbort, { once: true });
       this.waiters.push(waiter);
     });
-    return this.lease(sequence);
+    return sequences.map((sequence) => this.lease(sequence));
   }
 
   close(): void {
     this.closed = true;
     for (const waiter of this.waiters.splice(0)) waiter.reject(new GatewayError('unavailable', 'The local model is shutting down', { retryAfter: 1 }));
+  }
+
+  private take(prompt: readonly Token[], count: number): SequenceLease[] {
+    return Array.from({ length: count }, () => this.lease(this.takeBestFree(prompt)));
+  }
+
+  /** Hands free sequences to the waiters at the head of the queue, as many as they can have whole. */
+  private serveWaiters(): void {
+    while (this.waiters.length > 0 && this.waiters[0]!.count <= this.free.length) {
+      const waiter = this.waiters.shift()!;
+      waiter.resolve(Array.from({ length: waiter.count }, () => this.takeBestFree(waiter.prompt)));
+    }
   }
 
   private lease(sequence: LlamaContextSequence): SequenceLease {
@@ -91,9 +125,8 @@ export class SequencePool {
       release: () => {
         if (released) return;
         released = true;
-        const next = this.waiters.shift();
-        if (next) next.resolve(sequence);
-        else this.free.push(sequence);
+        this.free.push(sequence);
+        this.serveWaiters();
       },
     };
   }

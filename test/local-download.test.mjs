@@ -154,6 +154,17 @@ describe('pullModel', () => {
     fs.writeFileSync(local, 'x');
     assert.equal(await pullModel(local, { progress: false }), local);
   });
+
+  it('refuses a source with another scheme by name (ftp:// was read as the relative path ./ftp:/…)', () => {
+    for (const source of ['ftp://host/model.gguf', 's3://bucket/model.gguf']) {
+      assert.throws(() => parseModelSource(source), /Cannot load a local model from (ftp|s3):\/\/ .*a file path, a file:\/\/ or http\(s\) URL, or an hf: reference/, source);
+    }
+    assert.deepEqual(parseModelSource('file:///models/x.gguf'), { kind: 'file', path: '/models/x.gguf' });
+  });
+
+  it("names the Fetch standard's blocked ports, where fetch says only \"bad port\"", async () => {
+    await assert.rejects(pullModel('http://127.0.0.1:6000/model.gguf', { cacheDir, progress: false }), /fetch refuses that port \(one the Fetch standard blocks/);
+  });
 });
 
 // The Hub's own protocol for an LFS file: the resolve URL answers 302 to a CDN host, and carries

@@ -134,6 +134,8 @@ export function describeNetworkError(err: unknown): string {
   const { message, cause } = err as Error & { cause?: { code?: unknown; message?: string } };
   // undici's fetch gives some causes a numeric code 0; only a named code says more than the message.
   const detail = (typeof cause?.code === 'string' && cause.code) || cause?.message;
+  // The Fetch standard blocks ports browsers must not reach (6000, 6665–6669, 10080…); "bad port" alone says none of that.
+  if (detail === 'bad port') return `${message}: fetch refuses that port (one the Fetch standard blocks, such as 6000 or 10080); use another port`;
   return detail && !message.includes(detail) ? `${message}: ${detail}` : message;
 }
 

@@ -41,7 +41,12 @@ export function parseModelSource(given: string, env: NodeJS.ProcessEnv = process
     const hash = createHash('sha256').update(url.href).digest('hex').slice(0, 12);
     return { kind: 'remote', url: url.href, cachePath: path.join('url', safeSegment(url.host), `${hash}-${base}`) };
   }
-  const file = source.startsWith('file://') ? new URL(source).pathname : source;
+  const scheme = /^([a-z][a-z0-9+.-]*):\/\//i.exec(source)?.[1];
+  // An ftp:// or s3:// source was read as a relative path ("file not found: ./ftp:/…").
+  if (scheme && scheme.toLowerCase() !== 'file') {
+    throw new Error(`Cannot load a local model from ${scheme}:// ('${given}'): a model is a file path, a file:// or http(s) URL, or an hf: reference`);
+  }
+  const file = scheme ? new URL(source).pathname : source;
   return { kind: 'file', path: path.resolve(file) };
 }
 

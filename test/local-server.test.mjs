@@ -386,6 +386,31 @@ test('a local model without a contextLength in the config lists the context it i
   }
 });
 
+test('a session that outgrew the context says what the client can do: prompt_truncate_len or a new session', async () => {
+  const small = await startServer({ config: { local: { threads: 1, parallel: 1, contextSize: 256 }, defaultModel: 'small', models: [{ id: 'small', provider: 'local', model: ensureTestModel() }] } });
+  try {
+    const ask = (extra = {}) =>
+      fetch(`${small.url}/v1/chat/completions`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', 'x-session-id': 'long-talk' },
+        body: JSON.stringify({ model: 'small', messages: [{ role: 'user', content: 'word '.repeat(40) }], max_tokens: 40, seed: 1, ...extra }),
+      });
+    let refused;
+    for (let turn = 0; turn < 10 && !refused; turn++) {
+      const res = await ask();
+      if (res.status !== 200) refused = { status: res.status, body: await res.json() };
+    }
+    assert.ok(refused, 'the session never outgrew 256 tokens');
+    assert.equal(refused.status, 400);
+    assert.equal(refused.body.error.code, 'context_length_exceeded');
+    // "Shorten the conversation" alone: the client sends one message, the server holds the rest.
+    assert.match(refused.body.error.message, /The session 'long-talk' adds \d+ earlier messages to this request: send prompt_truncate_len to drop the oldest, or start a new X-Session-ID\./);
+    assert.equal((await ask({ prompt_truncate_len: 150 })).status, 200);
+  } finally {
+    await small.close();
+  }
+});
+
 test('a local model listed with a longer context than its sequences hold is reported once in the log', async () => {
   const wide = await startServer({
     config: {

@@ -25,6 +25,13 @@ function completionId(): string {
   return `chatcmpl-${randomUUID().replaceAll('-', '')}`;
 }
 
+/** "Shorten the conversation" cannot be done by a client whose history the server holds: say what can. */
+function withSessionHint(err: unknown, sessionId: string, sessionMessages: number): unknown {
+  if (!(err instanceof GatewayError) || err.kind !== 'context_window') return err;
+  err.message += ` The session '${sessionId}' adds ${sessionMessages} earlier messages to this request: send prompt_truncate_len to drop the oldest, or start a new X-Session-ID.`;
+  return err;
+}
+
 async function chatCompletions(context: ServerContext, request: FastifyRequest, reply: FastifyReply, route: string, defaultTruncateLen?: number) {
   const { gateway, store } = context;
   const body = parseBody(chatCompletionRequestSchema, request.body);
@@ -34,6 +41,7 @@ async function chatCompletions(context: ServerContext, request: FastifyRequest, 
   const sessionHeader = request.headers['x-session-id'];
   const sessionId = typeof sessionHeader === 'string' && sessionHeader.length > 0 ? checkSessionId(sessionHeader) : undefined;
   if (sessionId) chatRequest = await withSessionHistory(store, organisation, sessionId, chatRequest);
+  const sessionMessages = chatRequest.messages.length - original.messages.length;
   const truncateLen = body.prompt_truncate_len ?? defaultTruncateLen;
   if (truncateLen !== undefined) {
     chatRequest = (await truncatePrompt(chatRequest, truncateLen, (r) => gateway.countPromptTokens(r))).request;
@@ -41,7 +49,9 @@ async function chatCompletions(context: ServerContext, request: FastifyRequest, 
 
   const stream = body.stream === true;
   const ctx = requestContext(request, reply, { dialect: 'openai', route, stream, organisation });
-  const result = await gateway.chat(chatRequest, ctx);
+  const result = await gateway.chat(chatRequest, ctx).catch((err: unknown) => {
+    throw sessionId && sessionMessages > 0 ? withSessionHint(err, sessionId, sessionMessages) : err;
+  });
   const meta = {
     id: completionId(),
     created: Math.floor(Date.now() / 1000),

@@ -710,6 +710,19 @@ test('options.http1: HTTP/1.1 without a proxy, with the same parts and errors; H
   assert.equal(lastRequest().httpVersion, '2.0');
 });
 
+test('a connection reset before the headers is a reset, not a timeout, over HTTP/1.1 and HTTP/2', async () => {
+  // The SDK's HTTP/1.1 handler renames ECONNRESET to TimeoutError (for its retry strategy): it was a 504 "timed out: socket hang up".
+  for (const options of [{ http1: true }, {}]) {
+    fake.enqueue({ fault: 'reset-before-headers' });
+    const { parts, error } = await failure(chat(), deployment(options));
+    assert.deepEqual(parts, []);
+    assert.equal(error.kind, 'upstream_5xx', `${JSON.stringify(options)}: ${error.kind} ${error.message}`);
+    assert.equal(error.status, 502);
+    // HTTP/2 reports the stream's reset (it was already a 502); HTTP/1.1 the closed socket.
+    assert.match(error.message, options.http1 ? /^Bedrock closed the connection: socket hang up \(ECONNRESET\)/ : /NGHTTP2_INTERNAL_ERROR/);
+  }
+});
+
 test('the fake also answers the buffered Converse operation (for clients that use it)', async () => {
   const client = new BedrockRuntimeClient({ region: 'eu-west-3', endpoint: fake.url, credentials: { accessKeyId: ACCESS_KEY_ID, secretAccessKey: SECRET }, maxAttempts: 1 });
   try {

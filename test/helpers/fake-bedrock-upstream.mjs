@@ -305,6 +305,7 @@ export async function startFakeBedrock(options = {}) {
 
     const scenario = queue.shift() ?? defaultScenario;
     if (scenario.fault === 'stall-before-headers') return; // never answers; closed by close()
+    if (scenario.fault === 'reset-before-headers') return resetResponse(res);
     if (scenario.error) return sendAwsError(res, scenario.error, scenario.message);
     if (scenario.status) {
       res.writeHead(scenario.status, { 'content-type': 'application/json', ...(scenario.headers ?? {}) });

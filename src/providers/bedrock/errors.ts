@@ -12,6 +12,7 @@
 // | ValidationException, ConflictException                      | bad_request    | 400    | no        |
 // | AccessDeniedException, UnrecognizedClientException, signature/token errors, no credentials | auth | 502 | no |
 // | ResourceNotFoundException                                   | not_found      | 502    | no        |
+// | a reset connection (the SDK's TimeoutError with ECONNRESET/EPIPE) | upstream_5xx | 502  | yes       |
 
 import { GatewayError, upstreamTlsError } from '../../core/errors.js';
 
@@ -101,6 +102,10 @@ export function bedrockError(err: unknown, ctx: BedrockErrorContext): GatewayErr
     return new GatewayError('not_found', `Bedrock does not know the configured model: ${detail}`, { ...base, status: 502, code: 'upstream_not_found' });
   }
   if (name === 'TimeoutError') {
+    // The SDK's HTTP/1.1 handler renames a reset connection (ECONNRESET, EPIPE) TimeoutError, for its retries.
+    if (e.code === 'ECONNRESET' || e.code === 'EPIPE') {
+      return new GatewayError('upstream_5xx', `Bedrock closed the connection: ${message} (${e.code})`, { ...base, code: 'upstream_connection_error' });
+    }
     return new GatewayError('timeout', `Bedrock timed out: ${message}`, { ...base, code: 'upstream_timeout' });
   }
   if (status !== undefined && status >= 500) return new GatewayError('upstream_5xx', `Bedrock failed (${status}): ${detail}`, { ...base, code: 'upstream_error' });

@@ -406,7 +406,15 @@ describe('OpenAI dialect × local (tiny model: structure, not text)', () => {
       assert.equal(res.body.error.code, 'context_length_exceeded');
       assert.equal(res.body.error.param, 'messages');
       assert.match(res.body.error.message, /maximum context length is 1024 tokens/);
+      assert.match(res.body.error.message, /but the prompt is \d+ tokens/, 'counted exactly');
     }
+    // Far beyond the context, it is refused before tokenizing: what tokenizing took held every
+    // other request (a 17 MB prompt: 5 s). No token is longer than 128 characters in this vocabulary.
+    const huge = 'x'.repeat(1024 * 128 + 1);
+    const res = await postJson(`${rig.url}/v1/chat/completions`, { model, messages: [user(huge)] });
+    assert.equal(res.status, 400, res.text);
+    assert.equal(res.body.error.code, 'context_length_exceeded');
+    assert.match(res.body.error.message, /but the prompt is at least 1025 tokens/);
   });
 
   test('error after the first token (context fills inside the tool arguments) → in-stream error, then [DONE]', async () => {

@@ -10,11 +10,13 @@ const text = (role, body) => ({ role, content: [{ type: 'text', text: body }] })
 /** Ten "tokens" a message, one per character of its text otherwise. */
 const counter = () => {
   const counted = [];
-  const count = async (request) => {
+  const limits = new Set();
+  const count = async (request, limit) => {
     counted.push(request.messages.length);
+    limits.add(limit);
     return request.messages.reduce((n, m) => n + 10 + m.content.reduce((c, p) => c + (p.text?.length ?? 0), 0), 0);
   };
-  return { count, counted };
+  return { count, counted, limits };
 };
 
 /** What dropping one unit at a time until it fits gives (the rule, written the slow way). */
@@ -37,8 +39,10 @@ describe('truncatePrompt', () => {
     messages.push(text('user', 'last'));
     for (const max of [100, 1000, 5000, 20000, 30000]) {
       const reference = await oneAtATime(messages, max, counter().count);
-      const { count, counted } = counter();
+      const { count, counted, limits } = counter();
       const { request, dropped } = await truncatePrompt({ model: 'm', messages }, max, count);
+      // The counter is told the limit: a prompt known to be over it need not be tokenized whole.
+      assert.deepEqual([...limits], [max]);
       assert.deepEqual(request.messages, reference, `max ${max}`);
       assert.equal(dropped, messages.length - reference.length);
       assert.ok(counted.length <= 11, `max ${max}: ${counted.length} counts for 400 turns`);

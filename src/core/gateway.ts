@@ -433,16 +433,19 @@ export class Gateway {
     return this.countLocally(request, model, deployment, provider);
   }
 
-  /** Exact prompt token count where the provider has a tokenizer, else an estimate. */
-  async countPromptTokens(request: ChatRequest): Promise<number> {
+  /**
+   * Exact prompt token count where the provider has a tokenizer, else an estimate. With `limit`,
+   * a count above it may be a lower bound (for callers that ask only whether the prompt fits).
+   */
+  async countPromptTokens(request: ChatRequest, limit?: number): Promise<number> {
     const model = this.registry.resolve(request.model);
     const deployment = model.deployments[0]!;
-    return (await this.countLocally(request, model, deployment, this.provider(deployment.provider))).tokens;
+    return (await this.countLocally(request, model, deployment, this.provider(deployment.provider), limit)).tokens;
   }
 
   /** The provider's tokenizer where it has one, else ≈ 4 characters a token: no upstream call. */
-  private async countLocally(request: ChatRequest, model: ResolvedModel, deployment: ResolvedDeployment, provider: Provider): Promise<TokenCount> {
-    if (provider.countPromptTokens) return { tokens: await provider.countPromptTokens({ ...request, model: model.id }, deployment), source: 'tokenizer' };
+  private async countLocally(request: ChatRequest, model: ResolvedModel, deployment: ResolvedDeployment, provider: Provider, limit?: number): Promise<TokenCount> {
+    if (provider.countPromptTokens) return { tokens: await provider.countPromptTokens({ ...request, model: model.id }, deployment, limit), source: 'tokenizer' };
     return { tokens: estimateTokens(request), source: 'estimate' };
   }
 

@@ -46,7 +46,8 @@ export interface Provider {
    */
   stream(request: ChatRequest, context: ProviderCallContext): AsyncIterable<StreamPart>;
   /** Exact token count of a request's prompt, where the provider has a tokenizer. */
-  countPromptTokens?(request: ChatRequest, deployment: ResolvedDeployment): Promise<number>;
+  /** With `limit`, a count above it may be a lower bound: the caller only asks whether the prompt fits. */
+  countPromptTokens?(request: ChatRequest, deployment: ResolvedDeployment, limit?: number): Promise<number>;
   /**
    * Asks the upstream to count the prompt's input tokens as it would bill them: one network call,
    * for count-tokens routes only (never on the chat path: limits use countPromptTokens or an

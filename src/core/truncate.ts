@@ -3,7 +3,8 @@
 
 import type { ChatRequest, Message } from './types.js';
 
-export type TokenCounter = (request: ChatRequest) => Promise<number>;
+/** With `limit`, a count above it may be a lower bound: truncation asks only whether the prompt fits. */
+export type TokenCounter = (request: ChatRequest, limit?: number) => Promise<number>;
 
 /** Index ranges of the turns that can be dropped as units (an assistant turn with its tool results). */
 function droppableUnits(messages: Message[]): Array<[number, number]> {
@@ -35,7 +36,7 @@ export async function truncatePrompt(request: ChatRequest, maxTokens: number, co
   const fits = async (k: number): Promise<boolean> => {
     // Other requests go on between two counts.
     await new Promise<void>((resolve) => setImmediate(resolve));
-    return (await count(without(k))) <= maxTokens;
+    return (await count(without(k), maxTokens)) <= maxTokens;
   };
   if (await fits(0)) return { request, dropped: 0 };
   // `low` does not fit; `high` fits, or is every unit (all that can go).

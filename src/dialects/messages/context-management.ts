@@ -75,7 +75,8 @@ export async function applyContextManagement(request: ChatRequest, config: Conte
       continue;
     }
     const trigger = edit.trigger?.value ?? 100_000;
-    const tokens = await gateway.countPromptTokens({ ...request, messages });
+    // Only whether it reaches the trigger matters: a lower bound above it will do.
+    const tokens = await gateway.countPromptTokens({ ...request, messages }, trigger);
     if (tokens >= trigger) messages = clearToolUsesEdit(messages, edit);
   }
   return { ...request, messages };

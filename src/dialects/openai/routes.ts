@@ -44,7 +44,7 @@ async function chatCompletions(context: ServerContext, request: FastifyRequest, 
   const sessionMessages = chatRequest.messages.length - original.messages.length;
   const truncateLen = body.prompt_truncate_len ?? defaultTruncateLen;
   if (truncateLen !== undefined) {
-    chatRequest = (await truncatePrompt(chatRequest, truncateLen, (r) => gateway.countPromptTokens(r))).request;
+    chatRequest = (await truncatePrompt(chatRequest, truncateLen, (r, limit) => gateway.countPromptTokens(r, limit))).request;
   }
 
   const stream = body.stream === true;

@@ -4,8 +4,8 @@
 // writes every property, and a string's minLength still holds), so the call parses after a few
 // tokens more. Inside a string only its closing quote is favoured, so the text is the model's.
 
-import { TokenBias, type LlamaModel, type Token } from 'node-llama-cpp';
-import { vocabularySize } from './sampling.js';
+import { TokenBias, type LlamaModel } from 'node-llama-cpp';
+import { forEachToken } from './vocabulary.js';
 
 /** Added to a logit: far more than a model's own preferences, so greedy decoding follows it where the grammar allows. */
 const CLOSES = 50;
@@ -13,8 +13,6 @@ const CLOSES = 50;
 const NEXT = 25;
 const OPENS = -50;
 const NEWLINE = 10;
-/** Tokens detokenized between yields while the biases are built (the whole vocabulary takes ~170 ms on 2 cores). */
-const SLICE = 8192;
 
 export interface ClosingBias {
   /** For a token that follows the inside of a string. */
@@ -37,19 +35,13 @@ export function closingBias(model: LlamaModel): Promise<ClosingBias> {
 
 async function build(model: LlamaModel): Promise<ClosingBias> {
   const bias = { inString: new TokenBias(model.tokenizer), outside: new TokenBias(model.tokenizer) };
-  const size = vocabularySize(model);
-  for (let id = 0; id < size; id++) {
-    // Other requests' tokens go on while this runs.
-    if (id % SLICE === 0) await new Promise<void>((resolve) => setImmediate(resolve));
-    const token = id as Token;
-    if (model.isEogToken(token)) continue;
-    const text = model.detokenize([token], false);
-    if (text === '') continue;
+  await forEachToken(model, (token, text) => {
+    if (text === '' || model.isEogToken(token)) return;
     const inString = closingLogit(text, true);
     const outside = closingLogit(text, false);
     if (inString !== 0) bias.inString.set(token, { logit: inString });
     if (outside !== 0) bias.outside.set(token, { logit: outside });
-  }
+  });
   return bias;
 }
 

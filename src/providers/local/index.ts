@@ -9,7 +9,7 @@ import type { ChatRequest, StreamPart } from '../../core/types.js';
 import { runChoices } from './choices.js';
 import { ResponseGenerator, type ResponsePlan } from './generate.js';
 import { buildPlan } from './plan.js';
-import { renderPrompt } from './prompt.js';
+import { promptTokensAtLeast, renderPrompt } from './prompt.js';
 import { LocalRuntime, type LoadedModel } from './runtime.js';
 import type { SequenceLease } from './sequence-pool.js';
 import { parseModelSource } from './source.js';
@@ -26,6 +26,14 @@ const CAPABILITIES: Capabilities = {
   logprobs: true,
   sampling: ['temperature', 'topP', 'topK', 'minP', 'seed', 'stop', 'presencePenalty', 'frequencyPenalty', 'repetitionPenalty', 'logitBias'],
 };
+
+function promptTooLong(contextSize: number, promptTokens: string): GatewayError {
+  return new GatewayError(
+    'context_window',
+    `This model's maximum context length is ${contextSize} tokens (prompt and answer together), but the prompt is ${promptTokens} tokens. Shorten the conversation.`,
+    { param: 'messages', code: 'context_length_exceeded' },
+  );
+}
 
 export const createLocalProvider: ProviderFactory = (env) => {
   const runtime = new LocalRuntime(env.config.local, env.logger);
@@ -51,15 +59,11 @@ export const createLocalProvider: ProviderFactory = (env) => {
   async function* stream(request: ChatRequest, context: ProviderCallContext): AsyncGenerator<StreamPart> {
     const loaded = await runtime.load(context.deployment);
     checkContext(context.model, loaded.contextSize);
+    const atLeast = promptTokensAtLeast(loaded, request);
+    if (atLeast >= loaded.contextSize) throw promptTooLong(loaded.contextSize, `at least ${atLeast}`);
     const plan = await buildPlan(loaded, request, context.deployment);
     const promptTokens = plan.prompt.tokens.length;
-    if (promptTokens >= loaded.contextSize) {
-      throw new GatewayError(
-        'context_window',
-        `This model's maximum context length is ${loaded.contextSize} tokens (prompt and answer together), but the prompt is ${promptTokens} tokens. Shorten the conversation.`,
-        { param: 'messages', code: 'context_length_exceeded' },
-      );
-    }
+    if (promptTokens >= loaded.contextSize) throw promptTooLong(loaded.contextSize, String(promptTokens));
     const n = request.n ?? 1;
     const leases = await loaded.pool.acquireMany(plan.prompt.tokens, Math.min(n, loaded.pool.size), context.signal);
     if (n === 1) {
@@ -97,8 +101,10 @@ export const createLocalProvider: ProviderFactory = (env) => {
     name: 'local',
     capabilities: (deployment) => (deployment.options.tokenProbabilities === false ? { ...CAPABILITIES, logprobs: false } : CAPABILITIES),
     stream,
-    async countPromptTokens(request: ChatRequest, deployment: ResolvedDeployment) {
-      return renderPrompt(await runtime.load(deployment), request).tokens.length;
+    async countPromptTokens(request: ChatRequest, deployment: ResolvedDeployment, limit?: number) {
+      const loaded = await runtime.load(deployment);
+      const atLeast = promptTokensAtLeast(loaded, request);
+      return limit !== undefined && atLeast > limit ? atLeast : renderPrompt(loaded, request).tokens.length;
     },
     checkDeployment(deployment: ResolvedDeployment) {
       // A malformed `hf:` reference throws here, at start, instead of failing each request.

@@ -13,6 +13,7 @@ import { inSequenceOrder } from './batch-order.js';
 import { checkGgufHeader } from './gguf-header.js';
 import { GrammarCache } from './grammars.js';
 import { SequencePool } from './sequence-pool.js';
+import { longestTokenChars } from './vocabulary.js';
 
 
 export interface LoadedModel {
@@ -26,6 +27,8 @@ export interface LoadedModel {
   readonly grammars: GrammarCache;
   /** Tokens one request (prompt + output) can hold. */
   readonly contextSize: number;
+  /** The most characters one token stands for: a text of n characters is at least n / this tokens. */
+  readonly longestTokenChars: number;
   /** Holds decodes until the generating sequences have all asked (see batch-gate.ts). */
   readonly gate: BatchGate;
 }
@@ -144,6 +147,7 @@ export class LocalRuntime {
         chatWrapper: resolveChatWrapper(model),
         grammars: new GrammarCache(llama),
         contextSize: context.contextSize,
+        longestTokenChars: await longestTokenChars(model),
         gate,
       };
       this.loaded.add(loaded);

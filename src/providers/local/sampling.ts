@@ -2,6 +2,7 @@
 
 import { TokenBias, type LlamaContextSequenceRepeatPenalty, type LlamaModel, type Token } from 'node-llama-cpp';
 import { badRequest } from '../../core/errors.js';
+import { vocabularySize } from './vocabulary.js';
 import type { ChatRequest } from '../../core/types.js';
 
 export interface SamplingOptions {
@@ -69,9 +70,4 @@ export function tokenBias(request: ChatRequest, model: LlamaModel): TokenBias | 
     result.set(id as Token, value <= -100 ? 'never' : { logit: value });
   }
   return result;
-}
-
-/** Tokens in the model's vocabulary, from its GGUF metadata. */
-export function vocabularySize(model: LlamaModel): number {
-  return model.fileInfo.metadata.tokenizer?.ggml?.tokens?.length ?? 0;
 }

@@ -19,12 +19,15 @@ let s;
 const STALL_MS = 500;
 /** Resolves 'stalled' (see STALL_MS), or 'finished' when every chunk was written. */
 let upstreamOutcome;
+/** Resolves when the gateway closes the upstream response. */
+let upstreamClosed;
 
 function startUpstream() {
   const server = http.createServer(async (req, res) => {
     for await (const _ of req);
     let settle;
     upstreamOutcome = new Promise((resolve) => (settle = resolve));
+    upstreamClosed = once(res, 'close');
     res.writeHead(200, { 'content-type': 'text/event-stream' });
     const frame = (delta, finish = null) =>
       `data: ${JSON.stringify({ id: 'c', object: 'chat.completion.chunk', created: 1, model: 'up', choices: [{ index: 0, delta, logprobs: null, finish_reason: finish }] })}\n\n`;
@@ -92,4 +95,39 @@ test('a client that stops reading stops the upstream read; reading again deliver
   assert.equal(contents.length, CHUNKS);
   contents.forEach((content, i) => assert.equal(content, `${i}:${WORD}|`));
   assert.ok(text.endsWith('data: [DONE]\n\n'));
+});
+
+test('a client that stops reading for server.streamStallSeconds is closed, and the upstream call with it', async () => {
+  const impatient = await startServer({
+    config: {
+      server: { streamStallSeconds: 1, logLevel: 'warn' },
+      defaultModel: 'up',
+      models: [{ id: 'up', provider: 'openai', model: 'up', baseUrl: `http://127.0.0.1:${upstream.address().port}/v1`, options: { firstByteTimeoutMs: 60_000, idleTimeoutMs: 60_000 }, routing: { retries: 0 } }],
+    },
+  });
+  try {
+    const res = await new Promise((resolve, reject) => {
+      const req = http.request(new URL(`${impatient.url}/v1/chat/completions`), { method: 'POST', headers: { 'content-type': 'application/json' } }, resolve);
+      req.on('error', reject);
+      req.end(JSON.stringify({ model: 'up', messages: [{ role: 'user', content: 'go' }], stream: true }));
+    });
+    assert.equal(res.statusCode, 200);
+    res.pause();
+    res.on('error', () => undefined);
+    // Without the stall limit the stream waits for the reader for ever (until router.timeouts.totalMs, 10 minutes).
+    const within = (promise, what) => Promise.race([promise, new Promise((_, reject) => setTimeout(() => reject(new Error(`${what}: not within 30 s`)), 30_000).unref())]);
+    await within(upstreamClosed, 'the upstream call closed');
+    assert.ok(impatient.logLines.some((l) => JSON.parse(l).msg?.includes('the client stopped reading the stream')));
+    // The client learns of it once it reads again: what was sent, then the end, without [DONE].
+    let text = '';
+    res.setEncoding('utf8');
+    res.on('data', (chunk) => (text += chunk));
+    res.resume();
+    // (It also emits 'error' "aborted", which would reject once(res, 'close').)
+    await within(new Promise((resolve) => res.on('close', resolve)), 'the client seeing the connection closed');
+    assert.equal(res.complete, false);
+    assert.ok(text.startsWith('data: {') && !text.includes('[DONE]'));
+  } finally {
+    await impatient.close();
+  }
 });

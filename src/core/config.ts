@@ -137,6 +137,12 @@ export const configSchema = z
          * the connection closed. It does not bound the answer: a long generation is never cut. 0: no limit.
          */
         requestTimeoutSeconds: z.number().min(0).max(86_400).default(300),
+        /**
+         * How long a streamed answer may wait for a client that stopped reading (its socket full);
+         * past it the connection is closed and the work behind it (a local sequence, an upstream
+         * call) stops. nginx's send_timeout is the same idea. 0: wait for ever.
+         */
+        streamStallSeconds: z.number().min(0).max(86_400).default(60),
         /** Admin key (raw) taken from this env var, for the admin API. */
         adminKeyEnv: z.string().default('SWITCHBOARD_ADMIN_KEY'),
         /** Web origins whose pages may call the API from a browser (CORS); ['*'] for any. Absent: none. */
@@ -154,6 +160,7 @@ export const configSchema = z
         logLevel: 'info',
         shutdownGraceSeconds: 20,
         requestTimeoutSeconds: 300,
+        streamStallSeconds: 60,
         adminKeyEnv: 'SWITCHBOARD_ADMIN_KEY',
       }),
     local: localSchema.default({ threads: 1, parallel: 4, queueLimit: 64, gpu: false }),

@@ -173,6 +173,7 @@ export async function createServer(options: ServerOptions): Promise<SwitchboardS
   acceptEmptyJsonBodies(app);
   const inFlight = new InFlightRequests();
   app.decorate('inFlight', inFlight);
+  app.decorate('streamStall', { ms: config.server.streamStallSeconds * 1000, logger });
   app.decorateRequest('auth', undefined);
   app.decorateRequest('arrivedAt', 0);
   app.addHook('onRequest', async (request, reply) => {

@@ -15,6 +15,8 @@ declare module 'fastify' {
   interface FastifyInstance {
     /** Chat requests being served, for a graceful shutdown (src/server/shutdown.ts). */
     inFlight: InFlightRequests;
+    /** How long a stream waits for a client that stopped reading (server.streamStallSeconds; 0: for ever), and where that is told (sse.ts). */
+    streamStall: { ms: number; logger: Logger };
   }
   interface FastifyRequest {
     auth?: AuthContext;

@@ -79,7 +79,20 @@ export class StreamWriter {
     this.pending += chunk;
     this.scheduleFlush();
     if (!this.res.writableNeedDrain) return undefined;
-    return Promise.race([once(this.res, 'drain'), once(this.res, 'close')]).then(() => undefined);
+    const drained = Promise.race([once(this.res, 'drain'), once(this.res, 'close')]);
+    const { ms: stallMs, logger } = this.reply.server.streamStall;
+    if (stallMs <= 0) return drained.then(() => undefined);
+    // A client that stopped reading would hold what feeds this stream (a local sequence, an
+    // upstream call) for as long as it likes: close it after server.streamStallSeconds.
+    let timer: NodeJS.Timeout | undefined;
+    const stalled = new Promise<void>((resolve) => {
+      timer = setTimeout(() => {
+        logger.warn({ reqId: this.reply.request.id, stallSeconds: stallMs / 1000 }, 'the client stopped reading the stream: closing it (server.streamStallSeconds)');
+        this.res.destroy();
+        resolve();
+      }, stallMs);
+    });
+    return Promise.race([drained, stalled]).then(() => clearTimeout(timer));
   }
 
   private readonly flushQueued = (): void => {

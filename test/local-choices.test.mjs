@@ -53,6 +53,14 @@ test('n above local.parallel answers every choice, buffered and streamed (it wai
   assert.deepEqual(await localStats(), { active: 0, queued: 0 });
 });
 
+test('without a seed, choices and requests made in the same second differ (node-llama-cpp seeds with the time in seconds)', async () => {
+  const ask = async () => (await (await chat({ messages: [{ role: 'user', content: 'hi' }], n: 3, max_tokens: 8, temperature: 1 })).json()).choices.map((c) => c.message.content);
+  const [first, second] = await Promise.all([ask(), ask()]);
+  // Each of the six texts was the same answer when they were sampled within one second.
+  assert.ok(new Set(first).size > 1, JSON.stringify(first));
+  assert.ok(new Set([...first, ...second]).size > 3, JSON.stringify([first, second]));
+});
+
 test('a client that leaves an n = 2 request while its second choice waits for the first one\'s sequence frees it', async () => {
   const client = new AbortController();
   const request = chat({ messages: [{ role: 'user', content: 'Two long answers, please.' }], n: 2, max_tokens: 1500 }, client.signal);

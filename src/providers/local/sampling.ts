@@ -1,5 +1,6 @@
 // The request's sampling fields in node-llama-cpp's terms.
 
+import { randomInt } from 'node:crypto';
 import { TokenBias, type LlamaContextSequenceRepeatPenalty, type LlamaModel, type Token } from 'node-llama-cpp';
 import { badRequest } from '../../core/errors.js';
 import { vocabularySize } from './vocabulary.js';
@@ -23,8 +24,10 @@ export function samplingOptions(request: ChatRequest): SamplingOptions {
   if (request.topK !== undefined) options.topK = request.topK;
   if (request.topP !== undefined) options.topP = request.topP;
   if (request.minP !== undefined) options.minP = request.minP;
-  // Without a seed node-llama-cpp seeds from the clock: every call differs, as clients expect.
-  if (request.seed !== undefined) options.seed = request.seed;
+  // Without a seed node-llama-cpp seeds from time(NULL), in whole seconds: requests in the same
+  // second (and n's choices, which start together) sampled the same answer. A random seed per
+  // response makes every call differ, as clients expect.
+  options.seed = request.seed ?? randomInt(2 ** 32);
   return options;
 }
 

@@ -378,6 +378,7 @@ const MALFORMED = [
   ['missing messages', { model: 'm1' }],
   ['empty messages', { model: 'm1', messages: [] }],
   ['unknown field', { model: 'm1', messages: user('hi'), frobnicate: true }],
+  ['stream_options without stream', { model: 'm1', messages: user('hi'), stream_options: { include_usage: true } }],
   ['two tools of one name', { model: 'm1', messages: user('hi'), tools: [{ type: 'function', function: { name: 'f' } }, { type: 'function', function: { name: 'f', description: 'other' } }] }],
   ['bad role', { model: 'm1', messages: [{ role: 'wizard', content: 'hi' }] }],
   ['content not string/array', { model: 'm1', messages: [{ role: 'user', content: 5 }] }],

@@ -151,6 +151,9 @@ export async function parseChatCompletionRequest(body: ChatCompletionRequest): P
   const messages = await Promise.all(body.messages.map((m, i) => convertMessage(m, i)));
   checkToolRoundTrips(messages);
   checkToolNamesUnique(body.tools);
+  if (body.stream_options != null && body.stream !== true) {
+    throw badRequest("The 'stream_options' parameter is only allowed when 'stream' is enabled.", 'stream_options');
+  }
   if (body.max_tokens != null && body.max_completion_tokens != null && body.max_tokens !== body.max_completion_tokens) {
     throw badRequest('max_tokens and max_completion_tokens disagree; send one', 'max_completion_tokens');
   }

@@ -62,3 +62,16 @@ describe('truncatePrompt', () => {
     assert.equal(fits.request.messages, messages);
   });
 });
+
+describe('the local prompt bound (promptTokensAtLeast): tokens the prompt has at the least, read without tokenizing', async () => {
+  const { promptTokensAtLeast } = await import('../dist/providers/local/prompt.js');
+  const loaded = { longestTokenChars: 4 };
+  it('counts the visible characters of every text and tool result, not whitespace a template may trim', () => {
+    const result = { role: 'tool', content: [{ type: 'tool-result', toolCallId: 'c', content: [{ type: 'text', text: 'abcdefgh' }] }] };
+    const call = { role: 'assistant', content: [{ type: 'tool-call', id: 'c', name: 'f', arguments: '{"a": 1}'.padEnd(400, ' ') }] };
+    const request = { model: 'm', messages: [text('system', 'abcd'), text('user', '  ab cd \n\t\u3000\u00a0'), call, result, text('assistant', 'abcd')] };
+    // 4 + 4 + 8 + 4 visible characters over at most 4 a token; a call's arguments are re-serialized, so not counted.
+    assert.equal(promptTokensAtLeast(loaded, request), 5);
+    assert.equal(promptTokensAtLeast(loaded, { model: 'm', messages: [text('user', ' '.repeat(1_000_000))] }), 0);
+  });
+});

@@ -20,18 +20,32 @@ export interface RenderedPrompt {
 }
 
 /**
- * Tokens the prompt has at the least, without tokenizing it: every template writes the user's and
- * system's text as given, and no token stands for more than `longestTokenChars` characters.
- * Tokenizing runs on the event loop (~4 MB/s here): a 17 MB prompt held every other request for
- * 5 s only to be refused as too long.
+ * Tokens the prompt has at the least, without tokenizing it: chat templates write the messages'
+ * text and tool results as given (at most trimming whitespace, which is not counted), and no token
+ * stands for more than `longestTokenChars` characters. Tokenizing runs on the event loop (~4 MB/s
+ * here): a 17 MB prompt held every other request for 5 s only to be refused as too long.
  */
 export function promptTokensAtLeast(loaded: Pick<LoadedModel, 'longestTokenChars'>, request: ChatRequest): number {
   let chars = 0;
   for (const message of request.messages) {
-    if (message.role !== 'user' && message.role !== 'system') continue;
-    for (const part of message.content) if (part.type === 'text') chars += part.text.length;
+    for (const part of message.content) {
+      if (part.type === 'text') chars += visibleChars(part.text);
+      else if (part.type === 'tool-result') for (const c of part.content) if (c.type === 'text') chars += visibleChars(c.text);
+    }
   }
   return Math.ceil(chars / loaded.longestTokenChars);
+}
+
+/** Characters other than whitespace (what String.prototype.trim removes; control characters too, which only lowers the bound). */
+function visibleChars(text: string): number {
+  let count = 0;
+  for (let i = 0; i < text.length; i++) {
+    const code = text.charCodeAt(i);
+    if (code <= 32 || code === 0xa0 || code === 0xfeff) continue;
+    if (code >= 0x1680 && (code === 0x1680 || (code >= 0x2000 && code <= 0x200a) || code === 0x2028 || code === 0x2029 || code === 0x202f || code === 0x205f || code === 0x3000)) continue;
+    count++;
+  }
+  return count;
 }
 
 export function renderPrompt(loaded: LoadedModel, request: ChatRequest): RenderedPrompt {

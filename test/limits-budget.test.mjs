@@ -58,6 +58,15 @@ after(async () => {
   await upstream?.close();
 });
 
+test("the prompt is counted for the reservation with the model's context as the limit: past it a lower bound will do", async () => {
+  const created = await admin('POST', '/admin/keys', { organisation: 'bound-org' });
+  await admin('PATCH', `/admin/keys/${created.body.id}`, { limits: { budget: { day: 100 } } });
+  const before = gated.countLimits.length;
+  assert.equal((await chat(created.body.key)).status, 200);
+  // A local tokenizer holds the event loop: a 17 MB prompt was tokenized whole (5 s) before the provider refused it.
+  assert.deepEqual(gated.countLimits.slice(before), [4096]);
+});
+
 test('a daily key budget admits exactly floor(budget / reservation) concurrent calls, then refuses', { timeout: 30_000 }, async () => {
   const created = await admin('POST', '/admin/keys', { organisation: 'budget-org' });
   const patched = await admin('PATCH', `/admin/keys/${created.body.id}`, { limits: { budget: { day: BUDGET } } });

@@ -3,7 +3,8 @@
 // (the same count it reports before the call), output = max tokens (default 2).
 
 export function createGatedFactory({ open = true } = {}) {
-  const gated = { entered: 0, open, waiters: [], watchers: [] };
+  // countLimits: the `limit` each countPromptTokens call was given.
+  const gated = { entered: 0, open, waiters: [], watchers: [], countLimits: [] };
   const notify = () => {
     for (const w of [...gated.watchers]) if (w.check()) (gated.watchers.splice(gated.watchers.indexOf(w), 1), w.resolve());
   };
@@ -26,7 +27,8 @@ export function createGatedFactory({ open = true } = {}) {
   gated.factory = () => ({
     name: 'gated',
     capabilities: () => ({ modalities: ['text'], tools: true, structuredOutput: 'none', reasoning: false, multipleChoices: false, logprobs: false, sampling: ['temperature', 'topP', 'stop'] }),
-    async countPromptTokens(request) {
+    async countPromptTokens(request, _deployment, limit) {
+      gated.countLimits.push(limit);
       return words(request);
     },
     async *stream(request) {

@@ -61,7 +61,8 @@ export interface AdmissionOptions {
   config: LimitsConfig;
   tenancy: TenancyStore;
   /** Prompt tokens before the call: the provider's tokenizer where it has one. */
-  countTokens: (request: ChatRequest) => Promise<number>;
+  /** With `limit`, a count above it may be a lower bound (see Provider.countPromptTokens). */
+  countTokens: (request: ChatRequest, limit?: number) => Promise<number>;
   /** Shared windows and budgets when processes share the store (Redis); default: this process's memory. */
   coordination?: Coordination;
   /** Told when a call is admitted, with the gateway's own time spent so far (metrics). */
@@ -149,7 +150,9 @@ export class Admission implements ChatAdmission {
     const { scopes, logBodies } = await this.scopesOf(context, key);
 
     const needsTokens = scopes.some((s) => s.spec.tpm !== undefined || s.spec.budget !== undefined);
-    const promptTokens = needsTokens ? await this.options.countTokens(request).catch(() => estimateTokens(request)) : 0;
+    // A prompt past the model's context is refused after admission anyway: past it, a lower bound
+    // saves tokenizing the whole of it (a local tokenizer holds the event loop).
+    const promptTokens = needsTokens ? await this.options.countTokens(request, model.contextLength).catch(() => estimateTokens(request)) : 0;
     const maxOutput = (request.maxTokens ?? Math.min(this.options.config.defaultMaxTokens, model.contextLength)) * (request.n ?? 1);
     const reservation = costOf(model.pricing, { inputTokens: promptTokens, outputTokens: maxOutput });
     const budgetScopes: Scope[] = [];

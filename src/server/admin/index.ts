@@ -33,7 +33,7 @@ export function installOperations(app: FastifyInstance, context: ServerContext):
       config: limits,
       tenancy: store.tenancy,
       coordination: store.coordination,
-      countTokens: (request) => gateway.countPromptTokens(request),
+      countTokens: (request, limit) => gateway.countPromptTokens(request, limit),
       onAdmitted: (call, overheadMs) => gatewayOverhead.observe({ dialect: call.dialect }, overheadMs / 1000),
     });
     gateway.admission = admission;

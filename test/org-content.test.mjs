@@ -2,6 +2,7 @@
 // rejected as specified, documents read as text by a text-only model, and malformed requests
 // answered with 400 in this dialect's error shape.
 import assert from 'node:assert/strict';
+import zlib from 'node:zlib';
 import { after, before, describe, test } from 'node:test';
 import { GatewayError } from '../dist/core/errors.js';
 import { createScriptedFactory } from './helpers/scripted-provider.mjs';
@@ -160,6 +161,25 @@ describe('documents become labelled text for a text-only model', () => {
     assert.equal(texts[1], 'Document 2 (page.html):\nHello & welcome');
     assert.equal(texts[2], 'Document 3 (notes.txt):\njust text');
     assert.equal(texts[3], 'Document 4 (stock.xlsx):\n# sheet1\nitem,qty\napples,3');
+  });
+
+  test('a document that decompresses past 64 MB is a 413 naming it, not a 500 after gigabytes of memory', async () => {
+    // 70 MB of zeros deflate to ~70 KB. A 1 MB PDF stream of zeros inflated past 2 GB of memory
+    // and held the event loop for seconds before failing with a 500.
+    const zeros = Buffer.alloc(70 * 1024 * 1024);
+    const stream = zlib.deflateSync(zeros);
+    const pdf = Buffer.concat([Buffer.from(`%PDF-1.4\n1 0 obj\n<< /Length ${stream.length} /Filter /FlateDecode >>\nstream\n`), stream, Buffer.from('\nendstream\nendobj\n%%EOF\n')]);
+    const bombs = [
+      ['pdf', pdf],
+      ['docx', media.makeDocx(['x'], { 'word/media/padding.bin': zeros })],
+      ['xlsx', media.makeXlsx([['x']], { 'xl/media/padding.bin': zeros })],
+    ];
+    for (const [format, bytes] of bombs) {
+      const res = await ask([converse('document', format, bytes, `bomb.${format}`)], TEXT_ONLY);
+      assert.equal(res.status, 413, `${format}: ${res.text}`);
+      assert.equal(res.body.error.code, 'document_too_large', format);
+      assert.match(res.body.error.message, /expands to more than 64 MB when decompressed/);
+    }
   });
 
   test('a model with document support gets the document itself', async () => {

@@ -4,7 +4,7 @@
 
 import { inflateRawSync, inflateSync } from 'node:zlib';
 import mammoth from 'mammoth';
-import { badRequest } from './errors.js';
+import { badRequest, GatewayError } from './errors.js';
 import type { ResolvedModel } from './models.js';
 import type { ChatRequest, ContentPart, MediaPart, Message } from './types.js';
 
@@ -83,7 +83,34 @@ function textOfContentStream(content: string): string {
   return out;
 }
 
-export function pdfText(bytes: Uint8Array): string {
+/**
+ * What one document's compressed parts may expand to, in all. A PDF's Flate streams and a zip's
+ * entries are inflated in memory: a 1 MB stream of zeros inflated past 2 GB of memory, held
+ * the event loop for seconds and ended in a 500; a 25 MB one would exhaust memory.
+ */
+export const MAX_INFLATED_BYTES = 64 * 1024 * 1024;
+
+class InflateBudget {
+  private left = MAX_INFLATED_BYTES;
+
+  constructor(private readonly param: string) {}
+
+  inflate(inflater: typeof inflateSync, data: Uint8Array): Buffer {
+    try {
+      const out = inflater(data, { maxOutputLength: Math.max(1, this.left) });
+      this.left -= out.length;
+      return out;
+    } catch (err) {
+      if ((err as { code?: string }).code === 'ERR_BUFFER_TOO_LARGE') {
+        throw new GatewayError('payload_too_large', `The document expands to more than ${MAX_INFLATED_BYTES / 1024 / 1024} MB when decompressed; send a smaller one or its text`, { param: this.param, code: 'document_too_large' });
+      }
+      throw err;
+    }
+  }
+}
+
+export function pdfText(bytes: Uint8Array, param = 'messages'): string {
+  const budget = new InflateBudget(param);
   const buffer = Buffer.from(bytes);
   const latin = buffer.toString('latin1');
   const texts: string[] = [];
@@ -94,11 +121,12 @@ export function pdfText(bytes: Uint8Array): string {
     const end = latin.indexOf('endstream', start);
     if (end < 0) break;
     if (/\/Subtype\s*\/Image|\/Type\s*\/XObject|\/Length1|\/FontFile/.test(dict)) continue;
-    let data = buffer.subarray(start, end);
+    let data: Buffer = buffer.subarray(start, end);
     if (/\/FlateDecode/.test(dict)) {
       try {
-        data = inflateSync(data);
-      } catch {
+        data = budget.inflate(inflateSync, data);
+      } catch (err) {
+        if (err instanceof GatewayError) throw err;
         continue;
       }
     } else if (/\/Filter/.test(dict)) continue;
@@ -110,7 +138,7 @@ export function pdfText(bytes: Uint8Array): string {
 
 // --- ZIP (for XLSX): just enough to read named entries ---
 
-function zipEntries(bytes: Uint8Array): Map<string, Buffer> {
+function zipEntries(bytes: Uint8Array, budget: InflateBudget): Map<string, Buffer> {
   const buf = Buffer.from(bytes);
   const entries = new Map<string, Buffer>();
   let eocd = -1;
@@ -137,7 +165,7 @@ function zipEntries(bytes: Uint8Array): Map<string, Buffer> {
     const dataStart = localOffset + 30 + localNameLength + localExtraLength;
     const raw = buf.subarray(dataStart, dataStart + compressedSize);
     if (method === 0) entries.set(name, raw);
-    else if (method === 8) entries.set(name, inflateRawSync(raw));
+    else if (method === 8) entries.set(name, budget.inflate(inflateRawSync, raw));
     offset += 46 + nameLength + extraLength + commentLength;
   }
   return entries;
@@ -147,8 +175,8 @@ function xmlText(s: string): string {
   return s.replace(/&lt;/g, '<').replace(/&gt;/g, '>').replace(/&quot;/g, '"').replace(/&apos;/g, "'").replace(/&amp;/g, '&');
 }
 
-export function xlsxText(bytes: Uint8Array): string {
-  const entries = zipEntries(bytes);
+export function xlsxText(bytes: Uint8Array, param = 'messages'): string {
+  const entries = zipEntries(bytes, new InflateBudget(param));
   const shared = [...(entries.get('xl/sharedStrings.xml')?.toString('utf8') ?? '').matchAll(/<si>([\s\S]*?)<\/si>/g)].map((m) =>
     xmlText([...m[1]!.matchAll(/<t[^>]*>([\s\S]*?)<\/t>/g)].map((t) => t[1]).join('')),
   );
@@ -188,11 +216,13 @@ export async function documentText(part: MediaPart, param = 'messages'): Promise
   const data = part.data ?? new Uint8Array();
   switch (part.mediaType) {
     case DOCUMENT_FORMATS.pdf:
-      return pdfText(data);
+      return pdfText(data, param);
     case DOCUMENT_FORMATS.docx:
+      // mammoth inflates without a limit: the entries are measured under the budget first.
+      zipEntries(data, new InflateBudget(param));
       return (await mammoth.extractRawText({ buffer: Buffer.from(data) })).value.trim();
     case DOCUMENT_FORMATS.xlsx:
-      return xlsxText(data);
+      return xlsxText(data, param);
     case 'text/html':
       return htmlText(decodeUtf8Text(data) ?? '');
     case 'text/csv':

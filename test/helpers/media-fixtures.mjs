@@ -103,8 +103,10 @@ export function makeZip(files) {
 
 const escapeXml = (s) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
 
-export function makeDocx(paragraphs) {
+/** `extra`: more entries for the archive (name → content). */
+export function makeDocx(paragraphs, extra = {}) {
   return makeZip({
+    ...extra,
     '[Content_Types].xml':
       '<?xml version="1.0" encoding="UTF-8" standalone="yes"?><Types xmlns="http://schemas.openxmlformats.org/package/2006/content-types"><Default Extension="rels" ContentType="application/vnd.openxmlformats-package.relationships+xml"/><Default Extension="xml" ContentType="application/xml"/><Override PartName="/word/document.xml" ContentType="application/vnd.openxmlformats-officedocument.wordprocessingml.document.main+xml"/></Types>',
     '_rels/.rels':
@@ -115,10 +117,12 @@ export function makeDocx(paragraphs) {
   });
 }
 
-export function makeXlsx(rows) {
+/** `extra`: more entries for the archive (name → content). */
+export function makeXlsx(rows, extra = {}) {
   const strings = [...new Set(rows.flat())];
   const cellRef = (r, c) => `${String.fromCharCode(65 + c)}${r + 1}`;
   return makeZip({
+    ...extra,
     '[Content_Types].xml':
       '<?xml version="1.0" encoding="UTF-8" standalone="yes"?><Types xmlns="http://schemas.openxmlformats.org/package/2006/content-types"><Default Extension="rels" ContentType="application/vnd.openxmlformats-package.relationships+xml"/><Default Extension="xml" ContentType="application/xml"/><Override PartName="/xl/workbook.xml" ContentType="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet.main+xml"/></Types>',
     'xl/workbook.xml': '<?xml version="1.0"?><workbook xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main"><sheets><sheet name="Sheet1" sheetId="1"/></sheets></workbook>',

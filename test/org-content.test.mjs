@@ -194,6 +194,27 @@ describe('documents become labelled text for a text-only model', () => {
     assert.equal(text.match(/A/g).length, n);
   });
 
+  test('unclosed strings, arrays, tags and elements are read in linear time (they were quadratic: seconds for a few hundred KB)', async () => {
+    // Each malformed run below took the old readers minutes (16,000 of them: 0.3–2.5 s, growing
+    // with the square), holding the event loop; they must now come back at once. The answer is
+    // what is checked; the test's own timeout is the only clock.
+    const n = 400_000;
+    const content = zlib.deflateSync(Buffer.from(`${'('.repeat(n)}${'['.repeat(n)}BT (kept) Tj ET`, 'latin1'));
+    const pdf = Buffer.concat([Buffer.from(`%PDF-1.4\n<< /Length ${content.length} /Filter /FlateDecode >>\nstream\n`), content, Buffer.from('\nendstream\n')]);
+    const res = await ask(
+      [
+        converse('document', 'pdf', pdf, 'parens.pdf'),
+        converse('document', 'html', Buffer.from(`${'<a'.repeat(n)}<p>kept</p>${'<script>'.repeat(n)}`), 'tags.html'),
+        converse('document', 'xlsx', media.makeXlsx([['kept']], { 'xl/worksheets/sheet2.xml': '<row r="1"><c>'.repeat(n) }), 'rows.xlsx'),
+      ],
+      TEXT_ONLY,
+    );
+    assert.equal(res.status, 200, res.text);
+    const texts = lastParts().map((p) => p.text);
+    assert.match(texts[0], /kept$/);
+    assert.match(texts[2], /# sheet1\nkept/);
+  });
+
   test('a model with document support gets the document itself', async () => {
     const res = await ask([converse('document', 'pdf', media.makePdf(['kept']), 'kept.pdf')]);
     assert.equal(res.status, 200);

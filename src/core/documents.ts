@@ -55,15 +55,18 @@ function hexString(hex: string): string {
 
 function textOfContentStream(content: string): string {
   let out = '';
-  const token = /\((?:\\.|[^\\)])*\)|<[0-9A-Fa-f\s]*>|\[(?:\\.|[^\]\\])*\]|(T[jJ*dDm]|ET|'|")/g;
+  // No token spans the opening character of another: an unclosed one fails at the next, so
+  // a run of them costs linear time, not quadratic (0.45 MB took seconds).
+  const token = /\((?:\\.|[^\\()])*\)|<[0-9A-Fa-f\s]*>|\[(?:\\.|[^\]\\[])*\]|(T[jJ*dDm]|ET|'|")/g;
   let pending = '';
   for (let m = token.exec(content); m; m = token.exec(content)) {
     const t = m[0];
     if (t.startsWith('(')) pending += unescapePdfString(t.slice(1, -1));
     else if (t.startsWith('<')) pending += hexString(t.slice(1, -1));
     else if (t.startsWith('[')) {
-      const inner = /\((?:\\.|[^\\)])*\)|<[0-9A-Fa-f\s]*>|-?\d+(?:\.\d+)?/g;
-      for (let i = inner.exec(t.slice(1, -1)); i; i = inner.exec(t.slice(1, -1))) {
+      const inner = /\((?:\\.|[^\\()])*\)|<[0-9A-Fa-f\s]*>|-?\d+(?:\.\d+)?/g;
+      const items = t.slice(1, -1);
+      for (let i = inner.exec(items); i; i = inner.exec(items)) {
         const v = i[0];
         if (v.startsWith('(')) pending += unescapePdfString(v.slice(1, -1));
         else if (v.startsWith('<')) pending += hexString(v.slice(1, -1));
@@ -178,19 +181,29 @@ function xmlText(s: string): string {
   return s.replace(/&lt;/g, '<').replace(/&gt;/g, '>').replace(/&quot;/g, '"').replace(/&apos;/g, "'").replace(/&amp;/g, '&');
 }
 
+/**
+ * `<tag attributes>content</tag>` (1: attributes, 2: content). The content may not run into
+ * another `<tag`, and the attributes not past a `<`: an unclosed element fails at the next one,
+ * so a run of them costs linear time (a lazy `[\s\S]*?` read to the end of the text from each
+ * one: 32,000 unclosed rows took 1.7 s, quadratic in their number).
+ */
+function element(tag: string): RegExp {
+  return new RegExp(`<${tag}(?=[\\s>/])([^<>]*)>((?:(?!<${tag}[\\s>/])[\\s\\S])*?)</${tag}>`, 'g');
+}
+
 export function xlsxText(bytes: Uint8Array, param = 'messages'): string {
   const entries = zipEntries(bytes, new InflateBudget(param));
-  const shared = [...(entries.get('xl/sharedStrings.xml')?.toString('utf8') ?? '').matchAll(/<si>([\s\S]*?)<\/si>/g)].map((m) =>
-    xmlText([...m[1]!.matchAll(/<t[^>]*>([\s\S]*?)<\/t>/g)].map((t) => t[1]).join('')),
+  const shared = [...(entries.get('xl/sharedStrings.xml')?.toString('utf8') ?? '').matchAll(element('si'))].map((m) =>
+    xmlText([...m[2]!.matchAll(element('t'))].map((t) => t[2]).join('')),
   );
   const sheets = [...entries.keys()].filter((k) => /^xl\/worksheets\/sheet\d+\.xml$/.test(k)).sort();
   const out: string[] = [];
   for (const sheet of sheets) {
     out.push(`# ${sheet.replace(/^xl\/worksheets\/|\.xml$/g, '')}`);
     const xml = entries.get(sheet)!.toString('utf8');
-    for (const row of xml.matchAll(/<row[^>]*>([\s\S]*?)<\/row>/g)) {
-      const cells = [...row[1]!.matchAll(/<c([^>]*)>([\s\S]*?)<\/c>/g)].map((c) => {
-        const value = /<v>([\s\S]*?)<\/v>/.exec(c[2]!)?.[1] ?? /<t[^>]*>([\s\S]*?)<\/t>/.exec(c[2]!)?.[1] ?? '';
+    for (const row of xml.matchAll(element('row'))) {
+      const cells = [...row[2]!.matchAll(element('c'))].map((c) => {
+        const value = element('v').exec(c[2]!)?.[2] ?? element('t').exec(c[2]!)?.[2] ?? '';
         return /t="s"/.test(c[1]!) ? (shared[Number(value)] ?? '') : xmlText(value);
       });
       out.push(cells.join(','));
@@ -201,9 +214,10 @@ export function xlsxText(bytes: Uint8Array, param = 'messages'): string {
 
 export function htmlText(html: string): string {
   return html
-    .replace(/<(script|style)[^>]*>[\s\S]*?<\/\1>/gi, '')
+    // As element() above: nothing runs into the next opening tag, so unclosed ones cost linear time.
+    .replace(/<(script|style)\b[^<>]*>(?:(?!<\1\b)[\s\S])*?<\/\1>/gi, '')
     .replace(/<br\s*\/?>|<\/(p|div|li|h[1-6]|tr)>/gi, '\n')
-    .replace(/<[^>]+>/g, '')
+    .replace(/<[^<>]+>/g, '')
     .replace(/&nbsp;/g, ' ')
     .replace(/&lt;/g, '<')
     .replace(/&gt;/g, '>')

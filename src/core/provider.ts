@@ -45,8 +45,10 @@ export interface Provider {
    * is retried, falls back, becomes an HTTP error or an in-stream error.
    */
   stream(request: ChatRequest, context: ProviderCallContext): AsyncIterable<StreamPart>;
-  /** Exact token count of a request's prompt, where the provider has a tokenizer. */
-  /** With `limit`, a count above it may be a lower bound: the caller only asks whether the prompt fits. */
+  /**
+   * Exact token count of a request's prompt, where the provider has a tokenizer. With `limit`, a
+   * count above it may be a lower bound: the caller only asks whether the prompt fits.
+   */
   countPromptTokens?(request: ChatRequest, deployment: ResolvedDeployment, limit?: number): Promise<number>;
   /**
    * Asks the upstream to count the prompt's input tokens as it would bill them: one network call,

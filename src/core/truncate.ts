@@ -33,9 +33,11 @@ export async function truncatePrompt(request: ChatRequest, maxTokens: number, co
     for (const [start, end] of units.slice(0, k)) for (let i = start; i < end; i++) gone.add(i);
     return { ...request, messages: request.messages.filter((_, i) => !gone.has(i)) };
   };
+  let counted = false;
   const fits = async (k: number): Promise<boolean> => {
-    // Other requests go on between two counts.
-    await new Promise<void>((resolve) => setImmediate(resolve));
+    // Other requests go on between two counts (a prompt that fits at once is counted once, unhindered).
+    if (counted) await new Promise<void>((resolve) => setImmediate(resolve));
+    counted = true;
     return (await count(without(k), maxTokens)) <= maxTokens;
   };
   if (await fits(0)) return { request, dropped: 0 };

@@ -3,6 +3,16 @@
 import type { z } from 'zod';
 import { GatewayError } from './errors.js';
 
+/** Index of the first name an earlier one repeats (two tools of one name), or -1. */
+export function firstRepeat(names: readonly string[]): number {
+  const seen = new Set<string>();
+  for (const [i, name] of names.entries()) {
+    if (seen.has(name)) return i;
+    seen.add(name);
+  }
+  return -1;
+}
+
 /** `messages[0].content` style path, as OpenAI names parameters. */
 export function formatPath(path: ReadonlyArray<PropertyKey>): string {
   let out = '';

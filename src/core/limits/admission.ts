@@ -60,8 +60,10 @@ interface Ticket {
 export interface AdmissionOptions {
   config: LimitsConfig;
   tenancy: TenancyStore;
-  /** Prompt tokens before the call: the provider's tokenizer where it has one. */
-  /** With `limit`, a count above it may be a lower bound (see Provider.countPromptTokens). */
+  /**
+   * Prompt tokens before the call: the provider's tokenizer where it has one. With `limit`, a
+   * count above it may be a lower bound (see Provider.countPromptTokens).
+   */
   countTokens: (request: ChatRequest, limit?: number) => Promise<number>;
   /** Shared windows and budgets when processes share the store (Redis); default: this process's memory. */
   coordination?: Coordination;

@@ -2,6 +2,7 @@
 // the tool results, then the new user text.
 
 import { GatewayError } from '../../core/errors.js';
+import { firstRepeat } from '../../core/validation.js';
 import type { ChatRequest, ContentPart, Message, ToolChoice } from '../../core/types.js';
 import type { EdenChatRequest, EdenHistoryItem, EdenToolCall } from './schema.js';
 
@@ -57,10 +58,9 @@ export function buildChatRequest(body: EdenChatRequest, model: string): ChatRequ
   }
   const request: ChatRequest = { model, messages, temperature: body.temperature, maxTokens: body.max_tokens };
   if (body.available_tools.length) {
-    const names = body.available_tools.map((t) => t.name);
-    const repeated = names.find((name, i) => names.indexOf(name) !== i);
+    const repeat = firstRepeat(body.available_tools.map((t) => t.name));
     // A model could not tell the two apart (the organisation chat and Anthropic refuse the same).
-    if (repeated !== undefined) throw fieldError('available_tools', `Duplicate tool name '${repeated}'`);
+    if (repeat >= 0) throw fieldError('available_tools', `Duplicate tool name '${body.available_tools[repeat]!.name}'`);
     request.tools = body.available_tools.map((t) => ({ name: t.name, description: t.description, parameters: t.parameters }));
   }
   const choice = toolChoice(body);

@@ -2,6 +2,7 @@
 // cache_control, service_tier…) are settled afterwards in field-policy.ts.
 
 import { badRequest } from '../../core/errors.js';
+import { firstRepeat } from '../../core/validation.js';
 import { decodeBase64, imageFromBytes, mediaKindOf, normaliseMediaType, sniffMediaType } from '../../core/media.js';
 import type { ChatRequest, ContentPart, Message, ReasoningConfig, ReasoningEffort, ResponseFormat, TextPart, ToolChoice } from '../../core/types.js';
 import { unansweredToolResult } from '../../core/types.js';
@@ -222,8 +223,8 @@ function checkToolRoundTrips(messages: Message[]): void {
 
 /** Anthropic's own check, word for word: a model could not tell two tools of one name apart. */
 function checkToolNamesUnique(tools: MessagesRequest['tools']): void {
-  const names = (tools ?? []).map((t) => ('name' in t && typeof t.name === 'string' ? t.name : undefined)).filter((n) => n !== undefined);
-  if (new Set(names).size !== names.length) throw badRequest('tools: Tool names must be unique.', 'tools');
+  const names = (tools ?? []).flatMap((t) => ('name' in t && typeof t.name === 'string' ? [t.name] : []));
+  if (firstRepeat(names) >= 0) throw badRequest('tools: Tool names must be unique.', 'tools');
 }
 
 export async function parseMessagesRequest(body: MessagesRequest): Promise<ChatRequest> {

@@ -1,6 +1,7 @@
 // OpenAI wire request → canonical ChatRequest.
 
 import { badRequest } from '../../core/errors.js';
+import { firstRepeat } from '../../core/validation.js';
 import { imageFromBytes, parseDataUri } from '../../core/media.js';
 import type { ChatRequest, ContentPart, Message, ReasoningConfig, ToolChoice } from '../../core/types.js';
 import { unansweredToolResult } from '../../core/types.js';
@@ -98,8 +99,7 @@ function functionParameters(parameters: Record<string, unknown> | undefined, nam
 
 /** Strict OpenAI-compatible APIs (DeepSeek's, Anthropic's) refuse two tools of one name in these words: a model could not tell them apart. */
 function checkToolNamesUnique(tools: ChatCompletionRequest['tools']): void {
-  const names = (tools ?? []).map((t) => t.function.name);
-  if (new Set(names).size !== names.length) throw badRequest('Tool names must be unique.', 'tools');
+  if (firstRepeat((tools ?? []).map((t) => t.function.name)) >= 0) throw badRequest('Tool names must be unique.', 'tools');
 }
 
 function toolChoice(choice: ChatCompletionRequest['tool_choice'], tools: ChatCompletionRequest['tools']): ToolChoice | undefined {

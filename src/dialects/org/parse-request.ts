@@ -1,6 +1,7 @@
 // Organisation chat request → canonical ChatRequest (+ the auto-execute settings).
 
 import { badRequest } from '../../core/errors.js';
+import { firstRepeat } from '../../core/validation.js';
 import { compileSchema } from '../../core/structured-output.js';
 import type { ChatRequest, ContentPart, Message, ToolChoice } from '../../core/types.js';
 import { unansweredToolResult } from '../../core/types.js';
@@ -60,11 +61,9 @@ export async function parseOrgChatRequest(body: OrgChatRequest): Promise<ParsedO
   for (const [i, m] of body.messages.entries()) converted.push(...(await convertMessage(m, i)));
   checkToolRoundTrips(converted);
   const tools = body.toolConfig?.tools.map((t) => toolDefinitionFromSpec(t.toolSpec));
-  const names = new Set<string>();
-  for (const [i, t] of (tools ?? []).entries()) {
-    if (names.has(t.name)) throw badRequest(`Duplicate tool name '${t.name}'`, `toolConfig.tools[${i}].toolSpec.name`);
-    names.add(t.name);
-  }
+  const repeat = firstRepeat((tools ?? []).map((t) => t.name));
+  if (repeat >= 0) throw badRequest(`Duplicate tool name '${tools![repeat]!.name}'`, `toolConfig.tools[${repeat}].toolSpec.name`);
+  const names = new Set((tools ?? []).map((t) => t.name));
   const choice = body.toolConfig?.toolChoice;
   const toolChoice: ToolChoice | undefined = !choice ? undefined : 'auto' in choice ? { type: 'auto' } : 'any' in choice ? { type: 'required' } : { type: 'tool', name: choice.tool.name };
   if (toolChoice?.type === 'tool' && !names.has(toolChoice.name)) {

@@ -1,6 +1,5 @@
 // The sequences of one context, handed out one per request (one per choice, all at once, for
-// several choices). Beyond them, requests wait in a
-// bounded FIFO queue; past its limit they are refused at once with 503 + Retry-After, which is
+// several choices). Beyond them, requests wait in a bounded FIFO queue; past its limit they are refused at once with 503 + Retry-After, which is
 // "this server is at capacity" (a 429 would blame the client's own rate, and the router may
 // try another deployment on a 503). A waiter whose client goes away leaves the queue at once.
 
@@ -20,7 +19,7 @@ interface Waiter {
   /** Sequences wanted, all at once: a request's choices never hold some while waiting for the rest. */
   count: number;
   prompt: readonly Token[];
-  resolve(sequences: LlamaContextSequence[]): void;
+  resolve(leases: SequenceLease[]): void;
   reject(err: unknown): void;
 }
 
@@ -74,7 +73,7 @@ export class SequencePool {
         { code: 'local_queue_full', retryAfter: 1, busy: true },
       );
     }
-    const sequences = await new Promise<LlamaContextSequence[]>((resolve, reject) => {
+    return new Promise<SequenceLease[]>((resolve, reject) => {
       const onAbort = () => {
         const index = this.waiters.indexOf(waiter);
         if (index >= 0) this.waiters.splice(index, 1);
@@ -97,7 +96,6 @@ export class SequencePool {
       signal.addEventListener('abort', onAbort, { once: true });
       this.waiters.push(waiter);
     });
-    return sequences.map((sequence) => this.lease(sequence));
   }
 
   close(): void {
@@ -113,7 +111,7 @@ export class SequencePool {
   private serveWaiters(): void {
     while (this.waiters.length > 0 && this.waiters[0]!.count <= this.free.length) {
       const waiter = this.waiters.shift()!;
-      waiter.resolve(Array.from({ length: waiter.count }, () => this.takeBestFree(waiter.prompt)));
+      waiter.resolve(this.take(waiter.prompt, waiter.count));
     }
   }
 

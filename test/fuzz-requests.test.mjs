@@ -8,7 +8,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { GatewayError } from '../dist/core/errors.js';
-import { MAX_JSON_DEPTH } from '../dist/server/json-body.js';
+import { MAX_JSON_DEPTH, MAX_JSON_KEYS } from '../dist/server/json-body.js';
 import { startServer } from './helpers/server.mjs';
 import { createScriptedFactory } from './helpers/scripted-provider.mjs';
 import { isObject, parentOf, paths, seeded } from './helpers/fuzz.mjs';
@@ -309,6 +309,24 @@ test('a body nested to the limit is read, one level past it is refused', async (
   const past = await send(route, at(MAX_JSON_DEPTH - 2));
   assert.equal(past.status, 400);
   assert.match(past.text, /more than 128 levels deep/);
+});
+
+test('an object of more keys than the limit is refused in the route\'s own shape; one at the limit is read', async () => {
+  const keys = (n) => Object.fromEntries(Array.from({ length: n }, (_, i) => [`k${i}`, 'v']));
+  for (const [path, field, shape] of [
+    ['/v1/chat/completions', 'metadata', (body) => body.error.message],
+    ['/v1/messages/count_tokens', 'metadata', (body) => body.error.message],
+  ]) {
+    const route = routes.find((r) => r.path === path);
+    const past = await send(route, JSON.stringify({ ...route.base, [field]: keys(MAX_JSON_KEYS + 1) }));
+    assert.equal(past.status, 400, path);
+    assert.match(shape(JSON.parse(past.text)), /an object with more than 10000 keys/, path);
+  }
+  // An object of exactly the limit (a tool schema's properties) is read.
+  const route = routes.find((r) => r.path === '/v1/messages/count_tokens');
+  const within = await send(route, JSON.stringify({ ...route.base, tools: [{ name: 'f', input_schema: { type: 'object', properties: keys(MAX_JSON_KEYS) } }] }));
+  assert.ok(!within.error, within.error);
+  assert.doesNotMatch(within.text ?? '', /more than \d+ keys/);
 });
 
 /** Path segments, query values and header values that parsers and lookups trip on. */

@@ -318,6 +318,36 @@ test('sessions and prompt_truncate_len use the real tokenizer', async () => {
   assert.ok(cut.body.usage.prompt_tokens <= 60, String(cut.body.usage.prompt_tokens));
 });
 
+test('count_tokens on a long document counts what the tokenizer counts for the whole prompt (tokenized a slice at a time)', async () => {
+  const { getLlama, LlamaLogLevel } = await import('node-llama-cpp');
+  const llama = await getLlama({ gpu: false, build: 'never', skipDownload: true, logLevel: LlamaLogLevel.error });
+  const vocab = await llama.loadModel({ modelPath: ensureTestModel(), vocabOnly: true });
+  try {
+    const lines = Array.from({ length: 12_000 }, (_, i) => `Line ${i}: the sea is ${i % 7 ? 'calm' : 'rough'} today, {"id": ${i}}  and\tthe wind ${'blows '.repeat(i % 5)}`);
+    const document = lines.join('\n');
+    const anthropic = new Anthropic({ baseURL: s.url, apiKey: 'x', maxRetries: 0 });
+    const counted = await anthropic.messages.countTokens({ model: 'tiny', system: 'Be brief.', messages: [{ role: 'user', content: document }] });
+    const rendered = `<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\n${document}<|im_end|>\n<|im_start|>assistant\n`;
+    assert.ok(document.length > 500_000, String(document.length));
+    assert.equal(counted.input_tokens, vocab.tokenize(rendered, true).length);
+  } finally {
+    await vocab.dispose();
+    await llama.dispose();
+  }
+});
+
+test("a tool whose parameters pass OpenAI's Structured Outputs size limits is a 400 on tools before any grammar is built", async () => {
+  const tool = (values) => ({ type: 'function', function: { name: 'pick', parameters: { type: 'object', properties: { choice: { type: 'integer', enum: Array.from({ length: values }, (_, i) => i) } }, required: ['choice'] } } });
+  const refused = await postJson(`${s.url}/v1/chat/completions`, ask({ max_tokens: 8, tools: [tool(1001)], tool_choice: 'required' }));
+  assert.equal(refused.status, 400);
+  assert.equal(refused.body.error.param, 'tools');
+  assert.equal(refused.body.error.code, 'invalid_schema');
+  assert.match(refused.body.error.message, /1001 values; at most 1000/);
+  const accepted = await postJson(`${s.url}/v1/chat/completions`, ask({ max_tokens: 8, tools: [tool(20)], tool_choice: 'required' }));
+  assert.equal(accepted.status, 200);
+  assert.ok(JSON.parse(accepted.body.choices[0].message.tool_calls[0].function.arguments).choice < 20);
+});
+
 test('the alias route and the default alias reach the local model', async () => {
   for (const model of ['tiny-alias', 'default']) {
     const res = await postJson(`${s.url}/api/v3/inference/chat/completions`, ask({ model, max_tokens: 3 }));

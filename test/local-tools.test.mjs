@@ -195,7 +195,9 @@ describe('local provider: tool history in the prompt', () => {
   before(async () => {
     const llama = await getLlama({ gpu: false, build: 'never', skipDownload: true });
     const model = await llama.loadModel({ modelPath: TEST_MODEL_PATH, vocabOnly: true });
-    loaded = { llama, model, chatWrapper: resolveChatWrapper(model) };
+    const { SlicedTokenizer } = await import('../dist/providers/local/sliced-tokenizer.js');
+    const { vocabularyFacts } = await import('../dist/providers/local/vocabulary.js');
+    loaded = { llama, model, chatWrapper: resolveChatWrapper(model), tokenizer: new SlicedTokenizer(model, await vocabularyFacts(model)) };
   });
   after(async () => {
     await loaded.model.dispose();
@@ -222,7 +224,7 @@ describe('local provider: tool history in the prompt', () => {
       { role: 'assistant', content: [{ type: 'tool-call', id: 'call_1', name: 'get_weather', arguments: '{"city":"Paris","unit":"celsius"}' }] },
       { role: 'tool', content: [{ type: 'tool-result', toolCallId: 'call_1', name: 'get_weather', content: [{ type: 'text', text: '{"temperature":21}' }] }] },
     ];
-    const rendered = renderPrompt(loaded, { model: 'x', messages, tools });
+    const rendered = await renderPrompt(loaded, { model: 'x', messages, tools });
     assert.ok(rendered.text.includes('<tools>'), 'tool definitions');
     assert.ok(rendered.text.includes('"name": "get_weather"'));
     assert.ok(rendered.text.includes('<tool_call>\n{"name": "get_weather", "arguments": {"city": "Paris", "unit": "celsius"}}\n</tool_call>'), rendered.text);
@@ -231,7 +233,7 @@ describe('local provider: tool history in the prompt', () => {
     assert.ok(rendered.tokens.length > 100);
 
     // The answer after the tool result, then a new question: a new user turn.
-    const next = renderPrompt(loaded, {
+    const next = await renderPrompt(loaded, {
       model: 'x',
       messages: [...messages, { role: 'assistant', content: [{ type: 'text', text: 'It is 21 degrees.' }] }, user('Thanks!')],
       tools,

@@ -223,6 +223,49 @@ test('a schema with an $id works on every call, and one declaring draft 2020-12 
   assert.match(loop.body.error.message, /\$ref chain loops/);
 });
 
+test("a schema past OpenAI's Structured Outputs size limits is a 400 naming the limit; a large one within them compiles (3,000 properties overflowed Ajv's stack)", async () => {
+  const ask = (schema) =>
+    postJson(`${s.url}/v1/chat/completions`, { model: 'm1', messages: user('script:json'), response_format: { type: 'json_schema', json_schema: { name: 'r', schema } } });
+  const integers = (n, prefix = 'p') => Object.fromEntries(Array.from({ length: n }, (_, i) => [`${prefix}${i}`, { type: 'integer' }]));
+  const withOk = (properties, extra = {}) => ({ type: 'object', properties: { ok: { type: 'boolean' }, ...properties }, required: ['ok'], ...extra });
+
+  for (const n of [3000, 4999]) {
+    const res = await ask(withOk(integers(n)));
+    assert.equal(res.status, 200, `${n + 1} properties: ${JSON.stringify(res.body.error)}`);
+    assert.deepEqual(JSON.parse(res.body.choices[0].message.content), { ok: true });
+  }
+  const refusals = [
+    [withOk(integers(5000)), /5001 object properties; at most 5000/],
+    [withOk({}, { $defs: { elsewhere: { type: 'object', properties: integers(5000) } } }), /5001 object properties/],
+    [withOk({ a: { enum: Array.from({ length: 600 }, (_, i) => i) }, b: { type: 'array', items: { enum: Array.from({ length: 401 }, (_, i) => i) } } }), /1001 values; at most 1000/],
+    [withOk({ a: { type: 'string', enum: Array.from({ length: 300 }, (_, i) => `${'x'.repeat(56)}${String(i).padStart(4, '0')}`) } }), /enum of 300 string values has 18000 characters/],
+    [withOk(integers(4100, 'a_property_name_of_thirty_ch_')), /characters; at most 120000/],
+  ];
+  for (const [schema, message] of refusals) {
+    const res = await ask(schema);
+    assert.equal(res.status, 400, String(message));
+    assert.equal(res.body.error.code, 'invalid_schema');
+    assert.equal(res.body.error.param, 'response_format');
+    assert.match(res.body.error.message, message);
+  }
+});
+
+test("metadata within OpenAI's limits (16 pairs, keys of 64 characters, values of 512) is accepted; past them, a 400 naming the field", async () => {
+  const ask = (metadata) => postJson(`${s.url}/v1/chat/completions`, { model: 'm1', messages: user('hi'), metadata });
+  const pairs = (n) => Object.fromEntries(Array.from({ length: n }, (_, i) => [`${'k'.repeat(62)}${String(i).padStart(2, '0')}`, 'v'.repeat(512)]));
+  assert.equal((await ask(pairs(16))).status, 200);
+  for (const [metadata, param, message] of [
+    [pairs(17), 'metadata', /at most 16 key-value pairs, got 17/],
+    [{ ['k'.repeat(65)]: 'v' }, `metadata.${'k'.repeat(65)}`, /keys are at most 64 characters/],
+    [{ k: 'v'.repeat(513) }, 'metadata.k', /values are at most 512 characters/],
+  ]) {
+    const res = await ask(metadata);
+    assert.equal(res.status, 400);
+    assert.equal(res.body.error.param, param);
+    assert.match(res.body.error.message, message);
+  }
+});
+
 test('vision parts: data URIs are checked from the bytes; a text-only model refuses images', async () => {
   const image = (url) => [{ role: 'user', content: [{ type: 'text', text: 'what is this?' }, { type: 'image_url', image_url: { url } }] }];
   const refused = await postJson(`${s.url}/v1/chat/completions`, { model: 'm1', messages: image(`data:image/png;base64,${PNG_1x1}`) });

@@ -167,7 +167,19 @@ export const chatCompletionRequestSchema = z
     user: z.string().optional(),
     safety_identifier: z.string().nullable().optional(),
     prompt_cache_key: z.string().nullable().optional(),
-    metadata: z.record(z.string(), z.string()).nullable().optional(),
+    // OpenAI's documented limits: 16 pairs, keys of at most 64 characters, values of at most 512.
+    metadata: z
+      .record(z.string(), z.string())
+      .superRefine((pairs, ctx) => {
+        const keys = Object.keys(pairs);
+        if (keys.length > 16) ctx.addIssue({ code: 'custom', message: `expected at most 16 key-value pairs, got ${keys.length}` });
+        for (const key of keys) {
+          if (key.length > 64) ctx.addIssue({ code: 'custom', path: [key], message: `keys are at most 64 characters, this one has ${key.length}` });
+          else if (pairs[key]!.length > 512) ctx.addIssue({ code: 'custom', path: [key], message: `values are at most 512 characters, this one has ${pairs[key]!.length}` });
+        }
+      })
+      .nullable()
+      .optional(),
     store: z.boolean().nullable().optional(),
     service_tier: z.string().nullable().optional(),
     // Fields of OpenAI's API that Switchboard refuses with a message of their own (parse-request.ts),

@@ -3,6 +3,7 @@
 
 import { LlamaGrammar, type GbnfJsonSchema, type Llama } from 'node-llama-cpp';
 import { badRequest } from '../../core/errors.js';
+import { checkSchemaSize } from '../../core/schema-size.js';
 import type { JsonSchema } from '../../core/types.js';
 import { CONSTRAINING_KEYWORDS, grammarSchema } from './grammar-schema.js';
 
@@ -20,6 +21,7 @@ export class GrammarCache {
   forJsonSchema(schema: JsonSchema | undefined, param: string): Promise<LlamaGrammar> {
     if (!schema || acceptsAnyObject(schema)) return this.cached('json', async () => this.withBoundedNumbers(await LlamaGrammar.getFor(this.llama, 'json')));
     return this.cached(`schema:${JSON.stringify(schema)}`, async () => {
+      checkSchemaSize(schema, param);
       let grammar: LlamaGrammar;
       try {
         // The schema is the client's: node-llama-cpp's static schema type cannot describe it.

@@ -8,6 +8,7 @@ import type { Capabilities, Provider, ProviderCallContext, ProviderFactory } fro
 import type { ChatRequest, StreamPart } from '../../core/types.js';
 import { runChoices } from './choices.js';
 import { ResponseGenerator, type ResponsePlan } from './generate.js';
+import { generationEnded } from './native-memory.js';
 import { buildPlan } from './plan.js';
 import { promptTokensAtLeast, renderPrompt } from './prompt.js';
 import { LocalRuntime, type LoadedModel } from './runtime.js';
@@ -93,7 +94,10 @@ export const createLocalProvider: ProviderFactory = (env) => {
     } finally {
       // A token asked ahead and dropped may still be decoding: the sequence goes back after it,
       // while the response ends now.
-      void (generator?.driver.idle() ?? Promise.resolve()).then(() => done(lease));
+      void (generator?.driver.idle() ?? Promise.resolve()).then(() => {
+        done(lease);
+        generationEnded();
+      });
     }
   }
 
@@ -104,7 +108,7 @@ export const createLocalProvider: ProviderFactory = (env) => {
     async countPromptTokens(request: ChatRequest, deployment: ResolvedDeployment, limit?: number) {
       const loaded = await runtime.load(deployment);
       const atLeast = promptTokensAtLeast(loaded, request);
-      return limit !== undefined && atLeast > limit ? atLeast : renderPrompt(loaded, request).tokens.length;
+      return limit !== undefined && atLeast > limit ? atLeast : (await renderPrompt(loaded, request)).tokens.length;
     },
     checkDeployment(deployment: ResolvedDeployment) {
       // A malformed `hf:` reference throws here, at start, instead of failing each request.

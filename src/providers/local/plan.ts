@@ -14,7 +14,7 @@ import { toolCallSyntax, type ToolCallSyntax } from './tool-syntax.js';
 const syntaxCache = new WeakMap<LoadedModel, ToolCallSyntax>();
 
 export async function buildPlan(loaded: LoadedModel, request: ChatRequest, deployment: ResolvedDeployment): Promise<ResponsePlan> {
-  const prompt = renderPrompt(loaded, request);
+  const prompt = await renderPrompt(loaded, request);
   const base = { request, prompt, tokenBias: tokenBias(request, loaded.model), tokenProbabilities: request.confidence === true && deployment.options.tokenProbabilities !== false };
   const choice = request.toolChoice ?? { type: 'auto' };
   const tools = request.tools ?? [];

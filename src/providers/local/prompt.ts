@@ -48,7 +48,7 @@ function visibleChars(text: string): number {
   return count;
 }
 
-export function renderPrompt(loaded: LoadedModel, request: ChatRequest): RenderedPrompt {
+export async function renderPrompt(loaded: LoadedModel, request: ChatRequest): Promise<RenderedPrompt> {
   const toolsOffered = Boolean(request.tools?.length) && request.toolChoice?.type !== 'none';
   const functions: ChatModelFunctions | undefined = toolsOffered
     ? Object.fromEntries(request.tools!.map((t) => [t.name, { description: t.description, params: t.parameters as unknown as GbnfJsonSchema }]))
@@ -72,7 +72,7 @@ export function renderPrompt(loaded: LoadedModel, request: ChatRequest): Rendere
     }
   }
   return {
-    tokens: text.tokenize(loaded.model.tokenizer),
+    tokens: await loaded.tokenizer.tokenize(text),
     text: text.toString(),
     startsInThought,
     stopTriggers: state.stopGenerationTriggers.map(triggerText).filter((t): t is string => Boolean(t)),

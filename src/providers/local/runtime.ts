@@ -13,7 +13,8 @@ import { inSequenceOrder } from './batch-order.js';
 import { checkGgufHeader } from './gguf-header.js';
 import { GrammarCache } from './grammars.js';
 import { SequencePool } from './sequence-pool.js';
-import { longestTokenChars } from './vocabulary.js';
+import { SlicedTokenizer } from './sliced-tokenizer.js';
+import { vocabularyFacts } from './vocabulary.js';
 
 
 export interface LoadedModel {
@@ -31,6 +32,8 @@ export interface LoadedModel {
   readonly longestTokenChars: number;
   /** Holds decodes until the generating sequences have all asked (see batch-gate.ts). */
   readonly gate: BatchGate;
+  /** Tokenizes prompts, long ones a slice at a time. */
+  readonly tokenizer: SlicedTokenizer;
 }
 
 export class LocalRuntime {
@@ -137,6 +140,7 @@ export class LocalRuntime {
         failedCreationRemedy: false,
       });
       const sequences = Array.from({ length: this.settings.parallel }, () => context.getSequence());
+      const vocabulary = await vocabularyFacts(model);
       const loaded: LoadedModel = {
         source: deployment.model,
         path,
@@ -147,8 +151,9 @@ export class LocalRuntime {
         chatWrapper: resolveChatWrapper(model),
         grammars: new GrammarCache(llama),
         contextSize: context.contextSize,
-        longestTokenChars: await longestTokenChars(model),
+        longestTokenChars: vocabulary.longestTokenChars,
         gate,
+        tokenizer: new SlicedTokenizer(model, vocabulary),
       };
       this.loaded.add(loaded);
       this.logger.info(

@@ -20,11 +20,23 @@ export async function forEachToken(model: LlamaModel, visit: (token: Token, text
   }
 }
 
-/** The most characters one token stands for (Qwen2's: 128, a run of spaces). */
-export async function longestTokenChars(model: LlamaModel): Promise<number> {
-  let longest = 1;
+export interface VocabularyFacts {
+  /** The most characters one token stands for (Qwen2's: 128, a run of spaces): a text of n characters is at least n / this tokens. */
+  longestTokenChars: number;
+  /** No token runs from a line's end into the next line's text (a newline, then a character other than whitespace). */
+  noTokenCrossesLineStart: boolean;
+  /** No token runs from a character other than whitespace into a following space. */
+  noTokenCrossesWordEnd: boolean;
+}
+
+/** What a model's vocabulary allows, from one pass over it. */
+export async function vocabularyFacts(model: LlamaModel): Promise<VocabularyFacts> {
+  const facts: VocabularyFacts = { longestTokenChars: 1, noTokenCrossesLineStart: true, noTokenCrossesWordEnd: true };
   await forEachToken(model, (_, text) => {
-    if (text.length > longest) longest = text.length;
+    if (text.length > facts.longestTokenChars) facts.longestTokenChars = text.length;
+    // A token ending in part of a character's bytes reads as U+FFFD, which \S matches.
+    if (facts.noTokenCrossesLineStart && /\n\S/.test(text)) facts.noTokenCrossesLineStart = false;
+    if (facts.noTokenCrossesWordEnd && /\S /.test(text)) facts.noTokenCrossesWordEnd = false;
   });
-  return longest;
+  return facts;
 }

@@ -249,7 +249,8 @@ test('two processes recovering at once never both handle a run', { skip }, async
 });
 
 test('leases: a live process keeps its runs across many lease periods; when it dies, the survivors’ heartbeat recovers them unasked', { skip }, async (t) => {
-  const leaseMs = 200;
+  // Long enough that a heartbeat delayed by a loaded 2-core CI machine still lands inside it (200 ms did not, once).
+  const leaseMs = 500;
   const { pool, connect, asyncStore } = await database(t);
   const survivor = asyncStore(pool, { leaseMs });
   assert.deepEqual(await survivor.recoverOrphans('survivor', crashed), { failed: [], requeued: [] });

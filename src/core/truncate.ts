@@ -2,6 +2,7 @@
 // always kept, and a tool result never survives without the assistant turn that called it.
 
 import type { ChatRequest, Message } from './types.js';
+import { yieldToIo } from './event-loop.js';
 
 /** With `limit`, a count above it may be a lower bound: truncation asks only whether the prompt fits. */
 export type TokenCounter = (request: ChatRequest, limit?: number) => Promise<number>;
@@ -36,7 +37,7 @@ export async function truncatePrompt(request: ChatRequest, maxTokens: number, co
   let counted = false;
   const fits = async (k: number): Promise<boolean> => {
     // Other requests go on between two counts (a prompt that fits at once is counted once, unhindered).
-    if (counted) await new Promise<void>((resolve) => setImmediate(resolve));
+    if (counted) await yieldToIo();
     counted = true;
     return (await count(without(k), maxTokens)) <= maxTokens;
   };

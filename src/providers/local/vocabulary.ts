@@ -2,6 +2,7 @@
 // so a model load does not hold the event loop for the whole vocabulary (~170 ms for 152k tokens).
 
 import type { LlamaModel, Token } from 'node-llama-cpp';
+import { yieldToIo } from '../../core/event-loop.js';
 
 /** Tokens detokenized between yields. */
 const SLICE = 8192;
@@ -15,7 +16,7 @@ export function vocabularySize(model: LlamaModel): number {
 export async function forEachToken(model: LlamaModel, visit: (token: Token, text: string) => void): Promise<void> {
   const size = vocabularySize(model);
   for (let id = 0; id < size; id++) {
-    if (id % SLICE === 0) await new Promise<void>((resolve) => setImmediate(resolve));
+    if (id % SLICE === 0) await yieldToIo();
     visit(id as Token, model.detokenize([id as Token], true));
   }
 }

@@ -399,6 +399,15 @@ describe('extended thinking', () => {
     });
   });
 
+  test("effort 'max' (OpenAI's and Anthropic's) is the largest budget, as xhigh", async () => {
+    for (const effort of ['xhigh', 'max']) {
+      fake.enqueue({ fixture: 'thinking.sse' });
+      await collect(chat({ messages: [user('a')], reasoning: { enabled: true, effort }, maxTokens: 500 }));
+      assert.deepEqual(lastRequest().body.thinking, { type: 'enabled', budget_tokens: 32768 }, effort);
+      assert.equal(lastRequest().body.max_tokens, 500 + 32768);
+    }
+  });
+
   test('budgetTokens wins over effort; unsigned reasoning from another provider is not sent back; exclude hides reasoning', async () => {
     fake.enqueue({ fixture: 'thinking.sse' });
     const parts = await collect(

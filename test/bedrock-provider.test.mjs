@@ -489,6 +489,10 @@ describe('reasoning', () => {
     await collect(chat({ reasoning: { enabled: true, effort: 'high' } }), deployment({}, { model: 'us.amazon.nova-2-lite-v1:0' }));
     assert.deepEqual(lastRequest().body.additionalModelRequestFields, { reasoningConfig: { type: 'enabled', maxReasoningEffort: 'high' } });
     assert.equal(lastRequest().body.inferenceConfig, undefined);
+    // OpenAI's and Anthropic's 'max' is Nova's highest.
+    fake.enqueue({ fixture: 'text.json' });
+    await collect(chat({ reasoning: { enabled: true, effort: 'max' } }), deployment({}, { model: 'us.amazon.nova-2-lite-v1:0' }));
+    assert.deepEqual(lastRequest().body.additionalModelRequestFields, { reasoningConfig: { type: 'enabled', maxReasoningEffort: 'high' } });
 
     const other = deployment({}, { model: 'meta.llama3-70b-instruct-v1:0' });
     assert.equal(provider.capabilities(other).reasoning, false);

@@ -291,6 +291,13 @@ describe('thinking', () => {
     assert.deepEqual(lastRequest().messages[1].content[0], { type: 'reasoning', text: 'Let me think.', signature: 'sig-1' });
   });
 
+  test("adaptive thinking takes output_config.effort, 'max' kept as 'max' (an OpenAI upstream gets it as sent)", async () => {
+    for (const effort of ['low', 'xhigh', 'max']) {
+      await post({ model: 'm1', max_tokens: 3000, thinking: { type: 'adaptive' }, output_config: { effort }, messages: user('hi') });
+      assert.deepEqual(lastRequest().reasoning, { enabled: true, effort, exclude: false });
+    }
+  });
+
   test('display "omitted" keeps the signature but not the thinking text', async () => {
     const res = await post({ model: 'm1', max_tokens: 3000, thinking: { type: 'enabled', budget_tokens: 1024, display: 'omitted' }, messages: user('script:reasoning') });
     assert.deepEqual(res.body.content[0], { type: 'thinking', thinking: '', signature: 'sig-1' });

@@ -402,6 +402,60 @@ test("OpenAI's other request fields: accepted where Switchboard honours the valu
   });
 });
 
+test("the fields openai 6.4x added: prompt_cache_breakpoint, prompt_cache_options, in_memory retention and reasoning_effort 'max' are honoured; moderation is refused with its reason", async () => {
+  const before = scripted.requests.length;
+  const png = 'data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg==';
+  const mark = { prompt_cache_breakpoint: { mode: 'explicit' } };
+  await client.chat.completions.create({
+    model: 'vision',
+    messages: [
+      { role: 'system', content: [{ type: 'text', text: 'rules', ...mark }] },
+      { role: 'user', content: [{ type: 'text', text: 'one', ...mark }, { type: 'image_url', image_url: { url: png }, ...mark }] },
+      { role: 'assistant', content: [{ type: 'text', text: 'two', ...mark }] },
+      // A part's own cache_control wins over the breakpoint, and is not counted among them.
+      { role: 'user', content: [{ type: 'text', text: 'three', cache_control: { type: 'ephemeral' }, ...mark }, { type: 'text', text: 'four', ...mark }] },
+      { role: 'user', content: [{ type: 'image_url', image_url: { url: 'https://example.com/cat.png' }, ...mark }, { type: 'text', text: 'five' }] },
+    ],
+    prompt_cache_options: { mode: 'explicit', ttl: '30m' },
+    prompt_cache_retention: 'in_memory',
+    reasoning_effort: 'max',
+  });
+  const sent = scripted.requests[before];
+  const cache = sent.messages.map((m) => m.content.map((p) => p.cacheControl ?? null));
+  const hour = { type: 'ephemeral', ttl: '1h' };
+  // Six breakpoints: the latest four are kept (OpenAI writes no more, Anthropic takes no more).
+  assert.deepEqual(cache, [[null], [null, hour], [hour], [{ type: 'ephemeral' }, hour], [hour, null]]);
+  assert.deepEqual(sent.reasoning, { enabled: true, effort: 'max' });
+
+  // The older spelling of in-memory retention, and nulls where the SDK allows them.
+  const ok = await client.chat.completions.create({ model: 'm1', messages: user('hi'), prompt_cache_retention: 'in-memory', prompt_cache_key: null, safety_identifier: null, moderation: null });
+  assert.equal(ok.choices[0].message.content, 'Hello world');
+
+  for (const [field, value, message] of [
+    ['moderation', { model: 'omni-moderation-latest', policy: { input: { mode: 'block' } } }, /^moderation: moderated completions are not supported/],
+    ['prompt_cache_retention', '24h', /^prompt_cache_retention: only in-memory retention/],
+  ]) {
+    await assert.rejects(client.chat.completions.create({ model: 'm1', messages: user('hi'), [field]: value }), (err) => {
+      assert.equal(err.status, 400, field);
+      assert.equal(err.param, field);
+      assert.equal(err.code, 'unsupported_parameter');
+      assert.match(err.error.message, message);
+      return true;
+    });
+  }
+  for (const [body, param] of [
+    [{ prompt_cache_options: { ttl: '1h' } }, 'prompt_cache_options.ttl'],
+    [{ messages: [{ role: 'user', content: [{ type: 'text', text: 'x', prompt_cache_breakpoint: { mode: 'implicit' } }] }] }, 'messages[0].content[0].prompt_cache_breakpoint.mode'],
+    [{ reasoning_effort: 'maximum' }, 'reasoning_effort'],
+  ]) {
+    await assert.rejects(client.chat.completions.create({ model: 'm1', messages: user('hi'), ...body }), (err) => {
+      assert.equal(err.status, 400, param);
+      assert.equal(err.param, param);
+      return true;
+    });
+  }
+});
+
 test('an assistant message sent back as a response gave it (and as OpenAI gives it: annotations, audio, function_call) is accepted', async () => {
   const first = await client.chat.completions.create({ model: 'm1', messages: user('hello there') });
   const echoed = first.choices[0].message;

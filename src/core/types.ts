@@ -97,7 +97,7 @@ export type ResponseFormat =
   | { type: 'text' }
   | { type: 'json'; schema?: JsonSchema; name?: string };
 
-export type ReasoningEffort = 'none' | 'minimal' | 'low' | 'medium' | 'high' | 'xhigh';
+export type ReasoningEffort = 'none' | 'minimal' | 'low' | 'medium' | 'high' | 'xhigh' | 'max';
 
 export interface ReasoningConfig {
   enabled: boolean;

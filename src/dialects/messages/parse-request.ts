@@ -185,7 +185,7 @@ function toolChoice(choice: MessagesRequest['tool_choice'], tools: MessagesReque
   }
 }
 
-const EFFORT: Record<string, ReasoningEffort> = { low: 'low', medium: 'medium', high: 'high', xhigh: 'xhigh', max: 'xhigh' };
+const EFFORT: Record<string, ReasoningEffort> = { low: 'low', medium: 'medium', high: 'high', xhigh: 'xhigh', max: 'max' };
 
 function reasoningConfig(body: MessagesRequest): ReasoningConfig | undefined {
   const effort = body.output_config?.effort ? EFFORT[body.output_config.effort] : undefined;

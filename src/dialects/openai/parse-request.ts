@@ -7,7 +7,41 @@ import type { ChatRequest, ContentPart, Message, ReasoningConfig, ToolChoice } f
 import { unansweredToolResult } from '../../core/types.js';
 import { UNSUPPORTED_FIELDS, type ChatCompletionMessage, type ChatCompletionRequest } from './schema.js';
 
-type TextLike = string | Array<{ type: 'text'; text: string; cache_control?: Record<string, unknown> } | { type: 'refusal'; refusal: string }> | null | undefined;
+type Cacheable = { cache_control?: Record<string, unknown>; prompt_cache_breakpoint?: { mode: 'explicit' } };
+type TextLike = string | Array<({ type: 'text'; text: string } & Cacheable) | { type: 'refusal'; refusal: string }> | null | undefined;
+
+/** The breakpoints that came from `prompt_cache_breakpoint` (only the latest four are kept). */
+const fromBreakpoint = new WeakSet<object>();
+/** OpenAI writes at most the latest four explicit breakpoints, and Anthropic takes at most four. */
+const MAX_BREAKPOINTS = 4;
+
+/**
+ * A part's cache breakpoint: its `cache_control`, else OpenAI's `prompt_cache_breakpoint`, which
+ * lives at least 30 minutes (`prompt_cache_options.ttl`), so it becomes Anthropic's and Bedrock's
+ * 1-hour breakpoint rather than their 5-minute default.
+ */
+function cacheControlOf(part: Cacheable): { cacheControl?: Record<string, unknown> } {
+  if (part.cache_control) return { cacheControl: part.cache_control };
+  if (!part.prompt_cache_breakpoint) return {};
+  const cacheControl = { type: 'ephemeral', ttl: '1h' };
+  fromBreakpoint.add(cacheControl);
+  return { cacheControl };
+}
+
+/** Drops all but the latest MAX_BREAKPOINTS breakpoints that `prompt_cache_breakpoint` set. */
+function keepLatestBreakpoints(messages: Message[]): void {
+  const marked: Array<{ cacheControl?: Record<string, unknown> }> = [];
+  const visit = (part: { cacheControl?: Record<string, unknown> }) => {
+    if (part.cacheControl && fromBreakpoint.has(part.cacheControl)) marked.push(part);
+  };
+  for (const message of messages) {
+    for (const part of message.content) {
+      if ('cacheControl' in part) visit(part);
+      if (part.type === 'tool-result') part.content.forEach(visit);
+    }
+  }
+  for (const part of marked.slice(0, -MAX_BREAKPOINTS)) delete part.cacheControl;
+}
 
 function textParts(content: TextLike): ContentPart[] {
   if (content === null || content === undefined) return [];
@@ -15,8 +49,8 @@ function textParts(content: TextLike): ContentPart[] {
   return content.map((p) => (p.type === 'text' ? textPart(p) : { type: 'text', text: p.refusal }));
 }
 
-function textPart(part: { text: string; cache_control?: Record<string, unknown> }): ContentPart {
-  return { type: 'text', text: part.text, ...(part.cache_control ? { cacheControl: part.cache_control } : {}) };
+function textPart(part: { text: string } & Cacheable): ContentPart {
+  return { type: 'text', text: part.text, ...cacheControlOf(part) };
 }
 
 async function userParts(message: Extract<ChatCompletionMessage, { role: 'user' }>, index: number): Promise<ContentPart[]> {
@@ -28,8 +62,8 @@ async function userParts(message: Extract<ChatCompletionMessage, { role: 'user' 
     else if (part.type === 'image_url') {
       const url = part.image_url.url;
       const data = parseDataUri(url, `${param}.image_url.url`);
-      if (data) parts.push(await imageFromBytes(data.data, data.mediaType, `${param}.image_url.url`));
-      else if (/^https?:\/\//i.test(url)) parts.push({ type: 'image', mediaType: 'image/*', url });
+      if (data) parts.push({ ...(await imageFromBytes(data.data, data.mediaType, `${param}.image_url.url`)), ...cacheControlOf(part) });
+      else if (/^https?:\/\//i.test(url)) parts.push({ type: 'image', mediaType: 'image/*', url, ...cacheControlOf(part) });
       else throw badRequest('image_url.url must be an http(s) URL or a base64 data URI', `${param}.image_url.url`, 'invalid_image_url');
     } else if (part.type === 'input_audio') {
       throw badRequest('Audio input is not supported', `${param}`, 'unsupported_modality');
@@ -138,6 +172,8 @@ function refuseUnsupported(body: ChatCompletionRequest): void {
     const value = body[field];
     if (value === undefined || value === null) continue;
     if (field === 'modalities' && Array.isArray(value) && value.every((m) => m === 'text')) continue;
+    // In-memory is every provider's retention, and OpenAI's default (spelt both ways across its SDK versions).
+    if (field === 'prompt_cache_retention' && (value === 'in_memory' || value === 'in-memory')) continue;
     throw badRequest(`${field}: ${UNSUPPORTED_FIELDS[field]}`, field, 'unsupported_parameter');
   }
   if (body.store === true) throw badRequest('store: stored completions are not supported (Switchboard keeps its own request log)', 'store', 'unsupported_parameter');
@@ -149,6 +185,7 @@ function refuseUnsupported(body: ChatCompletionRequest): void {
 export async function parseChatCompletionRequest(body: ChatCompletionRequest): Promise<ChatRequest> {
   refuseUnsupported(body);
   const messages = await Promise.all(body.messages.map((m, i) => convertMessage(m, i)));
+  keepLatestBreakpoints(messages);
   checkToolRoundTrips(messages);
   checkToolNamesUnique(body.tools);
   if (body.stream_options != null && body.stream !== true) {

@@ -7,14 +7,19 @@ const nameSchema = z.string().regex(/^[A-Za-z0-9_]{1,64}$/, 'must be 1-64 charac
 
 /** OpenRouter's convention for Anthropic prompt caching through the OpenAI format: a breakpoint after this text. */
 const cacheControlSchema = z.object({ type: z.literal('ephemeral'), ttl: z.enum(['5m', '1h']).optional() }).strict();
-const textPart = z.object({ type: z.literal('text'), text: z.string(), cache_control: cacheControlSchema.optional() }).strict();
+/** OpenAI's own explicit breakpoint (openai SDK 6.4x): the end of a reusable prompt prefix. */
+const breakpointSchema = z.object({ mode: z.literal('explicit') }).strict();
+const textPart = z
+  .object({ type: z.literal('text'), text: z.string(), cache_control: cacheControlSchema.optional(), prompt_cache_breakpoint: breakpointSchema.optional() })
+  .strict();
 const imagePart = z
   .object({
     type: z.literal('image_url'),
     image_url: z.object({ url: z.string().min(1), detail: z.enum(['auto', 'low', 'high']).optional() }).strict(),
+    prompt_cache_breakpoint: breakpointSchema.optional(),
   })
   .strict();
-const audioPart = z.object({ type: z.literal('input_audio'), input_audio: z.unknown() }).strict();
+const audioPart = z.object({ type: z.literal('input_audio'), input_audio: z.unknown(), prompt_cache_breakpoint: breakpointSchema.optional() }).strict();
 const filePart = z
   .object({
     type: z.literal('file'),
@@ -129,7 +134,8 @@ export const UNSUPPORTED_FIELDS = {
   functions: 'the deprecated functions field is not supported; send tools',
   function_call: 'the deprecated function_call field is not supported; send tool_choice',
   verbosity: 'verbosity is not supported',
-  prompt_cache_retention: "prompt cache retention is OpenAI's own setting and is not supported",
+  prompt_cache_retention: "only in-memory retention (the default) is supported; 24h retention is OpenAI's own",
+  moderation: 'moderated completions are not supported',
 } as const;
 
 const unsupportedFieldSchemas = Object.fromEntries(Object.keys(UNSUPPORTED_FIELDS).map((field) => [field, z.unknown().optional()])) as {
@@ -161,12 +167,17 @@ export const chatCompletionRequestSchema = z
     parallel_tool_calls: z.boolean().optional(),
     response_format: responseFormatSchema.optional(),
     reasoning: reasoningSchema.optional(),
-    reasoning_effort: z.enum(['none', 'minimal', 'low', 'medium', 'high', 'xhigh']).nullable().optional(),
+    reasoning_effort: z.enum(['none', 'minimal', 'low', 'medium', 'high', 'xhigh', 'max']).nullable().optional(),
     logprobs: z.boolean().nullable().optional(),
     top_logprobs: z.number().int().min(0).max(20).nullable().optional(),
     user: z.string().optional(),
     safety_identifier: z.string().nullable().optional(),
     prompt_cache_key: z.string().nullable().optional(),
+    prompt_cache_options: z
+      .object({ mode: z.enum(['implicit', 'explicit']).optional(), ttl: z.literal('30m').optional() })
+      .strict()
+      .nullable()
+      .optional(),
     // OpenAI's documented limits: 16 pairs, keys of at most 64 characters, values of at most 512.
     metadata: z
       .record(z.string(), z.string())

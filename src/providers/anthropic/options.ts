@@ -43,6 +43,8 @@ export const THINKING_BUDGET_BY_EFFORT: Record<Exclude<ReasoningEffort, 'none'>,
   medium: 8192,
   high: 16384,
   xhigh: 32768,
+  // No larger: the budget is added to max_tokens, and Claude's output limits are 32k-128k.
+  max: 32768,
 };
 
 export const MIN_THINKING_BUDGET = 1024;

@@ -69,6 +69,8 @@ export const THINKING_BUDGET_BY_EFFORT: Record<Exclude<ReasoningEffort, 'none'>,
   medium: 8192,
   high: 16384,
   xhigh: 32768,
+  // No larger: the budget is added to max_tokens, and Claude's output limits are 32k-128k.
+  max: 32768,
 };
 
 export const MIN_THINKING_BUDGET = 1024;
@@ -77,7 +79,7 @@ export const MIN_THINKING_BUDGET = 1024;
 export function novaEffort(effort: ReasoningEffort | undefined, budgetTokens: number | undefined): 'low' | 'medium' | 'high' {
   if (effort === 'minimal' || effort === 'low') return 'low';
   if (effort === 'medium') return 'medium';
-  if (effort === 'high' || effort === 'xhigh') return 'high';
+  if (effort === 'high' || effort === 'xhigh' || effort === 'max') return 'high';
   if (budgetTokens !== undefined) return budgetTokens < 4096 ? 'low' : budgetTokens < 16384 ? 'medium' : 'high';
   return 'medium';
 }

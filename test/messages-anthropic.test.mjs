@@ -75,6 +75,22 @@ test('thinking streams from an Anthropic upstream: thinking_delta, signature_del
   assert.deepEqual(assistant.content[1], { type: 'redacted_thinking', data: message.content[1].data });
 });
 
+test("thinking 'between_tools' reaches an Anthropic-only model as sent, and its notes come back as thinking; elsewhere it is thinking off", async () => {
+  fake.enqueue({ fixture: 'thinking.sse' });
+  const message = await client.messages.create({ model: 'claude', max_tokens: 900, thinking: { type: 'between_tools' }, messages: [{ role: 'user', content: 'GCD?' }] });
+  assert.deepEqual(message.content.map((b) => b.type), ['thinking', 'redacted_thinking', 'text']);
+  let sent = fake.requests.at(-1).body;
+  assert.deepEqual(sent.thinking, { type: 'between_tools' });
+  assert.equal(sent.max_tokens, 900, 'no thinking budget added');
+
+  // 'other' may be served by an OpenAI-compatible upstream too: thinking is off, not sent.
+  fake.enqueue({ fixture: 'text.sse' });
+  await client.messages.create({ model: 'other', max_tokens: 900, thinking: { type: 'between_tools' }, messages: [{ role: 'user', content: 'GCD?' }] });
+  sent = fake.requests.at(-1).body;
+  assert.equal(sent.thinking, undefined);
+  assert.equal(sent.max_tokens, 900);
+});
+
 test('container, service_tier, metadata, inference_geo, cache_control, context_management and speed pass through to Anthropic', async () => {
   fake.enqueue({ fixture: 'text.sse' });
   const res = await client.messages.create({

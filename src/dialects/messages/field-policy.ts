@@ -84,6 +84,7 @@ export function applyFieldPolicy(body: MessagesRequest, request: ChatRequest, ga
     throw badRequest("'tool_context' is handed to tools the server executes; it needs 'mcp_servers'", 'tool_context');
   }
   if (anthropic) {
+    if (body.thinking?.type === 'between_tools') passThrough.thinking = body.thinking;
     if (body.cache_control) passThrough.cache_control = body.cache_control;
     if (body.service_tier) passThrough.service_tier = body.service_tier;
     if (body.metadata?.user_id) passThrough.metadata = { user_id: body.metadata.user_id };
@@ -98,7 +99,7 @@ export function applyFieldPolicy(body: MessagesRequest, request: ChatRequest, ga
     userId: body.metadata?.user_id ?? undefined,
     serviceTier: body.service_tier,
     inferenceGeo: body.inference_geo ?? undefined,
-    omitThinking: body.thinking?.type !== 'disabled' && body.thinking?.display === 'omitted',
+    omitThinking: body.thinking != null && 'display' in body.thinking && body.thinking.display === 'omitted',
     contextManagement,
     ...(body.compaction ? { compaction: { instructions: body.compaction.instructions } } : {}),
   };

@@ -191,7 +191,8 @@ function reasoningConfig(body: MessagesRequest): ReasoningConfig | undefined {
   const effort = body.output_config?.effort ? EFFORT[body.output_config.effort] : undefined;
   const thinking = body.thinking;
   if (!thinking) return effort ? { enabled: true, effort } : undefined;
-  if (thinking.type === 'disabled') return { enabled: false };
+  // between_tools is thinking off: only Anthropic adds its progress notes (field-policy.ts).
+  if (thinking.type === 'disabled' || thinking.type === 'between_tools') return { enabled: false };
   const exclude = thinking.display === 'omitted';
   if (thinking.type === 'adaptive') return { enabled: true, effort: effort ?? 'medium', exclude };
   if (thinking.budget_tokens >= body.max_tokens) {

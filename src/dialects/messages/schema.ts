@@ -211,6 +211,8 @@ const thinkingSchema = z.discriminatedUnion('type', [
     })
     .strict(),
   z.object({ type: z.literal('disabled') }).strict(),
+  // Thinking off, with the short progress notes a model writes between tool calls as thinking blocks.
+  z.object({ type: z.literal('between_tools') }).strict(),
   z.object({ type: z.literal('adaptive'), display: z.enum(['summarized', 'omitted']).nullable().optional() }).strict(),
 ]);
 

@@ -456,6 +456,54 @@ test("the fields openai 6.4x added: prompt_cache_breakpoint, prompt_cache_option
   }
 });
 
+test('tool_choice allowed_tools: the model can call only the listed tools, in auto or required mode', async () => {
+  const fn = (name) => ({ type: 'function', function: { name, parameters: { type: 'object', properties: {} } } });
+  const tools = [fn('get_weather'), fn('get_time'), fn('send_mail')];
+  const allowed = (mode, names) => ({ type: 'allowed_tools', allowed_tools: { mode, tools: names.map((name) => ({ type: 'function', function: { name } })) } });
+  const before = scripted.requests.length;
+  await client.chat.completions.create({ model: 'm1', messages: user('hi'), tools, tool_choice: allowed('required', ['get_time', 'get_weather']) });
+  await client.chat.completions.create({ model: 'm1', messages: user('hi'), tools, tool_choice: allowed('auto', ['send_mail']) });
+  const [required, auto] = scripted.requests.slice(before);
+  assert.deepEqual(required.tools.map((t) => t.name), ['get_weather', 'get_time']);
+  assert.deepEqual(required.toolChoice, { type: 'required' });
+  assert.deepEqual(auto.tools.map((t) => t.name), ['send_mail']);
+  assert.deepEqual(auto.toolChoice, { type: 'auto' });
+
+  for (const [body, param, message] of [
+    [{ tools, tool_choice: allowed('auto', ['delete_all']) }, 'tool_choice.allowed_tools.tools[0]', /'delete_all', which is not in tools/],
+    [{ tools, tool_choice: { type: 'allowed_tools', allowed_tools: { mode: 'auto', tools: [{ type: 'mcp', server_label: 'x' }] } } }, 'tool_choice.allowed_tools.tools[0]', /lists function tools/],
+    [{ tool_choice: allowed('auto', ['get_time']) }, 'tool_choice', /needs tools/],
+  ]) {
+    await assert.rejects(client.chat.completions.create({ model: 'm1', messages: user('hi'), ...body }), (err) => {
+      assert.equal(err.status, 400);
+      assert.equal(err.param, param);
+      assert.match(err.error.message, message);
+      return true;
+    });
+  }
+});
+
+test("what the SDK's types allow and Switchboard cannot honour is refused with its reason: custom tools and their calls, function messages, stored assistant audio, a deprecated function_call", async () => {
+  const custom = { type: 'custom', custom: { name: 'run_sql', description: 'SQL', format: { type: 'grammar', grammar: { syntax: 'lark', definition: 'start: /.+/' } } } };
+  const fn = { type: 'function', function: { name: 'f' } };
+  for (const [body, param, message] of [
+    [{ tools: [fn, custom] }, 'tools[1]', /^Custom tools \(free-form input\) are not supported/],
+    [{ tools: [fn], tool_choice: { type: 'custom', custom: { name: 'run_sql' } } }, 'tool_choice', /^Custom tools are not supported/],
+    [{ messages: [...user('q'), { role: 'assistant', tool_calls: [{ id: 'c1', type: 'custom', custom: { name: 'run_sql', input: 'SELECT 1' } }] }] }, 'messages[1].tool_calls[0]', /^Custom tool calls are not supported/],
+    [{ messages: [...user('q'), { role: 'function', name: 'f', content: '1' }] }, 'messages[1]', /^Function messages/],
+    [{ messages: [...user('q'), { role: 'assistant', content: null, audio: { id: 'audio_1' } }, ...user('again')] }, 'messages[1].audio', /^Assistant audio/],
+    [{ messages: [...user('q'), { role: 'assistant', content: null, function_call: { name: 'f', arguments: '{}' } }, ...user('again')] }, 'messages[1].function_call', /^The deprecated function_call/],
+  ]) {
+    await assert.rejects(client.chat.completions.create({ model: 'm1', messages: user('hi'), ...body }), (err) => {
+      assert.equal(err.status, 400, param);
+      assert.equal(err.param, param);
+      assert.equal(err.code, 'unsupported_parameter', param);
+      assert.match(err.error.message, message);
+      return true;
+    });
+  }
+});
+
 test('an assistant message sent back as a response gave it (and as OpenAI gives it: annotations, audio, function_call) is accepted', async () => {
   const first = await client.chat.completions.create({ model: 'm1', messages: user('hello there') });
   const echoed = first.choices[0].message;

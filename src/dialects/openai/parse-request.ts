@@ -102,10 +102,14 @@ async function convertMessage(message: ChatCompletionMessage, index: number): Pr
     case 'user':
       return { role: 'user', content: await userParts(message, index), name: message.name };
     case 'assistant': {
+      const param = `messages[${index}]`;
+      if (message.audio) throw badRequest("Assistant audio (OpenAI's stored audio output) is not supported; send its transcript as content", `${param}.audio`, 'unsupported_parameter');
+      if (message.function_call) throw badRequest('The deprecated function_call is not supported; send tool_calls', `${param}.function_call`, 'unsupported_parameter');
       const content: ContentPart[] = [];
       content.push(...reasoningParts(message));
       content.push(...textParts(message.content));
-      for (const call of message.tool_calls ?? []) {
+      for (const [i, call] of (message.tool_calls ?? []).entries()) {
+        if (call.type === 'custom') throw badRequest('Custom tool calls are not supported; send function tool calls', `${param}.tool_calls[${i}]`, 'unsupported_parameter');
         content.push({ type: 'tool-call', id: call.id, name: call.function.name, arguments: call.function.arguments });
       }
       return { role: 'assistant', content, name: message.name };
@@ -115,7 +119,18 @@ async function convertMessage(message: ChatCompletionMessage, index: number): Pr
         role: 'tool',
         content: [{ type: 'tool-result', toolCallId: message.tool_call_id, content: textParts(message.content).filter((p) => p.type === 'text') }],
       };
+    case 'function':
+      throw badRequest('Function messages (the deprecated functions API) are not supported; send tool messages answering tool_calls', `messages[${index}]`, 'unsupported_parameter');
   }
+}
+
+type FunctionTool = Extract<NonNullable<ChatCompletionRequest['tools']>[number], { type: 'function' }>;
+
+/** The request's function tools; OpenAI's custom tools are refused with a reason. */
+function functionTools(tools: ChatCompletionRequest['tools']): FunctionTool[] | undefined {
+  const custom = tools?.findIndex((t) => t.type === 'custom') ?? -1;
+  if (custom >= 0) throw badRequest('Custom tools (free-form input) are not supported; send function tools', `tools[${custom}]`, 'unsupported_parameter');
+  return tools as FunctionTool[] | undefined;
 }
 
 /**
@@ -132,20 +147,38 @@ function functionParameters(parameters: Record<string, unknown> | undefined, nam
 }
 
 /** Strict OpenAI-compatible APIs (DeepSeek's, Anthropic's) refuse two tools of one name in these words: a model could not tell them apart. */
-function checkToolNamesUnique(tools: ChatCompletionRequest['tools']): void {
+function checkToolNamesUnique(tools: FunctionTool[] | undefined): void {
   if (firstRepeat((tools ?? []).map((t) => t.function.name)) >= 0) throw badRequest('Tool names must be unique.', 'tools');
 }
 
-function toolChoice(choice: ChatCompletionRequest['tool_choice'], tools: ChatCompletionRequest['tools']): ToolChoice | undefined {
-  if (choice === undefined) return undefined;
+/** The canonical tool choice, and for `allowed_tools` the names of the tools the model may call. */
+function toolChoice(choice: ChatCompletionRequest['tool_choice'], tools: FunctionTool[] | undefined): { choice?: ToolChoice; allowed?: Set<string> } {
+  if (choice === undefined) return {};
   if (typeof choice === 'string') {
     if (choice !== 'none' && !tools?.length) throw badRequest(`tool_choice '${choice}' needs tools`, 'tool_choice');
-    return { type: choice };
+    return { choice: { type: choice } };
   }
-  if (!tools?.some((t) => t.function.name === choice.function.name)) {
-    throw badRequest(`tool_choice names '${choice.function.name}', which is not in tools`, 'tool_choice');
+  switch (choice.type) {
+    case 'custom':
+      throw badRequest('Custom tools are not supported; name a function tool', 'tool_choice', 'unsupported_parameter');
+    case 'allowed_tools': {
+      if (!tools?.length) throw badRequest("tool_choice 'allowed_tools' needs tools", 'tool_choice');
+      const allowed = new Set<string>();
+      for (const [i, entry] of choice.allowed_tools.tools.entries()) {
+        const param = `tool_choice.allowed_tools.tools[${i}]`;
+        const name = entry.type === 'function' ? (entry.function as { name?: unknown } | undefined)?.name : undefined;
+        if (typeof name !== 'string') throw badRequest('allowed_tools lists function tools: {"type": "function", "function": {"name": ...}}', param);
+        if (!tools.some((t) => t.function.name === name)) throw badRequest(`allowed_tools names '${name}', which is not in tools`, param);
+        allowed.add(name);
+      }
+      return { choice: { type: choice.allowed_tools.mode }, allowed };
+    }
+    case 'function':
+      if (!tools?.some((t) => t.function.name === choice.function.name)) {
+        throw badRequest(`tool_choice names '${choice.function.name}', which is not in tools`, 'tool_choice');
+      }
+      return { choice: { type: 'tool', name: choice.function.name } };
   }
-  return { type: 'tool', name: choice.function.name };
 }
 
 function reasoningConfig(body: ChatCompletionRequest): ReasoningConfig | undefined {
@@ -187,7 +220,11 @@ export async function parseChatCompletionRequest(body: ChatCompletionRequest): P
   const messages = await Promise.all(body.messages.map((m, i) => convertMessage(m, i)));
   keepLatestBreakpoints(messages);
   checkToolRoundTrips(messages);
-  checkToolNamesUnique(body.tools);
+  const tools = functionTools(body.tools);
+  checkToolNamesUnique(tools);
+  // allowed_tools: the others are left out of the request, so no provider can call them (OpenAI
+  // keeps them in the prompt, for its cache).
+  const { choice, allowed } = toolChoice(body.tool_choice, tools);
   if (body.stream_options != null && body.stream !== true) {
     throw badRequest("The 'stream_options' parameter is only allowed when 'stream' is enabled.", 'stream_options');
   }
@@ -213,12 +250,14 @@ export async function parseChatCompletionRequest(body: ChatCompletionRequest): P
     repetitionPenalty: body.repetition_penalty ?? undefined,
     logitBias: body.logit_bias && Object.keys(body.logit_bias).length ? body.logit_bias : undefined,
     n: body.n ?? undefined,
-    tools: body.tools?.map((t, i) => ({
-      name: t.function.name,
-      description: t.function.description,
-      parameters: functionParameters(t.function.parameters, t.function.name, i),
-    })),
-    toolChoice: toolChoice(body.tool_choice, body.tools),
+    tools: tools
+      ?.map((t, i) => ({
+        name: t.function.name,
+        description: t.function.description,
+        parameters: functionParameters(t.function.parameters, t.function.name, i),
+      }))
+      .filter((t) => !allowed || allowed.has(t.name)),
+    toolChoice: choice,
     parallelToolCalls: body.parallel_tool_calls,
     responseFormat:
       rf === undefined || rf.type === 'text'

@@ -24,21 +24,26 @@ const filePart = z
   .object({
     type: z.literal('file'),
     file: z.object({ file_data: z.string().optional(), file_id: z.string().optional(), filename: z.string().optional() }).strict(),
+    prompt_cache_breakpoint: breakpointSchema.optional(),
   })
   .strict();
 const refusalPart = z.object({ type: z.literal('refusal'), refusal: z.string() }).strict();
 
 const userContentPart = z.discriminatedUnion('type', [textPart, imagePart, audioPart, filePart]);
 
-const toolCallSchema = z
-  .object({
-    id: z.string().min(1),
-    type: z.literal('function'),
-    // parsed_arguments: what the SDK's parse helpers and tool runner add to a call they parsed,
-    // and send back with the transcript; the arguments string is what counts.
-    function: z.object({ name: z.string().min(1), arguments: z.string(), parsed_arguments: z.unknown().optional() }).strict(),
-  })
-  .strict();
+const toolCallSchema = z.discriminatedUnion('type', [
+  z
+    .object({
+      id: z.string().min(1),
+      type: z.literal('function'),
+      // parsed_arguments: what the SDK's parse helpers and tool runner add to a call they parsed,
+      // and send back with the transcript; the arguments string is what counts.
+      function: z.object({ name: z.string().min(1), arguments: z.string(), parsed_arguments: z.unknown().optional() }).strict(),
+    })
+    .strict(),
+  // A custom tool's call (refused with a reason in parse-request.ts, as custom tools are).
+  z.object({ id: z.string().min(1), type: z.literal('custom'), custom: z.object({ name: z.string(), input: z.string() }).strict() }).strict(),
+]);
 
 /** One of OpenRouter's reasoning_details entries (format and id are accepted and ignored). */
 const detailCommon = { index: z.number().int().nonnegative().optional(), format: z.string().nullable().optional(), id: z.string().nullable().optional() };
@@ -69,11 +74,14 @@ const messageSchema = z.discriminatedUnion('role', [
       annotations: z.array(z.unknown()).nullable().optional(),
       /** The SDK's `parse` helpers' parsed content, echoed back with the message; the text counts. */
       parsed: z.unknown().optional(),
-      audio: z.null().optional(),
-      function_call: z.null().optional(),
+      // Non-null (stored audio, a deprecated function call) they are refused with a reason.
+      audio: z.object({ id: z.string() }).strict().nullable().optional(),
+      function_call: z.object({ name: z.string(), arguments: z.string() }).strict().nullable().optional(),
     })
     .strict(),
   z.object({ role: z.literal('tool'), content: z.union([z.string(), z.array(textPart)]), tool_call_id: z.string().min(1) }).strict(),
+  // The deprecated functions API's answer (refused with a reason in parse-request.ts).
+  z.object({ role: z.literal('function'), name: z.string(), content: z.string().nullable() }).strict(),
 ]);
 
 const functionToolSchema = z
@@ -90,9 +98,20 @@ const functionToolSchema = z
   })
   .strict();
 
+/** OpenAI's custom tools (free-form input, optionally under a Lark or regex grammar): refused with a reason in parse-request.ts. */
+const customToolSchema = z.object({ type: z.literal('custom'), custom: z.record(z.string(), z.unknown()) }).strict();
+
 const toolChoiceSchema = z.union([
   z.enum(['none', 'auto', 'required']),
   z.object({ type: z.literal('function'), function: z.object({ name: z.string().min(1) }).strict() }).strict(),
+  // The tools the model may call this turn, out of all those in `tools` (which stay in the prompt).
+  z
+    .object({
+      type: z.literal('allowed_tools'),
+      allowed_tools: z.object({ mode: z.enum(['auto', 'required']), tools: z.array(z.record(z.string(), z.unknown())).min(1) }).strict(),
+    })
+    .strict(),
+  z.object({ type: z.literal('custom'), custom: z.object({ name: z.string().min(1) }).strict() }).strict(),
 ]);
 
 const responseFormatSchema = z.discriminatedUnion('type', [
@@ -162,7 +181,7 @@ export const chatCompletionRequestSchema = z
     n: z.number().int().min(1).max(8).nullable().optional(),
     stream: z.boolean().nullable().optional(),
     stream_options: z.object({ include_usage: z.boolean().optional(), include_obfuscation: z.boolean().optional() }).strict().nullable().optional(),
-    tools: z.array(functionToolSchema).optional(),
+    tools: z.array(z.discriminatedUnion('type', [functionToolSchema, customToolSchema])).optional(),
     tool_choice: toolChoiceSchema.optional(),
     parallel_tool_calls: z.boolean().optional(),
     response_format: responseFormatSchema.optional(),

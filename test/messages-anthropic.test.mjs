@@ -116,6 +116,38 @@ test('container, service_tier, metadata, inference_geo, cache_control, context_m
   assert.equal(sent.speed, 'fast');
 });
 
+test("what the SDK's types add to tools, tool results and container reaches Anthropic as written: defer_loading, allowed_callers, input_examples, eager_input_streaming, toolsets without a name, undated tool search, a container's skills", async () => {
+  fake.enqueue({ fixture: 'text.sse' });
+  const custom = {
+    type: null,
+    name: 'get_weather',
+    description: 'Weather',
+    input_schema: { type: 'object', properties: { city: { type: 'string' } } },
+    defer_loading: true,
+    allowed_callers: ['direct', 'code_execution_20250825'],
+    input_examples: [{ city: 'Oslo' }],
+    eager_input_streaming: true,
+  };
+  const toolsets = [{ type: 'browser_toolset_20260801' }, { type: 'tool_search_tool_bm25', name: 'tool_search' }];
+  const container = { id: null, skills: [{ skill_id: 'pptx', type: 'anthropic', version: 'latest' }] };
+  await client.messages.create({
+    model: 'claude',
+    max_tokens: 50,
+    tools: [custom, ...toolsets],
+    container,
+    messages: [
+      { role: 'user', content: 'weather?' },
+      { role: 'assistant', content: [{ type: 'tool_use', id: 'toolu_1', name: 'get_weather', input: { city: 'Oslo' }, toolset_name: null }] },
+      { role: 'user', content: [{ type: 'tool_result', tool_use_id: 'toolu_1', content: '12 C', toolset_name: null }] },
+    ],
+  });
+  const sent = fake.requests.at(-1).body;
+  const { type, ...asSent } = custom;
+  assert.equal(type, null);
+  assert.deepEqual(sent.tools, [asSent, ...toolsets]);
+  assert.deepEqual(sent.container, container);
+});
+
 test("the client's anthropic-beta flags reach the Anthropic upstream (the SDK's beta namespace), for messages and count_tokens", async () => {
   const betas = ['interleaved-thinking-2025-05-14', 'context-1m-2025-08-07'];
   fake.enqueue({ fixture: 'text.sse' });

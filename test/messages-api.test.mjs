@@ -291,6 +291,12 @@ describe('thinking', () => {
     assert.deepEqual(lastRequest().messages[1].content[0], { type: 'reasoning', text: 'Let me think.', signature: 'sig-1' });
   });
 
+  test('a custom tool keeps the fields only Anthropic reads apart from its definition (type null is a custom tool)', async () => {
+    const tool = { type: null, name: 'f', input_schema: { type: 'object' }, defer_loading: true, allowed_callers: ['direct'], input_examples: [{ a: 1 }], eager_input_streaming: null };
+    await post({ model: 'm1', max_tokens: 9, tools: [tool], messages: user('hi') });
+    assert.deepEqual(lastRequest().tools, [{ name: 'f', description: undefined, parameters: { type: 'object' }, providerFields: { anthropic: { defer_loading: true, allowed_callers: ['direct'], input_examples: [{ a: 1 }] } } }]);
+  });
+
   test("adaptive thinking takes output_config.effort, 'max' kept as 'max' (an OpenAI upstream gets it as sent)", async () => {
     for (const effort of ['low', 'xhigh', 'max']) {
       await post({ model: 'm1', max_tokens: 3000, thinking: { type: 'adaptive' }, output_config: { effort }, messages: user('hi') });

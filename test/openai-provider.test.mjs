@@ -398,7 +398,8 @@ describe('the request sent upstream', () => {
     const parameters = { type: 'object', properties: { city: { type: 'string' } }, required: ['city'] };
     await collect(
       chat({
-        tools: [{ name: 'get_weather', description: 'Current weather', parameters }],
+        // Fields only Anthropic reads stay out of an OpenAI-compatible request.
+        tools: [{ name: 'get_weather', description: 'Current weather', parameters, providerFields: { anthropic: { defer_loading: true } } }],
         toolChoice: { type: 'tool', name: 'get_weather' },
         parallelToolCalls: false,
         temperature: 0.2,

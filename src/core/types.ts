@@ -85,6 +85,8 @@ export interface ToolDefinition {
   parameters: JsonSchema;
   /** Prompt caching hint: a breakpoint after this tool's definition (Anthropic, Bedrock). */
   cacheControl?: Record<string, unknown>;
+  /** Fields of the tool only one provider reads, by provider name (Anthropic's defer_loading…); others offer the tool without them. */
+  providerFields?: Record<string, Record<string, unknown>>;
 }
 
 export type ToolChoice =

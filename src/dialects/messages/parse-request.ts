@@ -8,7 +8,7 @@ import type { ChatRequest, ContentPart, Message, ReasoningConfig, ReasoningEffor
 import { unansweredToolResult } from '../../core/types.js';
 import { compactionNote } from './compaction.js';
 import type { MessagesContentBlock, MessagesRequest } from './schema.js';
-import { isCustomTool, isServerBlockType, isServerTool } from './schema.js';
+import { ANTHROPIC_TOOL_FIELDS, isCustomTool, isServerBlockType, isServerTool, type CustomToolParam } from './schema.js';
 
 type Block = MessagesContentBlock;
 
@@ -60,6 +60,12 @@ async function documentParts(block: Extract<Block, { type: 'document' }>, param:
 }
 
 /** A block's `cache_control` as the canonical part's `cacheControl` (a prompt-cache breakpoint after it). */
+/** The tool's fields only Anthropic reads, kept for an Anthropic upstream. */
+function anthropicFieldsOf(tool: CustomToolParam): { providerFields?: Record<string, Record<string, unknown>> } {
+  const fields = Object.fromEntries(ANTHROPIC_TOOL_FIELDS.filter((key) => tool[key] != null).map((key) => [key, tool[key]]));
+  return Object.keys(fields).length ? { providerFields: { anthropic: fields } } : {};
+}
+
 function cacheControlOf(block: { cache_control?: Record<string, unknown> | null }): { cacheControl?: Record<string, unknown> } {
   return block.cache_control ? { cacheControl: block.cache_control } : {};
 }
@@ -255,7 +261,7 @@ export async function parseMessagesRequest(body: MessagesRequest): Promise<ChatR
     presencePenalty: body.presence_penalty,
     frequencyPenalty: body.frequency_penalty,
     repetitionPenalty: body.repetition_penalty,
-    tools: customTools.length ? customTools.map((t) => ({ name: t.name, description: t.description, parameters: t.input_schema, ...cacheControlOf(t) })) : undefined,
+    tools: customTools.length ? customTools.map((t) => ({ name: t.name, description: t.description, parameters: t.input_schema, ...cacheControlOf(t), ...anthropicFieldsOf(t) })) : undefined,
     providerTools: serverTools.length ? serverTools.map((definition) => ({ provider: 'anthropic', definition })) : undefined,
     toolChoice: toolChoice(body.tool_choice, body.tools, Boolean(body.mcp_servers?.length)),
     parallelToolCalls: disableParallel === undefined ? undefined : !disableParallel,

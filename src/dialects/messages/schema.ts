@@ -71,6 +71,8 @@ const toolResultBlockSchema = z
     content: z.union([z.string(), z.array(z.union([textBlockSchema, imageBlockSchema, documentBlockSchema]))]).optional(),
     is_error: z.boolean().optional(),
     cache_control: cacheControlSchema.nullable().optional(),
+    // The toolset of the paired tool_use (as its `toolset_name`, accepted and not needed here).
+    toolset_name: z.string().nullable().optional(),
   })
   .strict();
 
@@ -155,21 +157,32 @@ const systemSchema = z.union([z.string(), z.array(z.union([z.string(), textBlock
 
 const toolSchema = z
   .object({
-    type: z.literal('custom').optional(),
+    type: z.literal('custom').nullable().optional(),
     name: z.string().regex(/^[A-Za-z0-9_-]{1,128}$/, 'must be 1-128 characters of a-z, A-Z, 0-9, underscores and dashes'),
     description: z.string().optional(),
     input_schema: z.object({ type: z.literal('object') }).catchall(z.unknown()),
     cache_control: cacheControlSchema.nullable().optional(),
     strict: z.boolean().optional(),
+    // Anthropic's own (tool search, programmatic calls, examples, input streaming): passed to an
+    // Anthropic upstream with the tool; other providers offer the tool without them.
+    defer_loading: z.boolean().optional(),
+    allowed_callers: z.array(z.string().min(1)).optional(),
+    input_examples: z.array(z.record(z.string(), z.unknown())).optional(),
+    eager_input_streaming: z.boolean().nullable().optional(),
   })
   .strict();
+
+/** The fields of a custom tool only Anthropic reads. */
+export const ANTHROPIC_TOOL_FIELDS = ['defer_loading', 'allowed_callers', 'input_examples', 'eager_input_streaming'] as const;
 
 /** Anthropic's own tools (`web_search_20250305`, `code_execution_20250825`…): type and name, the rest as written. */
 const serverToolSchema = z
   .object({
     // abort: a union then weighs this branch against the custom tool's instead of taking its complaint.
-    type: z.string().regex(/^[a-z][a-z0-9_]*_\d{8}$/, { message: "must be 'custom' or a dated Anthropic tool type such as 'web_search_20250305'", abort: true }),
-    name: z.string().min(1),
+    // Tool search's types may also come undated.
+    type: z.string().regex(/^(?:[a-z][a-z0-9_]*_\d{8}|tool_search_tool_(?:bm25|regex))$/, { message: "must be 'custom' or a dated Anthropic tool type such as 'web_search_20250305'", abort: true }),
+    // A toolset (browser_toolset_20260801, computer_toolset_20260801) carries none.
+    name: z.string().min(1).optional(),
   })
   .catchall(z.unknown());
 /** A tool's settings in an MCP toolset: `defer_loading` is accepted and has no effect (no tool search here). */
@@ -191,7 +204,7 @@ export type CustomToolParam = z.infer<typeof toolSchema>;
 export type McpToolsetParam = z.infer<typeof mcpToolsetSchema>;
 type ToolParam = CustomToolParam | ServerToolParam | McpToolsetParam;
 export const isMcpToolset = (tool: ToolParam): tool is McpToolsetParam => tool.type === 'mcp_toolset';
-export const isCustomTool = (tool: ToolParam): tool is CustomToolParam => tool.type === undefined || tool.type === 'custom';
+export const isCustomTool = (tool: ToolParam): tool is CustomToolParam => tool.type == null || tool.type === 'custom';
 /** Anthropic's own tools: whatever is neither a custom tool nor an MCP toolset. */
 export const isServerTool = (tool: ToolParam): tool is ServerToolParam => !isCustomTool(tool) && !isMcpToolset(tool);
 
@@ -260,10 +273,22 @@ export const messagesRequestSchema = z
     stream: z.boolean().optional(),
     tool_context: z.array(z.record(z.string(), z.unknown())).optional(),
     mcp_servers: z.array(mcpServerSchema).optional(),
-    container: z.string().nullable().optional(),
+    // An id, or {id, skills} (the skills to load into it).
+    container: z
+      .union([
+        z.string(),
+        z
+          .object({
+            id: z.string().nullable().optional(),
+            skills: z.array(z.object({ skill_id: z.string().min(1), type: z.enum(['anthropic', 'custom']), version: z.string().optional() }).strict()).nullable().optional(),
+          })
+          .strict(),
+      ])
+      .nullable()
+      .optional(),
     // Anthropic's newer fields: speed passes to an Anthropic upstream; diagnostics is refused (field-policy.ts).
     speed: z.enum(['standard', 'fast']).nullable().optional(),
-    diagnostics: z.object({ previous_message_id: z.string().min(1).optional() }).passthrough().nullable().optional(),
+    diagnostics: z.object({ previous_message_id: z.string().min(1).nullable().optional() }).passthrough().nullable().optional(),
     // Message threads (beta): held by POST /v1/messages (threads.ts), refused elsewhere (field-policy.ts).
     thread: z
       .discriminatedUnion('type', [

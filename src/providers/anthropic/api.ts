@@ -81,6 +81,8 @@ export interface AnthropicTool {
   description?: string;
   input_schema: Record<string, unknown>;
   cache_control?: AnthropicCacheControl;
+  /** defer_loading, allowed_callers, input_examples, eager_input_streaming, as the client sent them. */
+  [field: string]: unknown;
 }
 
 export type AnthropicToolChoice =

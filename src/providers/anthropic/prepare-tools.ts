@@ -67,6 +67,7 @@ export function prepareAnthropicTools(request: ChatRequest, thinking: boolean): 
     const tool: AnthropicTool = { name: t.name, input_schema: toInputSchema(t.parameters) };
     if (t.description) tool.description = t.description;
     if (t.cacheControl) tool.cache_control = t.cacheControl;
+    Object.assign(tool, t.providerFields?.anthropic);
     return tool;
   });
   const disableParallel = request.parallelToolCalls === false ? { disable_parallel_tool_use: true } : {};

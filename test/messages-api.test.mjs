@@ -412,11 +412,16 @@ describe('seed 003 fields', () => {
       ['container', 'cntr_1'],
       ['speed', 'fast'],
       ['diagnostics', { previous_message_id: 'msg_1' }],
+      // The first turn's opt-in, and a container with skills: the same reasons.
+      ['diagnostics', { previous_message_id: null }],
+      ['container', { skills: [{ skill_id: 'pptx', type: 'anthropic' }] }],
       ['tool_context', [{ type: 'document', text: 'x' }]],
     ]) {
       const res = await post({ model: 'm1', max_tokens: 9, messages: user('x'), [field]: value });
       assert.equal(res.status, 400, field);
       assert.match(res.body.error.message, new RegExp(field));
+      if (field === 'diagnostics') assert.match(res.body.error.message, /message ids here are the gateway's own/);
+      if (field === 'container') assert.match(res.body.error.message, /needs a model served by the Anthropic API/);
     }
     // speed: standard is what every provider does.
     assert.equal((await post({ model: 'm1', max_tokens: 9, messages: user('x'), speed: 'standard' })).status, 200);

@@ -148,6 +148,34 @@ test("what the SDK's types add to tools, tool results and container reaches Anth
   assert.deepEqual(sent.container, container);
 });
 
+test('search results (in a user turn and in a tool result) and a document asking for citations reach Anthropic as written, so the answer can cite them', async () => {
+  fake.enqueue({ fixture: 'text.sse' });
+  const result = (n) => ({
+    type: 'search_result',
+    source: `https://docs.example/${n}`,
+    title: `Page ${n}`,
+    content: [{ type: 'text', text: `Passage ${n}a.` }, { type: 'text', text: `Passage ${n}b.` }],
+    citations: { enabled: true },
+  });
+  const cited = { type: 'document', source: { type: 'text', media_type: 'text/plain', data: 'The grass is green.' }, title: 'Facts', citations: { enabled: true } };
+  const plain = { type: 'document', source: { type: 'text', media_type: 'text/plain', data: 'The sky is blue.' } };
+  await client.messages.create({
+    model: 'claude',
+    max_tokens: 50,
+    tools: [{ name: 'search', input_schema: { type: 'object' } }],
+    messages: [
+      { role: 'user', content: [result(1), cited, plain, { type: 'text', text: 'What colour?' }] },
+      { role: 'assistant', content: [{ type: 'tool_use', id: 'toolu_1', name: 'search', input: {} }] },
+      { role: 'user', content: [{ type: 'tool_result', tool_use_id: 'toolu_1', content: [result(2)] }] },
+    ],
+  });
+  const sent = fake.requests.at(-1).body.messages;
+  assert.deepEqual(sent[0].content.slice(0, 2), [result(1), cited]);
+  // Without citations a text document is read as text, as before.
+  assert.deepEqual(sent[0].content[2], { type: 'text', text: 'The sky is blue.' });
+  assert.deepEqual(sent[2].content[0].content, [result(2)]);
+});
+
 test("the client's anthropic-beta flags reach the Anthropic upstream (the SDK's beta namespace), for messages and count_tokens", async () => {
   const betas = ['interleaved-thinking-2025-05-14', 'context-1m-2025-08-07'];
   fake.enqueue({ fixture: 'text.sse' });

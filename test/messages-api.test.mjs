@@ -297,6 +297,17 @@ describe('thinking', () => {
     assert.deepEqual(lastRequest().tools, [{ name: 'f', description: undefined, parameters: { type: 'object' }, providerFields: { anthropic: { defer_loading: true, allowed_callers: ['direct'], input_examples: [{ a: 1 }] } } }]);
   });
 
+  test('a search result reaches any other provider as its text: title, source, passages', async () => {
+    const result = { type: 'search_result', source: 'https://docs.example/1', title: 'Page 1', content: [{ type: 'text', text: 'One.' }, { type: 'text', text: 'Two.' }] };
+    const res = await post({ model: 'm1', max_tokens: 9, messages: [{ role: 'user', content: [result, { type: 'text', text: 'Summarise.' }] }] });
+    assert.equal(res.status, 200);
+    assert.deepEqual(lastRequest().messages[0].content.map((p) => p.text), ['Page 1\nhttps://docs.example/1\n\nOne.\n\nTwo.', 'Summarise.']);
+    // Only in user turns, as Anthropic allows it.
+    const misplaced = await post({ model: 'm1', max_tokens: 9, messages: [{ role: 'user', content: 'q' }, { role: 'assistant', content: [result] }] });
+    assert.equal(misplaced.status, 400);
+    assert.equal(misplaced.body.error.message.includes("'search_result' block is only allowed in user messages"), true, misplaced.body.error.message);
+  });
+
   test("adaptive thinking takes output_config.effort, 'max' kept as 'max' (an OpenAI upstream gets it as sent)", async () => {
     for (const effort of ['low', 'xhigh', 'max']) {
       await post({ model: 'm1', max_tokens: 3000, thinking: { type: 'adaptive' }, output_config: { effort }, messages: user('hi') });

@@ -13,6 +13,18 @@ export interface TextPart {
   cacheControl?: Record<string, unknown>;
   /** Sources the text cites (Anthropic citations, as returned), sent back where the provider takes them. */
   citations?: Array<Record<string, unknown>>;
+  /** The block the part was read from, which that provider takes back as it was (see NativeBlock). */
+  nativeBlock?: NativeBlock;
+}
+
+/**
+ * A client's block in one provider's own format that the part renders for every other provider:
+ * an Anthropic `search_result`, or a document asking for citations, reaches Anthropic as written
+ * (so its answer can cite it) and other providers as the part's text or bytes.
+ */
+export interface NativeBlock {
+  provider: string;
+  block: Record<string, unknown>;
 }
 
 /** Image, video or document bytes (or an image URL the provider fetches itself). */
@@ -26,6 +38,7 @@ export interface MediaPart {
   /** Optional label/file name (documents). */
   name?: string;
   cacheControl?: Record<string, unknown>;
+  nativeBlock?: NativeBlock;
 }
 
 export interface ReasoningPart {

@@ -21,6 +21,15 @@ function textPart(block: { text: string; cache_control?: Record<string, unknown>
   return part;
 }
 
+/**
+ * A search result as text for every provider (title, source, then its passages); Anthropic gets
+ * the block itself, so its answer can cite the passages (search_result_location citations).
+ */
+function searchResultPart(block: Extract<Block, { type: 'search_result' }>): TextPart {
+  const passages = block.content.map((c) => c.text).join('\n\n');
+  return { type: 'text', text: `${block.title}\n${block.source}\n\n${passages}`, nativeBlock: { provider: 'anthropic', block }, ...cacheControlOf(block) };
+}
+
 async function imagePart(block: Extract<Block, { type: 'image' }>, param: string): Promise<ContentPart> {
   if (block.source.type === 'url') return { type: 'image', mediaType: 'image/*', url: block.source.url };
   const part = await imageFromBytes(decodeBase64(block.source.data, `${param}.source.data`), block.source.media_type, `${param}.source`);
@@ -32,9 +41,11 @@ async function documentParts(block: Extract<Block, { type: 'document' }>, param:
   const source = block.source;
   const label = block.title ?? undefined;
   const cache = block.cache_control ?? undefined;
+  // A document that asks for citations goes to Anthropic as written, so the answer can cite it.
+  const native = block.citations?.enabled ? { nativeBlock: { provider: 'anthropic', block } } : {};
   switch (source.type) {
     case 'text':
-      return [{ type: 'text', text: label ? `${label}\n\n${source.data}` : source.data, ...(cache ? { cacheControl: cache } : {}) }];
+      return [{ type: 'text', text: label ? `${label}\n\n${source.data}` : source.data, ...(cache ? { cacheControl: cache } : {}), ...native }];
     case 'content': {
       if (typeof source.content === 'string') return [{ type: 'text', text: source.content }];
       const parts: ContentPart[] = [];
@@ -54,7 +65,7 @@ async function documentParts(block: Extract<Block, { type: 'document' }>, param:
       if (sniffed && sniffed !== declared && mediaKindOf(declared) === 'document' && declared !== 'application/octet-stream') {
         throw badRequest(`The document is declared as ${declared} but its bytes are ${sniffed}`, `${param}.source.media_type`, 'media_type_mismatch');
       }
-      return [{ type: mediaKindOf(mediaType), mediaType, data, ...(label ? { name: label } : {}), ...(cache ? { cacheControl: cache } : {}) }];
+      return [{ type: mediaKindOf(mediaType), mediaType, data, ...(label ? { name: label } : {}), ...(cache ? { cacheControl: cache } : {}), ...native }];
     }
   }
 }
@@ -114,6 +125,10 @@ async function convertMessage(message: MessagesRequest['messages'][number], inde
         if (role === 'system') throw wrongRole('user or assistant');
         for (const part of await documentParts(block, param)) push(role, part);
         break;
+      case 'search_result':
+        if (role !== 'user') throw wrongRole('user');
+        push(role, searchResultPart(block));
+        break;
       case 'thinking':
         if (role !== 'assistant') throw wrongRole('assistant');
         push(role, { type: 'reasoning', text: block.thinking, signature: block.signature });
@@ -151,6 +166,7 @@ async function convertMessage(message: MessagesRequest['messages'][number], inde
             const p = `${param}.content[${j}]`;
             if (c.type === 'text') inner.push(textPart(c));
             else if (c.type === 'image') inner.push(await imagePart(c, p));
+            else if (c.type === 'search_result') inner.push(searchResultPart(c));
             else inner.push(...(await documentParts(c, p)));
           }
         }

@@ -47,6 +47,18 @@ const documentBlockSchema = z
   })
   .strict();
 
+/** A search result the model may cite (Anthropic's RAG block), in a user turn or a tool result. */
+const searchResultBlockSchema = z
+  .object({
+    type: z.literal('search_result'),
+    source: z.string(),
+    title: z.string(),
+    content: z.array(textBlockSchema),
+    citations: citationsSchema.nullable().optional(),
+    cache_control: cacheControlSchema.nullable().optional(),
+  })
+  .strict();
+
 const thinkingBlockSchema = z.object({ type: z.literal('thinking'), thinking: z.string(), signature: z.string() }).strict();
 const redactedThinkingBlockSchema = z.object({ type: z.literal('redacted_thinking'), data: z.string() }).strict();
 
@@ -68,7 +80,7 @@ const toolResultBlockSchema = z
   .object({
     type: z.literal('tool_result'),
     tool_use_id: z.string().min(1),
-    content: z.union([z.string(), z.array(z.union([textBlockSchema, imageBlockSchema, documentBlockSchema]))]).optional(),
+    content: z.union([z.string(), z.array(z.union([textBlockSchema, imageBlockSchema, documentBlockSchema, searchResultBlockSchema]))]).optional(),
     is_error: z.boolean().optional(),
     cache_control: cacheControlSchema.nullable().optional(),
     // The toolset of the paired tool_use (as its `toolset_name`, accepted and not needed here).
@@ -124,6 +136,7 @@ export const contentBlockSchema = z.discriminatedUnion('type', [
   textBlockSchema,
   imageBlockSchema,
   documentBlockSchema,
+  searchResultBlockSchema,
   thinkingBlockSchema,
   redactedThinkingBlockSchema,
   toolUseBlockSchema,

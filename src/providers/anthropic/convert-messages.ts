@@ -39,7 +39,14 @@ function parseDataUrl(url: string): { mediaType: string; data: string } | undefi
   return m ? { mediaType: m[1]!.toLowerCase(), data: m[2]! } : undefined;
 }
 
+/** The client's own Anthropic block (a search result, a document asking for citations), as written. */
+function nativeBlockOf(part: TextPart | MediaPart): AnthropicTextBlock | undefined {
+  return part.nativeBlock?.provider === 'anthropic' ? (part.nativeBlock.block as unknown as AnthropicTextBlock) : undefined;
+}
+
 function textBlock(part: TextPart): AnthropicTextBlock {
+  const native = nativeBlockOf(part);
+  if (native) return native;
   const block: AnthropicTextBlock = { type: 'text', text: part.text };
   if (part.cacheControl) block.cache_control = part.cacheControl;
   if (part.citations?.length) block.citations = part.citations;
@@ -71,6 +78,8 @@ function imageBlock(part: MediaPart): AnthropicImageBlock {
  * formats were made text by textifyDocuments first.
  */
 function documentBlock(part: MediaPart): AnthropicDocumentBlock {
+  const native = nativeBlockOf(part);
+  if (native) return native as unknown as AnthropicDocumentBlock;
   const mediaType = part.mediaType.toLowerCase();
   let block: AnthropicDocumentBlock;
   if (mediaType === 'application/pdf') {

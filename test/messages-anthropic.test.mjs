@@ -31,6 +31,7 @@ before(async () => {
     claude('claude-ledger'),
     // Anthropic alone, but its fallback model is not.
     claude('claude-fb', { routing: { fallbacks: ['other'] } }),
+    claude('claude-vision', { modalities: ['text', 'image', 'document'] }),
   ]);
   ({ fake, server: s, client } = gateway);
 });
@@ -174,6 +175,26 @@ test('search results (in a user turn and in a tool result) and a document asking
   // Without citations a text document is read as text, as before.
   assert.deepEqual(sent[0].content[2], { type: 'text', text: 'The sky is blue.' });
   assert.deepEqual(sent[2].content[0].content, [result(2)]);
+});
+
+test("an image's transformations reach Anthropic with it; a Files API id is refused with its reason", async () => {
+  fake.enqueue({ fixture: 'text.sse' });
+  const png = 'iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg==';
+  const image = { type: 'image', source: { type: 'base64', media_type: 'image/png', data: png }, transformations: { oversized_image: 'error' } };
+  const url = { type: 'image', source: { type: 'url', url: 'https://img.example/cat.png' }, cache_control: { type: 'ephemeral' } };
+  await client.messages.create({ model: 'claude-vision', max_tokens: 50, messages: [{ role: 'user', content: [image, url, { type: 'text', text: 'What is it?' }] }] });
+  assert.deepEqual(fake.requests.at(-1).body.messages[0].content.slice(0, 2), [image, url]);
+
+  for (const block of [
+    { type: 'image', source: { type: 'file', file_id: 'file_011' } },
+    { type: 'document', source: { type: 'file', file_id: 'file_012' } },
+  ]) {
+    await assert.rejects(client.messages.create({ model: 'claude-vision', max_tokens: 50, messages: [{ role: 'user', content: [block, { type: 'text', text: 'hi' }] }] }), (err) => {
+      assert.equal(err.status, 400);
+      assert.match(err.error.error.message, /File ids \(Anthropic's Files API\) are not resolved by this gateway/);
+      return true;
+    });
+  }
 });
 
 test("the client's anthropic-beta flags reach the Anthropic upstream (the SDK's beta namespace), for messages and count_tokens", async () => {

@@ -30,11 +30,18 @@ function searchResultPart(block: Extract<Block, { type: 'search_result' }>): Tex
   return { type: 'text', text: `${block.title}\n${block.source}\n\n${passages}`, nativeBlock: { provider: 'anthropic', block }, ...cacheControlOf(block) };
 }
 
+function fileSourceRefused(param: string): Error {
+  return badRequest("File ids (Anthropic's Files API) are not resolved by this gateway; send the file's bytes as base64", `${param}.source`, 'unsupported_document_source');
+}
+
 async function imagePart(block: Extract<Block, { type: 'image' }>, param: string): Promise<ContentPart> {
-  if (block.source.type === 'url') return { type: 'image', mediaType: 'image/*', url: block.source.url };
+  if (block.source.type === 'file') throw fileSourceRefused(param);
+  // With transformations, Anthropic gets the block as written; other providers never resize.
+  const native = block.transformations && Object.keys(block.transformations).length ? { nativeBlock: { provider: 'anthropic', block } } : {};
+  if (block.source.type === 'url') return { type: 'image', mediaType: 'image/*', url: block.source.url, ...cacheControlOf(block), ...native };
   const part = await imageFromBytes(decodeBase64(block.source.data, `${param}.source.data`), block.source.media_type, `${param}.source`);
   if (block.cache_control) part.cacheControl = block.cache_control;
-  return part;
+  return { ...part, ...native };
 }
 
 async function documentParts(block: Extract<Block, { type: 'document' }>, param: string): Promise<ContentPart[]> {
@@ -56,6 +63,8 @@ async function documentParts(block: Extract<Block, { type: 'document' }>, param:
     }
     case 'url':
       throw badRequest('Document URLs are not fetched by this gateway; send the document as base64', `${param}.source.url`, 'unsupported_document_source');
+    case 'file':
+      throw fileSourceRefused(param);
     case 'base64': {
       const data = decodeBase64(source.data, `${param}.source.data`);
       const sniffed = await sniffMediaType(data);

@@ -20,13 +20,23 @@ export const textBlockSchema = z
   })
   .strict();
 
+/** A file uploaded to Anthropic's Files API: refused with a reason in parse-request.ts. */
+const fileSourceSchema = z.object({ type: z.literal('file'), file_id: z.string().min(1) }).strict();
+
 const imageSourceSchema = z.discriminatedUnion('type', [
   z.object({ type: z.literal('base64'), media_type: z.string().min(1), data: z.string().min(1) }).strict(),
   z.object({ type: z.literal('url'), url: z.string().url() }).strict(),
+  fileSourceSchema,
 ]);
 
 const imageBlockSchema = z
-  .object({ type: z.literal('image'), source: imageSourceSchema, cache_control: cacheControlSchema.nullable().optional() })
+  .object({
+    type: z.literal('image'),
+    source: imageSourceSchema,
+    cache_control: cacheControlSchema.nullable().optional(),
+    // What Anthropic does with an image over its size limit (downsize, or error): passed to it.
+    transformations: z.object({ oversized_image: z.enum(['downsize', 'error']).optional() }).strict().nullable().optional(),
+  })
   .strict();
 
 const documentSourceSchema = z.discriminatedUnion('type', [
@@ -34,6 +44,7 @@ const documentSourceSchema = z.discriminatedUnion('type', [
   z.object({ type: z.literal('text'), media_type: z.literal('text/plain').optional(), data: z.string() }).strict(),
   z.object({ type: z.literal('content'), content: z.union([z.string(), z.array(z.union([textBlockSchema, imageBlockSchema]))]) }).strict(),
   z.object({ type: z.literal('url'), url: z.string().url() }).strict(),
+  fileSourceSchema,
 ]);
 
 const documentBlockSchema = z

@@ -54,6 +54,8 @@ function textBlock(part: TextPart): AnthropicTextBlock {
 }
 
 function imageBlock(part: MediaPart): AnthropicImageBlock {
+  const native = nativeBlockOf(part);
+  if (native) return native as unknown as AnthropicImageBlock;
   let block: AnthropicImageBlock;
   if (part.data) {
     block = { type: 'image', source: { type: 'base64', media_type: part.mediaType, data: toBase64(part.data) } };

@@ -177,6 +177,25 @@ test('search results (in a user turn and in a tool result) and a document asking
   assert.deepEqual(sent[2].content[0].content, [result(2)]);
 });
 
+test("the beta SDK's tool_reference and browser_state reach Anthropic in their tool results as written; an MCP listing sent back is left out", async () => {
+  fake.enqueue({ fixture: 'text.sse' });
+  const reference = { type: 'tool_reference', tool_name: 'get_weather' };
+  const browser = { type: 'browser_state', tabs: [{ id: 't1', url: 'https://example.com', title: 'Example', active: true }] };
+  await client.messages.create({
+    model: 'claude',
+    max_tokens: 50,
+    tools: [{ name: 'find_tools', input_schema: { type: 'object' } }],
+    messages: [
+      { role: 'user', content: 'weather?' },
+      { role: 'assistant', content: [{ type: 'mcp_tool_listing', mcp_server_name: 'kb', tools: [] }, { type: 'tool_use', id: 'toolu_1', name: 'find_tools', input: {} }] },
+      { role: 'user', content: [{ type: 'tool_result', tool_use_id: 'toolu_1', content: [reference, browser] }] },
+    ],
+  });
+  const sent = fake.requests.at(-1).body.messages;
+  assert.deepEqual(sent[1].content.map((b) => b.type), ['tool_use']);
+  assert.deepEqual(sent[2].content[0].content, [reference, browser]);
+});
+
 test("an image's transformations reach Anthropic with it; a Files API id is refused with its reason", async () => {
   fake.enqueue({ fixture: 'text.sse' });
   const png = 'iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg==';

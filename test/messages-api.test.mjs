@@ -308,6 +308,20 @@ describe('thinking', () => {
     assert.equal(misplaced.body.error.message.includes("'search_result' block is only allowed in user messages"), true, misplaced.body.error.message);
   });
 
+  test("the beta SDK's thinking display 'updates' (read as summarized), block_binding, and a fallback block without its trigger are accepted", async () => {
+    for (const thinking of [
+      { type: 'enabled', budget_tokens: 1024, display: 'updates', block_binding: { prefix_mismatch_behavior: 'drop_block' } },
+      { type: 'adaptive', display: 'updates', block_binding: null },
+    ]) {
+      const res = await post({ model: 'm1', max_tokens: 3000, thinking, messages: user('script:reasoning') });
+      assert.equal(res.status, 200, JSON.stringify(res.body));
+      assert.equal(res.body.content[0].thinking, 'Let me think.', 'the thinking text is returned');
+    }
+    const boundary = { type: 'fallback', from: { model: 'a' }, to: { model: 'b' } };
+    const res = await post({ model: 'm1', max_tokens: 9, messages: [{ role: 'user', content: 'q' }, { role: 'assistant', content: [boundary, { type: 'text', text: 'a' }] }, { role: 'user', content: 'more' }] });
+    assert.equal(res.status, 200, JSON.stringify(res.body));
+  });
+
   test("adaptive thinking takes output_config.effort, 'max' kept as 'max' (an OpenAI upstream gets it as sent)", async () => {
     for (const effort of ['low', 'xhigh', 'max']) {
       await post({ model: 'm1', max_tokens: 3000, thinking: { type: 'adaptive' }, output_config: { effort }, messages: user('hi') });

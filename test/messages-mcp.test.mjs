@@ -178,6 +178,9 @@ test('mcp_toolset (the connector\'s newer shape): an allowlist, a denylist, and 
   assert.deepEqual(await offeredFor([toolset()]), ['delete_all', 'lookup'], 'every tool by default');
   assert.deepEqual(await offeredFor([toolset({ default_config: { enabled: false }, configs: { lookup: { enabled: true } } })]), ['lookup'], 'allowlist');
   assert.deepEqual(await offeredFor([toolset({ configs: { delete_all: { enabled: false } } })]), ['lookup'], 'denylist');
+  // The beta SDK's null configs, and a listing pinned from an earlier answer: the gateway lists the server itself.
+  const pinned = [{ name: 'lookup', input_schema: { type: 'object' }, description: null }];
+  assert.deepEqual(await offeredFor([toolset({ configs: null, default_config: null, tools: pinned })]), ['delete_all', 'lookup'], 'null configs, pinned listing');
   // A tool left out does not run when the model calls it anyway.
   seen.calls.length = 0;
   const refused = await postJson(`${gateway.url}/v1/messages`, { ...ask('call:delete_all {}'), mcp_servers: [server()], tools: [toolset({ configs: { delete_all: { enabled: false } } })] });

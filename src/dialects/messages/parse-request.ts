@@ -34,6 +34,15 @@ function fileSourceRefused(param: string): Error {
   return badRequest("File ids (Anthropic's Files API) are not resolved by this gateway; send the file's bytes as base64", `${param}.source`, 'unsupported_document_source');
 }
 
+/**
+ * Tool search's tool_reference and a browser toolset's browser_state, in a tool result: blocks of
+ * Anthropic's own tools, which it reads as written; any other provider gets them as text.
+ */
+function anthropicOnlyResultPart(block: { type: 'tool_reference'; tool_name: string } | { type: 'browser_state'; tabs: unknown[] }): TextPart {
+  const text = block.type === 'tool_reference' ? `Tool available: ${block.tool_name}` : `Browser tabs: ${JSON.stringify(block.tabs)}`;
+  return { type: 'text', text, nativeBlock: { provider: 'anthropic', block } };
+}
+
 async function imagePart(block: Extract<Block, { type: 'image' }>, param: string): Promise<ContentPart> {
   if (block.source.type === 'file') throw fileSourceRefused(param);
   // With transformations, Anthropic gets the block as written; other providers never resize.
@@ -161,7 +170,9 @@ async function convertMessage(message: MessagesRequest['messages'][number], inde
         if (block.content) push('user', { type: 'text', text: compactionNote(block.content) });
         break;
       case 'fallback':
-        // Where one model handed over to another: kept by the client in place, not part of the prompt.
+      case 'mcp_tool_listing':
+        // Where one model handed over to another, or what an MCP server listed (the gateway lists
+        // it itself): kept by the client in place, not part of the prompt.
         if (role !== 'assistant') throw wrongRole('assistant');
         break;
       case 'tool_result':
@@ -176,6 +187,7 @@ async function convertMessage(message: MessagesRequest['messages'][number], inde
             if (c.type === 'text') inner.push(textPart(c));
             else if (c.type === 'image') inner.push(await imagePart(c, p));
             else if (c.type === 'search_result') inner.push(searchResultPart(c));
+            else if (c.type === 'tool_reference' || c.type === 'browser_state') inner.push(anthropicOnlyResultPart(c));
             else inner.push(...(await documentParts(c, p)));
           }
         }

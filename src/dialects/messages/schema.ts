@@ -70,6 +70,20 @@ const searchResultBlockSchema = z
   })
   .strict();
 
+/** Tool search's answer: a deferred tool to load (read by Anthropic; a note for other providers). */
+const toolReferenceBlockSchema = z
+  .object({ type: z.literal('tool_reference'), tool_name: z.string().min(1), cache_control: cacheControlSchema.nullable().optional() })
+  .strict();
+/** A browser toolset call's resulting browser state (Anthropic renders it for the model). */
+const browserStateBlockSchema = z
+  .object({
+    type: z.literal('browser_state'),
+    tabs: z.array(z.record(z.string(), z.unknown())),
+    state_changes: z.array(z.record(z.string(), z.unknown())).nullable().optional(),
+    cache_control: cacheControlSchema.nullable().optional(),
+  })
+  .strict();
+
 const thinkingBlockSchema = z.object({ type: z.literal('thinking'), thinking: z.string(), signature: z.string() }).strict();
 const redactedThinkingBlockSchema = z.object({ type: z.literal('redacted_thinking'), data: z.string() }).strict();
 
@@ -91,7 +105,7 @@ const toolResultBlockSchema = z
   .object({
     type: z.literal('tool_result'),
     tool_use_id: z.string().min(1),
-    content: z.union([z.string(), z.array(z.union([textBlockSchema, imageBlockSchema, documentBlockSchema, searchResultBlockSchema]))]).optional(),
+    content: z.union([z.string(), z.array(z.union([textBlockSchema, imageBlockSchema, documentBlockSchema, searchResultBlockSchema, toolReferenceBlockSchema, browserStateBlockSchema]))]).optional(),
     is_error: z.boolean().optional(),
     cache_control: cacheControlSchema.nullable().optional(),
     // The toolset of the paired tool_use (as its `toolset_name`, accepted and not needed here).
@@ -126,9 +140,14 @@ const fallbackBlockSchema = z
     type: z.literal('fallback'),
     from: z.object({ model: z.string() }).passthrough(),
     to: z.object({ model: z.string() }).passthrough(),
-    trigger: z.object({ type: z.string() }).passthrough(),
+    // "Accepted and ignored by the server; any object or null is allowed."
+    trigger: z.record(z.string(), z.unknown()).nullable().optional(),
   })
   .strict();
+
+/** An MCP server's tool listing from an earlier Anthropic answer, sent back as history: not part of the prompt. */
+const mcpToolListingBlockSchema = z.object({ type: z.literal('mcp_tool_listing'), mcp_server_name: z.string(), tools: z.array(z.unknown()) }).strict();
+
 
 /** A compaction an earlier request produced (compaction.ts), sent back first in `messages`. */
 const compactionBlockSchema = z
@@ -155,6 +174,7 @@ export const contentBlockSchema = z.discriminatedUnion('type', [
   mcpToolUseBlockSchema,
   mcpToolResultBlockSchema,
   fallbackBlockSchema,
+  mcpToolListingBlockSchema,
   compactionBlockSchema,
 ]);
 
@@ -217,9 +237,11 @@ const mcpToolsetSchema = z
   .object({
     type: z.literal('mcp_toolset'),
     mcp_server_name: z.string().min(1),
-    default_config: mcpToolConfigSchema.optional(),
-    configs: z.record(z.string(), mcpToolConfigSchema).optional(),
+    default_config: mcpToolConfigSchema.nullable().optional(),
+    configs: z.record(z.string(), mcpToolConfigSchema).nullable().optional(),
     cache_control: cacheControlSchema.nullable().optional(),
+    // A listing pinned from an earlier answer: accepted; the gateway lists the server's tools itself.
+    tools: z.array(z.object({ name: z.string(), input_schema: z.record(z.string(), z.unknown()), description: z.string().nullable().optional() }).strict()).nullable().optional(),
   })
   .strict();
 
@@ -239,18 +261,24 @@ const toolChoiceSchema = z.discriminatedUnion('type', [
   z.object({ type: z.literal('none') }).strict(),
 ]);
 
+// `updates` is read as `summarized`; block_binding (Anthropic's check of thinking blocks sent
+// back) is accepted and its defaults apply: thinking blocks go back exactly as they came.
+const thinkingDisplay = z.enum(['summarized', 'omitted', 'updates']).nullable().optional();
+const blockBinding = z.object({ prefix_mismatch_behavior: z.enum(['error', 'drop_block']).nullable().optional() }).strict().nullable().optional();
+
 const thinkingSchema = z.discriminatedUnion('type', [
   z
     .object({
       type: z.literal('enabled'),
       budget_tokens: z.number().int().min(1024, 'must be at least 1024'),
-      display: z.enum(['summarized', 'omitted']).nullable().optional(),
+      display: thinkingDisplay,
+      block_binding: blockBinding,
     })
     .strict(),
   z.object({ type: z.literal('disabled') }).strict(),
   // Thinking off, with the short progress notes a model writes between tool calls as thinking blocks.
   z.object({ type: z.literal('between_tools') }).strict(),
-  z.object({ type: z.literal('adaptive'), display: z.enum(['summarized', 'omitted']).nullable().optional() }).strict(),
+  z.object({ type: z.literal('adaptive'), display: thinkingDisplay, block_binding: blockBinding }).strict(),
 ]);
 
 const jsonSchemaFormat = z.object({ type: z.literal('json_schema'), schema: z.record(z.string(), z.unknown()) }).strict();

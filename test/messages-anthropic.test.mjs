@@ -196,6 +196,16 @@ test("the beta SDK's tool_reference and browser_state reach Anthropic in their t
   assert.deepEqual(sent[2].content[0].content, [reference, browser]);
 });
 
+test("the beta's billing_policy, fallback_credit_token and output_config.task_budget reach Anthropic as sent", async () => {
+  fake.enqueue({ fixture: 'text.sse' });
+  const billing = { type: 'billing_policy', bill_to: 'user_profile' };
+  const credit = { token: 'fct_abc', mode: 'best_effort' };
+  const budget = { type: 'tokens', total: 100000, remaining: 64000 };
+  await client.beta.messages.create({ model: 'claude', max_tokens: 50, messages: [{ role: 'user', content: 'hi' }], billing_policy: billing, fallback_credit_token: credit, output_config: { task_budget: budget } });
+  const sent = fake.requests.at(-1).body;
+  assert.deepEqual([sent.billing_policy, sent.fallback_credit_token, sent.output_config], [billing, credit, { task_budget: budget }]);
+});
+
 test("an image's transformations reach Anthropic with it; a Files API id is refused with its reason", async () => {
   fake.enqueue({ fixture: 'text.sse' });
   const png = 'iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg==';

@@ -441,6 +441,8 @@ describe('seed 003 fields', () => {
       ['diagnostics', { previous_message_id: null }],
       ['container', { skills: [{ skill_id: 'pptx', type: 'anthropic' }] }],
       ['tool_context', [{ type: 'document', text: 'x' }]],
+      ['billing_policy', { type: 'billing_policy', bill_to: 'user_profile' }],
+      ['fallback_credit_token', 'fct_abc'],
     ]) {
       const res = await post({ model: 'm1', max_tokens: 9, messages: user('x'), [field]: value });
       assert.equal(res.status, 400, field);
@@ -448,8 +450,10 @@ describe('seed 003 fields', () => {
       if (field === 'diagnostics') assert.match(res.body.error.message, /message ids here are the gateway's own/);
       if (field === 'container') assert.match(res.body.error.message, /needs a model served by the Anthropic API/);
     }
-    // speed: standard is what every provider does.
+    // speed: standard and billing yourself are what every provider does; a task budget is advice.
     assert.equal((await post({ model: 'm1', max_tokens: 9, messages: user('x'), speed: 'standard' })).status, 200);
+    assert.equal((await post({ model: 'm1', max_tokens: 9, messages: user('x'), billing_policy: { type: 'billing_policy', bill_to: 'self' } })).status, 200);
+    assert.equal((await post({ model: 'm1', max_tokens: 9, messages: user('x'), output_config: { task_budget: { type: 'tokens', total: 5000 } } })).status, 200);
   });
 
   test('context_management is applied here for non-Anthropic models: clear_thinking and clear_tool_uses', async () => {

@@ -55,6 +55,17 @@ export function applyFieldPolicy(body: MessagesRequest, request: ChatRequest, ga
     if (!anthropic) throw badRequest(`'speed: fast' needs a model served by the Anthropic API; '${model.id}' is not`, 'speed', 'unsupported_parameter');
     passThrough.speed = body.speed;
   }
+  // Billing the customer behind a user profile, and a refusal's credit, are Anthropic's own;
+  // billing yourself is what every provider here does.
+  if (body.billing_policy != null && (anthropic || body.billing_policy.bill_to === 'user_profile')) {
+    if (!anthropic) throw badRequest(`'billing_policy' with bill_to 'user_profile' needs a model served by the Anthropic API; '${model.id}' is not`, 'billing_policy', 'unsupported_parameter');
+    passThrough.billing_policy = body.billing_policy;
+  }
+  if (body.fallback_credit_token != null) {
+    if (!anthropic) throw badRequest(`'fallback_credit_token' needs a model served by the Anthropic API; '${model.id}' is not`, 'fallback_credit_token', 'unsupported_parameter');
+    passThrough.fallback_credit_token = body.fallback_credit_token;
+  }
+  if (body.output_config?.task_budget != null && anthropic) passThrough.output_config = { task_budget: body.output_config.task_budget };
   if (body.diagnostics != null) {
     // Anthropic would compare against its own message id, and clients hold the gateway's.
     throw badRequest("'diagnostics' is not supported: message ids here are the gateway's own, so previous_message_id cannot name an Anthropic request", 'diagnostics', 'unsupported_parameter');

@@ -287,6 +287,8 @@ const outputConfigSchema = z
   .object({
     format: jsonSchemaFormat.nullable().optional(),
     effort: z.enum(['low', 'medium', 'high', 'xhigh', 'max']).nullable().optional(),
+    // The beta's budget across contexts: passed to Anthropic (field-policy.ts), advisory elsewhere.
+    task_budget: z.object({ type: z.literal('tokens'), total: z.number().int().min(1), remaining: z.number().int().min(0).nullable().optional() }).strict().nullable().optional(),
   })
   .strict();
 
@@ -340,6 +342,12 @@ export const messagesRequestSchema = z
       .optional(),
     // Anthropic's newer fields: speed passes to an Anthropic upstream; diagnostics is refused (field-policy.ts).
     speed: z.enum(['standard', 'fast']).nullable().optional(),
+    // Anthropic's billing and refusal-retry credit (beta): passed to it, refused elsewhere (field-policy.ts).
+    billing_policy: z.object({ type: z.literal('billing_policy'), bill_to: z.enum(['self', 'user_profile']).optional() }).strict().nullable().optional(),
+    fallback_credit_token: z
+      .union([z.string().min(1), z.object({ token: z.string().min(1), mode: z.enum(['strict', 'best_effort']).optional() }).strict()])
+      .nullable()
+      .optional(),
     diagnostics: z.object({ previous_message_id: z.string().min(1).nullable().optional() }).passthrough().nullable().optional(),
     // Message threads (beta): held by POST /v1/messages (threads.ts), refused elsewhere (field-policy.ts).
     thread: z

@@ -496,6 +496,31 @@ describe('seed 003 fields', () => {
     const bad = await post({ model: 'm1', max_tokens: 9, messages: user('x'), context_management: { edits: [{ type: 'compact_everything' }] } });
     assert.equal(bad.status, 400);
     assert.match(bad.body.error.message, /context_management\.edits\[0\]\.type/);
+
+    // The beta's newer forms: a tool-use trigger, inputs cleared for listed tools only, keep {type: 'all'}, nulls.
+    const apply = (edits) => post({ model: 'm1', max_tokens: 9, messages, context_management: { edits } });
+    const byUses = (value, extra = {}) => ({ type: 'clear_tool_uses_20250919', trigger: { type: 'tool_uses', value }, keep: { type: 'tool_uses', value: 1 }, ...extra });
+    assert.equal((await apply([byUses(5)])).status, 200);
+    assert.equal(results().t1, 'result t1', 'four tool uses do not reach a trigger of five');
+    await apply([{ type: 'clear_thinking_20251015', keep: { type: 'all' } }, byUses(4, { clear_tool_inputs: ['pinned'], exclude_tools: null, clear_at_least: null })]);
+    assert.deepEqual(results(), { t1: cleared, t2: cleared, t3: cleared, t4: 'result t4' });
+    assert.deepEqual(inputs(), { t1: '{"n":"t1"}', t2: '{}', t3: '{"n":"t3"}', t4: '{"n":"t4"}' });
+    assert.deepEqual(thoughts(), ['old thought', 'new thought']);
+    // clear_at_least: nothing is cleared unless the clearing frees that many tokens (here the
+    // placeholder is longer than these short results, so it frees none).
+    await apply([byUses(1, { clear_at_least: { type: 'input_tokens', value: 1 } })]);
+    assert.equal(results().t1, 'result t1');
+    const long = messages.map((m) => (m.role === 'user' && Array.isArray(m.content) ? { ...m, content: m.content.map((b) => (b.type === 'tool_result' ? { ...b, content: 'x '.repeat(400) } : b)) } : m));
+    const withLong = (atLeast) => post({ model: 'm1', max_tokens: 9, messages: long, context_management: { edits: [byUses(1, { clear_at_least: { type: 'input_tokens', value: atLeast } })] } });
+    await withLong(1e6);
+    assert.equal(results().t1, 'x '.repeat(400));
+    await withLong(10);
+    assert.equal(results().t1, cleared);
+    // No edits at all is nothing to do; the autocompact edit is Anthropic's, refused with its reason.
+    assert.equal((await post({ model: 'm1', max_tokens: 9, messages: user('x'), context_management: {} })).status, 200);
+    const compact = await post({ model: 'm1', max_tokens: 9, messages: user('x'), context_management: { edits: [{ type: 'compact_20260112', trigger: { type: 'input_tokens', value: 150000 } }] } });
+    assert.equal(compact.status, 400);
+    assert.match(compact.body.error.message, /compact_20260112 edit is applied by Anthropic only/);
   });
 
   test('metadata.user_id, service_tier, inference_geo and correlation_id are recorded; correlation_id is echoed', async () => {

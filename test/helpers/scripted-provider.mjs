@@ -108,8 +108,10 @@ export function createScriptedFactory({ GatewayError }) {
       sampling: ['temperature', 'topP', 'topK', 'minP', 'seed', 'stop', 'presencePenalty', 'frequencyPenalty', 'repetitionPenalty'],
     }),
     async countPromptTokens(request) {
-      // One token per word: easy to reason about in truncation tests.
-      return request.messages.reduce((n, m) => n + m.content.reduce((k, p) => k + (p.type === 'text' ? p.text.split(/\s+/).filter(Boolean).length : 0), 0), 0);
+      // One token per word (of texts and tool results): easy to reason about in truncation tests.
+      const words = (text) => text.split(/\s+/).filter(Boolean).length;
+      const partWords = (p) => (p.type === 'text' ? words(p.text) : p.type === 'tool-result' ? p.content.reduce((k, c) => k + (c.type === 'text' ? words(c.text) : 0), 0) : 0);
+      return request.messages.reduce((n, m) => n + m.content.reduce((k, p) => k + partWords(p), 0), 0);
     },
     async *stream(request, context) {
       scripted.requests.push(request);

@@ -1,11 +1,16 @@
 // `context_management` for models not served by Anthropic (which applies it itself): the two
 // context edits Anthropic defines, applied to the canonical prompt before the model sees it.
 //   clear_thinking_20251015  — drops thinking from all but the last `keep` assistant turns with thinking
-//   clear_tool_uses_20250919 — once the prompt reaches `trigger` input tokens, replaces the results
-//                              (and optionally inputs) of all but the last `keep` tool uses
-//                              with a placeholder, except tools in `exclude_tools`
+//   clear_tool_uses_20250919 — once the prompt reaches `trigger` (input tokens, or tool uses),
+//                              replaces the results (and optionally inputs: all, or those of the
+//                              tools listed) of all but the last `keep` tool uses with a
+//                              placeholder, except tools in `exclude_tools`, and only if that
+//                              clears at least `clear_at_least` tokens
+// Anthropic's compact_20260112 (autocompact) is refused here: a compaction request does it.
+
 
 import { z } from 'zod';
+import { badRequest } from '../../core/errors.js';
 import type { Gateway } from '../../core/gateway.js';
 import type { ChatRequest, Message } from '../../core/types.js';
 import { parseBody } from '../../core/validation.js';
@@ -15,35 +20,58 @@ export const CLEARED_PLACEHOLDER = '[tool result cleared to save context]';
 const clearToolUses = z
   .object({
     type: z.literal('clear_tool_uses_20250919'),
-    trigger: z.object({ type: z.literal('input_tokens'), value: z.number().int().min(1) }).strict().optional(),
+    trigger: z
+      .discriminatedUnion('type', [
+        z.object({ type: z.literal('input_tokens'), value: z.number().int().min(1) }).strict(),
+        z.object({ type: z.literal('tool_uses'), value: z.number().int().min(1) }).strict(),
+      ])
+      .optional(),
     keep: z.object({ type: z.literal('tool_uses'), value: z.number().int().min(0) }).strict().optional(),
-    clear_at_least: z.object({ type: z.literal('input_tokens'), value: z.number().int().min(0) }).strict().optional(),
-    exclude_tools: z.array(z.string()).optional(),
-    clear_tool_inputs: z.boolean().optional(),
+    clear_at_least: z.object({ type: z.literal('input_tokens'), value: z.number().int().min(0) }).strict().nullable().optional(),
+    exclude_tools: z.array(z.string()).nullable().optional(),
+    clear_tool_inputs: z.union([z.boolean(), z.array(z.string())]).nullable().optional(),
   })
   .strict();
 
 const clearThinking = z
   .object({
     type: z.literal('clear_thinking_20251015'),
-    keep: z.union([z.literal('all'), z.object({ type: z.literal('thinking_turns'), value: z.number().int().min(1) }).strict()]).optional(),
+    keep: z
+      .union([z.literal('all'), z.object({ type: z.literal('all') }).strict(), z.object({ type: z.literal('thinking_turns'), value: z.number().int().min(1) }).strict()])
+      .optional(),
   })
   .strict();
 
+/** Anthropic's autocompact edit: read so that its refusal names it (parseContextManagement). */
+const compact = z.object({ type: z.literal('compact_20260112') }).catchall(z.unknown());
+
 const contextManagementSchema = z
-  .object({ context_management: z.object({ edits: z.array(z.discriminatedUnion('type', [clearToolUses, clearThinking])) }).strict() })
+  .object({ context_management: z.object({ edits: z.array(z.discriminatedUnion('type', [clearToolUses, clearThinking, compact])).optional() }).strict() })
   .strict();
 
-export type ContextManagement = z.infer<typeof contextManagementSchema>['context_management'];
+type Edit = z.infer<typeof clearToolUses> | z.infer<typeof clearThinking>;
+
+export interface ContextManagement {
+  edits: Edit[];
+}
 
 /** Validates the field (400 naming the part at fault). */
 export function parseContextManagement(value: unknown): ContextManagement {
-  return parseBody(contextManagementSchema, { context_management: value }).context_management;
+  const edits = parseBody(contextManagementSchema, { context_management: value }).context_management.edits ?? [];
+  const compacting = edits.findIndex((e) => e.type === 'compact_20260112');
+  if (compacting >= 0) {
+    throw badRequest(
+      "The compact_20260112 edit is applied by Anthropic only; for this model send a compaction request (compaction: {type: 'summarize'}) and the returned block first in messages",
+      `context_management.edits[${compacting}]`,
+      'unsupported_parameter',
+    );
+  }
+  return { edits: edits as Edit[] };
 }
 
 function clearThinkingEdit(messages: Message[], edit: z.infer<typeof clearThinking>): Message[] {
-  if (edit.keep === 'all') return messages;
-  const keep = edit.keep?.value ?? 1;
+  if (edit.keep === 'all' || (typeof edit.keep === 'object' && edit.keep.type === 'all')) return messages;
+  const keep = edit.keep?.type === 'thinking_turns' ? edit.keep.value : 1;
   const withThinking = messages.flatMap((m, i) => (m.role === 'assistant' && m.content.some((p) => p.type === 'reasoning') ? [i] : []));
   const clear = new Set(withThinking.slice(0, Math.max(0, withThinking.length - keep)));
   return messages.map((m, i) => (clear.has(i) ? { ...m, content: m.content.filter((p) => p.type !== 'reasoning') } : m));
@@ -56,14 +84,20 @@ function clearToolUsesEdit(messages: Message[], edit: z.infer<typeof clearToolUs
   const keep = edit.keep?.value ?? 3;
   const clear = new Set(calls.slice(0, Math.max(0, calls.length - keep)).map((c) => c.id));
   if (clear.size === 0) return messages;
+  const inputs = edit.clear_tool_inputs;
+  const clearsInput = (name: string) => (Array.isArray(inputs) ? inputs.includes(name) : inputs === true);
   return messages.map((m) => ({
     ...m,
     content: m.content.map((p) => {
       if (p.type === 'tool-result' && clear.has(p.toolCallId)) return { ...p, content: [{ type: 'text' as const, text: CLEARED_PLACEHOLDER }] };
-      if (p.type === 'tool-call' && edit.clear_tool_inputs && clear.has(p.id)) return { ...p, arguments: '{}' };
+      if (p.type === 'tool-call' && clear.has(p.id) && clearsInput(p.name)) return { ...p, arguments: '{}' };
       return p;
     }),
   }));
+}
+
+function toolUses(messages: Message[]): number {
+  return messages.reduce((n, m) => n + m.content.filter((p) => p.type === 'tool-call').length, 0);
 }
 
 /** The request with the edits applied, in the order given. */
@@ -74,10 +108,22 @@ export async function applyContextManagement(request: ChatRequest, config: Conte
       messages = clearThinkingEdit(messages, edit);
       continue;
     }
-    const trigger = edit.trigger?.value ?? 100_000;
-    // Only whether it reaches the trigger matters: a lower bound above it will do.
-    const tokens = await gateway.countPromptTokens({ ...request, messages }, trigger);
-    if (tokens >= trigger) messages = clearToolUsesEdit(messages, edit);
+    if (edit.trigger?.type === 'tool_uses') {
+      if (toolUses(messages) < edit.trigger.value) continue;
+    } else {
+      const trigger = edit.trigger?.value ?? 100_000;
+      // Only whether it reaches the trigger matters: a lower bound above it will do.
+      if ((await gateway.countPromptTokens({ ...request, messages }, trigger)) < trigger) continue;
+    }
+    const cleared = clearToolUsesEdit(messages, edit);
+    const atLeast = edit.clear_at_least?.value ?? 0;
+    if (cleared !== messages && atLeast > 0) {
+      // Only worth it if it clears that much: both counted whole.
+      const before = await gateway.countPromptTokens({ ...request, messages });
+      const after = await gateway.countPromptTokens({ ...request, messages: cleared });
+      if (before - after < atLeast) continue;
+    }
+    messages = cleared;
   }
   return { ...request, messages };
 }

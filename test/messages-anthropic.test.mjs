@@ -196,6 +196,13 @@ test("the beta SDK's tool_reference and browser_state reach Anthropic in their t
   assert.deepEqual(sent[2].content[0].content, [reference, browser]);
 });
 
+test('max_tokens 0 (fill the prompt cache, no answer) reaches Anthropic as 0', async () => {
+  fake.enqueue({ fixture: 'text.sse' });
+  const res = await client.messages.create({ model: 'claude', max_tokens: 0, system: [{ type: 'text', text: 'A long prefix.', cache_control: { type: 'ephemeral' } }], messages: [{ role: 'user', content: 'hi' }] });
+  assert.equal(res.type, 'message');
+  assert.equal(fake.requests.at(-1).body.max_tokens, 0);
+});
+
 test("the beta's billing_policy, fallback_credit_token and output_config.task_budget reach Anthropic as sent", async () => {
   fake.enqueue({ fixture: 'text.sse' });
   const billing = { type: 'billing_policy', bill_to: 'user_profile' };

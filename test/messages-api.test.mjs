@@ -442,6 +442,7 @@ describe('seed 003 fields', () => {
       ['container', { skills: [{ skill_id: 'pptx', type: 'anthropic' }] }],
       ['tool_context', [{ type: 'document', text: 'x' }]],
       ['billing_policy', { type: 'billing_policy', bill_to: 'user_profile' }],
+      ['max_tokens', 0],
       ['fallback_credit_token', 'fct_abc'],
     ]) {
       const res = await post({ model: 'm1', max_tokens: 9, messages: user('x'), [field]: value });

@@ -46,6 +46,9 @@ export function applyFieldPolicy(body: MessagesRequest, request: ChatRequest, ga
   if (request.reasoning?.enabled && !caps.reasoning) {
     throw badRequest(`The model '${model.id}' cannot think: 'thinking' needs a provider with reasoning support`, 'thinking', 'unsupported_parameter');
   }
+  if (body.max_tokens === 0 && !anthropic) {
+    throw badRequest(`max_tokens 0 (filling the prompt cache without an answer) needs a model served by the Anthropic API; '${model.id}' is not`, 'max_tokens', 'unsupported_parameter');
+  }
   if (body.container != null) {
     if (!anthropic) throw badRequest(`'container' needs a model served by the Anthropic API; '${model.id}' is not`, 'container', 'unsupported_parameter');
     passThrough.container = body.container;

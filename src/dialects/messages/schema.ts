@@ -317,7 +317,8 @@ export const messagesRequestSchema = z
   .object({
     model: z.string().min(1).default('default'),
     messages: z.array(messageSchema).min(1),
-    max_tokens: z.number().int().min(1),
+    // 0: warm Anthropic's prompt cache without an answer (field-policy.ts refuses it elsewhere).
+    max_tokens: z.number().int().min(0),
     system: systemSchema.optional(),
     tools: z.array(z.union([toolSchema, mcpToolsetSchema, serverToolSchema])).optional(),
     thinking: thinkingSchema.optional(),

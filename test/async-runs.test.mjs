@@ -103,7 +103,7 @@ describe('submit', () => {
     assert.equal(st.body.status, 'completed');
     assert.equal(st.body.model, 'm1');
     assert.equal(st.body.message.id, res.body.message_id);
-    assert.deepEqual(st.body.message.content, [{ type: 'text', text: 'Hello world' }]);
+    assert.deepEqual(st.body.message.content, [{ type: 'text', text: 'Hello world', citations: null }]);
     assert.equal(st.body.usage.input_tokens, 7);
     assert.equal(st.body.usage.output_tokens, 2);
     assert.equal(st.body.error, null);

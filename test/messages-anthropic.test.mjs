@@ -317,7 +317,8 @@ test("Anthropic's server tools: the tool goes upstream as written; its call, res
   fake.enqueue({ fixture: 'web-search.sse' });
   const buffered = await client.messages.create(ask());
   assert.deepEqual(buffered.content, streamed.content);
-  assert.deepEqual(buffered.usage.server_tool_use, { web_search_requests: 1 });
+  // Both counts, as the SDK's ServerToolUsage has them.
+  assert.deepEqual(buffered.usage.server_tool_use, { web_search_requests: 1, web_fetch_requests: 0 });
 
   // The answer sent back as history reaches Anthropic block for block, citations included.
   fake.enqueue({ fixture: 'text.sse' });
@@ -362,8 +363,10 @@ test("prompt-cache tokens and server-tool requests are kept per request: GET /v1
   assert.equal(usage.totals.cache_write_tokens, sum('cache_creation_input_tokens'));
   // The canonical input count is the whole prompt: Anthropic's input_tokens plus both cache parts.
   assert.equal(usage.totals.input_tokens, sum('input_tokens') + sum('cache_read_input_tokens') + sum('cache_creation_input_tokens'));
-  assert.deepEqual(usage.totals.server_tool_use, searched.usage.server_tool_use);
-  assert.deepEqual(usage.data[0].server_tool_use, searched.usage.server_tool_use);
+  // The ledger keeps the tools that ran; the response also names those that did not, with 0.
+  const ran = Object.fromEntries(Object.entries(searched.usage.server_tool_use).filter(([, n]) => n > 0));
+  assert.deepEqual(usage.totals.server_tool_use, ran);
+  assert.deepEqual(usage.data[0].server_tool_use, ran);
   const metricsAfter = await metricLines('switchboard_');
   const grew = (series) => (metricsAfter.get(series) ?? 0) - (metricsBefore.get(series) ?? 0);
   const labels = (kind) => `{kind="${kind}",model="claude-ledger",provider="anthropic"}`;
@@ -377,7 +380,7 @@ test("prompt-cache tokens and server-tool requests are kept per request: GET /v1
   assert.equal(cachedLine.cacheReadTokens, cached.usage.cache_read_input_tokens);
   assert.equal(cachedLine.cacheWriteTokens, cached.usage.cache_creation_input_tokens);
   assert.equal('serverToolUse' in cachedLine, false, 'no server tools used, none logged');
-  assert.deepEqual(lineOf(searched._request_id).serverToolUse, searched.usage.server_tool_use);
+  assert.deepEqual(lineOf(searched._request_id).serverToolUse, ran);
 });
 
 test('pause_turn from a long server-tool turn reaches the client as pause_turn', async () => {
@@ -427,8 +430,8 @@ test("a refusal's stop_details from Anthropic reach the client, buffered and on 
     body: JSON.stringify({ model: 'claude', max_tokens: 100, stream: true, messages: [{ role: 'user', content: 'Hi' }] }),
   });
   const delta = (await res.text()).split('\n').filter((l) => l.startsWith('data: ')).map((l) => JSON.parse(l.slice(6))).find((e) => e.type === 'message_delta');
-  assert.deepEqual(delta.delta, { stop_reason: 'refusal', stop_sequence: null, stop_details: details });
-  // Without a refusal there is no stop_details, as Anthropic sends none.
+  assert.deepEqual(delta.delta, { stop_reason: 'refusal', stop_sequence: null, stop_details: details, container: null });
+  // Without a refusal stop_details is null (the SDK's type has it always).
   fake.enqueue({ fixture: 'text.sse' });
-  assert.equal('stop_details' in (await client.messages.create({ model: 'claude', max_tokens: 100, messages: [{ role: 'user', content: 'Hi' }] })), false);
+  assert.equal((await client.messages.create({ model: 'claude', max_tokens: 100, messages: [{ role: 'user', content: 'Hi' }] })).stop_details, null);
 });

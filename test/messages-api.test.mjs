@@ -79,12 +79,16 @@ describe('buffered', () => {
     assert.equal(message.type, 'message');
     assert.equal(message.role, 'assistant');
     assert.equal(message.model, 'm1');
-    assert.deepEqual(message.content, [{ type: 'text', text: 'Hello world' }]);
+    assert.deepEqual(message.content, [{ type: 'text', text: 'Hello world', citations: null }]);
     assert.equal(message.stop_reason, 'end_turn');
     assert.equal(message.stop_sequence, null);
     assert.equal(message.usage.input_tokens, 7);
     assert.equal(message.usage.output_tokens, 2);
     assert.equal(lastRequest().maxTokens, 64);
+    // Every field @anthropic-ai/sdk's Message and Usage types require is there, null where unknown.
+    const required = { Message: ['container', 'diagnostics', 'stop_details'], Usage: ['cache_creation', 'cache_creation_input_tokens', 'cache_read_input_tokens', 'inference_geo', 'output_tokens_details', 'server_tool_use', 'service_tier', 'speed'] };
+    for (const key of required.Message) assert.ok(key in message, `Message.${key}`);
+    for (const key of required.Usage) assert.ok(key in message.usage, `Usage.${key}`);
   });
 
   test('model "default" and an omitted model both reach the default model', async () => {
@@ -108,7 +112,7 @@ describe('streaming', () => {
     assert.equal(start.data.message.role, 'assistant');
     assert.deepEqual(start.data.message.content, []);
     assert.equal(start.data.message.stop_reason, null);
-    assert.deepEqual(blockStart.data, { type: 'content_block_start', index: 0, content_block: { type: 'text', text: '' } });
+    assert.deepEqual(blockStart.data, { type: 'content_block_start', index: 0, content_block: { type: 'text', text: '', citations: null } });
     assert.deepEqual(d1.data.delta, { type: 'text_delta', text: 'Hello' });
     assert.deepEqual(d2.data.delta, { type: 'text_delta', text: ' world' });
     assert.equal(blockStop.data.index, 0);
@@ -126,7 +130,7 @@ describe('streaming', () => {
     const message = await stream.finalMessage();
     assert.deepEqual(types, ['message_start', 'content_block_start', 'content_block_delta', 'content_block_delta', 'content_block_stop', 'message_delta', 'message_stop']);
     assert.equal(text, 'Hello world');
-    assert.deepEqual(message.content, [{ type: 'text', text: 'Hello world' }]);
+    assert.deepEqual(message.content, [{ type: 'text', text: 'Hello world', citations: null }]);
     assert.equal(message.stop_reason, 'end_turn');
     assert.equal(message.usage.output_tokens, 2);
     assert.equal(message.usage.input_tokens, 7);
@@ -176,7 +180,7 @@ describe('tools', () => {
         'content_block_stop:1',
       ],
     );
-    assert.deepEqual(blocks[0].data.content_block, { type: 'tool_use', id: 'call_a', name: 'get_weather', input: {} });
+    assert.deepEqual(blocks[0].data.content_block, { type: 'tool_use', id: 'call_a', name: 'get_weather', input: {}, caller: { type: 'direct' } });
     assert.equal(blocks.slice(1, 4).map((e) => e.data.delta.partial_json).join(''), '{"location":"Boston"}');
     assert.equal(blocks[1].data.delta.type, 'input_json_delta');
     assert.equal(events.find((e) => e.event === 'message_delta').data.delta.stop_reason, 'tool_use');
@@ -276,7 +280,7 @@ describe('thinking', () => {
     assert.deepEqual(deltas, ['thinking_delta', 'signature_delta', 'text_delta']);
     assert.deepEqual(message.content, [
       { type: 'thinking', thinking: 'Let me think.', signature: 'sig-1' },
-      { type: 'text', text: 'Answer.' },
+      { type: 'text', text: 'Answer.', citations: null },
     ]);
     // Anthropic's max_tokens includes the budget; the canonical maxTokens is the answer alone.
     assert.deepEqual(lastRequest().reasoning, { enabled: true, budgetTokens: 1024, exclude: false });

@@ -143,5 +143,5 @@ test("a compaction block Anthropic makes itself (context_management's compaction
   const edits = { edits: [{ type: 'compact_20260112', trigger: { type: 'input_tokens', value: 10 } }] };
   const message = await client.beta.messages.create({ model: 'claude', max_tokens: 50, messages: conversation, context_management: edits });
   assert.deepEqual(fake.requests.at(-1).body.context_management, edits, 'passed to Anthropic as written');
-  assert.deepEqual(message.content, [{ type: 'compaction', content: SUMMARY, encrypted_content: 'opaque-123' }, { type: 'text', text: 'Partly the sun.' }]);
+  assert.deepEqual(message.content, [{ type: 'compaction', content: SUMMARY, encrypted_content: 'opaque-123' }, { type: 'text', text: 'Partly the sun.', citations: null }]);
 });

@@ -71,11 +71,11 @@ test('a refusal goes on to the fallback: what the declining model wrote, a fallb
   anthropic.enqueue({ sse: refusalSse() });
   anthropic.enqueue({ sse: answerSse('Served by opus.', 30, 4) });
   const { data: message, response } = await client.beta.messages.create(ask({ fallbacks: [{ model: 'opus' }] })).withResponse();
-  assert.deepEqual(message.content, [{ type: 'text', text: 'Hello, wörld! 👋' }, boundary('fable', 'opus'), { type: 'text', text: 'Served by opus.' }]);
+  assert.deepEqual(message.content, [{ type: 'text', text: 'Hello, wörld! 👋', citations: null }, boundary('fable', 'opus'), { type: 'text', text: 'Served by opus.', citations: null }]);
   // A buffered reply's served-by headers name the call that answered, as its body does.
   assert.equal(response.headers.get('x-switchboard-model'), 'opus');
   assert.equal(message.stop_reason, 'end_turn');
-  assert.equal('stop_details' in message, false, "the refusal's details were the declining model's");
+  assert.equal(message.stop_details, null, "the refusal's details were the declining model's");
   assert.equal(message.model, 'opus', 'the model that answered');
   assert.equal(message.usage.input_tokens, 30);
   assert.equal(message.usage.output_tokens, 4);
@@ -110,7 +110,7 @@ test('streamed: one message_start, the boundary block between the two models’ 
   anthropic.enqueue({ sse: refusalSse() });
   anthropic.enqueue({ sse: answerSse('Streamed by opus.', 30, 4) });
   const final = await client.beta.messages.stream(ask({ fallbacks: [{ model: 'opus' }] })).finalMessage();
-  assert.deepEqual(final.content, [{ type: 'text', text: 'Hello, wörld! 👋' }, boundary('fable', 'opus'), { type: 'text', text: 'Streamed by opus.' }]);
+  assert.deepEqual(final.content, [{ type: 'text', text: 'Hello, wörld! 👋', citations: null }, boundary('fable', 'opus'), { type: 'text', text: 'Streamed by opus.', citations: null }]);
   assert.deepEqual(final.usage.iterations, delta.usage.iterations);
 });
 
@@ -118,13 +118,13 @@ test('any model behind the gateway can take over: an OpenAI-compatible upstream 
   anthropic.enqueue({ sse: refusalSse() });
   openai.enqueue({ type: 'text', text: 'From the OpenAI-compatible upstream.', chunks: 2 });
   const message = await client.beta.messages.create(ask({ fallbacks: [{ model: 'gpt' }] }));
-  assert.deepEqual(message.content.slice(1), [boundary('fable', 'gpt'), { type: 'text', text: 'From the OpenAI-compatible upstream.' }]);
+  assert.deepEqual(message.content.slice(1), [boundary('fable', 'gpt'), { type: 'text', text: 'From the OpenAI-compatible upstream.', citations: null }]);
   assert.equal(openai.requests.at(-1).body.model, 'gpt-up');
 
   openai.enqueue({ type: 'text', text: 'I will not.', finishReason: 'content_filter' });
   anthropic.enqueue({ sse: answerSse('Opus instead.', 9, 3) });
   const handedOn = await client.beta.messages.create(ask({ model: 'gpt', fallbacks: [{ model: 'opus' }] }));
-  assert.deepEqual(handedOn.content, [{ type: 'text', text: 'I will not.' }, boundary('gpt', 'opus', null), { type: 'text', text: 'Opus instead.' }]);
+  assert.deepEqual(handedOn.content, [{ type: 'text', text: 'I will not.', citations: null }, boundary('gpt', 'opus', null), { type: 'text', text: 'Opus instead.', citations: null }]);
 });
 
 test('every model declines: the last refusal stands, with each boundary; a fallback that cannot start is passed over without one', async () => {
@@ -140,7 +140,7 @@ test('every model declines: the last refusal stands, with each boundary; a fallb
   anthropic.enqueue({ sse: refusalSse() });
   anthropic.enqueue({ sse: answerSse('Haiku here.', 5, 2) });
   const skipped = await client.beta.messages.create(ask({ fallbacks: [{ model: 'down' }, { model: 'haiku' }] }));
-  assert.deepEqual(skipped.content.slice(1), [boundary('fable', 'haiku'), { type: 'text', text: 'Haiku here.' }]);
+  assert.deepEqual(skipped.content.slice(1), [boundary('fable', 'haiku'), { type: 'text', text: 'Haiku here.', citations: null }]);
   assert.ok(s.logLines.some((l) => l.includes('a fallback model could not start')), 'the skipped model is logged');
 
   // None starts: the refusal stands as it came, without a boundary or iterations.
@@ -155,7 +155,7 @@ test('no refusal, no fallback call; "default" is the model’s configured conten
   const before = anthropic.requests.length;
   anthropic.enqueue({ sse: answerSse('Fine.', 5, 1) });
   const plain = await client.beta.messages.create(ask({ fallbacks: [{ model: 'opus' }] }));
-  assert.deepEqual(plain.content, [{ type: 'text', text: 'Fine.' }]);
+  assert.deepEqual(plain.content, [{ type: 'text', text: 'Fine.', citations: null }]);
   assert.equal('iterations' in plain.usage, false);
   assert.equal(anthropic.requests.length, before + 1);
 

@@ -55,14 +55,20 @@ export function mapStopReason(reason: FinishReason, stopSequence?: string | null
   }
 }
 
+/** Anthropic's Usage, every field its SDK's types require (null where the gateway cannot say). */
 export interface AnthropicUsage {
   input_tokens: number;
   output_tokens: number;
   cache_creation_input_tokens: number | null;
   cache_read_input_tokens: number | null;
-  service_tier: 'standard';
+  /** Cache writes by TTL: not known apart here. */
+  cache_creation: null;
+  inference_geo: null;
+  output_tokens_details: { thinking_tokens: number } | null;
   /** Requests of Anthropic's server tools (web search…), when any ran. */
-  server_tool_use?: Record<string, number>;
+  server_tool_use: Record<string, number> | null;
+  service_tier: 'standard';
+  speed: null;
 }
 
 /** Anthropic's input_tokens leave out cache reads and writes; the canonical count includes them. */
@@ -74,8 +80,13 @@ export function renderUsage(usage: Usage): AnthropicUsage {
     output_tokens: usage.outputTokens,
     cache_creation_input_tokens: cacheWrite ?? null,
     cache_read_input_tokens: cacheRead ?? null,
+    cache_creation: null,
+    inference_geo: null,
+    output_tokens_details: usage.reasoningTokens !== undefined ? { thinking_tokens: usage.reasoningTokens } : null,
+    // Both counts, as the type has them (the provider reports only those that ran).
+    server_tool_use: usage.serverToolUse ? { web_search_requests: 0, web_fetch_requests: 0, ...usage.serverToolUse } : null,
     service_tier: 'standard',
-    ...(usage.serverToolUse ? { server_tool_use: usage.serverToolUse } : {}),
+    speed: null,
   };
 }
 
@@ -181,6 +192,9 @@ export class MessageEventRenderer {
             content: [],
             stop_reason: null,
             stop_sequence: null,
+            stop_details: null,
+            container: null,
+            diagnostics: null,
             usage: renderUsage(usage),
           },
         },
@@ -327,7 +341,8 @@ export class MessageEventRenderer {
         delta: {
           stop_reason: this.stopReason(),
           stop_sequence: this.stopSequence ?? null,
-          ...(this.stopDetails ? { stop_details: this.stopDetails } : {}),
+          stop_details: this.stopDetails ?? null,
+          container: null,
         },
         usage: this.renderedUsage(),
       },
@@ -358,7 +373,9 @@ export class MessageEventRenderer {
       content,
       stop_reason: this.stopReason(),
       stop_sequence: this.stopSequence ?? null,
-      ...(this.stopDetails ? { stop_details: this.stopDetails } : {}),
+      stop_details: this.stopDetails ?? null,
+      container: null,
+      diagnostics: null,
       usage: this.renderedUsage(),
     };
   }
@@ -430,17 +447,16 @@ export class MessageEventRenderer {
     switch (block.kind) {
       case 'text': {
         if (whole && block.text.length === 0 && !block.citations) return undefined;
-        const text: Record<string, unknown> = { type: 'text', text: whole ? block.text : '' };
         // A citing block starts with `citations: []` and fills it with citations_delta, as Anthropic's do.
-        if (block.citations) text.citations = whole ? block.citations : [];
-        return text;
+        return { type: 'text', text: whole ? block.text : '', citations: block.citations ? (whole ? block.citations : []) : null };
       }
       case 'thinking':
         return { type: 'thinking', thinking: whole && !this.meta.omitThinking ? block.text : '', signature: whole ? (block.signature ?? '') : '' };
       case 'redacted_thinking':
         return { type: 'redacted_thinking', data: block.redactedData ?? '' };
       case 'tool_use':
-        return { type: 'tool_use', id: block.id.slice('tool:'.length), name: block.name, input: whole ? parseInput(block.text) : {} };
+        // The model's own call (`caller`, which Anthropic's blocks carry).
+        return { type: 'tool_use', id: block.id.slice('tool:'.length), name: block.name, input: whole ? parseInput(block.text) : {}, caller: { type: 'direct' } };
       case 'mcp_tool_use':
         return { type: 'mcp_tool_use', id: block.id.slice('tool:'.length), name: block.name, server_name: block.serverName, input: parseInput(block.text) };
       case 'mcp_tool_result': {

@@ -326,6 +326,37 @@ describe('thinking', () => {
     assert.equal(res.status, 200, JSON.stringify(res.body));
   });
 
+  test("the beta's system messages: clear_at 'next_user_message' shows one only until a user message follows; output_config.effort after the last user message is this turn's", async () => {
+    const sys = (text, extra = {}) => ({ role: 'system', content: text, ...extra });
+    const res = await post({
+      model: 'm1',
+      max_tokens: 9,
+      messages: [
+        { role: 'user', content: 'one' },
+        sys('Answer in French this once.', { clear_at: 'next_user_message', output_config: { effort: 'high' } }),
+        { role: 'assistant', content: 'Un.' },
+        { role: 'user', content: 'two' },
+        sys('Be brief.', { clear_at: 'next_user_message' }),
+        sys('Always polite.', { clear_at: 'never' }),
+        { role: 'system', output_config: { effort: 'low' } },
+      ],
+    });
+    assert.equal(res.status, 200, JSON.stringify(res.body));
+    const texts = lastRequest().messages.map((m) => [m.role, m.content.map((p) => p.text).join('')]);
+    assert.deepEqual(texts, [['user', 'one'], ['assistant', 'Un.'], ['user', 'two'], ['system', 'Be brief.'], ['system', 'Always polite.']]);
+    assert.deepEqual(lastRequest().reasoning, { enabled: true, effort: 'low' });
+
+    for (const [messages, param] of [
+      [[{ role: 'user', content: 'x', clear_at: 'never' }], 'messages[0].clear_at'],
+      [[{ role: 'user' }], 'messages[0].content'],
+      [[{ role: 'user', content: 'x' }, { role: 'system' }], 'messages[1].content'],
+    ]) {
+      const bad = await post({ model: 'm1', max_tokens: 9, messages });
+      assert.equal(bad.status, 400, param);
+      assert.match(bad.body.error.message, new RegExp(param.replace(/[[\].]/g, '\\$&')));
+    }
+  });
+
   test("adaptive thinking takes output_config.effort, 'max' kept as 'max' (an OpenAI upstream gets it as sent)", async () => {
     for (const effort of ['low', 'xhigh', 'max']) {
       await post({ model: 'm1', max_tokens: 3000, thinking: { type: 'adaptive' }, output_config: { effort }, messages: user('hi') });

@@ -114,6 +114,7 @@ function toolResultContent(parts: ContentPart[]): ToolResultContent {
  */
 async function convertMessage(message: MessagesRequest['messages'][number], index: number): Promise<Message[]> {
   const role = message.role;
+  if (message.content === undefined) return [];
   if (typeof message.content === 'string') return [{ role, content: message.content ? [{ type: 'text', text: message.content }] : [] }];
   const out: Message[] = [];
   const push = (r: Message['role'], part: ContentPart) => {
@@ -230,8 +231,30 @@ function toolChoice(choice: MessagesRequest['tool_choice'], tools: MessagesReque
 
 const EFFORT: Record<string, ReasoningEffort> = { low: 'low', medium: 'medium', high: 'high', xhigh: 'xhigh', max: 'max' };
 
-function reasoningConfig(body: MessagesRequest): ReasoningConfig | undefined {
-  const effort = body.output_config?.effort ? EFFORT[body.output_config.effort] : undefined;
+/**
+ * The beta's system messages: one with clear_at 'next_user_message' is shown only until a user
+ * message follows it (then left out), and the output_config.effort of one after the last user
+ * message is this turn's. Either field on another role, or a message with neither content nor
+ * output_config, is a 400.
+ */
+function systemMessageSettings(messages: MessagesRequest['messages']): { shown: boolean[]; turnEffort?: string } {
+  let lastUser = -1;
+  for (const [i, m] of messages.entries()) {
+    const param = `messages[${i}]`;
+    if (m.role !== 'system' && (m.clear_at != null || m.output_config != null)) {
+      throw badRequest(`clear_at and output_config are only permitted on role "system" messages`, m.clear_at != null ? `${param}.clear_at` : `${param}.output_config`);
+    }
+    if (m.content === undefined && (m.role !== 'system' || m.output_config == null)) throw badRequest('A message needs content (a system message may carry output_config instead)', `${param}.content`);
+    if (m.role === 'user') lastUser = i;
+  }
+  const shown = messages.map((m, i) => !(m.role === 'system' && m.clear_at === 'next_user_message' && i < lastUser));
+  const turn = messages.slice(lastUser + 1).filter((m) => m.role === 'system' && m.output_config?.effort).at(-1);
+  return { shown, turnEffort: turn?.output_config?.effort ?? undefined };
+}
+
+function reasoningConfig(body: MessagesRequest, turnEffort?: string): ReasoningConfig | undefined {
+  const wanted = turnEffort ?? body.output_config?.effort;
+  const effort = wanted ? EFFORT[wanted] : undefined;
   const thinking = body.thinking;
   if (!thinking) return effort ? { enabled: true, effort } : undefined;
   // between_tools is thinking off: only Anthropic adds its progress notes (field-policy.ts).
@@ -272,11 +295,12 @@ function checkToolNamesUnique(tools: MessagesRequest['tools']): void {
 }
 
 export async function parseMessagesRequest(body: MessagesRequest): Promise<ChatRequest> {
-  const converted = await Promise.all(body.messages.map((m, i) => convertMessage(m, i)));
+  const { shown, turnEffort } = systemMessageSettings(body.messages);
+  const converted = await Promise.all(body.messages.map((m, i) => (shown[i] ? convertMessage(m, i) : [])));
   const messages = [...systemMessages(body.system), ...converted.flat()];
   checkToolRoundTrips(messages);
   if (!messages.some((m) => m.role !== 'system')) throw badRequest('messages needs at least one user or assistant message', 'messages');
-  const reasoning = reasoningConfig(body);
+  const reasoning = reasoningConfig(body, turnEffort);
   const budget = reasoning?.enabled ? reasoning.budgetTokens : undefined;
   // Anthropic's own tools (web search…) go to Anthropic as written; the core refuses them elsewhere.
   // MCP toolsets only choose the tools of an `mcp_servers` entry (mcp-servers.ts).

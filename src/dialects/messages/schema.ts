@@ -192,7 +192,11 @@ export const serverBlockSchema = z.object({ type: z.string().regex(SERVER_BLOCK_
 const messageSchema = z
   .object({
     role: z.enum(['user', 'assistant', 'system']),
-    content: z.union([z.string(), z.array(z.union([contentBlockSchema, serverBlockSchema]))]),
+    // Left out only by a system message that carries output_config (parse-request.ts checks).
+    content: z.union([z.string(), z.array(z.union([contentBlockSchema, serverBlockSchema]))]).optional(),
+    // The beta's system messages: shown until the next user message, and a per-turn effort.
+    clear_at: z.enum(['next_user_message', 'never']).nullable().optional(),
+    output_config: z.object({ effort: z.enum(['low', 'medium', 'high', 'xhigh', 'max']).nullable().optional() }).strict().nullable().optional(),
   })
   .strict();
 

@@ -88,13 +88,13 @@ async function documentParts(block: Extract<Block, { type: 'document' }>, param:
   }
 }
 
-/** A block's `cache_control` as the canonical part's `cacheControl` (a prompt-cache breakpoint after it). */
 /** The tool's fields only Anthropic reads, kept for an Anthropic upstream. */
 function anthropicFieldsOf(tool: CustomToolParam): { providerFields?: Record<string, Record<string, unknown>> } {
   const fields = Object.fromEntries(ANTHROPIC_TOOL_FIELDS.filter((key) => tool[key] != null).map((key) => [key, tool[key]]));
   return Object.keys(fields).length ? { providerFields: { anthropic: fields } } : {};
 }
 
+/** A block's `cache_control` as the canonical part's `cacheControl` (a prompt-cache breakpoint after it). */
 function cacheControlOf(block: { cache_control?: Record<string, unknown> | null }): { cacheControl?: Record<string, unknown> } {
   return block.cache_control ? { cacheControl: block.cache_control } : {};
 }

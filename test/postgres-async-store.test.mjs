@@ -327,8 +327,9 @@ test('tool executions of a process whose lease lapsed are failed by a survivor, 
   const stores = {};
   for (const name of ['a', 'b']) {
     const pool = connect();
-    const runs = asyncStore(pool, { leaseMs: 300 });
-    const tools = new PostgresToolExecutionStore(pool, { owner: `tools-${name}`, leaseMs: 300 });
+    // As in the lease test above: long enough that a loaded CI machine's late heartbeat still lands.
+    const runs = asyncStore(pool, { leaseMs: 600 });
+    const tools = new PostgresToolExecutionStore(pool, { owner: `tools-${name}`, leaseMs: 600 });
     await runs.holdLease(`tools-${name}`);
     runs.onHeartbeat(() => tools.recoverGone());
     stores[name] = { pool, runs, tools };
@@ -337,7 +338,7 @@ test('tool executions of a process whose lease lapsed are failed by a survivor, 
   await stores.b.tools.createExecution(execution('b-1'));
   // Both alive: nothing is failed, not even after several lease periods.
   assert.equal(await stores.b.tools.abandonUnfinished('gone'), 0);
-  await new Promise((resolve) => setTimeout(resolve, 700));
+  await new Promise((resolve) => setTimeout(resolve, 1500));
   assert.equal((await stores.b.tools.getExecution('o', 'a-1')).status, 'running');
   assert.equal((await stores.a.tools.getExecution('o', 'b-1')).status, 'running');
 

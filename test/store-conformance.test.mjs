@@ -94,6 +94,14 @@ for (const backend of backends) {
     assert.deepEqual(turns[2].content[0].data, image);
     assert.equal((await s.readSession(o, 's2')).length, 3);
     assert.equal(await s.readSession(`${o}-other`, 's1'), undefined);
+    // Text that spells the media marker stays text, with or without media beside it.
+    const spelled = 'as JSON: {"$bytes":"AAEC"}';
+    await s.appendSession(o, 's3', [{ role: 'user', content: [{ type: 'text', text: spelled }] }]);
+    assert.equal((await s.readSession(o, 's3'))[0].content[0].text, spelled);
+    await s.appendSession(o, 's3', [{ role: 'user', content: [{ type: 'image', data: image, mediaType: 'image/png' }] }]);
+    const both = await s.readSession(o, 's3');
+    assert.equal(both[0].content[0].text, spelled);
+    assert.deepEqual(both[1].content[0].data, image);
   });
 
   test(`${name}: the request log is read back whole (queued rows included), filtered, and pruned`, { skip }, async () => {

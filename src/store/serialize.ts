@@ -9,6 +9,8 @@ export function messagesToJson(messages: Message[]): string {
 }
 
 export function messagesFromJson(text: string): Message[] {
+  // A reviver doubles the cost of parsing (14 MB of a session: 30 -> 70 ms): only when media is there.
+  if (!text.includes('"$bytes":')) return JSON.parse(text) as Message[];
   return JSON.parse(text, (_key, value: unknown) => {
     if (value && typeof value === 'object' && '$bytes' in value && typeof (value as { $bytes: unknown }).$bytes === 'string') {
       return new Uint8Array(Buffer.from((value as { $bytes: string }).$bytes, 'base64'));

@@ -357,6 +357,47 @@ describe('thinking', () => {
     }
   });
 
+  test("the inline-tools beta's tool_addition / tool_removal: the model is offered the tools in effect at the end of the conversation", async () => {
+    const tool = (name) => ({ name, input_schema: { type: 'object' } });
+    const add = (t) => ({ type: 'tool_addition', tool: t });
+    const remove = (name) => ({ type: 'tool_removal', tool: { type: 'tool_reference', name } });
+    const offered = async (messages, extra = {}) => {
+      const res = await post({ model: 'm1', max_tokens: 9, tools: [tool('get_weather'), tool('get_time')], messages, ...extra });
+      assert.equal(res.status, 200, JSON.stringify(res.body));
+      return (lastRequest().tools ?? []).map((t) => t.name);
+    };
+    assert.deepEqual(
+      await offered([
+        { role: 'user', content: 'one' },
+        { role: 'system', content: [{ type: 'text', text: 'Lookups allowed now.' }, add({ type: 'tool_definition', definition: tool('lookup') })] },
+        { role: 'assistant', content: 'ok' },
+        { role: 'user', content: [remove('get_time'), { type: 'text', text: 'two' }] },
+      ]),
+      ['get_weather', 'lookup'],
+    );
+    // Withdrawn, then offered again by reference; a tool_choice may name an inline-defined tool.
+    assert.deepEqual(
+      await offered(
+        [{ role: 'system', content: [remove('get_time'), add({ type: 'tool_definition', definition: tool('lookup') })] }, { role: 'user', content: [add({ type: 'tool_reference', name: 'get_time' }), { type: 'text', text: 'q' }] }],
+        { tool_choice: { type: 'tool', name: 'lookup' } },
+      ),
+      ['get_weather', 'lookup', 'get_time'],
+    );
+    assert.deepEqual(lastRequest().messages.map((m) => m.content.map((p) => p.text).join('')), ['q'], 'the changes are not text of the prompt');
+
+    for (const [messages, param, message] of [
+      [[{ role: 'user', content: [remove('nope'), { type: 'text', text: 'q' }] }], 'messages[0].content[0].tool.name', /'nope' is not a custom tool/],
+      [[{ role: 'user', content: [add({ type: 'mcp_toolset_reference', server_name: 'kb' }), { type: 'text', text: 'q' }] }], 'messages[0].content[0].tool', /MCP tools are not supported/],
+      [[{ role: 'user', content: [add({ type: 'tool_definition', definition: tool('get_time') }), { type: 'text', text: 'q' }] }], 'messages[0].content[0].tool.definition.name', /Tool names must be unique/],
+      [[{ role: 'user', content: 'q' }, { role: 'assistant', content: [remove('get_time'), { type: 'text', text: 'a' }] }], 'messages[1].content[0].type', /only allowed in system or user messages/],
+    ]) {
+      const res = await post({ model: 'm1', max_tokens: 9, tools: [tool('get_weather'), tool('get_time')], messages });
+      assert.equal(res.status, 400, param);
+      assert.match(res.body.error.message, message);
+      assert.ok(res.body.error.message.includes(param), `${param}: ${res.body.error.message}`);
+    }
+  });
+
   test("adaptive thinking takes output_config.effort, 'max' kept as 'max' (an OpenAI upstream gets it as sent)", async () => {
     for (const effort of ['low', 'xhigh', 'max']) {
       await post({ model: 'm1', max_tokens: 3000, thinking: { type: 'adaptive' }, output_config: { effort }, messages: user('hi') });

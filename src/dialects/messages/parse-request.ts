@@ -8,7 +8,7 @@ import type { ChatRequest, ContentPart, Message, ReasoningConfig, ReasoningEffor
 import { unansweredToolResult } from '../../core/types.js';
 import { compactionNote } from './compaction.js';
 import type { MessagesContentBlock, MessagesRequest } from './schema.js';
-import { ANTHROPIC_TOOL_FIELDS, isCustomTool, isServerBlockType, isServerTool, type CustomToolParam } from './schema.js';
+import { ANTHROPIC_TOOL_FIELDS, isCustomTool, isServerBlockType, isServerTool, toolSchema, type CustomToolParam } from './schema.js';
 
 type Block = MessagesContentBlock;
 
@@ -170,6 +170,11 @@ async function convertMessage(message: MessagesRequest['messages'][number], inde
         if (role !== 'assistant') throw wrongRole('assistant');
         if (block.content) push('user', { type: 'text', text: compactionNote(block.content) });
         break;
+      case 'tool_addition':
+      case 'tool_removal':
+        // Read apart, in order, by offeredTools: they change the tools, not the prompt's text.
+        if (role === 'assistant') throw wrongRole('system or user');
+        break;
       case 'fallback':
       case 'mcp_tool_listing':
         // Where one model handed over to another, or what an MCP server listed (the gateway lists
@@ -294,6 +299,45 @@ function checkToolNamesUnique(tools: MessagesRequest['tools']): void {
   if (firstRepeat(names) >= 0) throw badRequest('tools: Tool names must be unique.', 'tools');
 }
 
+type ToolChangeBlock = Extract<Block, { type: 'tool_addition' | 'tool_removal' }>;
+
+/**
+ * The inline-tools beta's tool changes, applied in order to the custom tools: an addition by
+ * definition offers a new tool, one by reference offers again a tool withdrawn earlier (a tool of
+ * `tools` is offered already), a removal withdraws one. The model sees the tools in effect at the
+ * end of the conversation — what the turn being answered can call. MCP tools are chosen with
+ * mcp_toolset configs instead (400 here).
+ */
+function offeredTools(tools: CustomToolParam[], messages: MessagesRequest['messages'], shown: boolean[]): CustomToolParam[] {
+  const offered = [...tools];
+  const known = new Map(tools.map((t) => [t.name, t]));
+  for (const [i, message] of messages.entries()) {
+    if (!shown[i] || !Array.isArray(message.content)) continue;
+    for (const [j, item] of message.content.entries()) {
+      if (item.type !== 'tool_addition' && item.type !== 'tool_removal') continue;
+      const { type, tool } = item as ToolChangeBlock;
+      const param = `messages[${i}].content[${j}].tool`;
+      if (tool.type === 'mcp_tool_reference' || tool.type === 'mcp_toolset_reference') {
+        throw badRequest('Tool changes of MCP tools are not supported here; choose them with mcp_toolset configs', param, 'unsupported_parameter');
+      }
+      if (tool.type === 'tool_definition') {
+        const parsed = toolSchema.safeParse(tool.definition);
+        if (!parsed.success) throw badRequest('A tool_definition here defines a custom tool: {name, input_schema, description?}', `${param}.definition`);
+        if (known.has(parsed.data.name)) throw badRequest('tools: Tool names must be unique.', `${param}.definition.name`);
+        known.set(parsed.data.name, parsed.data);
+        offered.push(parsed.data);
+        continue;
+      }
+      const named = known.get(tool.name);
+      if (!named) throw badRequest(`'${tool.name}' is not a custom tool of this request`, `${param}.name`);
+      const at = offered.indexOf(named);
+      if (type === 'tool_addition' && at < 0) offered.push(named);
+      if (type === 'tool_removal' && at >= 0) offered.splice(at, 1);
+    }
+  }
+  return offered;
+}
+
 export async function parseMessagesRequest(body: MessagesRequest): Promise<ChatRequest> {
   const { shown, turnEffort } = systemMessageSettings(body.messages);
   const converted = await Promise.all(body.messages.map((m, i) => (shown[i] ? convertMessage(m, i) : [])));
@@ -305,7 +349,7 @@ export async function parseMessagesRequest(body: MessagesRequest): Promise<ChatR
   // Anthropic's own tools (web search…) go to Anthropic as written; the core refuses them elsewhere.
   // MCP toolsets only choose the tools of an `mcp_servers` entry (mcp-servers.ts).
   checkToolNamesUnique(body.tools);
-  const customTools = (body.tools ?? []).filter(isCustomTool);
+  const customTools = offeredTools((body.tools ?? []).filter(isCustomTool), body.messages, shown);
   const serverTools = (body.tools ?? []).filter(isServerTool);
   const disableParallel = body.tool_choice && 'disable_parallel_tool_use' in body.tool_choice ? body.tool_choice.disable_parallel_tool_use : undefined;
   const request: ChatRequest = {
@@ -324,7 +368,7 @@ export async function parseMessagesRequest(body: MessagesRequest): Promise<ChatR
     repetitionPenalty: body.repetition_penalty,
     tools: customTools.length ? customTools.map((t) => ({ name: t.name, description: t.description, parameters: t.input_schema, ...cacheControlOf(t), ...anthropicFieldsOf(t) })) : undefined,
     providerTools: serverTools.length ? serverTools.map((definition) => ({ provider: 'anthropic', definition })) : undefined,
-    toolChoice: toolChoice(body.tool_choice, body.tools, Boolean(body.mcp_servers?.length)),
+    toolChoice: toolChoice(body.tool_choice, [...customTools, ...(body.tools ?? []).filter((t) => !isCustomTool(t))], Boolean(body.mcp_servers?.length)),
     parallelToolCalls: disableParallel === undefined ? undefined : !disableParallel,
     responseFormat: responseFormat(body),
     reasoning,

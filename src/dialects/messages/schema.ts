@@ -162,6 +162,32 @@ const compactionBlockSchema = z
   })
   .strict();
 
+/** A tool by name: one in `tools` or defined earlier in `messages`. */
+const toolReferenceSchema = z.object({ type: z.literal('tool_reference'), name: z.string().min(1) }).strict();
+const mcpToolReferenceSchema = z.object({ type: z.literal('mcp_tool_reference'), name: z.string().min(1), server_name: z.string().min(1) }).strict();
+const mcpToolsetReferenceSchema = z.object({ type: z.literal('mcp_toolset_reference'), server_name: z.string().min(1) }).strict();
+
+/** The inline-tools beta: a tool offered (by reference or by definition) or withdrawn from this point on (parse-request.ts). */
+const toolAdditionBlockSchema = z
+  .object({
+    type: z.literal('tool_addition'),
+    tool: z.discriminatedUnion('type', [
+      toolReferenceSchema,
+      mcpToolReferenceSchema,
+      mcpToolsetReferenceSchema,
+      z.object({ type: z.literal('tool_definition'), definition: z.record(z.string(), z.unknown()) }).strict(),
+    ]),
+    cache_control: cacheControlSchema.nullable().optional(),
+  })
+  .strict();
+const toolRemovalBlockSchema = z
+  .object({
+    type: z.literal('tool_removal'),
+    tool: z.discriminatedUnion('type', [toolReferenceSchema, mcpToolReferenceSchema, mcpToolsetReferenceSchema]),
+    cache_control: cacheControlSchema.nullable().optional(),
+  })
+  .strict();
+
 export const contentBlockSchema = z.discriminatedUnion('type', [
   textBlockSchema,
   imageBlockSchema,
@@ -176,6 +202,8 @@ export const contentBlockSchema = z.discriminatedUnion('type', [
   fallbackBlockSchema,
   mcpToolListingBlockSchema,
   compactionBlockSchema,
+  toolAdditionBlockSchema,
+  toolRemovalBlockSchema,
 ]);
 
 /**
@@ -203,7 +231,7 @@ const messageSchema = z
 /** seed 003: str, list[str], System, list[System] or null. */
 const systemSchema = z.union([z.string(), z.array(z.union([z.string(), textBlockSchema])), textBlockSchema]).nullable();
 
-const toolSchema = z
+export const toolSchema = z
   .object({
     type: z.literal('custom').nullable().optional(),
     name: z.string().regex(/^[A-Za-z0-9_-]{1,128}$/, 'must be 1-128 characters of a-z, A-Z, 0-9, underscores and dashes'),

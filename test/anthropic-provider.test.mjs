@@ -183,6 +183,11 @@ describe('streamed answers → canonical parts', () => {
       finishReason: 'length',
       usage: { inputTokens: 12 + 2048 + 1500, outputTokens: 3, totalTokens: 12 + 2048 + 1500 + 3, cacheReadTokens: 2048, cacheWriteTokens: 1500 },
     });
+    // With the writes by TTL (message_start's cache_creation), the 1-hour ones are kept apart.
+    const byTtl = loadAnthropicFixture('cache-usage.sse').replace('"cache_creation_input_tokens":1500,', '"cache_creation_input_tokens":1500,"cache_creation":{"ephemeral_5m_input_tokens":1000,"ephemeral_1h_input_tokens":500},');
+    assert.ok(byTtl.includes('"ephemeral_1h_input_tokens":500'));
+    fake.enqueue({ sse: byTtl });
+    assert.equal((await collect()).at(-1).usage.cacheWrite1hTokens, 500);
   });
 });
 

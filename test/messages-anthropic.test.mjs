@@ -27,6 +27,8 @@ before(async () => {
     },
     // Searches priced per request, on top of the tokens.
     claude('claude-priced', { pricing: { input: 3, output: 15, serverToolUse: { web_search_requests: 0.01 } } }),
+    // Anthropic's cache prices: reads 0.1×, 5-minute writes 1.25×, 1-hour writes 2× input.
+    claude('claude-cached', { pricing: { input: 3, output: 15, cachedInput: 0.3, cacheWrite: 3.75, cacheWrite1h: 6 } }),
     // Its own model id, so its usage can be read apart.
     claude('claude-ledger'),
     // Anthropic alone, but its fallback model is not.
@@ -339,6 +341,20 @@ test('pricing.serverToolUse prices each search into the request log, on top of t
   assert.equal(usage.totals.requests, 1);
   assert.ok(Math.abs(usage.totals.cost - expected) < 1e-9, `${usage.totals.cost} vs ${expected}`);
   assert.ok(server_tool_use.web_search_requests * 0.01 > 0);
+});
+
+test('cache writes by TTL: the client sees them apart (usage.cache_creation) and the 1-hour ones are priced at pricing.cacheWrite1h', async () => {
+  const sse = loadAnthropicFixture('cache-usage.sse').replaceAll('"cache_creation_input_tokens":1500,', '"cache_creation_input_tokens":1500,"cache_creation":{"ephemeral_5m_input_tokens":1000,"ephemeral_1h_input_tokens":500},');
+  fake.enqueue({ sse });
+  const message = await client.messages.create({ model: 'claude-cached', max_tokens: 3, messages: [{ role: 'user', content: 'Again?' }] });
+  assert.deepEqual(message.usage.cache_creation, { ephemeral_5m_input_tokens: 1000, ephemeral_1h_input_tokens: 500 });
+  const { input_tokens, output_tokens, cache_read_input_tokens } = message.usage;
+  const expected = (input_tokens * 3 + cache_read_input_tokens * 0.3 + 1000 * 3.75 + 500 * 6 + output_tokens * 15) / 1e6;
+  const usage = await (await fetch(`${s.url}/v1/usage?model=claude-cached`)).json();
+  assert.ok(Math.abs(usage.totals.cost - expected) < 1e-9, `${usage.totals.cost} vs ${expected}`);
+  // Without the breakdown nothing is known apart: null, and every write at pricing.cacheWrite.
+  fake.enqueue({ fixture: 'cache-usage.sse' });
+  assert.equal((await client.messages.create({ model: 'claude', max_tokens: 3, messages: [{ role: 'user', content: 'Again?' }] })).usage.cache_creation, null);
 });
 
 /** Prometheus samples whose line starts with `prefix`, as line → value. */

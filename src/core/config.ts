@@ -29,6 +29,8 @@ const pricingSchema = z
     cachedInput: z.number().nonnegative().optional(),
     /** USD per million cache-write tokens; defaults to `input`. */
     cacheWrite: z.number().nonnegative().optional(),
+    /** USD per million tokens written to a 1-hour cache (Anthropic: 2× input); defaults to `cacheWrite`. */
+    cacheWrite1h: z.number().nonnegative().optional(),
     /** USD per request of a tool the provider runs itself, by kind (Anthropic's `web_search_requests`: 0.01). */
     serverToolUse: z.record(z.string(), z.number().nonnegative()).optional(),
   })

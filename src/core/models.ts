@@ -8,6 +8,7 @@ export interface Pricing {
   output: number;
   cachedInput: number;
   cacheWrite: number;
+  cacheWrite1h: number;
   /** USD per request of each server tool kind (see Usage.serverToolUse). */
   serverToolUse?: Record<string, number>;
 }
@@ -112,6 +113,7 @@ export class ModelRegistry {
         output: m.pricing.output,
         cachedInput: m.pricing.cachedInput ?? m.pricing.input,
         cacheWrite: m.pricing.cacheWrite ?? m.pricing.input,
+        cacheWrite1h: m.pricing.cacheWrite1h ?? m.pricing.cacheWrite ?? m.pricing.input,
         ...(m.pricing.serverToolUse ? { serverToolUse: { ...m.pricing.serverToolUse } } : {}),
       },
       deployments: deploymentsOf(m).map((d, i) => resolveDeployment(d, i, env)),
@@ -153,13 +155,14 @@ export class ModelRegistry {
 
 export function costOf(
   pricing: Pricing,
-  usage: { inputTokens: number; outputTokens: number; cacheReadTokens?: number; cacheWriteTokens?: number; serverToolUse?: Record<string, number> },
+  usage: { inputTokens: number; outputTokens: number; cacheReadTokens?: number; cacheWriteTokens?: number; cacheWrite1hTokens?: number; serverToolUse?: Record<string, number> },
 ): number {
   const cacheRead = usage.cacheReadTokens ?? 0;
   const cacheWrite = usage.cacheWriteTokens ?? 0;
+  const cacheWrite1h = Math.min(cacheWrite, usage.cacheWrite1hTokens ?? 0);
   const plainInput = Math.max(0, usage.inputTokens - cacheRead - cacheWrite);
-  let usd =
-    (plainInput * pricing.input + cacheRead * pricing.cachedInput + cacheWrite * pricing.cacheWrite + usage.outputTokens * pricing.output) / 1e6;
+  const writes = (cacheWrite - cacheWrite1h) * pricing.cacheWrite + cacheWrite1h * pricing.cacheWrite1h;
+  let usd = (plainInput * pricing.input + cacheRead * pricing.cachedInput + writes + usage.outputTokens * pricing.output) / 1e6;
   // Server tools (web searches…) are priced per request, not per token.
   if (usage.serverToolUse && pricing.serverToolUse) {
     for (const [kind, count] of Object.entries(usage.serverToolUse)) usd += count * (pricing.serverToolUse[kind] ?? 0);

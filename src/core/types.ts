@@ -175,6 +175,8 @@ export interface Usage {
   totalTokens: number;
   cacheReadTokens?: number;
   cacheWriteTokens?: number;
+  /** Of cacheWriteTokens, those written to a 1-hour cache (Anthropic bills them at 2× input, not 1.25×). */
+  cacheWrite1hTokens?: number;
   reasoningTokens?: number;
   /** Requests of tools the provider ran itself, by kind (Anthropic's `web_search_requests`…). */
   serverToolUse?: Record<string, number>;
@@ -262,9 +264,11 @@ export function addUsage(a: Usage, b: Usage): Usage {
   };
   const cacheRead = sum(a.cacheReadTokens, b.cacheReadTokens);
   const cacheWrite = sum(a.cacheWriteTokens, b.cacheWriteTokens);
+  const cacheWrite1h = sum(a.cacheWrite1hTokens, b.cacheWrite1hTokens);
   const reasoning = sum(a.reasoningTokens, b.reasoningTokens);
   if (cacheRead !== undefined) out.cacheReadTokens = cacheRead;
   if (cacheWrite !== undefined) out.cacheWriteTokens = cacheWrite;
+  if (cacheWrite1h !== undefined) out.cacheWrite1hTokens = cacheWrite1h;
   if (reasoning !== undefined) out.reasoningTokens = reasoning;
   if (a.serverToolUse || b.serverToolUse) out.serverToolUse = addCounts({ ...a.serverToolUse }, b.serverToolUse);
   return out;

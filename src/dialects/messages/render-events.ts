@@ -61,8 +61,8 @@ export interface AnthropicUsage {
   output_tokens: number;
   cache_creation_input_tokens: number | null;
   cache_read_input_tokens: number | null;
-  /** Cache writes by TTL: not known apart here. */
-  cache_creation: null;
+  /** Cache writes by TTL, where the provider said (Anthropic). */
+  cache_creation: { ephemeral_5m_input_tokens: number; ephemeral_1h_input_tokens: number } | null;
   inference_geo: null;
   output_tokens_details: { thinking_tokens: number } | null;
   /** Requests of Anthropic's server tools (web search…), when any ran. */
@@ -80,7 +80,10 @@ export function renderUsage(usage: Usage): AnthropicUsage {
     output_tokens: usage.outputTokens,
     cache_creation_input_tokens: cacheWrite ?? null,
     cache_read_input_tokens: cacheRead ?? null,
-    cache_creation: null,
+    cache_creation:
+      cacheWrite !== undefined && usage.cacheWrite1hTokens !== undefined
+        ? { ephemeral_5m_input_tokens: cacheWrite - usage.cacheWrite1hTokens, ephemeral_1h_input_tokens: usage.cacheWrite1hTokens }
+        : null,
     inference_geo: null,
     output_tokens_details: usage.reasoningTokens !== undefined ? { thinking_tokens: usage.reasoningTokens } : null,
     // Both counts, as the type has them (the provider reports only those that ran).

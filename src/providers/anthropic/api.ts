@@ -121,6 +121,8 @@ export interface AnthropicUsage {
   output_tokens?: number | null;
   cache_creation_input_tokens?: number | null;
   cache_read_input_tokens?: number | null;
+  /** Cache writes by TTL. */
+  cache_creation?: { ephemeral_5m_input_tokens?: number | null; ephemeral_1h_input_tokens?: number | null } | null;
   /** Requests of Anthropic's server tools: {web_search_requests, web_fetch_requests…}. */
   server_tool_use?: Record<string, number | null> | null;
 }

@@ -19,6 +19,7 @@ export function mergeAnthropicUsage(base: AnthropicUsage, update: AnthropicUsage
     if (value !== undefined) out[key] = value;
   }
   if (update.server_tool_use && typeof update.server_tool_use === 'object') out.server_tool_use = update.server_tool_use;
+  if (update.cache_creation && typeof update.cache_creation === 'object') out.cache_creation = update.cache_creation;
   return out;
 }
 
@@ -30,6 +31,9 @@ export function convertAnthropicUsage(usage: AnthropicUsage): Usage {
   const out: Usage = { inputTokens, outputTokens, totalTokens: inputTokens + outputTokens };
   if (cacheRead !== undefined) out.cacheReadTokens = cacheRead;
   if (cacheWrite !== undefined) out.cacheWriteTokens = cacheWrite;
+  // 1-hour writes cost more (pricing.cacheWrite1h): kept apart when Anthropic says how many.
+  const hour = usage.cache_creation && typeof usage.cache_creation === 'object' ? tokenCount(usage.cache_creation.ephemeral_1h_input_tokens) : undefined;
+  if (hour !== undefined && cacheWrite !== undefined) out.cacheWrite1hTokens = Math.min(hour, cacheWrite);
   const counts = usage.server_tool_use && typeof usage.server_tool_use === 'object' ? usage.server_tool_use : {};
   const serverToolUse = Object.entries(counts).filter((e): e is [string, number] => (tokenCount(e[1]) ?? 0) > 0);
   if (serverToolUse.length) out.serverToolUse = Object.fromEntries(serverToolUse);

@@ -8,7 +8,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import pino from 'pino';
-import { startFakeBedrock } from './helpers/fake-bedrock-upstream.mjs';
+import { loadBedrockFixture, startFakeBedrock } from './helpers/fake-bedrock-upstream.mjs';
 import { startConnectProxy } from './helpers/connect-proxy.mjs';
 import { createBedrockProvider } from '../dist/providers/bedrock/index.js';
 import { bedrockEndpoint } from '../dist/providers/bedrock/client.js';
@@ -155,6 +155,12 @@ describe('streamed answers → canonical parts', () => {
       finishReason: 'length',
       usage: { inputTokens: 12 + 2048 + 1500, outputTokens: 3, totalTokens: 12 + 2048 + 1500 + 3, cacheReadTokens: 2048, cacheWriteTokens: 1500 },
     });
+    // With the writes by TTL (cacheDetails, 1h before 5m), the 1-hour ones are kept apart.
+    const events = loadBedrockFixture('cache-usage.json');
+    const metadata = events.find((e) => e.metadata);
+    metadata.metadata.usage.cacheDetails = [{ ttl: '1h', inputTokens: 1200 }, { ttl: '5m', inputTokens: 300 }];
+    fake.enqueue({ events });
+    assert.equal((await collect()).at(-1).usage.cacheWrite1hTokens, 1200);
   });
 
   test('parts are yielded as events arrive, and aborting the signal cuts the upstream stream', abortAfterFirstDelta);

@@ -15,5 +15,8 @@ export function convertBedrockUsage(usage: TokenUsage | undefined): Usage {
   const out: Usage = { inputTokens, outputTokens, totalTokens: inputTokens + outputTokens };
   if (cacheRead !== undefined) out.cacheReadTokens = cacheRead;
   if (cacheWrite !== undefined) out.cacheWriteTokens = cacheWrite;
+  // The writes by TTL (cacheDetails), where Bedrock gives them: 1-hour ones are priced apart.
+  const hour = usage?.cacheDetails?.find((d) => d.ttl === '1h');
+  if (usage?.cacheDetails && cacheWrite !== undefined) out.cacheWrite1hTokens = Math.min(cacheWrite, tokenCount(hour?.inputTokens) ?? 0);
   return out;
 }

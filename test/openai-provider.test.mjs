@@ -409,6 +409,7 @@ describe('the request sent upstream', () => {
         presencePenalty: 0.1,
         frequencyPenalty: 0.3,
         logitBias: { 1734: -100, 2: 5 },
+        verbosity: 'low',
         maxTokens: 99,
         responseFormat: { type: 'json', schema: { type: 'object' }, name: 'my answer' },
         reasoning: { enabled: true, effort: 'low' },
@@ -426,6 +427,7 @@ describe('the request sent upstream', () => {
       presence_penalty: 0.1,
       frequency_penalty: 0.3,
       logit_bias: { 1734: -100, 2: 5 },
+      verbosity: 'low',
       max_tokens: 99,
       response_format: { type: 'json_schema', json_schema: { name: 'my_answer', schema: { type: 'object' } } },
       reasoning_effort: 'low',
@@ -455,7 +457,7 @@ describe('the request sent upstream', () => {
   });
 
   test('top_k/min_p/repetition_penalty only with extendedSampling, and capabilities say exactly that', async () => {
-    const base = ['temperature', 'topP', 'seed', 'stop', 'presencePenalty', 'frequencyPenalty', 'logitBias'];
+    const base = ['temperature', 'topP', 'seed', 'stop', 'presencePenalty', 'frequencyPenalty', 'logitBias', 'verbosity'];
     assert.deepEqual(provider.capabilities(deployment()).sampling, base);
     const vllm = deployment({ options: { extendedSampling: true } });
     assert.deepEqual(provider.capabilities(vllm).sampling, [...base, 'topK', 'minP', 'repetitionPenalty']);

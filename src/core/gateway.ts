@@ -208,6 +208,7 @@ export class Gateway {
       ['frequencyPenalty', 'frequencyPenalty', 'frequency_penalty'],
       ['repetitionPenalty', 'repetitionPenalty', 'repetition_penalty'],
       ['logitBias', 'logitBias', 'logit_bias'],
+      ['verbosity', 'verbosity', 'verbosity'],
     ];
     for (const [field, cap, wire] of sampling) {
       if (request[field] !== undefined && !caps.sampling.includes(cap)) {

@@ -22,8 +22,8 @@ export interface Capabilities {
    * Such a call has no first token to time: the router bounds it by its total timeout only.
    */
   bufferedCalls?: boolean;
-  /** Sampling fields the provider can honour; the core refuses the others with a 400. */
-  sampling: Array<'temperature' | 'topP' | 'topK' | 'minP' | 'seed' | 'stop' | 'presencePenalty' | 'frequencyPenalty' | 'repetitionPenalty' | 'logitBias'>;
+  /** Sampling and output-control fields the provider can honour; the core refuses the others with a 400. */
+  sampling: Array<'temperature' | 'topP' | 'topK' | 'minP' | 'seed' | 'stop' | 'presencePenalty' | 'frequencyPenalty' | 'repetitionPenalty' | 'logitBias' | 'verbosity'>;
 }
 
 export interface ProviderCallContext {

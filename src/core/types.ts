@@ -150,6 +150,8 @@ export interface ChatRequest {
   reasoning?: ReasoningConfig;
   /** OpenAI's `logit_bias`: token id (the model's own tokenizer) → bias added to its logit, -100 (ban) to 100. */
   logitBias?: Record<string, number>;
+  /** How long an answer to write (OpenAI's GPT-5 control): sent where the provider takes it. */
+  verbosity?: 'low' | 'medium' | 'high';
   /**
    * Return each answer token's log-probability and the `top` most likely alternatives at its
    * position (OpenAI's `logprobs` / `top_logprobs`), on the text deltas.

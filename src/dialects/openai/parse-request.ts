@@ -249,6 +249,7 @@ export async function parseChatCompletionRequest(body: ChatCompletionRequest): P
     frequencyPenalty: body.frequency_penalty ?? undefined,
     repetitionPenalty: body.repetition_penalty ?? undefined,
     logitBias: body.logit_bias && Object.keys(body.logit_bias).length ? body.logit_bias : undefined,
+    verbosity: body.verbosity ?? undefined,
     n: body.n ?? undefined,
     tools: tools
       ?.map((t, i) => ({

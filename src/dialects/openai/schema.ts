@@ -152,7 +152,6 @@ export const UNSUPPORTED_FIELDS = {
   web_search_options: 'web search is not supported; offer a search tool instead',
   functions: 'the deprecated functions field is not supported; send tools',
   function_call: 'the deprecated function_call field is not supported; send tool_choice',
-  verbosity: 'verbosity is not supported',
   prompt_cache_retention: "only in-memory retention (the default) is supported; 24h retention is OpenAI's own",
   moderation: 'moderated completions are not supported',
 } as const;
@@ -186,6 +185,7 @@ export const chatCompletionRequestSchema = z
     parallel_tool_calls: z.boolean().optional(),
     response_format: responseFormatSchema.optional(),
     reasoning: reasoningSchema.optional(),
+    verbosity: z.enum(['low', 'medium', 'high']).nullable().optional(),
     reasoning_effort: z.enum(['none', 'minimal', 'low', 'medium', 'high', 'xhigh', 'max']).nullable().optional(),
     logprobs: z.boolean().nullable().optional(),
     top_logprobs: z.number().int().min(0).max(20).nullable().optional(),

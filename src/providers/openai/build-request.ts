@@ -26,6 +26,7 @@ const SAMPLING: SamplingMapping[] = [
   { field: 'presencePenalty', wire: 'presence_penalty' },
   { field: 'frequencyPenalty', wire: 'frequency_penalty' },
   { field: 'logitBias', wire: 'logit_bias' },
+  { field: 'verbosity', wire: 'verbosity' },
   { field: 'topK', wire: 'top_k', extended: true },
   { field: 'minP', wire: 'min_p', extended: true },
   { field: 'repetitionPenalty', wire: 'repetition_penalty', extended: true },

@@ -97,6 +97,27 @@ test('the compaction block sent back first stands in for the turns it replaced: 
   assert.deepEqual(fake.requests.at(-1).body.messages, [{ role: 'user', content: [{ type: 'text', text: 'Hi' }] }]);
 });
 
+test('the whole history sent back with a compaction block in it (as after autocompact): the turns before the last summary are left out', async () => {
+  fake.enqueue({ sse: answerSse('Still cloudy.') });
+  const history = [
+    { role: 'user', content: 'Weather in Oslo?' },
+    { role: 'assistant', content: 'Cloudy.' },
+    { role: 'user', content: 'And tomorrow?' },
+    { role: 'assistant', content: [{ type: 'compaction', content: SUMMARY, encrypted_content: null }, { type: 'text', text: 'Rain tomorrow.' }] },
+    { role: 'user', content: 'And after?' },
+  ];
+  await client.beta.messages.create({ model: 'claude', max_tokens: 50, messages: history });
+  const sent = fake.requests.at(-1).body.messages;
+  assert.deepEqual(sent.map((m) => m.role), ['user', 'assistant', 'user']);
+  assert.ok(sent[0].content[0].text.includes(SUMMARY), 'the summary first');
+  assert.ok(!JSON.stringify(sent).includes('Weather in Oslo?'), 'nothing before it');
+  assert.deepEqual(sent.slice(1), [{ role: 'assistant', content: [{ type: 'text', text: 'Rain tomorrow.' }] }, { role: 'user', content: [{ type: 'text', text: 'And after?' }] }]);
+  // A failed compaction (no summary) stands in for nothing: everything goes.
+  fake.enqueue({ sse: answerSse('ok') });
+  await client.beta.messages.create({ model: 'claude', max_tokens: 50, messages: [history[0], { role: 'assistant', content: [{ type: 'compaction', content: null }, { type: 'text', text: 'Cloudy.' }] }, history[4]] });
+  assert.equal(fake.requests.at(-1).body.messages[0].content[0].text, 'Weather in Oslo?');
+});
+
 test('a compaction request refuses what only shapes a reply, and context_management; a compaction block only in an assistant turn, never empty', async () => {
   const before = fake.requests.length;
   const refused = async (body, field) => {

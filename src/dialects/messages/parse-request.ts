@@ -252,7 +252,10 @@ function systemMessageSettings(messages: MessagesRequest['messages']): { shown: 
     if (m.content === undefined && (m.role !== 'system' || m.output_config == null)) throw badRequest('A message needs content (a system message may carry output_config instead)', `${param}.content`);
     if (m.role === 'user') lastUser = i;
   }
-  const shown = messages.map((m, i) => !(m.role === 'system' && m.clear_at === 'next_user_message' && i < lastUser));
+  // A compaction block stands in for everything before it (a client may send the whole history
+  // back, as after Anthropic's autocompact): the turns before the last one with a summary are left out.
+  const compacted = messages.findLastIndex((m) => Array.isArray(m.content) && m.content.some((b) => b.type === 'compaction' && typeof (b as { content?: unknown }).content === 'string'));
+  const shown = messages.map((m, i) => i >= compacted && !(m.role === 'system' && m.clear_at === 'next_user_message' && i < lastUser));
   const turn = messages.slice(lastUser + 1).filter((m) => m.role === 'system' && m.output_config?.effort).at(-1);
   return { shown, turnEffort: turn?.output_config?.effort ?? undefined };
 }

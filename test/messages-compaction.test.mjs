@@ -16,7 +16,18 @@ let s;
 let client;
 
 before(async () => {
-  gateway = await startAnthropicGateway();
+  gateway = await startAnthropicGateway((claude, upstream) => [
+    claude('claude'),
+    // Anthropic first, an OpenAI-compatible fallback: not served by Anthropic alone, so the gateway
+    // applies context_management (autocompact included) itself.
+    {
+      id: 'other',
+      deployments: [
+        { name: 'a', provider: 'anthropic', model: 'claude-sonnet-4-5', baseUrl: upstream.url, apiKeyEnv: 'ANTHROPIC_TEST_KEY' },
+        { name: 'b', provider: 'openai', model: 'gpt', baseUrl: 'http://127.0.0.1:9/v1' },
+      ],
+    },
+  ]);
   ({ fake, server: s, client } = gateway);
 });
 
@@ -136,6 +147,44 @@ test('a compaction request refuses what only shapes a reply, and context_managem
   await refused({ model: 'claude', max_tokens: 5, messages: [{ role: 'user', content: [{ type: 'compaction', content: SUMMARY }] }] }, 'compaction');
   await refused({ model: 'claude', max_tokens: 5, messages: [{ role: 'assistant', content: [{ type: 'compaction', content: '' }] }, { role: 'user', content: 'x' }] }, 'content');
   assert.equal(fake.requests.length, before, 'no model ran');
+});
+
+test("autocompact (context_management's compact_20260112) for a model Anthropic does not serve alone: past the trigger, the summary's block, then the answer from it", async () => {
+  const autocompact = (extra = {}) => ({ context_management: { edits: [{ type: 'compact_20260112', trigger: { type: 'input_tokens', value: 1 }, ...extra }] } });
+  const before = fake.requests.length;
+  fake.enqueue({ sse: answerSse(SUMMARY) });
+  fake.enqueue({ sse: answerSse('Partly the sun.') });
+  const message = await client.beta.messages.create({ model: 'other', max_tokens: 300, system: 'Be brief.', messages: conversation, ...autocompact() });
+  assert.deepEqual(message.content, [{ type: 'compaction', content: SUMMARY, encrypted_content: null }, { type: 'text', text: 'Partly the sun.', citations: null }]);
+  assert.equal(message.stop_reason, 'end_turn', "the answer's, not the compaction's");
+  assert.deepEqual(message.usage.iterations.map((i) => [i.type, i.input_tokens, i.output_tokens]), [['compaction', 30, 9], ['message', 30, 9]]);
+  const [asked, answered] = fake.requests.slice(before).map((r) => r.body);
+  assert.match(asked.messages.at(-1).content.at(-1).text, /^Summarize the conversation above/, 'the summary was asked for after the conversation');
+  // The answer was asked with the summary in place of the turns before the last one.
+  assert.deepEqual(answered.system, [{ type: 'text', text: 'Be brief.' }]);
+  assert.equal(answered.messages.length, 1);
+  const [note, question] = answered.messages[0].content;
+  assert.ok(note.text.includes(SUMMARY));
+  assert.deepEqual(question, { type: 'text', text: 'And the sun?' });
+
+  // Streamed: the compaction block's start, its one delta and stop, then the answer's blocks.
+  fake.enqueue({ sse: answerSse(SUMMARY) });
+  fake.enqueue({ sse: answerSse('Partly the sun.') });
+  const res = await rawPost('/v1/messages', { model: 'other', max_tokens: 300, messages: conversation, stream: true, ...autocompact() });
+  const events = (await res.text()).split('\n').filter((l) => l.startsWith('data: ')).map((l) => JSON.parse(l.slice(6)));
+  assert.deepEqual(events.filter((e) => e.type === 'content_block_start').map((e) => [e.index, e.content_block.type]), [[0, 'compaction'], [1, 'text']]);
+  assert.equal(events.find((e) => e.type === 'message_delta').delta.stop_reason, 'end_turn');
+
+  // pause_after_compaction: the compaction alone, as a compaction request answers.
+  fake.enqueue({ sse: answerSse(SUMMARY) });
+  const paused = await client.beta.messages.create({ model: 'other', max_tokens: 300, messages: conversation, ...autocompact({ pause_after_compaction: true }) });
+  assert.deepEqual([paused.stop_reason, paused.content.map((b) => b.type)], ['compaction', ['compaction']]);
+  // Below the trigger: one call, the plain answer.
+  const calls = fake.requests.length;
+  fake.enqueue({ sse: answerSse('Partly the sun.') });
+  const plain = await client.beta.messages.create({ model: 'other', max_tokens: 300, messages: conversation, ...autocompact({ trigger: { type: 'input_tokens', value: 1e6 } }) });
+  assert.deepEqual(plain.content.map((b) => b.type), ['text']);
+  assert.equal(fake.requests.length, calls + 1);
 });
 
 test('count_tokens takes compaction and ignores it: the count is of the conversation as sent', async () => {

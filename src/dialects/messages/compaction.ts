@@ -5,13 +5,15 @@
 // a compaction block sent back becomes a user note with the summary (parse-request.ts).
 
 import { badRequest } from '../../core/errors.js';
-import type { ChatRequest, StreamPart } from '../../core/types.js';
+import type { ChatRequest, Message, StreamPart, Usage } from '../../core/types.js';
 import type { MessagesRequest } from './schema.js';
 
 /** The summary a compaction produced (null: it produced none, a failed compaction). */
 export interface CompactionPart {
   type: 'compaction';
   summary: string | null;
+  /** Autocompact: the answer follows in the same response, and this is what the summary used. */
+  continues?: { usage: Usage };
 }
 
 const DEFAULT_INSTRUCTIONS =
@@ -50,6 +52,44 @@ export function compactionRequest(request: ChatRequest, instructions: string | n
     messages: [...request.messages, { role: 'user', content: [{ type: 'text', text }] }],
     ...(request.tools?.length ? { toolChoice: { type: 'none' as const } } : {}),
   };
+}
+
+/**
+ * The answer after an autocompact: the summary as a note in place of the conversation, then the
+ * turn being answered (what follows the last assistant turn), with the system messages. A failed
+ * compaction (no summary) leaves the request as it was.
+ */
+export function afterCompaction(request: ChatRequest, summary: string | null): ChatRequest {
+  if (summary === null) return request;
+  const system = request.messages.filter((m) => m.role === 'system');
+  const rest = request.messages.filter((m) => m.role !== 'system');
+  const lastAssistant = rest.findLastIndex((m) => m.role === 'assistant');
+  const note: Message = { role: 'user', content: [{ type: 'text', text: compactionNote(summary) }] };
+  return { ...request, messages: [...system, note, ...rest.slice(lastAssistant + 1)] };
+}
+
+/**
+ * Autocompact's response: the summary call's answer as a compaction block (with what that call
+ * used), then the answer `answer` starts from the summary. A failure of the summary call ends it.
+ */
+export async function* autocompactParts(
+  summaryStream: AsyncIterable<StreamPart>,
+  answer: (summary: string | null) => Promise<AsyncIterable<StreamPart>>,
+): AsyncGenerator<StreamPart | CompactionPart> {
+  let text = '';
+  let usage: Usage | undefined;
+  for await (const part of summaryStream) {
+    if (part.type === 'text-delta') text += part.delta;
+    else if (part.type === 'finish') usage = part.usage;
+    else if (part.type === 'start') yield part;
+    else if (part.type === 'error') {
+      yield part;
+      return;
+    }
+  }
+  const summary = text.trim() ? text.trim() : null;
+  if (usage) yield { type: 'compaction', summary, continues: { usage } };
+  for await (const part of await answer(summary)) if (part.type !== 'start') yield part;
 }
 
 /** The model's answer as one compaction block: its text is held back and sent whole, as Anthropic's delta carries the final value. */

@@ -6,7 +6,8 @@
 //                              tools listed) of all but the last `keep` tool uses with a
 //                              placeholder, except tools in `exclude_tools`, and only if that
 //                              clears at least `clear_at_least` tokens
-// Anthropic's compact_20260112 (autocompact) is refused here: a compaction request does it.
+//   compact_20260112         — once the prompt reaches `trigger` input tokens (default 150 000),
+//                              the conversation is summarised first (prepare.ts, start.ts)
 
 
 import { z } from 'zod';
@@ -42,8 +43,17 @@ const clearThinking = z
   })
   .strict();
 
-/** Anthropic's autocompact edit: read so that its refusal names it (parseContextManagement). */
-const compact = z.object({ type: z.literal('compact_20260112') }).catchall(z.unknown());
+const compact = z
+  .object({
+    type: z.literal('compact_20260112'),
+    instructions: z.string().nullable().optional(),
+    pause_after_compaction: z.boolean().optional(),
+    trigger: z.object({ type: z.literal('input_tokens'), value: z.number().int().min(1) }).strict().nullable().optional(),
+  })
+  .strict();
+
+/** Anthropic's default compaction trigger. */
+const COMPACT_TRIGGER = 150_000;
 
 const contextManagementSchema = z
   .object({ context_management: z.object({ edits: z.array(z.discriminatedUnion('type', [clearToolUses, clearThinking, compact])).optional() }).strict() })
@@ -51,22 +61,27 @@ const contextManagementSchema = z
 
 type Edit = z.infer<typeof clearToolUses> | z.infer<typeof clearThinking>;
 
+/** Autocompact: past `trigger` prompt tokens the conversation is summarised before the answer. */
+export interface Autocompact {
+  trigger: number;
+  instructions?: string | null;
+  /** The response is the compaction alone (stop_reason "compaction"); else the answer follows it. */
+  pause: boolean;
+}
+
 export interface ContextManagement {
   edits: Edit[];
+  compact?: Autocompact;
 }
 
 /** Validates the field (400 naming the part at fault). */
 export function parseContextManagement(value: unknown): ContextManagement {
-  const edits = parseBody(contextManagementSchema, { context_management: value }).context_management.edits ?? [];
-  const compacting = edits.findIndex((e) => e.type === 'compact_20260112');
-  if (compacting >= 0) {
-    throw badRequest(
-      "The compact_20260112 edit is applied by Anthropic only; for this model send a compaction request (compaction: {type: 'summarize'}) and the returned block first in messages",
-      `context_management.edits[${compacting}]`,
-      'unsupported_parameter',
-    );
-  }
-  return { edits: edits as Edit[] };
+  const all = parseBody(contextManagementSchema, { context_management: value }).context_management.edits ?? [];
+  const compacts = all.filter((e) => e.type === 'compact_20260112');
+  if (compacts.length > 1) throw badRequest('At most one compact_20260112 edit', 'context_management.edits');
+  const edit = compacts[0];
+  const compact = edit && { trigger: edit.trigger?.value ?? COMPACT_TRIGGER, instructions: edit.instructions, pause: edit.pause_after_compaction === true };
+  return { edits: all.filter((e): e is Edit => e.type !== 'compact_20260112'), ...(compact ? { compact } : {}) };
 }
 
 function clearThinkingEdit(messages: Message[], edit: z.infer<typeof clearThinking>): Message[] {

@@ -172,6 +172,8 @@ export class MessageEventRenderer {
   /** Models that declined before the one serving now, with what they used. */
   private readonly declined: Array<{ model: string; usage: Usage }> = [];
   private declinedUsage: Usage = emptyUsage();
+  /** What an autocompact's summary call used (the answer's usage is `usage`). */
+  private compactionUsage?: Usage;
 
   constructor(private readonly meta: MessageMeta) {
     this.model = meta.model;
@@ -214,7 +216,9 @@ export class MessageEventRenderer {
         break;
       case 'compaction': {
         // Start, one delta with the final value (as Anthropic's compaction_delta carries it), stop.
-        this.compacted = true;
+        // An autocompact's answer follows: its stop_reason stands, the summary's usage is apart.
+        if (part.continues) this.compactionUsage = part.continues.usage;
+        else this.compacted = true;
         const block = this.open({ kind: 'compaction', id: `compaction:${this.blocks.length}` }, out);
         this.delta(block, { type: 'compaction_delta', content: part.summary, encrypted_content: null }, out, (b) => (b.summary = part.summary));
         this.endBlock(block.id, out);
@@ -324,6 +328,7 @@ export class MessageEventRenderer {
   private renderedUsage(): Record<string, unknown> {
     const usage: Record<string, unknown> = { ...renderUsage(this.usage) };
     if (this.compacted) usage.iterations = [iteration('compaction', undefined, this.usage)];
+    if (this.compactionUsage) usage.iterations = [iteration('compaction', undefined, this.compactionUsage), iteration('message', this.model, this.usage)];
     if (this.declined.length) {
       usage.iterations = [...this.declined.map((d) => iteration('message', d.model, d.usage)), iteration('fallback_message', this.model, this.usage)];
     }
@@ -362,7 +367,7 @@ export class MessageEventRenderer {
 
   /** Every model's usage together (a fallback's included): what the response cost. */
   get totalUsage(): Usage {
-    return addUsage(this.declinedUsage, this.usage);
+    return addUsage(addUsage(this.declinedUsage, this.compactionUsage ?? emptyUsage()), this.usage);
   }
 
   /** The buffered Message these parts add up to. */

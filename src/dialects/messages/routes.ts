@@ -107,7 +107,7 @@ function withCountingMaxTokens(raw: Record<string, unknown>): Record<string, unk
  */
 async function countTokens(deps: MessagesDeps, request: FastifyRequest, reply: FastifyReply) {
   const raw = request.body && typeof request.body === 'object' ? withCountingMaxTokens(request.body as Record<string, unknown>) : request.body;
-  const { request: chatRequest } = await prepareMessages(raw, deps.context.gateway, deps.config, betasOf(request.headers['anthropic-beta']));
+  const { request: chatRequest } = await prepareMessages(raw, deps.context.gateway, deps.config, betasOf(request.headers['anthropic-beta']), true);
   const context = requestContext(request, reply, { dialect: 'messages', route: '/v1/messages/count_tokens', stream: false });
   const counted = await deps.context.gateway.countInputTokens(chatRequest, context);
   reply.header('x-switchboard-token-count', counted.source);

@@ -4,7 +4,8 @@
 import type { ChatResult, RequestContext } from '../../core/gateway.js';
 import type { ServerContext } from '../../server/context.js';
 import type { MessagesConfig } from './config.js';
-import { compactionParts } from './compaction.js';
+import { withRequestId } from '../../core/gateway.js';
+import { autocompactParts, compactionParts } from './compaction.js';
 import { withRefusalFallbacks, type MessagesPart } from './fallbacks.js';
 import { streamWithMcpServers } from './mcp-servers.js';
 import type { PreparedMessages } from './prepare.js';
@@ -30,6 +31,23 @@ export async function startMessages(prepared: PreparedMessages, ctx: RequestCont
     return { stream: await streamWithMcpServers(prepared, ctx, deps.context, deps.config), modelId: prepared.info.model.id };
   }
   const { gateway, logger } = deps.context;
+  if (prepared.autocompact) {
+    // The summary first (its own call in the request log), then the answer from it.
+    const { summary, answer } = prepared.autocompact;
+    const compacting = await gateway.chat(summary, withRequestId(ctx, `${ctx.requestId}-compaction`));
+    let serving = compacting;
+    const answering = async (text: string | null) => {
+      serving = await gateway.chat(answer(text), ctx);
+      return serving.stream;
+    };
+    return {
+      stream: autocompactParts(compacting.stream, answering),
+      modelId: compacting.model.id,
+      get chat() {
+        return serving;
+      },
+    };
+  }
   const chat = await gateway.chat(prepared.request, ctx);
   if (prepared.info.compaction) return { stream: compactionParts(chat.stream), modelId: chat.model.id, chat };
   if (!prepared.fallbacks.length) return { stream: chat.stream, modelId: chat.model.id, chat };

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import Anthropic from '@anthropic-ai/sdk';
 import OpenAI from 'openai';
 import { loadAnthropicFixture } from './helpers/fake-anthropic-upstream.mjs';
-import { startAnthropicGateway } from './helpers/anthropic-gateway.mjs';
+import { notAnthropicAlone, startAnthropicGateway } from './helpers/anthropic-gateway.mjs';
 
 let gateway;
 let fake;
@@ -17,14 +17,7 @@ let client;
 before(async () => {
   gateway = await startAnthropicGateway((claude, upstream) => [
     claude('claude'),
-    // Anthropic first, an OpenAI-compatible fallback: not served by Anthropic alone.
-    {
-      id: 'other',
-      deployments: [
-        { name: 'a', provider: 'anthropic', model: 'claude-sonnet-4-5', baseUrl: upstream.url, apiKeyEnv: 'ANTHROPIC_TEST_KEY' },
-        { name: 'b', provider: 'openai', model: 'gpt', baseUrl: 'http://127.0.0.1:9/v1' },
-      ],
-    },
+    notAnthropicAlone('other', upstream),
     // Searches priced per request, on top of the tokens.
     claude('claude-priced', { pricing: { input: 3, output: 15, serverToolUse: { web_search_requests: 0.01 } } }),
     // Anthropic's cache prices: reads 0.1×, 5-minute writes 1.25×, 1-hour writes 2× input.

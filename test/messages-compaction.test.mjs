@@ -8,7 +8,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { anthropicAnswerSse } from './helpers/fake-anthropic-upstream.mjs';
-import { startAnthropicGateway } from './helpers/anthropic-gateway.mjs';
+import { notAnthropicAlone, startAnthropicGateway } from './helpers/anthropic-gateway.mjs';
 
 let gateway;
 let fake;
@@ -18,15 +18,8 @@ let client;
 before(async () => {
   gateway = await startAnthropicGateway((claude, upstream) => [
     claude('claude'),
-    // Anthropic first, an OpenAI-compatible fallback: not served by Anthropic alone, so the gateway
-    // applies context_management (autocompact included) itself.
-    {
-      id: 'other',
-      deployments: [
-        { name: 'a', provider: 'anthropic', model: 'claude-sonnet-4-5', baseUrl: upstream.url, apiKeyEnv: 'ANTHROPIC_TEST_KEY' },
-        { name: 'b', provider: 'openai', model: 'gpt', baseUrl: 'http://127.0.0.1:9/v1' },
-      ],
-    },
+    // The gateway applies context_management (autocompact included) itself for this one.
+    notAnthropicAlone('other', upstream),
   ]);
   ({ fake, server: s, client } = gateway);
 });

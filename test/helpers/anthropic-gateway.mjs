@@ -7,6 +7,20 @@ import { startServer } from './server.mjs';
 import { startFakeAnthropic } from './fake-anthropic-upstream.mjs';
 
 /**
+ * A model the fake serves first but not alone (an OpenAI-compatible deployment after it): the
+ * gateway treats it as any other provider's (fields only Anthropic honours, context management).
+ */
+export function notAnthropicAlone(id, upstream) {
+  return {
+    id,
+    deployments: [
+      { name: 'a', provider: 'anthropic', model: 'claude-sonnet-4-5', baseUrl: upstream.url, apiKeyEnv: 'ANTHROPIC_TEST_KEY' },
+      { name: 'b', provider: 'openai', model: 'gpt', baseUrl: 'http://127.0.0.1:9/v1' },
+    ],
+  };
+}
+
+/**
  * `models(claude, fake)` gives the config's models; `claude(id, extra)` is a model the fake serves
  * (its `model`, `baseUrl` and key filled in). The default model is `claude`; routing never retries.
  */

@@ -54,6 +54,11 @@ export function compactionRequest(request: ChatRequest, instructions: string | n
   };
 }
 
+/** The model's answer as a summary: null when it wrote none (a failed compaction). */
+function summaryOf(text: string): string | null {
+  return text.trim() || null;
+}
+
 /**
  * The answer after an autocompact: the summary as a note in place of the conversation, then the
  * turn being answered (what follows the last assistant turn), with the system messages. A failed
@@ -87,7 +92,7 @@ export async function* autocompactParts(
       return;
     }
   }
-  const summary = text.trim() ? text.trim() : null;
+  const summary = summaryOf(text);
   if (usage) yield { type: 'compaction', summary, continues: { usage } };
   for await (const part of await answer(summary)) if (part.type !== 'start') yield part;
 }
@@ -98,7 +103,7 @@ export async function* compactionParts(stream: AsyncIterable<StreamPart>): Async
   for await (const part of stream) {
     if (part.type === 'text-delta') summary += part.delta;
     else if (part.type === 'finish') {
-      yield { type: 'compaction', summary: summary.trim() ? summary.trim() : null };
+      yield { type: 'compaction', summary: summaryOf(summary) };
       yield part;
     } else if (part.type === 'start' || part.type === 'error') yield part;
   }

@@ -111,6 +111,11 @@ function clearToolUsesEdit(messages: Message[], edit: z.infer<typeof clearToolUs
   }));
 }
 
+/** Whether the prompt has at least `tokens` tokens: a count above them may be a lower bound, so it is cheap. */
+export async function promptReaches(gateway: Gateway, request: ChatRequest, tokens: number): Promise<boolean> {
+  return (await gateway.countPromptTokens(request, tokens)) >= tokens;
+}
+
 function toolUses(messages: Message[]): number {
   return messages.reduce((n, m) => n + m.content.filter((p) => p.type === 'tool-call').length, 0);
 }
@@ -126,9 +131,7 @@ export async function applyContextManagement(request: ChatRequest, config: Conte
     if (edit.trigger?.type === 'tool_uses') {
       if (toolUses(messages) < edit.trigger.value) continue;
     } else {
-      const trigger = edit.trigger?.value ?? 100_000;
-      // Only whether it reaches the trigger matters: a lower bound above it will do.
-      if ((await gateway.countPromptTokens({ ...request, messages }, trigger)) < trigger) continue;
+      if (!(await promptReaches(gateway, { ...request, messages }, edit.trigger?.value ?? 100_000))) continue;
     }
     const cleared = clearToolUsesEdit(messages, edit);
     const atLeast = edit.clear_at_least?.value ?? 0;

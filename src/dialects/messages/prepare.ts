@@ -7,7 +7,7 @@ import type { Gateway } from '../../core/gateway.js';
 import type { ChatRequest } from '../../core/types.js';
 import { parseBody } from '../../core/validation.js';
 import type { MessagesConfig } from './config.js';
-import { applyContextManagement } from './context-management.js';
+import { applyContextManagement, promptReaches } from './context-management.js';
 import { afterCompaction, checkCompaction, compactionRequest } from './compaction.js';
 import { prepareFallbacks } from './fallbacks.js';
 import type { MessagesRequestInfo } from './field-policy.js';
@@ -46,8 +46,7 @@ export async function prepareMessages(raw: unknown, gateway: Gateway, config: Me
     // Two calls in one response here; with the tool loop or fallbacks they would be many more.
     if (body.mcp_servers?.length) throw badRequest("context_management's compact_20260112 edit cannot be combined with 'mcp_servers' here", 'context_management');
     if (body.fallbacks != null) throw badRequest("context_management's compact_20260112 edit cannot be combined with 'fallbacks' here", 'context_management');
-    // Only whether the prompt reaches the trigger matters: a lower bound above it will do.
-    if ((await gateway.countPromptTokens(asked, compact.trigger)) >= compact.trigger) {
+    if (await promptReaches(gateway, asked, compact.trigger)) {
       if (compact.pause) {
         request = compactionRequest(asked, compact.instructions);
         info.compaction = { instructions: compact.instructions };

@@ -40,12 +40,12 @@ function parseDataUrl(url: string): { mediaType: string; data: string } | undefi
 }
 
 /** The client's own Anthropic block (a search result, a document asking for citations), as written. */
-function nativeBlockOf(part: TextPart | MediaPart): AnthropicTextBlock | undefined {
-  return part.nativeBlock?.provider === 'anthropic' ? (part.nativeBlock.block as unknown as AnthropicTextBlock) : undefined;
+function nativeBlockOf<Block>(part: TextPart | MediaPart): Block | undefined {
+  return part.nativeBlock?.provider === 'anthropic' ? (part.nativeBlock.block as Block) : undefined;
 }
 
 function textBlock(part: TextPart): AnthropicTextBlock {
-  const native = nativeBlockOf(part);
+  const native = nativeBlockOf<AnthropicTextBlock>(part);
   if (native) return native;
   const block: AnthropicTextBlock = { type: 'text', text: part.text };
   if (part.cacheControl) block.cache_control = part.cacheControl;
@@ -54,8 +54,8 @@ function textBlock(part: TextPart): AnthropicTextBlock {
 }
 
 function imageBlock(part: MediaPart): AnthropicImageBlock {
-  const native = nativeBlockOf(part);
-  if (native) return native as unknown as AnthropicImageBlock;
+  const native = nativeBlockOf<AnthropicImageBlock>(part);
+  if (native) return native;
   let block: AnthropicImageBlock;
   if (part.data) {
     block = { type: 'image', source: { type: 'base64', media_type: part.mediaType, data: toBase64(part.data) } };
@@ -80,8 +80,8 @@ function imageBlock(part: MediaPart): AnthropicImageBlock {
  * formats were made text by textifyDocuments first.
  */
 function documentBlock(part: MediaPart): AnthropicDocumentBlock {
-  const native = nativeBlockOf(part);
-  if (native) return native as unknown as AnthropicDocumentBlock;
+  const native = nativeBlockOf<AnthropicDocumentBlock>(part);
+  if (native) return native;
   const mediaType = part.mediaType.toLowerCase();
   let block: AnthropicDocumentBlock;
   if (mediaType === 'application/pdf') {

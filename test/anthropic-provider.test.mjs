@@ -525,7 +525,8 @@ describe('errors', () => {
     const { error: auth } = await failure(chat(), deployment({}, { apiKey: 'wrong' }));
     assert.equal(auth.kind, 'auth');
     assert.equal(auth.status, 502);
-    assert.equal(auth.retryable, false);
+    // Marked retryable: the router moves such a call to an untried deployment, never back.
+    assert.equal(auth.retryable, true);
   });
 
   test('through the core: a failure before the first token rejects primeStream (so the router can fall back)', async () => {

@@ -553,8 +553,9 @@ describe('errors', () => {
     const cases = [
       [{ error: 'ValidationException', message: 'Input is too long for requested model.' }, 'context_window', 400, false],
       [{ error: 'ValidationException', message: 'The model returned the following errors: temperature: range: 0..1' }, 'bad_request', 400, false],
-      [{ error: 'AccessDeniedException' }, 'auth', 502, false],
-      [{ error: 'ResourceNotFoundException' }, 'not_found', 502, false],
+      // Marked retryable: the router moves such a call to an untried deployment, never back.
+      [{ error: 'AccessDeniedException' }, 'auth', 502, true],
+      [{ error: 'ResourceNotFoundException' }, 'not_found', 502, true],
       [{ error: 'ModelTimeoutException' }, 'timeout', 504, true],
     ];
     for (const [scenario, kind, status, retryable] of cases) {

@@ -256,6 +256,13 @@ describe('POST /v2/text/chat', () => {
     assert.equal(res.body.openai.model, 'beta');
     const bad = await chat({ providers: 'anthropic/beta', text: 'x' });
     assert.equal(bad.status, 400);
+    // settings are `provider/model` too: a model no deployment of that provider serves is refused,
+    // not served by another provider under this one's name.
+    const elsewhere = await chat({ providers: 'anthropic', settings: { anthropic: 'beta' }, text: 'x' });
+    assert.equal(elsewhere.status, 400);
+    assert.match(elsewhere.body.error.message['providers[0]'][0], /anthropic\/beta/);
+    const unknown = await chat({ providers: 'openai', settings: { openai: 'nope' }, text: 'x' });
+    assert.equal(unknown.status, 400);
   });
 
   test('response_as_dict: false gives a list; attributes_as_list gives one list per attribute', async () => {

@@ -7,6 +7,7 @@
 // Build first: npx tsc -p tsconfig.json
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import zlib from 'node:zlib';
 import { GatewayError } from '../dist/core/errors.js';
 import { MAX_JSON_DEPTH, MAX_JSON_KEYS } from '../dist/server/json-body.js';
 import { startServer } from './helpers/server.mjs';
@@ -327,6 +328,38 @@ test('an object of more keys than the limit is refused in the route\'s own shape
   const within = await send(route, JSON.stringify({ ...route.base, tools: [{ name: 'f', input_schema: { type: 'object', properties: keys(MAX_JSON_KEYS) } }] }));
   assert.ok(!within.error, within.error);
   assert.doesNotMatch(within.text ?? '', /more than \d+ keys/);
+});
+
+test('compressed bodies (gzip, deflate, br) are read on every route; bad bytes, unknown encodings and bombs get a 4xx in the route\'s shape, with codes of our own', async () => {
+  const codec = { gzip: zlib.gzipSync, deflate: zlib.deflateSync, br: zlib.brotliCompressSync };
+  const codeOf = (r) => JSON.parse(r.text).error?.code ?? JSON.parse(r.text).error?.type;
+  const logged = errorLines().length;
+  for (const route of routes) {
+    for (const [encoding, compress] of Object.entries(codec)) {
+      const read = await send(route, compress(Buffer.from(JSON.stringify(route.base))), 'application/json', { headers: { 'content-encoding': encoding } });
+      assert.ok(!read.error && read.status < 300, `${route.path} ${encoding}: ${read.error ?? `${read.status} ${read.text}`}`);
+    }
+    const garbled = await send(route, JSON.stringify(route.base), 'application/json', { headers: { 'content-encoding': 'gzip' } });
+    assert.equal(garbled.status, 400, `${route.path}: ${garbled.error ?? garbled.text}`);
+    assert.match(garbled.text, /not valid gzip/);
+    const unknown = await send(route, JSON.stringify(route.base), 'application/json', { headers: { 'content-encoding': 'zstd' } });
+    assert.equal(unknown.status, 415, `${route.path}: ${unknown.error ?? unknown.text}`);
+    assert.match(unknown.text, /Content-Encoding 'zstd' is not supported/);
+  }
+  // 26 MB of spaces compress to ~25 KB: the limit counts what they expand to.
+  const route = routes[0];
+  const bomb = await send(route, zlib.gzipSync(Buffer.alloc(26 * 1024 * 1024, ' ')), 'application/json', { headers: { 'content-encoding': 'gzip' } });
+  assert.equal(bomb.status, 413, bomb.error ?? bomb.text);
+  assert.equal(codeOf(bomb), 'payload_too_large');
+  // Fastify's own names never reach a client as the error code.
+  const empty = await send(route, '', 'application/json');
+  assert.equal(empty.status, 400);
+  assert.equal(codeOf(empty), 'invalid_json');
+  // Outside every dialect's paths the shape is OpenAI's, its type too.
+  const undecodable = await fetch(`${s.url}/elsewhere/%ZZ`);
+  assert.equal(undecodable.status, 400);
+  assert.deepEqual((await undecodable.json()).error, { message: 'The URL path is not valid percent-encoding', type: 'invalid_request_error', param: null, code: 'invalid_url' });
+  assert.deepEqual(errorLines().slice(logged), [], 'the server logged an error');
 });
 
 /** Path segments, query values and header values that parsers and lookups trip on. */

@@ -132,3 +132,39 @@ test("short prompts to an OpenAI-compatible upstream, all at once: the estimate 
   assert.ok(spent <= budget, `spent ${spent} of ${budget}`);
   assert.equal(results.filter((r) => r.status === 200).length, 5);
 });
+
+test('a stream its client cuts off before the usage arrives is still charged: the prompt and what was sent, estimated', async () => {
+  // 40 deltas of 8 characters, 20 ms apart; the client reads 10 of them and hangs up.
+  const deltas = Array.from({ length: 40 }, (_, i) => `word${String(i).padStart(3, '0')} `);
+  upstream.enqueue({ type: 'text', deltas, delayMs: 20, usage: { prompt_tokens: 9, completion_tokens: 40, total_tokens: 49 } });
+  const { body: key } = await admin('POST', '/admin/keys', { organisation: 'cutoff-org' });
+  const abort = new AbortController();
+  const res = await fetch(`${server.url}/v1/chat/completions`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', authorization: `Bearer ${key.key}` },
+    body: JSON.stringify({ model: 'compat', stream: true, stream_options: { include_usage: true }, messages: [{ role: 'user', content: 'Count for me, slowly.' }] }),
+    signal: abort.signal,
+  });
+  const requestId = res.headers.get('x-request-id');
+  let received = '';
+  const decoder = new TextDecoder();
+  for await (const chunk of res.body) {
+    received += decoder.decode(chunk, { stream: true });
+    if ((received.match(/"content":"word/g) ?? []).length >= 10) break;
+  }
+  abort.abort();
+  const seen = (received.match(/"content":"word/g) ?? []).length;
+  let row;
+  while (!row) {
+    const { body } = await admin('GET', '/admin/requests?organisation=cutoff-org');
+    row = body.data.find((r) => r.id === requestId);
+    if (!row) await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+  assert.equal(row.status, 499);
+  assert.equal(row.error_kind, 'cancelled');
+  // 'Count for me, slowly.' (21 characters) is 6 tokens at 4 a token, plus 4 for the message and 3.
+  assert.equal(row.input_tokens, 13);
+  // At least what the client was sent (8 characters a delta: 2 tokens each); at most all 40 deltas.
+  assert.ok(row.output_tokens >= seen * 2 && row.output_tokens <= 80, `${row.output_tokens} output tokens for ${seen} deltas seen`);
+  assert.ok(Math.abs(row.cost - (row.input_tokens + row.output_tokens) * 0.1) < 1e-9, `cost ${row.cost}`);
+});

@@ -27,6 +27,12 @@ before(async () => {
     // Anthropic alone, but its fallback model is not.
     claude('claude-fb', { routing: { fallbacks: ['other'] } }),
     claude('claude-vision', { modalities: ['text', 'image', 'document'] }),
+    // Two Anthropic accounts (told apart by a header), tried in order, one retry.
+    {
+      id: 'claude-two-accounts',
+      deployments: ['first', 'second'].map((name) => ({ ...claude('x'), id: undefined, name, headers: { 'x-account': name } })),
+      routing: { strategy: 'ordered', retries: 1 },
+    },
   ]);
   ({ fake, server: s, client } = gateway);
 });
@@ -444,3 +450,17 @@ test("a refusal's stop_details from Anthropic reach the client, buffered and on 
   fake.enqueue({ fixture: 'text.sse' });
   assert.equal((await client.messages.create({ model: 'claude', max_tokens: 100, messages: [{ role: 'user', content: 'Hi' }] })).stop_details, null);
 });
+
+test("Anthropic refusing one deployment's key (401) or model (404) moves the call to the other deployment at once", async () => {
+  for (const [status, type] of [[401, 'authentication_error'], [404, 'not_found_error']]) {
+    const before = fake.requests.length;
+    fake.enqueue({ status, error: { type, message: 'refused' } });
+    fake.enqueue({ fixture: 'text.sse' });
+    const { data: message, response } = await client.messages.create({ model: 'claude-two-accounts', max_tokens: 50, messages: [{ role: 'user', content: 'hi' }] }).withResponse();
+    assert.equal(message.type, 'message');
+    assert.equal(response.headers.get('x-switchboard-attempts'), '2');
+    assert.equal(response.headers.get('x-switchboard-deployment'), 'second');
+    assert.deepEqual(fake.requests.slice(before).map((r) => r.headers['x-account']), ['first', 'second']);
+  }
+});
+

@@ -70,11 +70,17 @@ const ask = (text, extra = {}) => ({ model: 'tl', max_tokens: 100, messages: [{ 
 test('the model calls an MCP tool, the gateway runs it and feeds the result back (SDK, buffered)', async () => {
   const client = new Anthropic({ baseURL: gateway.url, apiKey: 'x', maxRetries: 0 });
   seen.calls.length = 0;
-  const message = await client.beta.messages.create({
-    ...ask('call:lookup {"q":"cats"}'),
-    mcp_servers: [server({ authorization_token: 'tok-123', tool_configuration: { enabled: true, allowed_tools: ['lookup'] } })],
-    betas: ['mcp-client-2025-04-04'],
-  });
+  const { data: message, response } = await client.beta.messages
+    .create({
+      ...ask('call:lookup {"q":"cats"}'),
+      mcp_servers: [server({ authorization_token: 'tok-123', tool_configuration: { enabled: true, allowed_tools: ['lookup'] } })],
+      betas: ['mcp-client-2025-04-04'],
+    })
+    .withResponse();
+  // The served-by headers are the first model call's, as without MCP servers.
+  assert.equal(response.headers.get('x-switchboard-provider'), 'toolloop');
+  assert.equal(response.headers.get('x-switchboard-model'), 'tl');
+  assert.equal(response.headers.get('x-switchboard-attempts'), '1');
   const [use, result, text] = message.content;
   assert.deepEqual({ ...use, id: 'x' }, { type: 'mcp_tool_use', id: 'x', name: 'lookup', server_name: 'kb', input: { q: 'cats' } });
   assert.deepEqual(result, { type: 'mcp_tool_result', tool_use_id: use.id, is_error: false, content: [{ type: 'text', text: 'found cats' }] });

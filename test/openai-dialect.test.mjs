@@ -642,3 +642,35 @@ test('the GPU backend: flag beats SWITCHBOARD_GPU beats the file; an unknown one
   assert.equal(loadConfig({ gpu: 'off' }, { SWITCHBOARD_GPU: 'auto' }).local.gpu, false);
   assert.throws(() => loadConfig({ gpu: 'tpu' }, {}), /Invalid GPU backend "tpu"/);
 });
+
+test('an empty variable counts as unset; SWITCHBOARD_CACHE_DIR beats the file; ~ in a configured path is the home directory', async () => {
+  const { loadConfig } = await import('../dist/core/config.js');
+  const { parseModelSource } = await import('../dist/providers/local/source.js');
+  const fs = await import('node:fs');
+  const os = await import('node:os');
+  const file = `${s.dataDir}/paths.yaml`;
+  fs.writeFileSync(file, 'server:\n  dataDir: ~/sb-data\nlocal:\n  gpu: vulkan\n  cacheDir: ~/sb-models\n');
+  const fromFile = loadConfig({}, { SWITCHBOARD_CONFIG: file });
+  assert.equal(fromFile.local.gpu, 'vulkan');
+  assert.equal(fromFile.local.cacheDir, `${os.homedir()}/sb-models`);
+  assert.equal(fromFile.server.dataDir, `${os.homedir()}/sb-data`);
+  // Empty values leave the file's settings alone (an empty SWITCHBOARD_GPU was `false`).
+  const emptied = loadConfig({}, { SWITCHBOARD_CONFIG: file, SWITCHBOARD_GPU: '', SWITCHBOARD_CACHE_DIR: '', SWITCHBOARD_DATA_DIR: '' });
+  assert.equal(emptied.local.gpu, 'vulkan');
+  assert.equal(emptied.local.cacheDir, `${os.homedir()}/sb-models`);
+  assert.equal(emptied.server.dataDir, `${os.homedir()}/sb-data`);
+  // An empty SWITCHBOARD_CONFIG does not hide ./switchboard.yaml: it is as if unset.
+  const cwd = process.cwd();
+  const dir = fs.mkdtempSync(`${os.tmpdir()}/sb-cwd-`);
+  fs.writeFileSync(`${dir}/switchboard.yaml`, 'local:\n  gpu: cuda\n');
+  process.chdir(dir);
+  try {
+    assert.equal(loadConfig({}, { SWITCHBOARD_CONFIG: '' }).local.gpu, 'cuda');
+  } finally {
+    process.chdir(cwd);
+  }
+  // The variable beats the file.
+  assert.equal(loadConfig({}, { SWITCHBOARD_CONFIG: file, SWITCHBOARD_CACHE_DIR: '/var/cache/sb' }).local.cacheDir, '/var/cache/sb');
+  // A model path written with ~.
+  assert.deepEqual(parseModelSource('~/models/x.gguf'), { kind: 'file', path: `${os.homedir()}/models/x.gguf` });
+});

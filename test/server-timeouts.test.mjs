@@ -53,9 +53,9 @@ test('an answer that takes longer than the request timeout is not cut, streamed 
 });
 
 /** Sends the head of a request and part of its body over a raw socket; resolves with what came back once the server closes it. */
-async function trickle(path, headers = '') {
+async function trickle(path, headers = '', sent = `POST ${path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n${headers}Content-Length: 100\r\n\r\n{"model":"slow",`) {
   const socket = net.connect(new URL(s.url).port, '127.0.0.1');
-  socket.write(`POST ${path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n${headers}Content-Length: 100\r\n\r\n{"model":"slow",`);
+  socket.write(sent);
   let answer = '';
   socket.on('data', (chunk) => (answer += chunk));
   const t0 = performance.now();
@@ -85,4 +85,11 @@ test("a body still unsent after the request timeout: 408 in the dialect's shape,
   assert.equal(messages.body.error.type, 'timeout_error');
   const res = await chat(false);
   assert.equal(res.status, 200);
+});
+
+test('headers still unfinished after their limit: 408 saying so, in the generic shape', async () => {
+  const stalled = await trickle('/v1/chat/completions', '', 'POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: appl');
+  assert.match(stalled.head, /^HTTP\/1\.1 408 /);
+  assert.equal(stalled.body.error.code, 'request_timeout');
+  assert.match(stalled.body.error.message, /The request headers were not received within 1 s/);
 });

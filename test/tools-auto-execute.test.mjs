@@ -85,6 +85,11 @@ describe('auto-execute sync', () => {
     });
     // Usage summed over both model calls.
     assert.deepEqual(res.body.usage, { inputTokens: 18, outputTokens: 11, totalTokens: 29 });
+    // The served-by headers are the first model call's, as without the tool loop.
+    assert.equal(res.headers.get('x-switchboard-provider'), 'toolloop');
+    assert.equal(res.headers.get('x-switchboard-model'), 'loop');
+    assert.equal(res.headers.get('x-switchboard-attempts'), '1');
+    assert.ok(Number(res.headers.get('x-switchboard-ttft-ms')) >= 0);
     // The server tool was offered to the model although the request did not declare it.
     assert.ok(loop.requests.at(-2).tools.some((t) => t.name === 'calculator'));
     assert.ok(!loop.requests.at(-2).tools.some((t) => t.name === 'echo'), 'tools not on allowedTools are not offered');

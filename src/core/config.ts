@@ -210,7 +210,12 @@ function parseGpu(value: string): Config['local']['gpu'] {
 }
 
 export function defaultCacheDir(): string {
-  return process.env.SWITCHBOARD_CACHE_DIR ?? path.join(os.homedir(), '.cache', 'switchboard', 'models');
+  return expandHome(process.env.SWITCHBOARD_CACHE_DIR || path.join(os.homedir(), '.cache', 'switchboard', 'models'));
+}
+
+/** `~` or `~/…` in a path from the config file or the environment, which no shell expanded: the home directory. */
+export function expandHome(file: string): string {
+  return file === '~' || file.startsWith('~/') ? path.join(os.homedir(), file.slice(1)) : file;
 }
 
 /** `hf.co/owner/repo…`, as the Hub's "use this model" buttons write it for Ollama, is `hf:owner/repo…`. */
@@ -280,11 +285,17 @@ function formatZodError(error: z.ZodError): string {
   return error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ');
 }
 
+/** An empty variable (`SWITCHBOARD_GPU=`) counts as unset, as docs/configuration.md says. */
+function withoutEmptyValues(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
+  return Object.fromEntries(Object.entries(env).filter(([, value]) => value !== ''));
+}
+
 /**
  * Loads the config: file (flag, then SWITCHBOARD_CONFIG, then ./switchboard.yaml if present),
  * then env vars, then CLI flags. Flags beat env beat file.
  */
-export function loadConfig(overrides: ConfigOverrides = {}, env: NodeJS.ProcessEnv = process.env): Config {
+export function loadConfig(overrides: ConfigOverrides = {}, given: NodeJS.ProcessEnv = process.env): Config {
+  const env = withoutEmptyValues(given);
   const file = overrides.configFile ?? env.SWITCHBOARD_CONFIG ?? (fs.existsSync('switchboard.yaml') ? 'switchboard.yaml' : undefined);
   let raw: Record<string, unknown> = {};
   if (file) raw = readConfigFile(file);
@@ -305,6 +316,10 @@ export function loadConfig(overrides: ConfigOverrides = {}, env: NodeJS.ProcessE
   if (threads !== undefined) config.local.threads = threads;
   if (logLevel) config.server.logLevel = logLevel;
   if (gpu !== undefined) config.local.gpu = parseGpu(gpu);
+  // The variable beats the file, as every other one does.
+  const cacheDir = env.SWITCHBOARD_CACHE_DIR ?? config.local.cacheDir;
+  if (cacheDir) config.local.cacheDir = expandHome(cacheDir);
+  config.server.dataDir = expandHome(config.server.dataDir);
 
   if (model) {
     // --model replaces the default local model (or adds it when the config has none).

@@ -199,6 +199,14 @@ export function isGatewayError(err: unknown): err is GatewayError {
  */
 const BACKING_SERVICE_DOWN = /^(ECONNREFUSED|ECONNRESET|ETIMEDOUT|EHOSTUNREACH|ENETUNREACH|EPIPE|EAI_AGAIN|08\d{3}|08P01|57P0[1-3])$/;
 
+/** Fastify's codes for a JSON body it could not read: empty, or not JSON. */
+const JSON_BODY_ERRORS = new Set(['FST_ERR_CTP_INVALID_JSON_BODY', 'FST_ERR_CTP_EMPTY_JSON_BODY']);
+
+/** A client error's own code, but never Fastify's internal names (FST_ERR_…): clients match on codes. */
+function clientErrorCode(code: string | undefined, fallback: string): string {
+  return code && !code.startsWith('FST_') ? code : fallback;
+}
+
 export function toGatewayError(err: unknown): GatewayError {
   if (err instanceof GatewayError) return err;
   const e = err as { statusCode?: number; code?: string; message?: string; name?: string } | undefined;
@@ -214,10 +222,11 @@ export function toGatewayError(err: unknown): GatewayError {
   }
   if (e && typeof e.statusCode === 'number') {
     const status = e.statusCode;
-    if (status === 413) return new GatewayError('payload_too_large', 'The request body is larger than the 25 MB limit', { code: e.code ?? 'payload_too_large', cause: err });
-    if (status === 415) return new GatewayError('bad_request', e.message ?? 'Unsupported content type', { code: e.code ?? 'unsupported_media_type', status: 415, cause: err });
+    if (status === 413) return new GatewayError('payload_too_large', 'The request body is larger than the server\'s limit (server.bodyLimit, 25 MB by default)', { code: 'payload_too_large', cause: err });
+    if (status === 415) return new GatewayError('bad_request', e.message ?? 'Unsupported content type', { code: clientErrorCode(e.code, 'unsupported_media_type'), status: 415, cause: err });
     if (status >= 400 && status < 500) {
-      return new GatewayError('bad_request', e.message ?? 'Bad request', { code: e.code === 'FST_ERR_CTP_INVALID_JSON_BODY' || /JSON/.test(e.message ?? '') ? 'invalid_json' : e.code ?? 'invalid_request', status, cause: err });
+      const code = JSON_BODY_ERRORS.has(e.code ?? '') || /JSON/i.test(e.message ?? '') ? 'invalid_json' : clientErrorCode(e.code, 'invalid_request');
+      return new GatewayError('bad_request', e.message ?? 'Bad request', { code, status, cause: err });
     }
   }
   return new GatewayError('internal', 'Internal error', { cause: err });

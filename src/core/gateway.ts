@@ -258,7 +258,7 @@ export class Gateway {
     let resolveDone!: (s: ChatSummary) => void;
     const done = new Promise<ChatSummary>((r) => (resolveDone = r));
     return {
-      stream: this.account(result.stream, result.model, result.deployment, context, ttftMs, result.attempts, resolveDone),
+      stream: this.account(request, result.stream, result.model, result.deployment, context, ttftMs, result.attempts, resolveDone),
       model: result.model,
       deployment: result.deployment,
       provider: result.deployment.provider,
@@ -304,6 +304,7 @@ export class Gateway {
 
   /** Adds up usage and errors as the parts go by, and accounts for the call when it ends. */
   private account(
+    request: ChatRequest,
     stream: PrimedStream,
     model: ResolvedModel,
     deployment: ResolvedDeployment,
@@ -315,10 +316,15 @@ export class Gateway {
     const setAside = this.setAsideAnswers(attempts);
     let usage = emptyUsage();
     const finishedChoices = new Set<number>();
+    // Characters generated per choice, for a call cut off before its usage arrived.
+    const generated = new Map<number, number>();
     let error: GatewayError | undefined;
     const logger = this.logger;
     return stream.observe({
       part(part) {
+        if (part.type === 'text-delta' || part.type === 'reasoning-delta' || part.type === 'tool-input-delta') {
+          generated.set(part.choice ?? 0, (generated.get(part.choice ?? 0) ?? 0) + part.delta.length);
+        }
         if (part.type === 'finish' && !finishedChoices.has(part.choice ?? 0)) {
           finishedChoices.add(part.choice ?? 0);
           usage = addChoiceUsage(usage, part.usage);
@@ -331,6 +337,8 @@ export class Gateway {
         }
       },
       end: (completed) => {
+        const cutOff = error ? error.kind === 'cancelled' : !completed;
+        if (cutOff) usage = withCutOffChoices(usage, request, generated, finishedChoices);
         const status = error ? error.status : completed ? 200 : 499;
         const summary: ChatSummary = {
           usage,
@@ -479,4 +487,19 @@ function logUnreadableEvent(logger: Logger, error: GatewayError, context: Reques
  */
 export function newRequestId(prefix = 'req'): string {
   return `${prefix}-${Date.now().toString(36).padStart(9, '0')}${randomUUID().replaceAll('-', '').slice(0, 15)}`;
+}
+
+/**
+ * A call cut off (the client went, the request was cancelled) never gets its usage from the
+ * provider, yet the upstream worked for it: without this, a client could stream a whole answer,
+ * hang up before the last event, and be charged nothing against its budget or tokens-per-minute.
+ * What was not reported is estimated as `estimateTokens` does (≈ 4 characters a token): the
+ * prompt when no choice finished, and what each unfinished choice had generated.
+ */
+function withCutOffChoices(usage: Usage, request: ChatRequest, generated: ReadonlyMap<number, number>, finished: ReadonlySet<number>): Usage {
+  let outputTokens = 0;
+  for (const [choice, chars] of generated) if (!finished.has(choice)) outputTokens += Math.ceil(chars / 4);
+  const inputTokens = finished.size === 0 ? estimateTokens(request) : 0;
+  if (inputTokens === 0 && outputTokens === 0) return usage;
+  return addChoiceUsage(usage, { inputTokens, outputTokens, totalTokens: inputTokens + outputTokens });
 }

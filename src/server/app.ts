@@ -14,6 +14,7 @@ import type { ProviderFactory } from '../core/provider.js';
 import { attemptLogOf } from '../core/router/router.js';
 import { providerFactories } from '../providers/index.js';
 import { dialects } from '../dialects/index.js';
+import { openAIErrorBody } from '../dialects/openai/errors.js';
 import { openStore } from '../store/index.js';
 import type { Store } from '../store/store.js';
 import { Authenticator } from './auth.js';
@@ -26,6 +27,7 @@ import { attachMetrics } from './metrics.js';
 import { installOperations } from './admin/index.js';
 import { drain, InFlightRequests, refuseDuringShutdown } from './shutdown.js';
 import { acceptEmptyJsonBodies } from './json-body.js';
+import { decodeCompressedBodies } from './body-encoding.js';
 import { ClientErrors } from './client-errors.js';
 
 export interface ServerOptions {
@@ -76,9 +78,9 @@ function intendedDialect(request: FastifyRequest): Dialect | undefined {
   return byPath ?? (request.headers['anthropic-version'] !== undefined ? messagesDialect : undefined);
 }
 
-/** The shape of errors outside the dialects (admin, usage, health): OpenAI's, with the kind as type. */
+/** The shape of errors outside the dialects (admin, usage, health, unreadable requests): OpenAI's. */
 function genericErrorBody(error: GatewayError) {
-  return { error: { message: error.message, type: error.kind, param: error.param ?? null, code: error.code } };
+  return openAIErrorBody(error);
 }
 
 /** An error outside every dialect's own handler, in the shape its client reads. */
@@ -171,6 +173,7 @@ export async function createServer(options: ServerOptions): Promise<SwitchboardS
     },
   });
   acceptEmptyJsonBodies(app);
+  decodeCompressedBodies(app);
   const inFlight = new InFlightRequests();
   app.decorate('inFlight', inFlight);
   app.decorate('streamStall', { ms: config.server.streamStallSeconds * 1000, logger });

@@ -32,16 +32,21 @@ export class ClientErrors {
   /** Fastify's `clientErrorHandler`: answers once, in the right shape, and closes the connection. */
   readonly handle = (err: NodeJS.ErrnoException, socket: Socket): void => {
     if (err.code === 'ECONNRESET' || socket.destroyed) return;
-    const { status, body, headers } = this.render(this.errorOf(err), this.receiving(socket));
+    const request = this.receiving(socket);
+    const { status, body, headers } = this.render(this.errorOf(err, request !== undefined), request);
     const text = JSON.stringify(body);
     const lines = Object.entries({ ...headers, 'content-type': 'application/json; charset=utf-8', 'content-length': String(Buffer.byteLength(text)), connection: 'close' });
     if (socket.writable) socket.write(`HTTP/1.1 ${status} ${http.STATUS_CODES[status] ?? ''}\r\n${lines.map(([k, v]) => `${k}: ${v}\r\n`).join('')}\r\n${text}`);
     socket.destroy(err);
   };
 
-  private errorOf(err: NodeJS.ErrnoException): GatewayError {
+  private errorOf(err: NodeJS.ErrnoException, headersArrived: boolean): GatewayError {
     if (err.code === 'ERR_HTTP_REQUEST_TIMEOUT') {
-      return new GatewayError('timeout', `The request was not received in full within ${this.requestTimeoutSeconds} s (server.requestTimeoutSeconds)`, { code: 'request_timeout', status: 408 });
+      // Node times the headers apart, within the whole request's limit (app.ts, requestTimeouts).
+      const message = headersArrived
+        ? `The request was not received in full within ${this.requestTimeoutSeconds} s (server.requestTimeoutSeconds)`
+        : `The request headers were not received within ${Math.min(60, this.requestTimeoutSeconds)} s`;
+      return new GatewayError('timeout', message, { code: 'request_timeout', status: 408 });
     }
     if (err.code === 'HPE_HEADER_OVERFLOW') return new GatewayError('bad_request', 'The request headers are too large', { code: 'headers_too_large', status: 431 });
     return new GatewayError('bad_request', 'The request is not valid HTTP', { code: 'malformed_request' });

@@ -4,7 +4,7 @@
 // Async tools end the loop at once: their parts carry an executionId to poll.
 
 import { GatewayError } from '../errors.js';
-import { withRequestId, type Gateway, type RequestContext } from '../gateway.js';
+import { withRequestId, type ChatResult, type Gateway, type RequestContext } from '../gateway.js';
 import type { ChatRequest, ContentPart, FinishReason, Message, StreamPart, ToolDefinition, Usage } from '../types.js';
 import { addUsage, emptyUsage } from '../types.js';
 import type { ToolCallOutcome, ToolCallRequest, ToolExecutor } from './executor.js';
@@ -22,6 +22,8 @@ export interface ToolLoopOptions {
    * executor does not handle is refused, fed back to the model as a tool error (seed 001).
    */
   clientTools?: readonly string[];
+  /** The first model call, once it has started: the response's served-by and rate-limit headers are its. */
+  onFirstCall?: (result: ChatResult) => void;
 }
 
 /** Request tools plus the executor's server tools, the request's own definition winning a name clash. */
@@ -60,6 +62,7 @@ export async function* runToolLoop(options: ToolLoopOptions): AsyncGenerator<Str
     if (round > 1 && (request.toolChoice?.type === 'required' || request.toolChoice?.type === 'tool')) request.toolChoice = { type: 'auto' };
     if (lastRound && tools.length) request.toolChoice = { type: 'none' };
     const result = await gateway.chat(request, roundContext(context, round));
+    if (round === 1) options.onFirstCall?.(result);
     const calls = new Map<string, ToolCallRequest>();
     let clientCalls = 0;
     let text = '';

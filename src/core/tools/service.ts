@@ -3,7 +3,7 @@
 
 import path from 'node:path';
 import type { Logger } from 'pino';
-import type { Config } from '../config.js';
+import { expandHome, type Config } from '../config.js';
 import type { Store } from '../../store/store.js';
 import { MemoryToolExecutionStore, type ToolExecutionStore } from '../../store/tool-executions.js';
 import { parseArtifactsConfig, type ArtifactsConfig } from '../artifacts/config.js';
@@ -49,7 +49,7 @@ export class ToolService {
     if (this.artifactsConfig.s3) {
       this.artifacts = new S3ArtifactStore(this.artifactsConfig.s3, this.artifactsConfig.ttlSeconds, env);
     } else {
-      const dir = this.artifactsConfig.dir ?? path.join(options.dataDir, 'artifacts');
+      const dir = this.artifactsConfig.dir ? expandHome(this.artifactsConfig.dir) : path.join(options.dataDir, 'artifacts');
       this.localArtifacts = new LocalArtifactStore(dir, options.dataDir, env, this.artifactsConfig);
       this.artifacts = this.localArtifacts;
       if (options.store.shared && (!this.artifactsConfig.dir || !this.artifactsConfig.secretEnv)) {

@@ -30,9 +30,10 @@ function withProvider(registry: ModelRegistry, provider: string, modelName: stri
 export function resolveTarget(registry: ModelRegistry, name: string, settings: Record<string, string>, field: string): EdenTarget {
   const configured = settings[name];
   if (configured !== undefined) {
-    const model = withProvider(registry, name, configured) ?? registry.find(configured);
+    // Exactly `name/model`: never another provider's deployment under this provider's name.
+    const model = withProvider(registry, name, configured);
     if (!model) throw unknownProvider(`${name}/${configured}`, field);
-    return { name, model, provider: model.deployments.some((d) => d.provider === name) ? name : undefined };
+    return { name, model, provider: name };
   }
   const direct = registry.find(name);
   if (direct) return { name, model: direct };

@@ -3,7 +3,7 @@
 // back — the organisation chat's tool loop, reused — shown as mcp_tool_use / mcp_tool_result.
 
 import { GatewayError, badRequest, isGatewayError } from '../../core/errors.js';
-import type { RequestContext } from '../../core/gateway.js';
+import type { ChatResult, RequestContext } from '../../core/gateway.js';
 import { primeStream } from '../../core/stream.js';
 import type { ExecutableTool, McpConnection, ToolService } from '../../core/tools/index.js';
 import { assertPublicUrl, mcpResultToOutput, runToolLoop, toolServiceFor } from '../../core/tools/index.js';
@@ -174,7 +174,13 @@ async function* closingAfter(parts: AsyncIterable<StreamPart>, close: () => Prom
  * The response stream of a request with mcp_servers: primed like Gateway.chat (a failure before
  * the first content part rejects), connections closed when the stream ends.
  */
-export async function streamWithMcpServers(prepared: PreparedMessages, ctx: RequestContext, context: ServerContext, config: MessagesConfig): Promise<AsyncIterable<StreamPart>> {
+/** The loop's stream, and its first model call (for the served-by and rate-limit headers). */
+export async function streamWithMcpServers(
+  prepared: PreparedMessages,
+  ctx: RequestContext,
+  context: ServerContext,
+  config: MessagesConfig,
+): Promise<{ stream: AsyncIterable<StreamPart>; first?: ChatResult }> {
   const service = toolService(context);
   const opened = await openServers(prepared, service, config);
   try {
@@ -185,8 +191,11 @@ export async function streamWithMcpServers(prepared: PreparedMessages, ctx: Requ
     );
     // The request's own tools are the client's to run, as with Anthropic's connector.
     const clientTools = (prepared.request.tools ?? []).map((tool) => tool.name);
-    const loop = runToolLoop({ gateway: context.gateway, request: prepared.request, context: ctx, executor, maxRounds: service.toolsConfig.maxRounds, clientTools });
-    return closingAfter(await primeStream(loop), opened.close);
+    let first = undefined as ChatResult | undefined; // set by the loop's callback
+    const onFirstCall = (result: ChatResult) => (first = result);
+    const loop = runToolLoop({ gateway: context.gateway, request: prepared.request, context: ctx, executor, maxRounds: service.toolsConfig.maxRounds, clientTools, onFirstCall });
+    const stream = closingAfter(await primeStream(loop), opened.close);
+    return { stream, first };
   } catch (err) {
     await opened.close();
     throw err;

@@ -16,7 +16,7 @@ export interface StartedMessages {
   modelId: string;
   /**
    * The gateway call serving the response (for the served-by headers): the first, then, once a
-   * fallback has started, that one's. Absent for the MCP tool loop (one call per step).
+   * fallback has started, that one's; for the MCP tool loop, its first call.
    */
   readonly chat?: ChatResult;
 }
@@ -28,7 +28,8 @@ export interface MessagesDeps {
 
 export async function startMessages(prepared: PreparedMessages, ctx: RequestContext, deps: MessagesDeps): Promise<StartedMessages> {
   if (prepared.body.mcp_servers?.length) {
-    return { stream: await streamWithMcpServers(prepared, ctx, deps.context, deps.config), modelId: prepared.info.model.id };
+    const { stream, first } = await streamWithMcpServers(prepared, ctx, deps.context, deps.config);
+    return { stream, modelId: prepared.info.model.id, chat: first };
   }
   const { gateway, logger } = deps.context;
   if (prepared.autocompact) {

@@ -3,7 +3,7 @@
 
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { GatewayError, toGatewayError } from '../../core/errors.js';
-import type { RequestContext } from '../../core/gateway.js';
+import type { ChatResult, RequestContext } from '../../core/gateway.js';
 import { ResponseCollector, collectStream, isContentPart, primeStream } from '../../core/stream.js';
 import { runToolLoop, toolServiceFor, type ToolService } from '../../core/tools/index.js';
 import type { StreamPart } from '../../core/types.js';
@@ -40,8 +40,11 @@ async function startChat(context: ServerContext, tools: ToolService, request: Fa
   const model = context.gateway.registry.resolve(parsed.request.model, 'modelId');
   if (parsed.autoExecute) {
     const executor = await tools.executor(parsed.allowedTools);
-    const loop = runToolLoop({ gateway: context.gateway, request: parsed.request, context: ctx, executor, maxRounds: tools.toolsConfig.maxRounds });
-    return { parts: await primeStream(loop), model: model.id, headers: { 'x-switchboard-model': model.id } };
+    let first = undefined as ChatResult | undefined; // set by the loop's callback
+    const loop = runToolLoop({ gateway: context.gateway, request: parsed.request, context: ctx, executor, maxRounds: tools.toolsConfig.maxRounds, onFirstCall: (result) => (first = result) });
+    const parts = await primeStream(loop);
+    // The first call's headers: who served it, and the key's rate-limit headroom.
+    return { parts, model: model.id, headers: first ? servedByHeaders(first, request.arrivedAt, first.ttftMs) : { 'x-switchboard-model': model.id } };
   }
   const result = await context.gateway.chat(parsed.request, ctx);
   return { parts: result.stream, model: result.model.id, headers: servedByHeaders(result, request.arrivedAt, result.ttftMs) };

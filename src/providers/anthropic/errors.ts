@@ -5,8 +5,8 @@
 // |--------------------------------------------|------------------|--------|-----------|
 // | 400 invalid_request_error "prompt is too long" | context_window | 400   | no        |
 // | 400 invalid_request_error                  | bad_request      | 400    | no        |
-// | 401 authentication_error, 403 permission_error, 402 billing_error | auth | 502 | no  |
-// | 404 not_found_error                        | not_found        | 502    | no        |
+// | 401 authentication_error, 403 permission_error, 402 billing_error | auth | 502 | another deployment |
+// | 404 not_found_error                        | not_found        | 502    | another deployment |
 // | 413 request_too_large                      | payload_too_large| 413    | no        |
 // | 429 rate_limit_error (+ retry-after)       | rate_limit       | 429    | yes       |
 // | 500 api_error, other 5xx                   | upstream_5xx     | 502    | yes       |
@@ -14,6 +14,8 @@
 // | 529 overloaded_error                       | unavailable      | 503    | yes       |
 // | 3xx (not followed), other 4xx without a type | upstream_invalid | 502  | no        |
 // | a refused proxy tunnel; a TLS failure      | auth (407) / upstream_5xx | 502 | 5xx only / yes |
+// "another deployment": a failure of one deployment's own setup (its key, its model name) moves
+// the request to a deployment it has not tried (router.ts), never back to this one.
 
 import { GatewayError, upstreamRedirect, upstreamTlsError } from '../../core/errors.js';
 import { proxyRefusal, refusedTunnelStatus } from '../../core/proxy.js';
@@ -59,10 +61,10 @@ export function anthropicError(type: string | undefined, message: string, ctx: A
   }
   if (t === 'authentication_error' || t === 'permission_error' || t === 'billing_error' || status === 401 || status === 402 || status === 403) {
     // The upstream refused OUR credentials: a gateway-side fault, not the caller's.
-    return new GatewayError('auth', `Anthropic refused the gateway's credentials: ${detail}`, { ...base, status: 502, code: 'upstream_auth' });
+    return new GatewayError('auth', `Anthropic refused the gateway's credentials: ${detail}`, { ...base, status: 502, code: 'upstream_auth', retryable: true });
   }
   if (t === 'not_found_error' || status === 404) {
-    return new GatewayError('not_found', `Anthropic does not know the configured model or route: ${detail}`, { ...base, status: 502, code: 'upstream_not_found' });
+    return new GatewayError('not_found', `Anthropic does not know the configured model or route: ${detail}`, { ...base, status: 502, code: 'upstream_not_found', retryable: true });
   }
   if (t === 'request_too_large' || status === 413) {
     return new GatewayError('payload_too_large', `Anthropic: ${detail}`, { ...base, code: 'upstream_request_too_large' });

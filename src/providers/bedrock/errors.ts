@@ -10,9 +10,11 @@
 // | ModelTimeoutException                                       | timeout        | 504    | yes       |
 // | ValidationException "too long" / context window             | context_window | 400    | no        |
 // | ValidationException, ConflictException                      | bad_request    | 400    | no        |
-// | AccessDeniedException, UnrecognizedClientException, signature/token errors, no credentials | auth | 502 | no |
-// | ResourceNotFoundException                                   | not_found      | 502    | no        |
+// | AccessDeniedException, UnrecognizedClientException, signature/token errors, no credentials | auth | 502 | another deployment |
+// | ResourceNotFoundException                                   | not_found      | 502    | another deployment |
 // | a reset connection (the SDK's TimeoutError with ECONNRESET/EPIPE) | upstream_5xx | 502  | yes       |
+// "another deployment": a failure of one deployment's own setup (its credentials, its region's
+// model access) moves the request to a deployment it has not tried (router.ts), never back.
 
 import { GatewayError, upstreamTlsError } from '../../core/errors.js';
 
@@ -96,10 +98,10 @@ export function bedrockError(err: unknown, ctx: BedrockErrorContext): GatewayErr
     return new GatewayError('bad_request', `Bedrock rejected the request: ${detail}`, { ...base, code: 'upstream_invalid_request' });
   }
   if (AUTH.has(name) || status === 401 || status === 403) {
-    return new GatewayError('auth', `Bedrock refused the gateway's credentials: ${detail}`, { ...base, status: 502, code: 'upstream_auth' });
+    return new GatewayError('auth', `Bedrock refused the gateway's credentials: ${detail}`, { ...base, status: 502, code: 'upstream_auth', retryable: true });
   }
   if (name === 'ResourceNotFoundException' || status === 404) {
-    return new GatewayError('not_found', `Bedrock does not know the configured model: ${detail}`, { ...base, status: 502, code: 'upstream_not_found' });
+    return new GatewayError('not_found', `Bedrock does not know the configured model: ${detail}`, { ...base, status: 502, code: 'upstream_not_found', retryable: true });
   }
   if (name === 'TimeoutError') {
     // The SDK's HTTP/1.1 handler renames a reset connection (ECONNRESET, EPIPE) TimeoutError, for its retries.

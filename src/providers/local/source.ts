@@ -3,7 +3,7 @@
 
 import { createHash } from 'node:crypto';
 import path from 'node:path';
-import { hubRepoReference, normalizeHubSource } from '../../core/config.js';
+import { expandHome, hubRepoReference, normalizeHubSource } from '../../core/config.js';
 
 export type ModelSource =
   | { kind: 'file'; path: string }
@@ -46,7 +46,7 @@ export function parseModelSource(given: string, env: NodeJS.ProcessEnv = process
   if (scheme && scheme.toLowerCase() !== 'file') {
     throw new Error(`Cannot load a local model from ${scheme}:// ('${given}'): a model is a file path, a file:// or http(s) URL, or an hf: reference`);
   }
-  const file = scheme ? new URL(source).pathname : source;
+  const file = scheme ? new URL(source).pathname : expandHome(source);
   return { kind: 'file', path: path.resolve(file) };
 }
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // Does a graceful stop keep its promise (docs/operations.md, "Stopping") under a crowd? A gateway
 // with `shutdownGraceSeconds: 1` gets REQUESTS requests on every dialect, buffered and streamed,
-// some on a model that answers in ≈ 0.3 s and some on one that takes ≈ 4 s, plus async Messages
+// some on a model that answers in ≈ 0.3 s and some on one that takes ≈ 3 s, plus async Messages
 // runs with an observer each; SIGTERM comes while they run, and new requests keep coming after it.
 // Each answer must be one of: complete (the dialect's own end: [DONE], message_stop, done, the
 // whole JSON); ended by the dialect's in-stream error saying the server is shutting down

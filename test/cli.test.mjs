@@ -240,12 +240,13 @@ test('chat --session keeps the conversation on the server: a later chat with the
   ]);
 });
 
-test('chat shows refusals and an unreachable server as one readable line, and keeps going', async () => {
+test('chat shows refusals and an unreachable server as one readable line, keeps going, and exits 1', async () => {
   const wrong = startChat(['--model', 'no-such-model']);
   wrong.child.stdin.write('hello\n');
   await wrong.waitFor(/error:/, 'err');
   wrong.child.stdin.end('again\n');
-  assert.equal(await wrong.exited, 0);
+  // A script that pipes its questions learns that they were not answered.
+  assert.equal(await wrong.exited, 1);
   assert.match(wrong.seen.err, /error: 404 model_not_found: .*no-such-model/);
   assert.doesNotMatch(wrong.seen.err, /\{"error"/, 'not the raw JSON body');
   assert.equal(count(wrong.seen.err, 'error:'), 2, 'the second line was asked too');
@@ -258,8 +259,57 @@ test('chat shows refusals and an unreachable server as one readable line, and ke
   let err = '';
   away.stderr.on('data', (d) => (err += d));
   away.stdin.end('hello\n');
-  assert.equal(await new Promise((r) => away.once('exit', r)), 0);
+  assert.equal(await new Promise((r) => away.once('exit', r)), 1);
   assert.match(err, new RegExp(`error: cannot reach http://127.0.0.1:${port} \\(.*ECONNREFUSED\\)`));
+});
+
+test('chat --session reads lines piped before the session was looked up (they were dropped)', async () => {
+  const session = `cli-piped-${Date.now()}`;
+  const chat = startChat(['--model', 'm1', '--session', session]);
+  chat.child.stdin.end('hello\n');
+  assert.equal(await chat.exited, 0);
+  assert.match(chat.seen.out, /Hello world/);
+  const kept = await fetch(`${s.url}/v1/sessions/${session}`).then((r) => r.json());
+  assert.deepEqual(kept.messages.map((m) => m.role), ['user', 'assistant']);
+});
+
+test('chat refuses a --max-tokens that is not a positive whole number and a --url that is not http(s), naming them', async () => {
+  for (const [args, pattern] of [
+    [['--max-tokens', 'abc'], /--max-tokens <n>' argument 'abc' is invalid\. must be a whole number of at least 1/],
+    [['--max-tokens', '0'], /--max-tokens <n>' argument '0' is invalid/],
+    [['--url', 'notaurl'], /--url <url>' argument 'notaurl' is invalid\. must be an http\(s\) URL/],
+  ]) {
+    const error = await cli(['chat', ...args]).then(
+      () => assert.fail(`${args.join(' ')} was accepted`),
+      (e) => e,
+    );
+    assert.equal(error.code, 1, args.join(' '));
+    assert.match(error.stderr, pattern);
+  }
+  const viaEnv = await cli(['chat'], { env: { ...process.env, SWITCHBOARD_URL: 'ftp://x' } }).then(
+    () => assert.fail('accepted'),
+    (e) => e,
+  );
+  assert.equal(viaEnv.code, 1);
+  assert.match(viaEnv.stderr, /Invalid server URL 'ftp:\/\/x'/);
+});
+
+test('keys create and usage refuse what their HTTP routes refuse: an organisation name, an expiry of zero, a time that is not ISO 8601', async () => {
+  const dataDir = path.join(tmp, 'keys-refused');
+  for (const [args, pattern] of [
+    [['keys', 'create', '--org', '', '--data-dir', dataDir], /^switchboard: Invalid --org '': must be 1-128 characters/],
+    [['keys', 'create', '--org', 'team a', '--data-dir', dataDir], /^switchboard: Invalid --org 'team a'/],
+    [['keys', 'create', '--org', 'team-a', '--expires-in', '0d', '--data-dir', dataDir], /^switchboard: Invalid duration '0d': use one above zero/],
+    [['usage', '--since', 'March 3', '--data-dir', dataDir], /^switchboard: --since 'March 3' must be ISO 8601/],
+  ]) {
+    const error = await cli(args).then(
+      () => assert.fail(`${args.join(' ')} was accepted`),
+      (e) => e,
+    );
+    assert.equal(error.code, 1, args.join(' '));
+    assert.match(error.stderr.trim(), pattern);
+  }
+  assert.match((await cli(['usage', '--since', '2026-11-01', '--data-dir', dataDir])).stdout, /./);
 });
 
 test('serve with a GGUF whose header is corrupt stops at once, naming it (node-llama-cpp alone reads it forever)', async () => {
@@ -293,9 +343,11 @@ test('serve refuses a bad flag, env value or config file with one line naming it
   assert.match(await fail([], { SWITCHBOARD_LOG_LEVEL: 'loud' }), /^switchboard: Invalid SWITCHBOARD_LOG_LEVEL "loud": .*"debug"/);
   const broken = path.join(tmp, 'broken.yaml');
   fs.writeFileSync(broken, 'models: [\n');
-  assert.match(await fail(['--config', broken]), new RegExp(`^switchboard: Invalid YAML in ${broken}: .*line 2`));
+  assert.match(await fail(['--config', broken]), new RegExp(`^switchboard: Invalid YAML in ${broken}: [^\n]*line 2[^\n]*$`));
   const missing = path.join(tmp, 'missing.yaml');
-  assert.equal(await fail(['--config', missing]), `switchboard: Cannot read the config file ${missing}: ENOENT`);
+  assert.equal(await fail(['--config', missing]), `switchboard: Cannot read the config file ${missing}: no such file`);
+  assert.match(await fail(['--gpu', 'tpu']), /^switchboard: Invalid --gpu "tpu": use false, /);
+  assert.match(await fail([], { SWITCHBOARD_GPU: 'tpu' }), /^switchboard: Invalid SWITCHBOARD_GPU "tpu"/);
   // A store that cannot be reached: a line naming it and its settings, the URL's password left out.
   const closed = await new Promise((resolve) => {
     const probe = net.createServer().listen(0, '127.0.0.1', () => {

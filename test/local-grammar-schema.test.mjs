@@ -70,3 +70,10 @@ test('a schema that refers to its root (`$ref: "#"`, as zod writes recursion) is
   const flat = { type: 'object', properties: { a: { type: 'string' } } };
   assert.deepEqual(grammarSchema(flat), flat, 'a schema without root references is left as it is');
 });
+
+test('a $ref to a definition the schema does not have is refused (the builder read it as any value); present ones pass', () => {
+  assert.throws(() => grammarSchema({ type: 'object', properties: { a: { $ref: '#/$defs/nope' } } }), /\$ref '#\/\$defs\/nope' points to no definition/);
+  assert.throws(() => grammarSchema({ type: 'object', properties: { a: { items: { $ref: '#/definitions/Gone' } } }, definitions: { Here: { type: 'string' } } }), /#\/\$defs\/Gone/);
+  const ok = grammarSchema({ type: 'object', properties: { a: { $ref: '#/$defs/a~1b' } }, $defs: { 'a/b': { type: 'string' } } });
+  assert.equal(ok.properties.a.$ref, '#/$defs/a~1b');
+});

@@ -348,6 +348,14 @@ test("a tool whose parameters pass OpenAI's Structured Outputs size limits is a 
   assert.ok(JSON.parse(accepted.body.choices[0].message.tool_calls[0].function.arguments).choice < 20);
 });
 
+test('a tool whose parameters refer to a missing definition is a 400 on tools, as such a response_format is', async () => {
+  const parameters = { type: 'object', properties: { a: { $ref: '#/$defs/nope' } }, required: ['a'] };
+  const refused = await postJson(`${s.url}/v1/chat/completions`, ask({ max_tokens: 8, tools: [{ type: 'function', function: { name: 'f', parameters } }] }));
+  assert.equal(refused.status, 400);
+  assert.deepEqual([refused.body.error.param, refused.body.error.code], ['tools', 'invalid_schema']);
+  assert.match(refused.body.error.message, /points to no definition/);
+});
+
 test('the alias route and the default alias reach the local model', async () => {
   for (const model of ['tiny-alias', 'default']) {
     const res = await postJson(`${s.url}/api/v3/inference/chat/completions`, ask({ model, max_tokens: 3 }));

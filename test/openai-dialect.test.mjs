@@ -640,7 +640,7 @@ test('the GPU backend: flag beats SWITCHBOARD_GPU beats the file; an unknown one
   assert.equal(loadConfig({}, { SWITCHBOARD_GPU: 'vulkan' }).local.gpu, 'vulkan');
   assert.equal(loadConfig({ gpu: 'CUDA' }, { SWITCHBOARD_GPU: 'vulkan' }).local.gpu, 'cuda');
   assert.equal(loadConfig({ gpu: 'off' }, { SWITCHBOARD_GPU: 'auto' }).local.gpu, false);
-  assert.throws(() => loadConfig({ gpu: 'tpu' }, {}), /Invalid GPU backend "tpu"/);
+  assert.throws(() => loadConfig({ gpu: 'tpu' }, {}), /Invalid --gpu "tpu"/);
 });
 
 test('an empty variable counts as unset; SWITCHBOARD_CACHE_DIR beats the file; ~ in a configured path is the home directory', async () => {

@@ -167,3 +167,38 @@ test('docs/api.md links to the document', () => {
   const text = fs.readFileSync(new URL('../docs/api.md', import.meta.url), 'utf8');
   assert.match(text, /\/openapi\.json/);
 });
+
+test('statuses, security, parameters and headers are those the server uses', async () => {
+  // POST /v1/messages/async answers 202; its ?message_id= and the SDK's headers are described.
+  const asyncPost = doc.paths['/v1/messages/async'].post;
+  assert.deepEqual(Object.keys(asyncPost.responses), ['202', 'default']);
+  const started = await postJson(`${server.url}/v1/messages/async`, { model: 'gm', max_tokens: 2, messages: [{ role: 'user', content: 'hi' }] }, { authorization: `Bearer ${ADMIN}` });
+  assert.equal(started.status, 202);
+  const params = (op) => op.parameters.map((p) => `${p.in}:${p.name}`);
+  assert.deepEqual(params(asyncPost), ['query:message_id', 'header:anthropic-version', 'header:anthropic-beta']);
+  assert.ok(params(doc.paths['/v1/chat/completions'].post).includes('header:X-Session-ID'));
+  assert.deepEqual(params(doc.paths['/v1/messages/async/{message_id}/events'].get), ['path:message_id', 'query:starting_after', 'header:Last-Event-ID']);
+  assert.deepEqual(params(doc.paths['/api/v3/artifacts/{id}'].get), ['path:id', 'query:expires', 'query:signature']);
+  // count_tokens has its body; one operation per path and method (no getV1Models2).
+  assert.ok(doc.paths['/v1/messages/count_tokens'].post.requestBody);
+  const ids = Object.values(doc.paths).flatMap((item) => Object.values(item).map((op) => op.operationId));
+  assert.deepEqual(ids.filter((id) => /\d$/.test(id)), []);
+  assert.deepEqual(params(doc.paths['/v1/models'].get), ['query:limit', 'query:after_id', 'query:before_id', 'header:anthropic-version']);
+  // Security as enforced: the router status wants the admin key; a HEAD is secured as its GET.
+  assert.deepEqual(doc.paths['/v1/router/status'].get.security, [{ adminKey: [] }]);
+  assert.deepEqual(doc.paths['/api/v3/artifacts/{id}'].head.security, []);
+  // Response headers: every response has x-request-id; chat routes say who served them.
+  assert.ok(doc.paths['/health'].get.responses['200'].headers['x-request-id']);
+  assert.ok(doc.paths['/v1/chat/completions'].post.responses['200'].headers['x-switchboard-provider']);
+  assert.ok(doc.paths['/v1/messages'].post.responses['200'].headers['anthropic-ratelimit-requests-remaining']);
+  assert.ok(doc.paths['/v1/messages'].post.responses.default.headers['retry-after']);
+});
+
+test("the router status refuses a client key in OpenAI's error shape (it was Fastify's {statusCode, error})", async () => {
+  const created = await postJson(`${server.url}/admin/keys`, { organisation: 'openapi-org' }, { authorization: `Bearer ${ADMIN}` });
+  const res = await fetch(`${server.url}/v1/router/status`, { headers: { authorization: `Bearer ${created.body.key}` } });
+  assert.equal(res.status, 403);
+  const body = await res.json();
+  assert.deepEqual(Object.keys(body), ['error']);
+  assert.deepEqual([body.error.type, body.error.code], ['permission_error', 'admin_required']);
+});

@@ -3,7 +3,7 @@
 
 import readline from 'node:readline';
 import { createParser } from 'eventsource-parser';
-import type { Command } from 'commander';
+import { InvalidArgumentError, type Command } from 'commander';
 import { describeNetworkError } from '../core/errors.js';
 
 interface ChatFlags {
@@ -11,7 +11,7 @@ interface ChatFlags {
   model: string;
   key?: string;
   system?: string;
-  maxTokens?: string;
+  maxTokens?: number;
   session?: string;
 }
 
@@ -69,7 +69,7 @@ async function streamReply(flags: ChatFlags, messages: Turn[], signal: AbortSign
       method: 'POST',
       signal,
       headers: { 'content-type': 'application/json', ...authorization(flags), ...(flags.session ? { 'x-session-id': flags.session } : {}) },
-      body: JSON.stringify({ model: flags.model, messages, stream: true, ...(flags.maxTokens ? { max_tokens: Number(flags.maxTokens) } : {}) }),
+      body: JSON.stringify({ model: flags.model, messages, stream: true, ...(flags.maxTokens ? { max_tokens: flags.maxTokens } : {}) }),
     });
     if (!response.ok || !response.body) throw new Error(await describeRefusal(response));
     const decoder = new TextDecoder();
@@ -117,6 +117,8 @@ function describeUnreachable(url: string, err: TypeError): string {
 }
 
 async function chat(flags: ChatFlags, terminal: Terminal): Promise<void> {
+  // SWITCHBOARD_URL is not seen by the option's parser.
+  if (!URL.canParse(flags.url) || !/^https?:$/.test(new URL(flags.url).protocol)) throw new Error(`Invalid server URL '${flags.url}': use an http(s) URL, like http://127.0.0.1:8080`);
   const rl = readline.createInterface({ input: process.stdin, output: process.stdout, terminal: process.stdin.isTTY, prompt: '> ' });
   let answering: AbortController | undefined;
   const interrupt = () => (answering ? answering.abort() : rl.close());
@@ -126,10 +128,12 @@ async function chat(flags: ChatFlags, terminal: Terminal): Promise<void> {
   // The conversation so far, kept here; with --session the server keeps it instead (X-Session-ID).
   const history: Turn[] = [];
   terminal.out.write(`Chatting with ${flags.model} at ${flags.url}. Ctrl-C stops an answer; /exit or Ctrl-D leaves.\n`);
-  if (flags.session) await announceSession(flags, flags.session, terminal);
   // Lines are read through the iterator, which queues them: piped lines that arrive while an
-  // answer streams wait their turn instead of being dropped.
+  // answer streams, or while the session is looked up, wait their turn instead of being dropped.
   const lines = rl[Symbol.asyncIterator]();
+  if (flags.session) await announceSession(flags, flags.session, terminal);
+  // A script piping its questions learns from the exit status that one was not answered.
+  let failed = false;
   try {
     for (;;) {
       rl.prompt();
@@ -150,6 +154,7 @@ async function chat(flags: ChatFlags, terminal: Terminal): Promise<void> {
         // only answers that ended.)
         if (!flags.session && !(reply.stopped && !reply.text)) history.push(turn, { role: 'assistant', content: reply.text });
       } catch (err) {
+        failed = true;
         terminal.err.write(`\nerror: ${(err as Error).message}\n`);
       } finally {
         answering = undefined;
@@ -159,6 +164,24 @@ async function chat(flags: ChatFlags, terminal: Terminal): Promise<void> {
     process.off('SIGINT', interrupt);
     rl.close();
   }
+  if (failed) process.exitCode = 1;
+}
+
+function positiveInteger(value: string): number {
+  const n = Number(value);
+  if (!/^\d+$/.test(value.trim()) || !Number.isSafeInteger(n) || n < 1) throw new InvalidArgumentError('must be a whole number of at least 1.');
+  return n;
+}
+
+function httpUrl(value: string): string {
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    throw new InvalidArgumentError('must be an http(s) URL, like http://127.0.0.1:8080.');
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new InvalidArgumentError('must be an http(s) URL, like http://127.0.0.1:8080.');
+  return value;
 }
 
 export function registerChatCommand(program: Command): void {
@@ -168,11 +191,11 @@ export function registerChatCommand(program: Command): void {
       'Chat with a model of a running server in the terminal: tokens are printed as they stream, reasoning dimmed. ' +
         'Ctrl-C stops an answer and keeps what was written; /exit, Ctrl-D or Ctrl-C at the prompt leaves.',
     )
-    .option('--url <url>', 'server URL (env SWITCHBOARD_URL)', process.env.SWITCHBOARD_URL ?? 'http://127.0.0.1:8080')
+    .option('--url <url>', 'server URL (env SWITCHBOARD_URL)', httpUrl, process.env.SWITCHBOARD_URL ?? 'http://127.0.0.1:8080')
     .option('-m, --model <model>', 'model id or alias', 'default')
     .option('-k, --key <key>', 'API key (env SWITCHBOARD_API_KEY)', process.env.SWITCHBOARD_API_KEY)
     .option('-s, --system <prompt>', 'system prompt')
-    .option('--max-tokens <n>', 'max tokens per answer')
+    .option('--max-tokens <n>', 'max tokens per answer', positiveInteger)
     .option('--session <id>', 'keep the conversation on the server (X-Session-ID): the same id later resumes it')
     .action((flags: ChatFlags) => chat(flags, { out: process.stdout, err: process.stderr }));
 }

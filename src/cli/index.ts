@@ -1,4 +1,4 @@
-// The `switchboard` command line: serve, chat, models, keys.
+// The `switchboard` command line: serve, chat, models, keys, usage.
 
 import { Command } from 'commander';
 import { registerChatCommand } from './chat.js';

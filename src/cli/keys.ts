@@ -2,6 +2,7 @@ import path from 'node:path';
 import { Option, type Command } from 'commander';
 import { loadConfig } from '../core/config.js';
 import { generateApiKey, hashApiKey, keyPrefix } from '../core/keys.js';
+import { organisationName } from '../server/admin/schemas.js';
 import { openStore } from '../store/index.js';
 import type { Store } from '../store/store.js';
 import { limitSpecSchema, type LimitSpec } from '../core/limits/spec.js';
@@ -29,7 +30,7 @@ function storeOptions(command: Command): Command {
 
 function parseDuration(text: string): number {
   const match = /^(\d+)\s*(s|m|h|d)$/.exec(text.trim());
-  if (!match) throw new Error(`Invalid duration '${text}': use e.g. 30d, 12h, 15m`);
+  if (!match || Number(match[1]) === 0) throw new Error(`Invalid duration '${text}': use one above zero, e.g. 30d, 12h, 15m`);
   const unit = { s: 1, m: 60, h: 3600, d: 86400 }[match[2] as 's' | 'm' | 'h' | 'd'];
   return Number(match[1]) * unit * 1000;
 }
@@ -65,7 +66,7 @@ function limitsFromFlags(flags: LimitFlags): LimitSpec | undefined {
 }
 
 export function registerKeysCommand(program: Command): void {
-  const keys = program.command('keys').description('Create, list and revoke API keys (stored hashed; each bound to one organisation).');
+  const keys = program.command('keys').description('Create, list and revoke API keys and set their limits (stored hashed; each bound to one organisation).');
 
   limitOptions(storeOptions(keys.command('create')))
     .description('Create a key. The key is printed once, alone on the last line of output.')
@@ -74,6 +75,10 @@ export function registerKeysCommand(program: Command): void {
     .option('--expires-in <duration>', 'expiry, e.g. 30d, 12h')
     .option('--models <ids>', 'comma-separated model ids/aliases this key may use (default: all)')
     .action(async (flags: StoreFlags & LimitFlags & { org: string; name?: string; expiresIn?: string; models?: string }) => {
+      // As POST /admin/keys checks it: an organisation named '' or ' ' could never be used.
+      const org = organisationName.safeParse(flags.org);
+      if (!org.success) throw new Error(`Invalid --org '${flags.org}': ${org.error.issues[0]!.message}`);
+      const expiresAt = flags.expiresIn ? Date.now() + parseDuration(flags.expiresIn) : undefined;
       const limits = limitsFromFlags(flags);
       const key = generateApiKey();
       const record = await withStore(flags, (store) =>
@@ -82,7 +87,7 @@ export function registerKeysCommand(program: Command): void {
           name: flags.name,
           hash: hashApiKey(key),
           prefix: keyPrefix(key),
-          expiresAt: flags.expiresIn ? Date.now() + parseDuration(flags.expiresIn) : undefined,
+          expiresAt,
           allowedModels: flags.models ? flags.models.split(',').map((m) => m.trim()).filter(Boolean) : undefined,
           limits,
         }),

@@ -3,7 +3,7 @@
 import path from 'node:path';
 import { Option, type Command } from 'commander';
 import { loadConfig } from '../core/config.js';
-import { toEpochMs } from '../server/admin/schemas.js';
+import { queryInstant, toEpochMs } from '../server/admin/schemas.js';
 import { usageReport } from '../server/admin/usage-report.js';
 import type { UsageReport } from '../server/admin/schemas.js';
 import { openStore } from '../store/index.js';
@@ -64,9 +64,12 @@ export function registerUsageCommand(program: Command): void {
       const store = await openStore(config, path.resolve(config.server.dataDir));
       try {
         if (!store.tenancy) throw new Error(`The ${store.kind} store does not keep usage`);
+        // As GET /v1/usage reads them: Date.parse alone took "March 3" for 2001-03-03.
+        for (const [flag, value] of [['--since', flags.since], ['--until', flags.until]] as const) {
+          if (value !== undefined && !queryInstant.safeParse(value).success) throw new Error(`${flag} '${value}' must be ISO 8601 (2026-11-24, 2026-11-24T10:00:00Z) or epoch milliseconds`);
+        }
         const since = toEpochMs(flags.since);
         const until = toEpochMs(flags.until);
-        if (Number.isNaN(since) || Number.isNaN(until)) throw new Error('--since/--until must be ISO 8601 or epoch milliseconds');
         const samples = await store.tenancy.usageSamples({ organisation: flags.org, keyId: flags.key, model: flags.model, since, until });
         const report = usageReport(samples, { organisation: flags.org, since, until });
         process.stdout.write(flags.json ? `${JSON.stringify(report, null, 2)}\n` : formatUsageTable(report));

@@ -115,7 +115,7 @@ const localSchema = z
     contextSize: z.number().int().positive().optional(),
     /** Where downloaded models are kept. */
     cacheDir: z.string().optional(),
-    gpu: z.union([z.literal(false), z.enum(GPU_BACKENDS)]).default(false),
+    gpu: z.union([z.literal(false), z.enum(GPU_BACKENDS)], { error: `expected false or one of ${GPU_BACKENDS.join(', ')}` }).default(false),
   })
   .strict();
 
@@ -201,11 +201,11 @@ export interface ConfigOverrides {
 }
 
 /** A --gpu / SWITCHBOARD_GPU value: `false` (or off/none/cpu) keeps the model on the CPU. */
-function parseGpu(value: string): Config['local']['gpu'] {
+function parseGpu(value: string, source: string): Config['local']['gpu'] {
   const v = value.trim().toLowerCase();
   if (['false', 'off', 'none', 'cpu', ''].includes(v)) return false;
   const backend = GPU_BACKENDS.find((b) => b === v);
-  if (!backend) throw new Error(`Invalid GPU backend "${value}": use false, ${GPU_BACKENDS.join(', ')}`);
+  if (!backend) throw new Error(`Invalid ${source} "${value}": use false, ${GPU_BACKENDS.join(', ')}`);
   return backend;
 }
 
@@ -255,12 +255,15 @@ function readConfigFile(file: string): Record<string, unknown> {
   try {
     text = fs.readFileSync(file, 'utf8');
   } catch (err) {
-    throw new Error(`Cannot read the config file ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+    const code = (err as NodeJS.ErrnoException).code;
+    const reason = code === 'ENOENT' ? 'no such file' : code === 'EACCES' ? 'permission denied' : code === 'EISDIR' ? 'it is a directory' : (code ?? (err as Error).message);
+    throw new Error(`Cannot read the config file ${file}: ${reason}`);
   }
   try {
     return (parseYaml(text) as Record<string, unknown> | null) ?? {};
   } catch (err) {
-    throw new Error(`Invalid YAML in ${file}: ${(err as Error).message}`);
+    // The parser's message, without the excerpt of the file it appends after the first line.
+    throw new Error(`Invalid YAML in ${file}: ${(err as Error).message.split('\n')[0]!.replace(/:$/, '')}`);
   }
 }
 
@@ -315,7 +318,7 @@ export function loadConfig(overrides: ConfigOverrides = {}, given: NodeJS.Proces
   if (dataDir) config.server.dataDir = dataDir;
   if (threads !== undefined) config.local.threads = threads;
   if (logLevel) config.server.logLevel = logLevel;
-  if (gpu !== undefined) config.local.gpu = parseGpu(gpu);
+  if (gpu !== undefined) config.local.gpu = parseGpu(gpu, overrides.gpu !== undefined ? '--gpu' : 'SWITCHBOARD_GPU');
   // The variable beats the file, as every other one does.
   const cacheDir = env.SWITCHBOARD_CACHE_DIR ?? config.local.cacheDir;
   if (cacheDir) config.local.cacheDir = expandHome(cacheDir);

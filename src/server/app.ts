@@ -179,6 +179,16 @@ export async function createServer(options: ServerOptions): Promise<SwitchboardS
   app.decorate('streamStall', { ms: config.server.streamStallSeconds * 1000, logger });
   app.decorateRequest('auth', undefined);
   app.decorateRequest('arrivedAt', 0);
+  // Errors of routes outside the dialects (admin, usage, health, router status), and of a body read
+  // for a path no route matched. Set before any route: a route keeps the handler it was registered
+  // under, and /v1/router/status answered in Fastify's own {statusCode, error} shape.
+  app.setErrorHandler(async (err, request, reply) => {
+    const error = toGatewayError(err);
+    if (error.kind === 'internal') logger.error({ err, reqId: request.id }, 'unhandled error');
+    const generic = () => genericErrorBody(error);
+    const { status, body, headers } = request.is404 ? unroutedErrorReply(error, request, generic) : { status: error.status, body: generic(), headers: {} };
+    return reply.status(status).headers(headers).send(body);
+  });
   app.addHook('onRequest', async (request, reply) => {
     request.arrivedAt = performance.now();
     reply.header('x-request-id', request.id);
@@ -213,14 +223,6 @@ export async function createServer(options: ServerOptions): Promise<SwitchboardS
     const message = `Unknown route ${request.method} ${path}${nearRoute(app, request.method, path)}`;
     const error = new GatewayError('not_found', message, { code: 'unknown_route' });
     const { status, body, headers } = unroutedErrorReply(error, request, () => ({ error: { message, type: 'invalid_request_error', param: null, code: 'unknown_route' } }));
-    return reply.status(status).headers(headers).send(body);
-  });
-  // Errors of routes outside the dialects (admin, usage, health), and of a body read for a path no route matched.
-  app.setErrorHandler(async (err, request, reply) => {
-    const error = toGatewayError(err);
-    if (error.kind === 'internal') logger.error({ err, reqId: request.id }, 'unhandled error');
-    const generic = () => genericErrorBody(error);
-    const { status, body, headers } = request.is404 ? unroutedErrorReply(error, request, generic) : { status: error.status, body: generic(), headers: {} };
     return reply.status(status).headers(headers).send(body);
   });
 

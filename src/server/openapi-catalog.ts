@@ -20,6 +20,10 @@ export interface RouteDoc {
   produces?: string[];
   /** 'key' (API key), 'admin' (admin key) or 'none'. */
   security?: 'key' | 'admin' | 'none';
+  /** Request headers the route reads. */
+  headers?: Array<{ name: string; description: string; required?: boolean }>;
+  /** Response headers beyond x-request-id (which every response has). */
+  responseHeaders?: string[];
 }
 
 export interface CatalogRoute {

@@ -23,29 +23,76 @@ interface KnownRoute {
   expand?: Array<{ path: string; doc: RouteDoc }>;
 }
 
-const openAIChat: RouteDoc = { summary: 'Chat completion (OpenAI wire format); SSE when stream is true', tags: ['openai'], body: chatCompletionRequestSchema, produces: ['application/json', 'text/event-stream'] };
+/** Who served a chat request (docs/router.md), and what the caller's limits leave (docs/operations.md). */
+const SERVED_BY = ['x-switchboard-provider', 'x-switchboard-model', 'x-switchboard-deployment', 'x-switchboard-attempts', 'x-switchboard-ttft-ms', 'x-switchboard-overhead-ms'];
+const OPENAI_RATE_LIMITS = ['requests', 'tokens'].flatMap((d) => [`x-ratelimit-limit-${d}`, `x-ratelimit-remaining-${d}`, `x-ratelimit-reset-${d}`]);
+const ANTHROPIC_RATE_LIMITS = ['requests', 'tokens'].flatMap((d) => [`anthropic-ratelimit-${d}-limit`, `anthropic-ratelimit-${d}-remaining`, `anthropic-ratelimit-${d}-reset`]);
+const OPENAI_CHAT_HEADERS = [...SERVED_BY, ...OPENAI_RATE_LIMITS];
+const MESSAGES_HEADERS = ['request-id', 'x-correlation-id', ...SERVED_BY, ...ANTHROPIC_RATE_LIMITS];
+
+const RESPONSE_HEADER_DESCRIPTIONS: Record<string, string> = {
+  'x-request-id': "The request's id (also the request log's row id)",
+  'request-id': 'The request id, under the name the Anthropic SDK reads',
+  'x-correlation-id': "The request body's correlation_id, echoed",
+  'retry-after': 'Seconds to wait before retrying (429, 503)',
+  'x-switchboard-provider': 'The provider that served the request',
+  'x-switchboard-model': 'The model that served it (a fallback model when one took over)',
+  'x-switchboard-deployment': 'The deployment that served it',
+  'x-switchboard-attempts': 'Upstream attempts across retries and fallbacks',
+  'x-switchboard-ttft-ms': 'Milliseconds from arrival to the first content',
+  'x-switchboard-overhead-ms': "The gateway's own time: since arrival, minus the time spent waiting on upstreams",
+  'x-switchboard-token-count': 'How the count was made: the upstream, the local tokenizer, or an estimate',
+};
+
+function responseHeaderDescription(name: string): string {
+  if (RESPONSE_HEADER_DESCRIPTIONS[name]) return RESPONSE_HEADER_DESCRIPTIONS[name];
+  return "What the caller's tightest rpm/tpm limit leaves (sent only with such a limit)";
+}
+
+const SESSION_HEADER = { name: 'X-Session-ID', description: 'Keeps the conversation on the server (1–128 characters of [A-Za-z0-9._:-]): the earlier turns of the session are placed before this request’s; read back with GET /v1/sessions/{id}' };
+const ANTHROPIC_HEADERS = [
+  { name: 'anthropic-version', description: "The Anthropic SDK's API version; on GET /v1/models it selects Anthropic's shapes" },
+  { name: 'anthropic-beta', description: 'Beta flags, comma-separated; passed on to an Anthropic or Bedrock Claude upstream' },
+];
+
+const openAIChat: RouteDoc = {
+  summary: 'Chat completion (OpenAI wire format); SSE when stream is true',
+  tags: ['openai'],
+  body: chatCompletionRequestSchema,
+  produces: ['application/json', 'text/event-stream'],
+  headers: [SESSION_HEADER],
+  responseHeaders: OPENAI_CHAT_HEADERS,
+};
+const edenRules =
+  'Rules the schema cannot say: `text` is required unless `tool_results` continue a tool call; `providers` must name at least one provider, each once; `fallback_providers` (at most 5) only with exactly one provider; a `tool` turn of `previous_history` needs `tool_call_id`.';
+const modelsPageQuery = z.object({
+  limit: z.number().int().min(1).max(1000).optional().describe('With anthropic-version: models per page (default 20)'),
+  after_id: z.string().optional().describe('With anthropic-version: the page after this model id'),
+  before_id: z.string().optional().describe('With anthropic-version: the page before this model id'),
+});
 
 const KNOWN_ROUTES: KnownRoute[] = [
   { method: 'POST', url: '/v1/chat/completions', doc: openAIChat },
   { method: 'POST', url: '/api/v3/inference/chat/completions', doc: { ...openAIChat, summary: 'Chat completion (seed alias of /v1/chat/completions; prompts trimmed to 1500 tokens by default)' } },
-  { method: 'GET', url: '/v1/models', doc: { summary: "Every model id and alias the caller's key may use: OpenAI's list, or for a request with anthropic-version (the Anthropic SDK) Anthropic's ModelInfo page (limit, after_id, before_id)", tags: ['openai', 'messages'] } },
-  { method: 'GET', url: '/v1/models/:id', doc: { summary: "One model by id or alias, in OpenAI's shape or (with anthropic-version) Anthropic's ModelInfo; 404 for a model the key may not use", tags: ['openai', 'messages'] } },
+  { method: 'GET', url: '/v1/models', doc: { summary: "Every model id and alias the caller's key may use: OpenAI's list, or for a request with anthropic-version (the Anthropic SDK) Anthropic's ModelInfo page (limit, after_id, before_id)", tags: ['openai', 'messages'], headers: ANTHROPIC_HEADERS.slice(0, 1), query: modelsPageQuery } },
+  { method: 'GET', url: '/v1/models/:id', doc: { summary: "One model by id or alias, in OpenAI's shape or (with anthropic-version) Anthropic's ModelInfo; 404 for a model the key may not use", tags: ['openai', 'messages'], headers: ANTHROPIC_HEADERS.slice(0, 1) } },
   { method: 'GET', url: '/v1/sessions/:id', doc: { summary: 'A server-side conversation kept by X-Session-ID', tags: ['openai'] } },
-  { method: 'POST', url: /^\/api\/v3\/organizations\/[^/]+\/ai\/chat$/, doc: { summary: 'Organisation chat (buffered)', tags: ['organisation chat'] }, bodyFrom: { module: '../dialects/org/schema.js', exportName: /RequestSchema$/ } },
-  { method: 'POST', url: /^\/api\/v3\/organizations\/[^/]+\/ai\/chat\/stream$/, doc: { summary: 'Organisation chat (SSE: start, content, done, error)', tags: ['organisation chat'], produces: ['text/event-stream'] }, bodyFrom: { module: '../dialects/org/schema.js', exportName: /RequestSchema$/ } },
-  { method: 'POST', url: '/v2/text/chat', doc: { summary: 'Chat with one or several providers, with fallbacks (Eden)', tags: ['eden'] }, bodyFrom: { module: '../dialects/eden/schema.js', exportName: /RequestSchema$/ } },
-  { method: 'POST', url: '/v2/text/chat/stream', doc: { summary: 'Chat with one provider; raw text streamed (text/plain)', tags: ['eden'], produces: ['text/plain'] }, bodyFrom: { module: '../dialects/eden/schema.js', exportName: /RequestSchema$/ } },
-  { method: 'POST', url: '/v1/messages', doc: { summary: 'Anthropic Messages (buffered or SSE)', tags: ['messages'], produces: ['application/json', 'text/event-stream'] }, bodyFrom: { module: '../dialects/messages/schema.js', exportName: /^messagesRequestSchema$/ } },
-  { method: 'POST', url: '/v1/messages/async', doc: { summary: 'Start an async Messages run; answers at once with its message_id', tags: ['messages'] }, bodyFrom: { module: '../dialects/messages/schema.js', exportName: /^messagesRequestSchema$/ } },
+  { method: 'POST', url: /^\/api\/v3\/organizations\/[^/]+\/ai\/chat$/, doc: { summary: 'Organisation chat (buffered)', tags: ['organisation chat'], responseHeaders: OPENAI_CHAT_HEADERS }, bodyFrom: { module: '../dialects/org/schema.js', exportName: /RequestSchema$/ } },
+  { method: 'POST', url: /^\/api\/v3\/organizations\/[^/]+\/ai\/chat\/stream$/, doc: { summary: 'Organisation chat (SSE: start, content, done, error)', tags: ['organisation chat'], produces: ['text/event-stream'], responseHeaders: OPENAI_CHAT_HEADERS }, bodyFrom: { module: '../dialects/org/schema.js', exportName: /RequestSchema$/ } },
+  { method: 'POST', url: '/v2/text/chat', doc: { summary: 'Chat with one or several providers, with fallbacks (Eden)', description: edenRules, tags: ['eden'], responseHeaders: OPENAI_CHAT_HEADERS }, bodyFrom: { module: '../dialects/eden/schema.js', exportName: /RequestSchema$/ } },
+  { method: 'POST', url: '/v2/text/chat/stream', doc: { summary: 'Chat with one provider; raw text streamed (text/plain)', description: `${edenRules} This route takes exactly one provider.`, tags: ['eden'], produces: ['text/plain'], responseHeaders: OPENAI_CHAT_HEADERS }, bodyFrom: { module: '../dialects/eden/schema.js', exportName: /RequestSchema$/ } },
+  { method: 'POST', url: '/v1/messages', doc: { summary: 'Anthropic Messages (buffered or SSE)', tags: ['messages'], produces: ['application/json', 'text/event-stream'], headers: ANTHROPIC_HEADERS, responseHeaders: MESSAGES_HEADERS }, bodyFrom: { module: '../dialects/messages/schema.js', exportName: /^messagesRequestSchema$/ } },
+  { method: 'POST', url: '/v1/messages/count_tokens', doc: { summary: "The prompt's input tokens (the Anthropic SDK's messages.countTokens): the body of POST /v1/messages, max_tokens optional", tags: ['messages'], headers: ANTHROPIC_HEADERS, responseHeaders: ['request-id', 'x-switchboard-token-count'] }, bodyFrom: { module: '../dialects/messages/schema.js', exportName: /^messagesRequestSchema$/ } },
+  { method: 'POST', url: '/v1/messages/async', doc: { summary: 'Start an async Messages run; answers at once (202) with its message_id', tags: ['messages'], status: 202, headers: ANTHROPIC_HEADERS, query: z.object({ message_id: z.string().regex(/^[A-Za-z0-9._-]{1,128}$/).optional().describe('The id to give the run (else msg_…); an id the organisation has is a 409') }) }, bodyFrom: { module: '../dialects/messages/schema.js', exportName: /^messagesRequestSchema$/ } },
   { method: 'GET', url: '/v1/messages/async/*', doc: {}, expand: [
     { path: '/v1/messages/async/:message_id', doc: { summary: 'Status of an async run: pending, running, completed, failed, cancelled; usage and the final message', tags: ['messages'] } },
-    { path: '/v1/messages/async/:message_id/events', doc: { summary: 'Observe an async run: SSE replayed from the start or after Last-Event-ID', tags: ['messages'], produces: ['text/event-stream'] } },
+    { path: '/v1/messages/async/:message_id/events', doc: { summary: 'Observe an async run: SSE replayed from the start or after Last-Event-ID', tags: ['messages'], produces: ['text/event-stream'], headers: [{ name: 'Last-Event-ID', description: 'Resume after this event id (a sequence number)' }], query: z.object({ starting_after: z.number().int().min(0).optional().describe('Resume after this event id (when Last-Event-ID is not sent)') }) } },
   ] },
   { method: 'HEAD', url: '/v1/messages/async/*', doc: {}, expand: [{ path: '/v1/messages/async/:message_id', doc: {} }, { path: '/v1/messages/async/:message_id/events', doc: {} }] },
   { method: 'DELETE', url: '/v1/messages/async/*', doc: {}, expand: [{ path: '/v1/messages/async/:message_id', doc: { summary: 'Cancel a pending or running async run', tags: ['messages'] } }] },
   { method: 'GET', url: /^\/api\/v3\/organizations\/[^/]+\/ai\/tools\/executions\/[^/]+$/, doc: { summary: 'An async tool execution: pending, running, complete or failed, with its result', tags: ['organisation chat'] } },
-  { method: 'GET', url: '/api/v3/artifacts/:id', doc: { summary: 'Download an artifact of a tool result by its signed, expiring URL', tags: ['organisation chat'], security: 'none', produces: ['application/octet-stream'] } },
-  { method: 'GET', url: '/v1/router/status', doc: { summary: 'Router state: strategy, retries, fallbacks, and per deployment its load, latency and circuit breaker', tags: ['operations'] } },
+  { method: 'GET', url: '/api/v3/artifacts/:id', doc: { summary: 'Download an artifact of a tool result by its signed, expiring URL', tags: ['organisation chat'], security: 'none', produces: ['application/octet-stream'], query: z.object({ expires: z.number().int().describe('Unix seconds the URL is valid until'), signature: z.string().describe('The URL\'s signature: the credential') }) } },
+  { method: 'GET', url: '/v1/router/status', doc: { summary: 'Router state: strategy, retries, fallbacks, and per deployment its load, latency and circuit breaker', tags: ['operations'], security: 'admin' } },
   { method: 'GET', url: '/health', doc: { summary: 'Liveness', tags: ['operations'], security: 'none' } },
   { method: 'GET', url: '/health/ready', doc: { summary: 'Readiness: store reachable, default model loaded (503 otherwise)', tags: ['operations'], security: 'none' } },
   { method: 'GET', url: '/metrics', doc: { summary: 'Prometheus metrics (text format)', tags: ['operations'], security: 'none', produces: ['text/plain'] } },
@@ -156,6 +203,10 @@ function queryParameters(schema: z.ZodType | undefined): JsonObject[] {
   return Object.entries(properties).map(([name, property]) => ({ name, in: 'query', required: required.has(name), schema: property }));
 }
 
+function headersObject(names: string[]): JsonObject {
+  return Object.fromEntries(names.map((name) => [name, { description: responseHeaderDescription(name), schema: { type: 'string' } }]));
+}
+
 const errorSchema: JsonObject = {
   type: 'object',
   description: "An error in the dialect's own shape (OpenAI {error:{message,type,param,code}}, Messages {type:'error',error}, organisation chat {error,requestId}, Eden {error})",
@@ -170,7 +221,8 @@ export async function buildOpenApiDocument(catalog: RouteCatalog, info: { versio
 
   const described: Array<{ route: CatalogRoute; known?: KnownRoute; doc: RouteDoc }> = [];
   for (const route of catalog.routes) {
-    const known = KNOWN_ROUTES.find((k) => matches(k, route));
+    // Fastify adds a HEAD route for every GET: it is described (and secured) as its GET.
+    const known = KNOWN_ROUTES.find((k) => matches(k, route)) ?? (route.method === 'HEAD' ? KNOWN_ROUTES.find((k) => matches(k, { ...route, method: 'GET' })) : undefined);
     if (known?.expand) for (const e of known.expand) described.push({ route: { ...route, url: e.path }, known, doc: e.doc });
     else described.push({ route, known, doc: route.doc ?? known?.doc ?? {} });
   }
@@ -179,16 +231,19 @@ export async function buildOpenApiDocument(catalog: RouteCatalog, info: { versio
     const doc: RouteDoc = { ...base, body: base.body ?? (await loadSchema(known?.bodyFrom)) };
     const { path, params } = openApiPath(route.url);
     const method = route.method.toLowerCase();
+    // Two routes of one path and method (GET /v1/models for each SDK, told apart by a header): one operation.
+    if (paths[path]?.[method]) continue;
     let operationId = `${method}${pascal(path)}`;
     for (let i = 2; operationIds.has(operationId); i++) operationId = `${method}${pascal(path)}${i}`;
     operationIds.add(operationId);
 
     const parameters = [
       ...params.map((name) => ({ name, in: 'path', required: true, schema: { type: 'string' } })),
-      ...(method === 'head' ? [] : queryParameters(doc.query)),
+      ...queryParameters(doc.query),
+      ...(doc.headers ?? []).map(({ name, description, required }) => ({ name, in: 'header', required: required ?? false, description, schema: { type: 'string' } })),
     ];
     const successStatus = String(doc.status ?? 200);
-    const success: JsonObject = { description: doc.summary ?? 'Success' };
+    const success: JsonObject = { description: doc.summary ?? 'Success', headers: headersObject(['x-request-id', ...(doc.responseHeaders ?? [])]) };
     if (method !== 'head') {
       const content: Record<string, JsonObject> = {};
       for (const type of doc.produces ?? ['application/json']) {
@@ -206,7 +261,7 @@ export async function buildOpenApiDocument(catalog: RouteCatalog, info: { versio
       ...(parameters.length ? { parameters } : {}),
       responses: {
         [successStatus]: success,
-        default: { description: 'Error', content: { 'application/json': { schema: errorRef } } },
+        default: { description: 'Error', headers: headersObject(['x-request-id', 'retry-after']), content: { 'application/json': { schema: errorRef } } },
       },
     };
     if (doc.body && method !== 'get' && method !== 'head') {

@@ -373,7 +373,7 @@ export async function startFakeBedrock(options = {}) {
     setDefault(scenario) {
       defaultScenario = scenario;
     },
-    /** Resolves with the next request received (or the last one if one already arrived and `pending` is false). */
+    /** Resolves with the next request to arrive (one that arrived before the call is not it). */
     nextRequest() {
       return new Promise((resolve) => waiters.push(resolve));
     },

@@ -10,8 +10,8 @@
 //   fake.requests[0].body.messages                 // what was sent
 //   await fake.close();
 //
-// Options: startFakeOpenAI({ port = 0, record = true }). Benchmarks pass `record: false`
-// (nothing kept per request). The default scenario is cheap: one short answer in 3 chunks,
+// Options: startFakeOpenAI({ port = 0, record = true }); `record: false` keeps nothing per
+// request. The default scenario is cheap: one short answer in 3 chunks,
 // written in a single socket write.
 //
 // Routes: POST /v1/chat/completions (scenarios), GET /v1/models; anything else 404.

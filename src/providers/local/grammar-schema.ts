@@ -27,10 +27,35 @@ const ROOT_DEF = '__root';
 
 export function grammarSchema(schema: unknown): unknown {
   const rewritten = rewrite(schema);
+  checkDefinitionRefs(rewritten);
   if (!rewritten || typeof rewritten !== 'object' || !refersToRoot(rewritten)) return rewritten;
   // A recursive schema as zod writes it (`$ref: "#"`): the builder read that as "any value".
   const { $defs, ...root } = rewritten as Schema;
   return { $ref: `#/$defs/${ROOT_DEF}`, $defs: withRootRefs({ ...($defs as Schema | undefined), [ROOT_DEF]: root }) };
+}
+
+/**
+ * A `$ref` to a definition the schema does not have: the builder read it as "any value", so a tool
+ * whose schema named a missing definition got arguments of any shape (validation, where there is
+ * one, refuses such a schema for the same reason).
+ */
+function checkDefinitionRefs(root: unknown): void {
+  const defs = root && typeof root === 'object' && !Array.isArray(root) ? ((root as Schema).$defs as Schema | undefined) : undefined;
+  const pending: unknown[] = [root];
+  while (pending.length > 0) {
+    const node = pending.pop();
+    if (node === null || typeof node !== 'object') continue;
+    if (Array.isArray(node)) {
+      pending.push(...node);
+      continue;
+    }
+    const ref = (node as Schema).$ref;
+    if (typeof ref === 'string' && ref.startsWith('#/$defs/')) {
+      const name = ref.slice('#/$defs/'.length).split('/')[0]!.replace(/~1/g, '/').replace(/~0/g, '~');
+      if (!defs || !Object.hasOwn(defs, name)) throw new Error(`$ref '${ref}' points to no definition in the schema`);
+    }
+    pending.push(...Object.values(node));
+  }
 }
 
 function refersToRoot(node: unknown): boolean {

@@ -4,10 +4,10 @@
 import { z } from 'zod';
 import { limitSpecSchema } from '../../core/limits/spec.js';
 
-const organisationName = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/, 'must be 1-128 characters of letters, digits, dot, dash and underscore');
+export const organisationName = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/, 'must be 1-128 characters of letters, digits, dot, dash and underscore');
 /** A time: ISO 8601 text or milliseconds since the epoch. */
 const instant = z.union([z.iso.datetime({ offset: true }), z.iso.date(), z.number().int().nonnegative()]);
-const queryInstant = z.union([z.iso.datetime({ offset: true }), z.iso.date(), z.string().regex(/^\d+$/, 'must be ISO 8601 or epoch milliseconds')]);
+export const queryInstant = z.union([z.iso.datetime({ offset: true }), z.iso.date(), z.string().regex(/^\d+$/, 'must be ISO 8601 or epoch milliseconds')]);
 
 export const limitsBodySchema = limitSpecSchema;
 
@@ -18,7 +18,7 @@ export const createKeyBodySchema = z
     allowed_models: z.array(z.string().min(1)).optional(),
     expires_at: instant.optional(),
     /** Duration from now, e.g. 30d, 12h, 15m, 45s. */
-    expires_in: z.string().regex(/^\d+\s*(s|m|h|d)$/, 'must be a duration like 30d, 12h, 15m or 45s').optional(),
+    expires_in: z.string().regex(/^0*[1-9]\d*\s*(s|m|h|d)$/, 'must be a duration above zero, like 30d, 12h, 15m or 45s').optional(),
     limits: limitSpecSchema.optional(),
   })
   .strict();

@@ -86,6 +86,7 @@ test('models list says, for each local model, whether its file is on disk', asyn
     config,
     `local:\n  cacheDir: ${cacheDir}\ndefaultModel: here\nmodels:\n` +
       `  - { id: here, provider: local, model: ${onDisk} }\n` +
+      `  - { id: tiny, provider: local, model: ${await ensureTestModel()} }\n` +
       `  - { id: gone, provider: local, model: ${path.join(tmp, 'no-such.gguf')} }\n` +
       `  - { id: remote, provider: local, model: 'hf:owner/repo-GGUF:Q4_K_M' }\n` +
       `  - { id: upstream, provider: openai, model: gpt-x, baseUrl: 'http://127.0.0.1:1/v1' }\n`,
@@ -95,10 +96,14 @@ test('models list says, for each local model, whether its file is on disk', asyn
   assert.equal(header.at(-1), 'LOCAL FILE');
   assert.deepEqual(rows.map((r) => [r[0], r.at(-1)]), [
     ['here', onDisk],
+    ['tiny', await ensureTestModel()],
     ['gone', 'missing'],
     ['remote', 'not downloaded'],
     ['upstream', ''],
   ]);
+  // The context each is served with: the test model was trained for 2048 tokens, under the
+  // default 8192; a file that is not a GGUF, or none, keeps the configured size.
+  assert.deepEqual(rows.map((r) => [r[0], r[4]]), [['here', '8192'], ['tiny', '2048'], ['gone', '8192'], ['remote', '8192'], ['upstream', '4096']]);
 });
 
 test('models pull downloads a model from a URL into the cache and verifies its sha256', async () => {

@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
-import { ModelRegistry } from '../core/models.js';
+import { readGgufFileInfo } from 'node-llama-cpp';
+import { ModelRegistry, type ResolvedModel } from '../core/models.js';
 import { checkProxySettings } from '../core/proxy.js';
 import { localModelFile, pullModel } from '../providers/local/download.js';
 import { parseModelSource } from '../providers/local/source.js';
@@ -8,19 +9,36 @@ import { configFromFlags, type ConfigFlags } from './serve.js';
 
 const isRemoteSource = (source: string) => parseModelSource(source).kind !== 'file';
 
+/**
+ * The context a local model is served with: the configured size, or less when its GGUF was
+ * trained for less (as the server loads it), read from the file's header when it is on disk.
+ */
+async function servedContext(model: ResolvedModel, file: string | undefined): Promise<number> {
+  if (!model.contextLengthFromServer || !file) return model.contextLength;
+  try {
+    const info = await readGgufFileInfo(file, { readTensorInfo: false });
+    const trained = Number(info.architectureMetadata.context_length);
+    return trained > 0 ? Math.min(model.contextLength, trained) : model.contextLength;
+  } catch {
+    return model.contextLength; // not a readable GGUF: serve will say so
+  }
+}
+
 export function registerModelsCommand(program: Command): void {
   const models = program.command('models').description('List the configured models, or download local ones.');
 
   configOptions(models.command('list'))
     .description('List every routable model: id, aliases, provider, upstream model, context, modalities, and for a local model whether its file is on disk (else serve or `models pull` downloads it).')
-    .action((flags: ConfigFlags) => {
+    .action(async (flags: ConfigFlags) => {
       const config = configFromFlags(flags);
       const registry = new ModelRegistry(config);
       process.stdout.write('ID\tALIASES\tPROVIDER\tUPSTREAM MODEL\tCONTEXT\tMODALITIES\tLOCAL FILE\n');
       for (const m of registry.models) {
         for (const d of m.deployments) {
-          const file = d.provider === 'local' ? (localModelFile(d.model, config.local.cacheDir) ?? (isRemoteSource(d.model) ? 'not downloaded' : 'missing')) : '';
-          process.stdout.write(`${m.id}\t${m.aliases.join(',')}\t${d.provider}\t${d.model}\t${m.contextLength}\t${m.modalities.join(',')}\t${file}\n`);
+          const onDisk = d.provider === 'local' ? localModelFile(d.model, config.local.cacheDir) : undefined;
+          const file = d.provider === 'local' ? (onDisk ?? (isRemoteSource(d.model) ? 'not downloaded' : 'missing')) : '';
+          const context = await servedContext(m, onDisk);
+          process.stdout.write(`${m.id}\t${m.aliases.join(',')}\t${d.provider}\t${d.model}\t${context}\t${m.modalities.join(',')}\t${file}\n`);
         }
       }
     });

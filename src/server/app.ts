@@ -27,7 +27,6 @@ import { attachMetrics } from './metrics.js';
 import { installOperations } from './admin/index.js';
 import { drain, InFlightRequests, refuseDuringShutdown } from './shutdown.js';
 import { acceptEmptyJsonBodies } from './json-body.js';
-import { decodeCompressedBodies } from './body-encoding.js';
 import { ClientErrors } from './client-errors.js';
 
 export interface ServerOptions {
@@ -173,7 +172,6 @@ export async function createServer(options: ServerOptions): Promise<SwitchboardS
     },
   });
   acceptEmptyJsonBodies(app);
-  decodeCompressedBodies(app);
   const inFlight = new InFlightRequests();
   app.decorate('inFlight', inFlight);
   app.decorate('streamStall', { ms: config.server.streamStallSeconds * 1000, logger });

@@ -1,10 +1,12 @@
 // Fastify's JSON parser, except that a DELETE (or OPTIONS) with an empty body parses to no body,
-// and a body nested deeper than any API needs is refused. The official Python SDKs send
+// a compressed body is decompressed first (body-encoding.ts), and a body nested deeper than any
+// API needs is refused. The official Python SDKs send
 // `content-type: application/json` on every request, a DELETE without a body included; Fastify
 // would refuse that as an empty JSON body.
 
 import type { FastifyInstance } from 'fastify';
 import { badRequest } from '../core/errors.js';
+import { decodedBody } from './body-encoding.js';
 
 const BODY_OPTIONAL = new Set(['DELETE', 'OPTIONS']);
 /**
@@ -24,9 +26,16 @@ export function acceptEmptyJsonBodies(app: FastifyInstance): void {
   // The default parser, with its prototype-poisoning checks ('error' for both, Fastify's defaults).
   const parse = app.getDefaultJsonParser('error', 'error');
   app.removeContentTypeParser('application/json');
-  app.addContentTypeParser('application/json', { parseAs: 'string' }, (request, body, done) => {
+  const limit = app.initialConfig.bodyLimit ?? 1024 * 1024;
+  app.addContentTypeParser('application/json', { parseAs: 'buffer' }, (request, raw, done) => {
+    let body: string;
+    try {
+      body = decodedBody(request.headers['content-encoding'], raw as Buffer, limit).toString('utf8');
+    } catch (err) {
+      return done(err as Error, undefined);
+    }
     if (body.length === 0 && BODY_OPTIONAL.has(request.method)) return done(null, undefined);
-    parse(request, body as string, (err, value) => {
+    parse(request, body, (err, value) => {
       const shape = err ? 'ok' : oversizedShape(value);
       if (shape === 'too-deep') {
         return done(badRequest(`The JSON body nests arrays and objects more than ${MAX_JSON_DEPTH} levels deep`, undefined, 'json_too_deep'), undefined);

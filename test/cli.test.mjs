@@ -305,7 +305,7 @@ test('keys create and usage refuse what their HTTP routes refuse: an organisatio
     [['keys', 'create', '--org', '', '--data-dir', dataDir], /^switchboard: Invalid --org '': must be 1-128 characters/],
     [['keys', 'create', '--org', 'team a', '--data-dir', dataDir], /^switchboard: Invalid --org 'team a'/],
     [['keys', 'create', '--org', 'team-a', '--expires-in', '0d', '--data-dir', dataDir], /^switchboard: Invalid duration '0d': use one above zero/],
-    [['usage', '--since', 'March 3', '--data-dir', dataDir], /^switchboard: --since 'March 3' must be ISO 8601/],
+    [['usage', '--since', 'March 3', '--data-dir', `${dataDir}-usage`], /^switchboard: --since 'March 3' must be ISO 8601/],
   ]) {
     const error = await cli(args).then(
       () => assert.fail(`${args.join(' ')} was accepted`),
@@ -314,6 +314,7 @@ test('keys create and usage refuse what their HTTP routes refuse: an organisatio
     assert.equal(error.code, 1, args.join(' '));
     assert.match(error.stderr.trim(), pattern);
   }
+  assert.equal(fs.existsSync(`${dataDir}-usage`), false, 'a refused usage flag opened no store');
   assert.match((await cli(['usage', '--since', '2026-11-01', '--data-dir', dataDir])).stdout, /./);
 });
 
@@ -331,6 +332,9 @@ test('serve with a GGUF whose header is corrupt stops at once, naming it (node-l
   );
   assert.equal(error.killed, false, 'serve hung');
   assert.match(error.stderr, /could not be loaded: its header declares 1000000000000000 metadata entries and 7 tensors, more than its 1024 bytes can hold: the file is truncated or corrupt/);
+  // models list reads the header too (for the context): it answers, with the configured size.
+  const listed = await cli(['models', 'list', '--model', corrupt], { timeout: 60_000 });
+  assert.match(listed.stdout.split('\n')[1], new RegExp(`\t8192\t.*\t${corrupt}$`));
 });
 
 test('serve refuses a bad flag, env value or config file with one line naming it', async () => {

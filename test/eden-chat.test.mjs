@@ -263,6 +263,9 @@ describe('POST /v2/text/chat', () => {
     assert.match(elsewhere.body.error.message['providers[0]'][0], /anthropic\/beta/);
     const unknown = await chat({ providers: 'openai', settings: { openai: 'nope' }, text: 'x' });
     assert.equal(unknown.status, 400);
+    // A name that is no provider (a model id) only labels the result.
+    const labelled = await chat({ providers: 'alpha', settings: { alpha: 'beta' }, text: 'x' });
+    assert.equal(labelled.body.alpha.model, 'beta');
   });
 
   test('response_as_dict: false gives a list; attributes_as_list gives one list per attribute', async () => {

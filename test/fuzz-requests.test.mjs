@@ -342,10 +342,15 @@ test('compressed bodies (gzip, deflate, br) are read on every route; bad bytes, 
     const garbled = await send(route, JSON.stringify(route.base), 'application/json', { headers: { 'content-encoding': 'gzip' } });
     assert.equal(garbled.status, 400, `${route.path}: ${garbled.error ?? garbled.text}`);
     assert.match(garbled.text, /not valid gzip/);
-    const unknown = await send(route, JSON.stringify(route.base), 'application/json', { headers: { 'content-encoding': 'zstd' } });
-    assert.equal(unknown.status, 415, `${route.path}: ${unknown.error ?? unknown.text}`);
-    assert.match(unknown.text, /Content-Encoding 'zstd' is not supported/);
+    for (const encoding of ['zstd', 'constructor', '__proto__']) {
+      const unknown = await send(route, JSON.stringify(route.base), 'application/json', { headers: { 'content-encoding': encoding } });
+      assert.equal(unknown.status, 415, `${route.path} ${encoding}: ${unknown.error ?? unknown.text}`);
+      assert.match(unknown.text, new RegExp(`Content-Encoding '${encoding}' is not supported`));
+    }
   }
+  // A bodiless DELETE that names an encoding (as clients that compress every request do).
+  const deleted = await fetch(`${s.url}/v1/messages/async/msg_nothing_here`, { method: 'DELETE', headers: { 'content-type': 'application/json', 'content-encoding': 'gzip', 'anthropic-version': '2023-06-01' } });
+  assert.equal(deleted.status, 404, await deleted.clone().text());
   // 26 MB of spaces compress to ~25 KB: the limit counts what they expand to.
   const route = routes[0];
   const bomb = await send(route, zlib.gzipSync(Buffer.alloc(26 * 1024 * 1024, ' ')), 'application/json', { headers: { 'content-encoding': 'gzip' } });

@@ -168,3 +168,19 @@ test('a stream its client cuts off before the usage arrives is still charged: th
   assert.ok(row.output_tokens >= seen * 2 && row.output_tokens <= 80, `${row.output_tokens} output tokens for ${seen} deltas seen`);
   assert.ok(Math.abs(row.cost - (row.input_tokens + row.output_tokens) * 0.1) < 1e-9, `cost ${row.cost}`);
 });
+
+test('the estimate for a cut-off call takes the prompt as the provider counted it at the start, caches included, and adds unfinished choices only', async () => {
+  const { withCutOffChoices } = await import('../dist/core/gateway.js');
+  const { estimateTokens } = await import('../dist/core/truncate.js');
+  const request = { model: 'm', messages: [{ role: 'user', content: [{ type: 'text', text: 'Count for me, slowly.' }] }] };
+  const none = { inputTokens: 0, outputTokens: 0, totalTokens: 0 };
+  // Anthropic and the local provider say the prompt's size on `start`: kept, cache reads too.
+  const started = { inputTokens: 900, outputTokens: 1, totalTokens: 901, cacheReadTokens: 8000 };
+  assert.deepEqual(withCutOffChoices(none, request, started, new Map([[0, 40]]), new Set()), { inputTokens: 900, outputTokens: 10, totalTokens: 910, cacheReadTokens: 8000, reasoningTokens: undefined });
+  // Without it, the estimate.
+  assert.deepEqual(withCutOffChoices(none, request, undefined, new Map([[0, 40]]), new Set()), { inputTokens: estimateTokens(request), outputTokens: 10, totalTokens: estimateTokens(request) + 10 });
+  // A choice that finished reported its own usage: only the unfinished one's output is added.
+  const finished = { inputTokens: 12, outputTokens: 5, totalTokens: 17 };
+  assert.deepEqual(withCutOffChoices(finished, request, started, new Map([[0, 20], [1, 8]]), new Set([0])), { inputTokens: 12, outputTokens: 7, totalTokens: 19 });
+  assert.equal(withCutOffChoices(finished, request, started, new Map([[0, 20]]), new Set([0])), finished);
+});

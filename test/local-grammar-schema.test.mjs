@@ -76,4 +76,6 @@ test('a $ref to a definition the schema does not have is refused (the builder re
   assert.throws(() => grammarSchema({ type: 'object', properties: { a: { items: { $ref: '#/definitions/Gone' } } }, definitions: { Here: { type: 'string' } } }), /#\/\$defs\/Gone/);
   const ok = grammarSchema({ type: 'object', properties: { a: { $ref: '#/$defs/a~1b' } }, $defs: { 'a/b': { type: 'string' } } });
   assert.equal(ok.properties.a.$ref, '#/$defs/a~1b');
+  // A `$ref` key inside a value (const, enum, default, examples) is data, not a reference.
+  assert.doesNotThrow(() => grammarSchema({ type: 'object', default: { $ref: '#/$defs/x' }, properties: { a: { const: { $ref: '#/$defs/y' } } } }));
 });

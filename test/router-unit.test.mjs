@@ -175,6 +175,32 @@ describe('Router.route', () => {
     assert.deepEqual(calls, ['s', 's']);
   });
 
+  test("a deployment whose own setup failed (its key refused) is never called again by that request, even when the other cannot take it now", async () => {
+    const script = { a: [], b: [] };
+    const calls = [];
+    const attempt = (_m, d) => {
+      calls.push(d.name);
+      const outcome = script[d.name].shift();
+      if (!outcome) return replay(textParts);
+      return (async function* () {
+        throw outcome;
+      })();
+    };
+    const pair = model('keys', [deployment('a'), deployment('b')], { strategy: 'ordered', retries: 2, backoff: { baseMs: 0, maxMs: 0 } });
+    const router = new Router(registryOf([pair]));
+    const signal = new AbortController().signal;
+    // b asks to be left alone for a minute (past maxRetryAfterMs).
+    script.a.push(new GatewayError('upstream_5xx', 'boom'));
+    script.b.push(new GatewayError('rate_limit', 'slow down', { retryAfter: 60 }));
+    await drain((await router.route(pair, attempt, { signal })).stream);
+    assert.deepEqual(calls, ['a', 'b', 'a']);
+    // a's key is refused: the request does not go back to a (it did, once per retry), and b is cooling.
+    calls.length = 0;
+    script.a.push(new GatewayError('auth', 'key revoked', { status: 502, code: 'upstream_auth', retryable: true }));
+    await assert.rejects(router.route(pair, attempt, { signal }), { kind: 'auth' });
+    assert.deepEqual(calls, ['a']);
+  });
+
   test('refusals for want of room (a 429 with Retry-After, a full local queue) never open the circuit; other failures do', async () => {
     const signal = new AbortController().signal;
     const failWith = (error) => () => (async function* () { throw error; })();

@@ -3,6 +3,7 @@ import { readGgufFileInfo } from 'node-llama-cpp';
 import { ModelRegistry, type ResolvedModel } from '../core/models.js';
 import { checkProxySettings } from '../core/proxy.js';
 import { localModelFile, pullModel } from '../providers/local/download.js';
+import { checkGgufHeader } from '../providers/local/gguf-header.js';
 import { parseModelSource } from '../providers/local/source.js';
 import { configOptions } from './options.js';
 import { configFromFlags, type ConfigFlags } from './serve.js';
@@ -16,6 +17,8 @@ const isRemoteSource = (source: string) => parseModelSource(source).kind !== 'fi
 async function servedContext(model: ResolvedModel, file: string | undefined): Promise<number> {
   if (!model.contextLengthFromServer || !file) return model.contextLength;
   try {
+    // node-llama-cpp reads a header with absurd counts for ever; serve checks it the same way.
+    await checkGgufHeader(file);
     const info = await readGgufFileInfo(file, { readTensorInfo: false });
     const trained = Number(info.architectureMetadata.context_length);
     return trained > 0 ? Math.min(model.contextLength, trained) : model.contextLength;

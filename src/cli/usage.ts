@@ -60,14 +60,15 @@ export function registerUsageCommand(program: Command): void {
     .option('--until <time>', 'before this time (ISO 8601 or epoch ms)')
     .option('--json', 'print the JSON of GET /v1/usage instead of a table')
     .action(async (flags: UsageFlags) => {
+      // As GET /v1/usage reads them (Date.parse alone took "March 3" for 2001-03-03); before the
+      // store is opened, so a refused flag creates nothing.
+      for (const [flag, value] of [['--since', flags.since], ['--until', flags.until]] as const) {
+        if (value !== undefined && !queryInstant.safeParse(value).success) throw new Error(`${flag} '${value}' must be ISO 8601 (2026-11-24, 2026-11-24T10:00:00Z) or epoch milliseconds`);
+      }
       const config = loadConfig({ configFile: flags.config, dataDir: flags.dataDir });
       const store = await openStore(config, path.resolve(config.server.dataDir));
       try {
         if (!store.tenancy) throw new Error(`The ${store.kind} store does not keep usage`);
-        // As GET /v1/usage reads them: Date.parse alone took "March 3" for 2001-03-03.
-        for (const [flag, value] of [['--since', flags.since], ['--until', flags.until]] as const) {
-          if (value !== undefined && !queryInstant.safeParse(value).success) throw new Error(`${flag} '${value}' must be ISO 8601 (2026-11-24, 2026-11-24T10:00:00Z) or epoch milliseconds`);
-        }
         const since = toEpochMs(flags.since);
         const until = toEpochMs(flags.until);
         const samples = await store.tenancy.usageSamples({ organisation: flags.org, keyId: flags.key, model: flags.model, since, until });

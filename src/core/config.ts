@@ -299,7 +299,8 @@ function withoutEmptyValues(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
  */
 export function loadConfig(overrides: ConfigOverrides = {}, given: NodeJS.ProcessEnv = process.env): Config {
   const env = withoutEmptyValues(given);
-  const file = overrides.configFile ?? env.SWITCHBOARD_CONFIG ?? (fs.existsSync('switchboard.yaml') ? 'switchboard.yaml' : undefined);
+  const named = overrides.configFile ?? env.SWITCHBOARD_CONFIG;
+  const file = named !== undefined ? expandHome(named) : fs.existsSync('switchboard.yaml') ? 'switchboard.yaml' : undefined;
   let raw: Record<string, unknown> = {};
   if (file) raw = readConfigFile(file);
   const parsed = configSchema.safeParse(raw);

@@ -318,10 +318,13 @@ export class Gateway {
     const finishedChoices = new Set<number>();
     // Characters generated per choice, for a call cut off before its usage arrived.
     const generated = new Map<number, number>();
+    // The prompt's usage as the provider counted it at the start (Anthropic, local), caches included.
+    let promptUsage: Usage | undefined;
     let error: GatewayError | undefined;
     const logger = this.logger;
     return stream.observe({
       part(part) {
+        if (part.type === 'start' && part.usage && !promptUsage) promptUsage = part.usage;
         if (part.type === 'text-delta' || part.type === 'reasoning-delta' || part.type === 'tool-input-delta') {
           generated.set(part.choice ?? 0, (generated.get(part.choice ?? 0) ?? 0) + part.delta.length);
         }
@@ -338,7 +341,7 @@ export class Gateway {
       },
       end: (completed) => {
         const cutOff = error ? error.kind === 'cancelled' : !completed;
-        if (cutOff) usage = withCutOffChoices(usage, request, generated, finishedChoices);
+        if (cutOff) usage = withCutOffChoices(usage, request, promptUsage, generated, finishedChoices);
         const status = error ? error.status : completed ? 200 : 499;
         const summary: ChatSummary = {
           usage,
@@ -494,12 +497,15 @@ export function newRequestId(prefix = 'req'): string {
  * provider, yet the upstream worked for it: without this, a client could stream a whole answer,
  * hang up before the last event, and be charged nothing against its budget or tokens-per-minute.
  * What was not reported is estimated as `estimateTokens` does (≈ 4 characters a token): the
- * prompt when no choice finished, and what each unfinished choice had generated.
+ * prompt when no choice finished (as the provider counted it at the start, when it did), and what
+ * each unfinished choice had generated.
  */
-function withCutOffChoices(usage: Usage, request: ChatRequest, generated: ReadonlyMap<number, number>, finished: ReadonlySet<number>): Usage {
+export function withCutOffChoices(usage: Usage, request: ChatRequest, promptUsage: Usage | undefined, generated: ReadonlyMap<number, number>, finished: ReadonlySet<number>): Usage {
   let outputTokens = 0;
   for (const [choice, chars] of generated) if (!finished.has(choice)) outputTokens += Math.ceil(chars / 4);
-  const inputTokens = finished.size === 0 ? estimateTokens(request) : 0;
-  if (inputTokens === 0 && outputTokens === 0) return usage;
-  return addChoiceUsage(usage, { inputTokens, outputTokens, totalTokens: inputTokens + outputTokens });
+  if (finished.size > 0) {
+    return outputTokens === 0 ? usage : addChoiceUsage(usage, { inputTokens: 0, outputTokens, totalTokens: outputTokens });
+  }
+  const prompt: Usage = promptUsage ? { ...promptUsage, outputTokens: 0, reasoningTokens: undefined } : { inputTokens: estimateTokens(request), outputTokens: 0, totalTokens: 0 };
+  return { ...prompt, outputTokens, totalTokens: prompt.inputTokens + outputTokens };
 }

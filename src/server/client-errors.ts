@@ -45,7 +45,7 @@ export class ClientErrors {
       // Node times the headers apart, within the whole request's limit (app.ts, requestTimeouts).
       const message = headersArrived
         ? `The request was not received in full within ${this.requestTimeoutSeconds} s (server.requestTimeoutSeconds)`
-        : `The request headers were not received within ${Math.min(60, this.requestTimeoutSeconds)} s`;
+        : `The request headers were not received within ${this.requestTimeoutSeconds > 0 ? Math.min(60, this.requestTimeoutSeconds) : 60} s`;
       return new GatewayError('timeout', message, { code: 'request_timeout', status: 408 });
     }
     if (err.code === 'HPE_HEADER_OVERFLOW') return new GatewayError('bad_request', 'The request headers are too large', { code: 'headers_too_large', status: 431 });

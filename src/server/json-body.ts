@@ -6,7 +6,7 @@
 
 import type { FastifyInstance } from 'fastify';
 import { badRequest } from '../core/errors.js';
-import { decodedBody } from './body-encoding.js';
+import { contentEncodingOf, decompressBody } from './body-encoding.js';
 
 const BODY_OPTIONAL = new Set(['DELETE', 'OPTIONS']);
 /**
@@ -28,23 +28,25 @@ export function acceptEmptyJsonBodies(app: FastifyInstance): void {
   app.removeContentTypeParser('application/json');
   const limit = app.initialConfig.bodyLimit ?? 1024 * 1024;
   app.addContentTypeParser('application/json', { parseAs: 'buffer' }, (request, raw, done) => {
-    let body: string;
-    try {
-      body = decodedBody(request.headers['content-encoding'], raw as Buffer, limit).toString('utf8');
-    } catch (err) {
-      return done(err as Error, undefined);
-    }
-    if (body.length === 0 && BODY_OPTIONAL.has(request.method)) return done(null, undefined);
-    parse(request, body, (err, value) => {
-      const shape = err ? 'ok' : oversizedShape(value);
-      if (shape === 'too-deep') {
-        return done(badRequest(`The JSON body nests arrays and objects more than ${MAX_JSON_DEPTH} levels deep`, undefined, 'json_too_deep'), undefined);
-      }
-      if (shape === 'too-many-keys') {
-        return done(badRequest(`The JSON body has an object with more than ${MAX_JSON_KEYS} keys`, undefined, 'json_too_many_keys'), undefined);
-      }
-      done(err, value);
-    });
+    const parseText = (body: string): void => {
+      if (body.length === 0 && BODY_OPTIONAL.has(request.method)) return done(null, undefined);
+      parse(request, body, (err, value) => {
+        const shape = err ? 'ok' : oversizedShape(value);
+        if (shape === 'too-deep') {
+          return done(badRequest(`The JSON body nests arrays and objects more than ${MAX_JSON_DEPTH} levels deep`, undefined, 'json_too_deep'), undefined);
+        }
+        if (shape === 'too-many-keys') {
+          return done(badRequest(`The JSON body has an object with more than ${MAX_JSON_KEYS} keys`, undefined, 'json_too_many_keys'), undefined);
+        }
+        done(err, value);
+      });
+    };
+    const encoding = contentEncodingOf(request.headers['content-encoding']);
+    if (encoding === '') return parseText((raw as Buffer).toString('utf8'));
+    decompressBody(encoding, raw as Buffer, limit).then(
+      (body) => parseText(body.toString('utf8')),
+      (err: Error) => done(err, undefined),
+    );
   });
 }
 

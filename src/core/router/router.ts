@@ -210,7 +210,10 @@ export class Router {
     const states = deployments.map((d) => this.state(d, settings));
     const tried = new Set<DeploymentState>();
     let lastError: GatewayError | undefined;
+    // Deployments whose own setup failed this request (its key, its upstream model): never again.
+    const misconfigured = new Set<DeploymentState>();
     for (let retry = 0; ; retry++) {
+      const usable = misconfigured.size ? states.filter((s) => !misconfigured.has(s)) : states;
       // A request cancelled before this attempt (its client left while a caller prepared it, or
       // during a backoff) starts nothing: an abort listener added now would never run.
       if (signal.aborted) throw signal.reason;
@@ -219,8 +222,8 @@ export class Router {
       // attempt goes to one anyway, so one answer's Retry-After never blocks a model at the gateway
       // (a lone deployment's callers then get the upstream's own answer).
       const state =
-        this.pick(states, tried, settings) ??
-        (retry === 0 ? this.pick(states, tried, settings, true) : await this.waitForDeployment(states, tried, settings, signal, timing, lastError!));
+        this.pick(usable, tried, settings) ??
+        (retry === 0 ? this.pick(usable, tried, settings, true) : await this.waitForDeployment(usable, tried, settings, signal, timing, lastError!));
       if (!state) {
         throw lastError ?? new GatewayError('unavailable', `No deployment of '${model.id}' can take a request now (circuit open or at capacity)`, { code: 'no_deployment_available' });
       }
@@ -239,7 +242,10 @@ export class Router {
           // A failure of this deployment's own setup (its key, its upstream model name) may not
           // hit another one: move on to an untried deployment at once, never back to this one.
           const untried = states.some((s) => !tried.has(s) && s.breaker.canRequest());
-          if (error.retryable && error.kind !== 'bad_request' && untried) continue;
+          if (error.retryable && error.kind !== 'bad_request' && untried) {
+            misconfigured.add(state);
+            continue;
+          }
           throw error;
         }
         const coolWaitMs = this.coolWaitMs(states);

@@ -30,7 +30,13 @@ function withProvider(registry: ModelRegistry, provider: string, modelName: stri
 export function resolveTarget(registry: ModelRegistry, name: string, settings: Record<string, string>, field: string): EdenTarget {
   const configured = settings[name];
   if (configured !== undefined) {
-    // Exactly `name/model`: never another provider's deployment under this provider's name.
+    // A model id or alias as the name only labels the result. Anything else is a provider's name,
+    // and means exactly `name/model`: never another provider's deployment under its name.
+    if (registry.find(name)) {
+      const model = registry.find(configured);
+      if (!model) throw unknownProvider(`${name}/${configured}`, field);
+      return { name, model };
+    }
     const model = withProvider(registry, name, configured);
     if (!model) throw unknownProvider(`${name}/${configured}`, field);
     return { name, model, provider: name };

@@ -47,8 +47,12 @@ async function respond(deps: MessagesDeps, request: FastifyRequest, reply: Fasti
   const renderer = new MessageEventRenderer({ id: newMessageId(), model: started.modelId, omitThinking: info.omitThinking });
   // Who served it, when the headers go out: for a buffered reply, the model that answered last
   // (a fallback's, as the body's `model`); a stream's go out before any fallback could start.
+  // With MCP servers the tool loop makes more calls after the first, whose waits the first call's
+  // timing does not hold: its headers are taken now, at the first content, as a stream's are.
+  const servedBy = () => (started.chat ? servedByHeaders(started.chat, request.arrivedAt, started.chat.ttftMs, undefined, 'anthropic') : {});
+  const atFirstContent = prepared.body.mcp_servers?.length ? servedBy() : undefined;
   const headers = (): Record<string, string> => ({
-    ...(started.chat ? servedByHeaders(started.chat, request.arrivedAt, started.chat.ttftMs, undefined, 'anthropic') : {}),
+    ...(atFirstContent ?? servedBy()),
     'request-id': String(request.id),
     ...(info.correlationId && { 'x-correlation-id': info.correlationId }),
   });

@@ -435,6 +435,9 @@ export const messagesRequestSchema = z
   })
   .strict();
 
+/** POST /v1/messages/count_tokens: the same body, `max_tokens` optional (described in /openapi.json). */
+export const countTokensRequestSchema = messagesRequestSchema.partial({ max_tokens: true });
+
 export type MessagesRequest = z.infer<typeof messagesRequestSchema>;
 export type MessagesMessage = z.infer<typeof messageSchema>;
 export type MessagesContentBlock = z.infer<typeof contentBlockSchema>;

@@ -39,6 +39,8 @@ export function grammarSchema(schema: unknown): unknown {
  * whose schema named a missing definition got arguments of any shape (validation, where there is
  * one, refuses such a schema for the same reason).
  */
+const DATA_KEYWORDS = new Set(['const', 'enum', 'default', 'examples']);
+
 function checkDefinitionRefs(root: unknown): void {
   const defs = root && typeof root === 'object' && !Array.isArray(root) ? ((root as Schema).$defs as Schema | undefined) : undefined;
   const pending: unknown[] = [root];
@@ -54,7 +56,8 @@ function checkDefinitionRefs(root: unknown): void {
       const name = ref.slice('#/$defs/'.length).split('/')[0]!.replace(/~1/g, '/').replace(/~0/g, '~');
       if (!defs || !Object.hasOwn(defs, name)) throw new Error(`$ref '${ref}' points to no definition in the schema`);
     }
-    pending.push(...Object.values(node));
+    // Values, not schemas: a `$ref` inside them is data.
+    for (const [key, value] of Object.entries(node)) if (!DATA_KEYWORDS.has(key)) pending.push(value);
   }
 }
 

@@ -43,6 +43,21 @@ async function drain(stream) {
   for await (const _ of stream);
 }
 
+/** Deployments `a` and `b` scripted with outcomes in call order (an error each), then a text answer. */
+function scriptedDeployments() {
+  const script = { a: [], b: [] };
+  const calls = [];
+  const attempt = (_m, d) => {
+    calls.push(d.name);
+    const outcome = script[d.name].shift();
+    if (!outcome) return replay(textParts);
+    return (async function* () {
+      throw outcome;
+    })();
+  };
+  return { script, calls, attempt };
+}
+
 /** Within `k` standard deviations of a binomial(n, p) mean. */
 function assertBinomial(count, n, p, k, label) {
   const mean = n * p;
@@ -129,17 +144,7 @@ describe('Router.route', () => {
     let now = 1_000_000;
     const clock = { now: () => now, random: Math.random };
     const signal = new AbortController().signal;
-    // Scripted outcomes per deployment, in call order; then a text answer.
-    const script = { a: [], b: [] };
-    const calls = [];
-    const attempt = (_m, d) => {
-      calls.push(d.name);
-      const outcome = script[d.name].shift();
-      if (!outcome) return replay(textParts);
-      return (async function* () {
-        throw outcome;
-      })();
-    };
+    const { script, calls, attempt } = scriptedDeployments();
     const boom = () => new GatewayError('upstream_5xx', 'boom');
     const slowDown = () => new GatewayError('rate_limit', 'slow down', { retryAfter: 1 });
 
@@ -176,16 +181,7 @@ describe('Router.route', () => {
   });
 
   test("a deployment whose own setup failed (its key refused) is never called again by that request, even when the other cannot take it now", async () => {
-    const script = { a: [], b: [] };
-    const calls = [];
-    const attempt = (_m, d) => {
-      calls.push(d.name);
-      const outcome = script[d.name].shift();
-      if (!outcome) return replay(textParts);
-      return (async function* () {
-        throw outcome;
-      })();
-    };
+    const { script, calls, attempt } = scriptedDeployments();
     const pair = model('keys', [deployment('a'), deployment('b')], { strategy: 'ordered', retries: 2, backoff: { baseMs: 0, maxMs: 0 } });
     const router = new Router(registryOf([pair]));
     const signal = new AbortController().signal;

@@ -671,6 +671,9 @@ test('an empty variable counts as unset; SWITCHBOARD_CACHE_DIR beats the file; ~
   }
   // The variable beats the file.
   assert.equal(loadConfig({}, { SWITCHBOARD_CONFIG: file, SWITCHBOARD_CACHE_DIR: '/var/cache/sb' }).local.cacheDir, '/var/cache/sb');
-  // A model path written with ~.
+  // A model path written with ~; another user's home is refused, not made a folder named ~bob.
   assert.deepEqual(parseModelSource('~/models/x.gguf'), { kind: 'file', path: `${os.homedir()}/models/x.gguf` });
+  assert.throws(() => parseModelSource('~bob/models/x.gguf'), /only ~\/ \(this user's home\) is expanded/);
+  fs.writeFileSync(file, 'local:\n  cacheDir: ~bob/models\n');
+  assert.throws(() => loadConfig({}, { SWITCHBOARD_CONFIG: file }), /Cannot use the path '~bob\/models'/);
 });

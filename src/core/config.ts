@@ -215,7 +215,10 @@ export function defaultCacheDir(): string {
 
 /** `~` or `~/…` in a path from the config file or the environment, which no shell expanded: the home directory. */
 export function expandHome(file: string): string {
-  return file === '~' || file.startsWith('~/') ? path.join(os.homedir(), file.slice(1)) : file;
+  if (file === '~' || file.startsWith('~/')) return path.join(os.homedir(), file.slice(1));
+  // Another user's home (~bob/…) would silently become a folder named "~bob" here.
+  if (/^~[^/]/.test(file)) throw new Error(`Cannot use the path '${file}': only ~/ (this user's home) is expanded; write the full path`);
+  return file;
 }
 
 /** `hf.co/owner/repo…`, as the Hub's "use this model" buttons write it for Ollama, is `hf:owner/repo…`. */

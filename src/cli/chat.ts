@@ -118,7 +118,7 @@ function describeUnreachable(url: string, err: TypeError): string {
 
 async function chat(flags: ChatFlags, terminal: Terminal): Promise<void> {
   // SWITCHBOARD_URL is not seen by the option's parser.
-  if (!URL.canParse(flags.url) || !/^https?:$/.test(new URL(flags.url).protocol)) throw new Error(`Invalid server URL '${flags.url}': use an http(s) URL, like http://127.0.0.1:8080`);
+  if (!isHttpUrl(flags.url)) throw new Error(`Invalid server URL '${flags.url}': use an http(s) URL, like http://127.0.0.1:8080`);
   const rl = readline.createInterface({ input: process.stdin, output: process.stdout, terminal: process.stdin.isTTY, prompt: '> ' });
   let answering: AbortController | undefined;
   const interrupt = () => (answering ? answering.abort() : rl.close());
@@ -173,14 +173,10 @@ function positiveInteger(value: string): number {
   return n;
 }
 
+const isHttpUrl = (value: string): boolean => URL.canParse(value) && /^https?:$/.test(new URL(value).protocol);
+
 function httpUrl(value: string): string {
-  let url: URL;
-  try {
-    url = new URL(value);
-  } catch {
-    throw new InvalidArgumentError('must be an http(s) URL, like http://127.0.0.1:8080.');
-  }
-  if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new InvalidArgumentError('must be an http(s) URL, like http://127.0.0.1:8080.');
+  if (!isHttpUrl(value)) throw new InvalidArgumentError('must be an http(s) URL, like http://127.0.0.1:8080.');
   return value;
 }
 

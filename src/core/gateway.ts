@@ -16,7 +16,7 @@ import { enforceStructuredOutput, compileSchema } from './structured-output.js';
 import { documentsAsText } from './documents.js';
 import type { ChatRequest, StreamPart, Usage } from './types.js';
 import { addChoiceUsage, addUsage, emptyUsage } from './types.js';
-import { estimateTokens } from './truncate.js';
+import { estimateTextTokens, estimateTokens } from './truncate.js';
 import type { Store } from '../store/store.js';
 import type { ChatAdmission, RateHeadroom } from './limits/admission.js';
 
@@ -502,7 +502,7 @@ export function newRequestId(prefix = 'req'): string {
  */
 export function withCutOffChoices(usage: Usage, request: ChatRequest, promptUsage: Usage | undefined, generated: ReadonlyMap<number, number>, finished: ReadonlySet<number>): Usage {
   let outputTokens = 0;
-  for (const [choice, chars] of generated) if (!finished.has(choice)) outputTokens += Math.ceil(chars / 4);
+  for (const [choice, chars] of generated) if (!finished.has(choice)) outputTokens += estimateTextTokens(chars);
   if (finished.size > 0) {
     return outputTokens === 0 ? usage : addChoiceUsage(usage, { inputTokens: 0, outputTokens, totalTokens: outputTokens });
   }

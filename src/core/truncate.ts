@@ -63,6 +63,11 @@ export async function truncatePrompt(request: ChatRequest, maxTokens: number, co
  * the upstream's count would let calls running at once overspend; for a short prompt the
  * per-message part is most of it.
  */
+/** Tokens in `chars` characters of text, at the estimate's ≈ 4 characters a token. */
+export function estimateTextTokens(chars: number): number {
+  return Math.ceil(chars / 4);
+}
+
 export function estimateTokens(request: ChatRequest): number {
   let chars = 0;
   for (const m of request.messages) {
@@ -73,5 +78,5 @@ export function estimateTokens(request: ChatRequest): number {
     }
   }
   for (const tool of request.tools ?? []) chars += tool.name.length + (tool.description?.length ?? 0) + JSON.stringify(tool.parameters).length;
-  return Math.ceil(chars / 4) + 4 * request.messages.length + 3;
+  return estimateTextTokens(chars) + 4 * request.messages.length + 3;
 }

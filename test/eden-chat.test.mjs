@@ -232,9 +232,12 @@ describe('POST /v2/text/chat', () => {
     assert.deepEqual(messages[2], { role: 'tool', tool_call_id: 'call_1', name: 'get_weather', content: '{"celsius":21}' });
   });
 
-  test('reasoning_effort is sent as the provider control', async () => {
+  test('reasoning_effort is sent as the provider control, without the default temperature 0 (a given one is kept)', async () => {
     await chat({ providers: 'alpha', text: 'x', reasoning_effort: 'high' });
     assert.equal(sentTo('alpha').reasoning_effort, 'high');
+    assert.equal('temperature' in sentTo('alpha'), false);
+    await chat({ providers: 'alpha', text: 'x', reasoning_effort: 'low', temperature: 1 });
+    assert.equal(sentTo('alpha').temperature, 1);
     const bad = await chat({ providers: 'alpha', text: 'x', reasoning_effort: 'extreme' });
     assert.equal(bad.status, 400);
     assert.ok(bad.body.error.message.reasoning_effort);

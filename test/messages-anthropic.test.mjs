@@ -464,3 +464,16 @@ test("Anthropic refusing one deployment's key (401) or model (404) moves the cal
   }
 });
 
+
+test("Anthropic refusing the gateway's own key is a 502 api_error, not the caller's authentication_error", async () => {
+  for (const [status, type] of [[401, 'authentication_error'], [403, 'permission_error'], [404, 'not_found_error']]) {
+    fake.enqueue({ status, error: { type, message: 'refused' } });
+    const res = await fetch(`${s.url}/v1/messages`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ model: 'claude', max_tokens: 50, messages: [{ role: 'user', content: 'hi' }] }),
+    });
+    assert.equal(res.status, 502, String(status));
+    assert.equal((await res.json()).error.type, 'api_error', String(status));
+  }
+});

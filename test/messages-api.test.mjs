@@ -49,6 +49,10 @@ test('a bad tool or block is named precisely, whichever kind of tool or block it
     [{ messages: [{ role: 'user', content: [{ type: 'picture' }] }] }, 'messages[0].content[0].type', /not a content block type/],
     [{ messages: [{ role: 'user', content: 5 }] }, 'messages[0].content', /expected array, received number/],
     [{ temperature: 'hot' }, 'temperature', /expected number, received string/],
+    // Anthropic's rules: an upstream sent an empty turn answers a 400 about messages the client never sent.
+    [{ messages: [{ role: 'user', content: '' }] }, 'messages[0].content', /non-empty content/],
+    [{ messages: [{ role: 'user', content: [{ type: 'text', text: 'a' }, { type: 'text', text: '' }] }] }, 'messages[0].content[1].text', /must be non-empty/],
+    [{ messages: [{ role: 'user', content: 'a' }, { role: 'assistant', content: [] }, { role: 'user', content: 'b' }] }, 'messages[1].content', /non-empty content/],
   ];
   for (const [extra, param, message] of cases) {
     const res = await post({ model: 'm1', max_tokens: 5, messages: user('hi'), ...extra });
@@ -266,6 +270,18 @@ describe('tools', () => {
   });
 });
 
+  test("a model's tool call whose arguments are not a JSON object is the upstream's 502 (an error event once streaming), never input {}", async () => {
+    const tools = [{ name: 'get_weather', input_schema: { type: 'object', properties: { location: { type: 'string' } } } }];
+    const res = await post({ model: 'm1', max_tokens: 9, tools, messages: user('script:bad-args') });
+    assert.equal(res.status, 502);
+    assert.equal(res.body.error.type, 'api_error');
+    assert.match(res.body.error.message, /get_weather.*not a JSON object/);
+    const events = await rawStream({ model: 'm1', tools, messages: user('script:bad-args') });
+    assert.equal(events.at(-1).event, 'error');
+    assert.equal(events.at(-1).data.error.type, 'api_error');
+    assert.ok(!events.some((e) => e.event === 'message_stop'));
+  });
+
 describe('thinking', () => {
   test('thinking blocks stream as thinking_delta + signature_delta and come back with their signature', async () => {
     const stream = client.messages.stream({
@@ -283,7 +299,7 @@ describe('thinking', () => {
       { type: 'text', text: 'Answer.', citations: null },
     ]);
     // Anthropic's max_tokens includes the budget; the canonical maxTokens is the answer alone.
-    assert.deepEqual(lastRequest().reasoning, { enabled: true, budgetTokens: 1024, exclude: false });
+    assert.deepEqual(lastRequest().reasoning, { enabled: true, budgetTokens: 1024 });
     assert.equal(lastRequest().maxTokens, 3000 - 1024);
 
     await client.messages.create({
@@ -401,7 +417,7 @@ describe('thinking', () => {
   test("adaptive thinking takes output_config.effort, 'max' kept as 'max' (an OpenAI upstream gets it as sent)", async () => {
     for (const effort of ['low', 'xhigh', 'max']) {
       await post({ model: 'm1', max_tokens: 3000, thinking: { type: 'adaptive' }, output_config: { effort }, messages: user('hi') });
-      assert.deepEqual(lastRequest().reasoning, { enabled: true, effort, exclude: false });
+      assert.deepEqual(lastRequest().reasoning, { enabled: true, effort });
     }
   });
 
@@ -680,7 +696,8 @@ test('every event of a stream is written as JSON.stringify would write its data 
     ...tricky.map((delta) => ({ type: 'text-delta', id: 't', delta })),
     { type: 'text-end', id: 't' },
     { type: 'tool-input-start', id: 'call_1', toolName: 'f' },
-    ...tricky.map((delta) => ({ type: 'tool-input-delta', id: 'call_1', delta })),
+    // A tool's input is a JSON object, so its deltas are the tricky text as JSON, cut anywhere.
+    ...[0, 7, 19, 33].map((at, i, cuts) => ({ type: 'tool-input-delta', id: 'call_1', delta: JSON.stringify({ k: tricky.join('') }).slice(at, cuts[i + 1]) })),
     { type: 'tool-input-end', id: 'call_1' },
     { type: 'finish', finishReason: 'tool-calls', usage: { inputTokens: 3, outputTokens: 4, totalTokens: 7 } },
   ];

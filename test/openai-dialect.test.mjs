@@ -325,6 +325,32 @@ test('X-Session-ID keeps the conversation server-side and reads it back', async 
   assert.equal((await fetch(`${s.url}/v1/sessions/nope-${Date.now()}`)).status, 404);
 });
 
+test('a session carries a tool loop: the next request sends only the tool results for the calls the session holds', async () => {
+  const sid = `tools-${Date.now()}`;
+  const headers = { 'x-session-id': sid };
+  const tools = ['get_weather', 'get_time'].map((name) => ({ type: 'function', function: { name, parameters: { type: 'object' } } }));
+  const first = await postJson(`${s.url}/v1/chat/completions`, { model: 'm1', tools, messages: user('script:tools') }, headers);
+  assert.equal(first.status, 200);
+  assert.deepEqual(first.body.choices[0].message.tool_calls.map((c) => c.id), ['call_a', 'call_b']);
+  const results = [
+    { role: 'tool', tool_call_id: 'call_a', content: 'sunny' },
+    { role: 'tool', tool_call_id: 'call_b', content: 'noon' },
+  ];
+  const second = await postJson(`${s.url}/v1/chat/completions`, { model: 'm1', tools, messages: results }, headers);
+  assert.equal(second.status, 200, JSON.stringify(second.body));
+  const sent = scripted.requests.at(-1).messages;
+  assert.deepEqual(sent.map((m) => [m.role, m.content.map((p) => p.type).join(',')]), [
+    ['user', 'text'],
+    ['assistant', 'tool-call,tool-call'],
+    ['tool', 'tool-result'],
+    ['tool', 'tool-result'],
+  ]);
+  // A result for a call neither the session nor the request holds is still refused, indexed in the request.
+  const orphan = await postJson(`${s.url}/v1/chat/completions`, { model: 'm1', messages: [...user('x'), { role: 'tool', tool_call_id: 'call_zz', content: 'r' }] }, headers);
+  assert.equal(orphan.status, 400);
+  assert.equal(orphan.body.error.param, 'messages[1].tool_call_id');
+});
+
 test('a session id of the longest allowed length (128) is kept and read back; a longer path id is a 414 in OpenAI shape', async () => {
   const sid = `long-${Date.now()}-`.padEnd(128, 'x');
   const first = await postJson(`${s.url}/v1/chat/completions`, { model: 'm1', messages: user('remember me') }, { 'x-session-id': sid });

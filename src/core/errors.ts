@@ -40,6 +40,17 @@ const STATUS_BY_KIND: Record<ErrorKind, number> = {
   internal: 500,
 };
 
+/** Kinds whose wire types name the caller's mistake (a bad key, a missing model, a bad field). */
+const CALLER_KINDS = new Set<ErrorKind>(['auth', 'permission', 'not_found', 'bad_request', 'conflict', 'context_window', 'content_policy']);
+
+/**
+ * An error of a caller's kind sent with a 5xx status: the upstream refused the gateway (its key,
+ * its model name), so dialects give it their server-error type, not the caller's.
+ */
+export function blamesUpstream(error: GatewayError): boolean {
+  return error.status >= 500 && CALLER_KINDS.has(error.kind);
+}
+
 const RETRYABLE_KINDS = new Set<ErrorKind>(['rate_limit', 'timeout', 'upstream_5xx', 'unavailable']);
 
 export interface GatewayErrorOptions {

@@ -13,9 +13,13 @@ export function checkSessionId(id: string, param = 'X-Session-ID'): string {
   return id;
 }
 
+/** The session's stored turns (none for a new session). */
+export async function sessionHistory(store: Store, organisation: string, sessionId: string): Promise<Message[]> {
+  return (await store.readSession(organisation, sessionId)) ?? [];
+}
+
 /** The request with the session's history placed after its own system messages. */
-export async function withSessionHistory(store: Store, organisation: string, sessionId: string, request: ChatRequest): Promise<ChatRequest> {
-  const history = (await store.readSession(organisation, sessionId)) ?? [];
+export function withSessionHistory(history: Message[], request: ChatRequest): ChatRequest {
   if (history.length === 0) return request;
   const system = request.messages.filter((m) => m.role === 'system');
   const rest = request.messages.filter((m) => m.role !== 'system');

@@ -120,6 +120,11 @@ export interface ReasoningConfig {
   budgetTokens?: number;
   /** Reason, but do not return the reasoning text to the client. */
   exclude?: boolean;
+  /**
+   * The client takes reasoning blocks with their signatures but without their text (Anthropic's
+   * display "omitted"): a provider that can sign a block it sends no text for is asked to.
+   */
+  omitText?: boolean;
 }
 
 export interface ChatRequest {

@@ -53,7 +53,7 @@ export class Authenticator {
       }
     }
     if (await this.hasKeys()) {
-      throw new GatewayError('auth', 'Missing API key: send it as "Authorization: Bearer <key>"', { code: 'missing_api_key' });
+      throw new GatewayError('auth', 'Missing API key: send it as "Authorization: Bearer <key>" or "x-api-key: <key>"', { code: 'missing_api_key' });
     }
     return { mode: 'open', organisation: OPEN_ORGANISATION };
   }

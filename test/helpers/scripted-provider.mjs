@@ -23,6 +23,14 @@ export const scripts = {
     { type: 'tool-input-end', id: 'call_b' },
     { type: 'finish', finishReason: 'tool-calls', usage: { inputTokens: 20, outputTokens: 12, totalTokens: 32 } },
   ],
+  // A call whose arguments were cut off: not a JSON object.
+  'bad-args': [
+    { type: 'start' },
+    { type: 'tool-input-start', id: 'call_x', toolName: 'get_weather' },
+    { type: 'tool-input-delta', id: 'call_x', delta: '{"location": "Par' },
+    { type: 'tool-input-end', id: 'call_x' },
+    { type: 'finish', finishReason: 'tool-calls', usage: { inputTokens: 5, outputTokens: 6, totalTokens: 11 } },
+  ],
   reasoning: [
     { type: 'start' },
     { type: 'reasoning-start', id: 'r0' },

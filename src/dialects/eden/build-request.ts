@@ -56,7 +56,10 @@ export function buildChatRequest(body: EdenChatRequest, model: string): ChatRequ
   if (!body.text && body.tool_results.length === 0) {
     throw fieldError('text', 'text is required (or tool_results to continue after a tool call)', 'missing_required_parameter');
   }
-  const request: ChatRequest = { model, messages, temperature: body.temperature, maxTokens: body.max_tokens };
+  // Eden's default temperature 0 is not sent with reasoning_effort: Claude's thinking takes no
+  // temperature but 1 and OpenAI's reasoning models none but their own, so the provider chooses.
+  const temperature = body.temperature ?? (body.reasoning_effort ? undefined : 0);
+  const request: ChatRequest = { model, messages, maxTokens: body.max_tokens, ...(temperature !== undefined && { temperature }) };
   if (body.available_tools.length) {
     const repeat = firstRepeat(body.available_tools.map((t) => t.name));
     // A model could not tell the two apart (the organisation chat and Anthropic refuse the same).

@@ -1,9 +1,10 @@
 // GatewayError → Eden's {error:{type, message}}: message is a string, or an object of
 // field → list of problems for validation errors.
 
-import type { GatewayError } from '../../core/errors.js';
+import { blamesUpstream, type GatewayError } from '../../core/errors.js';
 
 function errorType(error: GatewayError): string {
+  if (blamesUpstream(error)) return 'provider_error';
   switch (error.kind) {
     case 'bad_request':
     case 'context_window':
@@ -11,7 +12,7 @@ function errorType(error: GatewayError): string {
     case 'payload_too_large':
       return 'invalid_request_error';
     case 'auth':
-      return error.status === 401 ? 'authentication_error' : 'provider_error';
+      return 'authentication_error';
     case 'permission':
       return 'permission_error';
     case 'not_found':

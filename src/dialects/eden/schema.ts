@@ -86,7 +86,8 @@ export const edenChatRequestSchema = z
     text: z.string().nullable().optional(),
     chatbot_global_action: z.string().nullable().optional(),
     previous_history: z.array(historySchema).default([]),
-    temperature: z.number().min(0).max(2).default(0),
+    // Eden's default is 0, applied in build-request.ts unless reasoning is on.
+    temperature: z.number().min(0).max(2).optional(),
     max_tokens: z.number().int().min(1).default(4096),
     tool_choice: z.enum(['auto', 'required', 'none']).default('auto'),
     available_tools: z.array(toolSchema).default([]),

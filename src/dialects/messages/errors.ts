@@ -1,8 +1,11 @@
 // GatewayError → Anthropic's {type:"error", error:{type, message}} with Anthropic's type names.
 
-import type { GatewayError } from '../../core/errors.js';
+import { blamesUpstream, type GatewayError } from '../../core/errors.js';
 
 export function anthropicErrorType(error: GatewayError): string {
+  // An upstream's refusal of the gateway's own key or model name (a 502) is not the caller's
+  // authentication_error: Anthropic sends that with a 401 only.
+  if (blamesUpstream(error)) return 'api_error';
   switch (error.kind) {
     case 'auth':
       return 'authentication_error';

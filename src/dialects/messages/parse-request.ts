@@ -266,13 +266,17 @@ function reasoningConfig(body: MessagesRequest, turnEffort?: string): ReasoningC
   const thinking = body.thinking;
   if (!thinking) return effort ? { enabled: true, effort } : undefined;
   // between_tools is thinking off: only Anthropic adds its progress notes (field-policy.ts).
-  if (thinking.type === 'disabled' || thinking.type === 'between_tools') return { enabled: false };
-  const exclude = thinking.display === 'omitted';
-  if (thinking.type === 'adaptive') return { enabled: true, effort: effort ?? 'medium', exclude };
+  // Disabled: a model that reasons anyway (an OpenAI-compatible one) has it left out, as
+  // Anthropic never answers thinking blocks then. between_tools' notes come back as thinking.
+  if (thinking.type === 'disabled') return { enabled: false, exclude: true };
+  if (thinking.type === 'between_tools') return { enabled: false };
+  // display 'omitted': the blocks still come back, signed, and the renderer leaves their text out.
+  const omitText = thinking.display === 'omitted' ? { omitText: true } : {};
+  if (thinking.type === 'adaptive') return { enabled: true, effort: effort ?? 'medium', ...omitText };
   if (thinking.budget_tokens >= body.max_tokens) {
     throw badRequest('thinking.budget_tokens must be less than max_tokens', 'thinking.budget_tokens');
   }
-  return { enabled: true, budgetTokens: thinking.budget_tokens, ...(effort ? { effort } : {}), exclude };
+  return { enabled: true, budgetTokens: thinking.budget_tokens, ...(effort ? { effort } : {}), ...omitText };
 }
 
 function responseFormat(body: MessagesRequest): ResponseFormat | undefined {
@@ -341,7 +345,27 @@ function offeredTools(tools: CustomToolParam[], messages: MessagesRequest['messa
   return offered;
 }
 
+/**
+ * Anthropic's rule, which every provider here is held to (an upstream given an empty turn answers
+ * its own 400 about a conversation the client never sent): content is never empty, except the
+ * final assistant message's, and a text block is never empty.
+ */
+function checkNonEmptyContent(messages: MessagesRequest['messages']): void {
+  for (const [i, m] of messages.entries()) {
+    if (m.role === 'system' || m.content === undefined || m.content === null) continue;
+    const finalAssistant = m.role === 'assistant' && i === messages.length - 1;
+    const empty = typeof m.content === 'string' ? m.content === '' : m.content.length === 0;
+    if (empty && !finalAssistant) {
+      throw badRequest('all messages must have non-empty content except for the optional final assistant message', `messages[${i}].content`);
+    }
+    if (typeof m.content === 'string') continue;
+    const blank = m.content.findIndex((b) => b.type === 'text' && (b as { text?: unknown }).text === '');
+    if (blank >= 0) throw badRequest('text content blocks must be non-empty', `messages[${i}].content[${blank}].text`);
+  }
+}
+
 export async function parseMessagesRequest(body: MessagesRequest): Promise<ChatRequest> {
+  checkNonEmptyContent(body.messages);
   const { shown, turnEffort } = systemMessageSettings(body.messages);
   const converted = await Promise.all(body.messages.map((m, i) => (shown[i] ? convertMessage(m, i) : [])));
   const messages = [...systemMessages(body.system), ...converted.flat()];

@@ -5,7 +5,7 @@
 // calls whose argument fragments alternate). The renderer streams the oldest open block live and
 // buffers the others, releasing each in order once the blocks before it have stopped.
 
-import type { GatewayError } from '../../core/errors.js';
+import { GatewayError } from '../../core/errors.js';
 import type { FinishReason, StreamPart, Usage } from '../../core/types.js';
 import { addUsage, emptyUsage } from '../../core/types.js';
 import { anthropicErrorBody } from './errors.js';
@@ -138,6 +138,24 @@ function parseInput(json: string): unknown {
     return JSON.parse(json);
   } catch {
     return {};
+  }
+}
+
+/**
+ * A tool_use block's input is a JSON object (Anthropic's guarantee, which clients rely on): an
+ * upstream's call whose arguments are not one is the upstream's fault, a 502 or an in-stream
+ * error, never a call with different input.
+ */
+function checkToolInput(block: Block): void {
+  if (!block.text.trim()) return;
+  let input: unknown;
+  try {
+    input = JSON.parse(block.text);
+  } catch {
+    input = undefined;
+  }
+  if (input === null || typeof input !== 'object' || Array.isArray(input)) {
+    throw new GatewayError('upstream_invalid', `The model's call of the tool '${block.name}' has arguments that are not a JSON object: ${JSON.stringify(block.text.slice(0, 200))}`, { code: 'invalid_tool_arguments' });
   }
 }
 
@@ -281,9 +299,12 @@ export class MessageEventRenderer {
         else this.delta(block, { type: 'input_json_delta', partial_json: part.delta }, out, (b) => (b.text += part.delta));
         break;
       }
-      case 'tool-input-end':
+      case 'tool-input-end': {
+        const block = this.byId.get(`tool:${part.id}`);
+        if (block?.kind === 'tool_use') checkToolInput(block);
         this.endBlock(`tool:${part.id}`, out);
         break;
+      }
       case 'tool-result': {
         const id = `result:${this.blocks.length}`;
         this.open({ kind: 'mcp_tool_result', id, toolUseId: part.toolCallId, result: { value: part.result, isError: part.isError } }, out);

@@ -1,11 +1,12 @@
 // GatewayError → OpenAI's {error:{message,type,param,code}}.
 
-import type { GatewayError } from '../../core/errors.js';
+import { blamesUpstream, type GatewayError } from '../../core/errors.js';
 
 function errorType(error: GatewayError): string {
+  if (blamesUpstream(error)) return 'upstream_error';
   switch (error.kind) {
     case 'auth':
-      return error.status === 401 ? 'authentication_error' : 'upstream_error';
+      return 'authentication_error';
     case 'permission':
       return 'permission_error';
     case 'rate_limit':

@@ -191,11 +191,15 @@ function reasoningConfig(body: ChatCompletionRequest): ReasoningConfig | undefin
   return undefined;
 }
 
-/** Checks that every tool message answers a tool call made earlier in the conversation. */
-function checkToolRoundTrips(messages: Message[]): void {
-  const orphan = unansweredToolResult(messages);
+/**
+ * Checks that every tool message answers a tool call made earlier in the conversation, which
+ * includes a session's stored turns (`earlier`, placed before the request's own messages).
+ */
+function checkToolRoundTrips(messages: Message[], earlier: Message[]): void {
+  const orphan = unansweredToolResult([...earlier, ...messages]);
   if (orphan) {
-    throw badRequest(`messages[${orphan.index}].tool_call_id '${orphan.toolCallId}' does not answer any earlier tool call`, `messages[${orphan.index}].tool_call_id`);
+    const index = orphan.index - earlier.length;
+    throw badRequest(`messages[${index}].tool_call_id '${orphan.toolCallId}' does not answer any earlier tool call`, `messages[${index}].tool_call_id`);
   }
 }
 
@@ -215,11 +219,12 @@ function refuseUnsupported(body: ChatCompletionRequest): void {
   }
 }
 
-export async function parseChatCompletionRequest(body: ChatCompletionRequest): Promise<ChatRequest> {
+/** `earlier`: a session's stored turns, which the request continues. */
+export async function parseChatCompletionRequest(body: ChatCompletionRequest, earlier: Message[] = []): Promise<ChatRequest> {
   refuseUnsupported(body);
   const messages = await Promise.all(body.messages.map((m, i) => convertMessage(m, i)));
   keepLatestBreakpoints(messages);
-  checkToolRoundTrips(messages);
+  checkToolRoundTrips(messages, earlier);
   const tools = functionTools(body.tools);
   checkToolNamesUnique(tools);
   // allowed_tools: the others are left out of the request, so no provider can call them (OpenAI

@@ -3,7 +3,7 @@
 import { randomUUID } from 'node:crypto';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { GatewayError, toGatewayError } from '../../core/errors.js';
-import { checkSessionId, recordSessionTurn, withSessionHistory } from '../../core/sessions.js';
+import { checkSessionId, recordSessionTurn, sessionHistory, withSessionHistory } from '../../core/sessions.js';
 import { PartReader, ResponseCollector, collectStream, isContentPart } from '../../core/stream.js';
 import { truncatePrompt } from '../../core/truncate.js';
 import { parseBody } from '../../core/validation.js';
@@ -35,12 +35,13 @@ function withSessionHint(err: unknown, sessionId: string, sessionMessages: numbe
 async function chatCompletions(context: ServerContext, request: FastifyRequest, reply: FastifyReply, route: string, defaultTruncateLen?: number) {
   const { gateway, store } = context;
   const body = parseBody(chatCompletionRequestSchema, request.body);
-  const original = await parseChatCompletionRequest(body);
-  let chatRequest = original;
   const organisation = request.auth!.organisation;
   const sessionHeader = request.headers['x-session-id'];
   const sessionId = typeof sessionHeader === 'string' && sessionHeader.length > 0 ? checkSessionId(sessionHeader) : undefined;
-  if (sessionId) chatRequest = await withSessionHistory(store, organisation, sessionId, chatRequest);
+  // A tool result may answer a call the session holds: the history is read before the checks.
+  const history = sessionId ? await sessionHistory(store, organisation, sessionId) : [];
+  const original = await parseChatCompletionRequest(body, history);
+  let chatRequest = withSessionHistory(history, original);
   const sessionMessages = chatRequest.messages.length - original.messages.length;
   const truncateLen = body.prompt_truncate_len ?? defaultTruncateLen;
   if (truncateLen !== undefined) {

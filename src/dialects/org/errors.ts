@@ -1,6 +1,6 @@
 // GatewayError → this dialect's `{error:{type, message, field?}, requestId}`.
 
-import type { GatewayError } from '../../core/errors.js';
+import { blamesUpstream, type GatewayError } from '../../core/errors.js';
 
 const TYPE_BY_KIND: Record<GatewayError['kind'], string> = {
   bad_request: 'validation_error',
@@ -27,7 +27,8 @@ export interface OrgErrorBody {
 }
 
 export function orgErrorBody(error: GatewayError, requestId: string): OrgErrorBody {
-  const body: OrgErrorBody = { error: { type: TYPE_BY_KIND[error.kind] ?? 'internal_error', message: error.message, code: error.code }, requestId };
+  const type = blamesUpstream(error) ? 'upstream_error' : (TYPE_BY_KIND[error.kind] ?? 'internal_error');
+  const body: OrgErrorBody = { error: { type, message: error.message, code: error.code }, requestId };
   if (error.param) body.error.field = error.param;
   return body;
 }

@@ -122,6 +122,19 @@ describe('keys', () => {
     const unknown = await call('PATCH', '/admin/keys/key_nope', { body: { name: 'x' } });
     assert.equal(unknown.status, 404);
   });
+
+  test("no key may belong to 'default', where the admin key's and open mode's sessions and runs are kept", async () => {
+    const sid = `admin-only-${Date.now()}`;
+    assert.equal((await chat(ADMIN, 'gm', { 'x-session-id': sid })).status, 200);
+    const refused = await call('POST', '/admin/keys', { body: { organisation: 'default' } });
+    assert.equal(refused.status, 400);
+    assert.equal(refused.body.error.param, 'organisation');
+    assert.match(refused.body.error.message, /reserved/);
+    // Any other organisation's key cannot read the admin's session.
+    const other = await call('POST', '/admin/keys', { body: { organisation: 'Default' } });
+    const read = await fetch(`${server.url}/v1/sessions/${sid}`, { headers: { authorization: `Bearer ${other.body.key}` } });
+    assert.equal(read.status, 404);
+  });
 });
 
 describe('organisations', () => {

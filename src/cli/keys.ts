@@ -2,7 +2,7 @@ import path from 'node:path';
 import { Option, type Command } from 'commander';
 import { loadConfig } from '../core/config.js';
 import { generateApiKey, hashApiKey, keyPrefix } from '../core/keys.js';
-import { organisationName } from '../server/admin/schemas.js';
+import { keyOrganisationName } from '../server/admin/schemas.js';
 import { openStore } from '../store/index.js';
 import type { Store } from '../store/store.js';
 import { limitSpecSchema, type LimitSpec } from '../core/limits/spec.js';
@@ -75,8 +75,8 @@ export function registerKeysCommand(program: Command): void {
     .option('--expires-in <duration>', 'expiry, e.g. 30d, 12h')
     .option('--models <ids>', 'comma-separated model ids/aliases this key may use (default: all)')
     .action(async (flags: StoreFlags & LimitFlags & { org: string; name?: string; expiresIn?: string; models?: string }) => {
-      // As POST /admin/keys checks it: an organisation named '' or ' ' could never be used.
-      const org = organisationName.safeParse(flags.org);
+      // As POST /admin/keys checks it: '' or ' ' could never be used, 'default' is reserved.
+      const org = keyOrganisationName.safeParse(flags.org);
       if (!org.success) throw new Error(`Invalid --org '${flags.org}': ${org.error.issues[0]!.message}`);
       const expiresAt = flags.expiresIn ? Date.now() + parseDuration(flags.expiresIn) : undefined;
       const limits = limitsFromFlags(flags);

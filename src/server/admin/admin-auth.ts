@@ -3,13 +3,13 @@
 
 import type { FastifyRequest } from 'fastify';
 import { GatewayError } from '../../core/errors.js';
-import { bearerToken } from '../auth.js';
+import { bearerToken, OPEN_ORGANISATION } from '../auth.js';
 import type { ServerContext } from '../context.js';
 
 export function requireAdmin(context: ServerContext, request: FastifyRequest): void {
   const token = bearerToken(request);
   if (context.auth.isAdminToken(token)) {
-    request.auth = { mode: 'admin', organisation: 'default' };
+    request.auth = { mode: 'admin', organisation: OPEN_ORGANISATION };
     return;
   }
   throw new GatewayError('auth', `The admin API needs the admin key (from ${context.config.server.adminKeyEnv}) as "Authorization: Bearer <key>"`, {

@@ -3,8 +3,16 @@
 
 import { z } from 'zod';
 import { limitSpecSchema } from '../../core/limits/spec.js';
+import { OPEN_ORGANISATION } from '../auth.js';
 
 export const organisationName = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/, 'must be 1-128 characters of letters, digits, dot, dash and underscore');
+/**
+ * An organisation a new key may belong to: 'default' is where the admin key's and open mode's
+ * sessions, runs and usage are kept, so a tenant given it would see them.
+ */
+export const keyOrganisationName = organisationName.refine((name) => name !== OPEN_ORGANISATION, {
+  message: `'${OPEN_ORGANISATION}' is reserved: it holds the admin key's and open mode's sessions, runs and usage`,
+});
 /** A time: ISO 8601 text or milliseconds since the epoch. */
 const instant = z.union([z.iso.datetime({ offset: true }), z.iso.date(), z.number().int().nonnegative()]);
 export const queryInstant = z.union([z.iso.datetime({ offset: true }), z.iso.date(), z.string().regex(/^\d+$/, 'must be ISO 8601 or epoch milliseconds')]);
@@ -13,7 +21,7 @@ export const limitsBodySchema = limitSpecSchema;
 
 export const createKeyBodySchema = z
   .object({
-    organisation: organisationName,
+    organisation: keyOrganisationName,
     name: z.string().max(200).optional(),
     allowed_models: z.array(z.string().min(1)).optional(),
     expires_at: instant.optional(),

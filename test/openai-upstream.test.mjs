@@ -6,6 +6,7 @@ import net from 'node:net';
 import OpenAI from 'openai';
 import { startServer, postJson, readSse } from './helpers/server.mjs';
 import { startFakeOpenAI } from './helpers/fake-openai-upstream.mjs';
+import { validateOpenAI } from './helpers/openai-schema.mjs';
 
 let upstream;
 let s;
@@ -212,6 +213,44 @@ test('logprobs and top_logprobs go upstream, and the tokens come back on the str
   const plain = await client.chat.completions.create(ask('Hi'));
   assert.equal(upstream.requests.at(-1).body.logprobs, undefined);
   assert.equal(plain.choices[0].logprobs, null);
+});
+
+/** An upstream that refuses, as OpenAI does: `refusal` instead of `content`, streamed or buffered. */
+function refusalScenario(text) {
+  return (record) => {
+    if (record.body.stream) {
+      const chunk = (delta, finish = null) => ({ id: 'chatcmpl-r', object: 'chat.completion.chunk', created: 1, model: 'gpt-upstream', choices: [{ index: 0, delta, logprobs: null, finish_reason: finish }] });
+      return { type: 'chunks', chunks: [chunk({ role: 'assistant', refusal: '' }), chunk({ refusal: text.slice(0, 9) }), chunk({ refusal: text.slice(9) }), chunk({}, 'stop')] };
+    }
+    const body = { id: 'chatcmpl-r', object: 'chat.completion', created: 1, model: 'gpt-upstream', choices: [{ index: 0, message: { role: 'assistant', content: null, refusal: text }, logprobs: null, finish_reason: 'stop' }], usage: { prompt_tokens: 9, completion_tokens: 8, total_tokens: 17 } };
+    return { type: 'handler', handle: (req, res) => res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(body)) };
+  };
+}
+
+test("an upstream's refusal is `refusal` with no content, buffered and streamed; with a JSON schema it is no 502 and parse() returns it", async () => {
+  const text = "I'm sorry, I can't help with that.";
+  upstream.enqueue(refusalScenario(text));
+  const buffered = await client.chat.completions.create(ask('Something bad'));
+  assert.equal(buffered.choices[0].message.content, null);
+  assert.equal(buffered.choices[0].message.refusal, text);
+  const check = validateOpenAI('CreateChatCompletionResponse', buffered);
+  assert.ok(check.ok, check.errors.join('\n'));
+
+  upstream.enqueue(refusalScenario(text));
+  const stream = await client.chat.completions.create(ask('Something bad', { stream: true }));
+  const deltas = [];
+  for await (const chunk of stream) if (chunk.choices[0]) deltas.push(chunk.choices[0].delta);
+  assert.equal(deltas.map((d) => d.refusal ?? '').join(''), text);
+  assert.ok(deltas.every((d) => !d.content), 'no content deltas');
+
+  const format = { type: 'json_schema', json_schema: { name: 'answer', strict: true, schema: { type: 'object', properties: { a: { type: 'string' } }, required: ['a'], additionalProperties: false } } };
+  upstream.enqueue(refusalScenario(text));
+  const parsed = await client.chat.completions.parse(ask('Something bad', { response_format: format }));
+  assert.equal(parsed.choices[0].message.refusal, text);
+  assert.equal(parsed.choices[0].message.parsed, null);
+  upstream.enqueue(refusalScenario(text));
+  const streamed = await client.chat.completions.stream(ask('Something bad', { response_format: format })).finalChatCompletion();
+  assert.equal(streamed.choices[0].message.refusal, text);
 });
 
 test('upstream 429 → 429 with Retry-After; 500 → 502; garbage → 502; all in OpenAI shape', async () => {

@@ -294,7 +294,7 @@ export interface CollectedToolResult {
 
 /** One item of an assistant turn, in the order it was produced. */
 export type CollectedBlock =
-  | { type: 'text'; text: string; citations?: Array<Record<string, unknown>> }
+  | { type: 'text'; text: string; citations?: Array<Record<string, unknown>>; refusal?: boolean }
   | { type: 'provider-block'; provider: string; block: Record<string, unknown> }
   | { type: 'reasoning'; text: string; signature?: string; redactedData?: string }
   | { type: 'tool-call'; call: CollectedToolCall }
@@ -302,7 +302,10 @@ export type CollectedBlock =
 
 export interface CollectedChoice {
   index: number;
+  /** All text, a refusal's included (dialects without a refusal field show it as the answer). */
   text: string;
+  /** The part of `text` that is the model's refusal (OpenAI's `refusal`), if any. */
+  refusal?: string;
   reasoning: string;
   reasoningSignature?: string;
   toolCalls: CollectedToolCall[];
@@ -354,7 +357,7 @@ export class ResponseCollector {
         this.response.responseId ??= part.responseId;
         break;
       case 'text-start': {
-        const block: CollectedBlock = { type: 'text', text: '' };
+        const block: CollectedBlock = { type: 'text', text: '', ...(part.refusal && { refusal: true }) };
         choice.blocks.push(block);
         this.openBlocks.set(key(part.id), block);
         break;
@@ -368,6 +371,7 @@ export class ResponseCollector {
           this.openBlocks.set(key(part.id), block);
         }
         if (block.type === 'text') block.text += part.delta;
+        if (block.type === 'text' && block.refusal) choice.refusal = (choice.refusal ?? '') + part.delta;
         if (part.logprobs) (choice.logprobs ??= []).push(...part.logprobs);
         break;
       }

@@ -101,9 +101,16 @@ export async function* enforceStructuredOutput(
   format: Extract<ResponseFormat, { type: 'json' }>,
 ): AsyncGenerator<StreamPart> {
   const texts = new Map<number, string>();
+  // A refusal is the model's answer in place of the JSON (OpenAI's `refusal`): not validated.
+  const refusals = new Set<string>();
+  const refused = new Set<number>();
   for await (const part of parts) {
-    if (part.type === 'text-delta') texts.set(part.choice ?? 0, (texts.get(part.choice ?? 0) ?? '') + part.delta);
-    if (part.type === 'finish' && part.finishReason === 'stop') {
+    if (part.type === 'text-start' && part.refusal) refusals.add(`${part.choice ?? 0}:${part.id}`);
+    if (part.type === 'text-delta') {
+      if (refusals.has(`${part.choice ?? 0}:${part.id}`)) refused.add(part.choice ?? 0);
+      else texts.set(part.choice ?? 0, (texts.get(part.choice ?? 0) ?? '') + part.delta);
+    }
+    if (part.type === 'finish' && part.finishReason === 'stop' && !refused.has(part.choice ?? 0)) {
       try {
         validateJsonOutput(texts.get(part.choice ?? 0) ?? '', format);
       } catch (err) {

@@ -212,7 +212,8 @@ export type StreamPart =
   // `usage`: what is known when the response starts (the prompt's tokens), where the provider
   // knows it then; the finish part's usage is the total either way.
   | { type: 'start'; model?: string; responseId?: string; choice?: number; usage?: Usage }
-  | { type: 'text-start'; id: string; choice?: number }
+  // `refusal`: the block is the model's refusal (OpenAI's `refusal` field), not its answer.
+  | { type: 'text-start'; id: string; choice?: number; refusal?: boolean }
   // `logprobs`: the tokens whose text this delta (first) carries, when the request asked for them.
   | { type: 'text-delta'; id: string; delta: string; choice?: number; logprobs?: TokenLogprob[] }
   | { type: 'text-end'; id: string; choice?: number }

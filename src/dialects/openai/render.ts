@@ -1,6 +1,6 @@
 // Canonical parts → OpenAI chat.completion / chat.completion.chunk objects.
 
-import type { CollectedResponse } from '../../core/stream.js';
+import type { CollectedChoice, CollectedResponse } from '../../core/stream.js';
 import type { FinishReason, StreamPart, TokenLogprob, Usage } from '../../core/types.js';
 
 export type OpenAIFinishReason = 'stop' | 'length' | 'tool_calls' | 'content_filter';
@@ -89,14 +89,21 @@ export function renderLogprobs(tokens: TokenLogprob[] | undefined) {
   return { content: (tokens ?? []).map(renderTokenLogprob), refusal: null };
 }
 
+/** The choice's text without its refusal blocks. */
+function answerText(choice: CollectedChoice): string {
+  return choice.blocks.map((b) => (b.type === 'text' && !b.refusal ? b.text : '')).join('');
+}
+
 export function renderCompletion(response: CollectedResponse, meta: CompletionMeta, cost: number): Record<string, unknown> {
   const probabilities: number[] = [];
   const choices = response.choices.map((choice) => {
     if (choice.meanTokenProbability !== undefined) probabilities.push(choice.meanTokenProbability);
+    // A refusal (from an OpenAI upstream) is `refusal`, with no content, as OpenAI answers it.
+    const text = choice.refusal ? answerText(choice) : choice.text;
     const message: Record<string, unknown> = {
       role: 'assistant',
-      content: choice.text.length > 0 || choice.toolCalls.length === 0 ? choice.text : null,
-      refusal: null,
+      content: text.length > 0 || (choice.toolCalls.length === 0 && !choice.refusal) ? text : null,
+      refusal: choice.refusal ?? null,
     };
     if (meta.includeReasoning && choice.reasoning) message.reasoning = choice.reasoning;
     const details = meta.includeReasoning ? reasoningDetails(choice.blocks.flatMap((b) => (b.type === 'reasoning' ? [b] : []))) : undefined;
@@ -136,6 +143,8 @@ export class ChunkRenderer {
   private readonly probabilities: number[] = [];
   private readonly reasoningBlocks = new Map<number, ReasoningBlock[]>();
   private readonly openReasoning = new Map<string, ReasoningBlock>();
+  /** `choice:id` of text blocks that are a refusal: their deltas go in `delta.refusal`. */
+  private readonly refusals = new Set<string>();
 
   constructor(private readonly meta: CompletionMeta) {}
 
@@ -186,9 +195,14 @@ export class ChunkRenderer {
     const choice = part.choice ?? 0;
     switch (part.type) {
       case 'text-start':
+        if (part.refusal) {
+          this.refusals.add(`${choice}:${part.id}`);
+          return this.started.has(choice) ? [] : [this.delta(choice, { refusal: '' })];
+        }
         return this.started.has(choice) ? [] : [this.delta(choice, { content: '' })];
       case 'text-delta':
         if (!part.delta) return [];
+        if (this.refusals.has(`${choice}:${part.id}`)) return [this.delta(choice, { refusal: part.delta })];
         if (this.meta.logprobs) return [this.chunk([{ index: choice, delta: this.firstDelta(choice, { content: part.delta }), logprobs: renderLogprobs(part.logprobs), finish_reason: null }])];
         // The most frequent chunk by far: written from a template, as JSON.stringify would.
         if (this.started.has(choice)) return [this.textChunk(choice, part.delta)];

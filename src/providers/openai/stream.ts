@@ -23,6 +23,8 @@ interface ChoiceState {
   index: number;
   /** Id of the open text block, if any. */
   text?: string;
+  /** The open text block carries the refusal, not the answer. */
+  textIsRefusal?: boolean;
   reasoning?: string;
   blockCount: number;
   tools: Map<number, ToolCallState>;
@@ -114,7 +116,7 @@ export class ChunkConverter {
       const reasoning = delta.reasoning_content ?? delta.reasoning;
       if (typeof reasoning === 'string' && reasoning && !this.options.excludeReasoning) this.reasoningDelta(state, reasoning, out);
       if (typeof delta.content === 'string' && delta.content) this.textDelta(state, delta.content, out, this.tokenLogprobs(logprobs?.content));
-      if (typeof delta.refusal === 'string' && delta.refusal) this.textDelta(state, delta.refusal, out, this.tokenLogprobs(logprobs?.refusal));
+      if (typeof delta.refusal === 'string' && delta.refusal) this.textDelta(state, delta.refusal, out, this.tokenLogprobs(logprobs?.refusal), true);
       const calls = delta.tool_calls ?? [];
       for (let i = 0; i < calls.length; i++) this.toolDelta(state, calls[i]!, i, out);
     }
@@ -139,11 +141,14 @@ export class ChunkConverter {
     state.reasoning = undefined;
   }
 
-  private textDelta(state: ChoiceState, delta: string, out: StreamPart[], logprobs?: TokenLogprob[]): void {
+  private textDelta(state: ChoiceState, delta: string, out: StreamPart[], logprobs?: TokenLogprob[], refusal = false): void {
     this.closeReasoning(state, out);
+    // The refusal is a block of its own, so the client's `refusal` field gets it and `content` does not.
+    if (state.text !== undefined && state.textIsRefusal !== refusal) this.closeText(state, out);
     if (state.text === undefined) {
       state.text = `text-${state.blockCount++}`;
-      out.push({ type: 'text-start', id: state.text, ...this.tag(state) });
+      state.textIsRefusal = refusal;
+      out.push({ type: 'text-start', id: state.text, ...this.tag(state), ...(refusal && { refusal: true }) });
     }
     const part: StreamPart = { type: 'text-delta', id: state.text, delta, ...this.tag(state) };
     if (logprobs) part.logprobs = logprobs;

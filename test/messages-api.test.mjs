@@ -270,6 +270,23 @@ describe('tools', () => {
   });
 });
 
+  test("an image inside a tool_result is held to the model's modalities, as a user's image is", async () => {
+    const image = { type: 'image', source: { type: 'base64', media_type: 'image/png', data: PNG_1x1 } };
+    const messages = (model) => ({
+      model,
+      max_tokens: 9,
+      messages: [
+        { role: 'user', content: 'snap' },
+        { role: 'assistant', content: [{ type: 'tool_use', id: 'toolu_1', name: 'snap', input: {} }] },
+        { role: 'user', content: [{ type: 'tool_result', tool_use_id: 'toolu_1', content: [{ type: 'text', text: 'here' }, image] }] },
+      ],
+    });
+    const refused = await post(messages('m1'));
+    assert.equal(refused.status, 400);
+    assert.match(refused.body.error.message, /does not accept image input/);
+    assert.equal((await post(messages('vision'))).status, 200);
+  });
+
   test("a model's tool call whose arguments are not a JSON object is the upstream's 502 (an error event once streaming), never input {}", async () => {
     const tools = [{ name: 'get_weather', input_schema: { type: 'object', properties: { location: { type: 'string' } } } }];
     const res = await post({ model: 'm1', max_tokens: 9, tools, messages: user('script:bad-args') });

@@ -14,7 +14,7 @@ import type { PrimedStream } from './stream.js';
 import { mergeChoices, primeAll } from './stream.js';
 import { enforceStructuredOutput, compileSchema } from './structured-output.js';
 import { documentsAsText } from './documents.js';
-import type { ChatRequest, StreamPart, Usage } from './types.js';
+import type { ChatRequest, ContentPart, StreamPart, Usage } from './types.js';
 import { addChoiceUsage, addUsage, emptyUsage } from './types.js';
 import { estimateTextTokens, estimateTokens } from './truncate.js';
 import type { Store } from '../store/store.js';
@@ -184,7 +184,9 @@ export class Gateway {
       }
     }
     for (const message of request.messages) {
-      for (const part of message.content) {
+      // A tool result's attachments reach the model as any other media does.
+      const parts: ContentPart[] = message.content.flatMap((p): ContentPart[] => (p.type === 'tool-result' ? [p, ...p.content] : [p]));
+      for (const part of parts) {
         if (part.type === 'provider-block' && !servedOnlyBy(part.provider)) {
           throw badRequest(`A '${String(part.block.type)}' block can only go back to ${part.provider}, and the model '${model.id}' is not served by ${part.provider} alone`, 'messages', 'unsupported_parameter');
         }

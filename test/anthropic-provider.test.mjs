@@ -606,6 +606,99 @@ describe('errors', () => {
   });
 });
 
+/** A debug logger whose lines are kept, to read what the provider said about a request. */
+function recordingLogger() {
+  const lines = [];
+  return { lines, logger: pino({ level: 'debug' }, { write: (line) => lines.push(JSON.parse(line)) }) };
+}
+
+describe('requests Anthropic would refuse are mended or refused before the call', () => {
+  test('reasoning with an empty signature (what the Messages dialect gives non-Anthropic reasoning) is unsigned: not sent, and thinking is left off a tool turn without it', async () => {
+    fake.enqueue({ fixture: 'thinking.sse' });
+    await collect(
+      chat({
+        messages: [user('a'), { role: 'assistant', content: [{ type: 'reasoning', text: 'from elsewhere', signature: '' }, { type: 'text', text: 'b' }] }, user('c')],
+        reasoning: { enabled: true, budgetTokens: 2000 },
+      }),
+    );
+    let body = lastRequest().body;
+    assert.deepEqual(body.messages[1], { role: 'assistant', content: [{ type: 'text', text: 'b' }] });
+    assert.deepEqual(body.thinking, { type: 'enabled', budget_tokens: 2000 });
+
+    fake.enqueue({ fixture: 'text.sse' });
+    await collect(
+      chat({
+        messages: [
+          user('q'),
+          { role: 'assistant', content: [{ type: 'reasoning', text: 'thought elsewhere', signature: '' }, { type: 'tool-call', id: 't1', name: 'f', arguments: '{}' }] },
+          { role: 'tool', content: [{ type: 'tool-result', toolCallId: 't1', content: [{ type: 'text', text: 'r' }] }] },
+        ],
+        tools: [{ name: 'f', parameters: {} }],
+        reasoning: { enabled: true, budgetTokens: 2000 },
+        maxTokens: 500,
+      }),
+    );
+    body = lastRequest().body;
+    assert.deepEqual(body.messages[1], { role: 'assistant', content: [{ type: 'tool_use', id: 't1', name: 'f', input: {} }] });
+    assert.equal(body.thinking, undefined);
+    assert.equal(body.max_tokens, 500);
+  });
+
+  test('whitespace-only stop sequences are left out (Anthropic: "each stop sequence must contain non-whitespace"); the rest are sent', async () => {
+    fake.enqueue({ fixture: 'text.sse' });
+    await collect(chat({ stop: ['\n', 'END', ' \t', '', '\n\nHuman:'] }));
+    assert.deepEqual(lastRequest().body.stop_sequences, ['END', '\n\nHuman:']);
+    fake.enqueue({ fixture: 'text.sse' });
+    await collect(chat({ stop: ['\n'] }));
+    assert.equal('stop_sequences' in lastRequest().body, false);
+  });
+
+  test('a forced tool choice with reasoning: the choice is kept and thinking is left off (Anthropic refuses both), logged as such', async () => {
+    const tools = [{ name: 'f', parameters: {} }];
+    for (const [choice, expected] of [
+      [{ type: 'required' }, { type: 'any' }],
+      [{ type: 'tool', name: 'f' }, { type: 'tool', name: 'f' }],
+    ]) {
+      const { lines, logger: recording } = recordingLogger();
+      fake.enqueue({ fixture: 'text.sse' });
+      for await (const _ of provider.stream(chat({ tools, toolChoice: choice, reasoning: { enabled: true, budgetTokens: 2000 }, maxTokens: 500 }), { ...context(), logger: recording }));
+      const body = lastRequest().body;
+      assert.deepEqual(body.tool_choice, expected);
+      assert.equal(body.thinking, undefined);
+      assert.equal(body.max_tokens, 500);
+      assert.ok(lines.some((l) => /thinking left off/.test(l.msg) && /forces a tool/.test(l.msg)), JSON.stringify(lines));
+    }
+    // auto does not force: thinking stays.
+    fake.enqueue({ fixture: 'text.sse' });
+    await collect(chat({ tools, toolChoice: { type: 'auto' }, reasoning: { enabled: true, budgetTokens: 2000 }, maxTokens: 500 }));
+    assert.deepEqual(lastRequest().body.thinking, { type: 'enabled', budget_tokens: 2000 });
+    assert.equal(lastRequest().body.max_tokens, 2500);
+    // Required beside JSON output: forced (any), so no thinking either.
+    fake.enqueue({ fixture: 'text.sse' });
+    await collect(chat({ tools, toolChoice: { type: 'required' }, responseFormat: { type: 'json' }, reasoning: { enabled: true, budgetTokens: 2000 } }));
+    assert.deepEqual(lastRequest().body.tool_choice, { type: 'any' });
+    assert.equal(lastRequest().body.thinking, undefined);
+  });
+
+  test('a conversation that is empty or does not start with a user turn is a 400 naming messages, before any call, and not retryable', async () => {
+    const before = fake.requests.length;
+    for (const messages of [
+      [{ role: 'system', content: [{ type: 'text', text: 'Be brief.' }] }, user('')],
+      [user(''), { role: 'assistant', content: [{ type: 'text', text: 'x' }] }, user('y')],
+      [],
+    ]) {
+      const { parts, error } = await failure(chat({ messages }));
+      assert.deepEqual(parts, []);
+      assert.equal(error.kind, 'bad_request');
+      assert.equal(error.status, 400);
+      assert.equal(error.param, 'messages');
+      assert.equal(error.retryable, false);
+      assert.match(error.message, /start with a non-empty user message/);
+    }
+    assert.equal(fake.requests.length, before);
+  });
+});
+
 test('capabilities are honest', () => {
   assert.deepEqual(provider.capabilities(deployment()), {
     modalities: ['text', 'image', 'document'],

@@ -752,6 +752,156 @@ test('the fake also answers the buffered Converse operation (for clients that us
   }
 });
 
+/** A debug logger whose lines are kept, to read what the provider said about a request. */
+function recordingLogger() {
+  const lines = [];
+  return { lines, logger: pino({ level: 'debug' }, { write: (line) => lines.push(JSON.parse(line)) }) };
+}
+
+const NOVA = 'us.amazon.nova-2-lite-v1:0';
+const toolHistory = [
+  user('Weather in Paris and Tokyo?'),
+  {
+    role: 'assistant',
+    content: [
+      { type: 'tool-call', id: 'tooluse_1', name: 'get_weather', arguments: '{"location":"Paris"}' },
+      { type: 'tool-call', id: 'tooluse_2', name: 'get_weather', arguments: '{"location":"Tokyo"}' },
+      { type: 'tool-call', id: 'tooluse_3', name: 'get_time', arguments: '{}' },
+    ],
+  },
+  {
+    role: 'tool',
+    content: [
+      { type: 'tool-result', toolCallId: 'tooluse_1', content: [{ type: 'text', text: '18°C' }] },
+      { type: 'tool-result', toolCallId: 'tooluse_2', content: [{ type: 'text', text: '25°C' }] },
+      { type: 'tool-result', toolCallId: 'tooluse_3', content: [{ type: 'text', text: '12:00' }] },
+    ],
+  },
+];
+
+describe('requests Converse would refuse are mended or refused before the call', () => {
+  test('history with toolUse/toolResult but no tools offered: toolConfig lists the tools the history used (no choice); a call to one is a normal tool call', async () => {
+    const historySpec = (name) => ({ toolSpec: { name, description: "A tool from this conversation's history.", inputSchema: { json: { type: 'object' } } } });
+    for (const extra of [{}, { toolChoice: { type: 'none' } }, { tools: [] }]) {
+      fake.enqueue({ fixture: 'tool-call.json' });
+      const parts = await collect(chat({ messages: toolHistory, ...extra }));
+      assert.deepEqual(lastRequest().body.toolConfig, { tools: [historySpec('get_weather'), historySpec('get_time')] }, JSON.stringify(extra));
+      const id = 'tooluse_kZJMlvQmRJ6eAyJE5GIl7Q';
+      assert.deepEqual(parts.find((p) => p.type === 'tool-input-start'), { type: 'tool-input-start', id, toolName: 'get_weather' });
+      assert.equal(parts.at(-1).finishReason, 'tool-calls');
+    }
+    // No tool blocks in the history and no tools: still no toolConfig.
+    fake.enqueue({ fixture: 'text.json' });
+    await collect(chat());
+    assert.equal(lastRequest().body.toolConfig, undefined);
+  });
+
+  test('reasoning with an empty signature is unsigned: not sent, and Claude thinking is left off a tool turn without it', async () => {
+    fake.enqueue({ fixture: 'text.json' });
+    await collect(
+      chat({
+        messages: [user('a'), { role: 'assistant', content: [{ type: 'reasoning', text: 'from elsewhere', signature: '' }, { type: 'text', text: 'b' }] }, user('c')],
+        reasoning: { enabled: true, budgetTokens: 2000 },
+      }),
+    );
+    let body = lastRequest().body;
+    assert.deepEqual(body.messages[1], { role: 'assistant', content: [{ text: 'b' }] });
+    assert.deepEqual(body.additionalModelRequestFields, { thinking: { type: 'enabled', budget_tokens: 2000 } });
+
+    fake.enqueue({ fixture: 'text.json' });
+    await collect(
+      chat({
+        messages: [
+          user('q'),
+          { role: 'assistant', content: [{ type: 'reasoning', text: 'thought elsewhere', signature: '' }, { type: 'tool-call', id: 't1', name: 'f', arguments: '{}' }] },
+          { role: 'tool', content: [{ type: 'tool-result', toolCallId: 't1', content: [{ type: 'text', text: 'r' }] }] },
+        ],
+        tools: [{ name: 'f', parameters: {} }],
+        reasoning: { enabled: true, budgetTokens: 2000 },
+        maxTokens: 500,
+      }),
+    );
+    body = lastRequest().body;
+    assert.deepEqual(body.messages[1], { role: 'assistant', content: [{ toolUse: { toolUseId: 't1', name: 'f', input: {} } }] });
+    assert.equal(body.additionalModelRequestFields, undefined);
+    assert.equal(body.inferenceConfig.maxTokens, 500);
+  });
+
+  test('whitespace-only stop sequences are left out for Claude (kept for other families); the rest are sent', async () => {
+    fake.enqueue({ fixture: 'text.json' });
+    await collect(chat({ stop: ['\n', 'END', ' \t', ''] }));
+    assert.deepEqual(lastRequest().body.inferenceConfig, { stopSequences: ['END'] });
+    fake.enqueue({ fixture: 'text.json' });
+    await collect(chat({ stop: ['\n'] }));
+    assert.equal(lastRequest().body.inferenceConfig, undefined);
+    assert.equal(lastRequest().body.additionalModelResponseFieldPaths, undefined);
+    fake.enqueue({ fixture: 'text.json' });
+    await collect(chat({ stop: ['\n', 'END'] }), deployment({}, { model: NOVA }));
+    assert.deepEqual(lastRequest().body.inferenceConfig, { stopSequences: ['\n', 'END'] });
+  });
+
+  test('Claude: a forced tool choice with reasoning keeps the choice and leaves thinking off, logged as such; Nova keeps its reasoning', async () => {
+    const tools = [{ name: 'f', parameters: {} }];
+    for (const [choice, expected] of [
+      [{ type: 'required' }, { any: {} }],
+      [{ type: 'tool', name: 'f' }, { tool: { name: 'f' } }],
+    ]) {
+      const { lines, logger: recording } = recordingLogger();
+      fake.enqueue({ fixture: 'text.json' });
+      for await (const _ of provider.stream(chat({ tools, toolChoice: choice, reasoning: { enabled: true, budgetTokens: 2000 }, maxTokens: 500 }), { ...context(), logger: recording }));
+      const body = lastRequest().body;
+      assert.deepEqual(body.toolConfig.toolChoice, expected);
+      assert.equal(body.additionalModelRequestFields, undefined);
+      assert.equal(body.inferenceConfig.maxTokens, 500);
+      assert.ok(lines.some((l) => /thinking left off/.test(l.msg) && /forces a tool/.test(l.msg)), JSON.stringify(lines));
+    }
+    fake.enqueue({ fixture: 'text.json' });
+    await collect(chat({ tools, toolChoice: { type: 'auto' }, reasoning: { enabled: true, budgetTokens: 2000 }, maxTokens: 500 }));
+    assert.deepEqual(lastRequest().body.additionalModelRequestFields, { thinking: { type: 'enabled', budget_tokens: 2000 } });
+    fake.enqueue({ fixture: 'text.json' });
+    await collect(chat({ tools, toolChoice: { type: 'required' }, reasoning: { enabled: true, effort: 'low' } }), deployment({}, { model: NOVA }));
+    assert.deepEqual(lastRequest().body.toolConfig.toolChoice, { any: {} });
+    assert.deepEqual(lastRequest().body.additionalModelRequestFields, { reasoningConfig: { type: 'enabled', maxReasoningEffort: 'low' } });
+  });
+
+  test('a conversation that is empty or does not start with a user turn is a 400 naming messages, before any call, and not retryable', async () => {
+    const before = fake.requests.length;
+    for (const messages of [
+      [{ role: 'system', content: [{ type: 'text', text: 'Be brief.' }] }, user('')],
+      [user(''), { role: 'assistant', content: [{ type: 'text', text: 'x' }] }, user('y')],
+      [],
+    ]) {
+      const { parts, error } = await failure(chat({ messages }));
+      assert.deepEqual(parts, []);
+      assert.equal(error.kind, 'bad_request');
+      assert.equal(error.status, 400);
+      assert.equal(error.param, 'messages');
+      assert.equal(error.retryable, false);
+      assert.match(error.message, /start with a non-empty user message/);
+    }
+    assert.equal(fake.requests.length, before);
+  });
+
+  test('Nova: a reasoning budget is added to maxTokens (Nova counts reasoning inside it); with an effort only, maxTokens is sent as is', async () => {
+    fake.enqueue({ fixture: 'text.json' });
+    // What the Messages dialect passes for max_tokens 3000 with budget_tokens 2000.
+    await collect(chat({ maxTokens: 1000, reasoning: { enabled: true, budgetTokens: 2000 } }), deployment({}, { model: NOVA }));
+    assert.equal(lastRequest().body.inferenceConfig.maxTokens, 3000);
+    assert.deepEqual(lastRequest().body.additionalModelRequestFields, { reasoningConfig: { type: 'enabled', maxReasoningEffort: 'low' } });
+    fake.enqueue({ fixture: 'text.json' });
+    await collect(chat({ maxTokens: 1000, reasoning: { enabled: true, effort: 'medium' } }), deployment({}, { model: NOVA }));
+    assert.equal(lastRequest().body.inferenceConfig.maxTokens, 1000);
+    // The deployment's maxTokens stands in for the request's.
+    fake.enqueue({ fixture: 'text.json' });
+    await collect(chat({ reasoning: { enabled: true, budgetTokens: 5000 } }), deployment({ maxTokens: 800 }, { model: NOVA }));
+    assert.equal(lastRequest().body.inferenceConfig.maxTokens, 5800);
+    // No cap at all: none is invented.
+    fake.enqueue({ fixture: 'text.json' });
+    await collect(chat({ reasoning: { enabled: true, budgetTokens: 5000 } }), deployment({}, { model: NOVA }));
+    assert.equal(lastRequest().body.inferenceConfig, undefined);
+  });
+});
+
 test('capabilities are honest', () => {
   assert.deepEqual(provider.capabilities(deployment()), {
     modalities: ['text', 'image', 'video', 'document'],

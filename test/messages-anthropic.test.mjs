@@ -464,7 +464,6 @@ test("Anthropic refusing one deployment's key (401) or model (404) moves the cal
   }
 });
 
-
 test("Anthropic refusing the gateway's own key is a 502 api_error, not the caller's authentication_error", async () => {
   for (const [status, type] of [[401, 'authentication_error'], [403, 'permission_error'], [404, 'not_found_error']]) {
     fake.enqueue({ status, error: { type, message: 'refused' } });
@@ -476,4 +475,19 @@ test("Anthropic refusing the gateway's own key is a 502 api_error, not the calle
     assert.equal(res.status, 502, String(status));
     assert.equal((await res.json()).error.type, 'api_error', String(status));
   }
+});
+
+test("display 'omitted' reaches Anthropic, and its signed thinking blocks come back without their text (they were dropped)", async () => {
+  fake.enqueue({ fixture: 'thinking.sse' });
+  const message = await client.messages.create({
+    model: 'claude',
+    max_tokens: 4000,
+    thinking: { type: 'enabled', budget_tokens: 2048, display: 'omitted' },
+    messages: [{ role: 'user', content: 'GCD of 1071 and 462?' }],
+  });
+  assert.deepEqual(fake.requests.at(-1).body.thinking, { type: 'enabled', budget_tokens: 2048, display: 'omitted' });
+  assert.deepEqual(message.content.map((b) => b.type), ['thinking', 'redacted_thinking', 'text']);
+  assert.equal(message.content[0].thinking, '');
+  assert.equal(message.content[0].signature, 'EqQBCgIYAhIM1gbcDa9GJwZA2b3hGgxBdjrkzLoky3dl1pkiMOYds+sig==');
+  assert.match(message.content[1].data, /^EmwKAhgB/);
 });

@@ -394,3 +394,24 @@ test('a route missed by a base URL without /v1, or with it twice, names the rout
     await s.close();
   }
 });
+
+test("max_tokens covers the reasoning budget on both sides: reasoning.max_tokens within it reaches the upstream's cap whole", async () => {
+  upstream.enqueue({ type: 'text', text: 'ok' });
+  await client.chat.completions.create(ask('Think', { max_tokens: 500, reasoning: { max_tokens: 200 } }));
+  const sent = upstream.requests.at(-1).body;
+  assert.equal(sent.max_tokens, 500);
+  assert.equal(sent.reasoning_effort, 'low');
+  // A budget that leaves nothing for the answer is refused, naming it.
+  const over = await postJson(`${s.url}/v1/chat/completions`, ask('Think', { max_tokens: 100, reasoning: { max_tokens: 100 } }));
+  assert.equal(over.status, 400);
+  assert.equal(over.body.error.param, 'reasoning.max_tokens');
+});
+
+test('reasoning and reasoning_effort together: one effort (named in either), two different ones a 400', async () => {
+  upstream.enqueue({ type: 'text', text: 'ok' });
+  await client.chat.completions.create(ask('Think', { reasoning: { exclude: true }, reasoning_effort: 'high' }));
+  assert.equal(upstream.requests.at(-1).body.reasoning_effort, 'high');
+  const clash = await postJson(`${s.url}/v1/chat/completions`, ask('Think', { reasoning: { effort: 'low' }, reasoning_effort: 'high' }));
+  assert.equal(clash.status, 400);
+  assert.equal(clash.body.error.param, 'reasoning_effort');
+});

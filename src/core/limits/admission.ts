@@ -155,7 +155,9 @@ export class Admission implements ChatAdmission {
     // A prompt past the model's context is refused after admission anyway: past it, a lower bound
     // saves tokenizing the whole of it (a local tokenizer holds the event loop).
     const promptTokens = needsTokens ? await this.options.countTokens(request, model.contextLength).catch(() => estimateTokens(request)) : 0;
-    const maxOutput = (request.maxTokens ?? Math.min(this.options.config.defaultMaxTokens, model.contextLength)) * (request.n ?? 1);
+    // The canonical maxTokens is the answer's: a thinking budget is output on top of it.
+    const thinking = request.reasoning?.enabled ? (request.reasoning.budgetTokens ?? 0) : 0;
+    const maxOutput = (request.maxTokens === undefined ? Math.min(this.options.config.defaultMaxTokens, model.contextLength) : request.maxTokens + thinking) * (request.n ?? 1);
     const reservation = costOf(model.pricing, { inputTokens: promptTokens, outputTokens: maxOutput });
     const budgetScopes: Scope[] = [];
     const lines: BudgetLine[] = [];

@@ -24,7 +24,16 @@ export async function* messageEvents(stream: AsyncIterable<MessagesPart>, render
       yield* renderer.fail(toGatewayError(part.error), requestId);
       return;
     }
-    yield* renderer.push(part);
+    let events;
+    try {
+      events = renderer.push(part);
+    } catch (err) {
+      // What the renderer refuses (a tool call whose input is no JSON object) is the upstream's
+      // fault, told to the client as any upstream failure is.
+      yield* renderer.fail(toGatewayError(err), requestId);
+      return;
+    }
+    yield* events;
   }
   if (!begun) yield* renderer.begin();
   yield* renderer.end();

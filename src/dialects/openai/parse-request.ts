@@ -181,11 +181,30 @@ function toolChoice(choice: ChatCompletionRequest['tool_choice'], tools: Functio
   }
 }
 
+/**
+ * The canonical maxTokens is the answer's cap, the reasoning budget apart (as Anthropic's
+ * providers need it); OpenAI's max_tokens, as OpenRouter's with reasoning.max_tokens, covers both.
+ */
+function answerTokens(body: ChatCompletionRequest): number | undefined {
+  const total = body.max_completion_tokens ?? body.max_tokens ?? undefined;
+  const budget = body.reasoning?.enabled === false ? undefined : body.reasoning?.max_tokens;
+  if (total === undefined || budget == null) return total;
+  if (budget >= total) {
+    throw badRequest(`reasoning.max_tokens (${budget}) must be less than max_tokens (${total}), which includes it`, 'reasoning.max_tokens');
+  }
+  return total - budget;
+}
+
 function reasoningConfig(body: ChatCompletionRequest): ReasoningConfig | undefined {
   const r = body.reasoning;
   if (r) {
-    const enabled = r.enabled ?? (r.effort !== 'none');
-    return { enabled: enabled && r.effort !== 'none', effort: r.effort, budgetTokens: r.max_tokens, exclude: r.exclude };
+    // Both forms at once: one effort, named once or the same in each (as max_tokens' pair is).
+    if (body.reasoning_effort && r.effort && r.effort !== body.reasoning_effort) {
+      throw badRequest(`reasoning.effort '${r.effort}' and reasoning_effort '${body.reasoning_effort}' disagree; send one`, 'reasoning_effort');
+    }
+    const effort = r.effort ?? body.reasoning_effort ?? undefined;
+    const enabled = r.enabled ?? (effort !== 'none');
+    return { enabled: enabled && effort !== 'none', effort, budgetTokens: r.max_tokens, exclude: r.exclude };
   }
   if (body.reasoning_effort) return { enabled: body.reasoning_effort !== 'none', effort: body.reasoning_effort };
   return undefined;
@@ -243,7 +262,7 @@ export async function parseChatCompletionRequest(body: ChatCompletionRequest, ea
   const request: ChatRequest = {
     model: body.model,
     messages,
-    maxTokens: body.max_completion_tokens ?? body.max_tokens ?? undefined,
+    maxTokens: answerTokens(body),
     temperature: body.temperature ?? undefined,
     topP: body.top_p ?? undefined,
     topK: body.top_k ?? undefined,

@@ -94,6 +94,8 @@ export type AnthropicToolChoice =
 export interface AnthropicThinkingConfig {
   type: 'enabled';
   budget_tokens: number;
+  /** 'omitted': the blocks come back signed, without their text. */
+  display?: 'omitted';
 }
 
 export interface AnthropicMessagesRequest {

@@ -1,13 +1,17 @@
 // Canonical request → the Anthropic Messages request body and headers.
 //
 // Sampling: temperature, top_p, top_k and stop sequences are sent as is (seed, penalties and
-// min_p are refused by the core through capabilities). max_tokens is required upstream: the
+// min_p are refused by the core through capabilities), except whitespace-only stop sequences,
+// which Anthropic refuses ("each stop sequence must contain non-whitespace"; OpenAI clients often
+// send "\n"): they are left out, the others sent. max_tokens is required upstream: the
 // request's, else deployment.options.maxTokens, else 4096. With thinking enabled, the thinking
 // budget is added on top so the answer keeps its own max_tokens (Anthropic requires
 // budget_tokens < max_tokens).
 //
 // Thinking is left off for a request that continues a tool-use turn whose assistant message does
-// not start with a thinking block (see toolTurnLacksThinking).
+// not start with a thinking block (see toolTurnLacksThinking), and for one whose tool choice
+// forces a tool (`any` or a named tool: see forcesTool), which Anthropic refuses with thinking
+// ("Thinking may not be enabled when tool_choice forces tool use"); the forced choice is kept.
 //
 // request.providerOptions.anthropic is merged into the body last (metadata, service_tier, a
 // top-level cache_control, a hand-written `thinking`…), except `model`, `messages` and `stream`;
@@ -29,8 +33,29 @@ export interface PreparedAnthropicRequest {
   betas: string[];
   jsonTool?: JsonResponseTool;
   droppedUnsignedReasoning: number;
-  /** Reasoning was asked for but thinking was left off (see toolTurnLacksThinking). */
+  /** Reasoning was asked for but thinking was left off (see toolTurnLacksThinking and forcesTool). */
   thinkingDropped: boolean;
+  /** Why thinking was left off, when it was. */
+  thinkingDroppedReason?: ThinkingDroppedReason;
+}
+
+/** `tool-turn`: see toolTurnLacksThinking; `forced-tool`: see forcesTool. */
+export type ThinkingDroppedReason = 'tool-turn' | 'forced-tool';
+
+/**
+ * Whether the caller's tool choice forces a tool (`required` → `any`, or a named tool) on a
+ * request that has tools to force (its own, or Anthropic server tools). Anthropic refuses forced
+ * tool use while thinking is enabled.
+ */
+export function forcesTool(request: ChatRequest): boolean {
+  const type = request.toolChoice?.type;
+  if (type !== 'required' && type !== 'tool') return false;
+  return (request.tools?.length ?? 0) > 0 || (request.providerTools ?? []).some((t) => t.provider === 'anthropic');
+}
+
+/** The stop sequences Anthropic takes: those with a non-whitespace character. */
+export function sendableStopSequences(stop: string[] | undefined): string[] {
+  return (stop ?? []).filter((s) => /\S/.test(s));
 }
 
 /**
@@ -65,7 +90,9 @@ export function prepareAnthropicRequest(
 ): PreparedAnthropicRequest {
   const prompt = convertToAnthropicMessages(request.messages);
   const wanted = thinkingBudget(request.reasoning, options.defaultThinkingBudget);
-  const thinkingDropped = wanted !== undefined && toolTurnLacksThinking(prompt.messages);
+  const thinkingDroppedReason: ThinkingDroppedReason | undefined =
+    wanted === undefined ? undefined : toolTurnLacksThinking(prompt.messages) ? 'tool-turn' : forcesTool(request) ? 'forced-tool' : undefined;
+  const thinkingDropped = thinkingDroppedReason !== undefined;
   const budget = thinkingDropped ? undefined : wanted;
   const tools = prepareAnthropicTools(request, budget !== undefined);
 
@@ -82,11 +109,13 @@ export function prepareAnthropicRequest(
   const serverTools = (request.providerTools ?? []).filter((t) => t.provider === 'anthropic').map((t) => t.definition);
   if (tools.tools || serverTools.length) body.tools = [...(tools.tools ?? []), ...serverTools];
   if (tools.toolChoice) body.tool_choice = tools.toolChoice;
-  if (budget !== undefined) body.thinking = { type: 'enabled', budget_tokens: budget };
+  // display 'omitted' is asked of Anthropic itself, whose signature then covers a block sent back without text.
+  if (budget !== undefined) body.thinking = { type: 'enabled', budget_tokens: budget, ...(request.reasoning?.omitText && { display: 'omitted' as const }) };
   if (request.temperature !== undefined) body.temperature = request.temperature;
   if (request.topP !== undefined) body.top_p = request.topP;
   if (request.topK !== undefined) body.top_k = request.topK;
-  if (request.stop?.length) body.stop_sequences = request.stop;
+  const stop = sendableStopSequences(request.stop);
+  if (stop.length) body.stop_sequences = stop;
 
   const extra = request.providerOptions?.anthropic ?? {};
   for (const [key, value] of Object.entries(extra)) {
@@ -95,5 +124,5 @@ export function prepareAnthropicRequest(
   const extraBetas = extra.betas;
   const betas = [...options.betas, ...(request.anthropicBetas ?? []), ...(Array.isArray(extraBetas) ? extraBetas.filter((b): b is string => typeof b === 'string') : [])];
 
-  return { body, betas: [...new Set(betas)], jsonTool: tools.jsonTool, droppedUnsignedReasoning: prompt.droppedUnsignedReasoning, thinkingDropped };
+  return { body, betas: [...new Set(betas)], jsonTool: tools.jsonTool, droppedUnsignedReasoning: prompt.droppedUnsignedReasoning, thinkingDropped, ...(thinkingDroppedReason ? { thinkingDroppedReason } : {}) };
 }

@@ -4,8 +4,11 @@
 // - user and tool messages become user turns; tool-result parts become `tool_result` blocks,
 //   placed first in their user turn as the API requires;
 // - assistant messages become assistant turns: text, `thinking` / `redacted_thinking` (sent back
-//   unchanged, signature included) and `tool_use`;
-// - consecutive turns of the same role are merged (parallel tool results share one user turn).
+//   unchanged, signature included) and `tool_use`; reasoning without a signature — none, or the
+//   empty one the Messages dialect gives reasoning from other providers — is not sent;
+// - consecutive turns of the same role are merged (parallel tool results share one user turn);
+// - the conversation must then start with a user turn (Anthropic refuses an empty one, or one
+//   that opens with the assistant): a 400 otherwise, before any call.
 
 import { documentText } from '../../core/documents.js';
 import { GatewayError, badRequest } from '../../core/errors.js';
@@ -26,7 +29,7 @@ export const ANTHROPIC_IMAGE_TYPES = new Set(['image/jpeg', 'image/png', 'image/
 export interface AnthropicPrompt {
   system?: AnthropicTextBlock[];
   messages: AnthropicMessage[];
-  /** Reasoning parts dropped because they carry no signature (from another provider). */
+  /** Reasoning parts dropped because they carry no (or an empty) signature (from another provider). */
   droppedUnsignedReasoning: number;
 }
 
@@ -145,7 +148,9 @@ function toolUseBlock(part: ToolCallPart): AnthropicToolUseBlock {
 
 function reasoningBlock(part: ReasoningPart): AnthropicAssistantContent | undefined {
   if (part.redactedData !== undefined) return { type: 'redacted_thinking', data: part.redactedData };
-  if (part.signature !== undefined) return { type: 'thinking', thinking: part.text, signature: part.signature };
+  // An empty signature is no signature: the Messages dialect writes `signature: ""` for reasoning
+  // from other providers, and Anthropic SDK clients send it back so.
+  if (part.signature) return { type: 'thinking', thinking: part.text, signature: part.signature };
   return undefined;
 }
 
@@ -286,5 +291,13 @@ export function convertToAnthropicMessages(messages: Message[]): AnthropicPrompt
   }
   flushUser();
   flushAssistant();
+  if (out[0]?.role !== 'user') {
+    throw badRequest(
+      out.length === 0
+        ? 'Anthropic needs the conversation to start with a non-empty user message; this one has no message with content to send'
+        : 'Anthropic needs the conversation to start with a non-empty user message; this one starts with an assistant turn (an empty user message is left out)',
+      'messages',
+    );
+  }
   return { system: system.length ? system : undefined, messages: out, droppedUnsignedReasoning };
 }

@@ -101,7 +101,11 @@ export class AnthropicProvider implements Provider {
       context.logger.debug({ dropped: prepared.droppedUnsignedReasoning }, 'anthropic: reasoning parts without a signature were not sent back');
     }
     if (prepared.thinkingDropped) {
-      context.logger.debug('anthropic: thinking left off: the tool-use turn being continued has no thinking block to send back');
+      context.logger.debug(
+        prepared.thinkingDroppedReason === 'forced-tool'
+          ? 'anthropic: thinking left off: the tool choice forces a tool, which Anthropic refuses with thinking'
+          : 'anthropic: thinking left off: the tool-use turn being continued has no thinking block to send back',
+      );
     }
 
     if (signal.aborted) throw anthropicTransportError(signal.reason, signal);

@@ -4,7 +4,12 @@
 // additionalModelRequestFields, by model family (see api.ts):
 //   claude: thinking {type:'enabled', budget_tokens} (budget added on top of maxTokens, which
 //           Claude requires to exceed the budget), top_k, anthropic_beta (the client's beta flags);
-//   nova:   reasoningConfig {type:'enabled', maxReasoningEffort low|medium|high}, inferenceConfig.topK.
+//           whitespace-only stop sequences left out (Claude refuses them, as on Anthropic's API);
+//           thinking left off when the tool choice forces a tool (Claude refuses both) or the
+//           tool turn being continued has no reasoning block (toolTurnLacksThinking);
+//   nova:   reasoningConfig {type:'enabled', maxReasoningEffort low|medium|high}, inferenceConfig.topK;
+//           a reasoning budget (budgetTokens) is added to maxTokens, as Nova's maxTokens counts
+//           the reasoning too while the canonical maxTokens is the answer's alone.
 // request.providerOptions.bedrock: Converse's own top-level fields (guardrailConfig,
 // performanceConfig, requestMetadata, serviceTier, promptVariables, outputConfig,
 // additionalModelResponseFieldPaths) go top-level; `additionalModelRequestFields` and any other
@@ -35,8 +40,28 @@ export interface PreparedBedrockRequest {
   input: ConverseStreamCommandInput;
   jsonTool?: JsonResponseTool;
   droppedUnsignedReasoning: number;
-  /** Reasoning was asked for but Claude's thinking was left off (see toolTurnLacksThinking). */
+  /** Reasoning was asked for but Claude's thinking was left off (see toolTurnLacksThinking and forcesTool). */
   thinkingDropped: boolean;
+  /** Why thinking was left off, when it was. */
+  thinkingDroppedReason?: ThinkingDroppedReason;
+}
+
+/** `tool-turn`: see toolTurnLacksThinking; `forced-tool`: see forcesTool. */
+export type ThinkingDroppedReason = 'tool-turn' | 'forced-tool';
+
+/**
+ * Whether the caller's tool choice forces one of its tools (`required` → {any:{}}, or a named
+ * tool). Claude refuses forced tool use while thinking is enabled ("Thinking may not be enabled
+ * when tool_choice forces tool use").
+ */
+export function forcesTool(request: ChatRequest): boolean {
+  const type = request.toolChoice?.type;
+  return (type === 'required' || type === 'tool') && (request.tools?.length ?? 0) > 0;
+}
+
+/** Claude's stop sequences: those with a non-whitespace character (it refuses the others). */
+function claudeStopSequences(stop: string[]): string[] {
+  return stop.filter((s) => /\S/.test(s));
 }
 
 /**
@@ -71,9 +96,17 @@ function reasoningOn(request: ChatRequest): boolean {
 
 export function prepareBedrockRequest(request: ChatRequest, deployment: ResolvedDeployment, options: BedrockDeploymentOptions): PreparedBedrockRequest {
   const prompt = convertToBedrockMessages(request.messages);
-  const thinkingDropped = reasoningOn(request) && options.family === 'claude' && toolTurnLacksThinking(prompt.messages);
+  const thinkingDroppedReason: ThinkingDroppedReason | undefined =
+    !reasoningOn(request) || options.family !== 'claude'
+      ? undefined
+      : toolTurnLacksThinking(prompt.messages)
+        ? 'tool-turn'
+        : forcesTool(request)
+          ? 'forced-tool'
+          : undefined;
+  const thinkingDropped = thinkingDroppedReason !== undefined;
   const reasoning = reasoningOn(request) && !thinkingDropped;
-  const tools = prepareBedrockTools(request, reasoning, prompt.hasToolBlocks);
+  const tools = prepareBedrockTools(request, reasoning, prompt);
   const additional: AdditionalFields = {};
   const inferenceConfig: InferenceConfiguration = {};
 
@@ -86,6 +119,9 @@ export function prepareBedrockRequest(request: ChatRequest, deployment: Resolved
       maxTokens = (maxTokens ?? 4096) + budget;
     } else if (options.family === 'nova') {
       additional.reasoningConfig = { type: 'enabled', maxReasoningEffort: novaEffort(r.effort, r.budgetTokens) };
+      // Nova's maxTokens covers its reasoning as well; the canonical one is the answer's alone
+      // (the Messages dialect takes the budget out of max_tokens), so the budget goes back on.
+      if (maxTokens !== undefined && r.budgetTokens !== undefined && r.budgetTokens > 0) maxTokens += Math.floor(r.budgetTokens);
     } else {
       throw badRequest(
         `The Bedrock model '${deployment.model}' has no known reasoning control (set deployment.options.family to 'claude' or 'nova' if it is one)`,
@@ -97,7 +133,8 @@ export function prepareBedrockRequest(request: ChatRequest, deployment: Resolved
   if (maxTokens !== undefined) inferenceConfig.maxTokens = maxTokens;
   if (request.temperature !== undefined) inferenceConfig.temperature = request.temperature;
   if (request.topP !== undefined) inferenceConfig.topP = request.topP;
-  if (request.stop?.length) inferenceConfig.stopSequences = request.stop;
+  const stop = options.family === 'claude' ? claudeStopSequences(request.stop ?? []) : (request.stop ?? []);
+  if (stop.length) inferenceConfig.stopSequences = stop;
   if (request.topK !== undefined) {
     if (!options.topKField) throw badRequest(`The Bedrock model '${deployment.model}' does not support 'top_k'`, 'top_k', 'unsupported_parameter');
     setPath(additional, options.topKField, request.topK);
@@ -125,9 +162,15 @@ export function prepareBedrockRequest(request: ChatRequest, deployment: Resolved
   }
   if (Object.keys(additional).length) input.additionalModelRequestFields = additional as BedrockDocument;
   // Claude says which stop sequence fired only when asked (Converse's stopReason does not).
-  if (options.family === 'claude' && request.stop?.length) {
+  if (options.family === 'claude' && stop.length) {
     input.additionalModelResponseFieldPaths = [...new Set([...(input.additionalModelResponseFieldPaths ?? []), '/delta/stop_sequence'])];
   }
 
-  return { input, jsonTool: tools.jsonTool, droppedUnsignedReasoning: prompt.droppedUnsignedReasoning, thinkingDropped };
+  return {
+    input,
+    jsonTool: tools.jsonTool,
+    droppedUnsignedReasoning: prompt.droppedUnsignedReasoning,
+    thinkingDropped,
+    ...(thinkingDroppedReason ? { thinkingDroppedReason } : {}),
+  };
 }

@@ -4,9 +4,12 @@
 // - user/tool messages → user turns: text, image {format, source:{bytes}}, video, document
 //   {format, name, source:{bytes}}, and `toolResult` blocks (first in their turn);
 // - assistant messages → assistant turns: text, `reasoningContent` (reasoningText {text,
-//   signature} or redactedContent, sent back unchanged), `toolUse`;
+//   signature} or redactedContent, sent back unchanged), `toolUse`; reasoning without a
+//   signature (none, or the empty one the Messages dialect gives other providers' reasoning) is not sent;
 // - a `cacheControl` on a part (text, media, tool call, tool result) adds a `cachePoint` block right after it;
-// - consecutive turns of one role are merged (Converse wants user/assistant alternation).
+// - consecutive turns of one role are merged (Converse wants user/assistant alternation);
+// - the conversation must then start with a user turn (Converse refuses an empty one, or one that
+//   opens with the assistant): a 400 otherwise, before any call.
 
 import { badRequest } from '../../core/errors.js';
 import type { MediaPart, Message, ReasoningPart, TextPart, ToolCallPart, ToolResultPart } from '../../core/types.js';
@@ -60,6 +63,8 @@ export interface BedrockPrompt {
   messages: BedrockMessage[];
   /** The conversation already holds toolUse/toolResult blocks (Converse then requires toolConfig). */
   hasToolBlocks: boolean;
+  /** The names of the tools the conversation's toolUse blocks call, each once, in order. */
+  historyToolNames: string[];
   droppedUnsignedReasoning: number;
 }
 
@@ -146,7 +151,8 @@ function reasoningBlock(part: ReasoningPart): ContentBlock.ReasoningContentMembe
   if (part.redactedData !== undefined) {
     return { reasoningContent: { redactedContent: new Uint8Array(Buffer.from(part.redactedData, 'base64')) } };
   }
-  if (part.signature !== undefined) return { reasoningContent: { reasoningText: { text: part.text, signature: part.signature } } };
+  // An empty signature is no signature (the Messages dialect writes `signature: ""` for other providers' reasoning).
+  if (part.signature) return { reasoningContent: { reasoningText: { text: part.text, signature: part.signature } } };
   return undefined;
 }
 
@@ -155,6 +161,7 @@ export function convertToBedrockMessages(messages: Message[]): BedrockPrompt {
   const system: SystemContentBlock[] = [];
   const out: BedrockMessage[] = [];
   let hasToolBlocks = false;
+  const historyToolNames = new Set<string>();
   let droppedUnsignedReasoning = 0;
   let userResults: ContentBlock[] | undefined;
   let userOther: ContentBlock[] | undefined;
@@ -218,6 +225,7 @@ export function convertToBedrockMessages(messages: Message[]): BedrockPrompt {
           }
           case 'tool-call':
             hasToolBlocks = true;
+            historyToolNames.add(part.name);
             withCache(assistantBlocks(), toolUseBlock(part), part);
             break;
           default:
@@ -247,5 +255,13 @@ export function convertToBedrockMessages(messages: Message[]): BedrockPrompt {
   }
   flushUser();
   flushAssistant();
-  return { system: system.length ? system : undefined, messages: out, hasToolBlocks, droppedUnsignedReasoning };
+  if (out[0]?.role !== 'user') {
+    throw badRequest(
+      out.length === 0
+        ? 'Bedrock needs the conversation to start with a non-empty user message; this one has no message with content to send'
+        : 'Bedrock needs the conversation to start with a non-empty user message; this one starts with an assistant turn (an empty user message is left out)',
+      'messages',
+    );
+  }
+  return { system: system.length ? system : undefined, messages: out, hasToolBlocks, historyToolNames: [...historyToolNames], droppedUnsignedReasoning };
 }

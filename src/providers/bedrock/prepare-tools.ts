@@ -3,8 +3,11 @@
 // tools → [{toolSpec:{name, description, inputSchema:{json}}}]; tool choice auto → {auto:{}},
 // required → {any:{}}, tool → {tool:{name}}. Converse has no `none`: the tools are left out,
 // unless earlier turns hold toolUse/toolResult blocks — Converse then requires toolConfig, so the
-// tools are sent without a choice (the model may still call one). Converse has no switch for
-// parallel tool calls; parallelToolCalls is not sent.
+// tools are sent without a choice (the model may still call one). For the same reason, a request
+// that offers no tools while its history holds tool blocks gets a toolConfig listing the tools the
+// history calls (by name, with an open object schema), without a choice; a call the model makes to
+// one is an ordinary tool call. Converse has no switch for parallel tool calls; parallelToolCalls
+// is not sent.
 //
 // Structured output is emulated as on Anthropic: a `json_response` tool with the schema, forced
 // with {tool:{name}} (or {any:{}} beside the caller's tools; only asked for, with `auto` and a
@@ -49,7 +52,18 @@ export function emulatesJson(request: ChatRequest): boolean {
   return request.responseFormat?.type === 'json' && request.toolChoice?.type !== 'none' && request.toolChoice?.type !== 'tool';
 }
 
-export function prepareBedrockTools(request: ChatRequest, reasoning: boolean, hasToolBlocks: boolean): PreparedBedrockTools {
+/** What the conversation's history holds that decides whether Converse requires a toolConfig. */
+export interface ToolHistory {
+  /** toolUse/toolResult blocks are in the history. */
+  hasToolBlocks: boolean;
+  /** The tool names its toolUse blocks call, each once. */
+  historyToolNames: string[];
+}
+
+export const HISTORY_TOOL_DESCRIPTION = "A tool from this conversation's history.";
+
+export function prepareBedrockTools(request: ChatRequest, reasoning: boolean, history: ToolHistory): PreparedBedrockTools {
+  const { hasToolBlocks } = history;
   const userTools = request.tools ?? [];
   // A tool's cache_control becomes a cache point after its spec, as Converse marks the tools' prefix.
   const tools: BedrockTool[] = userTools.flatMap((t) => [toolSpec(t.name, t.description, inputSchema(t.parameters)), ...(t.cacheControl ? [{ cachePoint: cachePoint(t.cacheControl) }] : [])]);
@@ -79,7 +93,12 @@ export function prepareBedrockTools(request: ChatRequest, reasoning: boolean, ha
     return { toolConfig: { tools, toolChoice }, jsonTool };
   }
 
-  if (tools.length === 0) return {};
+  if (tools.length === 0) {
+    // Converse refuses toolUse/toolResult blocks without a toolConfig ("The toolConfig field must
+    // be defined when using toolUse and toolResult content blocks"): name the history's tools.
+    if (!hasToolBlocks || history.historyToolNames.length === 0) return {};
+    return { toolConfig: { tools: history.historyToolNames.map((name) => toolSpec(name, HISTORY_TOOL_DESCRIPTION, { type: 'object' })) } };
+  }
   const choice = request.toolChoice;
   switch (choice?.type) {
     case undefined:

@@ -68,7 +68,11 @@ export class BedrockProvider implements Provider {
       context.logger.debug({ dropped: prepared.droppedUnsignedReasoning }, 'bedrock: reasoning parts without a signature were not sent back');
     }
     if (prepared.thinkingDropped) {
-      context.logger.debug('bedrock: thinking left off: the tool-use turn being continued has no reasoning block to send back');
+      context.logger.debug(
+        prepared.thinkingDroppedReason === 'forced-tool'
+          ? 'bedrock: thinking left off: the tool choice forces a tool, which Claude refuses with thinking'
+          : 'bedrock: thinking left off: the tool-use turn being continued has no reasoning block to send back',
+      );
     }
     const client = this.pool.get(deployment, options);
     if (signal.aborted) throw bedrockError(signal.reason, { signal });
@@ -103,7 +107,7 @@ export class BedrockProvider implements Provider {
       if (!response.stream) {
         throw new GatewayError('upstream_invalid', 'Bedrock answered ConverseStream without an event stream', { provider: 'bedrock', code: 'upstream_not_streaming' });
       }
-      const converter = new BedrockStreamConverter({ model: deployment.model, responseId: response.$metadata.requestId, jsonTool: prepared.jsonTool, excludeReasoning: request.reasoning?.exclude === true, stopSequences: request.stop });
+      const converter = new BedrockStreamConverter({ model: deployment.model, responseId: response.$metadata.requestId, jsonTool: prepared.jsonTool, excludeReasoning: request.reasoning?.exclude === true, stopSequences: prepared.input.inferenceConfig?.stopSequences });
       const pending: StreamPart[] = [];
       const emit = (part: StreamPart) => pending.push(part);
       iterator = response.stream[Symbol.asyncIterator]();

@@ -61,7 +61,9 @@ export class ResponseGenerator implements GenerationState {
     // distribution only for alternatives: a chosen token's probability is its confidence.
     const top = plan.request.logprobs?.top ?? 0;
     const probabilities = top > 0 ? 'distribution' : plan.tokenProbabilities || plan.request.logprobs ? 'confidence' : 'none';
-    this.maxTokens = plan.request.maxTokens ?? Number.POSITIVE_INFINITY;
+    // The canonical maxTokens is the answer's; what is generated includes the thinking budget.
+    const budget = plan.request.reasoning?.enabled ? (plan.request.reasoning.budgetTokens ?? 0) : 0;
+    this.maxTokens = plan.request.maxTokens === undefined ? Number.POSITIVE_INFINITY : plan.request.maxTokens + budget;
     this.driver = new SequenceDriver(lease.sequence, loaded.contextSize, signal, { probabilities, batchPriority: lease.batchPriority, gate: loaded.gate, maxTokens: this.maxTokens });
     this.sampling = samplingOptions(plan.request);
     this.freeSampling = { ...this.sampling, tokenBias: plan.tokenBias };

@@ -59,7 +59,9 @@ export function buildRequestBody(request: ChatRequest, model: string, options: O
     }
     body[wire] = value;
   }
-  if (request.maxTokens !== undefined) body[options.maxCompletionTokens ? 'max_completion_tokens' : 'max_tokens'] = request.maxTokens;
+  // The canonical maxTokens is the answer's; OpenAI's cap covers the reasoning too.
+  const budget = request.reasoning?.enabled ? (request.reasoning.budgetTokens ?? 0) : 0;
+  if (request.maxTokens !== undefined) body[options.maxCompletionTokens ? 'max_completion_tokens' : 'max_tokens'] = request.maxTokens + budget;
   if (request.n !== undefined) body.n = request.n;
   const responseFormat = convertResponseFormat(request.responseFormat);
   if (responseFormat) body.response_format = responseFormat;

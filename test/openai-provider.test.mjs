@@ -314,7 +314,7 @@ describe('the request sent upstream', () => {
     );
   });
 
-  test('messages: system, named user with image bytes (data URI) and URL, assistant tool call, tool result', async () => {
+  test('messages: system, named user with image bytes (data URI) and URL (its detail kept), assistant tool call, tool result', async () => {
     const png = new Uint8Array([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
     await collect(
       chat({
@@ -326,7 +326,7 @@ describe('the request sent upstream', () => {
             content: [
               { type: 'text', text: 'What is this?' },
               { type: 'image', mediaType: 'image/png', data: png },
-              { type: 'image', mediaType: 'image/jpeg', url: 'https://example.com/cat.jpg' },
+              { type: 'image', mediaType: 'image/jpeg', url: 'https://example.com/cat.jpg', detail: 'low' },
             ],
           },
           {
@@ -350,7 +350,7 @@ describe('the request sent upstream', () => {
         content: [
           { type: 'text', text: 'What is this?' },
           { type: 'image_url', image_url: { url: `data:image/png;base64,${Buffer.from(png).toString('base64')}` } },
-          { type: 'image_url', image_url: { url: 'https://example.com/cat.jpg' } },
+          { type: 'image_url', image_url: { url: 'https://example.com/cat.jpg', detail: 'low' } },
         ],
       },
       { role: 'assistant', content: 'Let me check.', tool_calls: [{ id: 'call_1', type: 'function', function: { name: 'get_weather', arguments: '{"city":"Paris"}' } }] },

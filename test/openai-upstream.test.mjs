@@ -415,3 +415,13 @@ test('reasoning and reasoning_effort together: one effort (named in either), two
   assert.equal(clash.status, 400);
   assert.equal(clash.body.error.param, 'reasoning_effort');
 });
+
+test("OpenAI's own request details reach an OpenAI-compatible upstream: a function's strict, json_schema's description", async () => {
+  upstream.enqueue({ type: 'text', text: '{"a":"x"}' });
+  const tools = [{ type: 'function', function: { name: 'f', strict: true, parameters: { type: 'object', properties: { a: { type: 'string' } }, required: ['a'], additionalProperties: false } } }];
+  const format = { type: 'json_schema', json_schema: { name: 'out', description: 'The answer as one field', schema: { type: 'object', properties: { a: { type: 'string' } } } } };
+  await client.chat.completions.create(ask('Go', { tools, response_format: format }));
+  const sent = upstream.requests.at(-1).body;
+  assert.equal(sent.tools[0].function.strict, true);
+  assert.equal(sent.response_format.json_schema.description, 'The answer as one field');
+});

@@ -37,6 +37,8 @@ export interface MediaPart {
   url?: string;
   /** Optional label/file name (documents). */
   name?: string;
+  /** OpenAI's image `detail` (its resolution, and so its token cost); other providers have none. */
+  detail?: 'auto' | 'low' | 'high';
   cacheControl?: Record<string, unknown>;
   nativeBlock?: NativeBlock;
 }
@@ -110,7 +112,7 @@ export type ToolChoice =
 
 export type ResponseFormat =
   | { type: 'text' }
-  | { type: 'json'; schema?: JsonSchema; name?: string };
+  | { type: 'json'; schema?: JsonSchema; name?: string; description?: string };
 
 export type ReasoningEffort = 'none' | 'minimal' | 'low' | 'medium' | 'high' | 'xhigh' | 'max';
 

@@ -62,8 +62,9 @@ async function userParts(message: Extract<ChatCompletionMessage, { role: 'user' 
     else if (part.type === 'image_url') {
       const url = part.image_url.url;
       const data = parseDataUri(url, `${param}.image_url.url`);
-      if (data) parts.push({ ...(await imageFromBytes(data.data, data.mediaType, `${param}.image_url.url`)), ...cacheControlOf(part) });
-      else if (/^https?:\/\//i.test(url)) parts.push({ type: 'image', mediaType: 'image/*', url, ...cacheControlOf(part) });
+      const detail = part.image_url.detail ? { detail: part.image_url.detail } : {};
+      if (data) parts.push({ ...(await imageFromBytes(data.data, data.mediaType, `${param}.image_url.url`)), ...detail, ...cacheControlOf(part) });
+      else if (/^https?:\/\//i.test(url)) parts.push({ type: 'image', mediaType: 'image/*', url, ...detail, ...cacheControlOf(part) });
       else throw badRequest('image_url.url must be an http(s) URL or a base64 data URI', `${param}.image_url.url`, 'invalid_image_url');
     } else if (part.type === 'input_audio') {
       throw badRequest('Audio input is not supported', `${param}`, 'unsupported_modality');
@@ -280,6 +281,8 @@ export async function parseChatCompletionRequest(body: ChatCompletionRequest, ea
         name: t.function.name,
         description: t.function.description,
         parameters: functionParameters(t.function.parameters, t.function.name, i),
+        // OpenAI's strict mode, for an OpenAI-compatible upstream; the local model's grammar holds every call to its schema.
+        ...(t.function.strict != null && { providerFields: { openai: { strict: t.function.strict } } }),
       }))
       .filter((t) => !allowed || allowed.has(t.name)),
     toolChoice: choice,
@@ -289,7 +292,7 @@ export async function parseChatCompletionRequest(body: ChatCompletionRequest, ea
         ? undefined
         : rf.type === 'json_object'
           ? { type: 'json' }
-          : { type: 'json', schema: rf.json_schema.schema ?? {}, name: rf.json_schema.name },
+          : { type: 'json', schema: rf.json_schema.schema ?? {}, name: rf.json_schema.name, ...(rf.json_schema.description && { description: rf.json_schema.description }) },
     reasoning: reasoningConfig(body),
     logprobs: body.logprobs === true ? { top: body.top_logprobs ?? 0 } : undefined,
     confidence: true,

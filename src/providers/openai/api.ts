@@ -9,7 +9,7 @@ export interface OpenAITextContent {
 
 export interface OpenAIImageContent {
   type: 'image_url';
-  image_url: { url: string };
+  image_url: { url: string; detail?: 'auto' | 'low' | 'high' };
 }
 
 /** OpenAI's file input (PDFs), sent as a data URI. */

@@ -82,7 +82,7 @@ function convertResponseFormat(format: ResponseFormat | undefined): OpenAIRespon
   if (!format.schema) return { type: 'json_object' };
   // Not `strict`: OpenAI's strict mode refuses most ordinary schemas; the core validates the output.
   const name = (format.name ?? 'response').replace(/[^a-zA-Z0-9_-]/g, '_').slice(0, 64);
-  return { type: 'json_schema', json_schema: { name, schema: format.schema } };
+  return { type: 'json_schema', json_schema: { name, ...(format.description && { description: format.description }), schema: format.schema } };
 }
 
 /** Budget → effort, for upstreams that only take an effort (OpenRouter maps the same way round). */

@@ -16,7 +16,7 @@ function convertMedia(part: MediaPart): OpenAIUserContent {
   if (part.type === 'image') {
     const url = dataUri(part) ?? part.url;
     if (!url) throw badRequest('An image part has neither data nor a URL', 'messages');
-    return { type: 'image_url', image_url: { url } };
+    return { type: 'image_url', image_url: { url, ...(part.detail && { detail: part.detail }) } };
   }
   if (part.type === 'document') {
     const data = dataUri(part);

@@ -18,7 +18,7 @@ export function prepareTools(request: ChatRequest): PreparedTools {
   const out: PreparedTools = {
     tools: tools.map((t) => ({
       type: 'function',
-      function: { name: t.name, ...(t.description !== undefined ? { description: t.description } : {}), parameters: t.parameters },
+      function: { name: t.name, ...(t.description !== undefined ? { description: t.description } : {}), parameters: t.parameters, ...t.providerFields?.openai },
     })),
   };
   if (choice) out.tool_choice = convertToolChoice(choice, tools.map((t) => t.name));

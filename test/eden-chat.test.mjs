@@ -230,6 +230,13 @@ describe('POST /v2/text/chat', () => {
     const messages = sentTo('alpha').messages;
     assert.equal(messages[1].tool_calls[0].id, 'call_1');
     assert.deepEqual(messages[2], { role: 'tool', tool_call_id: 'call_1', name: 'get_weather', content: '{"celsius":21}' });
+    // A result that answers no call in the history is refused, naming the field (an upstream would refuse the turn).
+    const orphan = await chat({ providers: 'alpha', previous_history: [{ role: 'user', message: 'Weather?' }], tool_results: [{ id: 'call_9', result: 'x' }] });
+    assert.equal(orphan.status, 400);
+    assert.match(orphan.body.error.message.tool_results[0], /call_9/);
+    const inHistory = await chat({ providers: 'alpha', text: 'x', previous_history: [{ role: 'tool', message: 'r', tool_call_id: 'call_8' }] });
+    assert.equal(inHistory.status, 400);
+    assert.ok(inHistory.body.error.message.previous_history);
   });
 
   test('reasoning_effort is sent as the provider control, without the default temperature 0 (a given one is kept)', async () => {

@@ -4,6 +4,7 @@
 import { GatewayError } from '../../core/errors.js';
 import { firstRepeat } from '../../core/validation.js';
 import type { ChatRequest, ContentPart, Message, ToolChoice } from '../../core/types.js';
+import { unansweredToolResult } from '../../core/types.js';
 import type { EdenChatRequest, EdenHistoryItem, EdenToolCall } from './schema.js';
 
 function fieldError(field: string, message: string, code = 'invalid_request'): GatewayError {
@@ -51,6 +52,12 @@ export function buildChatRequest(body: EdenChatRequest, model: string): ChatRequ
       role: 'tool',
       content: body.tool_results.map((r) => ({ type: 'tool-result', toolCallId: r.id, name: toolNames.get(r.id), content: [{ type: 'text', text: resultText(r.result) }] })),
     });
+  }
+  // As the OpenAI route: a result must answer a call (an upstream refuses a tool turn without one).
+  const orphan = unansweredToolResult(messages);
+  if (orphan) {
+    const field = body.tool_results.some((r) => r.id === orphan.toolCallId) ? 'tool_results' : 'previous_history';
+    throw fieldError(field, `The tool result for '${orphan.toolCallId}' answers no tool call in previous_history`, 'invalid_tool_result');
   }
   if (body.text) messages.push({ role: 'user', content: [{ type: 'text', text: body.text }] });
   if (!body.text && body.tool_results.length === 0) {

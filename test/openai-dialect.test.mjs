@@ -156,6 +156,9 @@ test('n=2 returns two choices (emulated by two provider calls) with usage summed
   assert.equal(scripted.requests.length - before, 2);
   assert.equal(completion.usage.completion_tokens, 4);
   assert.equal(completion.usage.prompt_tokens, 7);
+  // Usage counts the prompt once, as OpenAI's; the cost is what the two calls were billed
+  // (m1: $1/M input, $2/M output): the prompt twice.
+  assert.equal(completion.usage.cost, (2 * 7 * 1 + 4 * 2) / 1e6);
 });
 
 test('reasoning is split from content, and dropped with reasoning.exclude', async () => {

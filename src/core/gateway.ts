@@ -317,6 +317,10 @@ export class Gateway {
   ): PrimedStream {
     const setAside = this.setAsideAnswers(attempts);
     let usage = emptyUsage();
+    // n emulated by n calls: each was billed its prompt, so the cost counts it n times (usage, as
+    // OpenAI reports it, counts it once).
+    const separateCalls = (request.n ?? 1) > 1 && !this.capabilities(deployment).multipleChoices;
+    let billed = emptyUsage();
     const finishedChoices = new Set<number>();
     // Characters generated per choice, for a call cut off before its usage arrived.
     const generated = new Map<number, number>();
@@ -333,6 +337,7 @@ export class Gateway {
         if (part.type === 'finish' && !finishedChoices.has(part.choice ?? 0)) {
           finishedChoices.add(part.choice ?? 0);
           usage = addChoiceUsage(usage, part.usage);
+          billed = addUsage(billed, part.usage);
         }
         if (part.type === 'error') {
           error = toGatewayError(part.error);
@@ -347,7 +352,7 @@ export class Gateway {
         const status = error ? error.status : completed ? 200 : 499;
         const summary: ChatSummary = {
           usage,
-          cost: costOf(model.pricing, usage),
+          cost: costOf(model.pricing, separateCalls && !cutOff ? billed : usage),
           status,
           errorKind: error?.kind ?? (completed ? undefined : 'cancelled'),
           latencyMs: performance.now() - context.startedAt,

@@ -167,6 +167,17 @@ test('logit_bias is honoured; biasing an end-of-turn token, which the runtime ca
   });
 });
 
+test('logprobs spell the content exactly where the answer began with whitespace (trimmed from both), one entry per completion token', async () => {
+  // Greedy on this prompt, the test model's first token is " <!--": the answer starts without the space.
+  const completion = await client.chat.completions.create({ model: 'tiny', messages: [{ role: 'user', content: 'hi' }], max_tokens: 6, temperature: 0, logprobs: true, top_logprobs: 2 });
+  const choice = completion.choices[0];
+  const tokens = choice.logprobs.content;
+  assert.ok(!/^\s/.test(choice.message.content));
+  assert.equal(tokens.map((t) => t.token).join(''), choice.message.content);
+  assert.equal(tokens.length, completion.usage.completion_tokens);
+  assert.deepEqual(tokens[0].top_logprobs[0], { token: tokens[0].token, logprob: tokens[0].logprob, bytes: tokens[0].bytes });
+});
+
 test('n=2 gives two different choices decoded together', async () => {
   const completion = await client.chat.completions.create(ask({ n: 2, max_tokens: 16, temperature: 1 }));
   assert.equal(completion.choices.length, 2);

@@ -14,8 +14,27 @@ function logOf(probability: number | undefined): number {
   return probability !== undefined && probability > 0 ? Math.max(Math.log(probability), UNLIKELY) : UNLIKELY;
 }
 
+/**
+ * The entries with the whitespace that leads their joined text taken out of their `token` (and
+ * `bytes`): a whitespace-only token keeps its place and logprob with empty text, so the tokens
+ * still number the completion's and spell its content. `reached`: a token with text was found.
+ */
+function trimLeadingWhitespace(entries: TokenLogprob[]): { entries: TokenLogprob[]; reached: boolean } {
+  const first = entries.findIndex((e) => e.token.trim() !== '');
+  const end = first < 0 ? entries.length : first + 1;
+  const trim = <T extends { token: string; bytes: number[] | null }>(e: T): T => {
+    const token = e.token.trimStart();
+    return token === e.token ? e : { ...e, token, bytes: e.bytes && [...Buffer.from(token, 'utf8')] };
+  };
+  // The alternatives at those positions are trimmed alike, so the chosen one still reads as one of them.
+  const trimmed = entries.map((e, i) => (i < end ? { ...trim(e), top: e.top.map(trim) } : e));
+  return { entries: trimmed, reached: first >= 0 };
+}
+
 export class TokenLogprobQueue {
   private queue: TokenLogprob[] = [];
+  /** No entry has reached the answer yet (since it began or a thought ended). */
+  private answerStart = true;
   private readonly texts = new Map<Token, { token: string; bytes: number[] | null }>();
 
   constructor(
@@ -40,6 +59,13 @@ export class TokenLogprobQueue {
     if (this.queue.length === 0) return;
     const index = parts.findIndex((p) => p.type === 'text-delta' && p.delta.length > 0);
     if (index < 0) return;
+    // The answer's leading whitespace is trimmed (think-splitter.ts): so are its tokens, for the
+    // tokens to spell the content exactly, as OpenAI's do.
+    if (this.answerStart) {
+      const { entries, reached } = trimLeadingWhitespace(this.queue);
+      this.queue = entries;
+      this.answerStart = !reached;
+    }
     parts[index] = { ...(parts[index] as Extract<StreamPart, { type: 'text-delta' }>), logprobs: this.queue };
     this.queue = [];
   }
@@ -47,6 +73,7 @@ export class TokenLogprobQueue {
   /** Drops what is queued: tokens whose text will never be answer text (a thought's opening tag). */
   discard(): void {
     this.queue = [];
+    this.answerStart = true;
   }
 
   /** A token's own text and bytes; a token holding part of a character has no bytes to show. */

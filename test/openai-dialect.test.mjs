@@ -648,6 +648,28 @@ test('with no keys the server refuses to listen beyond loopback', async () => {
   await server.close();
 });
 
+test('a server listening beyond loopback (it had a key) never runs open: revoking the last key leaves it refusing requests without one', async () => {
+  const { createServer } = await import('../dist/server/app.js');
+  const { loadConfig } = await import('../dist/core/config.js');
+  const { hashApiKey } = await import('../dist/core/keys.js');
+  const config = loadConfig({ dataDir: `${s.dataDir}/network`, host: '0.0.0.0', port: 0 }, {});
+  const server = await createServer({ config, providers: { local: scripted.factory }, logger: (await import('pino')).default({ level: 'silent' }) });
+  try {
+    const record = await server.context.store.createKey({ organisation: 'acme', hash: hashApiKey('sb-network-test-key'), prefix: 'sb-netw' });
+    const url = await server.listen();
+    const port = new URL(url).port;
+    const models = (headers = {}) => fetch(`http://127.0.0.1:${port}/v1/models`, { headers });
+    assert.equal((await models({ authorization: 'Bearer sb-network-test-key' })).status, 200);
+    await server.context.store.revokeKey(record.id);
+    const open = await models();
+    assert.equal(open.status, 401);
+    assert.equal((await open.json()).error.code, 'missing_api_key');
+    assert.equal((await models({ authorization: 'Bearer sb-anything' })).status, 401);
+  } finally {
+    await server.close();
+  }
+});
+
 test('a local model the config adds itself (the default one, --model) lists the context it is served with', async () => {
   const { loadConfig } = await import('../dist/core/config.js');
   const { ModelRegistry } = await import('../dist/core/models.js');

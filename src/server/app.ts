@@ -240,6 +240,9 @@ export async function createServer(options: ServerOptions): Promise<SwitchboardS
           "Refusing to start: no API key exists and server.cors.origins allows '*', so any web page the user opens could call this open server. Create a key with 'switchboard keys create --org ORG', or list the origins allowed.",
         );
       }
+      // Checked at start, and held: revoking the last key later must not open this server.
+      if (!isLoopbackHost(host)) auth.refuseOpenMode(`listening on ${host}`);
+      else if (allowsEveryOrigin(config)) auth.refuseOpenMode("server.cors.origins allows '*'");
       const url = await app.listen({ host, port });
       if (open) logger.warn({ host }, 'no API keys configured: running OPEN (no authentication), bound to loopback only');
       return url;

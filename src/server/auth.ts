@@ -1,5 +1,7 @@
 // Bearer (or x-api-key) authentication. Keys are looked up by hash; with no active key at all
-// the server runs open (and then listens on loopback only, enforced at start).
+// the server runs open (and then listens on loopback only, enforced at start). A server started
+// where open mode is refused (a network address) never becomes open: when its last key is
+// revoked or expires, requests without a valid key are still refused.
 
 import type { FastifyRequest } from 'fastify';
 import { GatewayError } from '../core/errors.js';
@@ -26,10 +28,18 @@ export function bearerToken(request: FastifyRequest): string | undefined {
 }
 
 export class Authenticator {
+  /** Why running open is refused where this server listens (set at start); undefined: allowed. */
+  private openRefused: string | undefined;
+
   constructor(
     private readonly store: Store,
     private readonly adminKey: string | undefined,
   ) {}
+
+  /** Called before listening where open mode would be refused (a network address, cors '*'). */
+  refuseOpenMode(reason: string): void {
+    this.openRefused = reason;
+  }
 
   /** Asked per request (an indexed COUNT): keys created by the CLI in another process apply at once. */
   async hasKeys(): Promise<boolean> {
@@ -48,11 +58,11 @@ export class Authenticator {
       if (key && !key.revokedAt && (!key.expiresAt || key.expiresAt > Date.now())) {
         return { mode: 'key', organisation: key.organisation, key };
       }
-      if (key || (await this.hasKeys())) {
+      if (key || this.openRefused || (await this.hasKeys())) {
         throw new GatewayError('auth', 'Incorrect API key provided', { code: key ? 'api_key_revoked_or_expired' : 'invalid_api_key' });
       }
     }
-    if (await this.hasKeys()) {
+    if (this.openRefused || (await this.hasKeys())) {
       throw new GatewayError('auth', 'Missing API key: send it as "Authorization: Bearer <key>" or "x-api-key: <key>"', { code: 'missing_api_key' });
     }
     return { mode: 'open', organisation: OPEN_ORGANISATION };

@@ -47,6 +47,8 @@ before(async () => {
         { id: 'gm', provider: 'gated', model: 'gated-1', pricing: { input: 125000, output: 125000 } },
         // An OpenAI-compatible upstream: no tokenizer here, the prompt is estimated.
         { id: 'compat', provider: 'openai', model: 'gpt-4o-mini', baseUrl: upstream.url, pricing: { input: 100000, output: 100000 } },
+        // The router ends its calls at 300 ms, answering or not.
+        { id: 'capped', provider: 'openai', model: 'gpt-4o-mini', baseUrl: upstream.url, pricing: { input: 100000, output: 100000 }, routing: { retries: 0, timeouts: { totalMs: 300 } } },
       ],
     },
     providers: { gated: gated.factory },
@@ -167,6 +169,33 @@ test('a stream its client cuts off before the usage arrives is still charged: th
   // At least what the client was sent (8 characters a delta: 2 tokens each); at most all 40 deltas.
   assert.ok(row.output_tokens >= seen * 2 && row.output_tokens <= 80, `${row.output_tokens} output tokens for ${seen} deltas seen`);
   assert.ok(Math.abs(row.cost - (row.input_tokens + row.output_tokens) * 0.1) < 1e-9, `cost ${row.cost}`);
+});
+
+test("a stream the router's total timeout ends is charged as a cut-off one: its 504 row has the prompt and what was sent", async () => {
+  // 40 deltas 20 ms apart take 800 ms; the timeout cuts the stream at 300 ms.
+  const deltas = Array.from({ length: 40 }, (_, i) => `word${String(i).padStart(3, '0')} `);
+  upstream.enqueue({ type: 'text', deltas, delayMs: 20, usage: { prompt_tokens: 9, completion_tokens: 40, total_tokens: 49 } });
+  const { body: key } = await admin('POST', '/admin/keys', { organisation: 'timeout-org' });
+  const res = await fetch(`${server.url}/v1/chat/completions`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', authorization: `Bearer ${key.key}` },
+    body: JSON.stringify({ model: 'capped', stream: true, messages: [{ role: 'user', content: 'Count for me, slowly.' }] }),
+  });
+  const requestId = res.headers.get('x-request-id');
+  const text = await res.text();
+  assert.match(text, /total_timeout/);
+  const seen = (text.match(/"content":"word/g) ?? []).length;
+  assert.ok(seen > 0, 'the stream had begun');
+  let row;
+  while (!row) {
+    const { body } = await admin('GET', '/admin/requests?organisation=timeout-org');
+    row = body.data.find((r) => r.id === requestId);
+    if (!row) await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+  assert.equal(row.status, 504);
+  assert.equal(row.input_tokens, 13);
+  assert.ok(row.output_tokens >= seen * 2 && row.output_tokens <= 80, `${row.output_tokens} output tokens for ${seen} deltas seen`);
+  assert.ok(row.cost > 0);
 });
 
 test('the estimate for a cut-off call takes the prompt as the provider counted it at the start, caches included, and adds unfinished choices only', async () => {

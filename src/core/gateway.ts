@@ -347,7 +347,9 @@ export class Gateway {
         }
       },
       end: (completed) => {
-        const cutOff = error ? error.kind === 'cancelled' : !completed;
+        // Cut off by the gateway's side (the client went, a timeout, the shutdown grace ran out)
+        // rather than failed by the upstream: the upstream worked, and bills, for what it sent.
+        const cutOff = error ? error.kind === 'cancelled' || error.kind === 'timeout' || error.code === 'server_shutting_down' : !completed;
         if (cutOff) usage = withCutOffChoices(usage, request, promptUsage, generated, finishedChoices);
         const status = error ? error.status : completed ? 200 : 499;
         const summary: ChatSummary = {

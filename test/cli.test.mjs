@@ -441,6 +441,35 @@ test('first run with no config: serve downloads the default model from the Hub, 
   }
 });
 
+test('SIGTERM while the default model is still downloading stops serve in order (exit 0), not by the signal', async () => {
+  // A Hub whose file never arrives: the warm-up waits for it until the signal.
+  const hub = http.createServer((req, res) => {
+    if (req.url.startsWith('/cdn/')) return res.writeHead(200, { 'content-length': 50_000_000 }).write(Buffer.alloc(1024));
+    res.writeHead(302, { location: `/cdn${req.url}`, 'x-linked-size': '50000000' }).end();
+  });
+  await new Promise((resolve) => hub.listen(0, '127.0.0.1', resolve));
+  const home = fs.mkdtempSync(path.join(tmp, 'stop-loading-'));
+  const env = { ...process.env, HF_ENDPOINT: `http://127.0.0.1:${hub.address().port}`, SWITCHBOARD_CACHE_DIR: path.join(home, 'cache') };
+  for (const name of ['SWITCHBOARD_CONFIG', 'SWITCHBOARD_MODEL', 'SWITCHBOARD_DATA_DIR', 'SWITCHBOARD_HOST']) delete env[name];
+  const server = spawn(process.execPath, [path.resolve('bin/switchboard.js'), 'serve', '--port', '0'], { cwd: home, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  server.stdout.on('data', (d) => (out += d));
+  server.stderr.on('data', (d) => (out += d));
+  const exited = new Promise((resolve) => server.once('exit', (code, signal) => resolve({ code, signal })));
+  try {
+    while (!/loading the default model/.test(out)) await new Promise((resolve) => server.stdout.once('data', resolve));
+    server.kill('SIGTERM');
+    const { code, signal } = await exited;
+    assert.deepEqual({ code, signal }, { code: 0, signal: null }, out);
+    assert.match(out, /shutting down/);
+    assert.doesNotMatch(out, /switchboard listening on/);
+  } finally {
+    server.kill('SIGKILL');
+    hub.closeAllConnections();
+    await new Promise((resolve) => hub.close(resolve));
+  }
+});
+
 test('serve binds its port before loading the model: a taken port fails at once, before any download', async () => {
   const taken = http.createServer();
   await new Promise((resolve) => taken.listen(0, '127.0.0.1', resolve));

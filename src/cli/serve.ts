@@ -43,13 +43,6 @@ export function registerServeCommand(program: Command): void {
       // model download; requests that come meanwhile wait for the model, and /health/ready says
       // so. The line below is still printed only once the model is loaded.
       const url = await server.listen();
-      if (flags.warmUp) {
-        server.context.logger.info({ model: server.context.gateway.registry.defaultModel.id }, 'loading the default model');
-        await server.context.gateway.warmUp();
-      }
-      server.context.logger.info({ url, defaultModel: server.context.gateway.registry.defaultModel.id, store: server.context.store.kind }, 'switchboard listening');
-      // A line tests and scripts can wait for.
-      process.stdout.write(`switchboard listening on ${url}\n`);
       let stopping = false;
       const stop = async (signal: string) => {
         // A second signal does not wait for the requests in flight.
@@ -61,7 +54,17 @@ export function registerServeCommand(program: Command): void {
         logger.info('stopped');
         process.exit(0);
       };
+      // Set before the warm-up (a first download can take minutes): a stop then is an orderly one,
+      // the requests waiting for the model ending with 503 server_shutting_down, not a killed process.
       process.on('SIGINT', () => void stop('SIGINT'));
       process.on('SIGTERM', () => void stop('SIGTERM'));
+      if (flags.warmUp) {
+        server.context.logger.info({ model: server.context.gateway.registry.defaultModel.id }, 'loading the default model');
+        await server.context.gateway.warmUp();
+      }
+      if (stopping) return;
+      server.context.logger.info({ url, defaultModel: server.context.gateway.registry.defaultModel.id, store: server.context.store.kind }, 'switchboard listening');
+      // A line tests and scripts can wait for.
+      process.stdout.write(`switchboard listening on ${url}\n`);
     });
 }

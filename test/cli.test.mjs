@@ -42,6 +42,12 @@ test('--help explains every command and serve takes its flags', async () => {
     const out = (await cli(sub)).stdout;
     assert.match(out, /Usage: switchboard/, sub.join(' '));
   }
+  // The key in SWITCHBOARD_API_KEY is never printed: not by --help, nor after a usage error.
+  const env = { ...process.env, SWITCHBOARD_API_KEY: 'sb-secret-never-printed' };
+  const help = await cli(['chat', '--help'], { env });
+  assert.match(help.stdout, /SWITCHBOARD_API_KEY/);
+  const misuse = await cli(['chat', '--max-tokens', '0'], { env }).catch((err) => err);
+  for (const text of [help.stdout, help.stderr, misuse.stdout, misuse.stderr]) assert.doesNotMatch(String(text), /sb-secret-never-printed/);
 });
 
 test('models list prints every configured model with its aliases and provider', async () => {

@@ -84,7 +84,12 @@ async function streamReply(flags: ChatFlags, messages: Turn[], signal: AbortSign
   return reply;
 }
 
-const authorization = (flags: ChatFlags): Record<string, string> => (flags.key ? { authorization: `Bearer ${flags.key}` } : {});
+// The variable is read here, not as the option's default, which --help (and every usage error) prints.
+const apiKey = (flags: ChatFlags): string | undefined => flags.key || process.env.SWITCHBOARD_API_KEY || undefined;
+const authorization = (flags: ChatFlags): Record<string, string> => {
+  const key = apiKey(flags);
+  return key ? { authorization: `Bearer ${key}` } : {};
+};
 
 /** With --session: says whether the server already holds turns of it (GET /v1/sessions/{id}). */
 async function announceSession(flags: ChatFlags, session: string, terminal: Terminal): Promise<void> {
@@ -189,7 +194,7 @@ export function registerChatCommand(program: Command): void {
     )
     .option('--url <url>', 'server URL (env SWITCHBOARD_URL)', httpUrl, process.env.SWITCHBOARD_URL ?? 'http://127.0.0.1:8080')
     .option('-m, --model <model>', 'model id or alias', 'default')
-    .option('-k, --key <key>', 'API key (env SWITCHBOARD_API_KEY)', process.env.SWITCHBOARD_API_KEY)
+    .option('-k, --key <key>', 'API key (env SWITCHBOARD_API_KEY)')
     .option('-s, --system <prompt>', 'system prompt')
     .option('--max-tokens <n>', 'max tokens per answer', positiveInteger)
     .option('--session <id>', 'keep the conversation on the server (X-Session-ID): the same id later resumes it')

@@ -321,6 +321,14 @@ test('keys create and usage refuse what their HTTP routes refuse: an organisatio
     assert.match(error.stderr.trim(), pattern);
   }
   assert.equal(fs.existsSync(`${dataDir}-usage`), false, 'a refused usage flag opened no store');
+  // Commands that read the store refuse a folder that has none (a mistyped --data-dir), and make none.
+  for (const args of [['usage'], ['keys', 'list'], ['keys', 'revoke', 'key_x']]) {
+    const error = await cli([...args, '--data-dir', dataDir]).then(() => assert.fail(`${args.join(' ')} was accepted`), (e) => e);
+    assert.equal(error.code, 1, args.join(' '));
+    assert.match(error.stderr.trim(), /^switchboard: No Switchboard store in .*keys-refused: give the server's data directory/);
+  }
+  assert.equal(fs.existsSync(path.join(dataDir, 'switchboard.db')), false);
+  await cli(['keys', 'create', '--org', 'team-a', '--data-dir', dataDir]);
   assert.match((await cli(['usage', '--since', '2026-11-01', '--data-dir', dataDir])).stdout, /./);
 });
 

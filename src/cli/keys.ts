@@ -12,9 +12,10 @@ interface StoreFlags {
   dataDir?: string;
 }
 
-async function withStore<T>(flags: StoreFlags, fn: (store: Store) => Promise<T>): Promise<T> {
+/** `existing`: the command reads or changes keys, so a store must be there (only create makes one). */
+async function withStore<T>(flags: StoreFlags, fn: (store: Store) => Promise<T>, existing = true): Promise<T> {
   const config = loadConfig({ configFile: flags.config, dataDir: flags.dataDir });
-  const store = await openStore(config, path.resolve(config.server.dataDir));
+  const store = await openStore(config, path.resolve(config.server.dataDir), { existing });
   try {
     return await fn(store);
   } finally {
@@ -91,6 +92,7 @@ export function registerKeysCommand(program: Command): void {
           allowedModels: flags.models ? flags.models.split(',').map((m) => m.trim()).filter(Boolean) : undefined,
           limits,
         }),
+        false,
       );
       process.stdout.write(`Created key ${record.id} for organisation ${record.organisation}. It is shown once; store it now:\n${key}\n`);
     });

@@ -66,7 +66,7 @@ export function registerUsageCommand(program: Command): void {
         if (value !== undefined && !queryInstant.safeParse(value).success) throw new Error(`${flag} '${value}' must be ISO 8601 (2026-11-24, 2026-11-24T10:00:00Z) or epoch milliseconds`);
       }
       const config = loadConfig({ configFile: flags.config, dataDir: flags.dataDir });
-      const store = await openStore(config, path.resolve(config.server.dataDir));
+      const store = await openStore(config, path.resolve(config.server.dataDir), { existing: true });
       try {
         if (!store.tenancy) throw new Error(`The ${store.kind} store does not keep usage`);
         const since = toEpochMs(flags.since);

@@ -13,10 +13,11 @@ import type { Store } from './store.js';
 export async function openStore(
   config: Config,
   dataDir: string,
-  options: { serving?: boolean; env?: NodeJS.ProcessEnv } = {},
+  /** existing: the SQLite store must be there already (commands that only read or change it). */
+  options: { serving?: boolean; env?: NodeJS.ProcessEnv; existing?: boolean } = {},
 ): Promise<Store> {
   const { postgres, redis } = parseStoreConfig(config.store, options.env);
-  if (!postgres) return SqliteStore.inDataDir(dataDir, { backgroundCheckpoints: options.serving === true });
+  if (!postgres) return SqliteStore.inDataDir(dataDir, { backgroundCheckpoints: options.serving === true, existing: options.existing });
   const coordination = redis
     ? await RedisCoordination.connect(redis.url, { keyPrefix: redis.keyPrefix }).catch((err: unknown) => {
         throw new Error(`Cannot reach Redis at ${withoutCredentials(redis.url)} (store.redis or SWITCHBOARD_REDIS_URL): ${(err as Error).message}`, { cause: err });

@@ -127,8 +127,13 @@ export class SqliteStore implements Store {
     return this.statements(sql);
   }
 
-  static inDataDir(dataDir: string, options: { backgroundCheckpoints?: boolean } = {}): SqliteStore {
-    return new SqliteStore(path.join(dataDir, 'switchboard.db'), options);
+  static inDataDir(dataDir: string, options: { backgroundCheckpoints?: boolean; existing?: boolean } = {}): SqliteStore {
+    const file = path.join(dataDir, 'switchboard.db');
+    // A command that only reads (usage, keys list) on a mistyped folder would report "nothing" from a store it just made.
+    if (options.existing && !fs.existsSync(file)) {
+      throw new Error(`No Switchboard store in ${dataDir}: give the server's data directory (--data-dir, SWITCHBOARD_DATA_DIR or server.dataDir)`);
+    }
+    return new SqliteStore(file, options);
   }
 
   async createKey(key: NewApiKey): Promise<ApiKeyRecord> {

@@ -269,6 +269,35 @@ describe('observe, status, cancel', () => {
   });
 });
 
+describe('routes', () => {
+  test('only {id} and {id}/events are routes: any other path under the prefix is the 404 of an unknown route, in Anthropic\'s shape', async () => {
+    const id = (await submit('script:text', { id: 'routes-run' })).body.message_id;
+    await observe(id).done;
+    const unknown = async (method, path) => {
+      const res = await fetch(`${s.url}${path}`, { method });
+      const body = await res.json();
+      assert.equal(res.status, 404, `${method} ${path}`);
+      assert.equal(body.type, 'error');
+      assert.equal(body.error.type, 'not_found_error', `${method} ${path}`);
+      return body.error.message;
+    };
+    // As for any other unknown path under /v1/messages.
+    assert.equal(await unknown('GET', '/v1/messages/asyncx'), 'Unknown route GET /v1/messages/asyncx');
+    for (const path of [`/v1/messages/async/${id}/foo`, `/v1/messages/async/${id}/status`, `/v1/messages/async/${id}/events/`, `/v1/messages/async/${id}/events/x`, '/v1/messages/async/', '/v1/messages/async//events']) {
+      assert.equal(await unknown('GET', path), `Unknown route GET ${path}`);
+    }
+    for (const path of [`/v1/messages/async/${id}/events`, `/v1/messages/async/${id}/foo`]) {
+      assert.equal(await unknown('DELETE', path), `Unknown route DELETE ${path}`);
+    }
+    // The routes themselves are unchanged: a bad id there is still a 400, an unknown one a 404.
+    assert.equal((await status(id)).body.status, 'completed');
+    assert.equal((await fetch(`${s.url}/v1/messages/async/${id}/events`)).status, 200);
+    assert.equal((await status('has%20space')).status, 400);
+    assert.equal((await status('no-such-run')).body.error.type, 'not_found_error');
+    assert.equal((await cancel(id)).status, 409);
+  });
+});
+
 describe('organisations', () => {
   test("another organisation's message_id is a 404 everywhere; the id is free for it; x-api-key works", async () => {
     const store = s.server.context.store;
@@ -301,5 +330,170 @@ describe('organisations', () => {
     assert.equal(message.content[0].text, 'Hello world');
     const bad = new Anthropic({ baseURL: s.url, apiKey: 'wrong', maxRetries: 0 });
     await assert.rejects(bad.messages.create({ model: 'm1', max_tokens: 9, messages: [{ role: 'user', content: 'x' }] }), Anthropic.AuthenticationError);
+  });
+});
+
+/** A whole observe stream: its events [{id, event, data}] and its text. */
+async function readEvents(url, id, headers = {}) {
+  const res = await fetch(`${url}/v1/messages/async/${id}/events`, { headers });
+  assert.equal(res.status, 200);
+  const text = await res.text();
+  const events = text
+    .split('\n\n')
+    .filter((b) => b.trim())
+    .map((block) => {
+      const e = {};
+      for (const line of block.split('\n')) e[line.slice(0, line.indexOf(': '))] = line.slice(line.indexOf(': ') + 2);
+      return { id: e.id, event: e.event, data: JSON.parse(e.data) };
+    });
+  return { events, text };
+}
+
+describe('keys at submit and at start', () => {
+  let k;
+  let kScripted;
+  const keys = {};
+  before(async () => {
+    kScripted = createScriptedFactory({ GatewayError });
+    k = await startServer({
+      providers: { scripted: kScripted.factory },
+      config: {
+        defaultModel: 'm1',
+        router: { retries: 0 },
+        async: { concurrency: 1 },
+        models: [
+          { id: 'm1', provider: 'scripted', model: 'x' },
+          { id: 'm2', provider: 'scripted', model: 'y' },
+        ],
+      },
+    });
+    const store = k.server.context.store;
+    for (const [name, extra] of [['main', {}], ['onlyM1', { allowedModels: ['m1'] }], ['revoked', {}], ['expired', {}]]) {
+      const raw = generateApiKey();
+      const record = await store.createKey({ organisation: 'acme', hash: hashApiKey(raw), prefix: keyPrefix(raw), ...extra });
+      keys[name] = { raw, id: record.id, headers: { 'x-api-key': raw } };
+    }
+  });
+  after(() => k.close());
+
+  const ksubmit = (key, text, { id, model = 'm1' } = {}) =>
+    postJson(`${k.url}/v1/messages/async${id ? `?message_id=${id}` : ''}`, { model, max_tokens: 20, messages: [{ role: 'user', content: text }] }, key.headers);
+  const kstatus = async (key, id) => {
+    const res = await fetch(`${k.url}/v1/messages/async/${id}`, { headers: key.headers });
+    return { status: res.status, body: await res.json() };
+  };
+
+  test("a model the key may not use: the submit is the 403 /v1/messages answers, and no run is made", async () => {
+    const sync = await postJson(`${k.url}/v1/messages`, { model: 'm2', max_tokens: 20, messages: [{ role: 'user', content: 'script:text' }] }, keys.onlyM1.headers);
+    assert.equal(sync.status, 403);
+    const queued = await ksubmit(keys.onlyM1, 'script:text', { id: 'not-allowed', model: 'm2' });
+    assert.equal(queued.status, 403);
+    assert.equal(queued.body.type, 'error');
+    assert.equal(queued.body.error.type, 'permission_error');
+    assert.deepEqual(queued.body.error, sync.body.error);
+    assert.equal((await kstatus(keys.main, 'not-allowed')).status, 404);
+    // The model it may use is accepted and runs.
+    const allowed = await ksubmit(keys.onlyM1, 'script:text', { id: 'allowed' });
+    assert.equal(allowed.status, 202);
+    await readEvents(k.url, 'allowed', keys.main.headers);
+    assert.equal((await kstatus(keys.main, 'allowed')).body.status, 'completed');
+  });
+
+  for (const [name, end] of [
+    ['revoked', (store, id) => store.revokeKey(id)],
+    ['expired', (store, id) => store.tenancy.updateKey(id, { expiresAt: Date.now() - 1 })],
+  ]) {
+    test(`a run queued by a key ${name} before it starts fails with authentication_error: never executed, nothing charged to the key`, async () => {
+      const store = k.server.context.store;
+      const held = `script:gated keys-hold-${name}`;
+      const blocker = (await ksubmit(keys.main, held)).body.message_id;
+      while ((await kstatus(keys.main, blocker)).body.status !== 'running') await new Promise((r) => setTimeout(r, 5));
+      const text = `script:text queued-by-${name}`;
+      const id = `by-${name}`;
+      assert.equal((await ksubmit(keys[name], text, { id })).status, 202);
+      assert.equal((await kstatus(keys.main, id)).body.status, 'pending');
+      await end(store, keys[name].id);
+      kScripted.release(held);
+      const { events } = await readEvents(k.url, id, keys.main.headers);
+      assert.deepEqual(events.map((e) => e.event), ['error']);
+      assert.equal(events[0].data.error.type, 'authentication_error');
+      assert.match(events[0].data.error.message, name === 'revoked' ? /revoked/ : /expired/);
+      const st = (await kstatus(keys.main, id)).body;
+      assert.equal(st.status, 'failed');
+      assert.equal(st.error.type, 'authentication_error');
+      assert.ok(!kScripted.requests.some((r) => r.messages.at(-1).content[0].text === text), 'the run was not executed');
+      assert.deepEqual(await store.queryRequests({ keyId: keys[name].id }), [], 'nothing logged or billed to the key');
+      await readEvents(k.url, blocker, keys.main.headers);
+      // The key itself is refused as before.
+      assert.equal((await ksubmit(keys[name], 'script:text')).status, 401);
+    });
+  }
+});
+
+describe('shutdown', () => {
+  test("observers of runs that have not ended when the server shuts down get an error event, never a silent end", { timeout: 20_000 }, async () => {
+    const sScripted = createScriptedFactory({ GatewayError });
+    const sd = await startServer({
+      providers: { scripted: sScripted.factory },
+      config: {
+        server: { shutdownGraceSeconds: 0.2 },
+        defaultModel: 'm1',
+        router: { retries: 0 },
+        async: { concurrency: 2 },
+        models: [{ id: 'm1', provider: 'scripted', model: 'x' }],
+      },
+    });
+    const sdSubmit = (text, id) => postJson(`${sd.url}/v1/messages/async?message_id=${id}`, body(text));
+    const sdStatus = async (id) => (await (await fetch(`${sd.url}/v1/messages/async/${id}`)).json()).status;
+    let closed;
+    try {
+      assert.equal((await sdSubmit('script:gated sd-loud', 'loud')).status, 202);
+      assert.equal((await sdSubmit('script:gated-quiet sd-quiet', 'quiet')).status, 202);
+      assert.equal((await sdSubmit('script:text sd-queued', 'queued')).status, 202);
+      while ((await sdStatus('loud')) !== 'running' || (await sdStatus('quiet')) !== 'running') await new Promise((r) => setTimeout(r, 5));
+      assert.equal(await sdStatus('queued'), 'pending');
+      const observers = {};
+      for (const id of ['loud', 'quiet', 'queued']) {
+        observers[id] = await fetch(`${sd.url}/v1/messages/async/${id}/events`);
+        assert.equal(observers[id].status, 200);
+      }
+      // The loud run's first delta is out before the shutdown.
+      const loudReader = observers.loud.body.getReader();
+      let loudText = '';
+      while (!loudText.includes('before ')) loudText += new TextDecoder().decode((await loudReader.read()).value);
+      closed = sd.close();
+      for (;;) {
+        const { value, done } = await loudReader.read();
+        if (done) break;
+        loudText += new TextDecoder().decode(value);
+      }
+      const parse = (text) =>
+        text.split('\n\n').filter((b) => b.trim()).map((block) => {
+          const e = {};
+          for (const line of block.split('\n')) e[line.slice(0, line.indexOf(': '))] = line.slice(line.indexOf(': ') + 2);
+          return { id: e.id, event: e.event, data: JSON.parse(e.data) };
+        });
+      // A run that had emitted events ends with the shutdown's api_error, one of its own events.
+      const loud = parse(loudText);
+      assert.equal(loud.at(-1).event, 'error');
+      assert.equal(loud.at(-1).data.error.type, 'api_error');
+      assert.match(loud.at(-1).data.error.message, /shut down before this message finished/);
+      assert.equal(loud.filter((e) => e.event === 'error').length, 1);
+
+      // The queued run and the one that had emitted nothing are not over: their observers are
+      // told the server is shutting down, with an event that is not one of the run's (no id).
+      for (const [id, pattern] of [['queued', /still queued and will run after the restart/], ['quiet', /will run again after the restart/]]) {
+        const text = await observers[id].text();
+        const events = parse(text);
+        assert.deepEqual(events.map((e) => e.event), ['error'], id);
+        assert.equal(events[0].id, undefined, id);
+        assert.equal(events[0].data.error.type, 'overloaded_error', id);
+        assert.match(events[0].data.error.message, /server is shutting down/, id);
+        assert.match(events[0].data.error.message, pattern, id);
+        assert.match(events[0].data.error.message, /Reconnect/, id);
+      }
+    } finally {
+      await (closed ?? sd.close());
+    }
   });
 });

@@ -37,6 +37,8 @@ export class StreamWriter {
   private pending = '';
   private flushScheduled = false;
   private contentSent = false;
+  /** writeHead stored the headers but nothing has carried them out yet (Node's headersSent is already true then). */
+  private headersWaiting = false;
 
   private readonly res: ServerResponse;
 
@@ -59,6 +61,7 @@ export class StreamWriter {
    */
   start(status: number, headers: Record<string, string | number>): void {
     this.res.writeHead(status, { ...this.reply.getHeaders(), ...headers } as Record<string, string | number>);
+    this.headersWaiting = true;
     this.scheduleFlush();
   }
 
@@ -104,11 +107,15 @@ export class StreamWriter {
   flush(): void {
     if (this.isClosed || this.res.writableEnded) return;
     if (this.pending === '') {
-      if (!this.res.headersSent) this.res.flushHeaders();
+      // Nothing to write this turn (an observer waiting for a queued run's first event): the
+      // headers leave alone, so the client knows the stream is open.
+      if (this.headersWaiting) this.res.flushHeaders();
+      this.headersWaiting = false;
       return;
     }
     const text = this.pending;
     this.pending = '';
+    this.headersWaiting = false;
     this.res.write(text);
   }
 

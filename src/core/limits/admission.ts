@@ -32,8 +32,17 @@ export interface RateHeadroom {
 
 /** What the gateway needs from admission control. */
 export interface ChatAdmission {
-  /** Throws the 403 of `admit` when the caller's key may not use the model; reserves nothing. */
-  checkModel(request: ChatRequest, model: ResolvedModel, context: RequestContext): Promise<void>;
+  /**
+   * Throws the 403 of `admit` when the caller's key may not use the model (the 401 when it was
+   * revoked or has expired since); reserves nothing. Only `keyId` is read: an async run's submit
+   * and start check with it before any call is made.
+   */
+  checkModel(request: ChatRequest, model: ResolvedModel, context: Pick<RequestContext, 'keyId'>): Promise<void>;
+  /**
+   * Throws a 401 when the key was revoked or has expired (or no longer exists) since the request
+   * was authenticated: work queued with a key (an async run) starts only while the key is valid.
+   */
+  checkKey(context: Pick<RequestContext, 'keyId'>): Promise<void>;
   /**
    * Throws a GatewayError (403, 429) when the call may not run; otherwise reserves its share and
    * says what the caller's rate limits have left, when it has any.
@@ -78,6 +87,23 @@ export function modelAllowed(key: ApiKeyRecord, requested: string, model: Resolv
   const allowed = key.allowedModels;
   if (!allowed?.length) return true;
   return allowed.includes(requested) || allowed.includes(model.id) || model.aliases.some((a) => allowed.includes(a));
+}
+
+/** Whether a key still authenticates (as src/server/auth.ts accepts one): not revoked, not expired. */
+export function keyActive(key: ApiKeyRecord, now = Date.now()): boolean {
+  return !key.revokedAt && (!key.expiresAt || key.expiresAt > now);
+}
+
+/**
+ * Admission reloads the key (keyById) for each call: a key revoked or expired after the request
+ * was authenticated (an async run queued before, a request in flight) is refused, never served
+ * nor charged to it.
+ */
+function refuseUnlessActive(key: ApiKeyRecord | undefined): asserts key is ApiKeyRecord {
+  if (!key || !keyActive(key)) {
+    const what = !key ? 'no longer exists' : key.revokedAt ? 'has been revoked' : 'has expired';
+    throw new GatewayError('auth', `This API key ${what}: the request was not run`, { code: 'api_key_revoked_or_expired' });
+  }
 }
 
 function refuseUnlessAllowed(key: ApiKeyRecord, requested: string, model: ResolvedModel): void {
@@ -141,13 +167,25 @@ export class Admission implements ChatAdmission {
     return { scopes, logBodies: settings?.logBodies ?? configuredLogBodies ?? false };
   }
 
-  async checkModel(request: ChatRequest, model: ResolvedModel, context: RequestContext): Promise<void> {
-    const key = context.keyId ? await this.options.tenancy.keyById(context.keyId) : undefined;
+  /** The caller's key as it is now; throws when it no longer authenticates. Undefined without a key (admin, open mode). */
+  private async activeKey(context: Pick<RequestContext, 'keyId'>): Promise<ApiKeyRecord | undefined> {
+    if (!context.keyId) return undefined;
+    const key = await this.options.tenancy.keyById(context.keyId);
+    refuseUnlessActive(key);
+    return key;
+  }
+
+  async checkKey(context: Pick<RequestContext, 'keyId'>): Promise<void> {
+    await this.activeKey(context);
+  }
+
+  async checkModel(request: ChatRequest, model: ResolvedModel, context: Pick<RequestContext, 'keyId'>): Promise<void> {
+    const key = await this.activeKey(context);
     if (key) refuseUnlessAllowed(key, request.model, model);
   }
 
   async admit(request: ChatRequest, model: ResolvedModel, context: RequestContext): Promise<RateHeadroom | undefined> {
-    const key = context.keyId ? await this.options.tenancy.keyById(context.keyId) : undefined;
+    const key = await this.activeKey(context);
     if (key) refuseUnlessAllowed(key, request.model, model);
     const { scopes, logBodies } = await this.scopesOf(context, key);
 

@@ -1,14 +1,16 @@
 // Seed 003's async runs: POST /v1/messages/async, GET …/{id} (status), GET …/{id}/events
-// (observe, with replay), DELETE …/{id} (cancel). Everything is scoped by organisation.
+// (observe, with replay), DELETE …/{id} (cancel); any other path under the prefix is a 404.
+// Everything is scoped by organisation.
 
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { GatewayError, badRequest } from '../../core/errors.js';
 import { checkRunId, newRunId } from '../../core/async/ids.js';
 import { observeRun } from '../../core/async/observe.js';
 import type { AsyncRunner } from '../../core/async/runner.js';
-import type { AsyncRunRecord, AsyncRunStore } from '../../store/async-runs.js';
+import { TERMINAL_STATUSES, type AsyncRunEvent, type AsyncRunRecord, type AsyncRunStore } from '../../store/async-runs.js';
 import { SSE_HEADERS, StreamWriter, formatSse } from '../../server/sse.js';
 import { MESSAGES_RUN_KIND, storeMessagesRequest } from './async-run-kind.js';
+import { anthropicErrorBody } from './errors.js';
 import { betasOf } from './field-policy.js';
 import { prepareMessages } from './prepare.js';
 import { renderUsage } from './render-events.js';
@@ -24,6 +26,43 @@ function iso(ms: number | undefined): string | null {
 
 function notFound(id: string): GatewayError {
   return new GatewayError('not_found', `No async message '${id}'`, { param: 'message_id', code: 'message_not_found' });
+}
+
+/**
+ * What a path under /v1/messages/async/ names: `{id}` (the run) or `{id}/events`; undefined for
+ * anything else (`{id}/foo`, `{id}/events/`, an empty id), which is no route.
+ */
+function runPath(path: string): { id: string; events: boolean } | undefined {
+  const parts = path.split('/');
+  if (!parts[0]) return undefined;
+  if (parts.length === 1) return { id: parts[0], events: false };
+  if (parts.length === 2 && parts[1] === 'events') return { id: parts[0], events: true };
+  return undefined;
+}
+
+/** The 404 of a path no route serves, as the server's not-found handler words it (src/server/app.ts). */
+function unknownRoute(request: FastifyRequest): GatewayError {
+  const path = request.url.split('?')[0]!;
+  return new GatewayError('not_found', `Unknown route ${request.method} ${path}`, { code: 'unknown_route' });
+}
+
+/**
+ * The last event of an observer's stream cut by this server's shutdown while the run has not
+ * ended (still queued, or left to be re-queued at the next start): never a silent end. It has no
+ * `id`: it is not one of the run's events, so a client reconnecting with Last-Event-ID resumes
+ * after the last real one.
+ */
+function shutdownEvent(run: AsyncRunRecord, owner: string, requestId: string): string {
+  const state =
+    run.status === 'pending'
+      ? 'this message is still queued and will run after the restart'
+      : run.owner === owner
+        ? 'this message had not started answering and will run again after the restart'
+        : 'this message is still running on another server';
+  const error = new GatewayError('unavailable', `The server is shutting down; ${state}. Reconnect to its events to follow it (Last-Event-ID resumes where this stream stopped)`, {
+    code: 'server_shutting_down',
+  });
+  return formatSse({ event: 'error', data: JSON.stringify(anthropicErrorBody(error, requestId)) });
 }
 
 async function statusBody(store: AsyncRunStore, run: AsyncRunRecord): Promise<Record<string, unknown>> {
@@ -68,7 +107,10 @@ export function registerAsyncRoutes(app: FastifyInstance, deps: MessagesDeps, ru
   app.post<{ Querystring: { message_id?: string } }>('/v1/messages/async', async (request, reply) => {
     // Validated like /v1/messages, so a bad body is refused now rather than failing later.
     const betas = betasOf(request.headers['anthropic-beta']);
-    const { info } = await prepareMessages(request.body, context.gateway, deps.config, betas);
+    const prepared = await prepareMessages(request.body, context.gateway, deps.config, betas);
+    const { info } = prepared;
+    // A model the key may not use is the 403 /v1/messages answers, now, not a failed run later.
+    await context.gateway.admission?.checkModel(prepared.request, info.model, { keyId: request.auth!.key?.id });
     const id = request.query.message_id !== undefined ? checkRunId(request.query.message_id) : newRunId();
     const created = await runner.submit({
       organisation: request.auth!.organisation,
@@ -87,13 +129,16 @@ export function registerAsyncRoutes(app: FastifyInstance, deps: MessagesDeps, ru
   });
 
   app.get<RunRoute>('/v1/messages/async/*', async (request, reply) => {
-    const path = request.params['*'];
-    if (path.endsWith('/events')) return observeEvents(request, reply, await findRun(request, path.slice(0, -'/events'.length)));
-    return statusBody(store, await findRun(request, path));
+    const route = runPath(request.params['*']);
+    if (!route) throw unknownRoute(request);
+    if (route.events) return observeEvents(request, reply, await findRun(request, route.id));
+    return statusBody(store, await findRun(request, route.id));
   });
 
   app.delete<RunRoute>('/v1/messages/async/*', async (request) => {
-    const run = await findRun(request, request.params['*']);
+    const route = runPath(request.params['*']);
+    if (!route || route.events) throw unknownRoute(request);
+    const run = await findRun(request, route.id);
     if (run.status !== 'pending' && run.status !== 'running') {
       throw new GatewayError('conflict', `The async message '${run.id}' has already ended (${run.status})`, { param: 'message_id', code: 'message_already_ended' });
     }
@@ -108,11 +153,22 @@ export function registerAsyncRoutes(app: FastifyInstance, deps: MessagesDeps, ru
     writer.start(200, { ...SSE_HEADERS, 'x-request-id': String(request.id), 'request-id': String(request.id) });
     const gone = new AbortController();
     reply.raw.once('close', () => gone.abort());
-    const signal = AbortSignal.any([gone.signal, runner.stopped]);
-    try {
-      for await (const event of observeRun(store, runner.hub, run.organisation, run.id, after, signal)) {
+    let cursor = after;
+    const send = async (events: AsyncIterable<AsyncRunEvent>) => {
+      for await (const event of events) {
         if (writer.isClosed) break;
+        cursor = event.seq;
         await writer.write(formatSse({ id: event.seq, event: event.event, data: event.data }));
+      }
+    };
+    try {
+      // A shutdown ends the stream after what is stored, never silently: a run that has ended by
+      // then ends it with its own last events; one that has not, with the shutdown's error event.
+      await send(observeRun(store, runner.hub, run.organisation, run.id, after, gone.signal, runner.stopped));
+      if (runner.stopped.aborted && !gone.signal.aborted && !writer.isClosed) {
+        const now = await store.get(run.organisation, run.id);
+        if (now && TERMINAL_STATUSES.includes(now.status)) await send(observeRun(store, runner.hub, run.organisation, run.id, cursor, gone.signal));
+        else if (now) await writer.write(shutdownEvent(now, runner.owner, String(request.id)));
       }
     } catch (err) {
       context.logger.error({ err, reqId: request.id }, 'async observe failed');

@@ -44,9 +44,15 @@ function failure(error: GatewayError): RunOutcome['error'] {
 async function execute(deps: MessagesDeps, { run, signal, emit, setModel }: RunExecution): Promise<RunOutcome> {
   const requestId = newRequestId('run');
   try {
+    const { admission } = deps.context.gateway;
+    // Admitted for execution only while the key that queued it still authenticates (not revoked
+    // or expired meanwhile) and may still use the model: else it fails here, before any call,
+    // so nothing runs or is charged to that key.
+    await admission?.checkKey({ keyId: run.keyId });
     const { body, betas } = readMessagesRequest(run.request);
     const prepared = await prepareMessages(body, deps.context.gateway, deps.config, betas);
     const { info } = prepared;
+    await admission?.checkModel(prepared.request, info.model, { keyId: run.keyId });
     const ctx: RequestContext = {
       requestId,
       organisation: run.organisation,

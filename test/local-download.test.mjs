@@ -11,6 +11,7 @@ import { after, before, describe, it } from 'node:test';
 import { pullModel } from '../dist/providers/local/download.js';
 import { parseModelSource } from '../dist/providers/local/source.js';
 import { startConnectProxy, withEnv } from './helpers/connect-proxy.mjs';
+import { ensureTestModel } from './helpers/model.mjs';
 
 // A GGUF header (magic, version 3, no tensors, no metadata) in front of random bytes: what a pull
 // checks before it keeps a file.
@@ -108,6 +109,52 @@ describe('pullModel', () => {
 
   it('rejects a file whose size does not match the configured size', async () => {
     await assert.rejects(pullModel(`${baseUrl}/models/size.gguf`, { cacheDir, size: body.length + 1, progress: false }), (err) => err.code === 'model_size_mismatch');
+  });
+
+  it('one download per file across processes: a live lock holder is named, a dead one\'s lock is taken over', async () => {
+    const url = `${baseUrl}/models/locked.gguf`;
+    const target = path.join(cacheDir, parseModelSource(url).cachePath);
+    fs.mkdirSync(path.dirname(target), { recursive: true });
+    // The parent of this test process is running: its lock is live.
+    fs.writeFileSync(`${target}.lock`, JSON.stringify({ pid: process.ppid, host: os.hostname() }));
+    await assert.rejects(pullModel(url, { cacheDir, progress: false }), (err) => {
+      assert.equal(err.code, 'model_download_in_progress');
+      assert.match(err.message, new RegExp(`being downloaded by another process \\(pid ${process.ppid} on `));
+      return true;
+    });
+    assert.ok(!fs.existsSync(target));
+    // A process that has exited left its lock behind.
+    const { spawnSync } = await import('node:child_process');
+    const gone = spawnSync(process.execPath, ['-e', '0']).pid;
+    fs.writeFileSync(`${target}.lock`, JSON.stringify({ pid: gone, host: os.hostname() }));
+    const file = await pullModel(url, { cacheDir, sha256, progress: false });
+    assert.ok(fs.readFileSync(file).equals(body));
+    assert.ok(!fs.existsSync(`${target}.lock`), 'the lock is released');
+  });
+
+  it('a download the server ends early without having sent a length is caught by its tensors and deleted; a whole one is kept', async () => {
+    const model = fs.readFileSync(ensureTestModel());
+    const lengthless = http.createServer((req, res) => {
+      // Close-delimited: no content-length, so the end of the body is the end of the connection.
+      res.writeHead(200, { connection: 'close' });
+      res.end(req.url === '/short.gguf' ? model.subarray(0, Math.floor(model.length / 2)) : model);
+    });
+    await new Promise((resolve) => lengthless.listen(0, '127.0.0.1', resolve));
+    const base = `http://127.0.0.1:${lengthless.address().port}`;
+    try {
+      await assert.rejects(pullModel(`${base}/short.gguf`, { cacheDir, progress: false }), (err) => {
+        assert.equal(err.code, 'model_download_truncated');
+        assert.match(err.message, /is incomplete: its tensor data reaches past its \d+ bytes/);
+        return true;
+      });
+      const short = path.join(cacheDir, parseModelSource(`${base}/short.gguf`).cachePath);
+      assert.ok(!fs.existsSync(short) && !fs.existsSync(`${short}.part`));
+      const whole = await pullModel(`${base}/whole.gguf`, { cacheDir, progress: false });
+      assert.equal(fs.statSync(whole).size, model.length);
+    } finally {
+      lengthless.closeAllConnections();
+      await new Promise((resolve) => lengthless.close(resolve));
+    }
   });
 
   it('resumes an interrupted download with a Range request', async () => {

@@ -4,11 +4,13 @@
 
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { ReadableStream as NodeWebReadableStream } from 'node:stream/web';
 import cliProgress from 'cli-progress';
+import { readGgufFileInfo } from 'node-llama-cpp';
 import { fetch } from 'undici';
 import { defaultCacheDir } from '../../core/config.js';
 import { describeNetworkError, GatewayError, offlineHint } from '../../core/errors.js';
@@ -63,9 +65,64 @@ export async function pullModel(source: string, options: PullOptions = {}): Prom
   return pending;
 }
 
+/**
+ * Holds `<target>.lock` while downloading: two processes (a serve warming up and a `models pull`,
+ * replicas sharing a cache) appending to one `.part` would both end with a broken file. A lock
+ * left by a process that is gone (same host, pid not running) is taken over.
+ */
+function lockDownload(target: string, url: string): () => void {
+  const lock = `${target}.lock`;
+  const mine = JSON.stringify({ pid: process.pid, host: os.hostname() });
+  for (let attempt = 0; attempt < 2; attempt++) {
+    try {
+      fs.writeFileSync(lock, mine, { flag: 'wx' });
+      return () => fs.rmSync(lock, { force: true });
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+    }
+    const holder = readLock(lock);
+    if (holder && (holder.host !== os.hostname() || processRunning(holder.pid))) {
+      throw new GatewayError('unavailable', `${url} is being downloaded by another process (pid ${holder.pid} on ${holder.host}); wait for it, or delete ${lock} if that process is gone`, {
+        code: 'model_download_in_progress',
+      });
+    }
+    fs.rmSync(lock, { force: true });
+  }
+  throw new GatewayError('unavailable', `Could not take ${lock} to download ${url}; try again`, { code: 'model_download_in_progress' });
+}
+
+function readLock(lock: string): { pid: number; host: string } | undefined {
+  try {
+    const value = JSON.parse(fs.readFileSync(lock, 'utf8')) as { pid?: unknown; host?: unknown };
+    return typeof value.pid === 'number' && typeof value.host === 'string' ? { pid: value.pid, host: value.host } : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+function processRunning(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
 async function download(url: string, target: string, options: PullOptions): Promise<string> {
-  const part = `${target}.part`;
   makeDir(path.dirname(target));
+  const unlock = lockDownload(target, url);
+  try {
+    // Another process may have finished it while this one waited to start.
+    if (fs.existsSync(target)) return target;
+    return await downloadLocked(url, target, options);
+  } finally {
+    unlock();
+  }
+}
+
+async function downloadLocked(url: string, target: string, options: PullOptions): Promise<string> {
+  const part = `${target}.part`;
   let offset = fileSize(part);
   if (options.size !== undefined && offset > options.size) offset = truncate(part);
 
@@ -135,6 +192,12 @@ async function download(url: string, target: string, options: PullOptions): Prom
   return finalize(part, target, url, options, total ?? options.size);
 }
 
+async function checkTensorsWithin(file: string, size: number): Promise<void> {
+  const info = await readGgufFileInfo(file, { readTensorInfo: true, logWarnings: false });
+  const last = (info.tensorInfo ?? []).reduce((max, t) => Math.max(max, Number(t.fileOffset)), 0);
+  if (last >= size) throw new Error(`its tensor data reaches past its ${size} bytes (a tensor starts at byte ${last}): the download is truncated`);
+}
+
 /** Checks size and sha256 of the finished `.part`, then renames it into place; a bad file is deleted. */
 async function finalize(part: string, target: string, url: string, options: PullOptions, expectedSize: number | undefined): Promise<string> {
   const size = fileSize(part);
@@ -154,6 +217,16 @@ async function finalize(part: string, target: string, url: string, options: Pull
     throw new GatewayError('unavailable', `Model download ${url} is not a usable GGUF file: ${(err as Error).message}; the file was deleted (a wrong URL, or a login page?)`, {
       code: 'model_not_gguf',
       retryable: false,
+    });
+  }
+  // The header is sound (node-llama-cpp alone may read a corrupt one forever). With no size to
+  // compare with (no content-length, none configured), a download cut cleanly short is caught by
+  // its tensors, which must all start within the file.
+  const truncation = wantSize === undefined ? await checkTensorsWithin(part, size).catch((err: unknown) => err as Error) : undefined;
+  if (truncation && /truncated/.test(truncation.message)) {
+    fs.rmSync(part, { force: true });
+    throw new GatewayError('unavailable', `Model download ${url} is incomplete: ${truncation.message} (the server sent no length); the file was deleted, pull again`, {
+      code: 'model_download_truncated',
     });
   }
   if (options.sha256) {

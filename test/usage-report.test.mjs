@@ -102,6 +102,10 @@ test('a key cannot see another organisation; the admin sees every one, or one by
   assert.equal(none.body.totals.requests, 0);
   assert.equal(none.body.totals.latency_p50_ms, null);
   assert.equal((await get('/v1/usage?since=yesterday', ADMIN)).status, 400);
+  // A model named by an alias ('default' is the first model here) is the model's rows.
+  const byId = await get('/v1/usage?model=gm', ADMIN);
+  assert.ok(byId.body.totals.requests > 0);
+  assert.deepEqual((await get('/v1/usage?model=default', ADMIN)).body.totals, byId.body.totals);
 });
 
 test('`switchboard usage` prints the same report as a table', async () => {

@@ -3,6 +3,7 @@
 import path from 'node:path';
 import { Option, type Command } from 'commander';
 import { loadConfig } from '../core/config.js';
+import { ModelRegistry } from '../core/models.js';
 import { queryInstant, toEpochMs } from '../server/admin/schemas.js';
 import { usageReport } from '../server/admin/usage-report.js';
 import type { UsageReport } from '../server/admin/schemas.js';
@@ -71,7 +72,9 @@ export function registerUsageCommand(program: Command): void {
         if (!store.tenancy) throw new Error(`The ${store.kind} store does not keep usage`);
         const since = toEpochMs(flags.since);
         const until = toEpochMs(flags.until);
-        const samples = await store.tenancy.usageSamples({ organisation: flags.org, keyId: flags.key, model: flags.model, since, until });
+        // As GET /v1/usage: an alias of the config (default…) asks for the model it names.
+        const model = flags.model === undefined ? undefined : (new ModelRegistry(config).find(flags.model)?.id ?? flags.model);
+        const samples = await store.tenancy.usageSamples({ organisation: flags.org, keyId: flags.key, model, since, until });
         const report = usageReport(samples, { organisation: flags.org, since, until });
         process.stdout.write(flags.json ? `${JSON.stringify(report, null, 2)}\n` : formatUsageTable(report));
       } finally {

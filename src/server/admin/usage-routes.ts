@@ -37,7 +37,9 @@ export function registerUsageRoutes(app: FastifyInstance, context: ServerContext
       if (!tenancy) throw new GatewayError('unavailable', `The ${context.store.kind} store does not keep usage`, { code: 'tenancy_unsupported' });
       const since = toEpochMs(q.since);
       const until = toEpochMs(q.until);
-      const samples = await tenancy.usageSamples({ organisation, keyId: q.key_id, model: q.model, since, until });
+      // Rows name the model's id: an alias (default, gpt-4o…) asks for the model it names.
+      const model = q.model === undefined ? undefined : (context.gateway.registry.find(q.model)?.id ?? q.model);
+      const samples = await tenancy.usageSamples({ organisation, keyId: q.key_id, model, since, until });
       return usageReport(samples, { organisation, since, until });
     },
   );

@@ -121,6 +121,12 @@ describe('keys', () => {
     assert.equal(bad.body.error.param, 'limits.rpm');
     const unknown = await call('PATCH', '/admin/keys/key_nope', { body: { name: 'x' } });
     assert.equal(unknown.status, 404);
+    // A key limited to a model this server does not serve could never be used for it.
+    const nosuch = await call('POST', '/admin/keys', { body: { organisation: 'acme', allowed_models: ['gm-alias', 'nosuch'] } });
+    assert.equal(nosuch.status, 400);
+    assert.equal(nosuch.body.error.param, 'allowed_models[1]');
+    const created = await call('POST', '/admin/keys', { body: { organisation: 'acme', allowed_models: ['gm-alias'] } });
+    assert.equal((await call('PATCH', `/admin/keys/${created.body.id}`, { body: { allowed_models: ['nosuch'] } })).status, 400);
   });
 
   test("no key may belong to 'default', where the admin key's and open mode's sessions and runs are kept", async () => {

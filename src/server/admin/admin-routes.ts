@@ -44,6 +44,14 @@ function tenancyOf(context: ServerContext): TenancyStore {
 const keyIdParams = z.object({ id: z.string() });
 const organisationParams = z.object({ organisation: z.string() });
 
+/** A key limited to a model this server does not serve could never be used for it: refused, named. */
+function checkAllowedModels(context: ServerContext, models: string[] | null | undefined): void {
+  const unknown = (models ?? []).findIndex((m) => !context.gateway.registry.find(m));
+  if (unknown >= 0) {
+    throw new GatewayError('bad_request', `allowed_models names '${models![unknown]}', which is no model id or alias of this server`, { param: `allowed_models[${unknown}]`, code: 'model_not_found' });
+  }
+}
+
 export function registerAdminRoutes(app: FastifyInstance, context: ServerContext): void {
   const limitsConfig = limitsConfigOf(context.config);
   app.addHook('preHandler', async (request) => requireAdmin(context, request));
@@ -53,6 +61,7 @@ export function registerAdminRoutes(app: FastifyInstance, context: ServerContext
   app.post('/admin/keys', { config: { openapi: { summary: 'Create an API key (the raw key is in this answer only)', tags, security, body: createKeyBodySchema, response: apiKeySchema, status: 201 } } }, async (request, reply) => {
     const body = parseBody(createKeyBodySchema, request.body);
     if (body.expires_at !== undefined && body.expires_in !== undefined) throw new GatewayError('bad_request', 'Send expires_at or expires_in, not both', { param: 'expires_in' });
+    checkAllowedModels(context, body.allowed_models);
     const raw = generateApiKey();
     const record = await context.store.createKey({
       organisation: body.organisation,
@@ -82,6 +91,7 @@ export function registerAdminRoutes(app: FastifyInstance, context: ServerContext
   app.patch('/admin/keys/:id', { config: { openapi: { summary: "Set a key's limits, budgets, allowed models, expiry or name (null clears)", tags, security, body: updateKeyBodySchema, response: apiKeySchema } } }, async (request) => {
     const { id } = keyIdParams.parse(request.params);
     const body = parseBody(updateKeyBodySchema, request.body);
+    checkAllowedModels(context, body.allowed_models);
     const key = await tenancyOf(context).updateKey(id, {
       name: body.name,
       allowedModels: body.allowed_models,

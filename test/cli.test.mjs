@@ -139,6 +139,11 @@ test('models pull downloads a model from a URL into the cache and verifies its s
     assert.match(again.stderr, /already in the cache/);
     fs.writeFileSync(config, `local:\n  cacheDir: ${path.join(tmp, 'cache2')}\nmodels:\n  - id: remote\n    provider: local\n    model: ${url}\n    sha256: ${'0'.repeat(64)}\n`);
     await assert.rejects(cli(['models', 'pull', 'remote', '--config', config]), /sha256|hash/i);
+    // A mistyped id is said to be one, not looked for as a file.
+    await assert.rejects(cli(['models', 'pull', 'remtoe', '--config', config]), (err) => {
+      assert.match(err.stderr.trim(), /^switchboard: 'remtoe' is no model id or alias of the config \(.*remote.*\) and no file$/);
+      return true;
+    });
   } finally {
     server.close();
   }

@@ -1,3 +1,5 @@
+import fs from 'node:fs';
+import path from 'node:path';
 import type { Command } from 'commander';
 import { readGgufFileInfo } from 'node-llama-cpp';
 import { ModelRegistry, type ResolvedModel } from '../core/models.js';
@@ -57,6 +59,10 @@ export function registerModelsCommand(program: Command): void {
       const source = deployment?.model ?? name;
       if (!source) throw new Error('Nothing to pull');
       if (model && !deployment) throw new Error(`Model '${model.id}' is not a local model`);
+      // Neither a model of the config nor a URL, hf: reference or existing file: most likely a mistyped id.
+      if (!model && !isRemoteSource(source) && !fs.existsSync(path.resolve(source))) {
+        throw new Error(`'${source}' is no model id or alias of the config (${registry.names().join(', ')}) and no file`);
+      }
       checkProxySettings();
       let verified: { bytes: number; sha256?: string } | undefined;
       const file = await pullModel(source, {

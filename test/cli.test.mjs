@@ -137,8 +137,9 @@ test('models pull downloads a model from a URL into the cache and verifies its s
     const again = await cli(['models', 'pull', 'remote', '--config', config]);
     assert.equal(again.stdout.trim().split('\n').at(-1), file);
     assert.match(again.stderr, /already in the cache/);
-    fs.writeFileSync(config, `local:\n  cacheDir: ${path.join(tmp, 'cache2')}\nmodels:\n  - id: remote\n    provider: local\n    model: ${url}\n    sha256: ${'0'.repeat(64)}\n`);
-    await assert.rejects(cli(['models', 'pull', 'remote', '--config', config]), /sha256|hash/i);
+    // Quoted: 64 zeros unquoted are a YAML number (the config would be refused before any download).
+    fs.writeFileSync(config, `local:\n  cacheDir: ${path.join(tmp, 'cache2')}\nmodels:\n  - id: remote\n    provider: local\n    model: ${url}\n    sha256: "${'0'.repeat(64)}"\n`);
+    await assert.rejects(cli(['models', 'pull', 'remote', '--config', config]), /failed verification: sha256 is [0-9a-f]{64}, expected 0{64}/);
     // A mistyped id is said to be one, not looked for as a file.
     await assert.rejects(cli(['models', 'pull', 'remtoe', '--config', config]), (err) => {
       assert.match(err.stderr.trim(), /^switchboard: 'remtoe' is no model id or alias of the config \(.*remote.*\) and no file$/);

@@ -43,6 +43,7 @@ before(async () => {
         maxRounds: 3,
         http: [
           http('make_image', '/image', { description: 'Draws an image' }),
+          http('make_svg', '/svg'),
           http('lookup', '/json', { headersFromEnv: { authorization: 'LOOKUP_TOKEN' }, inputSchema: { type: 'object', properties: { q: { type: 'string' } } } }),
           http('render_video', '/gate', { async: true }),
           http('broken_render', '/fail', { async: true }),
@@ -245,7 +246,19 @@ describe('artifacts', () => {
     assert.equal(download.status, 200);
     assert.equal(download.headers.get('content-type'), 'image/png');
     assert.ok(Buffer.from(await download.arrayBuffer()).equals(png));
+    assert.equal(download.headers.get('content-disposition'), 'inline');
     assert.match(res.body.response.content, /image\/png file/);
+  });
+
+  test("a file a tool returns never runs on the gateway's origin: an SVG downloads as an attachment, sandboxed, unsniffed", async () => {
+    const res = await chat('call:make_svg {}', auto(['make_svg']));
+    assert.equal(res.status, 200, res.text);
+    const download = await fetch(res.body.response.toolUse.s3Urls[0]);
+    assert.equal(download.status, 200);
+    assert.equal(download.headers.get('content-type'), 'image/svg+xml');
+    assert.equal(download.headers.get('content-disposition'), 'attachment');
+    assert.equal(download.headers.get('x-content-type-options'), 'nosniff');
+    assert.match(download.headers.get('content-security-policy'), /sandbox/);
   });
 
   test('a tampered or expired URL is 403', async () => {

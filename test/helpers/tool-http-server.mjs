@@ -1,4 +1,4 @@
-// A loopback HTTP tool server: each path is one tool. /image answers a PNG, /json echoes the
+// A loopback HTTP tool server: each path is one tool. /image answers a PNG, /svg an SVG with a script, /json echoes the
 // input, /fail answers 500, /gate waits until the test releases it (to observe pending/running), /hang never answers.
 import http from 'node:http';
 import { png } from './media-fixtures.mjs';
@@ -15,6 +15,8 @@ export async function startToolServer() {
     received.push({ path: req.url, headers: req.headers, body: body ? JSON.parse(body) : undefined });
     if (req.url === '/image') {
       res.writeHead(200, { 'content-type': 'image/png' }).end(png);
+    } else if (req.url === '/svg') {
+      res.writeHead(200, { 'content-type': 'image/svg+xml' }).end('<svg xmlns="http://www.w3.org/2000/svg"><script>alert(document.cookie)</script></svg>');
     } else if (req.url === '/json') {
       res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ echoed: JSON.parse(body), auth: req.headers.authorization ?? null }));
     } else if (req.url === '/fail') {

@@ -49,6 +49,9 @@ before(async () => {
         { id: 'compat', provider: 'openai', model: 'gpt-4o-mini', baseUrl: upstream.url, pricing: { input: 100000, output: 100000 } },
         // The router ends its calls at 300 ms, answering or not.
         { id: 'capped', provider: 'openai', model: 'gpt-4o-mini', baseUrl: upstream.url, pricing: { input: 100000, output: 100000 }, routing: { retries: 0, timeouts: { totalMs: 300 } } },
+        // Free, but its upstream fails and the dear model answers instead.
+        { id: 'cheap', provider: 'openai', model: 'cheap-up', baseUrl: upstream.url, pricing: { input: 0, output: 0 }, routing: { retries: 0, fallbacks: ['dear'] } },
+        { id: 'dear', provider: 'openai', model: 'dear-up', baseUrl: upstream.url, pricing: { input: 100000, output: 100000 }, routing: { retries: 0 } },
       ],
     },
     providers: { gated: gated.factory },
@@ -133,6 +136,24 @@ test("short prompts to an OpenAI-compatible upstream, all at once: the estimate 
   const spent = spentBy(results);
   assert.ok(spent <= budget, `spent ${spent} of ${budget}`);
   assert.equal(results.filter((r) => r.status === 200).length, 5);
+});
+
+test("a budget holds when the model falls back to a dearer one: the reservation is priced at the dearest model that may answer", async () => {
+  const budget = 2.5;
+  await admin('PATCH', '/admin/organisations/fallback-org', { limits: { budget: { day: budget } } });
+  const { body: key } = await admin('POST', '/admin/keys', { organisation: 'fallback-org' });
+  const results = [];
+  for (let i = 0; i < 5; i++) {
+    // 8 + 2 tokens at $0.1 each: the dear model's answer costs $1.
+    upstream.enqueue((record) => (record.body.model === 'cheap-up' ? { type: 'error', status: 500 } : { type: 'text', text: 'ok', usage: { prompt_tokens: 8, completion_tokens: 2, total_tokens: 10 } }));
+    upstream.enqueue((record) => (record.body.model === 'cheap-up' ? { type: 'error', status: 500 } : { type: 'text', text: 'ok', usage: { prompt_tokens: 8, completion_tokens: 2, total_tokens: 10 } }));
+    results.push(await postJson(`${server.url}/v1/chat/completions`, { model: 'cheap', messages: [{ role: 'user', content: 'hi' }], max_tokens: 2 }, { authorization: `Bearer ${key.key}` }));
+  }
+  upstream.reset();
+  assert.ok(results.every((r) => r.status === 200 || (r.status === 429 && r.body.error.code === 'budget_exceeded')), JSON.stringify(results.map((r) => r.status)));
+  assert.ok(results.some((r) => r.status === 200 && r.body.model === 'dear'), 'the fallback answered');
+  const spent = spentBy(results);
+  assert.ok(spent <= budget, `spent ${spent} of ${budget}`);
 });
 
 test('a stream its client cuts off before the usage arrives is still charged: the prompt and what was sent, estimated', async () => {

@@ -78,6 +78,8 @@ export interface AdmissionOptions {
   coordination?: Coordination;
   /** Told when a call is admitted, with the gateway's own time spent so far (metrics). */
   onAdmitted?: (context: RequestContext, overheadMs: number) => void;
+  /** The models a call for `model` may be answered by (its fallbacks too); default: itself. */
+  reachableModels?: (model: ResolvedModel) => ResolvedModel[];
 }
 
 const PERIODS: BudgetPeriod[] = ['day', 'month'];
@@ -195,8 +197,13 @@ export class Admission implements ChatAdmission {
     const promptTokens = needsTokens ? await this.options.countTokens(request, model.contextLength).catch(() => estimateTokens(request)) : 0;
     // The canonical maxTokens is the answer's: a thinking budget is output on top of it.
     const thinking = request.reasoning?.enabled ? (request.reasoning.budgetTokens ?? 0) : 0;
-    const maxOutput = (request.maxTokens === undefined ? Math.min(this.options.config.defaultMaxTokens, model.contextLength) : request.maxTokens + thinking) * (request.n ?? 1);
-    const reservation = costOf(model.pricing, { inputTokens: promptTokens, outputTokens: maxOutput });
+    // No answer outlasts the model's context: a max_tokens far past it reserves what could be spent.
+    const perChoice = request.maxTokens === undefined ? this.options.config.defaultMaxTokens : request.maxTokens + thinking;
+    // Priced at the dearest model that may answer: a fallback to a costlier one must not overspend.
+    const reachable = this.options.reachableModels?.(model) ?? [model];
+    const reservation = Math.max(
+      ...reachable.map((m) => costOf(m.pricing, { inputTokens: promptTokens, outputTokens: Math.min(perChoice, m.contextLength) * (request.n ?? 1) })),
+    );
     const budgetScopes: Scope[] = [];
     const lines: BudgetLine[] = [];
     for (const scope of scopes) {

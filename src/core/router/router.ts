@@ -129,11 +129,16 @@ export class Router {
     return this.settingsById.get(model.id) ?? DEFAULT_SETTINGS;
   }
 
-  /** Every deployment a request for `model` may reach: its own and those of its fallback models. */
-  reachableDeployments(model: ResolvedModel): ResolvedDeployment[] {
+  /** Every model a request for `model` may be answered by: itself and its fallback models. */
+  reachableModels(model: ResolvedModel): ResolvedModel[] {
     const settings = this.settings(model);
     const fallbacks = [...settings.fallbacks, ...settings.contextWindowFallbacks, ...settings.contentPolicyFallbacks];
-    return [...model.deployments, ...fallbacks.flatMap((id) => this.registry.resolve(id).deployments)];
+    return [model, ...fallbacks.map((id) => this.registry.resolve(id))];
+  }
+
+  /** Every deployment a request for `model` may reach: its own and those of its fallback models. */
+  reachableDeployments(model: ResolvedModel): ResolvedDeployment[] {
+    return this.reachableModels(model).flatMap((m) => m.deployments);
   }
 
   async route(model: ResolvedModel, attempt: AttemptFn, options: RouterOptions): Promise<RouteResult> {

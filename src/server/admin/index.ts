@@ -34,6 +34,7 @@ export function installOperations(app: FastifyInstance, context: ServerContext):
       tenancy: store.tenancy,
       coordination: store.coordination,
       countTokens: (request, limit) => gateway.countPromptTokens(request, limit),
+      reachableModels: (model) => gateway.router.reachableModels(model),
       onAdmitted: (call, overheadMs) => gatewayOverhead.observe({ dialect: call.dialect }, overheadMs / 1000),
     });
     gateway.admission = admission;

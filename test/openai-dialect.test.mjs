@@ -188,6 +188,8 @@ test('structured output is validated: a mismatch is an error, never a pass', asy
   });
   assert.equal(good.status, 200);
   assert.deepEqual(JSON.parse(good.body.choices[0].message.content), { ok: true });
+  const usage = async () => (await (await fetch(`${s.url}/v1/usage?model=m1`)).json()).totals;
+  const before = await usage();
   const bad = await postJson(`${s.url}/v1/chat/completions`, {
     model: 'm1',
     messages: user('script:bad-json'),
@@ -195,6 +197,10 @@ test('structured output is validated: a mismatch is an error, never a pass', asy
   });
   assert.equal(bad.status, 502);
   assert.equal(bad.body.error.code, 'structured_output_invalid');
+  // The answer was generated in full, and billed: its row has the tokens the provider reported (3 in, 4 out).
+  let after = await usage();
+  while (after.requests === before.requests) after = (await new Promise((resolve) => setTimeout(resolve, 20)), await usage());
+  assert.deepEqual([after.input_tokens - before.input_tokens, after.output_tokens - before.output_tokens], [3, 4]);
 });
 
 test('a schema with an $id works on every call, and one declaring draft 2020-12 or 2019-09 (as zod 4 writes) is read as that draft', async () => {

@@ -340,6 +340,11 @@ export class Gateway {
           billed = addUsage(billed, part.usage);
         }
         if (part.type === 'error') {
+          if (part.usage && !finishedChoices.has(part.choice ?? 0)) {
+            finishedChoices.add(part.choice ?? 0);
+            usage = addChoiceUsage(usage, part.usage);
+            billed = addUsage(billed, part.usage);
+          }
           error = toGatewayError(part.error);
           // A bug, not an upstream's failure: the client gets "Internal error", the operator the stack.
           if (error.kind === 'internal') logger.error({ err: error.cause ?? part.error, reqId: context.requestId }, 'internal error in a stream');

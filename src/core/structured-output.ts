@@ -114,7 +114,8 @@ export async function* enforceStructuredOutput(
       try {
         validateJsonOutput(texts.get(part.choice ?? 0) ?? '', format);
       } catch (err) {
-        yield { type: 'error', error: err, choice: part.choice };
+        // The answer was generated (and billed) in full: its usage goes with the refusal.
+        yield { type: 'error', error: err, choice: part.choice, usage: part.usage };
         return;
       }
     }

@@ -248,7 +248,8 @@ export type StreamPart =
       /** Raw upstream response, for dialects that can show it (Eden show_original_response). */
       rawResponse?: unknown;
     }
-  | { type: 'error'; error: unknown; choice?: number };
+  // `usage`: what the failed call was billed, when it is known (an answer refused after it finished).
+  | { type: 'error'; error: unknown; choice?: number; usage?: Usage };
 
 export type StreamPartType = StreamPart['type'];
 

@@ -52,6 +52,8 @@ before(async () => {
           http('stuck', '/hang', { timeoutMs: 100 }),
         ],
       },
+      // One request a minute for this organisation: a tool loop's rounds are one request.
+      limits: { organisations: { 'one-rpm': { rpm: 1 } } },
       mcp: {
         servers: [
           { name: 'stdio-math', transport: 'stdio', command: process.execPath, args: [path.join(here, 'helpers', 'mcp-stdio-server.mjs')] },
@@ -72,6 +74,16 @@ after(async () => {
 });
 
 describe('auto-execute sync', () => {
+  test("a tool loop's later rounds are not new requests against rpm: a 1-rpm organisation's loop finishes, the next request is refused", async () => {
+    const url = `${server.url}/api/v3/organizations/one-rpm/ai/chat`;
+    const body = { modelId: 'loop', messages: [{ role: 'user', content: 'call:lookup {"q":"x"}' }], ...auto(['lookup']) };
+    const first = await postJson(url, body);
+    assert.equal(first.status, 200, first.text);
+    assert.equal(first.body.response.toolUse.status, 'complete');
+    const second = await postJson(url, body);
+    assert.equal(second.status, 429);
+  });
+
   test('a built-in tool runs, its result is fed back, and the final answer is text', async () => {
     const res = await chat('call:calculator {"expression":"6*7"}', auto(['calculator']));
     assert.equal(res.status, 200, res.text);

@@ -37,6 +37,11 @@ export interface RequestContext {
   cancellation?: Cancellable;
   /** performance.now() when the request arrived, for latency and overhead. */
   startedAt: number;
+  /**
+   * A later model call of a request already admitted (a tool loop's next round): its tokens and
+   * cost count, but it is not another request against requests-per-minute.
+   */
+  continuation?: boolean;
 }
 
 /**

@@ -218,11 +218,13 @@ export class Admission implements ChatAdmission {
 
     // Rate windows first, then budgets; each keeper checks and counts in one atomic step, and a
     // call refused by its budget is taken back out of the rate windows.
-    const rateScopes = scopes.filter((s) => s.spec.rpm !== undefined || s.spec.tpm !== undefined || s.spec.concurrent !== undefined);
+    // A continuation (a tool loop's next round) is not another request against rpm.
+    const rpmOf = (s: Scope) => (context.continuation ? undefined : s.spec.rpm);
+    const rateScopes = scopes.filter((s) => rpmOf(s) !== undefined || s.spec.tpm !== undefined || s.spec.concurrent !== undefined);
     let rate: RateTicket | undefined;
     let headroom: RateHeadroom | undefined;
     if (rateScopes.length > 0) {
-      const admitted = await this.rateLimiter.admit(rateScopes.map(rateScopeOf), promptTokens);
+      const admitted = await this.rateLimiter.admit(rateScopes.map((s) => ({ ...rateScopeOf(s), rpm: rpmOf(s) })), promptTokens);
       if ('rejected' in admitted) throw rateLimitError(rateScopes[admitted.rejected.scope]!, admitted.rejected, promptTokens);
       rate = admitted.ticket;
       headroom = tightest(rateScopes, admitted.windows);

@@ -45,7 +45,8 @@ export function toolResultPart(call: ToolCallRequest, outcome: ToolCallOutcome):
 
 function roundContext(context: RequestContext, round: number): RequestContext {
   // Each model call is logged as its own request; later rounds get a derived id.
-  return round === 1 ? context : withRequestId(context, `${context.requestId}-r${round}`);
+  // Not a new request for rpm: a key's rate limit must not stop a loop after its tools have run.
+  return round === 1 ? context : { ...withRequestId(context, `${context.requestId}-r${round}`), continuation: true };
 }
 
 export async function* runToolLoop(options: ToolLoopOptions): AsyncGenerator<StreamPart> {

@@ -89,6 +89,9 @@ describe('requests per minute', () => {
     assert.ok(refused.headers.get('retry-after'));
     assert.equal(typeof refused.body.error.type, 'string');
     assert.equal(refused.body.error.message.includes('requests per minute'), true, JSON.stringify(refused.body));
+    // With the same rate-limit headers as every other route.
+    assert.equal(refused.headers.get('x-ratelimit-limit-requests'), '1');
+    assert.equal(refused.headers.get('x-ratelimit-remaining-requests'), '0');
   });
 });
 

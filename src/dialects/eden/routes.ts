@@ -137,13 +137,17 @@ async function chat(context: ServerContext, request: FastifyRequest, reply: Fast
   if (served.length === 0) {
     // Nothing answered: an error status, with each provider's problem by name.
     const first = outcomes[0]!.error!;
+    // One provider: its own error, which carries its rate-limit headroom and its attempts (the
+    // headers of every other route).
+    if (outcomes.length === 1) throw first;
     const problems = Object.fromEntries(outcomes.map((o) => [o.name, [o.error!.message]]));
-    throw new GatewayError(first.kind, outcomes.length === 1 ? first.message : 'Every provider failed', {
+    throw new GatewayError(first.kind, 'Every provider failed', {
       code: first.code,
       status: first.status,
       retryAfter: first.retryAfter,
       provider: first.provider,
-      fieldErrors: outcomes.length === 1 ? undefined : problems,
+      fieldErrors: problems,
+      rateLimit: first.rateLimit,
     });
   }
   const results: Array<{ name: string; result: EdenResult }> = outcomes.map((o) => ({

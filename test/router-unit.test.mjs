@@ -216,7 +216,8 @@ describe('Router.route', () => {
       const single = model('broken', [deployment('s')], settings);
       const router = new Router(registryOf([single]));
       for (let i = 0; i < 3; i++) await assert.rejects(router.route(single, failWith(error), { signal }), { code: error.code });
-      await assert.rejects(router.route(single, () => replay(textParts), { signal }), { code: 'no_deployment_available' });
+      // Retry-After says when the open circuit lets a trial through (60 s cool-off), not 1 s.
+      await assert.rejects(router.route(single, () => replay(textParts), { signal }), (err) => err.code === 'no_deployment_available' && err.retryAfter >= 59 && err.retryAfter <= 60);
     }
   });
 

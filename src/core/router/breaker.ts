@@ -31,6 +31,12 @@ export class CircuitBreaker {
     return !this.trialInFlight;
   }
 
+  /** Milliseconds until the circuit lets a trial through (0 when it is not open). */
+  msUntilTrial(): number {
+    if (this.state() !== 'open' || this.openedAt === undefined) return 0;
+    return this.openedAt + this.settings.coolOffMs - this.now();
+  }
+
   /** Called when a request is sent; marks the half-open trial as taken. */
   onRequest(): void {
     if (this.state() === 'half-open') this.trialInFlight = true;

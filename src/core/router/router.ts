@@ -129,6 +129,13 @@ export class Router {
     return this.settingsById.get(model.id) ?? DEFAULT_SETTINGS;
   }
 
+  /** Whole seconds until the first of `states` may take a request again (Retry-After; ≥ 1). */
+  private secondsUntilAvailable(states: DeploymentState[]): number {
+    const now = this.clock.now();
+    const waits = states.map((s) => Math.max(s.breaker.msUntilTrial(), s.coolingUntil - now, s.saturated ? 1000 : 0));
+    return Math.max(1, Math.ceil(Math.min(...waits) / 1000));
+  }
+
   /** Every model a request for `model` may be answered by: itself and its fallback models. */
   reachableModels(model: ResolvedModel): ResolvedModel[] {
     const settings = this.settings(model);
@@ -230,7 +237,13 @@ export class Router {
         this.pick(usable, tried, settings) ??
         (retry === 0 ? this.pick(usable, tried, settings, true) : await this.waitForDeployment(usable, tried, settings, signal, timing, lastError!));
       if (!state) {
-        throw lastError ?? new GatewayError('unavailable', `No deployment of '${model.id}' can take a request now (circuit open or at capacity)`, { code: 'no_deployment_available' });
+        throw (
+          lastError ??
+          new GatewayError('unavailable', `No deployment of '${model.id}' can take a request now (circuit open or at capacity)`, {
+            code: 'no_deployment_available',
+            retryAfter: this.secondsUntilAvailable(usable),
+          })
+        );
       }
       tried.add(state);
       try {

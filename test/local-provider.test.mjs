@@ -26,9 +26,23 @@ describe('local provider: text generation', () => {
     assert.ok(r.text.length > 0);
   });
 
+  it('a context that fills before maxTokens is a length finish that says so (Anthropic clients get model_context_window_exceeded)', async () => {
+    const small = await startLocalProvider({ contextSize: 96 });
+    try {
+      const r = await small.run({ messages: [user('Count to ten')], maxTokens: 10_000, seed: 1, temperature: 1 });
+      assert.equal(r.finish.finishReason, 'length');
+      assert.equal(r.finish.contextFull, true);
+      // node-llama-cpp rounds a context up (to 256 here): far below maxTokens either way.
+      assert.ok(r.finish.usage.totalTokens <= 512, String(r.finish.usage.totalTokens));
+    } finally {
+      await small.provider.close();
+    }
+  });
+
   it('stops at maxTokens with finish reason length, counting every generated token', async () => {
     const r = await local.run({ messages: [user('Count to ten')], maxTokens: 9, seed: 1 });
     assert.equal(r.finish.finishReason, 'length');
+    assert.equal(r.finish.contextFull, undefined);
     assert.equal(r.finish.usage.outputTokens, 9);
     assert.equal(r.finish.usage.totalTokens, r.finish.usage.inputTokens + 9);
   });

@@ -491,3 +491,14 @@ test("display 'omitted' reaches Anthropic, and its signed thinking blocks come b
   assert.equal(message.content[0].signature, 'EqQBCgIYAhIM1gbcDa9GJwZA2b3hGgxBdjrkzLoky3dl1pkiMOYds+sig==');
   assert.match(message.content[1].data, /^EmwKAhgB/);
 });
+
+test("Anthropic's model_context_window_exceeded reaches the client as it is, not as max_tokens; OpenAI clients get length", async () => {
+  const sse = loadAnthropicFixture('text.sse').replace('"stop_reason":"end_turn"', '"stop_reason":"model_context_window_exceeded"');
+  fake.enqueue({ sse });
+  const message = await client.messages.create({ model: 'claude', max_tokens: 100, messages: [{ role: 'user', content: 'Hi' }] });
+  assert.equal(message.stop_reason, 'model_context_window_exceeded');
+  fake.enqueue({ sse });
+  const openai = new OpenAI({ baseURL: `${s.url}/v1`, apiKey: 'x', maxRetries: 0 });
+  const completion = await openai.chat.completions.create({ model: 'claude', max_tokens: 100, messages: [{ role: 'user', content: 'Hi' }] });
+  assert.equal(completion.choices[0].finish_reason, 'length');
+});

@@ -244,6 +244,8 @@ export type StreamPart =
       stopSequence?: string | null;
       /** Why the provider stopped, in its own terms (Anthropic's `stop_details` of a refusal). */
       stopDetails?: Record<string, unknown>;
+      /** finishReason 'length' because the model's context filled, not max_tokens (Anthropic tells them apart). */
+      contextFull?: boolean;
       choice?: number;
       /** Raw upstream response, for dialects that can show it (Eden show_original_response). */
       rawResponse?: unknown;

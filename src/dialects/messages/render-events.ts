@@ -36,14 +36,15 @@ export interface MessageMeta {
   omitThinking: boolean;
 }
 
-export type AnthropicStopReason = 'end_turn' | 'max_tokens' | 'stop_sequence' | 'tool_use' | 'pause_turn' | 'refusal' | 'compaction';
+export type AnthropicStopReason = 'end_turn' | 'max_tokens' | 'model_context_window_exceeded' | 'stop_sequence' | 'tool_use' | 'pause_turn' | 'refusal' | 'compaction';
 
 /** `stopSequence`: set when one of the request's stop sequences ended the message (see the finish part). */
-export function mapStopReason(reason: FinishReason, stopSequence?: string | null): AnthropicStopReason {
+export function mapStopReason(reason: FinishReason, stopSequence?: string | null, contextFull = false): AnthropicStopReason {
   if (reason === 'stop' && stopSequence !== undefined) return 'stop_sequence';
   switch (reason) {
     case 'length':
-      return 'max_tokens';
+      // The context filled before max_tokens did: clients compact the conversation, not raise max_tokens.
+      return contextFull ? 'model_context_window_exceeded' : 'max_tokens';
     case 'tool-calls':
       return 'tool_use';
     case 'content-filter':
@@ -182,6 +183,7 @@ export class MessageEventRenderer {
   private finishReason: FinishReason | undefined;
   private stopSequence: string | null | undefined;
   private stopDetails: Record<string, unknown> | undefined;
+  private contextFull = false;
   private ended = false;
   /** The model serving now: the requested one, or the fallback that took over. */
   private model: string;
@@ -314,6 +316,7 @@ export class MessageEventRenderer {
       case 'finish':
         this.finishReason = part.finishReason;
         this.stopSequence = part.stopSequence;
+        this.contextFull = part.contextFull === true;
         this.stopDetails = part.stopDetails;
         this.usage = addUsage(this.usage, part.usage);
         break;
@@ -343,6 +346,7 @@ export class MessageEventRenderer {
     this.finishReason = undefined;
     this.stopSequence = undefined;
     this.stopDetails = undefined;
+    this.contextFull = false;
   }
 
   /** Anthropic's usage; with a fallback, the serving model's, and every model's in `iterations`. */
@@ -410,7 +414,7 @@ export class MessageEventRenderer {
   }
 
   private stopReason(): AnthropicStopReason {
-    return this.compacted ? 'compaction' : mapStopReason(this.finishReason ?? 'stop', this.stopSequence);
+    return this.compacted ? 'compaction' : mapStopReason(this.finishReason ?? 'stop', this.stopSequence, this.contextFull);
   }
 
   private endBlock(id: string, out: MessageEvent[]): void {

@@ -109,6 +109,7 @@ export class AnthropicStreamConverter {
           usage: convertAnthropicUsage(this.usage),
           ...(this.stopReason === 'stop_sequence' ? { stopSequence: this.stopSequence } : {}),
           ...(this.stopDetails ? { stopDetails: this.stopDetails } : {}),
+          ...(this.stopReason === 'model_context_window_exceeded' ? { contextFull: true } : {}),
         });
         break;
       case 'error':

@@ -89,7 +89,8 @@ export class ResponseGenerator implements GenerationState {
     };
     if (this.reasoningTokens > 0) usage.reasoningTokens = this.reasoningTokens;
     const stopped = finishReason === 'stop' && this.stopSequence !== undefined ? { stopSequence: this.stopSequence } : {};
-    yield { type: 'finish', finishReason, usage, meanTokenProbability: this.driver.meanProbability, ...stopped };
+    const contextFull = finishReason === 'length' && this.driver.ended === 'context-full' ? { contextFull: true } : {};
+    yield { type: 'finish', finishReason, usage, meanTokenProbability: this.driver.meanProbability, ...stopped, ...contextFull };
   }
 
   /** Free generation until a stop, the token limit, the end of the turn, or a tool call. */

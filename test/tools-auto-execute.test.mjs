@@ -44,6 +44,8 @@ before(async () => {
         http: [
           http('make_image', '/image', { description: 'Draws an image' }),
           http('make_svg', '/svg'),
+          http('moved', '/redirect'),
+          http('fire_and_forget', '/empty'),
           http('lookup', '/json', { headersFromEnv: { authorization: 'LOOKUP_TOKEN' }, inputSchema: { type: 'object', properties: { q: { type: 'string' } } } }),
           http('render_video', '/gate', { async: true }),
           http('broken_render', '/fail', { async: true }),
@@ -260,6 +262,17 @@ describe('artifacts', () => {
     assert.ok(Buffer.from(await download.arrayBuffer()).equals(png));
     assert.equal(download.headers.get('content-disposition'), 'inline');
     assert.match(res.body.response.content, /image\/png file/);
+  });
+
+  test('a tool answering a redirect failed (not followed, no file); one answering 204 completed with no output (no file)', async () => {
+    const moved = await chat('call:moved {}', auto(['moved']));
+    assert.equal(moved.status, 200, moved.text);
+    assert.equal(moved.body.response.toolUse.status, 'failed');
+    assert.equal(moved.body.response.toolUse.s3Urls, undefined);
+    const empty = await chat('call:fire_and_forget {}', auto(['fire_and_forget']));
+    assert.equal(empty.body.response.toolUse.status, 'complete');
+    assert.equal(empty.body.response.toolUse.s3Urls, undefined);
+    assert.doesNotMatch(empty.body.response.content, /file/);
   });
 
   test("a file a tool returns never runs on the gateway's origin: an SVG downloads as an attachment, sandboxed, unsniffed", async () => {

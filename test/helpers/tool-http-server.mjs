@@ -1,4 +1,4 @@
-// A loopback HTTP tool server: each path is one tool. /image answers a PNG, /svg an SVG with a script, /json echoes the
+// A loopback HTTP tool server: each path is one tool. /image answers a PNG, /svg an SVG with a script, /redirect a 302, /empty a 204, /json echoes the
 // input, /fail answers 500, /gate waits until the test releases it (to observe pending/running), /hang never answers.
 import http from 'node:http';
 import { png } from './media-fixtures.mjs';
@@ -17,6 +17,10 @@ export async function startToolServer() {
       res.writeHead(200, { 'content-type': 'image/png' }).end(png);
     } else if (req.url === '/svg') {
       res.writeHead(200, { 'content-type': 'image/svg+xml' }).end('<svg xmlns="http://www.w3.org/2000/svg"><script>alert(document.cookie)</script></svg>');
+    } else if (req.url === '/redirect') {
+      res.writeHead(302, { location: '/image' }).end();
+    } else if (req.url === '/empty') {
+      res.writeHead(204).end();
     } else if (req.url === '/json') {
       res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ echoed: JSON.parse(body), auth: req.headers.authorization ?? null }));
     } else if (req.url === '/fail') {

@@ -34,6 +34,10 @@ async function readLimited(body: AsyncIterable<Uint8Array>, limit: number): Prom
 function outputFromResponse(status: number, contentType: string, bytes: Buffer): ToolOutput {
   const mediaType = normaliseMediaType(contentType || 'application/octet-stream');
   if (status >= 400) return textOutput(`The tool failed with HTTP ${status}: ${bytes.toString('utf8').slice(0, 2000)}`, undefined, true);
+  // Redirects are not followed (the tool's URL is the one the operator allowed): no result came.
+  if (status >= 300) return textOutput(`The tool answered HTTP ${status} (a redirect, not followed): it returned no result`, undefined, true);
+  // Nothing to show (204, or an empty body): done, with no output — never a 0-byte file.
+  if (bytes.length === 0) return textOutput('The tool completed with no output');
   if (mediaType === 'application/json' || mediaType.endsWith('+json')) {
     const text = bytes.toString('utf8');
     try {

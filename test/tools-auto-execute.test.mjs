@@ -361,6 +361,13 @@ describe('auto-execute async', () => {
     assert.equal(done.body.status, 'complete');
     assert.deepEqual(done.body.images, [`data:image/png;base64,${png.toString('base64')}`]);
     assert.equal((await fetch(done.body.s3Urls[0])).status, 200);
+    // Each poll signs its URLs afresh (the ones made when it finished expire after ttlSeconds):
+    // a poll a second later has a later expiry, and it downloads.
+    const expiry = (url) => Number(new URL(url).searchParams.get('expires'));
+    await new Promise((resolve) => setTimeout(resolve, 1100));
+    const later = await pollExecution(res.body.response.toolUse.executionId, ['complete']);
+    assert.ok(expiry(later.body.s3Urls[0]) > expiry(done.body.s3Urls[0]), `${later.body.s3Urls[0]} after ${done.body.s3Urls[0]}`);
+    assert.equal((await fetch(later.body.s3Urls[0])).status, 200);
   });
 
   test('the stream shows the async tool_use with its executionId, then done with tool_use', async () => {

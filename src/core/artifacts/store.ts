@@ -23,6 +23,8 @@ export interface SavedArtifact {
 
 export interface ArtifactStore {
   save(organisation: string, data: Uint8Array, mediaType: string): Promise<SavedArtifact>;
+  /** A fresh signed URL for a saved artifact (one read later than its save, an execution polled). */
+  urlFor(organisation: string, id: string): Promise<string>;
 }
 
 const ID = /^art_[A-Za-z0-9_-]{16,64}$/;
@@ -49,6 +51,10 @@ export class LocalArtifactStore implements ArtifactStore {
     await fs.writeFile(path.join(this.dir, id), data);
     await fs.writeFile(path.join(this.dir, `${id}.json`), JSON.stringify({ mediaType, organisation, createdAt: Date.now() }));
     return { id, mediaType, url: signedUrl(this.secret, `${ARTIFACT_ROUTE_PREFIX}${id}`, this.config.ttlSeconds) };
+  }
+
+  async urlFor(_organisation: string, id: string): Promise<string> {
+    return signedUrl(this.secret, `${ARTIFACT_ROUTE_PREFIX}${id}`, this.config.ttlSeconds);
   }
 
   check(id: string, expires: unknown, signature: unknown): SignatureCheck {
@@ -101,7 +107,11 @@ export class S3ArtifactStore implements ArtifactStore {
     const id = newArtifactId();
     const key = `${this.s3.prefix}${organisation}/${id}`;
     await this.client.send(new PutObjectCommand({ Bucket: this.s3.bucket, Key: key, Body: data, ContentType: mediaType }));
-    const url = await getSignedUrl(this.client, new GetObjectCommand({ Bucket: this.s3.bucket, Key: key }), { expiresIn: this.ttlSeconds });
-    return { id, mediaType, url };
+    return { id, mediaType, url: await this.urlFor(organisation, id) };
+  }
+
+  urlFor(organisation: string, id: string): Promise<string> {
+    const key = `${this.s3.prefix}${organisation}/${id}`;
+    return getSignedUrl(this.client, new GetObjectCommand({ Bucket: this.s3.bucket, Key: key }), { expiresIn: this.ttlSeconds });
   }
 }

@@ -8,6 +8,8 @@ export interface ToolResultView {
   result: unknown;
   images?: string[];
   s3Urls?: string[];
+  /** The saved files' ids, in s3Urls' order: kept with an async execution to sign its URLs afresh when polled. */
+  artifactIds?: string[];
 }
 
 export interface PresentedOutput {
@@ -28,11 +30,13 @@ export async function presentOutput(output: ToolOutput, artifacts: ArtifactStore
   const text = outputText(output);
   const images: string[] = [];
   const s3Urls: string[] = [];
+  const artifactIds: string[] = [];
   const notes: string[] = [];
   for (const part of output.content) {
     if (part.type === 'text' || !part.data) continue;
     const saved = await artifacts.save(organisation, part.data, part.mediaType);
     s3Urls.push(saved.url);
+    artifactIds.push(saved.id);
     if (part.type === 'image') images.push(`data:${part.mediaType};base64,${Buffer.from(part.data).toString('base64')}`);
     notes.push(`[The tool produced a ${part.mediaType} file (${part.data.byteLength} bytes); it has been delivered to the user.]`);
   }
@@ -45,5 +49,6 @@ export async function presentOutput(output: ToolOutput, artifacts: ArtifactStore
   const view: ToolResultView = { result };
   if (images.length) view.images = images;
   if (s3Urls.length) view.s3Urls = s3Urls;
+  if (artifactIds.length) view.artifactIds = artifactIds;
   return { modelText: [text, ...notes].filter(Boolean).join('\n') || '(no output)', view, isError };
 }

@@ -135,10 +135,12 @@ export function registerOrgRoutes(app: FastifyInstance, context: ServerContext):
       updatedAt: isoTime(execution.updatedAt),
     };
     if (execution.result) {
-      const { result, images, s3Urls } = execution.result as { result?: unknown; images?: string[]; s3Urls?: string[] };
+      const { result, images, s3Urls, artifactIds } = execution.result as { result?: unknown; images?: string[]; s3Urls?: string[]; artifactIds?: string[] };
       if (result !== undefined) body.result = result;
       if (images) body.images = images;
-      if (s3Urls) body.s3Urls = s3Urls.map(absoluteUrl);
+      // Signed now, for as long as a fresh URL lasts: the ones made when it finished may have expired.
+      const urls = artifactIds ? await Promise.all(artifactIds.map((id) => tools.artifacts.urlFor(execution.organisation, id))) : s3Urls;
+      if (urls) body.s3Urls = urls.map(absoluteUrl);
     }
     if (execution.error) body.error = execution.error;
     return body;

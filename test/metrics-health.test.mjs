@@ -54,6 +54,18 @@ test('while the default model loads (a first download), readiness answers 503 lo
   assert.equal(after.status, 200);
 });
 
+test('a failed load whose retry outlasts the probe is reported as the failure, not as loading', async () => {
+  // The first load fails at once; the retry a probe starts never ends.
+  let calls = 0;
+  const server = await start(() => (++calls === 1 ? Promise.reject(new Error('no binary for this GPU')) : new Promise(() => {})));
+  const first = await (await fetch(`${server.url}/health/ready`)).json();
+  assert.match(first.checks.defaultModel, /no binary for this GPU/);
+  const second = await fetch(`${server.url}/health/ready`);
+  assert.equal(second.status, 503);
+  assert.match((await second.json()).checks.defaultModel, /^error: no binary for this GPU/);
+  assert.ok(calls >= 2, 'the probe retried the load');
+});
+
 test('readiness is 503 when the store is unreachable', async () => {
   const server = await start(async () => {});
   await server.server.context.store.close();

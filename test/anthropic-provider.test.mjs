@@ -10,6 +10,7 @@ import { loadAnthropicFixture, startFakeAnthropic } from './helpers/fake-anthrop
 import { createAnthropicProvider } from '../dist/providers/anthropic/index.js';
 import { GatewayError } from '../dist/core/errors.js';
 import { primeStream } from '../dist/core/stream.js';
+import { assertConversationStartRefused } from './helpers/provider-checks.mjs';
 
 const logger = pino({ level: 'silent' });
 let fake;
@@ -681,21 +682,7 @@ describe('requests Anthropic would refuse are mended or refused before the call'
   });
 
   test('a conversation that is empty or does not start with a user turn is a 400 naming messages, before any call, and not retryable', async () => {
-    const before = fake.requests.length;
-    for (const messages of [
-      [{ role: 'system', content: [{ type: 'text', text: 'Be brief.' }] }, user('')],
-      [user(''), { role: 'assistant', content: [{ type: 'text', text: 'x' }] }, user('y')],
-      [],
-    ]) {
-      const { parts, error } = await failure(chat({ messages }));
-      assert.deepEqual(parts, []);
-      assert.equal(error.kind, 'bad_request');
-      assert.equal(error.status, 400);
-      assert.equal(error.param, 'messages');
-      assert.equal(error.retryable, false);
-      assert.match(error.message, /start with a non-empty user message/);
-    }
-    assert.equal(fake.requests.length, before);
+    await assertConversationStartRefused({ chat, failure, upstreamCalls: () => fake.requests.length });
   });
 });
 

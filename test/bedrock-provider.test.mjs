@@ -15,6 +15,7 @@ import { bedrockEndpoint } from '../dist/providers/bedrock/client.js';
 import { BedrockRuntimeClient, ConverseCommand } from '@aws-sdk/client-bedrock-runtime';
 import { GatewayError } from '../dist/core/errors.js';
 import { primeStream } from '../dist/core/stream.js';
+import { assertConversationStartRefused } from './helpers/provider-checks.mjs';
 
 const ACCESS_KEY_ID = 'AKIDSWITCHBOARDTEST';
 const SECRET = 'switchboard/fake+secret/key';
@@ -865,21 +866,7 @@ describe('requests Converse would refuse are mended or refused before the call',
   });
 
   test('a conversation that is empty or does not start with a user turn is a 400 naming messages, before any call, and not retryable', async () => {
-    const before = fake.requests.length;
-    for (const messages of [
-      [{ role: 'system', content: [{ type: 'text', text: 'Be brief.' }] }, user('')],
-      [user(''), { role: 'assistant', content: [{ type: 'text', text: 'x' }] }, user('y')],
-      [],
-    ]) {
-      const { parts, error } = await failure(chat({ messages }));
-      assert.deepEqual(parts, []);
-      assert.equal(error.kind, 'bad_request');
-      assert.equal(error.status, 400);
-      assert.equal(error.param, 'messages');
-      assert.equal(error.retryable, false);
-      assert.match(error.message, /start with a non-empty user message/);
-    }
-    assert.equal(fake.requests.length, before);
+    await assertConversationStartRefused({ chat, failure, upstreamCalls: () => fake.requests.length });
   });
 
   test('Nova: a reasoning budget is added to maxTokens (Nova counts reasoning inside it); with an effort only, maxTokens is sent as is', async () => {

@@ -316,6 +316,21 @@ export function unansweredToolResult(messages: Message[]): { index: number; tool
   return undefined;
 }
 
+/**
+ * Whether the caller's tool choice forces a tool (`required`, or a named one) on a request that
+ * has tools to force: its own, or `provider`'s server tools. Claude refuses that with thinking on.
+ */
+export function forcesToolCall(request: ChatRequest, provider: string): boolean {
+  const type = request.toolChoice?.type;
+  if (type !== 'required' && type !== 'tool') return false;
+  return (request.tools?.length ?? 0) > 0 || (request.providerTools ?? []).some((t) => t.provider === provider);
+}
+
+/** Stop sequences with a non-whitespace character: Claude refuses the others. */
+export function nonBlankStopSequences(stop: string[] | undefined): string[] {
+  return (stop ?? []).filter((s) => /\S/.test(s));
+}
+
 /** Text of all text parts of a message, joined. */
 export function messageText(message: Message): string {
   return message.content

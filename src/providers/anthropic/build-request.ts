@@ -10,7 +10,7 @@
 //
 // Thinking is left off for a request that continues a tool-use turn whose assistant message does
 // not start with a thinking block (see toolTurnLacksThinking), and for one whose tool choice
-// forces a tool (`any` or a named tool: see forcesTool), which Anthropic refuses with thinking
+// forces a tool (`any` or a named tool: see forcesToolCall), which Anthropic refuses with thinking
 // ("Thinking may not be enabled when tool_choice forces tool use"); the forced choice is kept.
 //
 // request.providerOptions.anthropic is merged into the body last (metadata, service_tier, a
@@ -18,6 +18,7 @@
 // its `betas` (string[]) go to the `anthropic-beta` header instead.
 
 import type { ChatRequest, ReasoningConfig } from '../../core/types.js';
+import { forcesToolCall, nonBlankStopSequences } from '../../core/types.js';
 import type { ResolvedDeployment } from '../../core/models.js';
 import type { AnthropicMessage, AnthropicMessagesRequest } from './api.js';
 import type { AnthropicDeploymentOptions } from './options.js';
@@ -33,30 +34,15 @@ export interface PreparedAnthropicRequest {
   betas: string[];
   jsonTool?: JsonResponseTool;
   droppedUnsignedReasoning: number;
-  /** Reasoning was asked for but thinking was left off (see toolTurnLacksThinking and forcesTool). */
+  /** Reasoning was asked for but thinking was left off (see toolTurnLacksThinking and forcesToolCall). */
   thinkingDropped: boolean;
   /** Why thinking was left off, when it was. */
   thinkingDroppedReason?: ThinkingDroppedReason;
 }
 
-/** `tool-turn`: see toolTurnLacksThinking; `forced-tool`: see forcesTool. */
+/** `tool-turn`: see toolTurnLacksThinking; `forced-tool`: see forcesToolCall. */
 export type ThinkingDroppedReason = 'tool-turn' | 'forced-tool';
 
-/**
- * Whether the caller's tool choice forces a tool (`required` → `any`, or a named tool) on a
- * request that has tools to force (its own, or Anthropic server tools). Anthropic refuses forced
- * tool use while thinking is enabled.
- */
-export function forcesTool(request: ChatRequest): boolean {
-  const type = request.toolChoice?.type;
-  if (type !== 'required' && type !== 'tool') return false;
-  return (request.tools?.length ?? 0) > 0 || (request.providerTools ?? []).some((t) => t.provider === 'anthropic');
-}
-
-/** The stop sequences Anthropic takes: those with a non-whitespace character. */
-export function sendableStopSequences(stop: string[] | undefined): string[] {
-  return (stop ?? []).filter((s) => /\S/.test(s));
-}
 
 /**
  * Whether the request continues a tool-use turn (it ends with tool results) whose assistant
@@ -91,7 +77,7 @@ export function prepareAnthropicRequest(
   const prompt = convertToAnthropicMessages(request.messages);
   const wanted = thinkingBudget(request.reasoning, options.defaultThinkingBudget);
   const thinkingDroppedReason: ThinkingDroppedReason | undefined =
-    wanted === undefined ? undefined : toolTurnLacksThinking(prompt.messages) ? 'tool-turn' : forcesTool(request) ? 'forced-tool' : undefined;
+    wanted === undefined ? undefined : toolTurnLacksThinking(prompt.messages) ? 'tool-turn' : forcesToolCall(request, 'anthropic') ? 'forced-tool' : undefined;
   const thinkingDropped = thinkingDroppedReason !== undefined;
   const budget = thinkingDropped ? undefined : wanted;
   const tools = prepareAnthropicTools(request, budget !== undefined);
@@ -114,7 +100,7 @@ export function prepareAnthropicRequest(
   if (request.temperature !== undefined) body.temperature = request.temperature;
   if (request.topP !== undefined) body.top_p = request.topP;
   if (request.topK !== undefined) body.top_k = request.topK;
-  const stop = sendableStopSequences(request.stop);
+  const stop = nonBlankStopSequences(request.stop);
   if (stop.length) body.stop_sequences = stop;
 
   const extra = request.providerOptions?.anthropic ?? {};

@@ -17,6 +17,7 @@
 
 import { badRequest } from '../../core/errors.js';
 import type { ChatRequest } from '../../core/types.js';
+import { forcesToolCall, nonBlankStopSequences } from '../../core/types.js';
 import type { ResolvedDeployment } from '../../core/models.js';
 import type { AdditionalFields, BedrockDocument, BedrockMessage, ConverseStreamCommandInput, InferenceConfiguration } from './api.js';
 import type { BedrockDeploymentOptions } from './options.js';
@@ -40,29 +41,15 @@ export interface PreparedBedrockRequest {
   input: ConverseStreamCommandInput;
   jsonTool?: JsonResponseTool;
   droppedUnsignedReasoning: number;
-  /** Reasoning was asked for but Claude's thinking was left off (see toolTurnLacksThinking and forcesTool). */
+  /** Reasoning was asked for but Claude's thinking was left off (see toolTurnLacksThinking and forcesToolCall). */
   thinkingDropped: boolean;
   /** Why thinking was left off, when it was. */
   thinkingDroppedReason?: ThinkingDroppedReason;
 }
 
-/** `tool-turn`: see toolTurnLacksThinking; `forced-tool`: see forcesTool. */
+/** `tool-turn`: see toolTurnLacksThinking; `forced-tool`: see forcesToolCall. */
 export type ThinkingDroppedReason = 'tool-turn' | 'forced-tool';
 
-/**
- * Whether the caller's tool choice forces one of its tools (`required` → {any:{}}, or a named
- * tool). Claude refuses forced tool use while thinking is enabled ("Thinking may not be enabled
- * when tool_choice forces tool use").
- */
-export function forcesTool(request: ChatRequest): boolean {
-  const type = request.toolChoice?.type;
-  return (type === 'required' || type === 'tool') && (request.tools?.length ?? 0) > 0;
-}
-
-/** Claude's stop sequences: those with a non-whitespace character (it refuses the others). */
-function claudeStopSequences(stop: string[]): string[] {
-  return stop.filter((s) => /\S/.test(s));
-}
 
 /**
  * Whether the request continues a tool-use turn (it ends with tool results) whose assistant
@@ -101,7 +88,7 @@ export function prepareBedrockRequest(request: ChatRequest, deployment: Resolved
       ? undefined
       : toolTurnLacksThinking(prompt.messages)
         ? 'tool-turn'
-        : forcesTool(request)
+        : forcesToolCall(request, 'bedrock')
           ? 'forced-tool'
           : undefined;
   const thinkingDropped = thinkingDroppedReason !== undefined;
@@ -133,7 +120,7 @@ export function prepareBedrockRequest(request: ChatRequest, deployment: Resolved
   if (maxTokens !== undefined) inferenceConfig.maxTokens = maxTokens;
   if (request.temperature !== undefined) inferenceConfig.temperature = request.temperature;
   if (request.topP !== undefined) inferenceConfig.topP = request.topP;
-  const stop = options.family === 'claude' ? claudeStopSequences(request.stop ?? []) : (request.stop ?? []);
+  const stop = options.family === 'claude' ? nonBlankStopSequences(request.stop) : (request.stop ?? []);
   if (stop.length) inferenceConfig.stopSequences = stop;
   if (request.topK !== undefined) {
     if (!options.topKField) throw badRequest(`The Bedrock model '${deployment.model}' does not support 'top_k'`, 'top_k', 'unsupported_parameter');

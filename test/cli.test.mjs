@@ -181,8 +181,10 @@ test('chat streams the answer of a running server to the terminal', async () => 
   await chat.waitFor(/Answer\./);
   chat.child.stdin.end('/exit\n');
   assert.equal(await chat.exited, 0);
-  assert.match(chat.seen.out, /Chatting with m1/);
-  assert.match(chat.seen.out, /Hello world/);
+  // Piped: stdout holds the answers alone (no banner, no '> ' prompts), the banner goes to stderr.
+  assert.match(chat.seen.err, /Chatting with m1/);
+  assert.match(chat.seen.out, /^Hello world\n/);
+  assert.doesNotMatch(chat.seen.out, /> /);
   assert.doesNotMatch(chat.seen.out, /Let me think/, 'reasoning is left out of piped output');
 });
 

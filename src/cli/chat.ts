@@ -132,7 +132,9 @@ async function chat(flags: ChatFlags, terminal: Terminal): Promise<void> {
   const system: Turn[] = flags.system ? [{ role: 'system', content: flags.system }] : [];
   // The conversation so far, kept here; with --session the server keeps it instead (X-Session-ID).
   const history: Turn[] = [];
-  terminal.out.write(`Chatting with ${flags.model} at ${flags.url}. Ctrl-C stops an answer; /exit or Ctrl-D leaves.\n`);
+  // Piped input: stdout is the answers alone (a script captures them); no banner, no prompts there.
+  const interactive = process.stdin.isTTY === true;
+  (interactive ? terminal.out : terminal.err).write(`Chatting with ${flags.model} at ${flags.url}. Ctrl-C stops an answer; /exit or Ctrl-D leaves.\n`);
   // Lines are read through the iterator, which queues them: piped lines that arrive while an
   // answer streams, or while the session is looked up, wait their turn instead of being dropped.
   const lines = rl[Symbol.asyncIterator]();
@@ -141,7 +143,7 @@ async function chat(flags: ChatFlags, terminal: Terminal): Promise<void> {
   let failed = false;
   try {
     for (;;) {
-      rl.prompt();
+      if (interactive) rl.prompt();
       const next = await lines.next();
       if (next.done) break;
       const text = (next.value as string).trim();

@@ -74,6 +74,7 @@ test('a model name used twice (two ids, an alias and an id, `default` on another
     [model('a', ['b']) + model('b'), /'b' is an alias of model 'a' and the id of model 'b'/],
     [model('a', ['x']) + model('b', ['x']), /'x' is an alias of model 'a' and an alias of model 'b'/],
     [model('a') + model('b', ['default']), /model 'b' has the alias 'default', which names the default model \('a'\)/],
+    [model('a') + model('default'), /model 'default' has the id 'default', which names the default model \('a'\)/],
   ];
   for (const [models, expected] of cases) {
     const config = path.join(tmp, 'names.yaml');

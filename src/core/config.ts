@@ -361,7 +361,8 @@ function checkModelNames(models: Config['models'], defaultModel: string): void {
   for (const model of models) {
     for (const name of new Set([model.id, ...model.aliases])) {
       if (name === 'default' && model.id !== defaultModel) {
-        throw new Error(`Invalid config: model '${model.id}' has the alias 'default', which names the default model ('${defaultModel}'); set defaultModel: ${model.id} instead`);
+        const has = model.id === 'default' ? "the id 'default'" : "the alias 'default'";
+        throw new Error(`Invalid config: model '${model.id}' has ${has}, which names the default model ('${defaultModel}'); set defaultModel: ${model.id} instead`);
       }
       const first = owner.get(name);
       if (first !== undefined) {

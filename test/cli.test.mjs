@@ -80,7 +80,22 @@ test('a model name used twice (two ids, an alias and an id, `default` on another
     const config = path.join(tmp, 'names.yaml');
     fs.writeFileSync(config, `models:\n${models}`);
     // Before, the later model of a name silently won (or the alias lost): the list showed both.
-    await assert.rejects(cli(['models', 'list', '--config', config]), (err) => expected.test(err.stderr), models);
+    await assert.rejects(cli(['models', 'list', '--config', config]), (err) => expected.test(err.stderr) && err.stderr.includes(`Invalid config in ${config}: `), models);
+  }
+});
+
+test('a mistake in a section checked after the file is read (limits, store, tools) names the file too', async () => {
+  for (const [section, expected] of [
+    ['limits:\n  keys: { rmp: 5 }\n', /limits\.keys: Unrecognized key/],
+    ['store:\n  postgres: { poolSize: -1 }\n', /store\.postgres/],
+    ['tools:\n  maxRounds: zero\n', /tools\.maxRounds/],
+  ]) {
+    const config = path.join(tmp, 'sections.yaml');
+    fs.writeFileSync(config, section);
+    const error = await cli(['serve', '--config', config, '--port', '0', '--data-dir', path.join(tmp, 'sections-data'), '--no-warm-up'], { timeout: 60_000 }).then(() => assert.fail(`started with ${section}`), (e) => e);
+    assert.equal(error.code, 1);
+    assert.match(error.stderr.trim(), new RegExp(`^switchboard: Invalid config in ${config.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}: `), section);
+    assert.match(error.stderr, expected, section);
   }
 });
 

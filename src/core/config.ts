@@ -296,6 +296,18 @@ function withoutEmptyValues(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
   return Object.fromEntries(Object.entries(env).filter(([, value]) => value !== ''));
 }
 
+const sources = new WeakMap<Config, string>();
+
+/** The file a config was read from, if any: the sections checked later name it in their errors. */
+export function configSource(config: Config): string | undefined {
+  return sources.get(config);
+}
+
+/** "Invalid config in FILE: detail", or without the file for a config that came from none. */
+export function invalidConfig(detail: string, source?: string): Error {
+  return new Error(`Invalid config${source ? ` in ${source}` : ''}: ${detail}`);
+}
+
 /**
  * Loads the config: file (flag, then SWITCHBOARD_CONFIG, then ./switchboard.yaml if present),
  * then env vars, then CLI flags. Flags beat env beat file.
@@ -309,6 +321,7 @@ export function loadConfig(overrides: ConfigOverrides = {}, given: NodeJS.Proces
   const parsed = configSchema.safeParse(raw);
   if (!parsed.success) throw new Error(`Invalid config${file ? ` in ${file}` : ''}: ${formatZodError(parsed.error)}`);
   const config = parsed.data;
+  if (file) sources.set(config, file);
 
   const host = overrides.host ?? env.SWITCHBOARD_HOST;
   const port = checkedOverride(portSchema, ['--port', overrides.port], ['SWITCHBOARD_PORT', env.SWITCHBOARD_PORT], asNumber);
@@ -346,9 +359,9 @@ export function loadConfig(overrides: ConfigOverrides = {}, given: NodeJS.Proces
   }
   if (!config.defaultModel) config.defaultModel = config.models[0]!.id;
   if (!config.models.some((m) => m.id === config.defaultModel)) {
-    throw new Error(`Invalid config: defaultModel "${config.defaultModel}" is not one of the models`);
+    throw invalidConfig(`defaultModel "${config.defaultModel}" is not one of the models`, file);
   }
-  checkModelNames(config.models, config.defaultModel);
+  checkModelNames(config.models, config.defaultModel, file);
   return config;
 }
 
@@ -356,19 +369,19 @@ export function loadConfig(overrides: ConfigOverrides = {}, given: NodeJS.Proces
  * Every id and alias names one model: a second model of the same name was silently shadowed (the
  * later id won, an alias lost to any id). `default` names the default model only.
  */
-function checkModelNames(models: Config['models'], defaultModel: string): void {
+function checkModelNames(models: Config['models'], defaultModel: string, file: string | undefined): void {
   const owner = new Map<string, string>();
   for (const model of models) {
     for (const name of new Set([model.id, ...model.aliases])) {
       if (name === 'default' && model.id !== defaultModel) {
         const has = model.id === 'default' ? "the id 'default'" : "the alias 'default'";
-        throw new Error(`Invalid config: model '${model.id}' has ${has}, which names the default model ('${defaultModel}'); set defaultModel: ${model.id} instead`);
+        throw invalidConfig(`model '${model.id}' has ${has}, which names the default model ('${defaultModel}'); set defaultModel: ${model.id} instead`, file);
       }
       const first = owner.get(name);
       if (first !== undefined) {
-        if (first === name && model.id === name) throw new Error(`Invalid config: two models have the id '${name}'`);
+        if (first === name && model.id === name) throw invalidConfig(`two models have the id '${name}'`, file);
         const what = (id: string) => (id === name ? `the id of model '${id}'` : `an alias of model '${id}'`);
-        throw new Error(`Invalid config: '${name}' is ${what(first)} and ${what(model.id)}; each model id and alias must name one model`);
+        throw invalidConfig(`'${name}' is ${what(first)} and ${what(model.id)}; each model id and alias must name one model`, file);
       }
       owner.set(name, model.id);
     }

@@ -4,6 +4,7 @@
 
 import { z } from 'zod';
 import { SCHEMA_NAME } from './postgres-pool.js';
+import { invalidConfig } from '../core/config.js';
 
 const postgresSchema = z
   .object({
@@ -39,17 +40,18 @@ export interface ResolvedStoreConfig {
   redis?: { url: string; keyPrefix: string };
 }
 
-export function parseStoreConfig(raw: unknown, env: NodeJS.ProcessEnv = process.env): ResolvedStoreConfig {
+/** `source`: the config file, named in errors. */
+export function parseStoreConfig(raw: unknown, env: NodeJS.ProcessEnv = process.env, source?: string): ResolvedStoreConfig {
   const parsed = storeConfigSchema.safeParse(raw ?? {});
   if (!parsed.success) {
     const detail = parsed.error.issues.map((i) => `store.${i.path.join('.')}: ${i.message}`).join('; ');
-    throw new Error(`Invalid config: ${detail}`);
+    throw invalidConfig(detail, source);
   }
   const { postgres, redis } = parsed.data;
   const postgresUrl = env[postgres.urlEnv] || postgres.url;
   const redisUrl = env[redis.urlEnv] || redis.url;
   if (redisUrl && !postgresUrl) {
-    throw new Error('Invalid config: store.redis needs store.postgres — Redis coordinates processes that share a PostgreSQL store; the SQLite file belongs to one process');
+    throw invalidConfig('store.redis needs store.postgres — Redis coordinates processes that share a PostgreSQL store; the SQLite file belongs to one process', source);
   }
   return {
     postgres: postgresUrl ? { url: postgresUrl, schema: postgres.schema, poolSize: postgres.poolSize, leaseMs: postgres.leaseSeconds * 1000 } : undefined,

@@ -1,7 +1,7 @@
 // Opens the configured store: the SQLite file in the data directory (the embedded default), or
 // PostgreSQL shared by several processes, with Redis for their shared rate limits and signals.
 
-import type { Config } from '../core/config.js';
+import { configSource, type Config } from '../core/config.js';
 import { withoutCredentials } from '../core/errors.js';
 import { parseStoreConfig } from './config.js';
 import { PostgresStore } from './postgres.js';
@@ -16,7 +16,7 @@ export async function openStore(
   /** existing: the SQLite store must be there already (commands that only read or change it). */
   options: { serving?: boolean; env?: NodeJS.ProcessEnv; existing?: boolean } = {},
 ): Promise<Store> {
-  const { postgres, redis } = parseStoreConfig(config.store, options.env);
+  const { postgres, redis } = parseStoreConfig(config.store, options.env, configSource(config));
   if (!postgres) return SqliteStore.inDataDir(dataDir, { backgroundCheckpoints: options.serving === true, existing: options.existing });
   const coordination = redis
     ? await RedisCoordination.connect(redis.url, { keyPrefix: redis.keyPrefix }).catch((err: unknown) => {

@@ -2,6 +2,7 @@
 // download URLs are signed.
 
 import { z } from 'zod';
+import { invalidConfig } from '../config.js';
 
 export const artifactsConfigSchema = z
   .object({
@@ -31,10 +32,11 @@ export const artifactsConfigSchema = z
 
 export type ArtifactsConfig = z.infer<typeof artifactsConfigSchema>;
 
-export function parseArtifactsConfig(value: unknown): ArtifactsConfig {
+/** `source`: the config file, named in errors. */
+export function parseArtifactsConfig(value: unknown, source?: string): ArtifactsConfig {
   const result = artifactsConfigSchema.safeParse(value ?? {});
   if (!result.success) {
-    throw new Error(`Invalid config: ${result.error.issues.map((i) => `artifacts.${i.path.join('.')}: ${i.message}`).join('; ')}`);
+    throw invalidConfig(result.error.issues.map((i) => `artifacts.${i.path.join('.')}: ${i.message}`).join('; '), source);
   }
   return result.data;
 }

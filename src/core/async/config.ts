@@ -1,6 +1,7 @@
 // The `async:` section of the config file (seed 003 async runs), validated here by its owner.
 
 import { z } from 'zod';
+import { invalidConfig } from '../config.js';
 
 export const asyncConfigSchema = z
   .object({
@@ -15,11 +16,12 @@ export const asyncConfigSchema = z
 
 export type AsyncConfig = z.infer<typeof asyncConfigSchema>;
 
-export function parseAsyncConfig(raw: unknown): AsyncConfig {
+/** `source`: the config file, named in errors. */
+export function parseAsyncConfig(raw: unknown, source?: string): AsyncConfig {
   const parsed = asyncConfigSchema.safeParse(raw ?? {});
   if (!parsed.success) {
     const detail = parsed.error.issues.map((i) => `async.${i.path.join('.')}: ${i.message}`).join('; ');
-    throw new Error(`Invalid config: ${detail}`);
+    throw invalidConfig(detail, source);
   }
   return parsed.data;
 }

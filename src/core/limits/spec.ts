@@ -2,7 +2,7 @@
 // config file. Validated here (config.ts leaves `limits` to this feature).
 
 import { z } from 'zod';
-import type { Config } from '../config.js';
+import { configSource, invalidConfig, type Config } from '../config.js';
 
 /** Money per period, in USD. A period is a UTC calendar day or month. */
 export const budgetSpecSchema = z
@@ -61,7 +61,7 @@ export function limitsConfigOf(config: Config): LimitsConfig {
   const parsed = limitsConfigSchema.safeParse(config.limits ?? {});
   if (!parsed.success) {
     const why = parsed.error.issues.map((i) => `limits.${i.path.join('.')}: ${i.message}`).join('; ');
-    throw new Error(`Invalid config: ${why}`);
+    throw invalidConfig(why, configSource(config));
   }
   return parsed.data;
 }

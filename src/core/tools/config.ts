@@ -2,6 +2,7 @@
 // (config.ts keeps them as opaque placeholders) so the tool feature owns its own settings.
 
 import { z } from 'zod';
+import { invalidConfig } from '../config.js';
 
 const toolName = z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, 'tool names are 1-64 letters, digits, "_" or "-"');
 
@@ -67,19 +68,19 @@ export type HttpToolConfig = z.infer<typeof httpToolSchema>;
 export type McpConfig = z.infer<typeof mcpConfigSchema>;
 export type McpServerConfig = z.infer<typeof mcpServerSchema>;
 
-function parseSection<T extends z.ZodType>(schema: T, value: unknown, section: string): z.infer<T> {
+function parseSection<T extends z.ZodType>(schema: T, value: unknown, section: string, source: string | undefined): z.infer<T> {
   const result = schema.safeParse(value ?? {});
   if (!result.success) {
-    const detail = result.error.issues.map((i) => `${section}.${i.path.join('.')}: ${i.message}`).join('; ');
-    throw new Error(`Invalid config: ${detail}`);
+    throw invalidConfig(result.error.issues.map((i) => `${section}.${i.path.join('.')}: ${i.message}`).join('; '), source);
   }
   return result.data;
 }
 
-export function parseToolsConfig(value: unknown): ToolsConfig {
-  return parseSection(toolsConfigSchema, value, 'tools');
+/** `source`: the config file, named in errors. */
+export function parseToolsConfig(value: unknown, source?: string): ToolsConfig {
+  return parseSection(toolsConfigSchema, value, 'tools', source);
 }
 
-export function parseMcpConfig(value: unknown): McpConfig {
-  return parseSection(mcpConfigSchema, value, 'mcp');
+export function parseMcpConfig(value: unknown, source?: string): McpConfig {
+  return parseSection(mcpConfigSchema, value, 'mcp', source);
 }

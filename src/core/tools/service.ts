@@ -3,7 +3,7 @@
 
 import path from 'node:path';
 import type { Logger } from 'pino';
-import { expandHome, type Config } from '../config.js';
+import { configSource, expandHome, type Config } from '../config.js';
 import type { Store } from '../../store/store.js';
 import { MemoryToolExecutionStore, type ToolExecutionStore } from '../../store/tool-executions.js';
 import { parseArtifactsConfig, type ArtifactsConfig } from '../artifacts/config.js';
@@ -43,9 +43,10 @@ export class ToolService {
   constructor(options: ToolServiceOptions) {
     const env = options.env ?? process.env;
     this.logger = options.logger.child({ component: 'tools' });
-    this.toolsConfig = parseToolsConfig(options.config.tools);
-    const mcpConfig = parseMcpConfig(options.config.mcp);
-    this.artifactsConfig = parseArtifactsConfig(options.config.artifacts);
+    const source = configSource(options.config);
+    this.toolsConfig = parseToolsConfig(options.config.tools, source);
+    const mcpConfig = parseMcpConfig(options.config.mcp, source);
+    this.artifactsConfig = parseArtifactsConfig(options.config.artifacts, source);
     if (this.artifactsConfig.s3) {
       this.artifacts = new S3ArtifactStore(this.artifactsConfig.s3, this.artifactsConfig.ttlSeconds, env);
     } else {

@@ -1,6 +1,7 @@
 // The `messages:` section of the config file, validated by its owner.
 
 import { z } from 'zod';
+import { invalidConfig } from '../../core/config.js';
 
 export const messagesConfigSchema = z
   .object({
@@ -19,10 +20,11 @@ export const messagesConfigSchema = z
 
 export type MessagesConfig = z.infer<typeof messagesConfigSchema>;
 
-export function parseMessagesConfig(raw: unknown): MessagesConfig {
+/** `source`: the config file, named in errors. */
+export function parseMessagesConfig(raw: unknown, source?: string): MessagesConfig {
   const parsed = messagesConfigSchema.safeParse(raw ?? {});
   if (!parsed.success) {
-    throw new Error(`Invalid config: ${parsed.error.issues.map((i) => `messages.${i.path.join('.')}: ${i.message}`).join('; ')}`);
+    throw invalidConfig(parsed.error.issues.map((i) => `messages.${i.path.join('.')}: ${i.message}`).join('; '), source);
   }
   return parsed.data;
 }

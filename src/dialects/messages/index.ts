@@ -2,6 +2,7 @@
 
 import type { FastifyInstance } from 'fastify';
 import { parseAsyncConfig } from '../../core/async/config.js';
+import { configSource } from '../../core/config.js';
 import { AsyncRunner } from '../../core/async/runner.js';
 import type { Dialect, ServerContext } from '../../server/context.js';
 import { MESSAGES_RUN_KIND, messagesRunKind } from './async-run-kind.js';
@@ -15,7 +16,7 @@ async function register(app: FastifyInstance, context: ServerContext): Promise<v
   app.addHook('preHandler', async (request) => {
     request.auth = await context.auth.authenticate(request);
   });
-  const deps = { context, config: parseMessagesConfig(context.config.messages) };
+  const deps = { context, config: parseMessagesConfig(context.config.messages, configSource(context.config)) };
   registerMessagesRoutes(app, deps);
   registerModelsRoutes(app, context);
 
@@ -24,7 +25,7 @@ async function register(app: FastifyInstance, context: ServerContext): Promise<v
     context.logger.warn({ store: context.store.kind }, 'this store keeps no async runs: /v1/messages/async is off');
     return;
   }
-  const runner = new AsyncRunner(store, parseAsyncConfig(context.config.async), context.logger.child({ component: 'async-runs' }), {
+  const runner = new AsyncRunner(store, parseAsyncConfig(context.config.async, configSource(context.config)), context.logger.child({ component: 'async-runs' }), {
     [MESSAGES_RUN_KIND]: messagesRunKind(deps),
   }, context.store.coordination);
   context.services.asyncRunner = runner;

@@ -308,6 +308,11 @@ export function invalidConfig(detail: string, source?: string): Error {
   return new Error(`Invalid config${source ? ` in ${source}` : ''}: ${detail}`);
 }
 
+/** A section's validation failure (`limits`, `store`, `tools`…), each problem named by its path. */
+export function invalidConfigSection(section: string, error: z.ZodError, source?: string): Error {
+  return invalidConfig(error.issues.map((i) => `${section}.${i.path.join('.')}: ${i.message}`).join('; '), source);
+}
+
 /**
  * Loads the config: file (flag, then SWITCHBOARD_CONFIG, then ./switchboard.yaml if present),
  * then env vars, then CLI flags. Flags beat env beat file.
@@ -319,7 +324,7 @@ export function loadConfig(overrides: ConfigOverrides = {}, given: NodeJS.Proces
   let raw: Record<string, unknown> = {};
   if (file) raw = readConfigFile(file);
   const parsed = configSchema.safeParse(raw);
-  if (!parsed.success) throw new Error(`Invalid config${file ? ` in ${file}` : ''}: ${formatZodError(parsed.error)}`);
+  if (!parsed.success) throw invalidConfig(formatZodError(parsed.error), file);
   const config = parsed.data;
   if (file) sources.set(config, file);
 

@@ -333,23 +333,22 @@ export class Gateway {
     let promptUsage: Usage | undefined;
     let error: GatewayError | undefined;
     const logger = this.logger;
+    /** A choice's usage, counted once: from its finish part, or from an error that ended it after it finished (a schema refusal). */
+    const settleChoice = (choice: number, choiceUsage: Usage) => {
+      if (finishedChoices.has(choice)) return;
+      finishedChoices.add(choice);
+      usage = addChoiceUsage(usage, choiceUsage);
+      billed = addUsage(billed, choiceUsage);
+    };
     return stream.observe({
       part(part) {
         if (part.type === 'start' && part.usage && !promptUsage) promptUsage = part.usage;
         if (part.type === 'text-delta' || part.type === 'reasoning-delta' || part.type === 'tool-input-delta') {
           generated.set(part.choice ?? 0, (generated.get(part.choice ?? 0) ?? 0) + part.delta.length);
         }
-        if (part.type === 'finish' && !finishedChoices.has(part.choice ?? 0)) {
-          finishedChoices.add(part.choice ?? 0);
-          usage = addChoiceUsage(usage, part.usage);
-          billed = addUsage(billed, part.usage);
-        }
+        if (part.type === 'finish') settleChoice(part.choice ?? 0, part.usage);
         if (part.type === 'error') {
-          if (part.usage && !finishedChoices.has(part.choice ?? 0)) {
-            finishedChoices.add(part.choice ?? 0);
-            usage = addChoiceUsage(usage, part.usage);
-            billed = addUsage(billed, part.usage);
-          }
+          if (part.usage) settleChoice(part.choice ?? 0, part.usage);
           error = toGatewayError(part.error);
           // A bug, not an upstream's failure: the client gets "Internal error", the operator the stack.
           if (error.kind === 'internal') logger.error({ err: error.cause ?? part.error, reqId: context.requestId }, 'internal error in a stream');

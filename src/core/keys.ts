@@ -19,3 +19,8 @@ export function safeEqual(a: string, b: string): boolean {
   const y = Buffer.from(b);
   return x.length === y.length && timingSafeEqual(x, y);
 }
+
+/** Whether a key still authenticates: not revoked, not expired (auth at the door, admission per call). */
+export function keyActive(key: { revokedAt?: number; expiresAt?: number }, now = Date.now()): boolean {
+  return !key.revokedAt && (!key.expiresAt || key.expiresAt > now);
+}

@@ -27,7 +27,7 @@ import { attachMetrics } from './metrics.js';
 import { installOperations } from './admin/index.js';
 import { drain, InFlightRequests, refuseDuringShutdown } from './shutdown.js';
 import { acceptEmptyJsonBodies } from './json-body.js';
-import { ClientErrors } from './client-errors.js';
+import { ClientErrors, unknownRouteError } from './client-errors.js';
 
 export interface ServerOptions {
   config: Config;
@@ -218,9 +218,8 @@ export async function createServer(options: ServerOptions): Promise<SwitchboardS
   // A path under a dialect's prefixes gets that dialect's shape; any other, OpenAI's.
   app.setNotFoundHandler(async (request, reply) => {
     const path = request.url.split('?')[0]!;
-    const message = `Unknown route ${request.method} ${path}${nearRoute(app, request.method, path)}`;
-    const error = new GatewayError('not_found', message, { code: 'unknown_route' });
-    const { status, body, headers } = unroutedErrorReply(error, request, () => ({ error: { message, type: 'invalid_request_error', param: null, code: 'unknown_route' } }));
+    const error = unknownRouteError(request.method, path, nearRoute(app, request.method, path));
+    const { status, body, headers } = unroutedErrorReply(error, request, () => ({ error: { message: error.message, type: 'invalid_request_error', param: null, code: 'unknown_route' } }));
     return reply.status(status).headers(headers).send(body);
   });
 
@@ -230,19 +229,20 @@ export async function createServer(options: ServerOptions): Promise<SwitchboardS
     async listen() {
       const { host, port } = config.server;
       const open = !(await auth.hasKeys());
-      if (open && !isLoopbackHost(host)) {
+      const networked = !isLoopbackHost(host);
+      const everyOrigin = allowsEveryOrigin(config);
+      if (open && networked) {
         throw new Error(
           `Refusing to listen on ${host}: no API key exists, so the server would be open to the network. Create one with 'switchboard keys create --org ORG' or listen on 127.0.0.1.`,
         );
       }
-      if (open && allowsEveryOrigin(config)) {
+      if (open && everyOrigin) {
         throw new Error(
           "Refusing to start: no API key exists and server.cors.origins allows '*', so any web page the user opens could call this open server. Create a key with 'switchboard keys create --org ORG', or list the origins allowed.",
         );
       }
       // Checked at start, and held: revoking the last key later must not open this server.
-      if (!isLoopbackHost(host)) auth.refuseOpenMode(`listening on ${host}`);
-      else if (allowsEveryOrigin(config)) auth.refuseOpenMode("server.cors.origins allows '*'");
+      if (networked || everyOrigin) auth.refuseOpenMode();
       const url = await app.listen({ host, port });
       if (open) logger.warn({ host }, 'no API keys configured: running OPEN (no authentication), bound to loopback only');
       return url;

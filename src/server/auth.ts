@@ -5,7 +5,7 @@
 
 import type { FastifyRequest } from 'fastify';
 import { GatewayError } from '../core/errors.js';
-import { hashApiKey, safeEqual } from '../core/keys.js';
+import { hashApiKey, keyActive, safeEqual } from '../core/keys.js';
 import type { ApiKeyRecord, Store } from '../store/store.js';
 
 export interface AuthContext {
@@ -28,8 +28,8 @@ export function bearerToken(request: FastifyRequest): string | undefined {
 }
 
 export class Authenticator {
-  /** Why running open is refused where this server listens (set at start); undefined: allowed. */
-  private openRefused: string | undefined;
+  /** Running open is refused where this server listens (set at start). */
+  private openRefused = false;
 
   constructor(
     private readonly store: Store,
@@ -37,8 +37,8 @@ export class Authenticator {
   ) {}
 
   /** Called before listening where open mode would be refused (a network address, cors '*'). */
-  refuseOpenMode(reason: string): void {
-    this.openRefused = reason;
+  refuseOpenMode(): void {
+    this.openRefused = true;
   }
 
   /** Asked per request (an indexed COUNT): keys created by the CLI in another process apply at once. */
@@ -55,7 +55,7 @@ export class Authenticator {
     if (this.isAdminToken(token)) return { mode: 'admin', organisation: OPEN_ORGANISATION };
     if (token) {
       const key = await this.store.findKeyByHash(hashApiKey(token));
-      if (key && !key.revokedAt && (!key.expiresAt || key.expiresAt > Date.now())) {
+      if (key && keyActive(key)) {
         return { mode: 'key', organisation: key.organisation, key };
       }
       if (key || this.openRefused || (await this.hasKeys())) {

@@ -52,3 +52,8 @@ export class ClientErrors {
     return new GatewayError('bad_request', 'The request is not valid HTTP', { code: 'malformed_request' });
   }
 }
+
+/** A path no route serves ("Unknown route METHOD PATH"), with `hint` naming a route near it. */
+export function unknownRouteError(method: string, url: string, hint = ''): GatewayError {
+  return new GatewayError('not_found', `Unknown route ${method} ${url.split('?')[0]!}${hint}`, { code: 'unknown_route' });
+}

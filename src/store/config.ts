@@ -4,7 +4,7 @@
 
 import { z } from 'zod';
 import { SCHEMA_NAME } from './postgres-pool.js';
-import { invalidConfig } from '../core/config.js';
+import { invalidConfig, invalidConfigSection } from '../core/config.js';
 
 const postgresSchema = z
   .object({
@@ -44,8 +44,7 @@ export interface ResolvedStoreConfig {
 export function parseStoreConfig(raw: unknown, env: NodeJS.ProcessEnv = process.env, source?: string): ResolvedStoreConfig {
   const parsed = storeConfigSchema.safeParse(raw ?? {});
   if (!parsed.success) {
-    const detail = parsed.error.issues.map((i) => `store.${i.path.join('.')}: ${i.message}`).join('; ');
-    throw invalidConfig(detail, source);
+    throw invalidConfigSection('store', parsed.error, source);
   }
   const { postgres, redis } = parsed.data;
   const postgresUrl = env[postgres.urlEnv] || postgres.url;

@@ -2,7 +2,7 @@
 // download URLs are signed.
 
 import { z } from 'zod';
-import { invalidConfig } from '../config.js';
+import { invalidConfigSection } from '../config.js';
 
 export const artifactsConfigSchema = z
   .object({
@@ -36,7 +36,7 @@ export type ArtifactsConfig = z.infer<typeof artifactsConfigSchema>;
 export function parseArtifactsConfig(value: unknown, source?: string): ArtifactsConfig {
   const result = artifactsConfigSchema.safeParse(value ?? {});
   if (!result.success) {
-    throw invalidConfig(result.error.issues.map((i) => `artifacts.${i.path.join('.')}: ${i.message}`).join('; '), source);
+    throw invalidConfigSection('artifacts', result.error, source);
   }
   return result.data;
 }

@@ -50,7 +50,7 @@ export class LocalArtifactStore implements ArtifactStore {
     makeDir(this.dir);
     await fs.writeFile(path.join(this.dir, id), data);
     await fs.writeFile(path.join(this.dir, `${id}.json`), JSON.stringify({ mediaType, organisation, createdAt: Date.now() }));
-    return { id, mediaType, url: signedUrl(this.secret, `${ARTIFACT_ROUTE_PREFIX}${id}`, this.config.ttlSeconds) };
+    return { id, mediaType, url: await this.urlFor(organisation, id) };
   }
 
   async urlFor(_organisation: string, id: string): Promise<string> {

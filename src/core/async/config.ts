@@ -1,7 +1,7 @@
 // The `async:` section of the config file (seed 003 async runs), validated here by its owner.
 
 import { z } from 'zod';
-import { invalidConfig } from '../config.js';
+import { invalidConfigSection } from '../config.js';
 
 export const asyncConfigSchema = z
   .object({
@@ -20,8 +20,7 @@ export type AsyncConfig = z.infer<typeof asyncConfigSchema>;
 export function parseAsyncConfig(raw: unknown, source?: string): AsyncConfig {
   const parsed = asyncConfigSchema.safeParse(raw ?? {});
   if (!parsed.success) {
-    const detail = parsed.error.issues.map((i) => `async.${i.path.join('.')}: ${i.message}`).join('; ');
-    throw invalidConfig(detail, source);
+    throw invalidConfigSection('async', parsed.error, source);
   }
   return parsed.data;
 }

@@ -3,6 +3,7 @@
 // admits before routing and settles when the call ends; both are synchronous around the
 // check-and-reserve step, so concurrent calls never see the same headroom twice.
 
+import { keyActive } from '../keys.js';
 import type { ChatRequest } from '../types.js';
 import { GatewayError } from '../errors.js';
 import type { ChatSummary, RequestContext } from '../gateway.js';
@@ -89,11 +90,6 @@ export function modelAllowed(key: ApiKeyRecord, requested: string, model: Resolv
   const allowed = key.allowedModels;
   if (!allowed?.length) return true;
   return allowed.includes(requested) || allowed.includes(model.id) || model.aliases.some((a) => allowed.includes(a));
-}
-
-/** Whether a key still authenticates (as src/server/auth.ts accepts one): not revoked, not expired. */
-export function keyActive(key: ApiKeyRecord, now = Date.now()): boolean {
-  return !key.revokedAt && (!key.expiresAt || key.expiresAt > now);
 }
 
 /**

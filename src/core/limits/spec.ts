@@ -2,7 +2,7 @@
 // config file. Validated here (config.ts leaves `limits` to this feature).
 
 import { z } from 'zod';
-import { configSource, invalidConfig, type Config } from '../config.js';
+import { configSource, invalidConfigSection, type Config } from '../config.js';
 
 /** Money per period, in USD. A period is a UTC calendar day or month. */
 export const budgetSpecSchema = z
@@ -60,8 +60,7 @@ export type OrganisationConfig = z.infer<typeof organisationConfigSchema>;
 export function limitsConfigOf(config: Config): LimitsConfig {
   const parsed = limitsConfigSchema.safeParse(config.limits ?? {});
   if (!parsed.success) {
-    const why = parsed.error.issues.map((i) => `limits.${i.path.join('.')}: ${i.message}`).join('; ');
-    throw invalidConfig(why, configSource(config));
+    throw invalidConfigSection('limits', parsed.error, configSource(config));
   }
   return parsed.data;
 }

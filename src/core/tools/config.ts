@@ -2,7 +2,7 @@
 // (config.ts keeps them as opaque placeholders) so the tool feature owns its own settings.
 
 import { z } from 'zod';
-import { invalidConfig } from '../config.js';
+import { invalidConfigSection } from '../config.js';
 
 const toolName = z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, 'tool names are 1-64 letters, digits, "_" or "-"');
 
@@ -71,7 +71,7 @@ export type McpServerConfig = z.infer<typeof mcpServerSchema>;
 function parseSection<T extends z.ZodType>(schema: T, value: unknown, section: string, source: string | undefined): z.infer<T> {
   const result = schema.safeParse(value ?? {});
   if (!result.success) {
-    throw invalidConfig(result.error.issues.map((i) => `${section}.${i.path.join('.')}: ${i.message}`).join('; '), source);
+    throw invalidConfigSection(section, result.error, source);
   }
   return result.data;
 }

@@ -8,6 +8,7 @@ import { checkRunId, newRunId } from '../../core/async/ids.js';
 import { observeRun } from '../../core/async/observe.js';
 import type { AsyncRunner } from '../../core/async/runner.js';
 import { TERMINAL_STATUSES, type AsyncRunEvent, type AsyncRunRecord, type AsyncRunStore } from '../../store/async-runs.js';
+import { unknownRouteError } from '../../server/client-errors.js';
 import { SSE_HEADERS, StreamWriter, formatSse } from '../../server/sse.js';
 import { MESSAGES_RUN_KIND, storeMessagesRequest } from './async-run-kind.js';
 import { anthropicErrorBody } from './errors.js';
@@ -38,12 +39,6 @@ function runPath(path: string): { id: string; events: boolean } | undefined {
   if (parts.length === 1) return { id: parts[0], events: false };
   if (parts.length === 2 && parts[1] === 'events') return { id: parts[0], events: true };
   return undefined;
-}
-
-/** The 404 of a path no route serves, as the server's not-found handler words it (src/server/app.ts). */
-function unknownRoute(request: FastifyRequest): GatewayError {
-  const path = request.url.split('?')[0]!;
-  return new GatewayError('not_found', `Unknown route ${request.method} ${path}`, { code: 'unknown_route' });
 }
 
 /**
@@ -130,14 +125,14 @@ export function registerAsyncRoutes(app: FastifyInstance, deps: MessagesDeps, ru
 
   app.get<RunRoute>('/v1/messages/async/*', async (request, reply) => {
     const route = runPath(request.params['*']);
-    if (!route) throw unknownRoute(request);
+    if (!route) throw unknownRouteError(request.method, request.url);
     if (route.events) return observeEvents(request, reply, await findRun(request, route.id));
     return statusBody(store, await findRun(request, route.id));
   });
 
   app.delete<RunRoute>('/v1/messages/async/*', async (request) => {
     const route = runPath(request.params['*']);
-    if (!route || route.events) throw unknownRoute(request);
+    if (!route || route.events) throw unknownRouteError(request.method, request.url);
     const run = await findRun(request, route.id);
     if (run.status !== 'pending' && run.status !== 'running') {
       throw new GatewayError('conflict', `The async message '${run.id}' has already ended (${run.status})`, { param: 'message_id', code: 'message_already_ended' });

@@ -1,7 +1,7 @@
 // The `messages:` section of the config file, validated by its owner.
 
 import { z } from 'zod';
-import { invalidConfig } from '../../core/config.js';
+import { invalidConfigSection } from '../../core/config.js';
 
 export const messagesConfigSchema = z
   .object({
@@ -24,7 +24,7 @@ export type MessagesConfig = z.infer<typeof messagesConfigSchema>;
 export function parseMessagesConfig(raw: unknown, source?: string): MessagesConfig {
   const parsed = messagesConfigSchema.safeParse(raw ?? {});
   if (!parsed.success) {
-    throw invalidConfig(parsed.error.issues.map((i) => `messages.${i.path.join('.')}: ${i.message}`).join('; '), source);
+    throw invalidConfigSection('messages', parsed.error, source);
   }
   return parsed.data;
 }

@@ -40,6 +40,17 @@ const STATUS_BY_KIND: Record<ErrorKind, number> = {
   internal: 500,
 };
 
+/**
+ * For providers whose conversation must open with a user turn (Anthropic, Bedrock's Converse):
+ * the 400, before any call, when the converted one is empty or opens with the assistant (an
+ * empty user message is left out in converting).
+ */
+export function checkStartsWithUser(provider: string, roles: readonly (string | undefined)[]): void {
+  if (roles[0] === 'user') return;
+  const why = roles.length === 0 ? 'this one has no message with content to send' : 'this one starts with an assistant turn (an empty user message is left out)';
+  throw badRequest(`${provider} needs the conversation to start with a non-empty user message; ${why}`, 'messages');
+}
+
 /** Kinds whose wire types name the caller's mistake (a bad key, a missing model, a bad field). */
 const CALLER_KINDS = new Set<ErrorKind>(['auth', 'permission', 'not_found', 'bad_request', 'conflict', 'context_window', 'content_policy']);
 

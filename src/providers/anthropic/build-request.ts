@@ -34,9 +34,7 @@ export interface PreparedAnthropicRequest {
   betas: string[];
   jsonTool?: JsonResponseTool;
   droppedUnsignedReasoning: number;
-  /** Reasoning was asked for but thinking was left off (see toolTurnLacksThinking and forcesToolCall). */
-  thinkingDropped: boolean;
-  /** Why thinking was left off, when it was. */
+  /** Reasoning was asked for but thinking was left off, and why (see toolTurnLacksThinking and forcesToolCall). */
   thinkingDroppedReason?: ThinkingDroppedReason;
 }
 
@@ -78,8 +76,7 @@ export function prepareAnthropicRequest(
   const wanted = thinkingBudget(request.reasoning, options.defaultThinkingBudget);
   const thinkingDroppedReason: ThinkingDroppedReason | undefined =
     wanted === undefined ? undefined : toolTurnLacksThinking(prompt.messages) ? 'tool-turn' : forcesToolCall(request, 'anthropic') ? 'forced-tool' : undefined;
-  const thinkingDropped = thinkingDroppedReason !== undefined;
-  const budget = thinkingDropped ? undefined : wanted;
+  const budget = thinkingDroppedReason ? undefined : wanted;
   const tools = prepareAnthropicTools(request, budget !== undefined);
 
   const maxTokens = request.maxTokens ?? options.maxTokens;
@@ -110,5 +107,5 @@ export function prepareAnthropicRequest(
   const extraBetas = extra.betas;
   const betas = [...options.betas, ...(request.anthropicBetas ?? []), ...(Array.isArray(extraBetas) ? extraBetas.filter((b): b is string => typeof b === 'string') : [])];
 
-  return { body, betas: [...new Set(betas)], jsonTool: tools.jsonTool, droppedUnsignedReasoning: prompt.droppedUnsignedReasoning, thinkingDropped, ...(thinkingDroppedReason ? { thinkingDroppedReason } : {}) };
+  return { body, betas: [...new Set(betas)], jsonTool: tools.jsonTool, droppedUnsignedReasoning: prompt.droppedUnsignedReasoning, ...(thinkingDroppedReason ? { thinkingDroppedReason } : {}) };
 }

@@ -11,7 +11,7 @@
 //   that opens with the assistant): a 400 otherwise, before any call.
 
 import { documentText } from '../../core/documents.js';
-import { GatewayError, badRequest } from '../../core/errors.js';
+import { GatewayError, badRequest, checkStartsWithUser } from '../../core/errors.js';
 import type { MediaPart, Message, ReasoningPart, TextPart, ToolCallPart, ToolResultPart } from '../../core/types.js';
 import type {
   AnthropicAssistantContent,
@@ -291,13 +291,6 @@ export function convertToAnthropicMessages(messages: Message[]): AnthropicPrompt
   }
   flushUser();
   flushAssistant();
-  if (out[0]?.role !== 'user') {
-    throw badRequest(
-      out.length === 0
-        ? 'Anthropic needs the conversation to start with a non-empty user message; this one has no message with content to send'
-        : 'Anthropic needs the conversation to start with a non-empty user message; this one starts with an assistant turn (an empty user message is left out)',
-      'messages',
-    );
-  }
+  checkStartsWithUser('Anthropic', out.map((m) => m.role));
   return { system: system.length ? system : undefined, messages: out, droppedUnsignedReasoning };
 }

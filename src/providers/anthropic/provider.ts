@@ -100,7 +100,7 @@ export class AnthropicProvider implements Provider {
     if (prepared.droppedUnsignedReasoning > 0) {
       context.logger.debug({ dropped: prepared.droppedUnsignedReasoning }, 'anthropic: reasoning parts without a signature were not sent back');
     }
-    if (prepared.thinkingDropped) {
+    if (prepared.thinkingDroppedReason) {
       context.logger.debug(
         prepared.thinkingDroppedReason === 'forced-tool'
           ? 'anthropic: thinking left off: the tool choice forces a tool, which Anthropic refuses with thinking'

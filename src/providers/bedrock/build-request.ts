@@ -41,9 +41,7 @@ export interface PreparedBedrockRequest {
   input: ConverseStreamCommandInput;
   jsonTool?: JsonResponseTool;
   droppedUnsignedReasoning: number;
-  /** Reasoning was asked for but Claude's thinking was left off (see toolTurnLacksThinking and forcesToolCall). */
-  thinkingDropped: boolean;
-  /** Why thinking was left off, when it was. */
+  /** Reasoning was asked for but Claude's thinking was left off, and why (see toolTurnLacksThinking and forcesToolCall). */
   thinkingDroppedReason?: ThinkingDroppedReason;
 }
 
@@ -91,8 +89,7 @@ export function prepareBedrockRequest(request: ChatRequest, deployment: Resolved
         : forcesToolCall(request, 'bedrock')
           ? 'forced-tool'
           : undefined;
-  const thinkingDropped = thinkingDroppedReason !== undefined;
-  const reasoning = reasoningOn(request) && !thinkingDropped;
+  const reasoning = reasoningOn(request) && !thinkingDroppedReason;
   const tools = prepareBedrockTools(request, reasoning, prompt);
   const additional: AdditionalFields = {};
   const inferenceConfig: InferenceConfiguration = {};
@@ -157,7 +154,6 @@ export function prepareBedrockRequest(request: ChatRequest, deployment: Resolved
     input,
     jsonTool: tools.jsonTool,
     droppedUnsignedReasoning: prompt.droppedUnsignedReasoning,
-    thinkingDropped,
     ...(thinkingDroppedReason ? { thinkingDroppedReason } : {}),
   };
 }

@@ -11,7 +11,7 @@
 // - the conversation must then start with a user turn (Converse refuses an empty one, or one that
 //   opens with the assistant): a 400 otherwise, before any call.
 
-import { badRequest } from '../../core/errors.js';
+import { badRequest, checkStartsWithUser } from '../../core/errors.js';
 import type { MediaPart, Message, ReasoningPart, TextPart, ToolCallPart, ToolResultPart } from '../../core/types.js';
 import type {
   BedrockDocument,
@@ -255,13 +255,6 @@ export function convertToBedrockMessages(messages: Message[]): BedrockPrompt {
   }
   flushUser();
   flushAssistant();
-  if (out[0]?.role !== 'user') {
-    throw badRequest(
-      out.length === 0
-        ? 'Bedrock needs the conversation to start with a non-empty user message; this one has no message with content to send'
-        : 'Bedrock needs the conversation to start with a non-empty user message; this one starts with an assistant turn (an empty user message is left out)',
-      'messages',
-    );
-  }
+  checkStartsWithUser('Bedrock', out.map((m) => m.role));
   return { system: system.length ? system : undefined, messages: out, hasToolBlocks, historyToolNames: [...historyToolNames], droppedUnsignedReasoning };
 }

@@ -67,7 +67,7 @@ export class BedrockProvider implements Provider {
     if (prepared.droppedUnsignedReasoning > 0) {
       context.logger.debug({ dropped: prepared.droppedUnsignedReasoning }, 'bedrock: reasoning parts without a signature were not sent back');
     }
-    if (prepared.thinkingDropped) {
+    if (prepared.thinkingDroppedReason) {
       context.logger.debug(
         prepared.thinkingDroppedReason === 'forced-tool'
           ? 'bedrock: thinking left off: the tool choice forces a tool, which Claude refuses with thinking'
